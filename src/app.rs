@@ -1,0 +1,164 @@
+//! Wires the parts together: read model, topic, event log, projector and HTTP server, and stops
+//! them in order on SIGTERM or SIGINT.
+
+use crate::config::ServeSettings;
+use crate::http::{self, ApiState};
+use crate::projection::{ProjectionError, Projector};
+use crate::read_model::{ReadModel, ReadModelError};
+use crate::write::{self, EventLog, EventLogError, TopicError};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How long shutdown waits for the producer to confirm records still in flight.
+const PRODUCER_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The read model's directory could not be opened.
+    #[error("cannot open the read model in {dir}: {source}")]
+    ReadModel {
+        /// The directory.
+        dir: String,
+        /// What sled said.
+        source: ReadModelError,
+    },
+    /// The topic is unreachable or unfit.
+    #[error(transparent)]
+    Topic(#[from] TopicError),
+    /// The producer could not be set up.
+    #[error(transparent)]
+    EventLog(#[from] EventLogError),
+    /// The projector could not be set up.
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+    /// The listen address is unusable.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// What warp said.
+        source: warp::Error,
+    },
+}
+
+/// A running registry: HTTP server and projector, until [`Application::run_until_stopped`] ends.
+pub struct Application {
+    address: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    projector: JoinHandle<Result<(), ProjectionError>>,
+    event_log: Arc<EventLog>,
+    read_model: ReadModel,
+}
+
+impl Application {
+    /// Opens the read model, makes sure the topic exists with unlimited retention, starts the
+    /// projector and binds the HTTP listener.
+    ///
+    /// # Errors
+    /// [`StartupError`] naming the part that could not start.
+    pub async fn build(settings: ServeSettings) -> Result<Self, StartupError> {
+        let read_model_dir = settings.data_dir.join("read-model");
+        let read_model =
+            ReadModel::open(&read_model_dir).map_err(|source| StartupError::ReadModel {
+                dir: read_model_dir.display().to_string(),
+                source,
+            })?;
+        let layout = write::ensure_topic(&settings.event_log).await?;
+        let event_log = Arc::new(EventLog::connect(&settings.event_log)?);
+        let (projector, progress) = Projector::new(
+            &settings.event_log.kafka_bootstrap,
+            &settings.event_log.topic,
+            &layout.partitions,
+            read_model.clone(),
+        )?;
+
+        let (shutdown, shutdown_signal) = watch::channel(false);
+        let projector = tokio::spawn(projector.run(shutdown_signal.clone()));
+        let routes = http::routes(ApiState {
+            event_log: event_log.clone(),
+            read_model: read_model.clone(),
+            progress,
+            projection_wait: settings.projection_wait(),
+        });
+        let mut server_signal = shutdown_signal;
+        let (address, server) = warp::serve(routes)
+            .try_bind_with_graceful_shutdown(settings.listen, async move {
+                let _ = server_signal.wait_for(|stop| *stop).await;
+            })
+            .map_err(|source| StartupError::Bind {
+                address: settings.listen,
+                source,
+            })?;
+        tracing::info!(
+            topic = %settings.event_log.topic,
+            partitions = layout.partitions.len(),
+            data_dir = %settings.data_dir.display(),
+            "customer-registry listening on http://{address}"
+        );
+        Ok(Self {
+            address,
+            shutdown,
+            server: tokio::spawn(server),
+            projector,
+            event_log,
+            read_model,
+        })
+    }
+
+    /// The address the HTTP API is bound to (useful with port 0).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves until SIGTERM or SIGINT (or until the projector fails), then stops accepting,
+    /// finishes in-flight requests, stops the projector, flushes the producer and the read model.
+    ///
+    /// # Errors
+    /// When the projector failed, or state could not be flushed on the way out.
+    pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
+        let projector_outcome = tokio::select! {
+            () = stop_signal() => None,
+            outcome = &mut self.projector => Some(outcome),
+        };
+        tracing::info!("shutting down");
+        let _ = self.shutdown.send(true);
+        let projector_outcome = match projector_outcome {
+            Some(outcome) => outcome,
+            None => self.projector.await,
+        };
+        let _ = self.server.await;
+        let event_log = self.event_log;
+        tokio::task::spawn_blocking(move || event_log.flush(PRODUCER_FLUSH_TIMEOUT)).await??;
+        self.read_model.flush().await?;
+        projector_outcome??;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+async fn stop_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; stopping on SIGINT only");
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

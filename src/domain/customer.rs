@@ -1,0 +1,354 @@
+//! The customer record: its identifiers and the fields of the seed's `Customer` object.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// A customer's identifier: a UUIDv7 assigned by the server, so ids sort by creation time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CustomerId(Uuid);
+
+impl CustomerId {
+    /// A fresh time-ordered id.
+    pub fn new_v7() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    /// The id's 16 bytes, as stored in read-model keys.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
+    }
+
+    /// Rebuilds an id from the 16 bytes of a read-model key.
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(Uuid::from_bytes(bytes))
+    }
+}
+
+impl fmt::Display for CustomerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl FromStr for CustomerId {
+    type Err = uuid::Error;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(text).map(Self)
+    }
+}
+
+/// The merchant account a customer belongs to: a positive 32-bit integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct AccountId(u32);
+
+impl AccountId {
+    /// The largest account id: the seed's `Integer` is a signed 32-bit value.
+    pub const MAX: i64 = i32::MAX as i64;
+
+    /// Accepts 1..=2147483647.
+    ///
+    /// # Errors
+    /// Returns the rejected value when it is zero, negative or past [`AccountId::MAX`].
+    pub fn parse(value: i64) -> Result<Self, i64> {
+        if (1..=Self::MAX).contains(&value) {
+            Ok(Self(value as u32))
+        } else {
+            Err(value)
+        }
+    }
+
+    /// The id as a number.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for AccountId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = i64::deserialize(deserializer)?;
+        Self::parse(value).map_err(|value| {
+            serde::de::Error::custom(format!("accountId {value} is not in 1..={}", Self::MAX))
+        })
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The optional text fields of a customer, in the seed's order, with the seed's length limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextField {
+    /// `firstName`, String(125).
+    FirstName,
+    /// `lastName`, String(125).
+    LastName,
+    /// `organizationName`, String(255).
+    OrganizationName,
+    /// `email`, String(100).
+    Email,
+    /// `phone`, String(15): at most 15 digits.
+    Phone,
+    /// `street`, String(128).
+    Street,
+    /// `city`, String(50).
+    City,
+    /// `state`, String(3).
+    State,
+    /// `zipCode`, String(10).
+    ZipCode,
+    /// `countryCode`, String(2).
+    CountryCode,
+}
+
+impl TextField {
+    /// Every text field, in the seed's order.
+    pub const ALL: [TextField; 10] = [
+        TextField::FirstName,
+        TextField::LastName,
+        TextField::OrganizationName,
+        TextField::Email,
+        TextField::Phone,
+        TextField::Street,
+        TextField::City,
+        TextField::State,
+        TextField::ZipCode,
+        TextField::CountryCode,
+    ];
+
+    /// The field's name in JSON, query strings and XML.
+    pub fn name(self) -> &'static str {
+        match self {
+            TextField::FirstName => "firstName",
+            TextField::LastName => "lastName",
+            TextField::OrganizationName => "organizationName",
+            TextField::Email => "email",
+            TextField::Phone => "phone",
+            TextField::Street => "street",
+            TextField::City => "city",
+            TextField::State => "state",
+            TextField::ZipCode => "zipCode",
+            TextField::CountryCode => "countryCode",
+        }
+    }
+
+    /// The field named `name`, if any.
+    pub fn from_name(name: &str) -> Option<TextField> {
+        Self::ALL.into_iter().find(|field| field.name() == name)
+    }
+
+    /// The seed's length limit, in characters (for `phone`, in digits).
+    pub fn max_len(self) -> usize {
+        match self {
+            TextField::FirstName | TextField::LastName => 125,
+            TextField::OrganizationName => 255,
+            TextField::Email => 100,
+            TextField::Phone => 15,
+            TextField::Street => 128,
+            TextField::City => 50,
+            TextField::State => 3,
+            TextField::ZipCode => 10,
+            TextField::CountryCode => 2,
+        }
+    }
+}
+
+/// What a client supplies about a customer: everything but the server-assigned `id` and `createdAt`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerDetails {
+    /// The owning merchant account.
+    pub account_id: AccountId,
+    /// Given name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    /// Family name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    /// Company name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_name: Option<String>,
+    /// Email address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Phone number, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// Street of the mailing address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub street: Option<String>,
+    /// City of the mailing address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    /// State code of the mailing address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// ZIP or postal code of the mailing address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zip_code: Option<String>,
+    /// Country code of the mailing address, upper-case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country_code: Option<String>,
+}
+
+impl CustomerDetails {
+    /// Details with only the account set.
+    pub fn for_account(account_id: AccountId) -> Self {
+        Self {
+            account_id,
+            first_name: None,
+            last_name: None,
+            organization_name: None,
+            email: None,
+            phone: None,
+            street: None,
+            city: None,
+            state: None,
+            zip_code: None,
+            country_code: None,
+        }
+    }
+
+    /// The value of a text field, when present.
+    pub fn text(&self, field: TextField) -> Option<&str> {
+        self.text_slot(field).as_deref()
+    }
+
+    /// The storage of a text field, to fill it.
+    pub fn text_slot_mut(&mut self, field: TextField) -> &mut Option<String> {
+        match field {
+            TextField::FirstName => &mut self.first_name,
+            TextField::LastName => &mut self.last_name,
+            TextField::OrganizationName => &mut self.organization_name,
+            TextField::Email => &mut self.email,
+            TextField::Phone => &mut self.phone,
+            TextField::Street => &mut self.street,
+            TextField::City => &mut self.city,
+            TextField::State => &mut self.state,
+            TextField::ZipCode => &mut self.zip_code,
+            TextField::CountryCode => &mut self.country_code,
+        }
+    }
+
+    fn text_slot(&self, field: TextField) -> &Option<String> {
+        match field {
+            TextField::FirstName => &self.first_name,
+            TextField::LastName => &self.last_name,
+            TextField::OrganizationName => &self.organization_name,
+            TextField::Email => &self.email,
+            TextField::Phone => &self.phone,
+            TextField::Street => &self.street,
+            TextField::City => &self.city,
+            TextField::State => &self.state,
+            TextField::ZipCode => &self.zip_code,
+            TextField::CountryCode => &self.country_code,
+        }
+    }
+}
+
+/// A registered customer, as the API answers it and as `CustomerCreated` carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Customer {
+    /// Server-assigned id.
+    pub id: CustomerId,
+    /// The client-supplied fields.
+    #[serde(flatten)]
+    pub details: CustomerDetails,
+    /// Server-assigned creation time, UTC, millisecond precision.
+    #[serde(with = "rfc3339_millis")]
+    pub created_at: DateTime<Utc>,
+}
+
+impl Customer {
+    /// Registers `details` now: assigns a fresh id and the creation time.
+    pub fn register(details: CustomerDetails) -> Self {
+        Self {
+            id: CustomerId::new_v7(),
+            details,
+            created_at: now_millis(),
+        }
+    }
+}
+
+/// The current time truncated to milliseconds, so what is stored equals what is shown.
+fn now_millis() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
+/// RFC 3339 timestamps in UTC with exactly three fractional digits, e.g. `2026-11-25T16:40:43.120Z`.
+pub(crate) mod rfc3339_millis {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(
+        time: &DateTime<Utc>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&time.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|time| time.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_id_accepts_the_positive_32_bit_range_only() {
+        assert_eq!(AccountId::parse(1).map(AccountId::get), Ok(1));
+        assert_eq!(
+            AccountId::parse(2_147_483_647).map(AccountId::get),
+            Ok(2_147_483_647)
+        );
+        assert_eq!(AccountId::parse(0), Err(0));
+        assert_eq!(AccountId::parse(-5), Err(-5));
+        assert_eq!(AccountId::parse(2_147_483_648), Err(2_147_483_648));
+    }
+
+    #[test]
+    fn customer_json_has_the_seed_names_and_omits_absent_fields() {
+        let mut details = CustomerDetails::for_account(AccountId::parse(42).unwrap());
+        details.last_name = Some("Hamilton".into());
+        let customer = Customer {
+            id: "01936a4e-8b1c-7def-8a00-000000000001".parse().unwrap(),
+            details,
+            created_at: DateTime::from_timestamp_millis(1_795_624_843_120).unwrap(),
+        };
+        let json = serde_json::to_value(&customer).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "id": "01936a4e-8b1c-7def-8a00-000000000001",
+                "accountId": 42,
+                "lastName": "Hamilton",
+                "createdAt": "2026-11-25T16:40:43.120Z"
+            })
+        );
+        let back: Customer = serde_json::from_value(json).unwrap();
+        assert_eq!(back, customer);
+    }
+
+    #[test]
+    fn fresh_ids_sort_by_creation() {
+        let first = CustomerId::new_v7();
+        let second = CustomerId::new_v7();
+        assert!(first < second);
+    }
+}

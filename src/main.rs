@@ -1,0 +1,36 @@
+//! The `customer-registry` binary: parse the command line, run the chosen command.
+
+use clap::Parser;
+use customer_registry::app::Application;
+use customer_registry::config::{Cli, Command};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    match cli.command {
+        Command::Serve(settings) => match Application::build(settings).await {
+            Ok(app) => match app.run_until_stopped().await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

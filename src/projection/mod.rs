@@ -1,0 +1,132 @@
+//! The projector: reads every partition of the topic from the offsets the read model stored and
+//! applies each event, so the read model is a pure function of the log.
+//!
+//! The projector assigns itself partitions (no consumer group), so every replica keeps a full
+//! projection of its own, and Kafka's committed offsets play no part: the next offset of each
+//! partition lives in sled, written atomically with the changes it accounts for.
+
+mod progress;
+
+pub use progress::ProjectionProgress;
+
+use crate::domain::RegistryEvent;
+use crate::read_model::{ApplyOutcome, ReadModel, ReadModelError};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tokio::sync::watch;
+
+/// Why the projector stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// The consumer could not be set up or assigned.
+    #[error("cannot start consuming the topic: {0}")]
+    Consumer(#[from] KafkaError),
+    /// The read model failed; applying more would risk its consistency.
+    #[error(transparent)]
+    ReadModel(#[from] ReadModelError),
+}
+
+/// Consumes the topic into the read model.
+pub struct Projector {
+    consumer: StreamConsumer,
+    read_model: ReadModel,
+    progress: watch::Sender<std::collections::BTreeMap<i32, i64>>,
+}
+
+impl Projector {
+    /// A projector over `partitions` of `topic`, starting each partition at the offset the read
+    /// model stored (the beginning for a partition it has never seen).
+    ///
+    /// # Errors
+    /// [`ProjectionError`] when the consumer cannot be created or the stored offsets read.
+    pub fn new(
+        bootstrap: &str,
+        topic: &str,
+        partitions: &[i32],
+        read_model: ReadModel,
+    ) -> Result<(Self, ProjectionProgress), ProjectionError> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            // librdkafka wants a group id even for self-assigned partitions; nothing is ever
+            // committed under it, and no group is joined.
+            .set("group.id", "customer-registry.projector")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("allow.auto.create.topics", "false")
+            .create()?;
+        let next_offsets = read_model.next_offsets()?;
+        let mut assignment = TopicPartitionList::new();
+        for &partition in partitions {
+            let start = next_offsets
+                .get(&partition)
+                .map_or(Offset::Beginning, |&next| Offset::Offset(next));
+            assignment.add_partition_offset(topic, partition, start)?;
+        }
+        consumer.assign(&assignment)?;
+        let (progress, watcher) = watch::channel(next_offsets);
+        Ok((
+            Self {
+                consumer,
+                read_model,
+                progress,
+            },
+            ProjectionProgress::new(watcher),
+        ))
+    }
+
+    /// Applies events as they arrive until `shutdown` turns true.
+    ///
+    /// # Errors
+    /// [`ProjectionError::ReadModel`] when the read model fails: the projector stops rather than
+    /// skip an event it could not record.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), ProjectionError> {
+        loop {
+            tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+                received = self.consumer.recv() => match received {
+                    Ok(message) => self.project(&message)?,
+                    // librdkafka reconnects by itself; a broker outage shows up here meanwhile.
+                    Err(error) => tracing::warn!(%error, "consuming the event log failed; retrying"),
+                },
+            }
+        }
+    }
+
+    fn project(&self, message: &BorrowedMessage<'_>) -> Result<(), ProjectionError> {
+        let (partition, offset) = (message.partition(), message.offset());
+        let decoded = match message.payload() {
+            Some(bytes) => RegistryEvent::decode(bytes).map_err(|error| error.to_string()),
+            None => Err("record has no payload".to_owned()),
+        };
+        match decoded {
+            Ok(RegistryEvent::CustomerCreated(created)) => {
+                let outcome =
+                    self.read_model
+                        .apply_customer_created(&created.customer, partition, offset)?;
+                match outcome {
+                    ApplyOutcome::Applied => {}
+                    ApplyOutcome::Duplicate => tracing::debug!(
+                        partition, offset, customer = %created.customer.id,
+                        "event already applied; nothing changed"
+                    ),
+                    ApplyOutcome::Conflict => tracing::warn!(
+                        partition, offset, customer = %created.customer.id, event = %created.event_id,
+                        "conflict: a different customer with this id exists; event kept out"
+                    ),
+                }
+            }
+            Err(reason) => {
+                tracing::error!(partition, offset, %reason, "skipping a record that is not an event this build applies");
+                self.read_model.skip_record(partition, offset)?;
+            }
+        }
+        self.progress.send_modify(|next| {
+            next.insert(partition, offset + 1);
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,314 @@
+//! The read model: a sled database that only the projector writes, holding every customer, the
+//! indexes `find` reads, and the next offset of every partition applied.
+//!
+//! Trees:
+//! - `customers`: customer id (16 bytes) → the customer's JSON.
+//! - `by_created`: [`keys::order_key`] → nothing; every customer in `createdAt`, `id` order.
+//! - `by_account`: account id (4 bytes) ++ order key → nothing; one account's customers in order.
+//! - `offsets`: partition (4 bytes) → next offset to apply (8 bytes), written in the same
+//!   transaction as the changes of the record before it, so a crash can never apply a record twice
+//!   or skip one.
+//!
+//! # How `find` picks its index
+//! A query with `accountId` walks that account's `by_account` range (merchants query within their
+//! account); any other query walks `by_created`. Either walk already yields customers in the
+//! answer's order, so the remaining filters are checked on the way and the walk stops as soon as
+//! `offset + limit` matches are seen. Pages are stable under `offset`: customers are only ever
+//! added, and a new customer sorts after every existing one unless clocks went backwards.
+
+mod keys;
+mod query;
+
+pub use query::{CustomerQuery, DEFAULT_LIMIT, MAX_LIMIT};
+
+use crate::domain::{Customer, CustomerId};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// What went wrong in the read model.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadModelError {
+    /// sled failed (I/O, or the directory is locked by another process).
+    #[error("read model storage failed: {0}")]
+    Storage(#[from] sled::Error),
+    /// Stored bytes that this build cannot read back.
+    #[error("read model is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<TransactionError<ReadModelError>> for ReadModelError {
+    fn from(error: TransactionError<ReadModelError>) -> Self {
+        match error {
+            TransactionError::Abort(inner) => inner,
+            TransactionError::Storage(storage) => ReadModelError::Storage(storage),
+        }
+    }
+}
+
+/// What applying a `CustomerCreated` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// The customer is new and now in the read model.
+    Applied,
+    /// The same customer was already there (a redelivered or re-produced event): nothing changed.
+    Duplicate,
+    /// A different customer with the same id was already there: the event was kept out.
+    Conflict,
+}
+
+/// Handle to the read model; cheap to clone, shared by the projector and the HTTP handlers.
+#[derive(Clone)]
+pub struct ReadModel {
+    db: sled::Db,
+    customers: sled::Tree,
+    by_created: sled::Tree,
+    by_account: sled::Tree,
+    offsets: sled::Tree,
+}
+
+impl ReadModel {
+    /// Opens (or creates) the read model in `dir`.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when the directory cannot be used, e.g. another process holds it.
+    pub fn open(dir: &Path) -> Result<Self, ReadModelError> {
+        let db = sled::Config::new().path(dir).open()?;
+        Ok(Self {
+            customers: db.open_tree("customers")?,
+            by_created: db.open_tree("by_created")?,
+            by_account: db.open_tree("by_account")?,
+            offsets: db.open_tree("offsets")?,
+            db,
+        })
+    }
+
+    /// Applies the record at `partition`/`offset` that created `customer`, and records
+    /// `offset + 1` as the partition's next offset, atomically.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails or the stored customer cannot be read.
+    pub fn apply_customer_created(
+        &self,
+        customer: &Customer,
+        partition: i32,
+        offset: i64,
+    ) -> Result<ApplyOutcome, ReadModelError> {
+        let id_key = customer.id.as_bytes();
+        let json = serde_json::to_vec(customer).expect("a customer always serialises");
+        let order_key = keys::order_key(customer);
+        let account_key = keys::account_key(customer);
+        let outcome = (
+            &self.customers,
+            &self.by_created,
+            &self.by_account,
+            &self.offsets,
+        )
+            .transaction(|(customers, by_created, by_account, offsets)| {
+                let outcome = match customers.get(id_key)? {
+                    Some(existing) => {
+                        let existing = decode_customer(&existing)
+                            .map_err(ConflictableTransactionError::Abort)?;
+                        if existing == *customer {
+                            ApplyOutcome::Duplicate
+                        } else {
+                            ApplyOutcome::Conflict
+                        }
+                    }
+                    None => {
+                        customers.insert(id_key, json.as_slice())?;
+                        by_created.insert(&order_key, &[])?;
+                        by_account.insert(account_key.as_slice(), &[])?;
+                        ApplyOutcome::Applied
+                    }
+                };
+                offsets.insert(&keys::partition_key(partition), &(offset + 1).to_be_bytes())?;
+                Ok(outcome)
+            })?;
+        Ok(outcome)
+    }
+
+    /// Records that the record at `partition`/`offset` was consumed without changing customers
+    /// (it could not be applied), so it is not read again.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when sled fails.
+    pub fn skip_record(&self, partition: i32, offset: i64) -> Result<(), ReadModelError> {
+        self.offsets
+            .insert(keys::partition_key(partition), &(offset + 1).to_be_bytes())?;
+        Ok(())
+    }
+
+    /// The next offset to apply, per partition that has had a record applied or skipped.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails or an entry is malformed.
+    pub fn next_offsets(&self) -> Result<BTreeMap<i32, i64>, ReadModelError> {
+        self.offsets
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry?;
+                let partition = key
+                    .as_ref()
+                    .try_into()
+                    .map(i32::from_be_bytes)
+                    .map_err(|_| ReadModelError::Corrupt("offsets key is not 4 bytes".into()))?;
+                let offset = value
+                    .as_ref()
+                    .try_into()
+                    .map(i64::from_be_bytes)
+                    .map_err(|_| ReadModelError::Corrupt("offsets value is not 8 bytes".into()))?;
+                Ok((partition, offset))
+            })
+            .collect()
+    }
+
+    /// The customer with `id`, if the projection has it.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails or the stored customer cannot be read.
+    pub fn get(&self, id: CustomerId) -> Result<Option<Customer>, ReadModelError> {
+        self.customers
+            .get(id.as_bytes())?
+            .map(|bytes| decode_customer(&bytes))
+            .transpose()
+    }
+
+    /// The page of customers that `query` selects, in `createdAt`, `id` order.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails or an index points at a missing customer.
+    pub fn find(&self, query: &CustomerQuery) -> Result<Vec<Customer>, ReadModelError> {
+        let index_walk = match query.account_id {
+            Some(account_id) => self
+                .by_account
+                .scan_prefix(keys::account_prefix(account_id)),
+            None => self.by_created.iter(),
+        };
+        let mut page = Vec::with_capacity(query.limit.min(MAX_LIMIT));
+        let mut to_skip = query.offset;
+        for entry in index_walk {
+            let (key, _) = entry?;
+            let id = keys::customer_id_of(&key)
+                .ok_or_else(|| ReadModelError::Corrupt("index key too short".into()))?;
+            let customer = self.get(id)?.ok_or_else(|| {
+                ReadModelError::Corrupt(format!("index names customer {id}, which is missing"))
+            })?;
+            if !query.matches(&customer) {
+                continue;
+            }
+            if to_skip > 0 {
+                to_skip -= 1;
+                continue;
+            }
+            page.push(customer);
+            if page.len() == query.limit {
+                break;
+            }
+        }
+        Ok(page)
+    }
+
+    /// Writes everything applied so far to disk.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when sled cannot flush.
+    pub async fn flush(&self) -> Result<(), ReadModelError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}
+
+fn decode_customer(bytes: &[u8]) -> Result<Customer, ReadModelError> {
+    serde_json::from_slice(bytes)
+        .map_err(|error| ReadModelError::Corrupt(format!("stored customer unreadable: {error}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AccountId, CustomerDetails};
+
+    fn customer(account: i64, last_name: &str) -> Customer {
+        let mut details = CustomerDetails::for_account(AccountId::parse(account).unwrap());
+        details.last_name = Some(last_name.into());
+        Customer::register(details)
+    }
+
+    fn query(pairs: &[(&str, &str)]) -> CustomerQuery {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        CustomerQuery::parse(&pairs).unwrap()
+    }
+
+    #[test]
+    fn applying_twice_changes_nothing_and_a_different_twin_is_a_conflict() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = ReadModel::open(dir.path()).unwrap();
+        let first = customer(1, "Hamilton");
+        assert_eq!(
+            model.apply_customer_created(&first, 0, 0).unwrap(),
+            ApplyOutcome::Applied
+        );
+        assert_eq!(
+            model.apply_customer_created(&first, 0, 1).unwrap(),
+            ApplyOutcome::Duplicate
+        );
+        let mut twin = first.clone();
+        twin.details.last_name = Some("Other".into());
+        assert_eq!(
+            model.apply_customer_created(&twin, 1, 0).unwrap(),
+            ApplyOutcome::Conflict
+        );
+        assert_eq!(model.get(first.id).unwrap(), Some(first));
+        assert_eq!(model.find(&query(&[])).unwrap().len(), 1);
+        assert_eq!(
+            model.next_offsets().unwrap(),
+            BTreeMap::from([(0, 2), (1, 1)])
+        );
+    }
+
+    #[test]
+    fn find_walks_the_account_index_in_creation_order_and_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = ReadModel::open(dir.path()).unwrap();
+        let created: Vec<Customer> = (0..6)
+            .map(|n| customer(if n % 2 == 0 { 10 } else { 20 }, &format!("Name{n}")))
+            .collect();
+        for (offset, customer) in created.iter().enumerate() {
+            model
+                .apply_customer_created(customer, 0, offset as i64)
+                .unwrap();
+        }
+        let account_10: Vec<CustomerId> = model
+            .find(&query(&[("accountId", "10")]))
+            .unwrap()
+            .iter()
+            .map(|customer| customer.id)
+            .collect();
+        assert_eq!(
+            account_10,
+            vec![created[0].id, created[2].id, created[4].id]
+        );
+        let page = model
+            .find(&query(&[("offset", "1"), ("limit", "2")]))
+            .unwrap();
+        assert_eq!(page, created[1..3].to_vec());
+    }
+
+    #[test]
+    fn offsets_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let model = ReadModel::open(dir.path()).unwrap();
+            model
+                .apply_customer_created(&customer(1, "A"), 2, 41)
+                .unwrap();
+            model.skip_record(2, 42).unwrap();
+        }
+        let model = ReadModel::open(dir.path()).unwrap();
+        assert_eq!(model.next_offsets().unwrap(), BTreeMap::from([(2, 43)]));
+    }
+}

@@ -1,0 +1,200 @@
+//! The topic is the source of truth, so it must never age out: the registry creates it with
+//! unlimited retention and refuses to run on one that deletes or compacts old events.
+
+use crate::config::EventLogSettings;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::ClientConfig;
+use std::time::Duration;
+
+/// How long start-up waits for the cluster to answer.
+const REACH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Topic settings that keep every event forever.
+const UNLIMITED_RETENTION: [(&str, &str); 3] = [
+    ("retention.ms", "-1"),
+    ("retention.bytes", "-1"),
+    ("cleanup.policy", "delete"),
+];
+
+/// Why the topic could not be made ready.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    /// No broker answered.
+    #[error(
+        "cannot reach Kafka at {bootstrap} ({reason}); start a broker with `scripts/kafka.sh start`, \
+         or point --kafka-bootstrap / REGISTRY_KAFKA_BOOTSTRAP at a running one"
+    )]
+    Unreachable {
+        /// Where the registry looked.
+        bootstrap: String,
+        /// librdkafka's account of the failure.
+        reason: KafkaError,
+    },
+    /// The broker answered but refused an admin request.
+    #[error("Kafka refused to {action} topic {topic}: {reason}")]
+    Refused {
+        /// What was asked (`create`, `describe`).
+        action: &'static str,
+        /// The topic.
+        topic: String,
+        /// The broker's answer.
+        reason: String,
+    },
+    /// The topic exists but would lose events.
+    #[error(
+        "topic {topic} has {setting}={value}, so Kafka would delete events; the event log must keep \
+         every event (retention.ms=-1, retention.bytes=-1, cleanup.policy=delete). Fix it with \
+         kafka-configs --alter --entity-type topics --entity-name {topic} --add-config {setting}={wanted}"
+    )]
+    FiniteRetention {
+        /// The topic.
+        topic: String,
+        /// The offending setting.
+        setting: &'static str,
+        /// Its current value.
+        value: String,
+        /// The value it needs.
+        wanted: &'static str,
+    },
+}
+
+/// The partitions of the registry's topic, once it is known to keep events forever.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicLayout {
+    /// Partition ids, ascending.
+    pub partitions: Vec<i32>,
+}
+
+/// A client context that stays silent: start-up reports one clear error itself instead of
+/// librdkafka's stream of connection-refused lines.
+struct Silent;
+
+impl ClientContext for Silent {
+    fn log(&self, _level: RDKafkaLogLevel, _facility: &str, _message: &str) {}
+    fn error(&self, _error: KafkaError, _reason: &str) {}
+}
+
+/// Makes sure the registry's topic exists with unlimited retention, creating it when missing.
+///
+/// # Errors
+/// [`TopicError::Unreachable`] when no broker answers within 10 s, [`TopicError::Refused`] when
+/// the broker refuses to create or describe it, and [`TopicError::FiniteRetention`] when it exists
+/// with settings that would delete events.
+pub async fn ensure_topic(settings: &EventLogSettings) -> Result<TopicLayout, TopicError> {
+    let topic = settings.topic.as_str();
+    let unreachable = |reason| TopicError::Unreachable {
+        bootstrap: settings.kafka_bootstrap.clone(),
+        reason,
+    };
+    let admin: AdminClient<Silent> = ClientConfig::new()
+        .set("bootstrap.servers", &settings.kafka_bootstrap)
+        .create_with_context(Silent)
+        .map_err(unreachable)?;
+    let options = AdminOptions::new().request_timeout(Some(REACH_TIMEOUT));
+
+    let mut partitions = partitions_of(&admin, topic).await.map_err(unreachable)?;
+    if partitions.is_empty() {
+        let mut new_topic = NewTopic::new(
+            topic,
+            settings.topic_partitions,
+            TopicReplication::Fixed(settings.topic_replication),
+        );
+        for (key, value) in UNLIMITED_RETENTION {
+            new_topic = new_topic.set(key, value);
+        }
+        let results = admin
+            .create_topics([&new_topic], &options)
+            .await
+            .map_err(unreachable)?;
+        for result in results {
+            match result {
+                Ok(_) => tracing::info!(topic, "created topic with unlimited retention"),
+                // Another replica created it first: fine, its settings are checked below.
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, code)) => {
+                    return Err(TopicError::Refused {
+                        action: "create",
+                        topic: topic.to_owned(),
+                        reason: code.to_string(),
+                    })
+                }
+            }
+        }
+        partitions = wait_for_partitions(&admin, topic)
+            .await
+            .map_err(unreachable)?;
+    }
+
+    check_retention(&admin, topic, &options).await?;
+    Ok(TopicLayout { partitions })
+}
+
+async fn check_retention(
+    admin: &AdminClient<Silent>,
+    topic: &str,
+    options: &AdminOptions,
+) -> Result<(), TopicError> {
+    let refused = |reason: String| TopicError::Refused {
+        action: "describe",
+        topic: topic.to_owned(),
+        reason,
+    };
+    let described = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], options)
+        .await
+        .map_err(|error| refused(error.to_string()))?;
+    let resource = described
+        .into_iter()
+        .next()
+        .ok_or_else(|| refused("no configuration returned".into()))?
+        .map_err(|code| refused(code.to_string()))?;
+    for (setting, wanted) in UNLIMITED_RETENTION {
+        let value = resource
+            .get(setting)
+            .and_then(|entry| entry.value.clone())
+            .unwrap_or_default();
+        if value != wanted {
+            return Err(TopicError::FiniteRetention {
+                topic: topic.to_owned(),
+                setting,
+                value,
+                wanted,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The topic's partitions from cluster metadata; empty when the topic does not exist.
+/// Asks for all topics, so the request can never auto-create this one.
+async fn partitions_of(admin: &AdminClient<Silent>, topic: &str) -> Result<Vec<i32>, KafkaError> {
+    // librdkafka's metadata call blocks; keep the runtime's other tasks moving meanwhile.
+    let metadata =
+        tokio::task::block_in_place(|| admin.inner().fetch_metadata(None, REACH_TIMEOUT))?;
+    let mut partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|candidate| candidate.name() == topic)
+        .flat_map(|found| found.partitions().iter().map(|partition| partition.id()))
+        .collect();
+    partitions.sort_unstable();
+    Ok(partitions)
+}
+
+/// A topic just created may take a moment to appear in metadata.
+async fn wait_for_partitions(
+    admin: &AdminClient<Silent>,
+    topic: &str,
+) -> Result<Vec<i32>, KafkaError> {
+    let deadline = tokio::time::Instant::now() + REACH_TIMEOUT;
+    loop {
+        let partitions = partitions_of(admin, topic).await?;
+        if !partitions.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(partitions);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

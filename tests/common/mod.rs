@@ -1,0 +1,285 @@
+//! Test helpers: a real Kafka broker (started by `scripts/kafka.sh`), the real binary on a free
+//! port with its own topic and temporary data dir, and a raw consumer to read what was published.
+#![allow(dead_code)] // each test crate uses its own subset of these helpers
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::Value;
+use std::fs;
+use std::io::Read;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for something that should happen promptly (start-up, a projection).
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The broker the tests use: `KAFKA_BOOTSTRAP`, else 127.0.0.1:`KAFKA_PORT` (default 9092).
+/// Fails the test, saying how to start one, when nothing answers there.
+pub fn kafka_bootstrap() -> String {
+    let bootstrap = std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| {
+        let port = std::env::var("KAFKA_PORT").unwrap_or_else(|_| "9092".into());
+        format!("127.0.0.1:{port}")
+    });
+    let reachable = bootstrap
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .is_some_and(|address| {
+            TcpStream::connect_timeout(&address, Duration::from_secs(2)).is_ok()
+        });
+    assert!(
+        reachable,
+        "no Kafka broker answers at {bootstrap}: these tests need a real one. Start it with \
+         `scripts/kafka.sh start` (or run `scripts/test.sh`, which starts it for you), or set \
+         KAFKA_BOOTSTRAP to a running broker."
+    );
+    bootstrap
+}
+
+/// A topic name no other test uses.
+pub fn unique_topic(test: &str) -> String {
+    format!("test.{test}.{}", uuid::Uuid::now_v7().simple())
+}
+
+/// A running `customer-registry serve` process.
+pub struct Registry {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base_url: String,
+    /// Where the process's output goes.
+    pub log_path: PathBuf,
+}
+
+impl Registry {
+    /// Starts the binary on a free port and waits until it listens.
+    pub fn start(bootstrap: &str, topic: &str, data_dir: &Path) -> Registry {
+        let log_path = log_path_for(data_dir);
+        let mut child = spawn(bootstrap, topic, data_dir, &[], &log_path);
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let log = fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(address) = log
+                .lines()
+                .find_map(|line| line.split("listening on http://").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+            {
+                return Registry {
+                    child,
+                    base_url: format!("http://{address}"),
+                    log_path,
+                };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("customer-registry exited during start-up ({status}):\n{log}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "customer-registry did not start:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `base_url` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns whether it exited with 0.
+    pub fn stop(mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let signalled = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(
+            signalled.is_ok_and(|status| status.success()),
+            "cannot signal {pid}"
+        );
+        let status = self.child.wait().expect("waiting for customer-registry");
+        status.success()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `customer-registry serve` to completion (for start-up failures); returns its exit code
+/// and output.
+pub fn run_to_exit(bootstrap: &str, topic: &str, data_dir: &Path) -> (Option<i32>, String) {
+    let log_path = log_path_for(data_dir);
+    let mut child = spawn(bootstrap, topic, data_dir, &[], &log_path);
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("polling customer-registry") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("customer-registry did not exit within {PATIENCE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut output = String::new();
+    fs::File::open(&log_path)
+        .and_then(|mut file| file.read_to_string(&mut output))
+        .expect("reading the log");
+    (status.code(), output)
+}
+
+fn log_path_for(data_dir: &Path) -> PathBuf {
+    fs::create_dir_all(data_dir).expect("creating the data dir");
+    let name = format!("registry-{}.log", uuid::Uuid::now_v7().simple());
+    data_dir.parent().unwrap_or(data_dir).join(name)
+}
+
+fn spawn(bootstrap: &str, topic: &str, data_dir: &Path, extra: &[&str], log_path: &Path) -> Child {
+    let log = fs::File::create(log_path).expect("creating the log file");
+    Command::new(env!("CARGO_BIN_EXE_customer-registry"))
+        .arg("serve")
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--kafka-bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("duplicating the log handle"))
+        .stderr(log)
+        .spawn()
+        .expect("starting customer-registry")
+}
+
+/// One record read back from the topic.
+#[derive(Debug)]
+pub struct Record {
+    /// The record key, as text.
+    pub key: String,
+    /// The value, parsed as JSON.
+    pub value: Value,
+    /// Header name → value, as text.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Every record on `topic`, read from offset 0 up to the end of each partition as it is now.
+pub fn read_topic(bootstrap: &str, topic: &str) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "customer-registry.tests")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .expect("creating a test consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("fetching topic metadata");
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining = 0;
+    let mut ends = std::collections::HashMap::new();
+    for partition in metadata.topics()[0].partitions() {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition.id(), Duration::from_secs(10))
+            .expect("fetching watermarks");
+        assignment
+            .add_partition_offset(topic, partition.id(), Offset::Offset(low))
+            .expect("assigning a partition");
+        remaining += high - low;
+        ends.insert(partition.id(), high);
+    }
+    consumer.assign(&assignment).expect("assigning partitions");
+    let mut records = Vec::new();
+    let deadline = Instant::now() + PATIENCE;
+    while remaining > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "topic {topic} did not yield its records"
+        );
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message.expect("reading a record");
+        if message.offset() >= ends[&message.partition()] {
+            continue;
+        }
+        remaining -= 1;
+        let headers = message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|header| {
+                        let value = header
+                            .value
+                            .map(String::from_utf8_lossy)
+                            .unwrap_or_default();
+                        (header.key.to_owned(), value.into_owned())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        records.push(Record {
+            key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
+            value: serde_json::from_slice(message.payload().unwrap_or_default())
+                .expect("a record value that is JSON"),
+            headers,
+        });
+    }
+    records
+}
+
+/// An HTTP client for the tests.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("building an HTTP client")
+}
+
+/// PUTs `body` as JSON to the registry's create endpoint; returns status and parsed body.
+pub async fn create(registry: &Registry, body: &Value) -> (u16, Value) {
+    let response = http()
+        .put(registry.url("/api/v01/customers"))
+        .json(body)
+        .send()
+        .await
+        .expect("PUT /api/v01/customers");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("a JSON answer"))
+}
+
+/// GETs `path` from the registry; returns status and parsed body.
+pub async fn get(registry: &Registry, path: &str) -> (u16, Value) {
+    let response = http().get(registry.url(path)).send().await.expect("GET");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("a JSON answer"))
+}
+
+/// Polls `find` at `path` until it answers `expected_len` customers (a fresh projection catching
+/// up), failing after [`PATIENCE`].
+pub async fn find_eventually(registry: &Registry, path: &str, expected_len: usize) -> Vec<Value> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (status, body) = get(registry, path).await;
+        assert_eq!(status, 200, "{path} answered {body}");
+        let customers = body.as_array().expect("find answers an array").clone();
+        if customers.len() == expected_len {
+            return customers;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} still answers {} customers, not {expected_len}",
+            customers.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
