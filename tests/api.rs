@@ -104,7 +104,6 @@ async fn find_applies_every_filter_of_the_seed() {
         ("state=N", &[]),
         ("zipCode=1", &[0, 1]),
         ("countryCode=fr", &[2]),
-        ("countryCode=F", &[]),
         ("accountId=1&lastName=ham", &[0]),
         ("accountId=2&city=new", &[]),
         ("", &[0, 1, 2]),
@@ -115,6 +114,10 @@ async fn find_applies_every_filter_of_the_seed() {
         let found = ids(body.as_array().unwrap());
         let wanted: Vec<&str> = expected.iter().map(|&n| created[n].as_str()).collect();
         assert_eq!(found, wanted, "filter {query}");
+    }
+    for invalid in ["countryCode=F", "countryCode=ZZ", "state=NYCX", "phone=abc"] {
+        let (status, problem) = get(&registry, &format!("/api/v01/customers?{invalid}")).await;
+        assert_eq!(status, 400, "{invalid}: {problem}");
     }
 }
 
@@ -229,14 +232,14 @@ async fn wrong_methods_and_paths_answer_problem_documents() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 405);
-    assert_eq!(response.headers()["allow"], "GET, PUT");
+    assert_eq!(response.headers()["allow"], "GET, HEAD, PUT");
     let response = http()
         .put(registry.url(&format!("/api/v01/customers/{}", uuid::Uuid::now_v7())))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 405);
-    assert_eq!(response.headers()["allow"], "GET");
+    assert_eq!(response.headers()["allow"], "GET, HEAD");
     let (status, problem) = get(&registry, "/api/v02/customers").await;
     assert_eq!(status, 404);
     assert_eq!(problem["type"], "/problems/not-found");
@@ -251,4 +254,58 @@ async fn wrong_methods_and_paths_answer_problem_documents() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 413);
+}
+
+#[tokio::test]
+async fn find_folds_case_and_accents_and_counts_the_total() {
+    let (registry, _, _, _dir) = start("accents");
+    for (first, last) in [
+        ("José", "Müller"),
+        ("Jose", "Muller"),
+        ("Joséphine", "Mullins"),
+        ("Ann", "Ødegård"),
+    ] {
+        let (status, body) = create(
+            &registry,
+            &json!({"accountId": 8, "firstName": first, "lastName": last}),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    find_eventually(&registry, "/api/v01/customers", 4).await;
+    let names = |customers: &Value| -> Vec<String> {
+        customers
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["firstName"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, jose) = get(&registry, "/api/v01/customers?firstName=jose").await;
+    assert_eq!(names(&jose), ["José", "Jose", "Joséphine"]);
+    let (_, muller) = get(&registry, "/api/v01/customers?lastName=MULLER").await;
+    assert_eq!(names(&muller), ["José", "Jose"]);
+    let (_, umlaut) = get(
+        &registry,
+        "/api/v01/customers?accountId=8&lastName=m%C3%BCl",
+    )
+    .await;
+    assert_eq!(names(&umlaut), ["José", "Jose", "Joséphine"]);
+
+    let response = http()
+        .get(registry.url("/api/v01/customers?accountId=8&firstName=jos&limit=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-total-count"], "3");
+    let page: Value = response.json().await.unwrap();
+    assert_eq!(names(&page), ["José"]);
+
+    let head = http()
+        .head(registry.url("/api/v01/customers"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status().as_u16(), 200);
+    assert_eq!(head.headers()["x-total-count"], "4");
 }

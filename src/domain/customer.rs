@@ -6,6 +6,11 @@ use std::fmt;
 use std::str::FromStr;
 use uuid::Uuid;
 
+use super::fields::{
+    City, CountryCode, Email, OrganizationName, PersonName, Phone, RuleViolation, State, Street,
+    TextField, ZipCode,
+};
+
 /// A customer's identifier: a UUIDv7 assigned by the server, so ids sort by creation time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -84,83 +89,6 @@ impl fmt::Display for AccountId {
     }
 }
 
-/// The optional text fields of a customer, in the seed's order, with the seed's length limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TextField {
-    /// `firstName`, String(125).
-    FirstName,
-    /// `lastName`, String(125).
-    LastName,
-    /// `organizationName`, String(255).
-    OrganizationName,
-    /// `email`, String(100).
-    Email,
-    /// `phone`, String(15): at most 15 digits.
-    Phone,
-    /// `street`, String(128).
-    Street,
-    /// `city`, String(50).
-    City,
-    /// `state`, String(3).
-    State,
-    /// `zipCode`, String(10).
-    ZipCode,
-    /// `countryCode`, String(2).
-    CountryCode,
-}
-
-impl TextField {
-    /// Every text field, in the seed's order.
-    pub const ALL: [TextField; 10] = [
-        TextField::FirstName,
-        TextField::LastName,
-        TextField::OrganizationName,
-        TextField::Email,
-        TextField::Phone,
-        TextField::Street,
-        TextField::City,
-        TextField::State,
-        TextField::ZipCode,
-        TextField::CountryCode,
-    ];
-
-    /// The field's name in JSON, query strings and XML.
-    pub fn name(self) -> &'static str {
-        match self {
-            TextField::FirstName => "firstName",
-            TextField::LastName => "lastName",
-            TextField::OrganizationName => "organizationName",
-            TextField::Email => "email",
-            TextField::Phone => "phone",
-            TextField::Street => "street",
-            TextField::City => "city",
-            TextField::State => "state",
-            TextField::ZipCode => "zipCode",
-            TextField::CountryCode => "countryCode",
-        }
-    }
-
-    /// The field named `name`, if any.
-    pub fn from_name(name: &str) -> Option<TextField> {
-        Self::ALL.into_iter().find(|field| field.name() == name)
-    }
-
-    /// The seed's length limit, in characters (for `phone`, in digits).
-    pub fn max_len(self) -> usize {
-        match self {
-            TextField::FirstName | TextField::LastName => 125,
-            TextField::OrganizationName => 255,
-            TextField::Email => 100,
-            TextField::Phone => 15,
-            TextField::Street => 128,
-            TextField::City => 50,
-            TextField::State => 3,
-            TextField::ZipCode => 10,
-            TextField::CountryCode => 2,
-        }
-    }
-}
-
 /// What a client supplies about a customer: everything but the server-assigned `id` and `createdAt`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -169,34 +97,34 @@ pub struct CustomerDetails {
     pub account_id: AccountId,
     /// Given name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub first_name: Option<String>,
+    pub first_name: Option<PersonName>,
     /// Family name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_name: Option<String>,
+    pub last_name: Option<PersonName>,
     /// Company name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub organization_name: Option<String>,
+    pub organization_name: Option<OrganizationName>,
     /// Email address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
+    pub email: Option<Email>,
     /// Phone number, as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone: Option<String>,
+    pub phone: Option<Phone>,
     /// Street of the mailing address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub street: Option<String>,
+    pub street: Option<Street>,
     /// City of the mailing address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub city: Option<String>,
+    pub city: Option<City>,
     /// State code of the mailing address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
+    pub state: Option<State>,
     /// ZIP or postal code of the mailing address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub zip_code: Option<String>,
+    pub zip_code: Option<ZipCode>,
     /// Country code of the mailing address, upper-case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub country_code: Option<String>,
+    pub country_code: Option<CountryCode>,
 }
 
 impl CustomerDetails {
@@ -219,38 +147,43 @@ impl CustomerDetails {
 
     /// The value of a text field, when present.
     pub fn text(&self, field: TextField) -> Option<&str> {
-        self.text_slot(field).as_deref()
-    }
-
-    /// The storage of a text field, to fill it.
-    pub fn text_slot_mut(&mut self, field: TextField) -> &mut Option<String> {
         match field {
-            TextField::FirstName => &mut self.first_name,
-            TextField::LastName => &mut self.last_name,
-            TextField::OrganizationName => &mut self.organization_name,
-            TextField::Email => &mut self.email,
-            TextField::Phone => &mut self.phone,
-            TextField::Street => &mut self.street,
-            TextField::City => &mut self.city,
-            TextField::State => &mut self.state,
-            TextField::ZipCode => &mut self.zip_code,
-            TextField::CountryCode => &mut self.country_code,
+            TextField::FirstName => self.first_name.as_ref().map(PersonName::as_str),
+            TextField::LastName => self.last_name.as_ref().map(PersonName::as_str),
+            TextField::OrganizationName => self
+                .organization_name
+                .as_ref()
+                .map(OrganizationName::as_str),
+            TextField::Email => self.email.as_ref().map(Email::as_str),
+            TextField::Phone => self.phone.as_ref().map(Phone::as_str),
+            TextField::Street => self.street.as_ref().map(Street::as_str),
+            TextField::City => self.city.as_ref().map(City::as_str),
+            TextField::State => self.state.as_ref().map(State::as_str),
+            TextField::ZipCode => self.zip_code.as_ref().map(ZipCode::as_str),
+            TextField::CountryCode => self.country_code.as_ref().map(CountryCode::as_str),
         }
     }
 
-    fn text_slot(&self, field: TextField) -> &Option<String> {
+    /// Parses `raw` by `field`'s rule and sets the field.
+    ///
+    /// # Errors
+    /// The rule `raw` broke; the field is left as it was.
+    pub fn set_text(&mut self, field: TextField, raw: &str) -> Result<(), RuleViolation> {
         match field {
-            TextField::FirstName => &self.first_name,
-            TextField::LastName => &self.last_name,
-            TextField::OrganizationName => &self.organization_name,
-            TextField::Email => &self.email,
-            TextField::Phone => &self.phone,
-            TextField::Street => &self.street,
-            TextField::City => &self.city,
-            TextField::State => &self.state,
-            TextField::ZipCode => &self.zip_code,
-            TextField::CountryCode => &self.country_code,
+            TextField::FirstName => self.first_name = Some(PersonName::parse(raw)?),
+            TextField::LastName => self.last_name = Some(PersonName::parse(raw)?),
+            TextField::OrganizationName => {
+                self.organization_name = Some(OrganizationName::parse(raw)?)
+            }
+            TextField::Email => self.email = Some(Email::parse(raw)?),
+            TextField::Phone => self.phone = Some(Phone::parse(raw)?),
+            TextField::Street => self.street = Some(Street::parse(raw)?),
+            TextField::City => self.city = Some(City::parse(raw)?),
+            TextField::State => self.state = Some(State::parse(raw)?),
+            TextField::ZipCode => self.zip_code = Some(ZipCode::parse(raw)?),
+            TextField::CountryCode => self.country_code = Some(CountryCode::parse(raw)?),
         }
+        Ok(())
     }
 }
 
@@ -325,7 +258,7 @@ mod tests {
     #[test]
     fn customer_json_has_the_seed_names_and_omits_absent_fields() {
         let mut details = CustomerDetails::for_account(AccountId::parse(42).unwrap());
-        details.last_name = Some("Hamilton".into());
+        details.set_text(TextField::LastName, "Hamilton").unwrap();
         let customer = Customer {
             id: "01936a4e-8b1c-7def-8a00-000000000001".parse().unwrap(),
             details,

@@ -131,7 +131,9 @@ mod tests {
 
     fn created() -> RegistryEvent {
         let mut details = CustomerDetails::for_account(AccountId::parse(9).unwrap());
-        details.first_name = Some("Émile".into());
+        details
+            .set_text(crate::domain::TextField::FirstName, "Émile")
+            .unwrap();
         RegistryEvent::CustomerCreated(CustomerCreated::new(Customer::register(details)))
     }
 

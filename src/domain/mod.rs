@@ -1,10 +1,16 @@
 //! The registry's domain: customers, the rules a create must pass, and the events of the public
 //! contract in `events/`.
 
+mod country_codes;
 mod customer;
 mod events;
+mod fields;
 mod validation;
 
-pub use customer::{AccountId, Customer, CustomerDetails, CustomerId, TextField};
+pub use customer::{AccountId, Customer, CustomerDetails, CustomerId};
 pub use events::{CustomerCreated, EventDecodeError, RegistryEvent, SCHEMA_VERSION};
+pub use fields::{
+    City, CountryCode, Email, OrganizationName, PersonName, Phone, RuleViolation, State, Street,
+    TextField, ZipCode,
+};
 pub use validation::{FieldError, FieldValue, ValidationErrors};

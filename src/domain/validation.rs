@@ -1,6 +1,7 @@
 //! The rules a create must pass: raw fields in, [`CustomerDetails`] out, or every broken rule at once.
 
-use super::customer::{AccountId, CustomerDetails, TextField};
+use super::customer::{AccountId, CustomerDetails};
+use super::fields::{RuleViolation, TextField};
 use serde::Serialize;
 use std::fmt;
 
@@ -22,20 +23,31 @@ pub enum FieldValue {
 pub struct FieldError {
     /// The field's name as the client spelled it.
     pub field: String,
-    /// `required`, `invalid_type`, `out_of_range`, `too_long`, `invalid_format`,
-    /// `control_character`, `unknown_field` or `server_assigned`.
+    /// `required`, `invalid_type`, `out_of_range`, `empty`, `too_long`, `invalid_format`,
+    /// `control_character`, `unknown_field`, `repeated_field`, `server_assigned`, and for `find`
+    /// `unknown_parameter` and `repeated_parameter`.
     pub code: &'static str,
     /// What was wrong, in words.
     pub message: String,
 }
 
 impl FieldError {
-    fn new(field: &str, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error of `field`.
+    pub fn new(field: &str, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             field: field.to_owned(),
             code,
             message: message.into(),
         }
+    }
+
+    /// `field` broke the rule `violation` describes.
+    pub fn broken(field: &str, violation: RuleViolation) -> Self {
+        Self::new(
+            field,
+            violation.code,
+            format!("{field} {}", violation.message),
+        )
     }
 }
 
@@ -53,185 +65,97 @@ impl fmt::Display for ValidationErrors {
 impl CustomerDetails {
     /// Parses the fields of a create request into details that satisfy every rule of the seed.
     ///
-    /// Text is trimmed; an empty string or null leaves the field out. `id` and `createdAt` are the
-    /// server's to assign, so a client that sends them is refused, as is any field the seed lacks.
+    /// An empty string or null leaves a field out. `id` and `createdAt` are the server's to
+    /// assign, so a client that sends them is refused, as is any field the seed lacks.
     ///
     /// # Errors
     /// Returns every broken rule, not only the first.
     pub fn parse(
         fields: impl IntoIterator<Item = (String, FieldValue)>,
     ) -> Result<CustomerDetails, ValidationErrors> {
+        // Fields are checked in the order they came, so errors read in document order. The
+        // account may come last; a stand-in holds its place and never leaves this function,
+        // because a missing account is an error.
+        let stand_in = AccountId::parse(1).expect("1 is a valid account id");
+        let mut details = CustomerDetails::for_account(stand_in);
         let mut errors = Vec::new();
         let mut account_id = None;
-        let mut texts: Vec<(TextField, String)> = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
         for (name, value) in fields {
+            if seen.contains(&name) {
+                let message = format!("{name} may be given once");
+                errors.push(FieldError::new(&name, "repeated_field", message));
+                continue;
+            }
+            seen.push(name.clone());
             if name == "accountId" {
                 match parse_account_id(value) {
                     Ok(parsed) => account_id = parsed,
                     Err(error) => errors.push(error),
                 }
             } else if let Some(field) = TextField::from_name(&name) {
-                match parse_text(field, value) {
-                    Ok(Some(text)) => texts.push((field, text)),
-                    Ok(None) => {}
-                    Err(error) => errors.push(error),
+                let checked = text_of(field, value).and_then(|text| match text {
+                    Some(text) => details
+                        .set_text(field, &text)
+                        .map_err(|violation| FieldError::broken(field.name(), violation)),
+                    None => Ok(()),
+                });
+                if let Err(error) = checked {
+                    errors.push(error);
                 }
             } else if name == "id" || name == "createdAt" {
-                errors.push(FieldError::new(
-                    &name,
-                    "server_assigned",
-                    format!("{name} is assigned by the server and must not be sent"),
-                ));
+                let message = format!("{name} is assigned by the server and must not be sent");
+                errors.push(FieldError::new(&name, "server_assigned", message));
             } else {
-                errors.push(FieldError::new(
-                    &name,
-                    "unknown_field",
-                    format!("{name} is not a field of Customer"),
-                ));
+                let message = format!("{name} is not a field of Customer");
+                errors.push(FieldError::new(&name, "unknown_field", message));
             }
         }
-        let Some(account_id) = account_id else {
-            if !errors.iter().any(|error| error.field == "accountId") {
-                errors.insert(
-                    0,
-                    FieldError::new("accountId", "required", "accountId is required"),
-                );
+        match account_id {
+            Some(account_id) => details.account_id = account_id,
+            None if !errors.iter().any(|error| error.field == "accountId") => {
+                let required = FieldError::new("accountId", "required", "accountId is required");
+                errors.insert(0, required);
             }
-            return Err(ValidationErrors(errors));
-        };
-        if !errors.is_empty() {
-            return Err(ValidationErrors(errors));
+            None => {}
         }
-        let mut details = CustomerDetails::for_account(account_id);
-        for (field, text) in texts {
-            *details.text_slot_mut(field) = Some(text);
+        if errors.is_empty() {
+            Ok(details)
+        } else {
+            Err(ValidationErrors(errors))
         }
-        Ok(details)
     }
 }
 
 fn parse_account_id(value: FieldValue) -> Result<Option<AccountId>, FieldError> {
+    let wrong_type = |kind: &str| {
+        let message = format!("accountId must be an integer, got {kind}");
+        FieldError::new("accountId", "invalid_type", message)
+    };
     match value {
         FieldValue::Null => Ok(None),
         FieldValue::Integer(number) => AccountId::parse(number).map(Some).map_err(|number| {
-            FieldError::new(
-                "accountId",
-                "out_of_range",
-                format!("accountId must be in 1..={}, got {number}", AccountId::MAX),
-            )
+            let message = format!("accountId must be in 1..={}, got {number}", AccountId::MAX);
+            FieldError::new("accountId", "out_of_range", message)
         }),
-        FieldValue::Text(_) => Err(FieldError::new(
-            "accountId",
-            "invalid_type",
-            "accountId must be an integer, got a string",
-        )),
-        FieldValue::Other(kind) => Err(FieldError::new(
-            "accountId",
-            "invalid_type",
-            format!("accountId must be an integer, got {kind}"),
-        )),
+        FieldValue::Text(_) => Err(wrong_type("a string")),
+        FieldValue::Other(kind) => Err(wrong_type(kind)),
     }
 }
 
-fn parse_text(field: TextField, value: FieldValue) -> Result<Option<String>, FieldError> {
+/// The text of a text field; `None` for null or blank text, which leave the field out.
+fn text_of(field: TextField, value: FieldValue) -> Result<Option<String>, FieldError> {
     let name = field.name();
-    let raw = match value {
-        FieldValue::Null => return Ok(None),
-        FieldValue::Text(text) => text,
-        FieldValue::Integer(_) => {
-            return Err(FieldError::new(
-                name,
-                "invalid_type",
-                format!("{name} must be a string, got a number"),
-            ))
-        }
-        FieldValue::Other(kind) => {
-            return Err(FieldError::new(
-                name,
-                "invalid_type",
-                format!("{name} must be a string, got {kind}"),
-            ))
-        }
+    let wrong_type = |kind: &str| {
+        let message = format!("{name} must be a string, got {kind}");
+        FieldError::new(name, "invalid_type", message)
     };
-    let text = raw.trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    if text.chars().any(char::is_control) {
-        return Err(FieldError::new(
-            name,
-            "control_character",
-            format!("{name} must not contain control characters"),
-        ));
-    }
-    let counted = if field == TextField::Phone {
-        text.chars().filter(char::is_ascii_digit).count()
-    } else {
-        text.chars().count()
-    };
-    if counted > field.max_len() {
-        let unit = if field == TextField::Phone {
-            "digits"
-        } else {
-            "characters"
-        };
-        return Err(FieldError::new(
-            name,
-            "too_long",
-            format!(
-                "{name} must be at most {} {unit}, got {counted}",
-                field.max_len()
-            ),
-        ));
-    }
-    check_format(field, text)?;
-    Ok(Some(if field == TextField::CountryCode {
-        text.to_ascii_uppercase()
-    } else {
-        text.to_owned()
-    }))
-}
-
-/// The shape rules of the fields that have one.
-fn check_format(field: TextField, text: &str) -> Result<(), FieldError> {
-    let (valid, rule) = match field {
-        TextField::Email => (
-            text.split_once('@').is_some_and(|(local, domain)| {
-                !local.is_empty()
-                    && !domain.is_empty()
-                    && !domain.contains('@')
-                    && !text.chars().any(char::is_whitespace)
-            }),
-            "an address like name@example.com",
-        ),
-        TextField::Phone => (
-            text.chars().any(|c| c.is_ascii_digit())
-                && text
-                    .chars()
-                    .all(|c| c.is_ascii_digit() || " +-.()".contains(c)),
-            "digits, optionally formatted with + - . ( ) and spaces",
-        ),
-        TextField::State => (text.chars().all(char::is_alphanumeric), "letters or digits"),
-        TextField::ZipCode => (
-            text.chars()
-                .all(|c| c.is_alphanumeric() || c == ' ' || c == '-'),
-            "letters, digits, spaces or dashes",
-        ),
-        TextField::CountryCode => (
-            text.len() == 2 && text.chars().all(|c| c.is_ascii_alphabetic()),
-            "a two-letter ISO 3166-1 alpha-2 code",
-        ),
-        _ => (true, ""),
-    };
-    if valid {
-        Ok(())
-    } else {
-        let name = field.name();
-        Err(FieldError::new(
-            name,
-            "invalid_format",
-            format!("{name} must be {rule}"),
-        ))
+    match value {
+        FieldValue::Null => Ok(None),
+        FieldValue::Text(text) if text.trim().is_empty() => Ok(None),
+        FieldValue::Text(text) => Ok(Some(text)),
+        FieldValue::Integer(_) => Err(wrong_type("a number")),
+        FieldValue::Other(kind) => Err(wrong_type(kind)),
     }
 }
 
@@ -354,5 +278,68 @@ mod tests {
             codes(result),
             vec![("accountId".to_owned(), "out_of_range")]
         );
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn field_name() -> impl Strategy<Value = String> {
+            prop_oneof![
+                proptest::sample::select(TextField::ALL.map(TextField::name).to_vec())
+                    .prop_map(str::to_owned),
+                Just("accountId".to_owned()),
+                "[a-zA-Z]{1,12}",
+            ]
+        }
+
+        fn field_value() -> impl Strategy<Value = FieldValue> {
+            prop_oneof![
+                Just(FieldValue::Null),
+                any::<i64>().prop_map(FieldValue::Integer),
+                any::<String>().prop_map(FieldValue::Text),
+                "[ a-zA-Z0-9@.()+\\-éÉüß]{0,20}".prop_map(FieldValue::Text),
+                Just(FieldValue::Other("a boolean")),
+            ]
+        }
+
+        proptest! {
+            /// Whatever arrives, parsing answers (never panics), and what it accepts survives a
+            /// trip through its JSON form unchanged.
+            #[test]
+            fn accepted_details_round_trip(
+                fields in proptest::collection::vec((field_name(), field_value()), 0..8)
+            ) {
+                if let Ok(details) = CustomerDetails::parse(fields) {
+                    let json = serde_json::to_value(&details).unwrap();
+                    let again: Vec<(String, FieldValue)> = json
+                        .as_object()
+                        .unwrap()
+                        .iter()
+                        .map(|(name, value)| {
+                            let value = match value {
+                                serde_json::Value::Number(n) => FieldValue::Integer(n.as_i64().unwrap()),
+                                serde_json::Value::String(text) => FieldValue::Text(text.clone()),
+                                other => panic!("unexpected {other}"),
+                            };
+                            (name.clone(), value)
+                        })
+                        .collect();
+                    prop_assert_eq!(CustomerDetails::parse(again), Ok(details));
+                }
+            }
+
+            /// Every text rule is idempotent: a parsed value parses to itself.
+            #[test]
+            fn parsing_is_idempotent(raw in any::<String>(), field in proptest::sample::select(TextField::ALL.to_vec())) {
+                let mut details = CustomerDetails::for_account(AccountId::parse(1).unwrap());
+                if details.set_text(field, &raw).is_ok() {
+                    let parsed = details.text(field).unwrap().to_owned();
+                    let mut again = CustomerDetails::for_account(AccountId::parse(1).unwrap());
+                    prop_assert!(again.set_text(field, &parsed).is_ok());
+                    prop_assert_eq!(again.text(field), Some(parsed.as_str()));
+                }
+            }
+        }
     }
 }

@@ -1,56 +1,69 @@
-//! Handlers at the end of each route: parse at the edge, call the write side or the read model,
-//! and answer; every failure goes through [`ApiError`].
+//! Handlers at the end of each route: negotiate the format, parse at the edge, call the write
+//! side or the read model, and answer; every failure goes through [`ApiError`].
 
-use super::{ApiError, ApiState};
-use crate::domain::{CustomerDetails, CustomerId, FieldValue};
+use super::body::{self, BodyStream};
+use super::negotiation::{answer_format, body_format, problem_format, Format};
+use super::{xml, ApiError, ApiState, RequestMeta};
+use crate::domain::{Customer, CustomerDetails, CustomerId};
 use crate::read_model::CustomerQuery;
 use crate::write;
-use bytes::Bytes;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
-use warp::Reply;
 
 /// Header set on a 201 whose event was durable but not yet in this replica's read model when the
 /// projection wait ran out.
 const PROJECTION_PENDING: &str = "x-projection-pending";
 
+/// Header carrying how many customers a `find` matches over all pages.
+const TOTAL_COUNT: &str = "x-total-count";
+
 /// `PUT /api/v01/customers`: validate, append `CustomerCreated`, answer 201 once Kafka confirmed it.
-pub async fn create_customer(
-    content_type: Option<String>,
-    body: Bytes,
-    state: ApiState,
-) -> Response {
-    answer(create(content_type.as_deref(), &body, &state).await)
+pub async fn create_customer(meta: RequestMeta, body: BodyStream, state: ApiState) -> Response {
+    let problem = problem_format(meta.accept.as_deref());
+    create(meta, body, &state)
+        .await
+        .unwrap_or_else(|error| error.into_response(problem))
 }
 
 /// `GET /api/v01/customers`: the page of customers the filters select.
-pub async fn find_customers(pairs: Vec<(String, String)>, state: ApiState) -> Response {
-    answer(find(&pairs, &state))
+pub async fn find_customers(meta: RequestMeta, query: String, state: ApiState) -> Response {
+    let problem = problem_format(meta.accept.as_deref());
+    find(&meta, &query, &state).unwrap_or_else(|error| error.into_response(problem))
 }
 
 /// `GET /api/v01/customers/{id}`: one customer, or 404.
-pub async fn get_customer(id: String, state: ApiState) -> Response {
-    answer(get(&id, &state))
+pub async fn get_customer(id: String, meta: RequestMeta, state: ApiState) -> Response {
+    let problem = problem_format(meta.accept.as_deref());
+    get(&id, &meta, &state).unwrap_or_else(|error| error.into_response(problem))
 }
 
-fn answer(result: Result<Response, ApiError>) -> Response {
-    result.unwrap_or_else(Reply::into_response)
+/// A known path with a method it does not allow: 405 with `Allow`.
+pub fn method_not_allowed(meta: RequestMeta, allow: &'static str) -> Response {
+    ApiError::MethodNotAllowed { allow }.into_response(problem_format(meta.accept.as_deref()))
+}
+
+/// Any other path: 404.
+pub fn no_such_path(meta: RequestMeta) -> Response {
+    ApiError::NotFound("no resource at this path".into())
+        .into_response(problem_format(meta.accept.as_deref()))
 }
 
 async fn create(
-    content_type: Option<&str>,
-    body: &[u8],
+    meta: RequestMeta,
+    body: BodyStream,
     state: &ApiState,
 ) -> Result<Response, ApiError> {
-    require_json(content_type)?;
-    let details = CustomerDetails::parse(json_fields(body)?)?;
+    let answer = answer_format(meta.accept.as_deref())?;
+    let body_format = body_format(meta.content_type.as_deref())?;
+    let body = body::read_limited(meta.content_length, body).await?;
+    let details = CustomerDetails::parse(body::customer_fields(body_format, &body)?)?;
     let (customer, position) = write::create_customer(&state.event_log, details).await?;
     let projected = state
         .progress
         .wait_until_applied(position, state.projection_wait)
         .await;
-    let mut response =
-        warp::reply::with_status(warp::reply::json(&customer), StatusCode::CREATED).into_response();
+    let mut response = customer_response(answer, &customer);
+    *response.status_mut() = StatusCode::CREATED;
     let location = format!("/api/v01/customers/{}", customer.id);
     let headers = response.headers_mut();
     headers.insert(
@@ -63,62 +76,49 @@ async fn create(
     Ok(response)
 }
 
-fn find(pairs: &[(String, String)], state: &ApiState) -> Result<Response, ApiError> {
-    let query = CustomerQuery::parse(pairs)?;
-    // A long walk of the index must not stall the other requests on this worker.
+fn find(meta: &RequestMeta, query: &str, state: &ApiState) -> Result<Response, ApiError> {
+    let answer = answer_format(meta.accept.as_deref())?;
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let query = CustomerQuery::parse(&pairs)?;
+    // A long walk of an index must not stall the other requests on this worker.
     let page = tokio::task::block_in_place(|| state.read_model.find(&query))?;
-    Ok(warp::reply::json(&page).into_response())
+    let body = match answer {
+        Format::Json => serde_json::to_vec(&page.customers).expect("customers always serialise"),
+        Format::Xml => xml::customers_document(&page.customers).into_bytes(),
+    };
+    let mut response = response_with(answer, body);
+    response
+        .headers_mut()
+        .insert(TOTAL_COUNT, HeaderValue::from(page.total));
+    Ok(response)
 }
 
-fn get(id: &str, state: &ApiState) -> Result<Response, ApiError> {
+fn get(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> {
+    let answer = answer_format(meta.accept.as_deref())?;
     let not_found = || ApiError::NotFound(format!("no customer with id {id}"));
     let id: CustomerId = id.parse().map_err(|_| not_found())?;
     let customer = state.read_model.get(id)?.ok_or_else(not_found)?;
-    Ok(warp::reply::json(&customer).into_response())
+    Ok(customer_response(answer, &customer))
 }
 
-/// `create` reads JSON: `application/json` or any `+json` type; no `Content-Type` is taken as JSON.
-fn require_json(content_type: Option<&str>) -> Result<(), ApiError> {
-    let Some(content_type) = content_type else {
-        return Ok(());
+fn customer_response(format: Format, customer: &Customer) -> Response {
+    let body = match format {
+        Format::Json => serde_json::to_vec(customer).expect("a customer always serialises"),
+        Format::Xml => xml::customer_document(customer).into_bytes(),
     };
-    let media_type = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    if media_type == "application/json" || media_type.ends_with("+json") {
-        Ok(())
-    } else {
-        Err(ApiError::UnsupportedMediaType(media_type))
-    }
+    response_with(format, body)
 }
 
-/// The top-level fields of a JSON object body.
-fn json_fields(body: &[u8]) -> Result<Vec<(String, FieldValue)>, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|error| ApiError::Malformed(format!("the body is not valid JSON: {error}")))?;
-    let serde_json::Value::Object(object) = value else {
-        return Err(ApiError::Malformed("the body must be a JSON object".into()));
+fn response_with(format: Format, body: Vec<u8>) -> Response {
+    let content_type = match format {
+        Format::Json => "application/json",
+        Format::Xml => "application/xml; charset=utf-8",
     };
-    Ok(object
-        .into_iter()
-        .map(|(name, value)| (name, field_value(value)))
-        .collect())
-}
-
-fn field_value(value: serde_json::Value) -> FieldValue {
-    use serde_json::Value;
-    match value {
-        Value::Null => FieldValue::Null,
-        Value::String(text) => FieldValue::Text(text),
-        Value::Number(number) => number.as_i64().map_or(
-            FieldValue::Other("a non-integer number"),
-            FieldValue::Integer,
-        ),
-        Value::Bool(_) => FieldValue::Other("a boolean"),
-        Value::Array(_) => FieldValue::Other("an array"),
-        Value::Object(_) => FieldValue::Other("an object"),
-    }
+    let mut response = Response::new(body.into());
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
 }

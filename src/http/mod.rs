@@ -1,19 +1,28 @@
-//! The HTTP API: warp filters for the customers resource, handlers at the end of each chain, and
-//! [`problem`], where every error becomes an answer.
+//! The HTTP API: warp filters for the customers resource, handlers at the end of each chain,
+//! content negotiation (JSON and XML), and [`problem`], where every error becomes an answer.
+//!
+//! The route tree is total: every request ends in a handler, so every answer (including 404 and
+//! 405) is rendered by this module in the format the client asked for, never by warp's defaults.
 
+mod body;
 mod handlers;
+mod negotiation;
 mod problem;
+mod xml;
 
 pub use problem::ApiError;
 
 use crate::projection::ProjectionProgress;
 use crate::read_model::ReadModel;
 use crate::write::EventLog;
+use bytes::Buf;
+use futures::{Stream, StreamExt, TryStreamExt};
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use warp::http::Method;
+use warp::http::HeaderMap;
 use warp::reply::Response;
-use warp::{Filter, Rejection, Reply};
+use warp::{Filter, Rejection};
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: u64 = 64 * 1024;
@@ -31,59 +40,103 @@ pub struct ApiState {
     pub projection_wait: Duration,
 }
 
-/// Every route of the API, with errors turned into problem documents.
-pub fn routes(
-    state: ApiState,
-) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
-    let collection = warp::path!("api" / "v01" / "customers");
-    let item = warp::path!("api" / "v01" / "customers" / String);
+/// The request headers the handlers negotiate on, read leniently: an unreadable value counts as
+/// absent.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    accept: Option<String>,
+    content_type: Option<String>,
+    content_length: Option<u64>,
+}
 
-    let create = collection
+impl RequestMeta {
+    fn from_headers(headers: &HeaderMap) -> Self {
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        Self {
+            accept: text(warp::http::header::ACCEPT),
+            content_type: text(warp::http::header::CONTENT_TYPE),
+            content_length: text(warp::http::header::CONTENT_LENGTH)
+                .and_then(|length| length.trim().parse().ok()),
+        }
+    }
+}
+
+/// Every route of the API.
+pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let collection = || warp::path!("api" / "v01" / "customers");
+    let item = || warp::path!("api" / "v01" / "customers" / String);
+
+    let create = collection()
         .and(warp::put())
-        .and(warp::header::optional::<String>("content-type"))
-        .and(warp::body::content_length_limit(MAX_BODY_BYTES))
-        .and(warp::body::bytes())
+        .and(request_meta())
+        .and(body_stream())
         .and(with_state(state.clone()))
         .then(handlers::create_customer);
-    let find = collection
-        .and(warp::get())
-        .and(warp::query::<Vec<(String, String)>>())
+    let find = collection()
+        .and(get_or_head())
+        .and(request_meta())
+        .and(raw_query())
         .and(with_state(state.clone()))
         .then(handlers::find_customers);
-    let get = item
-        .and(warp::get())
+    let collection_other_method = collection()
+        .and(request_meta())
+        .map(|meta| handlers::method_not_allowed(meta, "GET, HEAD, PUT"));
+    let get = item()
+        .and(get_or_head())
+        .and(request_meta())
         .and(with_state(state))
         .then(handlers::get_customer);
+    let item_other_method = item()
+        .and(request_meta())
+        .map(|_id: String, meta| handlers::method_not_allowed(meta, "GET, HEAD"));
+    let anything_else = warp::any().and(request_meta()).map(handlers::no_such_path);
 
     create
         .or(find)
-        .or(collection.and(other_method(&[Method::GET, Method::PUT], "GET, PUT")))
+        .unify()
+        .or(collection_other_method)
+        .unify()
         .or(get)
-        .or(item
-            .and(other_method(&[Method::GET], "GET"))
-            .map(|_id: String, never: Response| never))
-        .recover(problem::recover)
+        .unify()
+        .or(item_other_method)
+        .unify()
+        .or(anything_else)
+        .unify()
 }
 
-fn with_state(
-    state: ApiState,
-) -> impl Filter<Extract = (ApiState,), Error = std::convert::Infallible> + Clone {
+fn with_state(state: ApiState) -> impl Filter<Extract = (ApiState,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())
 }
 
-/// Matches any method but `allowed`, rejecting with the `Allow` list so the answer is a 405.
-/// For an allowed method it rejects as "not found", the weakest rejection, so the real route's
-/// own rejection (say, a body too large) is the one answered.
-fn other_method(
-    allowed: &'static [Method],
-    allow: &'static str,
-) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::method().and_then(move |method: Method| async move {
-        let rejection = if allowed.contains(&method) {
-            warp::reject::not_found()
-        } else {
-            warp::reject::custom(problem::WrongMethod { allow })
-        };
-        Err::<Response, Rejection>(rejection)
-    })
+fn request_meta() -> impl Filter<Extract = (RequestMeta,), Error = Infallible> + Clone {
+    warp::header::headers_cloned().map(|headers: HeaderMap| RequestMeta::from_headers(&headers))
+}
+
+fn get_or_head() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::get().or(warp::head()).unify()
+}
+
+/// The query string, or an empty one when the URL has none.
+fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+/// The body as a stream, so its size is checked while it arrives rather than after.
+fn body_stream() -> impl Filter<Extract = (body::BodyStream,), Error = Rejection> + Clone {
+    warp::body::stream().map(into_byte_stream)
+}
+
+fn into_byte_stream<S, B>(stream: S) -> body::BodyStream
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send + 'static,
+    B: Buf,
+{
+    stream
+        .map_ok(|mut chunk| chunk.copy_to_bytes(chunk.remaining()))
+        .boxed()
 }

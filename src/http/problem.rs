@@ -1,13 +1,14 @@
-//! The one place where errors become HTTP answers: RFC 9457 problem documents.
+//! The one place where errors become HTTP answers: RFC 9457 problem documents, in JSON
+//! (`application/problem+json`) or XML (`application/problem+xml`) as the client prefers.
 
+use super::negotiation::Format;
+use super::xml;
 use crate::domain::{FieldError, ValidationErrors};
 use crate::read_model::ReadModelError;
 use crate::write::EventLogError;
 use serde::Serialize;
-use std::convert::Infallible;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
-use warp::{Rejection, Reply};
 
 /// Every way a request can fail.
 #[derive(Debug, thiserror::Error)]
@@ -15,12 +16,17 @@ pub enum ApiError {
     /// The request's fields or parameters broke the rules.
     #[error(transparent)]
     Validation(#[from] ValidationErrors),
-    /// The body or the query string is not well-formed.
+    /// The body or the query string is not well-formed; the text says where.
     #[error("{0}")]
     Malformed(String),
     /// The body's media type is not one `create` consumes.
-    #[error("create consumes application/json, not {0}")]
+    #[error("create consumes application/json or application/xml, not {0}")]
     UnsupportedMediaType(String),
+    /// The client accepts no format the API produces.
+    #[error(
+        "this API produces application/json or application/xml, and Accept allows neither: {0}"
+    )]
+    NotAcceptable(String),
     /// The body is larger than the limit.
     #[error("the body is larger than {limit} bytes")]
     PayloadTooLarge {
@@ -44,30 +50,21 @@ pub enum ApiError {
     ReadModel(#[from] ReadModelError),
 }
 
-/// The rejection that a known path raises for a method it does not allow.
-#[derive(Debug)]
-pub struct WrongMethod {
-    /// The methods the path allows.
-    pub allow: &'static str,
-}
-
-impl warp::reject::Reject for WrongMethod {}
-
-/// An RFC 9457 problem document.
+/// An RFC 9457 problem document, JSON form.
 #[derive(Serialize)]
 struct Problem<'a> {
     #[serde(rename = "type")]
     problem_type: &'static str,
     title: &'static str,
     status: u16,
-    detail: String,
+    detail: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [FieldError]>,
 }
 
 impl ApiError {
     /// The status, the problem `type` (relative to the API's host) and its title.
-    fn status_and_title(&self) -> (StatusCode, &'static str, &'static str) {
+    fn status_type_title(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             ApiError::Validation(_) => (
                 StatusCode::BAD_REQUEST,
@@ -83,6 +80,11 @@ impl ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "/problems/unsupported-media-type",
                 "Unsupported media type",
+            ),
+            ApiError::NotAcceptable(_) => (
+                StatusCode::NOT_ACCEPTABLE,
+                "/problems/not-acceptable",
+                "No acceptable representation",
             ),
             ApiError::PayloadTooLarge { .. } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -107,33 +109,40 @@ impl ApiError {
             ),
         }
     }
-}
 
-impl Reply for ApiError {
-    fn into_response(self) -> Response {
-        let (status, problem_type, title) = self.status_and_title();
+    /// The problem document answering this error, in `format`, with its status and headers.
+    pub fn into_response(self, format: Format) -> Response {
+        let (status, problem_type, title) = self.status_type_title();
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
+        let detail = self.to_string();
         let errors = match &self {
             ApiError::Validation(ValidationErrors(errors)) => Some(errors.as_slice()),
             _ => None,
         };
-        let problem = Problem {
-            problem_type,
-            title,
-            status: status.as_u16(),
-            detail: self.to_string(),
-            errors,
+        let (body, content_type) = match format {
+            Format::Json => {
+                let problem = Problem {
+                    problem_type,
+                    title,
+                    status: status.as_u16(),
+                    detail: &detail,
+                    errors,
+                };
+                let json = serde_json::to_vec(&problem).expect("a problem always serialises");
+                (json, "application/problem+json")
+            }
+            Format::Xml => {
+                let xml =
+                    xml::problem_document(problem_type, title, status.as_u16(), &detail, errors);
+                (xml.into_bytes(), "application/problem+xml; charset=utf-8")
+            }
         };
-        let body = serde_json::to_vec(&problem).expect("a problem document always serialises");
         let mut response = Response::new(body.into());
         *response.status_mut() = status;
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         match self {
             ApiError::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
@@ -145,22 +154,4 @@ impl Reply for ApiError {
         }
         response
     }
-}
-
-/// Turns warp's own rejections (no route, wrong method, body too large, ...) into problem documents.
-pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
-    let error = if let Some(wrong) = rejection.find::<WrongMethod>() {
-        ApiError::MethodNotAllowed { allow: wrong.allow }
-    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-        ApiError::PayloadTooLarge {
-            limit: super::MAX_BODY_BYTES,
-        }
-    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
-        ApiError::Malformed("a Content-Length header is required".into())
-    } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
-        ApiError::Malformed("the query string is not well-formed".into())
-    } else {
-        ApiError::NotFound("no resource at this path".into())
-    };
-    Ok(error.into_response())
 }

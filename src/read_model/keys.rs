@@ -1,7 +1,7 @@
 //! Byte layouts of the read model's keys. Every key sorts the way queries read it: big-endian
 //! integers, creation time before id, so a prefix scan walks customers in `createdAt`, `id` order.
 
-use crate::domain::{AccountId, Customer, CustomerId};
+use crate::domain::{AccountId, Customer, CustomerId, TextField};
 
 /// Length of an [`order_key`]: 8 bytes of time, 16 of id.
 pub const ORDER_KEY_LEN: usize = 24;
@@ -35,6 +35,62 @@ pub fn account_key(customer: &Customer) -> Vec<u8> {
     key
 }
 
+/// The order key at the end of any key that ends with one.
+pub fn order_key_of(key: &[u8]) -> Option<[u8; ORDER_KEY_LEN]> {
+    let start = key.len().checked_sub(ORDER_KEY_LEN)?;
+    key[start..].try_into().ok()
+}
+
+/// Where a text index range starts: the field, then the scope (`0` for the whole registry, or
+/// `1` and the account for one account's customers).
+fn text_scope(field: TextField, account_id: Option<AccountId>) -> Vec<u8> {
+    let tag = TextField::ALL
+        .iter()
+        .position(|candidate| *candidate == field)
+        .expect("every field is in TextField::ALL") as u8;
+    let mut key = vec![tag];
+    match account_id {
+        None => key.push(0),
+        Some(account_id) => {
+            key.push(1);
+            key.extend_from_slice(&account_prefix(account_id));
+        }
+    }
+    key
+}
+
+/// `text_index` key: scope, the value's search form, a 0 byte (search forms never contain one:
+/// control characters are refused), then the customer's [`order_key`].
+pub fn text_key(
+    field: TextField,
+    account_id: Option<AccountId>,
+    search_form: &str,
+    customer: &Customer,
+) -> Vec<u8> {
+    let mut key = text_range(field, account_id, search_form, true);
+    key.extend_from_slice(&order_key(customer));
+    key
+}
+
+/// The prefix of every `text_index` key whose search form starts with `needle` (or, `whole`, is
+/// exactly `needle`).
+pub fn text_range(
+    field: TextField,
+    account_id: Option<AccountId>,
+    needle: &str,
+    whole: bool,
+) -> Vec<u8> {
+    let mut prefix = text_scope(field, account_id);
+    prefix.extend_from_slice(needle.as_bytes());
+    if whole {
+        prefix.push(0);
+    }
+    prefix
+}
+
+/// `counts` key of the number of all customers.
+pub const COUNT_ALL: &[u8] = b"all";
+
 /// `offsets` key of a partition.
 pub fn partition_key(partition: i32) -> [u8; 4] {
     partition.to_be_bytes()
@@ -60,6 +116,19 @@ mod tests {
         let epoch = order_key(&customer_at(0, 1));
         let later = order_key(&customer_at(1_795_624_843_120, 1));
         assert!(before < epoch && epoch < later);
+    }
+
+    #[test]
+    fn text_keys_fall_in_their_ranges_only() {
+        let customer = customer_at(5, 77);
+        let account = Some(customer.details.account_id);
+        let key = text_key(TextField::LastName, account, "hamilton", &customer);
+        assert!(key.starts_with(&text_range(TextField::LastName, account, "ham", false)));
+        assert!(key.starts_with(&text_range(TextField::LastName, account, "hamilton", true)));
+        assert!(!key.starts_with(&text_range(TextField::LastName, account, "ham", true)));
+        assert!(!key.starts_with(&text_range(TextField::LastName, None, "ham", false)));
+        assert!(!key.starts_with(&text_range(TextField::FirstName, account, "ham", false)));
+        assert_eq!(order_key_of(&key), Some(order_key(&customer)));
     }
 
     #[test]

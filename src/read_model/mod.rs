@@ -5,23 +5,24 @@
 //! - `customers`: customer id (16 bytes) → the customer's JSON.
 //! - `by_created`: [`keys::order_key`] → nothing; every customer in `createdAt`, `id` order.
 //! - `by_account`: account id (4 bytes) ++ order key → nothing; one account's customers in order.
+//! - `text_index`: field ++ scope (whole registry, or one account) ++ the value's search form ++ 0
+//!   ++ order key → nothing; every text field of every customer, twice (once per scope).
+//! - `counts`: `all` or an account id → number of customers (8 bytes).
 //! - `offsets`: partition (4 bytes) → next offset to apply (8 bytes), written in the same
 //!   transaction as the changes of the record before it, so a crash can never apply a record twice
 //!   or skip one.
 //!
-//! # How `find` picks its index
-//! A query with `accountId` walks that account's `by_account` range (merchants query within their
-//! account); any other query walks `by_created`. Either walk already yields customers in the
-//! answer's order, so the remaining filters are checked on the way and the walk stops as soon as
-//! `offset + limit` matches are seen. Pages are stable under `offset`: customers are only ever
-//! added, and a new customer sorts after every existing one unless clocks went backwards.
+//! How `find` uses them is in [`planner`].
 
 mod keys;
+mod planner;
 mod query;
+mod search;
 
+pub use planner::Page;
 pub use query::{CustomerQuery, DEFAULT_LIMIT, MAX_LIMIT};
 
-use crate::domain::{Customer, CustomerId};
+use crate::domain::{Customer, CustomerId, TextField};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -64,6 +65,8 @@ pub struct ReadModel {
     customers: sled::Tree,
     by_created: sled::Tree,
     by_account: sled::Tree,
+    text_index: sled::Tree,
+    counts: sled::Tree,
     offsets: sled::Tree,
 }
 
@@ -78,6 +81,8 @@ impl ReadModel {
             customers: db.open_tree("customers")?,
             by_created: db.open_tree("by_created")?,
             by_account: db.open_tree("by_account")?,
+            text_index: db.open_tree("text_index")?,
+            counts: db.open_tree("counts")?,
             offsets: db.open_tree("offsets")?,
             db,
         })
@@ -98,13 +103,18 @@ impl ReadModel {
         let json = serde_json::to_vec(customer).expect("a customer always serialises");
         let order_key = keys::order_key(customer);
         let account_key = keys::account_key(customer);
-        let outcome = (
+        let account_count_key = keys::account_prefix(customer.details.account_id);
+        let text_keys = text_index_keys(customer);
+        let trees = (
             &self.customers,
             &self.by_created,
             &self.by_account,
+            &self.text_index,
+            &self.counts,
             &self.offsets,
-        )
-            .transaction(|(customers, by_created, by_account, offsets)| {
+        );
+        let outcome = trees.transaction(
+            |(customers, by_created, by_account, text_index, counts, offsets)| {
                 let outcome = match customers.get(id_key)? {
                     Some(existing) => {
                         let existing = decode_customer(&existing)
@@ -119,12 +129,23 @@ impl ReadModel {
                         customers.insert(id_key, json.as_slice())?;
                         by_created.insert(&order_key, &[])?;
                         by_account.insert(account_key.as_slice(), &[])?;
+                        for key in &text_keys {
+                            text_index.insert(key.as_slice(), &[])?;
+                        }
+                        for count_key in [keys::COUNT_ALL, &account_count_key] {
+                            let count = counts
+                                .get(count_key)?
+                                .map_or(Ok(0), |bytes| decode_count(&bytes))
+                                .map_err(ConflictableTransactionError::Abort)?;
+                            counts.insert(count_key, &(count + 1).to_be_bytes())?;
+                        }
                         ApplyOutcome::Applied
                     }
                 };
                 offsets.insert(&keys::partition_key(partition), &(offset + 1).to_be_bytes())?;
                 Ok(outcome)
-            })?;
+            },
+        )?;
         Ok(outcome)
     }
 
@@ -174,39 +195,13 @@ impl ReadModel {
             .transpose()
     }
 
-    /// The page of customers that `query` selects, in `createdAt`, `id` order.
-    ///
-    /// # Errors
-    /// [`ReadModelError`] when sled fails or an index points at a missing customer.
-    pub fn find(&self, query: &CustomerQuery) -> Result<Vec<Customer>, ReadModelError> {
-        let index_walk = match query.account_id {
-            Some(account_id) => self
-                .by_account
-                .scan_prefix(keys::account_prefix(account_id)),
-            None => self.by_created.iter(),
-        };
-        let mut page = Vec::with_capacity(query.limit.min(MAX_LIMIT));
-        let mut to_skip = query.offset;
-        for entry in index_walk {
-            let (key, _) = entry?;
-            let id = keys::customer_id_of(&key)
-                .ok_or_else(|| ReadModelError::Corrupt("index key too short".into()))?;
-            let customer = self.get(id)?.ok_or_else(|| {
-                ReadModelError::Corrupt(format!("index names customer {id}, which is missing"))
-            })?;
-            if !query.matches(&customer) {
-                continue;
-            }
-            if to_skip > 0 {
-                to_skip -= 1;
-                continue;
-            }
-            page.push(customer);
-            if page.len() == query.limit {
-                break;
-            }
-        }
-        Ok(page)
+    /// The number stored under `key` in `counts` (0 when absent).
+    fn count(&self, key: &[u8]) -> Result<usize, ReadModelError> {
+        let count = self
+            .counts
+            .get(key)?
+            .map_or(Ok(0), |bytes| decode_count(&bytes))?;
+        usize::try_from(count).map_err(|_| ReadModelError::Corrupt("count exceeds memory".into()))
     }
 
     /// Writes everything applied so far to disk.
@@ -217,6 +212,28 @@ impl ReadModel {
         self.db.flush_async().await?;
         Ok(())
     }
+}
+
+/// Every `text_index` key of `customer`: each present text field, in both scopes.
+fn text_index_keys(customer: &Customer) -> Vec<Vec<u8>> {
+    let account_id = customer.details.account_id;
+    TextField::ALL
+        .into_iter()
+        .filter_map(|field| {
+            let value = customer.details.text(field)?;
+            Some((field, search::search_form(field, value)))
+        })
+        .flat_map(|(field, form)| {
+            [None, Some(account_id)].map(|scope| keys::text_key(field, scope, &form, customer))
+        })
+        .collect()
+}
+
+fn decode_count(bytes: &[u8]) -> Result<u64, ReadModelError> {
+    bytes
+        .try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| ReadModelError::Corrupt("a count is not 8 bytes".into()))
 }
 
 fn decode_customer(bytes: &[u8]) -> Result<Customer, ReadModelError> {
@@ -231,7 +248,7 @@ mod tests {
 
     fn customer(account: i64, last_name: &str) -> Customer {
         let mut details = CustomerDetails::for_account(AccountId::parse(account).unwrap());
-        details.last_name = Some(last_name.into());
+        details.set_text(TextField::LastName, last_name).unwrap();
         Customer::register(details)
     }
 
@@ -257,13 +274,13 @@ mod tests {
             ApplyOutcome::Duplicate
         );
         let mut twin = first.clone();
-        twin.details.last_name = Some("Other".into());
+        twin.details.set_text(TextField::LastName, "Other").unwrap();
         assert_eq!(
             model.apply_customer_created(&twin, 1, 0).unwrap(),
             ApplyOutcome::Conflict
         );
         assert_eq!(model.get(first.id).unwrap(), Some(first));
-        assert_eq!(model.find(&query(&[])).unwrap().len(), 1);
+        assert_eq!(model.find(&query(&[])).unwrap().total, 1);
         assert_eq!(
             model.next_offsets().unwrap(),
             BTreeMap::from([(0, 2), (1, 1)])
@@ -285,6 +302,7 @@ mod tests {
         let account_10: Vec<CustomerId> = model
             .find(&query(&[("accountId", "10")]))
             .unwrap()
+            .customers
             .iter()
             .map(|customer| customer.id)
             .collect();
@@ -295,7 +313,8 @@ mod tests {
         let page = model
             .find(&query(&[("offset", "1"), ("limit", "2")]))
             .unwrap();
-        assert_eq!(page, created[1..3].to_vec());
+        assert_eq!(page.customers, created[1..3].to_vec());
+        assert_eq!(page.total, 6);
     }
 
     #[test]

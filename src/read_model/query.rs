@@ -1,5 +1,6 @@
 //! The `find` query: parsed from query-string pairs, and the matching rule of each filter.
 
+use super::search::{matches_whole_value, search_form};
 use crate::domain::{AccountId, Customer, FieldError, TextField, ValidationErrors};
 
 /// Default page size, as the seed gives it.
@@ -12,7 +13,7 @@ pub const MAX_LIMIT: usize = 1000;
 pub struct CustomerQuery {
     /// Exact account match.
     pub account_id: Option<AccountId>,
-    /// Text filters, each value already normalised for matching (see [`CustomerQuery::matches`]).
+    /// Text filters, each needle in its field's search form (see [`CustomerQuery::matches`]).
     pub text_filters: Vec<(TextField, String)>,
     /// Matches to skip.
     pub offset: usize,
@@ -80,36 +81,21 @@ impl CustomerQuery {
         }
     }
 
-    /// Whether `customer` passes every filter: text filters are case-insensitive prefixes,
-    /// `phone` a prefix of the digits alone, `state` and `countryCode` exact but case-insensitive,
-    /// `accountId` exact.
+    /// Whether `customer` passes every filter: the account exactly, and each text filter on the
+    /// value's [`search_form`]: whole-value for `state` and `countryCode`, prefix for the rest.
     pub fn matches(&self, customer: &Customer) -> bool {
         let details = &customer.details;
         self.account_id.is_none_or(|id| id == details.account_id)
             && self.text_filters.iter().all(|(field, needle)| {
                 details.text(*field).is_some_and(|value| {
-                    let value = normalise(*field, value);
-                    if is_exact(*field) {
+                    let value = search_form(*field, value);
+                    if matches_whole_value(*field) {
                         value == *needle
                     } else {
                         value.starts_with(needle.as_str())
                     }
                 })
             })
-    }
-}
-
-/// `state` and `countryCode` match whole values; the other text fields match prefixes.
-fn is_exact(field: TextField) -> bool {
-    matches!(field, TextField::State | TextField::CountryCode)
-}
-
-/// The form both sides of a comparison take: lower case, and for phones the digits alone.
-fn normalise(field: TextField, value: &str) -> String {
-    if field == TextField::Phone {
-        value.chars().filter(char::is_ascii_digit).collect()
-    } else {
-        value.to_lowercase()
     }
 }
 
@@ -127,9 +113,12 @@ fn parse_count(name: &str, value: &str, min: usize, max: usize) -> Result<usize,
     } else {
         format!("{name} must be a whole number in {min}..={max}")
     };
+    let all_digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
     match value.parse::<usize>() {
         Ok(number) if (min..=max).contains(&number) => Ok(number),
+        // Outside the bounds, or too large for a usize: a number, but not an allowed one.
         Ok(_) => Err(error(name, "out_of_range", rule)),
+        Err(_) if all_digits => Err(error(name, "out_of_range", rule)),
         Err(_) => Err(error(name, "invalid_type", rule)),
     }
 }
@@ -152,35 +141,10 @@ fn parse_account(value: &str) -> Result<AccountId, FieldError> {
 }
 
 fn parse_filter(field: TextField, value: &str) -> Result<String, FieldError> {
-    let name = field.name();
-    if value.chars().any(char::is_control) {
-        return Err(error(
-            name,
-            "control_character",
-            format!("{name} must not contain control characters"),
-        ));
-    }
-    let needle = normalise(field, value);
-    let length = if field == TextField::Phone {
-        needle.len()
-    } else {
-        value.chars().count()
-    };
-    if length > field.max_len() {
-        return Err(error(
-            name,
-            "too_long",
-            format!("{name} must be at most {} characters", field.max_len()),
-        ));
-    }
-    if field == TextField::Phone && needle.is_empty() {
-        return Err(error(
-            name,
-            "invalid_format",
-            "phone must contain digits".into(),
-        ));
-    }
-    Ok(needle)
+    field
+        .parse_filter(value)
+        .map(|valid| search_form(field, &valid))
+        .map_err(|violation| FieldError::broken(field.name(), violation))
 }
 
 #[cfg(test)]
@@ -236,7 +200,7 @@ mod tests {
 
     #[test]
     fn text_filters_are_case_insensitive_prefixes() {
-        let hamilton = customer(|d| d.last_name = Some("Hamilton".into()));
+        let hamilton = customer(|d| d.set_text(TextField::LastName, "Hamilton").unwrap());
         let query = CustomerQuery::parse(&pairs(&[("lastName", "hamil")])).unwrap();
         assert!(query.matches(&hamilton));
         let query = CustomerQuery::parse(&pairs(&[("lastName", "milton")])).unwrap();
@@ -246,8 +210,8 @@ mod tests {
     #[test]
     fn codes_match_whole_values_and_phones_match_digits() {
         let customer = customer(|d| {
-            d.state = Some("NY".into());
-            d.phone = Some("212-555-0101".into());
+            d.set_text(TextField::State, "NY").unwrap();
+            d.set_text(TextField::Phone, "212-555-0101").unwrap();
         });
         let exact = CustomerQuery::parse(&pairs(&[("state", "ny")])).unwrap();
         assert!(exact.matches(&customer));
@@ -255,6 +219,40 @@ mod tests {
         assert!(!prefix.matches(&customer));
         let phone = CustomerQuery::parse(&pairs(&[("phone", "(212) 555")])).unwrap();
         assert!(phone.matches(&customer));
+    }
+
+    #[test]
+    fn accents_fold_on_both_sides() {
+        let jose = customer(|d| d.set_text(TextField::FirstName, "José").unwrap());
+        let query = CustomerQuery::parse(&pairs(&[("firstName", "jose")])).unwrap();
+        assert!(query.matches(&jose));
+        let muller = customer(|d| d.set_text(TextField::LastName, "Müller").unwrap());
+        let query = CustomerQuery::parse(&pairs(&[("lastName", "MULL")])).unwrap();
+        assert!(query.matches(&muller));
+    }
+
+    #[test]
+    fn filters_follow_their_fields_rules() {
+        let long_name = "a".repeat(126);
+        let errors = CustomerQuery::parse(&pairs(&[
+            ("state", "NYCX"),
+            ("countryCode", "ZZ"),
+            ("phone", "abc"),
+            ("firstName", &long_name),
+            ("offset", "99999999999999999999999"),
+        ]))
+        .unwrap_err();
+        let codes: Vec<&str> = errors.0.iter().map(|error| error.code).collect();
+        assert_eq!(
+            codes,
+            vec![
+                "too_long",
+                "invalid_format",
+                "invalid_format",
+                "too_long",
+                "out_of_range"
+            ]
+        );
     }
 
     #[test]

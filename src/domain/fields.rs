@@ -1,0 +1,487 @@
+//! One type per customer field. Each `parse` trims, normalises to Unicode NFC and applies the
+//! seed's rule, so a value of these types is valid by construction. Lengths count characters
+//! (Unicode scalar values after NFC), not bytes.
+
+use super::country_codes;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use unicode_normalization::UnicodeNormalization;
+
+/// Why a value is not valid for its field; the caller names the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleViolation {
+    /// Machine-readable: `empty`, `too_long`, `invalid_format` or `control_character`.
+    pub code: &'static str,
+    /// What the rule is, in words, without the field's name.
+    pub message: String,
+}
+
+impl RuleViolation {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for RuleViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Declares a string newtype whose only constructor is its `parse`, and which (de)serialises as
+/// a plain string through that same `parse`.
+macro_rules! text_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// The value as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = RuleViolation;
+
+            fn try_from(raw: String) -> Result<Self, RuleViolation> {
+                Self::parse(&raw)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+text_type!(
+    /// `firstName` or `lastName`: 1 to 125 characters.
+    PersonName
+);
+text_type!(
+    /// `organizationName`: 1 to 255 characters.
+    OrganizationName
+);
+text_type!(
+    /// `email`: a syntactically valid address (`local@domain.tld`), at most 100 characters.
+    Email
+);
+text_type!(
+    /// `phone`: 1 to 15 digits, with `+` (leading), spaces, `-`, `.`, `(` and `)` as formatting,
+    /// kept as given; at most 30 characters in all.
+    Phone
+);
+text_type!(
+    /// `street`: 1 to 128 characters.
+    Street
+);
+text_type!(
+    /// `city`: 1 to 50 characters.
+    City
+);
+text_type!(
+    /// `state`: 1 to 3 ASCII letters or digits.
+    State
+);
+text_type!(
+    /// `zipCode`: 1 to 10 ASCII letters, digits, spaces or dashes, with at least one letter or digit.
+    ZipCode
+);
+text_type!(
+    /// `countryCode`: an assigned ISO 3166-1 alpha-2 code, stored upper case.
+    CountryCode
+);
+
+/// The optional text fields of a customer, in the seed's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextField {
+    /// `firstName`.
+    FirstName,
+    /// `lastName`.
+    LastName,
+    /// `organizationName`.
+    OrganizationName,
+    /// `email`.
+    Email,
+    /// `phone`.
+    Phone,
+    /// `street`.
+    Street,
+    /// `city`.
+    City,
+    /// `state`.
+    State,
+    /// `zipCode`.
+    ZipCode,
+    /// `countryCode`.
+    CountryCode,
+}
+
+impl TextField {
+    /// Every text field, in the seed's order.
+    pub const ALL: [TextField; 10] = [
+        TextField::FirstName,
+        TextField::LastName,
+        TextField::OrganizationName,
+        TextField::Email,
+        TextField::Phone,
+        TextField::Street,
+        TextField::City,
+        TextField::State,
+        TextField::ZipCode,
+        TextField::CountryCode,
+    ];
+
+    /// The field's name in JSON, query strings and XML.
+    pub fn name(self) -> &'static str {
+        match self {
+            TextField::FirstName => "firstName",
+            TextField::LastName => "lastName",
+            TextField::OrganizationName => "organizationName",
+            TextField::Email => "email",
+            TextField::Phone => "phone",
+            TextField::Street => "street",
+            TextField::City => "city",
+            TextField::State => "state",
+            TextField::ZipCode => "zipCode",
+            TextField::CountryCode => "countryCode",
+        }
+    }
+
+    /// The field named `name`, if any.
+    pub fn from_name(name: &str) -> Option<TextField> {
+        Self::ALL.into_iter().find(|field| field.name() == name)
+    }
+
+    /// Checks a `find` filter by the field's rule, as far as a prefix can be checked: `state` and
+    /// `countryCode` must be whole valid values, `phone` and `zipCode` keep to their alphabets,
+    /// other text to its length. Returns the value trimmed and NFC-normalised.
+    ///
+    /// # Errors
+    /// The rule the filter broke.
+    pub fn parse_filter(self, raw: &str) -> Result<String, RuleViolation> {
+        match self {
+            TextField::FirstName | TextField::LastName => bounded_text(raw, PersonName::MAX_CHARS),
+            TextField::OrganizationName => bounded_text(raw, OrganizationName::MAX_CHARS),
+            TextField::Email => bounded_text(raw, Email::MAX_CHARS),
+            TextField::Street => bounded_text(raw, Street::MAX_CHARS),
+            TextField::City => bounded_text(raw, City::MAX_CHARS),
+            TextField::Phone => Phone::parse(raw).map(String::from),
+            TextField::State => State::parse(raw).map(String::from),
+            TextField::ZipCode => ZipCode::parse(raw).map(String::from),
+            TextField::CountryCode => CountryCode::parse(raw).map(String::from),
+        }
+    }
+}
+
+/// Trims, refuses control characters and empty text, normalises to NFC, and bounds the length.
+fn bounded_text(raw: &str, max_chars: usize) -> Result<String, RuleViolation> {
+    let text = raw.trim();
+    if text.is_empty() {
+        return Err(RuleViolation::new("empty", "must not be empty"));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(RuleViolation::new(
+            "control_character",
+            "must not contain control characters",
+        ));
+    }
+    let text: String = text.nfc().collect();
+    let length = text.chars().count();
+    if length > max_chars {
+        return Err(RuleViolation::new(
+            "too_long",
+            format!("must be at most {max_chars} characters, got {length}"),
+        ));
+    }
+    Ok(text)
+}
+
+fn invalid_format(rule: &str) -> RuleViolation {
+    RuleViolation::new("invalid_format", format!("must be {rule}"))
+}
+
+impl PersonName {
+    /// The seed's limit.
+    pub const MAX_CHARS: usize = 125;
+
+    /// # Errors
+    /// Empty, control characters, or longer than [`PersonName::MAX_CHARS`].
+    pub fn parse(raw: &str) -> Result<Self, RuleViolation> {
+        bounded_text(raw, Self::MAX_CHARS).map(Self)
+    }
+}
+
+impl OrganizationName {
+    /// The seed's limit.
+    pub const MAX_CHARS: usize = 255;
+
+    /// # Errors
+    /// Empty, control characters, or longer than [`OrganizationName::MAX_CHARS`].
+    pub fn parse(raw: &str) -> Result<Self, RuleViolation> {
+        bounded_text(raw, Self::MAX_CHARS).map(Self)
+    }
+}
+
+impl Street {
+    /// The seed's limit.
+    pub const MAX_CHARS: usize = 128;
+
+    /// # Errors
+    /// Empty, control characters, or longer than [`Street::MAX_CHARS`].
+    pub fn parse(raw: &str) -> Result<Self, RuleViolation> {
+        bounded_text(raw, Self::MAX_CHARS).map(Self)
+    }
+}
+
+impl City {
+    /// The seed's limit.
+    pub const MAX_CHARS: usize = 50;
+
+    /// # Errors
+    /// Empty, control characters, or longer than [`City::MAX_CHARS`].
+    pub fn parse(raw: &str) -> Result<Self, RuleViolation> {
+        bounded_text(raw, Self::MAX_CHARS).map(Self)
+    }
+}
+
+impl Email {
+    /// The seed's limit.
+    pub const MAX_CHARS: usize = 100;
+
+    /// # Errors
+    /// Empty, control characters, too long, or not an address of the form `local@domain.tld`
+    /// (RFC 5322 address syntax, without display names or IP-literal domains).
+    pub fn parse(raw: &str) -> Result<Self, RuleViolation> {
+        let text = bounded_text(raw, Self::MAX_CHARS)?;
+        let options = email_address::Options::default()
+            .with_required_tld()
+            .without_domain_literal()
+            .without_display_text();
+        match email_address::EmailAddress::parse_with_options(&text, options) {
+            Ok(_) => Ok(Self(text)),
+            Err(_) => Err(invalid_format("an address like name@example.com")),
+        }
+    }
+}
+
+impl Phone {
+    /// The seed's limit, in digits.
+    pub const MAX_DIGITS: usize = 15;
+    /// Room for formatting around the digits.
+    pub const MAX_CHARS: usize = 30;
+
+    /// # Errors
+    /// Empty, control characters, characters other than digits and formatting, a `+` other than
+    /// the first character, no digit, or more than [`Phone::MAX_DIGITS`] digits.
+    pub fn parse(raw: &str) -> Result<Self, RuleViolation> {
+        let text = bounded_text(raw, Self::MAX_CHARS)?;
+        let allowed = text
+            .char_indices()
+            .all(|(at, c)| c.is_ascii_digit() || " -.()".contains(c) || (c == '+' && at == 0));
+        let digits = Self::digits_of(&text).count();
+        if !allowed || digits == 0 {
+            return Err(invalid_format(
+                "digits, optionally formatted with a leading +, spaces, - . ( )",
+            ));
+        }
+        if digits > Self::MAX_DIGITS {
+            return Err(RuleViolation::new(
+                "too_long",
+                format!(
+                    "must have at most {} digits, got {digits}",
+                    Self::MAX_DIGITS
+                ),
+            ));
+        }
+        Ok(Self(text))
+    }
+
+    /// The digits alone, which is what phone filters match.
+    pub fn digits_of(text: &str) -> impl Iterator<Item = char> + '_ {
+        text.chars().filter(char::is_ascii_digit)
+    }
+}
+
+impl State {
+    /// The seed's limit.
+    pub const MAX_CHARS: usize = 3;
+
+    /// # Errors
+    /// Empty, or anything but 1 to 3 ASCII letters or digits.
+    pub fn parse(raw: &str) -> Result<Self, RuleViolation> {
+        let text = bounded_text(raw, Self::MAX_CHARS)?;
+        if text.chars().all(|c| c.is_ascii_alphanumeric()) {
+            Ok(Self(text))
+        } else {
+            Err(invalid_format("1 to 3 letters or digits"))
+        }
+    }
+}
+
+impl ZipCode {
+    /// The seed's limit.
+    pub const MAX_CHARS: usize = 10;
+
+    /// # Errors
+    /// Empty, too long, or characters other than ASCII letters, digits, spaces and dashes.
+    pub fn parse(raw: &str) -> Result<Self, RuleViolation> {
+        let text = bounded_text(raw, Self::MAX_CHARS)?;
+        let allowed = text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-');
+        if allowed && text.chars().any(|c| c.is_ascii_alphanumeric()) {
+            Ok(Self(text))
+        } else {
+            Err(invalid_format("letters, digits, spaces or dashes"))
+        }
+    }
+}
+
+impl CountryCode {
+    /// # Errors
+    /// Anything but an assigned ISO 3166-1 alpha-2 code (in any case).
+    pub fn parse(raw: &str) -> Result<Self, RuleViolation> {
+        let code = bounded_text(raw, 2)
+            .map_err(|_| invalid_format("an assigned ISO 3166-1 alpha-2 code such as US or FR"))?
+            .to_ascii_uppercase();
+        if country_codes::is_assigned(&code) {
+            Ok(Self(code))
+        } else {
+            Err(invalid_format(
+                "an assigned ISO 3166-1 alpha-2 code such as US or FR",
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code<T: fmt::Debug>(result: Result<T, RuleViolation>) -> &'static str {
+        result.expect_err("should be refused").code
+    }
+
+    #[test]
+    fn names_count_characters_not_bytes_at_the_edge() {
+        assert!(PersonName::parse(&"É".repeat(125)).is_ok());
+        assert_eq!(code(PersonName::parse(&"É".repeat(126))), "too_long");
+        assert!(OrganizationName::parse(&"x".repeat(255)).is_ok());
+        assert_eq!(code(OrganizationName::parse(&"x".repeat(256))), "too_long");
+        assert!(Street::parse(&"x".repeat(128)).is_ok());
+        assert_eq!(code(Street::parse(&"x".repeat(129))), "too_long");
+        assert!(City::parse(&"ü".repeat(50)).is_ok());
+        assert_eq!(code(City::parse(&"ü".repeat(51))), "too_long");
+    }
+
+    #[test]
+    fn text_is_trimmed_and_composed() {
+        let decomposed = "  E\u{301}mile ";
+        let name = PersonName::parse(decomposed).unwrap();
+        assert_eq!(name.as_str(), "Émile");
+        assert_eq!(name.as_str().chars().count(), 5);
+        let limit_in_decomposed_form = "e\u{301}".repeat(125);
+        assert!(PersonName::parse(&limit_in_decomposed_form).is_ok());
+    }
+
+    #[test]
+    fn control_characters_and_empty_text_are_refused_everywhere() {
+        assert_eq!(code(PersonName::parse("Bo\u{0}b")), "control_character");
+        assert_eq!(code(City::parse("New\nYork")), "control_character");
+        assert_eq!(code(Street::parse("Main\u{85}St")), "control_character");
+        assert_eq!(
+            code(Email::parse("a\u{7f}@example.com")),
+            "control_character"
+        );
+        assert_eq!(code(PersonName::parse("   ")), "empty");
+    }
+
+    #[test]
+    fn emails_must_be_addresses() {
+        assert!(Email::parse("emile.hamilton+billing@example.co.uk").is_ok());
+        assert!(Email::parse("zoë@exämple.no").is_ok());
+        let at_edge = format!("{}@{}.com", "a".repeat(50), "b".repeat(45));
+        assert_eq!(at_edge.len(), 100);
+        assert!(Email::parse(&at_edge).is_ok());
+        let past_edge = format!("{}@{}.com", "a".repeat(50), "b".repeat(46));
+        assert_eq!(code(Email::parse(&past_edge)), "too_long");
+        for bad in [
+            "plain",
+            "a@b",
+            "@example.com",
+            "a@@example.com",
+            "Émile <e@example.com>",
+            "a b@example.com",
+            "a@[127.0.0.1]",
+        ] {
+            assert_eq!(code(Email::parse(bad)), "invalid_format", "{bad}");
+        }
+    }
+
+    #[test]
+    fn phones_count_digits_and_keep_their_formatting() {
+        assert_eq!(
+            Phone::parse("+1 (212) 555-0101").unwrap().as_str(),
+            "+1 (212) 555-0101"
+        );
+        assert!(Phone::parse("123456789012345").is_ok());
+        assert_eq!(code(Phone::parse("1234567890123456")), "too_long");
+        assert_eq!(
+            code(Phone::parse("1-2-3-4-5-6-7-8-9-0-1-2-3-4-5-6")),
+            "too_long"
+        );
+        for bad in ["call me", "12+34", "()", "555 0101 ext 2", "١٢٣"] {
+            assert_eq!(code(Phone::parse(bad)), "invalid_format", "{bad}");
+        }
+        let digits: String = Phone::digits_of("(212) 555-0101").collect();
+        assert_eq!(digits, "2125550101");
+    }
+
+    #[test]
+    fn states_and_zip_codes_have_their_alphabets() {
+        assert!(State::parse("NY").is_ok());
+        assert!(State::parse("75").is_ok());
+        assert!(State::parse("NSW").is_ok());
+        assert_eq!(code(State::parse("NSWX")), "too_long");
+        assert_eq!(code(State::parse("N-Y")), "invalid_format");
+        assert_eq!(code(State::parse("ÉÉ")), "invalid_format");
+        assert!(ZipCode::parse("SW1A 1AA").is_ok());
+        assert!(ZipCode::parse("10001-1234").is_ok());
+        assert_eq!(code(ZipCode::parse("10001-12345")), "too_long");
+        assert_eq!(code(ZipCode::parse("10001_1")), "invalid_format");
+        assert_eq!(code(ZipCode::parse("--")), "invalid_format");
+    }
+
+    #[test]
+    fn country_codes_are_assigned_and_upper_cased() {
+        assert_eq!(CountryCode::parse("fr").unwrap().as_str(), "FR");
+        assert_eq!(CountryCode::parse(" us ").unwrap().as_str(), "US");
+        for bad in ["ZZ", "UK", "USA", "U", "1A", "ÜS"] {
+            assert_eq!(code(CountryCode::parse(bad)), "invalid_format", "{bad}");
+        }
+    }
+
+    #[test]
+    fn deserialising_goes_through_parse() {
+        let parsed: Result<CountryCode, _> = serde_json::from_str("\"zz\"");
+        assert!(parsed.is_err());
+        let parsed: CountryCode = serde_json::from_str("\"de\"").unwrap();
+        assert_eq!(parsed.as_str(), "DE");
+    }
+}

@@ -1,0 +1,166 @@
+//! Content negotiation: which format a request body is in (`Content-Type`) and which format the
+//! client wants back (`Accept`, with q-values).
+
+use super::ApiError;
+
+/// The two representations the API speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `application/json`, the default.
+    Json,
+    /// `application/xml` (requests may also say `text/xml`).
+    Xml,
+}
+
+/// The format of a request body, from its `Content-Type`. No `Content-Type` is taken as JSON.
+///
+/// # Errors
+/// [`ApiError::UnsupportedMediaType`] for any other media type.
+pub fn body_format(content_type: Option<&str>) -> Result<Format, ApiError> {
+    let Some(content_type) = content_type else {
+        return Ok(Format::Json);
+    };
+    let media_type = media_type_of(content_type);
+    match media_type.as_str() {
+        "application/json" => Ok(Format::Json),
+        "application/xml" | "text/xml" => Ok(Format::Xml),
+        _ => Err(ApiError::UnsupportedMediaType(media_type)),
+    }
+}
+
+/// The format to answer in, from `Accept`. JSON wins ties and answers a missing `Accept`, `*/*`
+/// and `application/*`.
+///
+/// # Errors
+/// [`ApiError::NotAcceptable`] when the client accepts neither JSON nor XML.
+pub fn answer_format(accept: Option<&str>) -> Result<Format, ApiError> {
+    let Some(accept) = accept.filter(|accept| !accept.trim().is_empty()) else {
+        return Ok(Format::Json);
+    };
+    let json = quality(
+        accept,
+        &["application/json", "application/problem+json"],
+        "application",
+    );
+    let xml = quality(
+        accept,
+        &["application/xml", "text/xml", "application/problem+xml"],
+        "application",
+    )
+    .max(quality(accept, &["text/xml"], "text"));
+    match (json, xml) {
+        (0, 0) => Err(ApiError::NotAcceptable(accept.trim().to_owned())),
+        (json, xml) if xml > json => Ok(Format::Xml),
+        _ => Ok(Format::Json),
+    }
+}
+
+/// The format of an error answer: the client's preference when it has one, JSON otherwise (a 406
+/// itself is answered in JSON).
+pub fn problem_format(accept: Option<&str>) -> Format {
+    answer_format(accept).unwrap_or(Format::Json)
+}
+
+/// The q-value (in thousandths) the client gives to any of `exact` types, taking the most specific
+/// matching range of `accept`: an exact type, then `main/*`, then `*/*` (RFC 9110 §12.5.1).
+fn quality(accept: &str, exact: &[&str], main_type: &str) -> u16 {
+    let mut best: Option<(u8, u16)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media_range = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let specificity = if exact.contains(&media_range.as_str()) {
+            3
+        } else if media_range == format!("{main_type}/*") {
+            2
+        } else if media_range == "*/*" {
+            1
+        } else {
+            continue;
+        };
+        let q = parts
+            .filter_map(|parameter| parameter.split_once('='))
+            .find(|(name, _)| name.trim().eq_ignore_ascii_case("q"))
+            .map_or(1000, |(_, value)| parse_q(value.trim()));
+        let better = match best {
+            None => true,
+            Some((best_specificity, best_q)) => {
+                specificity > best_specificity || (specificity == best_specificity && q > best_q)
+            }
+        };
+        if better {
+            best = Some((specificity, q));
+        }
+    }
+    best.map_or(0, |(_, q)| q)
+}
+
+/// A q-value as thousandths; anything unreadable counts as 0 (not acceptable).
+fn parse_q(value: &str) -> u16 {
+    value
+        .parse::<f32>()
+        .ok()
+        .filter(|q| (0.0..=1.0).contains(q))
+        .map_or(0, |q| (q * 1000.0).round() as u16)
+}
+
+fn media_type_of(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_json_or_xml_by_content_type() {
+        assert_eq!(body_format(None).unwrap(), Format::Json);
+        assert_eq!(
+            body_format(Some("application/json; charset=utf-8")).unwrap(),
+            Format::Json
+        );
+        assert_eq!(body_format(Some("Application/XML")).unwrap(), Format::Xml);
+        assert_eq!(body_format(Some("text/xml")).unwrap(), Format::Xml);
+        assert!(matches!(
+            body_format(Some("application/x-www-form-urlencoded")),
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
+    }
+
+    #[test]
+    fn answers_follow_accept_and_default_to_json() {
+        let answer = |accept| answer_format(Some(accept)).ok();
+        assert_eq!(answer_format(None).unwrap(), Format::Json);
+        assert_eq!(answer("*/*"), Some(Format::Json));
+        assert_eq!(answer("application/*"), Some(Format::Json));
+        assert_eq!(answer("application/xml"), Some(Format::Xml));
+        assert_eq!(answer("text/xml"), Some(Format::Xml));
+        assert_eq!(answer("text/*"), Some(Format::Xml));
+        assert_eq!(
+            answer("application/json;q=0.5, application/xml"),
+            Some(Format::Xml)
+        );
+        assert_eq!(
+            answer("application/xml;q=0.9, */*;q=0.1"),
+            Some(Format::Xml)
+        );
+        assert_eq!(
+            answer("application/xml, application/json"),
+            Some(Format::Json)
+        );
+        assert_eq!(answer("text/html, */*;q=0.8"), Some(Format::Json));
+        assert_eq!(answer("text/html"), None);
+        assert_eq!(answer("application/json;q=0"), None);
+        assert_eq!(answer("*/*, application/json;q=0"), Some(Format::Xml));
+    }
+
+    #[test]
+    fn problems_fall_back_to_json() {
+        assert_eq!(problem_format(Some("text/html")), Format::Json);
+        assert_eq!(problem_format(Some("application/xml")), Format::Xml);
+    }
+}

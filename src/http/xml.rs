@@ -1,0 +1,351 @@
+//! XML, read with quick-xml's pull parser and written with its serde serializer.
+//!
+//! A create body is `<customer>` with one child element per field, named as in JSON. Document
+//! type declarations are refused outright, so there is no DTD, no external entity (XXE) and no
+//! entity expansion (billion laughs); only XML's five predefined entities and character
+//! references are resolved.
+
+use super::ApiError;
+use crate::domain::{Customer, FieldError, FieldValue};
+use quick_xml::escape::resolve_predefined_entity;
+use quick_xml::events::Event;
+use quick_xml::Reader;
+use serde::Serialize;
+
+const DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+
+/// The fields of a `<customer>` document, in document order. `accountId` is read as an integer
+/// when its text is one; an empty element is a null.
+///
+/// # Errors
+/// [`ApiError::Malformed`] with the line and column where the document broke, or for a DOCTYPE,
+/// an unknown entity, a root other than `<customer>`, or a field element with child elements.
+pub fn customer_fields(body: &[u8]) -> Result<Vec<(String, FieldValue)>, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|error| {
+        let (line, column) = line_and_column(body, error.valid_up_to());
+        malformed(line, column, "the body is not UTF-8")
+    })?;
+    // Text is not trimmed here: trimming around `&amp;` would eat the spaces of `A &amp; B`.
+    // The domain trims each field's value; blank text between elements is skipped below.
+    let mut reader = Reader::from_str(text);
+    let mut fields = Vec::new();
+    let mut depth = 0usize;
+    let mut current: Option<(String, String, bool)> = None;
+    loop {
+        let event = reader.read_event().map_err(|error| {
+            let (line, column) = line_and_column(body, reader.error_position() as usize);
+            malformed(line, column, &error.to_string())
+        })?;
+        let at = || line_and_column(body, reader.buffer_position() as usize);
+        match event {
+            Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
+            Event::DocType(_) => {
+                let (line, column) = at();
+                return Err(malformed(
+                    line,
+                    column,
+                    "DOCTYPE declarations are not accepted",
+                ));
+            }
+            Event::Start(element) => {
+                let name = element.name().as_ref().to_owned();
+                depth += 1;
+                match depth {
+                    1 if name == "customer" => {}
+                    1 => {
+                        let (line, column) = at();
+                        let detail = format!("the root element must be <customer>, not <{name}>");
+                        return Err(malformed(line, column, &detail));
+                    }
+                    2 => current = Some((name, String::new(), false)),
+                    _ => {
+                        let (line, column) = at();
+                        let field = current.as_ref().map_or("", |(field, _, _)| field.as_str());
+                        let detail = format!("<{field}> must hold text, not elements");
+                        return Err(malformed(line, column, &detail));
+                    }
+                }
+            }
+            Event::Empty(element) => {
+                let name = element.name().as_ref().to_owned();
+                match depth {
+                    0 if name == "customer" => {}
+                    1 => fields.push((name, FieldValue::Null)),
+                    _ => {
+                        let (line, column) = at();
+                        let detail = format!("unexpected element <{name}/>");
+                        return Err(malformed(line, column, &detail));
+                    }
+                }
+            }
+            Event::Text(content) => {
+                let content = content.xml10_content();
+                if current.is_some() || !content.trim().is_empty() {
+                    append_text(&mut current, &content, at)?;
+                }
+            }
+            Event::CData(content) => {
+                append_text(&mut current, &content.xml10_content(), at)?;
+            }
+            Event::GeneralRef(reference) => {
+                let resolved = match reference.resolve_char_ref() {
+                    Ok(Some(character)) => character.to_string(),
+                    _ => {
+                        let name = reference.xml10_content();
+                        let predefined = resolve_predefined_entity(&name).ok_or_else(|| {
+                            let (line, column) = at();
+                            malformed(line, column, &format!("unknown entity &{name};"))
+                        })?;
+                        predefined.to_owned()
+                    }
+                };
+                append_text(&mut current, &resolved, at)?;
+            }
+            Event::End(_) => {
+                if depth == 2 {
+                    if let Some((name, text, had_text)) = current.take() {
+                        fields.push((name.clone(), field_value(&name, text, had_text)));
+                    }
+                }
+                depth = depth.saturating_sub(1);
+            }
+            Event::Eof => break,
+        }
+    }
+    if fields.is_empty() && !text.contains("<customer") {
+        return Err(malformed(1, 1, "the body must be a <customer> element"));
+    }
+    Ok(fields)
+}
+
+fn append_text(
+    current: &mut Option<(String, String, bool)>,
+    content: &str,
+    at: impl Fn() -> (usize, usize),
+) -> Result<(), ApiError> {
+    match current {
+        Some((_, text, had_text)) => {
+            text.push_str(content);
+            *had_text = true;
+            Ok(())
+        }
+        None => {
+            let (line, column) = at();
+            Err(malformed(
+                line,
+                column,
+                "text is allowed only inside field elements",
+            ))
+        }
+    }
+}
+
+/// `accountId` is a number in JSON; in XML its text is read as one when it is one.
+fn field_value(name: &str, text: String, had_text: bool) -> FieldValue {
+    if !had_text {
+        return FieldValue::Null;
+    }
+    if name == "accountId" {
+        if let Ok(number) = text.trim().parse::<i64>() {
+            return FieldValue::Integer(number);
+        }
+    }
+    FieldValue::Text(text)
+}
+
+fn malformed(line: usize, column: usize, what: &str) -> ApiError {
+    ApiError::Malformed(format!(
+        "the body is not valid customer XML at line {line}, column {column}: {what}"
+    ))
+}
+
+/// The 1-based line and column (in characters) of byte `offset` of `body`.
+fn line_and_column(body: &[u8], offset: usize) -> (usize, usize) {
+    let before = &body[..offset.min(body.len())];
+    let line = before.iter().filter(|&&byte| byte == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&byte| byte == b'\n')
+        .map_or(0, |at| at + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    (line, column)
+}
+
+/// `<customer>…</customer>`.
+pub fn customer_document(customer: &Customer) -> String {
+    document("customer", customer)
+}
+
+/// `<customers><customer>…</customer>…</customers>`.
+pub fn customers_document(customers: &[Customer]) -> String {
+    #[derive(Serialize)]
+    struct Customers<'a> {
+        customer: &'a [Customer],
+    }
+    document(
+        "customers",
+        &Customers {
+            customer: customers,
+        },
+    )
+}
+
+/// An RFC 9457 problem document in its XML form (namespace `urn:ietf:rfc:7807`, array items as
+/// `<i>`).
+pub fn problem_document(
+    problem_type: &str,
+    title: &str,
+    status: u16,
+    detail: &str,
+    errors: Option<&[FieldError]>,
+) -> String {
+    #[derive(Serialize)]
+    struct Problem<'a> {
+        #[serde(rename = "@xmlns")]
+        namespace: &'static str,
+        #[serde(rename = "type")]
+        problem_type: &'a str,
+        title: &'a str,
+        status: u16,
+        detail: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        errors: Option<Items<'a>>,
+    }
+    #[derive(Serialize)]
+    struct Items<'a> {
+        i: &'a [FieldError],
+    }
+    let problem = Problem {
+        namespace: "urn:ietf:rfc:7807",
+        problem_type,
+        title,
+        status,
+        detail,
+        errors: errors.map(|errors| Items { i: errors }),
+    };
+    document("problem", &problem)
+}
+
+fn document<T: Serialize>(root: &str, value: &T) -> String {
+    let body = quick_xml::se::to_string_with_root(root, value)
+        .expect("the API's own types always serialise to XML");
+    format!("{DECLARATION}{body}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AccountId, CustomerDetails, TextField};
+
+    fn fields(xml: &str) -> Vec<(String, FieldValue)> {
+        customer_fields(xml.as_bytes()).unwrap()
+    }
+
+    fn refusal(xml: &str) -> String {
+        match customer_fields(xml.as_bytes()) {
+            Err(ApiError::Malformed(detail)) => detail,
+            other => panic!("{xml} should be refused, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn fields_come_out_in_document_order_with_entities_resolved() {
+        let parsed = fields(
+            "<?xml version=\"1.0\"?>\n<customer>\n  <accountId> 42 </accountId>\n  \
+             <firstName>&#201;mile</firstName>\n  <organizationName>A &amp; B</organizationName>\n  \
+             <city><![CDATA[Saint-Étienne]]></city>\n  <state/>\n</customer>",
+        );
+        assert_eq!(
+            parsed,
+            vec![
+                ("accountId".into(), FieldValue::Integer(42)),
+                ("firstName".into(), FieldValue::Text("Émile".into())),
+                ("organizationName".into(), FieldValue::Text("A & B".into())),
+                ("city".into(), FieldValue::Text("Saint-Étienne".into())),
+                ("state".into(), FieldValue::Null),
+            ]
+        );
+    }
+
+    #[test]
+    fn doctypes_and_custom_entities_are_refused() {
+        let xxe = "<?xml version=\"1.0\"?>\n<!DOCTYPE customer [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>\n<customer><city>&x;</city></customer>";
+        assert!(refusal(xxe).contains("DOCTYPE"));
+        let laughs =
+            "<!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;\">]><customer/>";
+        assert!(refusal(laughs).contains("DOCTYPE"));
+        assert!(refusal("<customer><city>&nbsp;</city></customer>").contains("unknown entity"));
+    }
+
+    #[test]
+    fn broken_documents_say_where() {
+        let detail = refusal("<customer>\n  <city>Paris</town>\n</customer>");
+        assert!(detail.contains("line 2"), "{detail}");
+        assert!(refusal("<person><city>x</city></person>").contains("<customer>"));
+        assert!(refusal("<customer><city><b>x</b></city></customer>").contains("must hold text"));
+        assert!(refusal("").contains("<customer>"));
+    }
+
+    #[test]
+    fn documents_are_written_with_the_json_names() {
+        let mut details = CustomerDetails::for_account(AccountId::parse(7).unwrap());
+        details
+            .set_text(TextField::FirstName, "Émile & Zoë")
+            .unwrap();
+        let customer = Customer::register(details);
+        let xml = customer_document(&customer);
+        assert!(xml.starts_with(DECLARATION));
+        assert!(xml.contains("<accountId>7</accountId>"), "{xml}");
+        assert!(
+            xml.contains("<firstName>Émile &amp; Zoë</firstName>"),
+            "{xml}"
+        );
+        let round_trip = customer_fields(xml.as_bytes()).unwrap();
+        assert!(round_trip.contains(&("firstName".into(), FieldValue::Text("Émile & Zoë".into()))));
+        let list = customers_document(&[customer.clone(), customer]);
+        assert_eq!(list.matches("<customer>").count(), 2, "{list}");
+        assert!(customers_document(&[]).contains("<customers/>"));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Arbitrary bytes are answered, never a panic.
+            #[test]
+            fn any_body_is_answered(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+                let _ = customer_fields(&body);
+            }
+
+            /// Arbitrary text in an otherwise well-formed document is answered too.
+            #[test]
+            fn any_field_text_is_answered(text in any::<String>()) {
+                let document = format!("<customer><accountId>1</accountId><city>{text}</city></customer>");
+                let _ = customer_fields(document.as_bytes());
+            }
+
+            /// A customer written as XML reads back as the same details.
+            #[test]
+            fn customers_survive_xml(
+                first in "[a-zA-Zéü&<>' \"]{1,20}",
+                city in "[a-zA-Z&;#]{1,20}",
+                account in 1i64..=2_147_483_647,
+            ) {
+                let mut details = CustomerDetails::for_account(AccountId::parse(account).unwrap());
+                prop_assume!(details.set_text(TextField::FirstName, &first).is_ok());
+                prop_assume!(details.set_text(TextField::City, &city).is_ok());
+                let customer = Customer::register(details.clone());
+                let fields: Vec<(String, FieldValue)> = customer_fields(customer_document(&customer).as_bytes())
+                    .unwrap()
+                    .into_iter()
+                    .filter(|(name, _)| name != "id" && name != "createdAt")
+                    .collect();
+                prop_assert_eq!(CustomerDetails::parse(fields), Ok(details));
+            }
+        }
+    }
+}

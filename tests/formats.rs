@@ -1,0 +1,332 @@
+//! The customers resource speaks JSON and XML, chosen by `Content-Type` and `Accept`, and every
+//! status it answers comes as a problem document in the client's format.
+
+mod common;
+
+use common::{find_eventually, http, kafka_bootstrap, unique_topic, Registry};
+use reqwest::Method;
+use serde_json::Value;
+
+struct Answer {
+    status: u16,
+    content_type: String,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+async fn send(
+    registry: &Registry,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<String>,
+) -> Answer {
+    let mut request = http().request(method, registry.url(path));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some(body) = body {
+        request = request.body(body);
+    }
+    let response = request.send().await.expect("a response");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let content_type = headers
+        .get("content-type")
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    Answer {
+        status,
+        content_type,
+        headers,
+        body: response.text().await.unwrap(),
+    }
+}
+
+/// The text of the first `<name>` element of an XML document.
+fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let start = xml.find(&format!("<{name}>"))? + name.len() + 2;
+    let end = start + xml[start..].find(&format!("</{name}>"))?;
+    Some(&xml[start..end])
+}
+
+const XML: &str = "application/xml";
+const JSON: &str = "application/json";
+
+fn start(test: &str) -> (Registry, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(
+        &kafka_bootstrap(),
+        &unique_topic(test),
+        &dir.path().join("data"),
+    );
+    (registry, dir)
+}
+
+#[tokio::test]
+async fn xml_in_xml_out_and_unicode_survives_both_ways() {
+    let (registry, _dir) = start("xml-create");
+    let body =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<customer>\n  <accountId>77</accountId>\n  \
+                <firstName>Émile</firstName>\n  <lastName>Zoë &amp; Müller</lastName>\n  \
+                <countryCode>fr</countryCode>\n</customer>";
+    let created = send(
+        &registry,
+        Method::PUT,
+        "/api/v01/customers",
+        &[("content-type", XML), ("accept", XML)],
+        Some(body.into()),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert!(
+        created.content_type.starts_with(XML),
+        "{}",
+        created.content_type
+    );
+    assert_eq!(element(&created.body, "firstName"), Some("Émile"));
+    assert_eq!(element(&created.body, "lastName"), Some("Zoë &amp; Müller"));
+    assert_eq!(element(&created.body, "countryCode"), Some("FR"));
+    let id = element(&created.body, "id").unwrap().to_owned();
+    assert_eq!(
+        created.headers["location"],
+        format!("/api/v01/customers/{id}").as_str()
+    );
+
+    let as_json = send(
+        &registry,
+        Method::GET,
+        &format!("/api/v01/customers/{id}"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(as_json.status, 200);
+    assert_eq!(as_json.content_type, JSON);
+    let customer: Value = serde_json::from_str(&as_json.body).unwrap();
+    assert_eq!(customer["lastName"], "Zoë & Müller");
+
+    let listed = send(
+        &registry,
+        Method::GET,
+        "/api/v01/customers?firstName=emile",
+        &[("accept", XML)],
+        None,
+    )
+    .await;
+    assert_eq!(listed.status, 200);
+    assert!(
+        listed.body.contains("<customers><customer><id>"),
+        "{}",
+        listed.body
+    );
+    assert_eq!(element(&listed.body, "id"), Some(id.as_str()));
+    assert_eq!(listed.headers["x-total-count"], "1");
+
+    let text_xml = send(
+        &registry,
+        Method::PUT,
+        "/api/v01/customers",
+        &[("content-type", "text/xml; charset=utf-8")],
+        Some("<customer><accountId>77</accountId></customer>".into()),
+    )
+    .await;
+    assert_eq!(text_xml.status, 201, "{}", text_xml.body);
+    assert_eq!(
+        text_xml.content_type, JSON,
+        "JSON answers when Accept is absent"
+    );
+}
+
+#[tokio::test]
+async fn every_error_status_answers_a_problem_in_the_clients_format() {
+    let (registry, _dir) = start("problem-formats");
+    let big = format!(
+        "{{\"accountId\": 1, \"street\": \"{}\"}}",
+        "x".repeat(70_000)
+    );
+    type Case<'a> = (u16, Method, &'a str, Vec<(&'a str, &'a str)>, Option<String>);
+    let cases: Vec<Case> = vec![
+        (
+            400,
+            Method::PUT,
+            "/api/v01/customers",
+            vec![("content-type", JSON)],
+            Some("{\"lastname\": 1}".into()),
+        ),
+        (
+            400,
+            Method::PUT,
+            "/api/v01/customers",
+            vec![("content-type", JSON)],
+            Some("{\"accountId\": ".into()),
+        ),
+        (
+            400,
+            Method::PUT,
+            "/api/v01/customers",
+            vec![("content-type", XML)],
+            Some("<customer><city>x</customer>".into()),
+        ),
+        (
+            400,
+            Method::GET,
+            "/api/v01/customers?limit=5000",
+            vec![],
+            None,
+        ),
+        (
+            404,
+            Method::GET,
+            "/api/v01/customers/0199a000-0000-7000-8000-000000000000",
+            vec![],
+            None,
+        ),
+        (404, Method::GET, "/api/v01/nothing-here", vec![], None),
+        (405, Method::DELETE, "/api/v01/customers", vec![], None),
+        (
+            405,
+            Method::POST,
+            "/api/v01/customers/0199a000-0000-7000-8000-000000000000",
+            vec![],
+            None,
+        ),
+        (
+            413,
+            Method::PUT,
+            "/api/v01/customers",
+            vec![("content-type", JSON)],
+            Some(big),
+        ),
+        (
+            415,
+            Method::PUT,
+            "/api/v01/customers",
+            vec![("content-type", "text/plain")],
+            Some("accountId=1".into()),
+        ),
+    ];
+    for (status, method, path, headers, body) in cases {
+        for accept in [JSON, XML] {
+            let mut all_headers = headers.clone();
+            all_headers.push(("accept", accept));
+            let answer = send(&registry, method.clone(), path, &all_headers, body.clone()).await;
+            let context = format!(
+                "{method} {path} (Accept {accept}) → {} {}",
+                answer.status, answer.body
+            );
+            assert_eq!(answer.status, status, "{context}");
+            if accept == JSON {
+                assert_eq!(answer.content_type, "application/problem+json", "{context}");
+                let problem: Value = serde_json::from_str(&answer.body).expect(&context);
+                assert_eq!(problem["status"], status, "{context}");
+                for member in ["type", "title", "detail"] {
+                    assert!(problem[member].is_string(), "{member}: {context}");
+                }
+            } else {
+                assert!(
+                    answer.content_type.starts_with("application/problem+xml"),
+                    "{context}"
+                );
+                assert!(
+                    answer
+                        .body
+                        .contains("<problem xmlns=\"urn:ietf:rfc:7807\">"),
+                    "{context}"
+                );
+                assert_eq!(
+                    element(&answer.body, "status"),
+                    Some(status.to_string().as_str()),
+                    "{context}"
+                );
+                assert!(element(&answer.body, "title").is_some(), "{context}");
+            }
+            if status == 405 {
+                assert!(answer.headers.contains_key("allow"), "{context}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn accept_that_allows_neither_format_is_406_in_json() {
+    let (registry, _dir) = start("not-acceptable");
+    for (method, path) in [
+        (Method::GET, "/api/v01/customers"),
+        (Method::PUT, "/api/v01/customers"),
+    ] {
+        let answer = send(
+            &registry,
+            method,
+            path,
+            &[("accept", "text/html"), ("content-type", JSON)],
+            Some("{\"accountId\": 1}".into()),
+        )
+        .await;
+        assert_eq!(answer.status, 406, "{}", answer.body);
+        assert_eq!(answer.content_type, "application/problem+json");
+    }
+    let total = send(&registry, Method::GET, "/api/v01/customers", &[], None).await;
+    assert_eq!(
+        total.headers["x-total-count"], "0",
+        "the refused create wrote nothing"
+    );
+}
+
+#[tokio::test]
+async fn hostile_xml_is_refused_without_expanding_anything() {
+    let (registry, _dir) = start("hostile-xml");
+    let billion_laughs = "<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [\n <!ENTITY lol \"lol\">\n \
+        <!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">\n \
+        <!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">\n]>\n\
+        <customer><accountId>1</accountId><city>&lol3;</city></customer>";
+    let xxe = "<?xml version=\"1.0\"?>\n<!DOCTYPE customer [<!ENTITY secret SYSTEM \"file:///etc/passwd\">]>\n\
+        <customer><accountId>1</accountId><city>&secret;</city></customer>";
+    let undeclared = "<customer><accountId>1</accountId><city>&secret;</city></customer>";
+    for body in [billion_laughs, xxe, undeclared] {
+        let answer = send(
+            &registry,
+            Method::PUT,
+            "/api/v01/customers",
+            &[("content-type", XML), ("accept", XML)],
+            Some(body.into()),
+        )
+        .await;
+        assert_eq!(answer.status, 400, "{}", answer.body);
+        assert!(
+            !answer.body.contains("root:"),
+            "nothing from the file system leaks"
+        );
+        let detail = element(&answer.body, "detail").unwrap();
+        assert!(detail.contains("line "), "the problem says where: {detail}");
+    }
+    find_eventually(&registry, "/api/v01/customers", 0).await;
+}
+
+#[tokio::test]
+async fn xml_validation_names_every_broken_field() {
+    let (registry, _dir) = start("xml-validation");
+    let answer = send(
+        &registry,
+        Method::PUT,
+        "/api/v01/customers",
+        &[("content-type", XML), ("accept", XML)],
+        Some(
+            "<customer><accountId>abc</accountId><lastname>typo</lastname><email>nope</email>\
+             <state>NYCX</state><city>Paris</city><city>Lyon</city></customer>"
+                .into(),
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    let fields: Vec<&str> = answer
+        .body
+        .split("<field>")
+        .skip(1)
+        .map(|rest| &rest[..rest.find("</field>").unwrap()])
+        .collect();
+    assert_eq!(
+        fields,
+        vec!["accountId", "lastname", "email", "state", "city"]
+    );
+}
