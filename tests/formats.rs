@@ -145,7 +145,13 @@ async fn every_error_status_answers_a_problem_in_the_clients_format() {
         "{{\"accountId\": 1, \"street\": \"{}\"}}",
         "x".repeat(70_000)
     );
-    type Case<'a> = (u16, Method, &'a str, Vec<(&'a str, &'a str)>, Option<String>);
+    type Case<'a> = (
+        u16,
+        Method,
+        &'a str,
+        Vec<(&'a str, &'a str)>,
+        Option<String>,
+    );
     let cases: Vec<Case> = vec![
         (
             400,

@@ -272,6 +272,16 @@ mod tests {
     }
 
     #[test]
+    fn a_field_given_twice_is_refused() {
+        let result = parse(vec![
+            ("accountId", FieldValue::Integer(1)),
+            ("city", text("Paris")),
+            ("city", text("Lyon")),
+        ]);
+        assert_eq!(codes(result), vec![("city".to_owned(), "repeated_field")]);
+    }
+
+    #[test]
     fn account_id_out_of_range_is_named() {
         let result = parse(vec![("accountId", FieldValue::Integer(0))]);
         assert_eq!(

@@ -50,17 +50,45 @@ pub fn customer_fields(format: Format, body: &[u8]) -> Result<Vec<(String, Field
 }
 
 fn json_fields(body: &[u8]) -> Result<Vec<(String, FieldValue)>, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|error| ApiError::Malformed(format!("the body is not valid JSON: {error}")))?;
-    let serde_json::Value::Object(object) = value else {
-        return Err(ApiError::Malformed(
-            "the body must be a JSON object holding a Customer".into(),
-        ));
-    };
+    let object: JsonObject = serde_json::from_slice(body).map_err(|error| {
+        ApiError::Malformed(format!("the body is not a valid JSON object: {error}"))
+    })?;
     Ok(object
+        .0
         .into_iter()
         .map(|(name, value)| (name, json_field_value(value)))
         .collect())
+}
+
+/// A JSON object's members in document order, repeats included, so a repeated field is reported
+/// rather than silently overwritten.
+struct JsonObject(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for JsonObject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members;
+
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = JsonObject;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a JSON object holding a Customer")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<JsonObject, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(JsonObject(members))
+            }
+        }
+
+        deserializer.deserialize_map(Members)
+    }
 }
 
 fn json_field_value(value: serde_json::Value) -> FieldValue {
@@ -106,6 +134,14 @@ mod tests {
         assert!(matches!(too_long, Err(ApiError::PayloadTooLarge { .. })));
         let declared = read_limited(Some(MAX_BODY_BYTES + 1), stream(vec![])).await;
         assert!(matches!(declared, Err(ApiError::PayloadTooLarge { .. })));
+    }
+
+    #[test]
+    fn repeated_json_members_are_all_kept() {
+        let fields = json_fields(br#"{"accountId": 1, "city": "Paris", "city": "Lyon"}"#).unwrap();
+        let names: Vec<&str> = fields.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["accountId", "city", "city"]);
+        assert!(json_fields(b"[1, 2]").is_err());
     }
 
     #[test]

@@ -38,7 +38,18 @@ pub fn customer_fields(body: &[u8]) -> Result<Vec<(String, FieldValue)>, ApiErro
         })?;
         let at = || line_and_column(body, reader.buffer_position() as usize);
         match event {
-            Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
+            Event::Decl(declaration) => {
+                let declared = declaration.encoding().and_then(Result::ok);
+                if declared.is_some_and(|encoding| !encoding.eq_ignore_ascii_case("utf-8")) {
+                    let (line, column) = at();
+                    return Err(malformed(
+                        line,
+                        column,
+                        "the only encoding accepted is UTF-8",
+                    ));
+                }
+            }
+            Event::Comment(_) | Event::PI(_) => {}
             Event::DocType(_) => {
                 let (line, column) = at();
                 return Err(malformed(
@@ -287,6 +298,14 @@ mod tests {
         assert!(refusal("<person><city>x</city></person>").contains("<customer>"));
         assert!(refusal("<customer><city><b>x</b></city></customer>").contains("must hold text"));
         assert!(refusal("").contains("<customer>"));
+        let latin1 = "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><customer/>";
+        assert!(refusal(latin1).contains("UTF-8"));
+        let with_bom =
+            "\u{feff}<?xml version=\"1.0\"?><customer><accountId>1</accountId></customer>";
+        assert_eq!(
+            fields(with_bom),
+            vec![("accountId".into(), FieldValue::Integer(1))]
+        );
     }
 
     #[test]
