@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 use super::fields::{
     City, CountryCode, Email, OrganizationName, PersonName, Phone, RuleViolation, State, Street,
-    TextField, ZipCode,
+    ZipCode,
 };
+use super::text_field::TextField;
 
 /// A customer's identifier: a UUIDv7 assigned by the server, so ids sort by creation time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -5,12 +5,14 @@ mod country_codes;
 mod customer;
 mod events;
 mod fields;
+mod text_field;
 mod validation;
 
 pub use customer::{AccountId, Customer, CustomerDetails, CustomerId};
 pub use events::{CustomerCreated, EventDecodeError, RegistryEvent, SCHEMA_VERSION};
 pub use fields::{
     City, CountryCode, Email, OrganizationName, PersonName, Phone, RuleViolation, State, Street,
-    TextField, ZipCode,
+    ZipCode,
 };
+pub use text_field::TextField;
 pub use validation::{FieldError, FieldValue, ValidationErrors};

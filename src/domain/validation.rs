@@ -1,7 +1,8 @@
 //! The rules a create must pass: raw fields in, [`CustomerDetails`] out, or every broken rule at once.
 
 use super::customer::{AccountId, CustomerDetails};
-use super::fields::{RuleViolation, TextField};
+use super::fields::RuleViolation;
+use super::text_field::TextField;
 use serde::Serialize;
 use std::fmt;
 

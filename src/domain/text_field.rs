@@ -1,0 +1,89 @@
+//! The names of the optional text fields, for code that treats them alike (validation, indexes,
+//! filters).
+
+use super::fields::{
+    bounded_text, City, CountryCode, Email, OrganizationName, PersonName, Phone, RuleViolation,
+    State, Street, ZipCode,
+};
+
+/// The optional text fields of a customer, in the seed's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextField {
+    /// `firstName`.
+    FirstName,
+    /// `lastName`.
+    LastName,
+    /// `organizationName`.
+    OrganizationName,
+    /// `email`.
+    Email,
+    /// `phone`.
+    Phone,
+    /// `street`.
+    Street,
+    /// `city`.
+    City,
+    /// `state`.
+    State,
+    /// `zipCode`.
+    ZipCode,
+    /// `countryCode`.
+    CountryCode,
+}
+
+impl TextField {
+    /// Every text field, in the seed's order.
+    pub const ALL: [TextField; 10] = [
+        TextField::FirstName,
+        TextField::LastName,
+        TextField::OrganizationName,
+        TextField::Email,
+        TextField::Phone,
+        TextField::Street,
+        TextField::City,
+        TextField::State,
+        TextField::ZipCode,
+        TextField::CountryCode,
+    ];
+
+    /// The field's name in JSON, query strings and XML.
+    pub fn name(self) -> &'static str {
+        match self {
+            TextField::FirstName => "firstName",
+            TextField::LastName => "lastName",
+            TextField::OrganizationName => "organizationName",
+            TextField::Email => "email",
+            TextField::Phone => "phone",
+            TextField::Street => "street",
+            TextField::City => "city",
+            TextField::State => "state",
+            TextField::ZipCode => "zipCode",
+            TextField::CountryCode => "countryCode",
+        }
+    }
+
+    /// The field named `name`, if any.
+    pub fn from_name(name: &str) -> Option<TextField> {
+        Self::ALL.into_iter().find(|field| field.name() == name)
+    }
+
+    /// Checks a `find` filter by the field's rule, as far as a prefix can be checked: `state` and
+    /// `countryCode` must be whole valid values, `phone` and `zipCode` keep to their alphabets,
+    /// other text to its length. Returns the value trimmed and NFC-normalised.
+    ///
+    /// # Errors
+    /// The rule the filter broke.
+    pub fn parse_filter(self, raw: &str) -> Result<String, RuleViolation> {
+        match self {
+            TextField::FirstName | TextField::LastName => bounded_text(raw, PersonName::MAX_CHARS),
+            TextField::OrganizationName => bounded_text(raw, OrganizationName::MAX_CHARS),
+            TextField::Email => bounded_text(raw, Email::MAX_CHARS),
+            TextField::Street => bounded_text(raw, Street::MAX_CHARS),
+            TextField::City => bounded_text(raw, City::MAX_CHARS),
+            TextField::Phone => Phone::parse(raw).map(String::from),
+            TextField::State => State::parse(raw).map(String::from),
+            TextField::ZipCode => ZipCode::parse(raw).map(String::from),
+            TextField::CountryCode => CountryCode::parse(raw).map(String::from),
+        }
+    }
+}
