@@ -44,6 +44,9 @@ impl CustomerCreated {
 /// Why bytes read from the topic are not an event this build can apply.
 #[derive(Debug, thiserror::Error)]
 pub enum EventDecodeError {
+    /// A record with no value at all.
+    #[error("record has no value")]
+    Empty,
     /// Not JSON, or not an envelope, or a payload that does not match its schema.
     #[error("malformed event: {0}")]
     Malformed(#[from] serde_json::Error),

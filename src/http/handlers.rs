@@ -37,6 +37,12 @@ pub async fn get_customer(id: String, meta: RequestMeta, state: ApiState) -> Res
     get(&id, &meta, &state).unwrap_or_else(|error| error.into_response(problem))
 }
 
+/// `GET /api/v01/admin/rejected-events`: records the projector kept out of the read model.
+pub async fn list_rejected_events(meta: RequestMeta, state: ApiState) -> Response {
+    let problem = problem_format(meta.accept.as_deref());
+    rejected_events(&meta, &state).unwrap_or_else(|error| error.into_response(problem))
+}
+
 /// A known path with a method it does not allow: 405 with `Allow`.
 pub fn method_not_allowed(meta: RequestMeta, allow: &'static str) -> Response {
     ApiError::MethodNotAllowed { allow }.into_response(problem_format(meta.accept.as_deref()))
@@ -101,6 +107,20 @@ fn get(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiEr
     let id: CustomerId = id.parse().map_err(|_| not_found())?;
     let customer = state.read_model.get(id)?.ok_or_else(not_found)?;
     Ok(customer_response(answer, &customer))
+}
+
+fn rejected_events(meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> {
+    let answer = answer_format(meta.accept.as_deref())?;
+    let rejected = tokio::task::block_in_place(|| state.read_model.rejected_events())?;
+    let body = match answer {
+        Format::Json => serde_json::to_vec(&rejected).expect("rejections always serialise"),
+        Format::Xml => xml::rejected_events_document(&rejected).into_bytes(),
+    };
+    let mut response = response_with(answer, body);
+    response
+        .headers_mut()
+        .insert(TOTAL_COUNT, HeaderValue::from(rejected.len()));
+    Ok(response)
 }
 
 fn customer_response(format: Format, customer: &Customer) -> Response {

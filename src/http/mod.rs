@@ -89,11 +89,20 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Inf
     let get = item()
         .and(get_or_head())
         .and(request_meta())
-        .and(with_state(state))
+        .and(with_state(state.clone()))
         .then(handlers::get_customer);
     let item_other_method = item()
         .and(request_meta())
         .map(|_id: String, meta| handlers::method_not_allowed(meta, "GET, HEAD"));
+    let rejected_events = warp::path!("api" / "v01" / "admin" / "rejected-events");
+    let list_rejected = rejected_events
+        .and(get_or_head())
+        .and(request_meta())
+        .and(with_state(state))
+        .then(handlers::list_rejected_events);
+    let rejected_other_method = rejected_events
+        .and(request_meta())
+        .map(|meta| handlers::method_not_allowed(meta, "GET, HEAD"));
     let anything_else = warp::any().and(request_meta()).map(handlers::no_such_path);
 
     create
@@ -104,6 +113,10 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Inf
         .or(get)
         .unify()
         .or(item_other_method)
+        .unify()
+        .or(list_rejected)
+        .unify()
+        .or(rejected_other_method)
         .unify()
         .or(anything_else)
         .unify()

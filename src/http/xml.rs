@@ -7,6 +7,7 @@
 
 use super::ApiError;
 use crate::domain::{Customer, FieldError, FieldValue};
+use crate::read_model::RejectedEvent;
 use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::Event;
 use quick_xml::Reader;
@@ -200,6 +201,21 @@ pub fn customers_document(customers: &[Customer]) -> String {
         "customers",
         &Customers {
             customer: customers,
+        },
+    )
+}
+
+/// `<rejectedEvents><rejectedEvent>…</rejectedEvent>…</rejectedEvents>`.
+pub fn rejected_events_document(rejected: &[RejectedEvent]) -> String {
+    #[derive(Serialize)]
+    struct RejectedEvents<'a> {
+        #[serde(rename = "rejectedEvent")]
+        rejected_event: &'a [RejectedEvent],
+    }
+    document(
+        "rejectedEvents",
+        &RejectedEvents {
+            rejected_event: rejected,
         },
     )
 }

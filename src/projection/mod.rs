@@ -9,8 +9,8 @@ mod progress;
 
 pub use progress::ProjectionProgress;
 
-use crate::domain::RegistryEvent;
-use crate::read_model::{ApplyOutcome, ReadModel, ReadModelError};
+use crate::domain::{EventDecodeError, RegistryEvent};
+use crate::read_model::{ApplyOutcome, ReadModel, ReadModelError, RejectionKind};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -99,29 +99,39 @@ impl Projector {
     fn project(&self, message: &BorrowedMessage<'_>) -> Result<(), ProjectionError> {
         let (partition, offset) = (message.partition(), message.offset());
         let decoded = match message.payload() {
-            Some(bytes) => RegistryEvent::decode(bytes).map_err(|error| error.to_string()),
-            None => Err("record has no payload".to_owned()),
+            Some(bytes) => RegistryEvent::decode(bytes),
+            None => Err(EventDecodeError::Empty),
         };
         match decoded {
             Ok(RegistryEvent::CustomerCreated(created)) => {
-                let outcome =
-                    self.read_model
-                        .apply_customer_created(&created.customer, partition, offset)?;
+                let outcome = self
+                    .read_model
+                    .apply_customer_created(&created, partition, offset)?;
                 match outcome {
                     ApplyOutcome::Applied => {}
                     ApplyOutcome::Duplicate => tracing::debug!(
-                        partition, offset, customer = %created.customer.id,
+                        partition, offset, event = %created.event_id,
                         "event already applied; nothing changed"
                     ),
                     ApplyOutcome::Conflict => tracing::warn!(
                         partition, offset, customer = %created.customer.id, event = %created.event_id,
-                        "conflict: a different customer with this id exists; event kept out"
+                        "conflict: another event already created this customer; recorded and skipped"
                     ),
                 }
             }
-            Err(reason) => {
-                tracing::error!(partition, offset, %reason, "skipping a record that is not an event this build applies");
-                self.read_model.skip_record(partition, offset)?;
+            Err(error) => {
+                let kind = match error {
+                    EventDecodeError::UnknownType(_) => RejectionKind::UnknownType,
+                    EventDecodeError::UnsupportedVersion { .. } => {
+                        RejectionKind::UnsupportedVersion
+                    }
+                    EventDecodeError::Empty | EventDecodeError::Malformed(_) => {
+                        RejectionKind::Malformed
+                    }
+                };
+                tracing::error!(partition, offset, reason = %error, "rejected a record the projector cannot apply; recorded and skipped");
+                self.read_model
+                    .reject_record(partition, offset, kind, &error.to_string())?;
             }
         }
         self.progress.send_modify(|next| {

@@ -8,22 +8,29 @@
 //! - `text_index`: field ++ scope (whole registry, or one account) ++ the value's search form ++ 0
 //!   ++ order key → nothing; every text field of every customer, twice (once per scope).
 //! - `counts`: `all` or an account id → number of customers (8 bytes).
+//! - `applied_events`: event id (16 bytes) → customer id; what makes applying idempotent.
+//! - `rejected_events`: partition (4 bytes) ++ offset (8 bytes) → a [`RejectedEvent`] as JSON:
+//!   records that could not be applied (unreadable, unknown type, newer version, conflict).
 //! - `offsets`: partition (4 bytes) → next offset to apply (8 bytes), written in the same
 //!   transaction as the changes of the record before it, so a crash can never apply a record twice
 //!   or skip one.
 //!
 //! How `find` uses them is in [`planner`].
 
+mod apply;
 mod keys;
 mod planner;
 mod query;
+mod rejected;
 mod search;
 
+pub use apply::ApplyOutcome;
 pub use planner::Page;
 pub use query::{CustomerQuery, DEFAULT_LIMIT, MAX_LIMIT};
+pub use rejected::{RejectedEvent, RejectionKind};
 
-use crate::domain::{Customer, CustomerId, TextField};
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use crate::domain::{Customer, CustomerId};
+use sled::transaction::TransactionError;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -47,17 +54,6 @@ impl From<TransactionError<ReadModelError>> for ReadModelError {
     }
 }
 
-/// What applying a `CustomerCreated` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApplyOutcome {
-    /// The customer is new and now in the read model.
-    Applied,
-    /// The same customer was already there (a redelivered or re-produced event): nothing changed.
-    Duplicate,
-    /// A different customer with the same id was already there: the event was kept out.
-    Conflict,
-}
-
 /// Handle to the read model; cheap to clone, shared by the projector and the HTTP handlers.
 #[derive(Clone)]
 pub struct ReadModel {
@@ -67,6 +63,8 @@ pub struct ReadModel {
     by_account: sled::Tree,
     text_index: sled::Tree,
     counts: sled::Tree,
+    applied_events: sled::Tree,
+    rejected_events: sled::Tree,
     offsets: sled::Tree,
 }
 
@@ -83,81 +81,11 @@ impl ReadModel {
             by_account: db.open_tree("by_account")?,
             text_index: db.open_tree("text_index")?,
             counts: db.open_tree("counts")?,
+            applied_events: db.open_tree("applied_events")?,
+            rejected_events: db.open_tree("rejected_events")?,
             offsets: db.open_tree("offsets")?,
             db,
         })
-    }
-
-    /// Applies the record at `partition`/`offset` that created `customer`, and records
-    /// `offset + 1` as the partition's next offset, atomically.
-    ///
-    /// # Errors
-    /// [`ReadModelError`] when sled fails or the stored customer cannot be read.
-    pub fn apply_customer_created(
-        &self,
-        customer: &Customer,
-        partition: i32,
-        offset: i64,
-    ) -> Result<ApplyOutcome, ReadModelError> {
-        let id_key = customer.id.as_bytes();
-        let json = serde_json::to_vec(customer).expect("a customer always serialises");
-        let order_key = keys::order_key(customer);
-        let account_key = keys::account_key(customer);
-        let account_count_key = keys::account_prefix(customer.details.account_id);
-        let text_keys = text_index_keys(customer);
-        let trees = (
-            &self.customers,
-            &self.by_created,
-            &self.by_account,
-            &self.text_index,
-            &self.counts,
-            &self.offsets,
-        );
-        let outcome = trees.transaction(
-            |(customers, by_created, by_account, text_index, counts, offsets)| {
-                let outcome = match customers.get(id_key)? {
-                    Some(existing) => {
-                        let existing = decode_customer(&existing)
-                            .map_err(ConflictableTransactionError::Abort)?;
-                        if existing == *customer {
-                            ApplyOutcome::Duplicate
-                        } else {
-                            ApplyOutcome::Conflict
-                        }
-                    }
-                    None => {
-                        customers.insert(id_key, json.as_slice())?;
-                        by_created.insert(&order_key, &[])?;
-                        by_account.insert(account_key.as_slice(), &[])?;
-                        for key in &text_keys {
-                            text_index.insert(key.as_slice(), &[])?;
-                        }
-                        for count_key in [keys::COUNT_ALL, &account_count_key] {
-                            let count = counts
-                                .get(count_key)?
-                                .map_or(Ok(0), |bytes| decode_count(&bytes))
-                                .map_err(ConflictableTransactionError::Abort)?;
-                            counts.insert(count_key, &(count + 1).to_be_bytes())?;
-                        }
-                        ApplyOutcome::Applied
-                    }
-                };
-                offsets.insert(&keys::partition_key(partition), &(offset + 1).to_be_bytes())?;
-                Ok(outcome)
-            },
-        )?;
-        Ok(outcome)
-    }
-
-    /// Records that the record at `partition`/`offset` was consumed without changing customers
-    /// (it could not be applied), so it is not read again.
-    ///
-    /// # Errors
-    /// [`ReadModelError::Storage`] when sled fails.
-    pub fn skip_record(&self, partition: i32, offset: i64) -> Result<(), ReadModelError> {
-        self.offsets
-            .insert(keys::partition_key(partition), &(offset + 1).to_be_bytes())?;
-        Ok(())
     }
 
     /// The next offset to apply, per partition that has had a record applied or skipped.
@@ -214,21 +142,6 @@ impl ReadModel {
     }
 }
 
-/// Every `text_index` key of `customer`: each present text field, in both scopes.
-fn text_index_keys(customer: &Customer) -> Vec<Vec<u8>> {
-    let account_id = customer.details.account_id;
-    TextField::ALL
-        .into_iter()
-        .filter_map(|field| {
-            let value = customer.details.text(field)?;
-            Some((field, search::search_form(field, value)))
-        })
-        .flat_map(|(field, form)| {
-            [None, Some(account_id)].map(|scope| keys::text_key(field, scope, &form, customer))
-        })
-        .collect()
-}
-
 fn decode_count(bytes: &[u8]) -> Result<u64, ReadModelError> {
     bytes
         .try_into()
@@ -244,7 +157,7 @@ fn decode_customer(bytes: &[u8]) -> Result<Customer, ReadModelError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AccountId, CustomerDetails};
+    use crate::domain::{AccountId, CustomerCreated, CustomerDetails, TextField};
 
     fn customer(account: i64, last_name: &str) -> Customer {
         let mut details = CustomerDetails::for_account(AccountId::parse(account).unwrap());
@@ -261,33 +174,6 @@ mod tests {
     }
 
     #[test]
-    fn applying_twice_changes_nothing_and_a_different_twin_is_a_conflict() {
-        let dir = tempfile::tempdir().unwrap();
-        let model = ReadModel::open(dir.path()).unwrap();
-        let first = customer(1, "Hamilton");
-        assert_eq!(
-            model.apply_customer_created(&first, 0, 0).unwrap(),
-            ApplyOutcome::Applied
-        );
-        assert_eq!(
-            model.apply_customer_created(&first, 0, 1).unwrap(),
-            ApplyOutcome::Duplicate
-        );
-        let mut twin = first.clone();
-        twin.details.set_text(TextField::LastName, "Other").unwrap();
-        assert_eq!(
-            model.apply_customer_created(&twin, 1, 0).unwrap(),
-            ApplyOutcome::Conflict
-        );
-        assert_eq!(model.get(first.id).unwrap(), Some(first));
-        assert_eq!(model.find(&query(&[])).unwrap().total, 1);
-        assert_eq!(
-            model.next_offsets().unwrap(),
-            BTreeMap::from([(0, 2), (1, 1)])
-        );
-    }
-
-    #[test]
     fn find_walks_the_account_index_in_creation_order_and_pages() {
         let dir = tempfile::tempdir().unwrap();
         let model = ReadModel::open(dir.path()).unwrap();
@@ -296,7 +182,7 @@ mod tests {
             .collect();
         for (offset, customer) in created.iter().enumerate() {
             model
-                .apply_customer_created(customer, 0, offset as i64)
+                .apply_customer_created(&CustomerCreated::new(customer.clone()), 0, offset as i64)
                 .unwrap();
         }
         let account_10: Vec<CustomerId> = model
@@ -323,9 +209,11 @@ mod tests {
         {
             let model = ReadModel::open(dir.path()).unwrap();
             model
-                .apply_customer_created(&customer(1, "A"), 2, 41)
+                .apply_customer_created(&CustomerCreated::new(customer(1, "A")), 2, 41)
                 .unwrap();
-            model.skip_record(2, 42).unwrap();
+            model
+                .reject_record(2, 42, RejectionKind::Malformed, "test")
+                .unwrap();
         }
         let model = ReadModel::open(dir.path()).unwrap();
         assert_eq!(model.next_offsets().unwrap(), BTreeMap::from([(2, 43)]));

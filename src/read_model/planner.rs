@@ -120,7 +120,7 @@ fn order_key_in(index_key: &[u8]) -> Result<[u8; ORDER_KEY_LEN], ReadModelError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AccountId, CustomerDetails, CustomerId, TextField};
+    use crate::domain::{AccountId, CustomerCreated, CustomerDetails, CustomerId, TextField};
     use chrono::DateTime;
     use proptest::prelude::*;
 
@@ -240,7 +240,8 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let model = ReadModel::open(dir.path()).unwrap();
             for (offset, customer) in customers.iter().enumerate() {
-                model.apply_customer_created(customer, 0, offset as i64).unwrap();
+                let event = CustomerCreated::new(customer.clone());
+                model.apply_customer_created(&event, 0, offset as i64).unwrap();
             }
             let query = CustomerQuery::parse(&pairs).unwrap();
 

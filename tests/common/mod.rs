@@ -283,3 +283,20 @@ pub async fn find_eventually(registry: &Registry, path: &str, expected_len: usiz
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Writes `payload` to partition 0 of `topic` as another producer would (no validation): for
+/// poison records.
+pub async fn produce_raw(bootstrap: &str, topic: &str, key: &str, payload: &[u8]) -> i64 {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("creating a test producer");
+    let record = FutureRecord::to(topic).key(key).payload(payload).partition(0);
+    producer
+        .send(record, Duration::from_secs(10))
+        .await
+        .map(|delivery| delivery.offset)
+        .map_err(|(error, _)| error)
+        .expect("producing a raw record")
+}

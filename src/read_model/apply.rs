@@ -1,0 +1,253 @@
+//! The only writes to the read model: applying an event, or recording why a record was rejected.
+//! Each is one sled transaction that also moves the partition's next offset past the record, so
+//! the read model and the offsets can never disagree, whenever the process dies.
+
+use super::keys;
+use super::rejected::{rejected_key, RejectedEvent, RejectionKind};
+use super::search::search_form;
+use super::{decode_count, ReadModel, ReadModelError};
+use crate::domain::{Customer, CustomerCreated, TextField};
+use chrono::Utc;
+use sled::transaction::{ConflictableTransactionError, Transactional};
+
+/// What applying a `CustomerCreated` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// The customer is new and now in the read model.
+    Applied,
+    /// This event was applied before (a producer retry, a replayed range, a racing idempotent
+    /// create): nothing changed.
+    Duplicate,
+    /// Another event already created a customer with this id: this one was kept out and recorded
+    /// in `rejected_events`.
+    Conflict,
+}
+
+impl ReadModel {
+    /// Applies `created`, read at `partition`/`offset`, and records `offset + 1` as the
+    /// partition's next offset, atomically. Idempotent by event id.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails.
+    pub fn apply_customer_created(
+        &self,
+        created: &CustomerCreated,
+        partition: i32,
+        offset: i64,
+    ) -> Result<ApplyOutcome, ReadModelError> {
+        let customer = &created.customer;
+        let event_key = created.event_id.as_bytes();
+        let id_key = customer.id.as_bytes();
+        let json = serde_json::to_vec(customer).expect("a customer always serialises");
+        let order_key = keys::order_key(customer);
+        let account_key = keys::account_key(customer);
+        let account_count_key = keys::account_prefix(customer.details.account_id);
+        let text_keys = text_index_keys(customer);
+        let conflict = serde_json::to_vec(&RejectedEvent {
+            partition,
+            offset,
+            kind: RejectionKind::Conflict,
+            reason: format!(
+                "event {} creates customer {}, which another event already created",
+                created.event_id, customer.id
+            ),
+            rejected_at: Utc::now(),
+        })
+        .expect("a rejection always serialises");
+        let trees = (
+            &self.customers,
+            &self.by_created,
+            &self.by_account,
+            &self.text_index,
+            &self.counts,
+            &self.applied_events,
+            &self.rejected_events,
+            &self.offsets,
+        );
+        let outcome = trees.transaction(
+            |(
+                customers,
+                by_created,
+                by_account,
+                text_index,
+                counts,
+                applied,
+                rejected,
+                offsets,
+            )| {
+                let outcome = if applied.get(event_key)?.is_some() {
+                    ApplyOutcome::Duplicate
+                } else if customers.get(id_key)?.is_some() {
+                    rejected.insert(&rejected_key(partition, offset), conflict.as_slice())?;
+                    ApplyOutcome::Conflict
+                } else {
+                    customers.insert(id_key, json.as_slice())?;
+                    applied.insert(event_key, id_key)?;
+                    by_created.insert(&order_key, &[])?;
+                    by_account.insert(account_key.as_slice(), &[])?;
+                    for key in &text_keys {
+                        text_index.insert(key.as_slice(), &[])?;
+                    }
+                    for count_key in [keys::COUNT_ALL, &account_count_key] {
+                        let count = match counts.get(count_key)? {
+                            Some(bytes) => {
+                                decode_count(&bytes).map_err(ConflictableTransactionError::Abort)?
+                            }
+                            None => 0,
+                        };
+                        counts.insert(count_key, &(count + 1).to_be_bytes())?;
+                    }
+                    ApplyOutcome::Applied
+                };
+                offsets.insert(&keys::partition_key(partition), &(offset + 1).to_be_bytes())?;
+                Ok(outcome)
+            },
+        )?;
+        Ok(outcome)
+    }
+
+    /// Records that the record at `partition`/`offset` was rejected, and moves past it,
+    /// atomically. Recording the same record again changes nothing.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails.
+    pub fn reject_record(
+        &self,
+        partition: i32,
+        offset: i64,
+        kind: RejectionKind,
+        reason: &str,
+    ) -> Result<(), ReadModelError> {
+        let rejection = serde_json::to_vec(&RejectedEvent {
+            partition,
+            offset,
+            kind,
+            reason: reason.to_owned(),
+            rejected_at: Utc::now(),
+        })
+        .expect("a rejection always serialises");
+        (&self.rejected_events, &self.offsets).transaction(|(rejected, offsets)| {
+            let key = rejected_key(partition, offset);
+            if rejected.get(key)?.is_none() {
+                rejected.insert(&key, rejection.as_slice())?;
+            }
+            offsets.insert(&keys::partition_key(partition), &(offset + 1).to_be_bytes())?;
+            Ok::<_, ConflictableTransactionError<ReadModelError>>(())
+        })?;
+        Ok(())
+    }
+
+    /// Every rejected record, by partition then offset.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails or an entry cannot be read.
+    pub fn rejected_events(&self) -> Result<Vec<RejectedEvent>, ReadModelError> {
+        self.rejected_events
+            .iter()
+            .map(|entry| {
+                let (_, value) = entry?;
+                serde_json::from_slice(&value).map_err(|error| {
+                    ReadModelError::Corrupt(format!("a rejected event is unreadable: {error}"))
+                })
+            })
+            .collect()
+    }
+}
+
+/// Every `text_index` key of `customer`: each present text field, in both scopes.
+fn text_index_keys(customer: &Customer) -> Vec<Vec<u8>> {
+    let account_id = customer.details.account_id;
+    TextField::ALL
+        .into_iter()
+        .filter_map(|field| {
+            let value = customer.details.text(field)?;
+            Some((field, search_form(field, value)))
+        })
+        .flat_map(|(field, form)| {
+            [None, Some(account_id)].map(|scope| keys::text_key(field, scope, &form, customer))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AccountId, CustomerDetails};
+    use crate::read_model::CustomerQuery;
+    use std::collections::BTreeMap;
+
+    fn created(last_name: &str) -> CustomerCreated {
+        let mut details = CustomerDetails::for_account(AccountId::parse(1).unwrap());
+        details.set_text(TextField::LastName, last_name).unwrap();
+        CustomerCreated::new(Customer::register(details))
+    }
+
+    #[test]
+    fn an_event_applied_twice_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = ReadModel::open(dir.path()).unwrap();
+        let event = created("Hamilton");
+        assert_eq!(
+            model.apply_customer_created(&event, 0, 0).unwrap(),
+            ApplyOutcome::Applied
+        );
+        let mut retried = event.clone();
+        retried.customer.created_at += chrono::Duration::milliseconds(5);
+        assert_eq!(
+            model.apply_customer_created(&retried, 0, 1).unwrap(),
+            ApplyOutcome::Duplicate
+        );
+        assert_eq!(
+            model.get(event.customer.id).unwrap(),
+            Some(event.customer.clone())
+        );
+        assert_eq!(model.find(&CustomerQuery::default()).unwrap().total, 1);
+        assert!(model.rejected_events().unwrap().is_empty());
+        assert_eq!(model.next_offsets().unwrap(), BTreeMap::from([(0, 2)]));
+    }
+
+    #[test]
+    fn another_event_for_an_existing_customer_is_a_recorded_conflict() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = ReadModel::open(dir.path()).unwrap();
+        let first = created("Hamilton");
+        model.apply_customer_created(&first, 0, 0).unwrap();
+        let mut rival = created("Other");
+        rival.customer.id = first.customer.id;
+        assert_eq!(
+            model.apply_customer_created(&rival, 1, 7).unwrap(),
+            ApplyOutcome::Conflict
+        );
+        assert_eq!(model.get(first.customer.id).unwrap(), Some(first.customer));
+        let rejected = model.rejected_events().unwrap();
+        assert_eq!(rejected.len(), 1);
+        assert_eq!((rejected[0].partition, rejected[0].offset), (1, 7));
+        assert_eq!(rejected[0].kind, RejectionKind::Conflict);
+        assert_eq!(
+            model.next_offsets().unwrap(),
+            BTreeMap::from([(0, 1), (1, 8)])
+        );
+    }
+
+    #[test]
+    fn rejected_records_are_listed_once_and_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = ReadModel::open(dir.path()).unwrap();
+        model
+            .reject_record(2, 5, RejectionKind::Malformed, "not JSON")
+            .unwrap();
+        model
+            .reject_record(2, 5, RejectionKind::Malformed, "not JSON")
+            .unwrap();
+        model
+            .reject_record(0, 9, RejectionKind::UnknownType, "CustomerDeleted")
+            .unwrap();
+        let rejected = model.rejected_events().unwrap();
+        let places: Vec<(i32, i64)> = rejected.iter().map(|r| (r.partition, r.offset)).collect();
+        assert_eq!(places, vec![(0, 9), (2, 5)]);
+        assert_eq!(
+            model.next_offsets().unwrap(),
+            BTreeMap::from([(0, 10), (2, 6)])
+        );
+    }
+}

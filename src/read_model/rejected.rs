@@ -1,0 +1,43 @@
+//! Records the projector could not apply. They stay in the log (the log is never edited) and are
+//! listed here, with where they are and why, for an operator to look at.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Why a record was kept out of the read model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectionKind {
+    /// Not an event at all: no payload, not JSON, or a payload that breaks its schema.
+    Malformed,
+    /// An `eventType` this build does not know.
+    UnknownType,
+    /// A `schemaVersion` newer than this build reads.
+    UnsupportedVersion,
+    /// A `CustomerCreated` for a customer id that already exists, from a different event.
+    Conflict,
+}
+
+/// One record kept out of the read model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectedEvent {
+    /// The record's partition.
+    pub partition: i32,
+    /// The record's offset.
+    pub offset: i64,
+    /// Why it was rejected.
+    pub kind: RejectionKind,
+    /// The details, in words.
+    pub reason: String,
+    /// When the projector rejected it.
+    pub rejected_at: DateTime<Utc>,
+}
+
+/// `rejected_events` key: partition then offset, so the listing is in log order per partition.
+pub(super) fn rejected_key(partition: i32, offset: i64) -> [u8; 12] {
+    let mut key = [0u8; 12];
+    key[..4].copy_from_slice(&partition.to_be_bytes());
+    key[4..].copy_from_slice(&offset.to_be_bytes());
+    key
+}
