@@ -42,7 +42,7 @@ running_pid() {
   local pid
   pid=$(cat "$pid_file")
   [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "kafka.Kafka $properties_file" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "kafka.Kafka $properties_file" || return 1
   echo "$pid"
 }
 
@@ -59,7 +59,7 @@ install_jars() {
   local staging
   staging=$(mktemp -d "$cache_dir/libs.XXXXXX")
   if ! mvn -q -B -f "$repo_dir/scripts/kafka/pom.xml" -Dkafka.version="$kafka_version" \
-    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$staging" >"$cache_dir/install.log" 2>&1; then
+    org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$staging" >"$cache_dir/install.log" 2>&1; then
     tail -n 30 "$cache_dir/install.log" >&2
     rm -rf "$staging"
     say "could not fetch Kafka $kafka_version with Maven (full log: $cache_dir/install.log)"
@@ -115,6 +115,10 @@ start() {
     say "port $client_port is already taken by another process; set KAFKA_PORT to run beside it"
     exit 1
   fi
+  if port_answers "$controller_port"; then
+    say "port $controller_port is already taken by another process; set KAFKA_CONTROLLER_PORT to run beside it"
+    exit 1
+  fi
   install_jars
   java_command
   write_properties
@@ -127,6 +131,10 @@ start() {
       exit 1
     }
   fi
+  # The log is appended to across starts: readiness is judged on what this start writes.
+  touch "$log_file"
+  local log_start
+  log_start=$(($(stat -c %s "$log_file") + 1))
   # nohup execs java, so $! is the JVM's own pid.
   nohup "${java_cmd[@]}" kafka.Kafka "$properties_file" >>"$log_file" 2>&1 </dev/null &
   local jvm_pid=$! deadline=$((SECONDS + ready_timeout_secs))
@@ -138,7 +146,8 @@ start() {
       rm -f "$pid_file"
       exit 1
     fi
-    if port_answers "$client_port" && grep -q "Kafka Server started" "$log_file"; then
+    # grep -c reads all its input: with -q, tail could die of SIGPIPE and fail the pipeline.
+    if port_answers "$client_port" && tail -c +"$log_start" "$log_file" | grep -cF "Kafka Server started" >/dev/null; then
       say "started Kafka $kafka_version (pid $jvm_pid) on 127.0.0.1:$client_port, data in $data_dir"
       return 0
     fi

@@ -12,8 +12,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// How long shutdown lets requests in flight finish. With the producer flush after it, shutdown
+/// stays well inside 10 s.
+const SERVER_DRAIN_TIMEOUT: Duration = Duration::from_secs(6);
+
 /// How long shutdown waits for the producer to confirm records still in flight.
-const PRODUCER_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+const PRODUCER_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +52,8 @@ pub enum StartupError {
 /// A running registry: HTTP server and projector, until [`Application::run_until_stopped`] ends.
 pub struct Application {
     address: SocketAddr,
-    shutdown: watch::Sender<bool>,
+    stop_server: watch::Sender<bool>,
+    stop_projector: watch::Sender<bool>,
     server: JoinHandle<()>,
     projector: JoinHandle<Result<(), ProjectionError>>,
     event_log: Arc<EventLog>,
@@ -69,6 +74,12 @@ impl Application {
                 source,
             })?;
         let layout = write::ensure_topic(&settings.event_log).await?;
+        read_model
+            .bind_to_log(&settings.event_log.topic, &layout.cluster_id)
+            .map_err(|source| StartupError::ReadModel {
+                dir: read_model_dir.display().to_string(),
+                source,
+            })?;
         let event_log = Arc::new(EventLog::connect(&settings.event_log)?);
         let (projector, progress) = Projector::new(
             &settings.event_log.kafka_bootstrap,
@@ -77,18 +88,18 @@ impl Application {
             read_model.clone(),
         )?;
 
-        let (shutdown, shutdown_signal) = watch::channel(false);
-        let projector = tokio::spawn(projector.run(shutdown_signal.clone()));
+        let (stop_projector, projector_stopped) = watch::channel(false);
+        let projector = tokio::spawn(projector.run(projector_stopped));
         let routes = http::routes(ApiState {
             event_log: event_log.clone(),
             read_model: read_model.clone(),
             progress,
             projection_wait: settings.projection_wait(),
         });
-        let mut server_signal = shutdown_signal;
+        let (stop_server, mut server_stopped) = watch::channel(false);
         let (address, server) = warp::serve(routes)
             .try_bind_with_graceful_shutdown(settings.listen, async move {
-                let _ = server_signal.wait_for(|stop| *stop).await;
+                let _ = server_stopped.wait_for(|stop| *stop).await;
             })
             .map_err(|source| StartupError::Bind {
                 address: settings.listen,
@@ -102,7 +113,8 @@ impl Application {
         );
         Ok(Self {
             address,
-            shutdown,
+            stop_server,
+            stop_projector,
             server: tokio::spawn(server),
             projector,
             event_log,
@@ -121,17 +133,26 @@ impl Application {
     /// # Errors
     /// When the projector failed, or state could not be flushed on the way out.
     pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
-        let projector_outcome = tokio::select! {
+        let failed_projector = tokio::select! {
             () = stop_signal() => None,
             outcome = &mut self.projector => Some(outcome),
         };
         tracing::info!("shutting down");
-        let _ = self.shutdown.send(true);
-        let projector_outcome = match projector_outcome {
+        // The server drains first, while the projector still runs, so creates in flight can see
+        // their events projected; a connection that will not finish is cut off at the deadline.
+        let _ = self.stop_server.send(true);
+        if tokio::time::timeout(SERVER_DRAIN_TIMEOUT, &mut self.server)
+            .await
+            .is_err()
+        {
+            tracing::warn!("requests still open after {SERVER_DRAIN_TIMEOUT:?}; closing them");
+            self.server.abort();
+        }
+        let _ = self.stop_projector.send(true);
+        let projector_outcome = match failed_projector {
             Some(outcome) => outcome,
             None => self.projector.await,
         };
-        let _ = self.server.await;
         let event_log = self.event_log;
         tokio::task::spawn_blocking(move || event_log.flush(PRODUCER_FLUSH_TIMEOUT)).await??;
         self.read_model.flush().await?;

@@ -150,6 +150,16 @@ async fn pages_follow_creation_order_with_offset_and_limit() {
         paged.extend(body.as_array().unwrap().iter().cloned());
     }
     assert_eq!(paged, all);
+    let filtered_pages = [
+        ("lastName=p&offset=2&limit=2", &all[2..4]),
+        ("accountId=5&lastName=p&offset=6&limit=5", &all[6..7]),
+        ("accountId=5&lastName=p1&offset=0&limit=5", &all[1..2]),
+        ("accountId=5&lastName=p1&offset=1", &all[0..0]),
+    ];
+    for (query, expected) in filtered_pages {
+        let (_, page) = get(&registry, &format!("/api/v01/customers?{query}")).await;
+        assert_eq!(page.as_array().unwrap().as_slice(), expected, "{query}");
+    }
     let (_, beyond) = get(&registry, "/api/v01/customers?offset=7").await;
     assert_eq!(beyond, json!([]));
     let (status, problem) = get(&registry, "/api/v01/customers?limit=0").await;

@@ -5,11 +5,12 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
+/// `N` distinct free ports: every listener is held until all are chosen.
+fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    std::array::from_fn(|n| listeners[n].local_addr().unwrap().port())
 }
 
 fn kafka_sh(action: &str, client_port: u16, controller_port: u16, data_dir: &Path) -> Output {
@@ -34,7 +35,7 @@ fn text(output: &Output) -> String {
 #[test]
 fn a_second_broker_starts_once_answers_and_stops() {
     let dir = tempfile::tempdir().unwrap();
-    let (client, controller) = (free_port(), free_port());
+    let [client, controller] = free_ports();
 
     let started = kafka_sh("start", client, controller, dir.path());
     assert!(started.status.success(), "{}", text(&started));
@@ -65,7 +66,8 @@ fn start_refuses_a_port_that_another_process_holds() {
     let dir = tempfile::tempdir().unwrap();
     let holder = TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = holder.local_addr().unwrap().port();
-    let refused = kafka_sh("start", taken, free_port(), dir.path());
+    let [controller] = free_ports();
+    let refused = kafka_sh("start", taken, controller, dir.path());
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
     assert!(
         text(&refused).contains("already taken"),

@@ -57,7 +57,11 @@ async fn poison_records_are_listed_as_rejected_and_the_projector_goes_on() {
             (invalid, "malformed"),
         ]
     );
-    assert!(rejected.as_array().unwrap().iter().all(|r| r["partition"] == 0 && r["reason"].is_string()));
+    assert!(rejected
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["partition"] == 0 && r["reason"].is_string()));
 
     // A restart neither re-applies nor re-lists them.
     assert!(registry.stop());

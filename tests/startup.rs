@@ -2,16 +2,25 @@
 
 mod common;
 
-use common::{kafka_bootstrap, run_to_exit, unique_topic};
+use common::{create, kafka_bootstrap, run_to_exit, unique_topic, Registry, PATIENCE};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;
+use serde_json::json;
+use std::time::Duration;
 
 #[test]
 fn without_a_broker_it_exits_non_zero_and_says_how_to_start_one() {
     // Nothing listens on port 1 of loopback; this test needs no broker.
     let dir = tempfile::tempdir().unwrap();
-    let (code, output) = run_to_exit("127.0.0.1:1", "customers.events", &dir.path().join("data"));
+    // The bound: a clear exit within 30 s, not an endless retry loop.
+    let limit = Duration::from_secs(30);
+    let (code, output) = run_to_exit(
+        "127.0.0.1:1",
+        "customers.events",
+        &dir.path().join("data"),
+        limit,
+    );
     assert_eq!(code, Some(1), "{output}");
     let error_lines: Vec<&str> = output.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(error_lines.len(), 1, "{output}");
@@ -26,22 +35,61 @@ fn without_a_broker_it_exits_non_zero_and_says_how_to_start_one() {
 #[tokio::test(flavor = "multi_thread")]
 async fn it_refuses_a_topic_that_would_delete_events() {
     let bootstrap = kafka_bootstrap();
-    let topic = unique_topic("finite-retention");
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .create()
         .unwrap();
-    let seven_days =
-        NewTopic::new(&topic, 1, TopicReplication::Fixed(1)).set("retention.ms", "604800000");
-    let results = admin
-        .create_topics([&seven_days], &AdminOptions::new())
-        .await
-        .unwrap();
-    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let unfit = [
+        ("retention.ms", "604800000"),
+        ("retention.bytes", "1073741824"),
+        ("cleanup.policy", "compact"),
+    ];
+    for (setting, value) in unfit {
+        let topic = unique_topic("unfit-topic");
+        let new_topic = NewTopic::new(&topic, 1, TopicReplication::Fixed(1))
+            .set("retention.ms", "-1")
+            .set(setting, value);
+        let results = admin
+            .create_topics([&new_topic], &AdminOptions::new())
+            .await
+            .unwrap();
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
 
+        let dir = tempfile::tempdir().unwrap();
+        let (code, output) = run_to_exit(&bootstrap, &topic, &dir.path().join("data"), PATIENCE);
+        assert_eq!(code, Some(1), "{setting}: {output}");
+        assert!(output.contains(&format!("{setting}={value}")), "{output}");
+        assert!(output.contains("would delete events"), "{output}");
+    }
+}
+
+#[tokio::test]
+async fn a_data_dir_follows_one_topic_and_one_process() {
+    let bootstrap = kafka_bootstrap();
     let dir = tempfile::tempdir().unwrap();
-    let (code, output) = run_to_exit(&bootstrap, &topic, &dir.path().join("data"));
+    let data_dir = dir.path().join("data");
+    let first_topic = unique_topic("bound-topic");
+    let registry = Registry::start(&bootstrap, &first_topic, &data_dir);
+    let (status, _) = create(&registry, &json!({"accountId": 1})).await;
+    assert_eq!(status, 201);
+
+    let (code, output) = run_to_exit(&bootstrap, &first_topic, &data_dir, PATIENCE);
     assert_eq!(code, Some(1), "{output}");
-    assert!(output.contains("retention.ms=604800000"), "{output}");
-    assert!(output.contains("would delete events"), "{output}");
+    assert!(
+        output.contains("in use by another customer-registry process"),
+        "{output}"
+    );
+    assert!(registry.stop());
+
+    let (code, output) = run_to_exit(
+        &bootstrap,
+        &unique_topic("other-topic"),
+        &data_dir,
+        PATIENCE,
+    );
+    assert_eq!(code, Some(1), "{output}");
+    assert!(
+        output.contains(&first_topic),
+        "names the topic it was built from: {output}"
+    );
 }

@@ -95,7 +95,7 @@ text_type!(
     City
 );
 text_type!(
-    /// `state`: 1 to 3 ASCII letters or digits.
+    /// `state`: 1 to 3 ASCII letters or digits, stored upper case.
     State
 );
 text_type!(
@@ -128,6 +128,20 @@ pub(super) fn bounded_text(raw: &str, max_chars: usize) -> Result<String, RuleVi
         ));
     }
     Ok(text)
+}
+
+/// A prefix of a text value: the rules of [`bounded_text`], but only leading whitespace is
+/// trimmed, since a trailing space is part of what a prefix asks for.
+pub(super) fn bounded_prefix(raw: &str, max_chars: usize) -> Result<String, RuleViolation> {
+    let start = raw.trim_start();
+    let kept_end = &start[start.trim_end().len()..];
+    if kept_end.chars().any(char::is_control) {
+        return Err(RuleViolation::new(
+            "control_character",
+            "must not contain control characters",
+        ));
+    }
+    bounded_text(start, max_chars).map(|text| text + kept_end)
 }
 
 fn invalid_format(rule: &str) -> RuleViolation {
@@ -245,7 +259,7 @@ impl State {
     pub fn parse(raw: &str) -> Result<Self, RuleViolation> {
         let text = bounded_text(raw, Self::MAX_CHARS)?;
         if text.chars().all(|c| c.is_ascii_alphanumeric()) {
-            Ok(Self(text))
+            Ok(Self(text.to_ascii_uppercase()))
         } else {
             Err(invalid_format("1 to 3 letters or digits"))
         }
@@ -373,7 +387,7 @@ mod tests {
 
     #[test]
     fn states_and_zip_codes_have_their_alphabets() {
-        assert!(State::parse("NY").is_ok());
+        assert_eq!(State::parse("ny").unwrap().as_str(), "NY");
         assert!(State::parse("75").is_ok());
         assert!(State::parse("NSW").is_ok());
         assert_eq!(code(State::parse("NSWX")), "too_long");

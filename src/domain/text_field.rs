@@ -2,7 +2,7 @@
 //! filters).
 
 use super::fields::{
-    bounded_text, City, CountryCode, Email, OrganizationName, PersonName, Phone, RuleViolation,
+    bounded_prefix, City, CountryCode, Email, OrganizationName, PersonName, Phone, RuleViolation,
     State, Street, ZipCode,
 };
 
@@ -69,17 +69,20 @@ impl TextField {
 
     /// Checks a `find` filter by the field's rule, as far as a prefix can be checked: `state` and
     /// `countryCode` must be whole valid values, `phone` and `zipCode` keep to their alphabets,
-    /// other text to its length. Returns the value trimmed and NFC-normalised.
+    /// other text to its length. Returns the value NFC-normalised and trimmed; a prefix keeps its
+    /// trailing spaces (`city=New%20` finds New York, not Newark).
     ///
     /// # Errors
     /// The rule the filter broke.
     pub fn parse_filter(self, raw: &str) -> Result<String, RuleViolation> {
         match self {
-            TextField::FirstName | TextField::LastName => bounded_text(raw, PersonName::MAX_CHARS),
-            TextField::OrganizationName => bounded_text(raw, OrganizationName::MAX_CHARS),
-            TextField::Email => bounded_text(raw, Email::MAX_CHARS),
-            TextField::Street => bounded_text(raw, Street::MAX_CHARS),
-            TextField::City => bounded_text(raw, City::MAX_CHARS),
+            TextField::FirstName | TextField::LastName => {
+                bounded_prefix(raw, PersonName::MAX_CHARS)
+            }
+            TextField::OrganizationName => bounded_prefix(raw, OrganizationName::MAX_CHARS),
+            TextField::Email => bounded_prefix(raw, Email::MAX_CHARS),
+            TextField::Street => bounded_prefix(raw, Street::MAX_CHARS),
+            TextField::City => bounded_prefix(raw, City::MAX_CHARS),
             TextField::Phone => Phone::parse(raw).map(String::from),
             TextField::State => State::parse(raw).map(String::from),
             TextField::ZipCode => ZipCode::parse(raw).map(String::from),

@@ -96,10 +96,15 @@ fn json_field_value(value: serde_json::Value) -> FieldValue {
     match value {
         Value::Null => FieldValue::Null,
         Value::String(text) => FieldValue::Text(text),
-        Value::Number(number) => number.as_i64().map_or(
-            FieldValue::Other("a non-integer number"),
-            FieldValue::Integer,
-        ),
+        Value::Number(number) => match number.as_i64() {
+            Some(integer) => FieldValue::Integer(integer),
+            // A whole number too large for 64 bits is still a whole number: out of range.
+            None if number.as_f64().is_some_and(|f| f.fract() == 0.0) => {
+                let negative = number.as_f64().is_some_and(|f| f < 0.0);
+                FieldValue::Integer(if negative { i64::MIN } else { i64::MAX })
+            }
+            None => FieldValue::Other("a non-integer number"),
+        },
         Value::Bool(_) => FieldValue::Other("a boolean"),
         Value::Array(_) => FieldValue::Other("an array"),
         Value::Object(_) => FieldValue::Other("an object"),

@@ -28,7 +28,9 @@ pub async fn create_customer(meta: RequestMeta, body: BodyStream, state: ApiStat
 /// `GET /api/v01/customers`: the page of customers the filters select.
 pub async fn find_customers(meta: RequestMeta, query: String, state: ApiState) -> Response {
     let problem = problem_format(meta.accept.as_deref());
-    find(&meta, &query, &state).unwrap_or_else(|error| error.into_response(problem))
+    find(&meta, &query, &state)
+        .await
+        .unwrap_or_else(|error| error.into_response(problem))
 }
 
 /// `GET /api/v01/customers/{id}`: one customer, or 404.
@@ -82,14 +84,17 @@ async fn create(
     Ok(response)
 }
 
-fn find(meta: &RequestMeta, query: &str, state: &ApiState) -> Result<Response, ApiError> {
+async fn find(meta: &RequestMeta, query: &str, state: &ApiState) -> Result<Response, ApiError> {
     let answer = answer_format(meta.accept.as_deref())?;
     let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
     let query = CustomerQuery::parse(&pairs)?;
     // A long walk of an index must not stall the other requests on this worker.
-    let page = tokio::task::block_in_place(|| state.read_model.find(&query))?;
+    let read_model = state.read_model.clone();
+    let page = tokio::task::spawn_blocking(move || read_model.find(&query))
+        .await
+        .map_err(|_| ApiError::Internal("the find task was cancelled".into()))??;
     let body = match answer {
         Format::Json => serde_json::to_vec(&page.customers).expect("customers always serialise"),
         Format::Xml => xml::customers_document(&page.customers).into_bytes(),
@@ -104,6 +109,10 @@ fn find(meta: &RequestMeta, query: &str, state: &ApiState) -> Result<Response, A
 fn get(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> {
     let answer = answer_format(meta.accept.as_deref())?;
     let not_found = || ApiError::NotFound(format!("no customer with id {id}"));
+    // Only the canonical hyphenated form names a customer; other spellings of a UUID do not.
+    if id.len() != 36 {
+        return Err(not_found());
+    }
     let id: CustomerId = id.parse().map_err(|_| not_found())?;
     let customer = state.read_model.get(id)?.ok_or_else(not_found)?;
     Ok(customer_response(answer, &customer))
@@ -111,7 +120,7 @@ fn get(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiEr
 
 fn rejected_events(meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> {
     let answer = answer_format(meta.accept.as_deref())?;
-    let rejected = tokio::task::block_in_place(|| state.read_model.rejected_events())?;
+    let rejected = state.read_model.rejected_events()?;
     let body = match answer {
         Format::Json => serde_json::to_vec(&rejected).expect("rejections always serialise"),
         Format::Xml => xml::rejected_events_document(&rejected).into_bytes(),

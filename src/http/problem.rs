@@ -48,6 +48,9 @@ pub enum ApiError {
     /// The read model failed.
     #[error(transparent)]
     ReadModel(#[from] ReadModelError),
+    /// Something that should not happen did; the text says what.
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// An RFC 9457 problem document, JSON form.
@@ -106,6 +109,11 @@ impl ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "/problems/read-model-failure",
                 "The read model failed",
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "/problems/internal-error",
+                "Internal error",
             ),
         }
     }

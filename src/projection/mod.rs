@@ -26,7 +26,23 @@ pub enum ProjectionError {
     /// The read model failed; applying more would risk its consistency.
     #[error(transparent)]
     ReadModel(#[from] ReadModelError),
+    /// The read model has applied records the log no longer has.
+    #[error(
+        "the read model has applied partition {partition} up to offset {next}, but the log ends at \
+         {high}: the topic was recreated or truncated. Delete the data dir to rebuild from the log"
+    )]
+    AheadOfLog {
+        /// The partition.
+        partition: i32,
+        /// The read model's next offset.
+        next: i64,
+        /// The log's end.
+        high: i64,
+    },
 }
+
+/// How long start-up waits for a partition's offsets.
+const WATERMARK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Consumes the topic into the read model.
 pub struct Projector {
@@ -59,6 +75,18 @@ impl Projector {
             .set("allow.auto.create.topics", "false")
             .create()?;
         let next_offsets = read_model.next_offsets()?;
+        // A read model ahead of the log means the log was recreated or truncated under it:
+        // following it would skip records silently. (A blocking call, at start-up only.)
+        for (&partition, &next) in &next_offsets {
+            let (_, high) = consumer.fetch_watermarks(topic, partition, WATERMARK_TIMEOUT)?;
+            if next > high {
+                return Err(ProjectionError::AheadOfLog {
+                    partition,
+                    next,
+                    high,
+                });
+            }
+        }
         let mut assignment = TopicPartitionList::new();
         for &partition in partitions {
             let start = next_offsets

@@ -11,6 +11,8 @@
 //! - `applied_events`: event id (16 bytes) → customer id; what makes applying idempotent.
 //! - `rejected_events`: partition (4 bytes) ++ offset (8 bytes) → a [`RejectedEvent`] as JSON:
 //!   records that could not be applied (unreadable, unknown type, newer version, conflict).
+//! - `meta`: `topic` and `cluster` → which log this read model projects; a read model is never
+//!   pointed at another log, whose offsets would mean something else.
 //! - `offsets`: partition (4 bytes) → next offset to apply (8 bytes), written in the same
 //!   transaction as the changes of the record before it, so a crash can never apply a record twice
 //!   or skip one.
@@ -43,6 +45,22 @@ pub enum ReadModelError {
     /// Stored bytes that this build cannot read back.
     #[error("read model is corrupt: {0}")]
     Corrupt(String),
+    /// Another process has the read model open.
+    #[error("{0} is in use by another customer-registry process (its lock is held)")]
+    Locked(String),
+    /// The data dir holds the projection of another log.
+    #[error(
+        "the read model projects {setting} {stored:?}, not {wanted:?}: its offsets belong to that \
+         log. Use another --data-dir, or delete this one to rebuild it from the new log"
+    )]
+    OtherLog {
+        /// `topic` or `cluster`.
+        setting: &'static str,
+        /// What the read model was built from.
+        stored: String,
+        /// What it was asked to follow now.
+        wanted: String,
+    },
 }
 
 impl From<TransactionError<ReadModelError>> for ReadModelError {
@@ -65,6 +83,7 @@ pub struct ReadModel {
     counts: sled::Tree,
     applied_events: sled::Tree,
     rejected_events: sled::Tree,
+    meta: sled::Tree,
     offsets: sled::Tree,
 }
 
@@ -74,7 +93,16 @@ impl ReadModel {
     /// # Errors
     /// [`ReadModelError::Storage`] when the directory cannot be used, e.g. another process holds it.
     pub fn open(dir: &Path) -> Result<Self, ReadModelError> {
-        let db = sled::Config::new().path(dir).open()?;
+        let db = sled::Config::new()
+            .path(dir)
+            .open()
+            .map_err(|error| match error {
+                // sled reports a held lock only in its message ("could not acquire lock on ...").
+            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                    ReadModelError::Locked(dir.display().to_string())
+                }
+                other => ReadModelError::Storage(other),
+            })?;
         Ok(Self {
             customers: db.open_tree("customers")?,
             by_created: db.open_tree("by_created")?,
@@ -83,9 +111,34 @@ impl ReadModel {
             counts: db.open_tree("counts")?,
             applied_events: db.open_tree("applied_events")?,
             rejected_events: db.open_tree("rejected_events")?,
+            meta: db.open_tree("meta")?,
             offsets: db.open_tree("offsets")?,
             db,
         })
+    }
+
+    /// Ties the read model to the log it projects: records `topic` and `cluster` on first use,
+    /// and refuses any other afterwards.
+    ///
+    /// # Errors
+    /// [`ReadModelError::OtherLog`] when the read model was built from another topic or cluster.
+    pub fn bind_to_log(&self, topic: &str, cluster: &str) -> Result<(), ReadModelError> {
+        for (setting, wanted) in [("topic", topic), ("cluster", cluster)] {
+            match self.meta.get(setting)? {
+                Some(stored) if stored.as_ref() != wanted.as_bytes() => {
+                    return Err(ReadModelError::OtherLog {
+                        setting,
+                        stored: String::from_utf8_lossy(&stored).into_owned(),
+                        wanted: wanted.to_owned(),
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    self.meta.insert(setting, wanted.as_bytes())?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The next offset to apply, per partition that has had a record applied or skipped.
@@ -201,6 +254,30 @@ mod tests {
             .unwrap();
         assert_eq!(page.customers, created[1..3].to_vec());
         assert_eq!(page.total, 6);
+    }
+
+    #[test]
+    fn a_read_model_follows_one_log_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = ReadModel::open(dir.path()).unwrap();
+        model.bind_to_log("customers.events", "cluster-a").unwrap();
+        model.bind_to_log("customers.events", "cluster-a").unwrap();
+        let other_topic = model.bind_to_log("other.events", "cluster-a");
+        assert!(matches!(
+            other_topic,
+            Err(ReadModelError::OtherLog {
+                setting: "topic",
+                ..
+            })
+        ));
+        let other_cluster = model.bind_to_log("customers.events", "cluster-b");
+        assert!(matches!(
+            other_cluster,
+            Err(ReadModelError::OtherLog {
+                setting: "cluster",
+                ..
+            })
+        ));
     }
 
     #[test]

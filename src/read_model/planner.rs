@@ -52,6 +52,13 @@ impl ReadModel {
             ),
             None => (self.by_created.iter(), self.count(keys::COUNT_ALL)?),
         };
+        if query.offset >= total {
+            // Nothing to walk to: answered without touching the index, however large `offset` is.
+            return Ok(Page {
+                customers: Vec::new(),
+                total,
+            });
+        }
         let mut customers = Vec::with_capacity(query.limit.min(total));
         for entry in walk.skip(query.offset).take(query.limit) {
             let (key, _) = entry?;

@@ -53,14 +53,15 @@ impl CustomerQuery {
                 continue;
             }
             seen.push(name);
-            let value = value.trim();
+            // Text filters get the raw value: a prefix's trailing space is part of the prefix.
+            let trimmed = value.trim();
             let outcome = match name.as_str() {
-                "offset" => parse_count(name, value, 0, usize::MAX).map(|n| query.offset = n),
-                "limit" => parse_count(name, value, 1, MAX_LIMIT).map(|n| query.limit = n),
-                "accountId" if value.is_empty() => Ok(()),
-                "accountId" => parse_account(value).map(|id| query.account_id = Some(id)),
+                "offset" => parse_count(name, trimmed, 0, usize::MAX).map(|n| query.offset = n),
+                "limit" => parse_count(name, trimmed, 1, MAX_LIMIT).map(|n| query.limit = n),
+                "accountId" if trimmed.is_empty() => Ok(()),
+                "accountId" => parse_account(trimmed).map(|id| query.account_id = Some(id)),
                 _ => match TextField::from_name(name) {
-                    Some(_) if value.is_empty() => Ok(()),
+                    Some(_) if trimmed.is_empty() => Ok(()),
                     Some(field) => parse_filter(field, value)
                         .map(|needle| query.text_filters.push((field, needle))),
                     None => Err(error(
@@ -219,6 +220,15 @@ mod tests {
         assert!(!prefix.matches(&customer));
         let phone = CustomerQuery::parse(&pairs(&[("phone", "(212) 555")])).unwrap();
         assert!(phone.matches(&customer));
+    }
+
+    #[test]
+    fn a_prefix_keeps_its_trailing_space() {
+        let new_york = customer(|d| d.set_text(TextField::City, "New York").unwrap());
+        let newark = customer(|d| d.set_text(TextField::City, "Newark").unwrap());
+        let query = CustomerQuery::parse(&pairs(&[("city", "  new ")])).unwrap();
+        assert!(query.matches(&new_york));
+        assert!(!query.matches(&newark));
     }
 
     #[test]

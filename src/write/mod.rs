@@ -5,7 +5,7 @@ mod event_log;
 mod topic;
 
 pub use event_log::{EventLog, EventLogError, LogPosition};
-pub use topic::{ensure_topic, TopicError};
+pub use topic::{ensure_topic, TopicError, TopicLayout};
 
 use crate::domain::{Customer, CustomerCreated, CustomerDetails, RegistryEvent};
 

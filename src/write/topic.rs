@@ -66,6 +66,8 @@ pub enum TopicError {
 pub struct TopicLayout {
     /// Partition ids, ascending.
     pub partitions: Vec<i32>,
+    /// The Kafka cluster's id, so a read model can tell which cluster's log it projects.
+    pub cluster_id: String,
 }
 
 /// A client context that stays silent: start-up reports one clear error itself instead of
@@ -95,7 +97,7 @@ pub async fn ensure_topic(settings: &EventLogSettings) -> Result<TopicLayout, To
         .map_err(unreachable)?;
     let options = AdminOptions::new().request_timeout(Some(REACH_TIMEOUT));
 
-    let mut partitions = partitions_of(&admin, topic).await.map_err(unreachable)?;
+    let mut partitions = partitions_of(&admin, topic).map_err(unreachable)?;
     if partitions.is_empty() {
         let mut new_topic = NewTopic::new(
             topic,
@@ -129,7 +131,14 @@ pub async fn ensure_topic(settings: &EventLogSettings) -> Result<TopicLayout, To
     }
 
     check_retention(&admin, topic, &options).await?;
-    Ok(TopicLayout { partitions })
+    let cluster_id = admin
+        .inner()
+        .fetch_cluster_id(REACH_TIMEOUT)
+        .unwrap_or_default();
+    Ok(TopicLayout {
+        partitions,
+        cluster_id,
+    })
 }
 
 async fn check_retention(
@@ -170,10 +179,9 @@ async fn check_retention(
 
 /// The topic's partitions from cluster metadata; empty when the topic does not exist.
 /// Asks for all topics, so the request can never auto-create this one.
-async fn partitions_of(admin: &AdminClient<Silent>, topic: &str) -> Result<Vec<i32>, KafkaError> {
-    // librdkafka's metadata call blocks; keep the runtime's other tasks moving meanwhile.
-    let metadata =
-        tokio::task::block_in_place(|| admin.inner().fetch_metadata(None, REACH_TIMEOUT))?;
+fn partitions_of(admin: &AdminClient<Silent>, topic: &str) -> Result<Vec<i32>, KafkaError> {
+    // A blocking call, made only at start-up, before the service takes requests.
+    let metadata = admin.inner().fetch_metadata(None, REACH_TIMEOUT)?;
     let mut partitions: Vec<i32> = metadata
         .topics()
         .iter()
@@ -191,7 +199,7 @@ async fn wait_for_partitions(
 ) -> Result<Vec<i32>, KafkaError> {
     let deadline = tokio::time::Instant::now() + REACH_TIMEOUT;
     loop {
-        let partitions = partitions_of(admin, topic).await?;
+        let partitions = partitions_of(admin, topic)?;
         if !partitions.is_empty() || tokio::time::Instant::now() >= deadline {
             return Ok(partitions);
         }

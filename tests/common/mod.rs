@@ -108,19 +108,24 @@ impl Drop for Registry {
     }
 }
 
-/// Runs `customer-registry serve` to completion (for start-up failures); returns its exit code
-/// and output.
-pub fn run_to_exit(bootstrap: &str, topic: &str, data_dir: &Path) -> (Option<i32>, String) {
+/// Runs `customer-registry serve` to completion (for start-up failures), failing the test if it
+/// has not exited within `limit`; returns its exit code and output.
+pub fn run_to_exit(
+    bootstrap: &str,
+    topic: &str,
+    data_dir: &Path,
+    limit: Duration,
+) -> (Option<i32>, String) {
     let log_path = log_path_for(data_dir);
     let mut child = spawn(bootstrap, topic, data_dir, &[], &log_path);
-    let deadline = Instant::now() + PATIENCE;
+    let deadline = Instant::now() + limit;
     let status = loop {
         if let Some(status) = child.try_wait().expect("polling customer-registry") {
             break status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("customer-registry did not exit within {PATIENCE:?}");
+            panic!("customer-registry did not exit within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -292,7 +297,10 @@ pub async fn produce_raw(bootstrap: &str, topic: &str, key: &str, payload: &[u8]
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("creating a test producer");
-    let record = FutureRecord::to(topic).key(key).payload(payload).partition(0);
+    let record = FutureRecord::to(topic)
+        .key(key)
+        .payload(payload)
+        .partition(0);
     producer
         .send(record, Duration::from_secs(10))
         .await
