@@ -5,7 +5,7 @@ use crate::config::ServeSettings;
 use crate::http::{self, ApiState};
 use crate::projection::{ProjectionError, Projector};
 use crate::read_model::{ReadModel, ReadModelError};
-use crate::write::{self, EventLog, EventLogError, TopicError};
+use crate::write::{self, EventLog, EventLogError, Registrar, TopicError};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,11 +90,17 @@ impl Application {
 
         let (stop_projector, projector_stopped) = watch::channel(false);
         let projector = tokio::spawn(projector.run(projector_stopped));
+        let registrar = Registrar::new(
+            event_log.clone(),
+            read_model.clone(),
+            progress.clone(),
+            settings.projection_wait(),
+        );
         let routes = http::routes(ApiState {
-            event_log: event_log.clone(),
+            registrar: Arc::new(registrar),
             read_model: read_model.clone(),
             progress,
-            projection_wait: settings.projection_wait(),
+            catch_up_wait: settings.projection_wait(),
         });
         let (stop_server, mut server_stopped) = watch::channel(false);
         let (address, server) = warp::serve(routes)

@@ -62,7 +62,8 @@ pub struct ServeSettings {
     #[arg(long, env = "REGISTRY_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
-    /// How long a create waits for this process's projection to apply its event before answering.
+    /// How long a create waits for this replica's projection to apply its event before answering,
+    /// and how long a read waits for the position in `X-Min-Log-Position`.
     #[arg(long, env = "REGISTRY_PROJECTION_WAIT_MS", default_value_t = 5_000,
           value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub projection_wait_ms: u64,

@@ -12,7 +12,8 @@ use super::fields::{
 };
 use super::text_field::TextField;
 
-/// A customer's identifier: a UUIDv7 assigned by the server, so ids sort by creation time.
+/// A customer's identifier, assigned by the server: a UUIDv7 (time-ordered), or for a create with
+/// an `Idempotency-Key` a UUIDv5 derived from the account and the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct CustomerId(Uuid);
@@ -205,8 +206,13 @@ pub struct Customer {
 impl Customer {
     /// Registers `details` now: assigns a fresh id and the creation time.
     pub fn register(details: CustomerDetails) -> Self {
+        Self::register_as(CustomerId::new_v7(), details)
+    }
+
+    /// Registers `details` now under a given id (one derived from an idempotency key).
+    pub fn register_as(id: CustomerId, details: CustomerDetails) -> Self {
         Self {
-            id: CustomerId::new_v7(),
+            id,
             details,
             created_at: now_millis(),
         }

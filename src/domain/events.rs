@@ -31,10 +31,16 @@ pub struct CustomerCreated {
 }
 
 impl CustomerCreated {
-    /// The event that records `customer`'s creation.
+    /// The event that records `customer`'s creation, with a fresh event id.
     pub fn new(customer: Customer) -> Self {
+        Self::with_event_id(Uuid::now_v7(), customer)
+    }
+
+    /// The event that records `customer`'s creation, with a given event id (one derived from an
+    /// idempotency key).
+    pub fn with_event_id(event_id: Uuid, customer: Customer) -> Self {
         Self {
-            event_id: Uuid::now_v7(),
+            event_id,
             occurred_at: customer.created_at,
             customer,
         }

@@ -5,6 +5,7 @@ mod country_codes;
 mod customer;
 mod events;
 mod fields;
+mod idempotency;
 mod text_field;
 mod validation;
 
@@ -14,5 +15,6 @@ pub use fields::{
     City, CountryCode, Email, OrganizationName, PersonName, Phone, RuleViolation, State, Street,
     ZipCode,
 };
+pub use idempotency::{IdempotencyKey, CUSTOMER_ID_NAMESPACE, EVENT_ID_NAMESPACE};
 pub use text_field::TextField;
 pub use validation::{FieldError, FieldValue, ValidationErrors};

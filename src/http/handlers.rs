@@ -4,9 +4,12 @@
 use super::body::{self, BodyStream};
 use super::negotiation::{answer_format, body_format, problem_format, Format};
 use super::{xml, ApiError, ApiState, RequestMeta};
-use crate::domain::{Customer, CustomerDetails, CustomerId};
+use crate::domain::{
+    Customer, CustomerDetails, CustomerId, FieldError, IdempotencyKey, RuleViolation,
+    ValidationErrors,
+};
+use crate::projection::LogPosition;
 use crate::read_model::CustomerQuery;
-use crate::write;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 
@@ -16,6 +19,12 @@ const PROJECTION_PENDING: &str = "x-projection-pending";
 
 /// Header carrying how many customers a `find` matches over all pages.
 const TOTAL_COUNT: &str = "x-total-count";
+
+/// Header carrying the log position an answer reflects.
+const LOG_POSITION: &str = "x-log-position";
+
+/// Header set on a 201 that answers a retried `Idempotency-Key` from the original create.
+const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
 /// `PUT /api/v01/customers`: validate, append `CustomerCreated`, answer 201 once Kafka confirmed it.
 pub async fn create_customer(meta: RequestMeta, body: BodyStream, state: ApiState) -> Response {
@@ -36,7 +45,9 @@ pub async fn find_customers(meta: RequestMeta, query: String, state: ApiState) -
 /// `GET /api/v01/customers/{id}`: one customer, or 404.
 pub async fn get_customer(id: String, meta: RequestMeta, state: ApiState) -> Response {
     let problem = problem_format(meta.accept.as_deref());
-    get(&id, &meta, &state).unwrap_or_else(|error| error.into_response(problem))
+    get(&id, &meta, &state)
+        .await
+        .unwrap_or_else(|error| error.into_response(problem))
 }
 
 /// `GET /api/v01/admin/rejected-events`: records the projector kept out of the read model.
@@ -63,25 +74,69 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let answer = answer_format(meta.accept.as_deref())?;
     let body_format = body_format(meta.content_type.as_deref())?;
+    let key = meta
+        .idempotency_key
+        .as_deref()
+        .map(|raw| IdempotencyKey::parse(raw).map_err(|rule| header_error("Idempotency-Key", rule)))
+        .transpose()?;
     let body = body::read_limited(meta.content_length, body).await?;
     let details = CustomerDetails::parse(body::customer_fields(body_format, &body)?)?;
-    let (customer, position) = write::create_customer(&state.event_log, details).await?;
-    let projected = state
-        .progress
-        .wait_until_applied(position, state.projection_wait)
-        .await;
-    let mut response = customer_response(answer, &customer);
+    let registered = state
+        .registrar
+        .create(details, key.as_ref())
+        .await
+        .map_err(|error| ApiError::from_create(error, key.is_some()))?;
+    let mut response = customer_response(answer, &registered.customer);
     *response.status_mut() = StatusCode::CREATED;
-    let location = format!("/api/v01/customers/{}", customer.id);
+    let location = format!("/api/v01/customers/{}", registered.customer.id);
     let headers = response.headers_mut();
     headers.insert(
         header::LOCATION,
         HeaderValue::from_str(&location).expect("a path of ASCII and a UUID is a valid header"),
     );
-    if !projected {
+    headers.insert(LOG_POSITION, position_header(&registered.position));
+    if !registered.projected {
         headers.insert(PROJECTION_PENDING, HeaderValue::from_static("true"));
     }
+    if registered.replayed {
+        headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
     Ok(response)
+}
+
+/// Waits (bounded) until this replica reflects the client's `X-Min-Log-Position`, and returns
+/// the position the answer will reflect.
+async fn catch_up(meta: &RequestMeta, state: &ApiState) -> Result<LogPosition, ApiError> {
+    if let Some(raw) = meta.min_log_position.as_deref() {
+        let wanted = LogPosition::parse(raw).map_err(|reason| {
+            let message = format!("X-Min-Log-Position {reason}; it takes what X-Log-Position gave");
+            ApiError::Validation(ValidationErrors(vec![FieldError::new(
+                "X-Min-Log-Position",
+                "invalid_format",
+                message,
+            )]))
+        })?;
+        if !state
+            .progress
+            .wait_until_reached(&wanted, state.catch_up_wait)
+            .await
+        {
+            return Err(ApiError::ReplicaBehind {
+                wanted: wanted.to_string(),
+                reached: state.progress.position().to_string(),
+            });
+        }
+    }
+    Ok(state.progress.position())
+}
+
+fn header_error(header: &str, rule: RuleViolation) -> ApiError {
+    ApiError::Validation(ValidationErrors(vec![FieldError::broken(header, rule)]))
+}
+
+fn position_header(position: &LogPosition) -> HeaderValue {
+    HeaderValue::from_str(&position.to_string())
+        .expect("digits, colons and commas are a valid header")
 }
 
 async fn find(meta: &RequestMeta, query: &str, state: &ApiState) -> Result<Response, ApiError> {
@@ -90,6 +145,7 @@ async fn find(meta: &RequestMeta, query: &str, state: &ApiState) -> Result<Respo
         .into_owned()
         .collect();
     let query = CustomerQuery::parse(&pairs)?;
+    let position = catch_up(meta, state).await?;
     // A long walk of an index must not stall the other requests on this worker.
     let read_model = state.read_model.clone();
     let page = tokio::task::spawn_blocking(move || read_model.find(&query))
@@ -100,14 +156,15 @@ async fn find(meta: &RequestMeta, query: &str, state: &ApiState) -> Result<Respo
         Format::Xml => xml::customers_document(&page.customers).into_bytes(),
     };
     let mut response = response_with(answer, body);
-    response
-        .headers_mut()
-        .insert(TOTAL_COUNT, HeaderValue::from(page.total));
+    let headers = response.headers_mut();
+    headers.insert(TOTAL_COUNT, HeaderValue::from(page.total));
+    headers.insert(LOG_POSITION, position_header(&position));
     Ok(response)
 }
 
-fn get(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> {
+async fn get(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> {
     let answer = answer_format(meta.accept.as_deref())?;
+    let position = catch_up(meta, state).await?;
     let not_found = || ApiError::NotFound(format!("no customer with id {id}"));
     // Only the canonical hyphenated form names a customer; other spellings of a UUID do not.
     if id.len() != 36 {
@@ -115,7 +172,11 @@ fn get(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiEr
     }
     let id: CustomerId = id.parse().map_err(|_| not_found())?;
     let customer = state.read_model.get(id)?.ok_or_else(not_found)?;
-    Ok(customer_response(answer, &customer))
+    let mut response = customer_response(answer, &customer);
+    response
+        .headers_mut()
+        .insert(LOG_POSITION, position_header(&position));
+    Ok(response)
 }
 
 fn rejected_events(meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> {

@@ -14,7 +14,7 @@ pub use problem::ApiError;
 
 use crate::projection::ProjectionProgress;
 use crate::read_model::ReadModel;
-use crate::write::EventLog;
+use crate::write::Registrar;
 use bytes::Buf;
 use futures::{Stream, StreamExt, TryStreamExt};
 use std::convert::Infallible;
@@ -30,14 +30,14 @@ pub const MAX_BODY_BYTES: u64 = 64 * 1024;
 /// What the handlers share: the write side, the read model, and the projection's progress.
 #[derive(Clone)]
 pub struct ApiState {
-    /// The event log's writer.
-    pub event_log: Arc<EventLog>,
+    /// Handles creates.
+    pub registrar: Arc<Registrar>,
     /// The read model that answers queries.
     pub read_model: ReadModel,
     /// How far the projection has got.
     pub progress: ProjectionProgress,
-    /// How long a create waits for its event to be projected.
-    pub projection_wait: Duration,
+    /// How long a read waits for the position in `X-Min-Log-Position`.
+    pub catch_up_wait: Duration,
 }
 
 /// The request headers the handlers negotiate on, read leniently: an unreadable value counts as
@@ -47,6 +47,8 @@ pub struct RequestMeta {
     accept: Option<String>,
     content_type: Option<String>,
     content_length: Option<u64>,
+    idempotency_key: Option<String>,
+    min_log_position: Option<String>,
 }
 
 impl RequestMeta {
@@ -62,6 +64,8 @@ impl RequestMeta {
             content_type: text(warp::http::header::CONTENT_TYPE),
             content_length: text(warp::http::header::CONTENT_LENGTH)
                 .and_then(|length| length.trim().parse().ok()),
+            idempotency_key: text(warp::http::HeaderName::from_static("idempotency-key")),
+            min_log_position: text(warp::http::HeaderName::from_static("x-min-log-position")),
         }
     }
 }

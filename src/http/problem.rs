@@ -5,7 +5,7 @@ use super::negotiation::Format;
 use super::xml;
 use crate::domain::{FieldError, ValidationErrors};
 use crate::read_model::ReadModelError;
-use crate::write::EventLogError;
+use crate::write::{CreateError, EventLogError};
 use serde::Serialize;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
@@ -42,15 +42,62 @@ pub enum ApiError {
         /// The methods it allows, for the `Allow` header.
         allow: &'static str,
     },
-    /// The event log did not confirm the write.
-    #[error(transparent)]
-    EventLog(#[from] EventLogError),
+    /// The event log did not confirm the write; `outcome_unknown` when it may yet hold it.
+    #[error("{}", event_log_detail(.error, *.outcome_unknown, *.had_key))]
+    EventLog {
+        /// What the producer said.
+        error: EventLogError,
+        /// Whether the event may have been written after all.
+        outcome_unknown: bool,
+        /// Whether the request carried an `Idempotency-Key`.
+        had_key: bool,
+    },
+    /// The idempotency key was used before with another body.
+    #[error("{0}")]
+    KeyReused(String),
+    /// This replica has not caught up to the position the client asked for.
+    #[error("this replica reflects the log up to {reached}, not yet {wanted}; retry shortly")]
+    ReplicaBehind {
+        /// `X-Min-Log-Position`.
+        wanted: String,
+        /// Where the projection is.
+        reached: String,
+    },
     /// The read model failed.
     #[error(transparent)]
     ReadModel(#[from] ReadModelError),
     /// Something that should not happen did; the text says what.
     #[error("{0}")]
     Internal(String),
+}
+
+impl ApiError {
+    /// The answer to a create that did not go through.
+    pub fn from_create(error: CreateError, had_key: bool) -> Self {
+        match error {
+            CreateError::EventLog(error) => ApiError::EventLog {
+                outcome_unknown: error.outcome_unknown(),
+                error,
+                had_key,
+            },
+            reused @ CreateError::KeyReused { .. } => ApiError::KeyReused(reused.to_string()),
+            CreateError::ReadModel(error) => ApiError::ReadModel(error),
+        }
+    }
+}
+
+fn event_log_detail(error: &EventLogError, outcome_unknown: bool, had_key: bool) -> String {
+    let retry = if had_key {
+        "Retry with the same Idempotency-Key: if the customer was written the retry answers it, \
+         and if not the retry writes it, once."
+    } else {
+        "Send creates with an Idempotency-Key, so that a retry can never create the customer twice."
+    };
+    if outcome_unknown {
+        format!("{error}. The outcome is unknown: the event may still be in the log. {retry}")
+    } else {
+        format!("{error}. Nothing was written. {retry}")
+    }
 }
 
 /// An RFC 9457 problem document, JSON form.
@@ -100,10 +147,20 @@ impl ApiError {
                 "/problems/method-not-allowed",
                 "Method not allowed",
             ),
-            ApiError::EventLog(_) => (
+            ApiError::EventLog { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "/problems/event-log-unavailable",
                 "The event log did not confirm the write",
+            ),
+            ApiError::KeyReused(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "/problems/idempotency-key-reused",
+                "The idempotency key was used with another body",
+            ),
+            ApiError::ReplicaBehind { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/replica-behind",
+                "This replica has not caught up yet",
             ),
             ApiError::ReadModel(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -155,8 +212,11 @@ impl ApiError {
             ApiError::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            ApiError::EventLog(_) => {
+            ApiError::EventLog { .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            ApiError::ReplicaBehind { .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }

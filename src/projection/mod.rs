@@ -5,8 +5,10 @@
 //! projection of its own, and Kafka's committed offsets play no part: the next offset of each
 //! partition lives in sled, written atomically with the changes it accounts for.
 
+mod position;
 mod progress;
 
+pub use position::LogPosition;
 pub use progress::ProjectionProgress;
 
 use crate::domain::{EventDecodeError, RegistryEvent};

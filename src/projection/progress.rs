@@ -1,6 +1,6 @@
-//! How far the projection has got, so a create can wait until its own event is applied.
+//! How far the projection has got, so a request can wait until what it needs has been applied.
 
-use crate::write::LogPosition;
+use super::position::LogPosition;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -16,19 +16,21 @@ impl ProjectionProgress {
         Self { next_offsets }
     }
 
-    /// Waits up to `timeout` until the record at `position` has been applied; returns whether it was.
-    pub async fn wait_until_applied(&self, position: LogPosition, timeout: Duration) -> bool {
+    /// The position the read model reflects now.
+    pub fn position(&self) -> LogPosition {
+        LogPosition::from_next_offsets(self.next_offsets.borrow().clone())
+    }
+
+    /// Waits up to `timeout` until the projection has reached `wanted`; returns whether it has.
+    pub async fn wait_until_reached(&self, wanted: &LogPosition, timeout: Duration) -> bool {
         let mut next_offsets = self.next_offsets.clone();
-        let applied = async {
+        let reached = async {
             next_offsets
-                .wait_for(|next| {
-                    next.get(&position.partition)
-                        .is_some_and(|&next| next > position.offset)
-                })
+                .wait_for(|next| wanted.is_reached_by(next))
                 .await
                 .is_ok()
         };
-        tokio::time::timeout(timeout, applied)
+        tokio::time::timeout(timeout, reached)
             .await
             .unwrap_or(false)
     }

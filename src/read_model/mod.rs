@@ -98,7 +98,7 @@ impl ReadModel {
             .open()
             .map_err(|error| match error {
                 // sled reports a held lock only in its message ("could not acquire lock on ...").
-            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
                     ReadModelError::Locked(dir.display().to_string())
                 }
                 other => ReadModelError::Storage(other),

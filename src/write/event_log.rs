@@ -2,11 +2,12 @@
 
 use crate::config::EventLogSettings;
 use crate::domain::{RegistryEvent, SCHEMA_VERSION};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use rdkafka::ClientConfig;
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 /// How long a record may wait for the broker's confirmation before the create fails.
@@ -14,7 +15,7 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where an appended record landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LogPosition {
+pub struct RecordPosition {
     /// The topic partition.
     pub partition: i32,
     /// The record's offset in it.
@@ -32,10 +33,35 @@ pub enum EventLogError {
     NotConfirmed(KafkaError),
 }
 
+impl EventLogError {
+    /// Whether the event may have been written even though Kafka did not confirm it: a timeout
+    /// can hide a write the broker stored. Only errors raised before anything was sent are known
+    /// to have written nothing.
+    pub fn outcome_unknown(&self) -> bool {
+        let code = match self {
+            EventLogError::Setup(_) => return false,
+            EventLogError::NotConfirmed(error) => error.rdkafka_error_code(),
+        };
+        !matches!(
+            code,
+            Some(
+                RDKafkaErrorCode::QueueFull
+                    | RDKafkaErrorCode::MessageSizeTooLarge
+                    | RDKafkaErrorCode::InvalidMessageSize
+                    | RDKafkaErrorCode::UnknownTopic
+                    | RDKafkaErrorCode::UnknownPartition
+                    | RDKafkaErrorCode::Fatal
+            )
+        )
+    }
+}
+
 /// The append-only event log on the registry's topic.
 pub struct EventLog {
-    producer: FutureProducer,
-    topic: String,
+    /// Replaced when librdkafka declares the producer fatally broken (a fenced idempotent
+    /// producer cannot send again); a new one starts a fresh idempotent session.
+    producer: RwLock<FutureProducer>,
+    settings: EventLogSettings,
 }
 
 impl EventLog {
@@ -44,20 +70,9 @@ impl EventLog {
     /// # Errors
     /// [`EventLogError::Setup`] when librdkafka rejects the configuration.
     pub fn connect(settings: &EventLogSettings) -> Result<Self, EventLogError> {
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", &settings.kafka_bootstrap)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "2")
-            .set(
-                "message.timeout.ms",
-                DELIVERY_TIMEOUT.as_millis().to_string(),
-            )
-            .create()
-            .map_err(EventLogError::Setup)?;
         Ok(Self {
-            producer,
-            topic: settings.topic.clone(),
+            producer: RwLock::new(new_producer(settings)?),
+            settings: settings.clone(),
         })
     }
 
@@ -65,7 +80,7 @@ impl EventLog {
     ///
     /// # Errors
     /// [`EventLogError::NotConfirmed`] when the broker refused it or did not confirm it in time.
-    pub async fn append(&self, event: &RegistryEvent) -> Result<LogPosition, EventLogError> {
+    pub async fn append(&self, event: &RegistryEvent) -> Result<RecordPosition, EventLogError> {
         let key = event.customer_id().to_string();
         let payload = event.encode();
         let version = SCHEMA_VERSION.to_string();
@@ -82,16 +97,19 @@ impl EventLog {
                 key: "content-type",
                 value: Some("application/json"),
             });
-        let record = FutureRecord::to(&self.topic)
+        let record = FutureRecord::to(&self.settings.topic)
             .key(&key)
             .payload(&payload)
             .headers(headers);
-        let delivery = self
-            .producer
+        let producer = self.current_producer();
+        let delivery = producer
             .send(record, Timeout::After(DELIVERY_TIMEOUT))
             .await
-            .map_err(|(error, _)| EventLogError::NotConfirmed(error))?;
-        Ok(LogPosition {
+            .map_err(|(error, _)| {
+                self.replace_if_fatal(&producer);
+                EventLogError::NotConfirmed(error)
+            })?;
+        Ok(RecordPosition {
             partition: delivery.partition,
             offset: delivery.offset,
         })
@@ -102,8 +120,48 @@ impl EventLog {
     /// # Errors
     /// [`EventLogError::NotConfirmed`] when some were not confirmed in time.
     pub fn flush(&self, timeout: Duration) -> Result<(), EventLogError> {
-        self.producer
+        self.current_producer()
             .flush(Timeout::After(timeout))
             .map_err(EventLogError::NotConfirmed)
     }
+
+    fn current_producer(&self) -> FutureProducer {
+        self.producer
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// After a failed send: if `failed` is fatally broken and still the current producer, put a
+    /// new one in its place, so the next create can succeed without a restart.
+    fn replace_if_fatal(&self, failed: &FutureProducer) {
+        let Some((code, reason)) = failed.client().fatal_error() else {
+            return;
+        };
+        tracing::warn!(%code, %reason, "the producer failed fatally; starting a new one");
+        let mut current = self
+            .producer
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if current.client().fatal_error().is_some() {
+            match new_producer(&self.settings) {
+                Ok(fresh) => *current = fresh,
+                Err(error) => tracing::error!(%error, "cannot start a new producer"),
+            }
+        }
+    }
+}
+
+fn new_producer(settings: &EventLogSettings) -> Result<FutureProducer, EventLogError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &settings.kafka_bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "2")
+        .set(
+            "message.timeout.ms",
+            DELIVERY_TIMEOUT.as_millis().to_string(),
+        )
+        .create()
+        .map_err(EventLogError::Setup)
 }

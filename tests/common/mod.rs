@@ -56,8 +56,13 @@ pub struct Registry {
 impl Registry {
     /// Starts the binary on a free port and waits until it listens.
     pub fn start(bootstrap: &str, topic: &str, data_dir: &Path) -> Registry {
+        Self::start_with(bootstrap, topic, data_dir, &[])
+    }
+
+    /// [`Registry::start`] with extra `serve` flags.
+    pub fn start_with(bootstrap: &str, topic: &str, data_dir: &Path, extra: &[&str]) -> Registry {
         let log_path = log_path_for(data_dir);
-        let mut child = spawn(bootstrap, topic, data_dir, &[], &log_path);
+        let mut child = spawn(bootstrap, topic, data_dir, extra, &log_path);
         let deadline = Instant::now() + PATIENCE;
         loop {
             let log = fs::read_to_string(&log_path).unwrap_or_default();
@@ -86,6 +91,17 @@ impl Registry {
     /// `base_url` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
+    }
+
+    /// The process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process outright (SIGKILL) and waits for it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited with 0.

@@ -1,0 +1,108 @@
+//! A position in the log: for each partition, the next offset, everything before which is
+//! included. Written in headers as `partition:offset` pairs, e.g. `0:15,1:7,2:33`.
+
+use crate::write::RecordPosition;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The part of the log a read model reflects, or that a client needs reflected.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogPosition(BTreeMap<i32, i64>);
+
+impl LogPosition {
+    /// The position with these next offsets.
+    pub fn from_next_offsets(next_offsets: BTreeMap<i32, i64>) -> Self {
+        Self(next_offsets)
+    }
+
+    /// This position moved, where needed, past `record`.
+    pub fn including(mut self, record: RecordPosition) -> Self {
+        let next = self.0.entry(record.partition).or_insert(0);
+        *next = (*next).max(record.offset + 1);
+        self
+    }
+
+    /// Whether a projection at `next_offsets` includes everything this position includes.
+    pub fn is_reached_by(&self, next_offsets: &BTreeMap<i32, i64>) -> bool {
+        self.0
+            .iter()
+            .all(|(partition, &wanted)| next_offsets.get(partition).is_some_and(|&at| at >= wanted))
+    }
+
+    /// Reads the header form.
+    ///
+    /// # Errors
+    /// A sentence saying what is wrong, when `text` is not `partition:offset` pairs separated by
+    /// commas, with partitions and offsets ≥ 0 and each partition once.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut next_offsets = BTreeMap::new();
+        for pair in text
+            .split(',')
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+        {
+            let parsed = pair.split_once(':').and_then(|(partition, offset)| {
+                let partition = partition.trim().parse::<i32>().ok().filter(|p| *p >= 0)?;
+                let offset = offset.trim().parse::<i64>().ok().filter(|o| *o >= 0)?;
+                Some((partition, offset))
+            });
+            let Some((partition, offset)) = parsed else {
+                return Err(format!("{pair:?} is not partition:offset"));
+            };
+            if next_offsets.insert(partition, offset).is_some() {
+                return Err(format!("partition {partition} is given twice"));
+            }
+        }
+        Ok(Self(next_offsets))
+    }
+}
+
+impl fmt::Display for LogPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pairs: Vec<String> = self
+            .0
+            .iter()
+            .map(|(partition, offset)| format!("{partition}:{offset}"))
+            .collect();
+        f.write_str(&pairs.join(","))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_survive_their_header_form() {
+        let position = LogPosition::parse("0:15, 2:33,1:7").unwrap();
+        assert_eq!(position.to_string(), "0:15,1:7,2:33");
+        assert_eq!(LogPosition::parse(&position.to_string()).unwrap(), position);
+        assert_eq!(LogPosition::parse("").unwrap(), LogPosition::default());
+        for bad in ["0", "a:1", "0:-1", "-1:0", "0:1,0:2", "0:1:2"] {
+            assert!(LogPosition::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_position_is_reached_when_every_partition_is() {
+        let wanted = LogPosition::parse("0:5,1:3").unwrap();
+        assert!(wanted.is_reached_by(&BTreeMap::from([(0, 5), (1, 4), (2, 9)])));
+        assert!(!wanted.is_reached_by(&BTreeMap::from([(0, 5), (1, 2)])));
+        assert!(!wanted.is_reached_by(&BTreeMap::from([(0, 5)])));
+    }
+
+    #[test]
+    fn including_a_record_moves_past_it_only() {
+        let position = LogPosition::parse("0:5").unwrap();
+        let moved = position.including(RecordPosition {
+            partition: 1,
+            offset: 3,
+        });
+        assert_eq!(moved.to_string(), "0:5,1:4");
+        let unchanged = moved.including(RecordPosition {
+            partition: 0,
+            offset: 2,
+        });
+        assert_eq!(unchanged.to_string(), "0:5,1:4");
+    }
+}

@@ -1,0 +1,152 @@
+//! The create command: from validated details to a durable `CustomerCreated` that this replica
+//! has projected, idempotently when the client gives a key.
+//!
+//! With an `Idempotency-Key` the customer id and event id are derived from account and key, so:
+//! - a retry finds the customer already projected and answers it, appending nothing;
+//! - concurrent retries in this process queue on a per-key lock, so only the first appends;
+//! - racing retries on two replicas may both append, but both records carry the same event id,
+//!   the projection applies the first and skips the second, and each replica answers the customer
+//!   its projection holds; a request whose details differ from it learns the key was taken.
+
+use super::event_log::{EventLog, EventLogError};
+use crate::domain::{Customer, CustomerCreated, CustomerDetails, IdempotencyKey, RegistryEvent};
+use crate::projection::{LogPosition, ProjectionProgress};
+use crate::read_model::{ReadModel, ReadModelError};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// How many locks idempotent creates are spread over; keys share a lock only by hash collision.
+const KEY_LOCK_STRIPES: usize = 64;
+
+/// Why a create did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// Kafka did not confirm the event.
+    #[error(transparent)]
+    EventLog(#[from] EventLogError),
+    /// The idempotency key already created a customer with other details.
+    #[error("Idempotency-Key {key:?} already created customer {customer_id} with other details")]
+    KeyReused {
+        /// The key.
+        key: String,
+        /// The customer it created.
+        customer_id: String,
+    },
+    /// The read model could not be consulted.
+    #[error(transparent)]
+    ReadModel(#[from] ReadModelError),
+}
+
+/// A customer registered (or, for a retried key, found registered).
+#[derive(Debug, Clone)]
+pub struct Registered {
+    /// The customer, as the log records it.
+    pub customer: Customer,
+    /// The log position the answer reflects (it includes the customer's event).
+    pub position: LogPosition,
+    /// Whether this replica's read model held the customer before answering.
+    pub projected: bool,
+    /// Whether this was a retry answered from an earlier create.
+    pub replayed: bool,
+}
+
+/// Handles creates: the event log's only writer.
+pub struct Registrar {
+    event_log: Arc<EventLog>,
+    read_model: ReadModel,
+    progress: ProjectionProgress,
+    projection_wait: Duration,
+    key_locks: Vec<Mutex<()>>,
+}
+
+impl Registrar {
+    /// A registrar appending to `event_log` and waiting up to `projection_wait` for its events to
+    /// reach `read_model`.
+    pub fn new(
+        event_log: Arc<EventLog>,
+        read_model: ReadModel,
+        progress: ProjectionProgress,
+        projection_wait: Duration,
+    ) -> Self {
+        Self {
+            event_log,
+            read_model,
+            progress,
+            projection_wait,
+            key_locks: (0..KEY_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+        }
+    }
+
+    /// Registers a customer with `details`: appends `CustomerCreated`, keyed by the customer id,
+    /// and waits (bounded) until this replica has projected it.
+    ///
+    /// # Errors
+    /// [`CreateError::EventLog`] when Kafka did not confirm, [`CreateError::KeyReused`] when `key`
+    /// created a customer with other details, [`CreateError::ReadModel`] when sled fails.
+    pub async fn create(
+        &self,
+        details: CustomerDetails,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Registered, CreateError> {
+        let Some(key) = key else {
+            let created = CustomerCreated::new(Customer::register(details));
+            return self.append_and_project(created).await;
+        };
+        let account_id = details.account_id;
+        let customer_id = key.customer_id(account_id);
+        let stripe = customer_id.as_bytes()[15] as usize % KEY_LOCK_STRIPES;
+        let _only_one_per_key = self.key_locks[stripe].lock().await;
+        let key_reused = || CreateError::KeyReused {
+            key: key.as_str().to_owned(),
+            customer_id: customer_id.to_string(),
+        };
+        if let Some(existing) = self.read_model.get(customer_id)? {
+            if existing.details != details {
+                return Err(key_reused());
+            }
+            return Ok(Registered {
+                customer: existing,
+                position: self.progress.position(),
+                projected: true,
+                replayed: true,
+            });
+        }
+        let customer = Customer::register_as(customer_id, details);
+        let created = CustomerCreated::with_event_id(key.event_id(account_id), customer);
+        let mut registered = self.append_and_project(created).await?;
+        if registered.projected {
+            // Another replica may have won the race for this key: answer what the log holds.
+            match self.read_model.get(customer_id)? {
+                Some(held) if held.details == registered.customer.details => {
+                    registered.customer = held;
+                }
+                Some(_) => return Err(key_reused()),
+                None => {}
+            }
+        }
+        Ok(registered)
+    }
+
+    async fn append_and_project(
+        &self,
+        created: CustomerCreated,
+    ) -> Result<Registered, CreateError> {
+        let customer = created.customer.clone();
+        let record = self
+            .event_log
+            .append(&RegistryEvent::CustomerCreated(created))
+            .await?;
+        let wanted = LogPosition::default().including(record);
+        let projected = self
+            .progress
+            .wait_until_reached(&wanted, self.projection_wait)
+            .await;
+        Ok(Registered {
+            customer,
+            position: self.progress.position().including(record),
+            projected,
+            replayed: false,
+        })
+    }
+}

@@ -1,0 +1,105 @@
+//! Read-your-writes across replicas: every answer says the log position it reflects, and a read
+//! that sends it back to another replica waits until that replica has caught up.
+
+mod common;
+
+use common::{create, find_eventually, get, http, kafka_bootstrap, unique_topic, Registry};
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn a_write_on_one_replica_is_read_on_another_with_the_log_position() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("replicas");
+    let dir = tempfile::tempdir().unwrap();
+    let replica_a = Registry::start(&bootstrap, &topic, &dir.path().join("a"));
+    let replica_b = Registry::start(&bootstrap, &topic, &dir.path().join("b"));
+
+    for n in 0..5 {
+        let response = http()
+            .put(replica_a.url("/api/v01/customers"))
+            .json(&json!({"accountId": 31, "lastName": format!("Relay{n}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 201);
+        let position = response.headers()["x-log-position"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(!position.is_empty());
+        let created: Value = response.json().await.unwrap();
+
+        let on_b = http()
+            .get(replica_b.url(&format!(
+                "/api/v01/customers/{}",
+                created["id"].as_str().unwrap()
+            )))
+            .header("x-min-log-position", &position)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            on_b.status().as_u16(),
+            200,
+            "replica B waited for position {position}"
+        );
+        assert!(on_b.headers().contains_key("x-log-position"));
+        assert_eq!(on_b.json::<Value>().await.unwrap(), created);
+
+        let found = http()
+            .get(replica_b.url(&format!("/api/v01/customers?lastName=relay{n}")))
+            .header("x-min-log-position", &position)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(found.json::<Value>().await.unwrap(), json!([created]));
+    }
+
+    let from_a = find_eventually(&replica_a, "/api/v01/customers", 5).await;
+    let from_b = find_eventually(&replica_b, "/api/v01/customers", 5).await;
+    assert_eq!(from_a, from_b, "caught-up replicas answer identical finds");
+    for query in ["?accountId=31&lastName=relay", "?offset=1&limit=3"] {
+        let path = format!("/api/v01/customers{query}");
+        assert_eq!(
+            get(&replica_a, &path).await,
+            get(&replica_b, &path).await,
+            "{query}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_position_this_replica_cannot_reach_is_503_and_a_malformed_one_is_400() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("behind");
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start_with(
+        &bootstrap,
+        &topic,
+        &dir.path().join("data"),
+        &["--projection-wait-ms", "300"],
+    );
+    let (status, _) = create(&registry, &json!({"accountId": 1})).await;
+    assert_eq!(status, 201);
+
+    let ahead = http()
+        .get(registry.url("/api/v01/customers"))
+        .header("x-min-log-position", "0:1000000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ahead.status().as_u16(), 503);
+    assert_eq!(ahead.headers()["retry-after"], "1");
+    let problem: Value = ahead.json().await.unwrap();
+    assert_eq!(problem["type"], "/problems/replica-behind");
+
+    let malformed = http()
+        .get(registry.url("/api/v01/customers"))
+        .header("x-min-log-position", "zero:one")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status().as_u16(), 400);
+    let problem: Value = malformed.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "X-Min-Log-Position");
+}
