@@ -85,6 +85,7 @@ impl Application {
             &settings.event_log.kafka_bootstrap,
             &settings.event_log.topic,
             &layout.partitions,
+            settings.partition_check(),
             read_model.clone(),
         )?;
 

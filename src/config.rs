@@ -67,9 +67,19 @@ pub struct ServeSettings {
     #[arg(long, env = "REGISTRY_PROJECTION_WAIT_MS", default_value_t = 5_000,
           value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub projection_wait_ms: u64,
+
+    /// How often the projector looks for partitions added to the topic.
+    #[arg(long, env = "REGISTRY_PARTITION_CHECK_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub partition_check_ms: u64,
 }
 
 impl ServeSettings {
+    /// How often the projector looks for partitions added to the topic.
+    pub fn partition_check(&self) -> Duration {
+        Duration::from_millis(self.partition_check_ms)
+    }
+
     /// The bound on a create's wait for its own event to reach the read model.
     pub fn projection_wait(&self) -> Duration {
         Duration::from_millis(self.projection_wait_ms)

@@ -17,7 +17,11 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
+use tokio::time::MissedTickBehavior;
 
 /// Why the projector stopped or could not start.
 #[derive(Debug, thiserror::Error)]
@@ -43,19 +47,43 @@ pub enum ProjectionError {
     },
 }
 
+/// The assignment of `partitions` of `topic`, each from the read model's next offset, or from
+/// the beginning for a partition it has never seen.
+fn assignment(
+    topic: &str,
+    partitions: &[i32],
+    next_offsets: &BTreeMap<i32, i64>,
+) -> Result<TopicPartitionList, KafkaError> {
+    let mut assignment = TopicPartitionList::new();
+    for &partition in partitions {
+        let start = next_offsets
+            .get(&partition)
+            .map_or(Offset::Beginning, |&next| Offset::Offset(next));
+        assignment.add_partition_offset(topic, partition, start)?;
+    }
+    Ok(assignment)
+}
+
+/// How long a look for new partitions waits for metadata.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long start-up waits for a partition's offsets.
-const WATERMARK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const WATERMARK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Consumes the topic into the read model.
 pub struct Projector {
-    consumer: StreamConsumer,
+    consumer: Arc<StreamConsumer>,
+    topic: String,
+    assigned: BTreeSet<i32>,
+    partition_check: Duration,
     read_model: ReadModel,
-    progress: watch::Sender<std::collections::BTreeMap<i32, i64>>,
+    progress: watch::Sender<BTreeMap<i32, i64>>,
 }
 
 impl Projector {
     /// A projector over `partitions` of `topic`, starting each partition at the offset the read
-    /// model stored (the beginning for a partition it has never seen).
+    /// model stored (the beginning for a partition it has never seen), and looking for partitions
+    /// added later every `partition_check`.
     ///
     /// # Errors
     /// [`ProjectionError`] when the consumer cannot be created or the stored offsets read.
@@ -63,6 +91,7 @@ impl Projector {
         bootstrap: &str,
         topic: &str,
         partitions: &[i32],
+        partition_check: Duration,
         read_model: ReadModel,
     ) -> Result<(Self, ProjectionProgress), ProjectionError> {
         let consumer: StreamConsumer = ClientConfig::new()
@@ -89,18 +118,14 @@ impl Projector {
                 });
             }
         }
-        let mut assignment = TopicPartitionList::new();
-        for &partition in partitions {
-            let start = next_offsets
-                .get(&partition)
-                .map_or(Offset::Beginning, |&next| Offset::Offset(next));
-            assignment.add_partition_offset(topic, partition, start)?;
-        }
-        consumer.assign(&assignment)?;
+        consumer.assign(&assignment(topic, partitions, &next_offsets)?)?;
         let (progress, watcher) = watch::channel(next_offsets);
         Ok((
             Self {
-                consumer,
+                consumer: Arc::new(consumer),
+                topic: topic.to_owned(),
+                assigned: partitions.iter().copied().collect(),
+                partition_check,
                 read_model,
                 progress,
             },
@@ -113,10 +138,15 @@ impl Projector {
     /// # Errors
     /// [`ProjectionError::ReadModel`] when the read model fails: the projector stops rather than
     /// skip an event it could not record.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), ProjectionError> {
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), ProjectionError> {
+        let mut partition_check = tokio::time::interval(self.partition_check);
+        partition_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        partition_check.tick().await;
         loop {
             tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+                // Only a stop is ever sent; a dropped sender means the same.
+                _ = shutdown.changed() => return Ok(()),
+                _ = partition_check.tick() => self.assign_new_partitions().await?,
                 received = self.consumer.recv() => match received {
                     Ok(message) => self.project(&message)?,
                     // librdkafka reconnects by itself; a broker outage shows up here meanwhile.
@@ -124,6 +154,41 @@ impl Projector {
                 },
             }
         }
+    }
+
+    /// Starts reading partitions added to the topic since the last look, from their beginning
+    /// (or from where the read model stopped, should it have seen them before).
+    async fn assign_new_partitions(&mut self) -> Result<(), ProjectionError> {
+        let consumer = Arc::clone(&self.consumer);
+        let topic = self.topic.clone();
+        let looked = tokio::task::spawn_blocking(move || {
+            consumer.fetch_metadata(Some(&topic), METADATA_TIMEOUT)
+        })
+        .await;
+        let metadata = match looked {
+            Ok(Ok(metadata)) => metadata,
+            // The broker may be away; the next look will tell.
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "cannot look for new partitions now");
+                return Ok(());
+            }
+            Err(_) => return Ok(()),
+        };
+        let added: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .flat_map(|topic| topic.partitions().iter().map(|partition| partition.id()))
+            .filter(|partition| !self.assigned.contains(partition))
+            .collect();
+        if added.is_empty() {
+            return Ok(());
+        }
+        let next_offsets = self.read_model.next_offsets()?;
+        self.consumer
+            .incremental_assign(&assignment(&self.topic, &added, &next_offsets)?)?;
+        tracing::info!(topic = %self.topic, ?added, "reading partitions added to the topic");
+        self.assigned.extend(added);
+        Ok(())
     }
 
     fn project(&self, message: &BorrowedMessage<'_>) -> Result<(), ProjectionError> {

@@ -305,9 +305,15 @@ pub async fn find_eventually(registry: &Registry, path: &str, expected_len: usiz
     }
 }
 
-/// Writes `payload` to partition 0 of `topic` as another producer would (no validation): for
-/// poison records.
-pub async fn produce_raw(bootstrap: &str, topic: &str, key: &str, payload: &[u8]) -> i64 {
+/// Writes `payload` to `partition` of `topic` as another producer would (no validation), and
+/// returns its offset.
+pub async fn produce_raw(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    key: &str,
+    payload: &[u8],
+) -> i64 {
     use rdkafka::producer::{FutureProducer, FutureRecord};
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
