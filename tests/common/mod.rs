@@ -322,7 +322,7 @@ pub async fn produce_raw(
     let record = FutureRecord::to(topic)
         .key(key)
         .payload(payload)
-        .partition(0);
+        .partition(partition);
     producer
         .send(record, Duration::from_secs(10))
         .await
