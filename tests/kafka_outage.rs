@@ -1,0 +1,149 @@
+//! Stop Kafka during load and start it again: finds keep answering from the read model, creates
+//! fail fast with 503 meanwhile, nothing acknowledged is lost or doubled, and the service
+//! recovers by itself. Runs its own broker (scripts/kafka.sh on free ports), since it stops it.
+
+mod common;
+
+use common::load::{create_all, Target};
+use common::{find_eventually, get, http, Registry};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A broker of this test's own, stopped when dropped.
+struct Broker {
+    ports: [u16; 2],
+    data_dir: PathBuf,
+}
+
+impl Broker {
+    fn start(data_dir: &Path) -> Broker {
+        let listeners: Vec<TcpListener> = (0..2)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let ports = [0, 1].map(|n| listeners[n].local_addr().unwrap().port());
+        drop(listeners);
+        let broker = Broker {
+            ports,
+            data_dir: data_dir.to_owned(),
+        };
+        broker.run("start");
+        broker
+    }
+
+    fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.ports[0])
+    }
+
+    fn run(&self, action: &str) {
+        let status = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh"))
+            .arg(action)
+            .env("KAFKA_PORT", self.ports[0].to_string())
+            .env("KAFKA_CONTROLLER_PORT", self.ports[1].to_string())
+            .env("KAFKA_DATA_DIR", &self.data_dir)
+            .env("KAFKA_HEAP_OPTS", "-Xms128m -Xmx512m")
+            .status()
+            .expect("running scripts/kafka.sh");
+        assert!(status.success(), "scripts/kafka.sh {action} failed");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.run("stop");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kafka_outage_under_load_loses_nothing_and_the_service_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&dir.path().join("kafka"));
+    let registry = Registry::start(
+        &broker.bootstrap(),
+        "customers.events",
+        &dir.path().join("data"),
+    );
+    let (status, before) =
+        common::create(&registry, &json!({"accountId": 81, "lastName": "Before"})).await;
+    assert_eq!(status, 201, "{before}");
+
+    let target = Target::new(&registry.base_url);
+    let load = tokio::spawn({
+        let target = target.clone();
+        async move {
+            create_all(
+                &target,
+                82,
+                (4, 40, Duration::from_millis(100)),
+                Duration::from_secs(240),
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    broker.run("stop");
+
+    // Kafka is down: reads answer from the read model, a create fails within the bound.
+    let (status, held) = get(&registry, "/api/v01/customers?accountId=81").await;
+    assert_eq!(status, 200);
+    assert_eq!(held, json!([before]));
+    let started = Instant::now();
+    let during = http()
+        .put(registry.url("/api/v01/customers"))
+        .header("idempotency-key", "during-outage")
+        .json(&json!({"accountId": 83}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        during.status().as_u16(),
+        503,
+        "a create while Kafka is down"
+    );
+    assert!(
+        started.elapsed() <= Duration::from_secs(30),
+        "answered within the 30 s bound"
+    );
+    assert!(during.headers().contains_key("retry-after"));
+    let problem: Value = during.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Idempotency-Key"),
+        "the answer says how to retry: {problem}"
+    );
+
+    broker.run("start");
+    let outcome = load.await.unwrap();
+    assert_eq!(outcome.acknowledged.len(), 4 * 40);
+    assert!(outcome.retries > 0, "the outage happened during the load");
+    let customers =
+        find_eventually(&registry, "/api/v01/customers?accountId=82&limit=1000", 160).await;
+    let ids: HashSet<&str> = customers
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), customers.len(), "no customer appears twice");
+    for (key, acknowledged) in &outcome.acknowledged {
+        assert!(
+            customers.contains(acknowledged),
+            "{key} survived the outage"
+        );
+    }
+
+    // Recovered by itself: a create now goes through on the same process.
+    let (status, after) =
+        common::create(&registry, &json!({"accountId": 81, "lastName": "After"})).await;
+    assert_eq!(status, 201, "{after}");
+    eprintln!(
+        "kafka outage: {} creates acknowledged, {} found, 0 duplicates, {} retries, failures by status {:?}",
+        outcome.acknowledged.len(),
+        customers.len(),
+        outcome.retries,
+        outcome.failure_statuses
+    );
+}
