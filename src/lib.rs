@@ -3,10 +3,10 @@
 //! # Layout, in the order a create travels
 //! - [`config`]: typed settings from flags and environment, validated once.
 //! - [`domain`]: the [`domain::Customer`], its validated parts, and the events of the public contract.
-//! - [`write`]: turns a create command into a `CustomerCreated` event and appends it to Kafka;
-//!   the event log's only writer.
+//! - [`write`](mod@write): the create command ([`write::Registrar`]): a `CustomerCreated` event appended to
+//!   Kafka (the event log's only writer), idempotency keys, and the wait for the projection.
 //! - [`projection`]: consumes the topic and applies each event to the read model, recording the
-//!   next offset of every partition in the same sled batch.
+//!   next offset of every partition in the same sled transaction; log positions and progress.
 //! - [`read_model`]: the sled trees, their indexes and the query that `find` runs.
 //! - [`http`]: warp routes and handlers, and the one place where errors become HTTP answers.
 //! - [`app`]: wires the parts together, binds the listener and runs until shut down.

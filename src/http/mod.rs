@@ -1,5 +1,5 @@
 //! The HTTP API: warp filters for the customers resource, handlers at the end of each chain,
-//! content negotiation (JSON and XML), and [`problem`], where every error becomes an answer.
+//! content negotiation (JSON and XML), and `problem`, where every error becomes an answer.
 //!
 //! The route tree is total: every request ends in a handler, so every answer (including 404 and
 //! 405) is rendered by this module in the format the client asked for, never by warp's defaults.

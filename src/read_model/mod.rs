@@ -3,7 +3,7 @@
 //!
 //! Trees:
 //! - `customers`: customer id (16 bytes) → the customer's JSON.
-//! - `by_created`: [`keys::order_key`] → nothing; every customer in `createdAt`, `id` order.
+//! - `by_created`: the order key (`keys::order_key`) → nothing; every customer in `createdAt`, `id` order.
 //! - `by_account`: account id (4 bytes) ++ order key → nothing; one account's customers in order.
 //! - `text_index`: field ++ scope (whole registry, or one account) ++ the value's search form ++ 0
 //!   ++ order key → nothing; every text field of every customer, twice (once per scope).
@@ -17,7 +17,7 @@
 //!   transaction as the changes of the record before it, so a crash can never apply a record twice
 //!   or skip one.
 //!
-//! How `find` uses them is in [`planner`].
+//! How `find` uses them is in `planner.rs`.
 
 mod apply;
 mod keys;

@@ -83,7 +83,7 @@ impl CustomerQuery {
     }
 
     /// Whether `customer` passes every filter: the account exactly, and each text filter on the
-    /// value's [`search_form`]: whole-value for `state` and `countryCode`, prefix for the rest.
+    /// value's search form: whole-value for `state` and `countryCode`, prefix for the rest.
     pub fn matches(&self, customer: &Customer) -> bool {
         let details = &customer.details;
         self.account_id.is_none_or(|id| id == details.account_id)

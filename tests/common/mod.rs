@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 /// How long a test waits for something that should happen promptly (start-up, a projection).
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
+/// How long a SIGTERM may take: the service promises 10 s; the rest is slack for a loaded machine.
+const STOP_PATIENCE: Duration = Duration::from_secs(15);
+
 /// The broker the tests use: `KAFKA_BOOTSTRAP`, else 127.0.0.1:`KAFKA_PORT` (default 9092).
 /// Fails the test, saying how to start one, when nothing answers there.
 pub fn kafka_bootstrap() -> String {
@@ -106,7 +109,8 @@ impl Registry {
         let _ = self.child.wait();
     }
 
-    /// Sends SIGTERM and waits for the process to exit; returns whether it exited with 0.
+    /// Sends SIGTERM and waits for the process to exit; returns whether it exited with 0. Fails
+    /// the test if the process still runs well past the 10 s the service promises.
     pub fn stop(mut self) -> bool {
         let pid = self.child.id().to_string();
         let signalled = Command::new("kill").args(["-TERM", &pid]).status();
@@ -114,8 +118,21 @@ impl Registry {
             signalled.is_ok_and(|status| status.success()),
             "cannot signal {pid}"
         );
-        let status = self.child.wait().expect("waiting for customer-registry");
-        status.success()
+        let deadline = Instant::now() + STOP_PATIENCE;
+        loop {
+            if let Some(status) = self
+                .child
+                .try_wait()
+                .expect("waiting for customer-registry")
+            {
+                return status.success();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "customer-registry still runs {STOP_PATIENCE:?} after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
