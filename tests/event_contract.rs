@@ -89,6 +89,11 @@ async fn every_event_the_service_writes_validates_against_the_schema() {
             "{customer} is what the API answered"
         );
         assert_eq!(record.value["occurredAt"], customer["createdAt"]);
+        assert_eq!(record.value["actor"], "anonymous");
+        assert!(
+            record.value["requestId"].is_string(),
+            "every event names its request"
+        );
         let header = |name: &str| {
             record
                 .headers
@@ -100,4 +105,34 @@ async fn every_event_the_service_writes_validates_against_the_schema() {
         assert_eq!(header("schema-version"), Some("1"));
         assert_eq!(header("content-type"), Some("application/json"));
     }
+}
+
+#[tokio::test]
+async fn a_clients_request_id_is_echoed_and_recorded_in_the_event() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("request-id");
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(&bootstrap, &topic, &dir.path().join("data"));
+    let response = common::http()
+        .put(registry.url("/api/v01/customers"))
+        .header("x-request-id", "billing-run-2026-11/42")
+        .json(&json!({"accountId": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    assert_eq!(response.headers()["x-request-id"], "billing-run-2026-11/42");
+    let records = read_topic(&bootstrap, &topic);
+    assert_eq!(records[0].value["requestId"], "billing-run-2026-11/42");
+
+    let assigned = common::http()
+        .get(registry.url("/api/v01/customers"))
+        .send()
+        .await
+        .unwrap();
+    let id = assigned.headers()["x-request-id"].to_str().unwrap();
+    assert!(
+        uuid::Uuid::parse_str(id).is_ok(),
+        "an id is assigned when the client sends none"
+    );
 }

@@ -88,6 +88,10 @@ async fn xml_in_xml_out_and_unicode_survives_both_ways() {
     assert_eq!(element(&created.body, "lastName"), Some("Zoë &amp; Müller"));
     assert_eq!(element(&created.body, "countryCode"), Some("FR"));
     let id = element(&created.body, "id").unwrap().to_owned();
+    assert!(
+        created.headers.contains_key("x-request-id"),
+        "every answer names its request"
+    );
     assert_eq!(
         created.headers["location"],
         format!("/api/v01/customers/{id}").as_str()

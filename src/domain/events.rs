@@ -26,8 +26,20 @@ pub struct CustomerCreated {
     pub event_id: Uuid,
     /// When the event was recorded (the customer's `createdAt`).
     pub occurred_at: DateTime<Utc>,
+    /// Who asked, and in which request.
+    pub audit: AuditTrail,
     /// The customer created.
     pub customer: Customer,
+}
+
+/// Who caused an event, for auditors: optional in the v1 envelope, since events written before
+/// they existed lack them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditTrail {
+    /// The id of the HTTP request that caused the event (`X-Request-Id`).
+    pub request_id: Option<String>,
+    /// The authenticated principal; `anonymous` until the API has authentication.
+    pub actor: Option<String>,
 }
 
 impl CustomerCreated {
@@ -42,8 +54,15 @@ impl CustomerCreated {
         Self {
             event_id,
             occurred_at: customer.created_at,
+            audit: AuditTrail::default(),
             customer,
         }
+    }
+
+    /// The same event, recording who caused it.
+    pub fn caused_by(mut self, audit: AuditTrail) -> Self {
+        self.audit = audit;
+        self
     }
 }
 
@@ -78,6 +97,10 @@ struct Envelope<T> {
     schema_version: u32,
     #[serde(with = "rfc3339_millis")]
     occurred_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    actor: Option<String>,
     data: T,
 }
 
@@ -104,6 +127,8 @@ impl RegistryEvent {
             event_type: self.event_type().to_owned(),
             schema_version: SCHEMA_VERSION,
             occurred_at: created.occurred_at,
+            request_id: created.audit.request_id.clone(),
+            actor: created.audit.actor.clone(),
             data: &created.customer,
         };
         serde_json::to_vec(&envelope).expect("an envelope of plain data always serialises")
@@ -128,6 +153,10 @@ impl RegistryEvent {
         Ok(RegistryEvent::CustomerCreated(CustomerCreated {
             event_id: envelope.event_id,
             occurred_at: envelope.occurred_at,
+            audit: AuditTrail {
+                request_id: envelope.request_id,
+                actor: envelope.actor,
+            },
             customer,
         }))
     }
@@ -150,6 +179,29 @@ mod tests {
     fn an_event_survives_encode_and_decode() {
         let event = created();
         assert_eq!(RegistryEvent::decode(&event.encode()).unwrap(), event);
+    }
+
+    #[test]
+    fn the_audit_trail_travels_with_the_event_and_is_optional() {
+        let RegistryEvent::CustomerCreated(plain) = created();
+        let audited = plain.clone().caused_by(AuditTrail {
+            request_id: Some("req-1".into()),
+            actor: Some("anonymous".into()),
+        });
+        let event = RegistryEvent::CustomerCreated(audited);
+        let json: serde_json::Value = serde_json::from_slice(&event.encode()).unwrap();
+        assert_eq!(
+            (json["requestId"].as_str(), json["actor"].as_str()),
+            (Some("req-1"), Some("anonymous"))
+        );
+        assert_eq!(RegistryEvent::decode(&event.encode()).unwrap(), event);
+        let without = serde_json::to_vec(&serde_json::json!({
+            "eventId": plain.event_id, "eventType": "CustomerCreated", "schemaVersion": 1,
+            "occurredAt": "2026-11-25T16:48:31.137Z", "data": plain.customer,
+        }))
+        .unwrap();
+        let RegistryEvent::CustomerCreated(decoded) = RegistryEvent::decode(&without).unwrap();
+        assert_eq!(decoded.audit, AuditTrail::default());
     }
 
     #[test]

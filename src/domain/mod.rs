@@ -10,7 +10,7 @@ mod text_field;
 mod validation;
 
 pub use customer::{AccountId, Customer, CustomerDetails, CustomerId};
-pub use events::{CustomerCreated, EventDecodeError, RegistryEvent, SCHEMA_VERSION};
+pub use events::{AuditTrail, CustomerCreated, EventDecodeError, RegistryEvent, SCHEMA_VERSION};
 pub use fields::{
     City, CountryCode, Email, OrganizationName, PersonName, Phone, RuleViolation, State, Street,
     ZipCode,

@@ -23,52 +23,62 @@ const TOTAL_COUNT: &str = "x-total-count";
 /// Header carrying the log position an answer reflects.
 const LOG_POSITION: &str = "x-log-position";
 
+/// Header naming the request, echoed from the client or assigned; events carry it too.
+const REQUEST_ID: &str = "x-request-id";
+
 /// Header set on a 201 that answers a retried `Idempotency-Key` from the original create.
 const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
 /// `PUT /api/v01/customers`: validate, append `CustomerCreated`, answer 201 once Kafka confirmed it.
 pub async fn create_customer(meta: RequestMeta, body: BodyStream, state: ApiState) -> Response {
-    let problem = problem_format(meta.accept.as_deref());
-    create(meta, body, &state)
-        .await
-        .unwrap_or_else(|error| error.into_response(problem))
+    let result = create(&meta, body, &state).await;
+    respond(&meta, result)
 }
 
 /// `GET /api/v01/customers`: the page of customers the filters select.
 pub async fn find_customers(meta: RequestMeta, query: String, state: ApiState) -> Response {
-    let problem = problem_format(meta.accept.as_deref());
-    find(&meta, &query, &state)
-        .await
-        .unwrap_or_else(|error| error.into_response(problem))
+    let result = find(&meta, &query, &state).await;
+    respond(&meta, result)
 }
 
 /// `GET /api/v01/customers/{id}`: one customer, or 404.
 pub async fn get_customer(id: String, meta: RequestMeta, state: ApiState) -> Response {
-    let problem = problem_format(meta.accept.as_deref());
-    get(&id, &meta, &state)
-        .await
-        .unwrap_or_else(|error| error.into_response(problem))
+    let result = get(&id, &meta, &state).await;
+    respond(&meta, result)
 }
 
 /// `GET /api/v01/admin/rejected-events`: records the projector kept out of the read model.
 pub async fn list_rejected_events(meta: RequestMeta, state: ApiState) -> Response {
-    let problem = problem_format(meta.accept.as_deref());
-    rejected_events(&meta, &state).unwrap_or_else(|error| error.into_response(problem))
+    let result = rejected_events(&meta, &state);
+    respond(&meta, result)
 }
 
 /// A known path with a method it does not allow: 405 with `Allow`.
 pub fn method_not_allowed(meta: RequestMeta, allow: &'static str) -> Response {
-    ApiError::MethodNotAllowed { allow }.into_response(problem_format(meta.accept.as_deref()))
+    respond(&meta, Err(ApiError::MethodNotAllowed { allow }))
 }
 
 /// Any other path: 404.
 pub fn no_such_path(meta: RequestMeta) -> Response {
-    ApiError::NotFound("no resource at this path".into())
-        .into_response(problem_format(meta.accept.as_deref()))
+    respond(
+        &meta,
+        Err(ApiError::NotFound("no resource at this path".into())),
+    )
+}
+
+/// The answer to a request: the handler's response, or its error as a problem document in the
+/// client's format; either way carrying the request's `X-Request-Id`.
+fn respond(meta: &RequestMeta, result: Result<Response, ApiError>) -> Response {
+    let mut response =
+        result.unwrap_or_else(|error| error.into_response(problem_format(meta.accept.as_deref())));
+    if let Ok(request_id) = HeaderValue::from_str(&meta.request_id) {
+        response.headers_mut().insert(REQUEST_ID, request_id);
+    }
+    response
 }
 
 async fn create(
-    meta: RequestMeta,
+    meta: &RequestMeta,
     body: BodyStream,
     state: &ApiState,
 ) -> Result<Response, ApiError> {
@@ -83,7 +93,7 @@ async fn create(
     let details = CustomerDetails::parse(body::customer_fields(body_format, &body)?)?;
     let registered = state
         .registrar
-        .create(details, key.as_ref())
+        .create(details, key.as_ref(), meta.audit_trail())
         .await
         .map_err(|error| ApiError::from_create(error, key.is_some()))?;
     let mut response = customer_response(answer, &registered.customer);

@@ -12,6 +12,7 @@ mod xml;
 
 pub use problem::ApiError;
 
+use crate::domain::AuditTrail;
 use crate::projection::ProjectionProgress;
 use crate::read_model::ReadModel;
 use crate::write::Registrar;
@@ -49,6 +50,7 @@ pub struct RequestMeta {
     content_length: Option<u64>,
     idempotency_key: Option<String>,
     min_log_position: Option<String>,
+    request_id: String,
 }
 
 impl RequestMeta {
@@ -66,8 +68,28 @@ impl RequestMeta {
                 .and_then(|length| length.trim().parse().ok()),
             idempotency_key: text(warp::http::HeaderName::from_static("idempotency-key")),
             min_log_position: text(warp::http::HeaderName::from_static("x-min-log-position")),
+            request_id: text(warp::http::HeaderName::from_static("x-request-id"))
+                .filter(|id| is_request_id(id))
+                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
         }
     }
+
+    /// Who asked, for the events this request causes.
+    fn audit_trail(&self) -> AuditTrail {
+        AuditTrail {
+            request_id: Some(self.request_id.clone()),
+            actor: Some(ANONYMOUS.to_owned()),
+        }
+    }
+}
+
+/// The actor of every request until the API has authentication.
+const ANONYMOUS: &str = "anonymous";
+
+/// A client's `X-Request-Id` is kept when it is 1 to 128 visible ASCII characters; otherwise the
+/// server assigns one.
+fn is_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|byte| byte.is_ascii_graphic())
 }
 
 /// Every route of the API.

@@ -9,7 +9,9 @@
 //!   its projection holds; a request whose details differ from it learns the key was taken.
 
 use super::event_log::{EventLog, EventLogError};
-use crate::domain::{Customer, CustomerCreated, CustomerDetails, IdempotencyKey, RegistryEvent};
+use crate::domain::{
+    AuditTrail, Customer, CustomerCreated, CustomerDetails, IdempotencyKey, RegistryEvent,
+};
 use crate::projection::{LogPosition, ProjectionProgress};
 use crate::read_model::{ReadModel, ReadModelError};
 use std::sync::Arc;
@@ -88,9 +90,10 @@ impl Registrar {
         &self,
         details: CustomerDetails,
         key: Option<&IdempotencyKey>,
+        audit: AuditTrail,
     ) -> Result<Registered, CreateError> {
         let Some(key) = key else {
-            let created = CustomerCreated::new(Customer::register(details));
+            let created = CustomerCreated::new(Customer::register(details)).caused_by(audit);
             return self.append_and_project(created).await;
         };
         let account_id = details.account_id;
@@ -113,7 +116,8 @@ impl Registrar {
             });
         }
         let customer = Customer::register_as(customer_id, details);
-        let created = CustomerCreated::with_event_id(key.event_id(account_id), customer);
+        let created =
+            CustomerCreated::with_event_id(key.event_id(account_id), customer).caused_by(audit);
         let mut registered = self.append_and_project(created).await?;
         if registered.projected {
             // Another replica may have won the race for this key: answer what the log holds.
