@@ -102,6 +102,7 @@ impl Application {
             read_model: read_model.clone(),
             progress,
             catch_up_wait: settings.projection_wait(),
+            event_log: settings.event_log.clone(),
         });
         let (stop_server, mut server_stopped) = watch::channel(false);
         let (address, server) = warp::serve(routes)
@@ -170,7 +171,7 @@ impl Application {
 }
 
 /// Resolves on the first SIGTERM or SIGINT.
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

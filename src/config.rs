@@ -14,11 +14,114 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The binary's subcommands.
+/// The binary's subcommands. Tools exit 0 on success, 1 on drift (`audit`), 2 on error.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API and project the event log into the read model.
     Serve(ServeSettings),
+    /// Build a fresh read model from offset 0 beside the live one and swap it in atomically.
+    Rebuild(ToolSettings),
+    /// Replay the log independently and compare it with the read model, customer by customer.
+    Audit(ToolSettings),
+    /// The registry as it stood at a moment, from the log alone, as JSON Lines or CSV.
+    Export(ExportSettings),
+    /// Read the event log as downstream consumers receive it.
+    Events {
+        /// What to do with the log.
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+}
+
+/// Subcommands of `customer-registry events`.
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Print events as JSON Lines as they arrive, with partition, offset and timestamp.
+    Tail(TailSettings),
+}
+
+/// Settings shared by the replay tools: where the log is, where the read model is, how to report.
+#[derive(Debug, Clone, Args)]
+pub struct ToolSettings {
+    /// The event log.
+    #[command(flatten)]
+    pub event_log: EventLogSettings,
+
+    /// Directory of the sled read model.
+    #[arg(long, env = "REGISTRY_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Print the result as one JSON object, for machines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Output formats of `export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// One customer JSON object per line.
+    Jsonl,
+    /// A header row, then one row per customer.
+    Csv,
+}
+
+/// Settings of `customer-registry export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportSettings {
+    /// Log, data dir and report format.
+    #[command(flatten)]
+    pub tool: ToolSettings,
+
+    /// Only events written at or before this moment (RFC 3339).
+    #[arg(long, conflicts_with = "until")]
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
+
+    /// Only events before this log position (`partition:offset,...`, as X-Log-Position gives it;
+    /// partitions it leaves out are not read).
+    #[arg(long)]
+    pub until: Option<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: ExportFormat,
+
+    /// Write here instead of stdout.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+/// Settings of `customer-registry events tail`.
+#[derive(Debug, Clone, Args)]
+pub struct TailSettings {
+    /// The event log.
+    #[command(flatten)]
+    pub event_log: EventLogSettings,
+
+    /// Start at offset 0 instead of the end.
+    #[arg(long)]
+    pub from_beginning: bool,
+
+    /// Only events about customers of this account.
+    #[arg(long)]
+    pub account: Option<u32>,
+
+    /// Only events of this type (e.g. `CustomerCreated`).
+    #[arg(long = "type")]
+    pub event_type: Option<String>,
+}
+
+impl TailSettings {
+    /// Whether a record's value passes `--account` and `--type`.
+    pub fn wants(&self, event: &serde_json::Value) -> bool {
+        let account_ok = self
+            .account
+            .is_none_or(|account| event["data"]["accountId"].as_u64() == Some(u64::from(account)));
+        let type_ok = self
+            .event_type
+            .as_deref()
+            .is_none_or(|wanted| event["eventType"].as_str() == Some(wanted));
+        account_ok && type_ok
+    }
 }
 
 /// Where the event log lives: the Kafka cluster and the topic.

@@ -10,8 +10,10 @@
 //! - [`read_model`]: the sled trees, their indexes and the query that `find` runs.
 //! - [`http`]: warp routes and handlers, and the one place where errors become HTTP answers.
 //! - [`app`]: wires the parts together, binds the listener and runs until shut down.
+//! - [`audit`]: tools that replay the log: rebuild, audit, export, tail, a customer's history.
 
 pub mod app;
+pub mod audit;
 pub mod config;
 pub mod domain;
 pub mod http;

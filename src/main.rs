@@ -2,7 +2,8 @@
 
 use clap::Parser;
 use customer_registry::app::Application;
-use customer_registry::config::{Cli, Command};
+use customer_registry::audit;
+use customer_registry::config::{Cli, Command, EventsCommand};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -32,5 +33,19 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Rebuild(settings) => tool_exit(audit::rebuild(&settings).await),
+        Command::Audit(settings) => tool_exit(audit::audit(&settings).await),
+        Command::Export(settings) => tool_exit(audit::export(&settings).await),
+        Command::Events {
+            command: EventsCommand::Tail(settings),
+        } => tool_exit(audit::tail(&settings).await),
     }
+}
+
+/// A tool's exit code: its own on success, 2 with one line on stderr on error.
+fn tool_exit(result: Result<ExitCode, audit::AuditError>) -> ExitCode {
+    result.unwrap_or_else(|error| {
+        eprintln!("error: {error}");
+        ExitCode::from(2)
+    })
 }

@@ -4,6 +4,7 @@
 use super::body::{self, BodyStream};
 use super::negotiation::{answer_format, body_format, problem_format, Format};
 use super::{xml, ApiError, ApiState, RequestMeta};
+use crate::audit::log::read_at;
 use crate::domain::{
     Customer, CustomerDetails, CustomerId, FieldError, IdempotencyKey, RuleViolation,
     ValidationErrors,
@@ -44,6 +45,12 @@ pub async fn find_customers(meta: RequestMeta, query: String, state: ApiState) -
 /// `GET /api/v01/customers/{id}`: one customer, or 404.
 pub async fn get_customer(id: String, meta: RequestMeta, state: ApiState) -> Response {
     let result = get(&id, &meta, &state).await;
+    respond(&meta, result)
+}
+
+/// `GET /api/v01/customers/{id}/events`: the records that built a customer, read back from Kafka.
+pub async fn customer_history(id: String, meta: RequestMeta, state: ApiState) -> Response {
+    let result = history(&id, &meta, &state).await;
     respond(&meta, result)
 }
 
@@ -175,14 +182,29 @@ async fn find(meta: &RequestMeta, query: &str, state: &ApiState) -> Result<Respo
 async fn get(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> {
     let answer = answer_format(meta.accept.as_deref())?;
     let position = catch_up(meta, state).await?;
-    let not_found = || ApiError::NotFound(format!("no customer with id {id}"));
-    // Only the canonical hyphenated form names a customer; other spellings of a UUID do not.
-    if id.len() != 36 {
-        return Err(not_found());
-    }
-    let id: CustomerId = id.parse().map_err(|_| not_found())?;
-    let customer = state.read_model.get(id)?.ok_or_else(not_found)?;
+    let customer = known_customer(id, state)?;
     let mut response = customer_response(answer, &customer);
+    response
+        .headers_mut()
+        .insert(LOG_POSITION, position_header(&position));
+    Ok(response)
+}
+
+async fn history(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> {
+    let answer = answer_format(meta.accept.as_deref())?;
+    let position = catch_up(meta, state).await?;
+    let id = known_customer(id, state)?.id;
+    let positions = state.read_model.history_of(id)?;
+    let event_log = state.event_log.clone();
+    let records = tokio::task::spawn_blocking(move || read_at(&event_log, &positions))
+        .await
+        .map_err(|_| ApiError::Internal("the history task was cancelled".into()))?
+        .map_err(|error| ApiError::LogUnreadable(error.to_string()))?;
+    let body = match answer {
+        Format::Json => serde_json::to_vec(&records).expect("records always serialise"),
+        Format::Xml => xml::history_document(&records).into_bytes(),
+    };
+    let mut response = response_with(answer, body);
     response
         .headers_mut()
         .insert(LOG_POSITION, position_header(&position));
@@ -201,6 +223,16 @@ fn rejected_events(meta: &RequestMeta, state: &ApiState) -> Result<Response, Api
         .headers_mut()
         .insert(TOTAL_COUNT, HeaderValue::from(rejected.len()));
     Ok(response)
+}
+
+/// The customer `id` names, or 404. Only the canonical hyphenated form of a UUID names one.
+fn known_customer(id: &str, state: &ApiState) -> Result<Customer, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no customer with id {id}"));
+    if id.len() != 36 {
+        return Err(not_found());
+    }
+    let id: CustomerId = id.parse().map_err(|_| not_found())?;
+    state.read_model.get(id)?.ok_or_else(not_found)
 }
 
 fn customer_response(format: Format, customer: &Customer) -> Response {

@@ -12,6 +12,7 @@ mod xml;
 
 pub use problem::ApiError;
 
+use crate::config::EventLogSettings;
 use crate::domain::AuditTrail;
 use crate::projection::ProjectionProgress;
 use crate::read_model::ReadModel;
@@ -39,6 +40,8 @@ pub struct ApiState {
     pub progress: ProjectionProgress,
     /// How long a read waits for the position in `X-Min-Log-Position`.
     pub catch_up_wait: Duration,
+    /// Where the log is, to read a customer's records back.
+    pub event_log: EventLogSettings,
 }
 
 /// The request headers the handlers negotiate on, read leniently: an unreadable value counts as
@@ -96,6 +99,7 @@ fn is_request_id(id: &str) -> bool {
 pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let collection = || warp::path!("api" / "v01" / "customers");
     let item = || warp::path!("api" / "v01" / "customers" / String);
+    let history = || warp::path!("api" / "v01" / "customers" / String / "events");
 
     let create = collection()
         .and(warp::put())
@@ -120,6 +124,14 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Inf
     let item_other_method = item()
         .and(request_meta())
         .map(|_id: String, meta| handlers::method_not_allowed(meta, "GET, HEAD"));
+    let customer_history = history()
+        .and(get_or_head())
+        .and(request_meta())
+        .and(with_state(state.clone()))
+        .then(handlers::customer_history);
+    let history_other_method = history()
+        .and(request_meta())
+        .map(|_id: String, meta| handlers::method_not_allowed(meta, "GET, HEAD"));
     let rejected_events = warp::path!("api" / "v01" / "admin" / "rejected-events");
     let list_rejected = rejected_events
         .and(get_or_head())
@@ -139,6 +151,10 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Inf
         .or(get)
         .unify()
         .or(item_other_method)
+        .unify()
+        .or(customer_history)
+        .unify()
+        .or(history_other_method)
         .unify()
         .or(list_rejected)
         .unify()

@@ -55,6 +55,9 @@ pub enum ApiError {
     /// The idempotency key was used before with another body.
     #[error("{0}")]
     KeyReused(String),
+    /// The log could not be read back (a customer's history).
+    #[error("the event log could not be read: {0}")]
+    LogUnreadable(String),
     /// This replica has not caught up to the position the client asked for.
     #[error("this replica reflects the log up to {reached}, not yet {wanted}; retry shortly")]
     ReplicaBehind {
@@ -152,6 +155,11 @@ impl ApiError {
                 "/problems/event-log-unavailable",
                 "The event log did not confirm the write",
             ),
+            ApiError::LogUnreadable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/event-log-unreadable",
+                "The event log could not be read",
+            ),
             ApiError::KeyReused(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "/problems/idempotency-key-reused",
@@ -212,7 +220,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            ApiError::EventLog { .. } => {
+            ApiError::EventLog { .. } | ApiError::LogUnreadable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             ApiError::ReplicaBehind { .. } => {

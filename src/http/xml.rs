@@ -6,6 +6,7 @@
 //! references are resolved.
 
 use super::ApiError;
+use crate::audit::log::PublishedRecord;
 use crate::domain::{Customer, FieldError, FieldValue};
 use crate::read_model::RejectedEvent;
 use quick_xml::escape::resolve_predefined_entity;
@@ -218,6 +219,38 @@ pub fn rejected_events_document(rejected: &[RejectedEvent]) -> String {
             rejected_event: rejected,
         },
     )
+}
+
+/// `<records><record>…</record>…</records>`: a customer's records, each value as published (JSON
+/// text) in `<value>`.
+pub fn history_document(records: &[PublishedRecord]) -> String {
+    #[derive(Serialize)]
+    struct Record<'a> {
+        partition: i32,
+        offset: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        timestamp: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key: Option<&'a str>,
+        value: String,
+    }
+    #[derive(Serialize)]
+    struct Records<'a> {
+        record: Vec<Record<'a>>,
+    }
+    let record = records
+        .iter()
+        .map(|published| Record {
+            partition: published.partition,
+            offset: published.offset,
+            timestamp: published
+                .timestamp
+                .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            key: published.key.as_deref(),
+            value: published.event.to_string(),
+        })
+        .collect();
+    document("records", &Records { record })
 }
 
 /// An RFC 9457 problem document in its XML form (namespace `urn:ietf:rfc:7807`, array items as

@@ -193,45 +193,55 @@ impl Projector {
 
     fn project(&self, message: &BorrowedMessage<'_>) -> Result<(), ProjectionError> {
         let (partition, offset) = (message.partition(), message.offset());
-        let decoded = match message.payload() {
-            Some(bytes) => RegistryEvent::decode(bytes),
-            None => Err(EventDecodeError::Empty),
-        };
-        match decoded {
-            Ok(RegistryEvent::CustomerCreated(created)) => {
-                let outcome = self
-                    .read_model
-                    .apply_customer_created(&created, partition, offset)?;
-                match outcome {
-                    ApplyOutcome::Applied => {}
-                    ApplyOutcome::Duplicate => tracing::debug!(
-                        partition, offset, event = %created.event_id,
-                        "event already applied; nothing changed"
-                    ),
-                    ApplyOutcome::Conflict => tracing::warn!(
-                        partition, offset, customer = %created.customer.id, event = %created.event_id,
-                        "conflict: another event already created this customer; recorded and skipped"
-                    ),
-                }
-            }
-            Err(error) => {
-                let kind = match error {
-                    EventDecodeError::UnknownType(_) => RejectionKind::UnknownType,
-                    EventDecodeError::UnsupportedVersion { .. } => {
-                        RejectionKind::UnsupportedVersion
-                    }
-                    EventDecodeError::Empty | EventDecodeError::Malformed(_) => {
-                        RejectionKind::Malformed
-                    }
-                };
-                tracing::error!(partition, offset, reason = %error, "rejected a record the projector cannot apply; recorded and skipped");
-                self.read_model
-                    .reject_record(partition, offset, kind, &error.to_string())?;
-            }
-        }
+        apply_record(&self.read_model, partition, offset, message.payload())?;
         self.progress.send_modify(|next| {
             next.insert(partition, offset + 1);
         });
         Ok(())
     }
+}
+
+/// Applies the record at `partition`/`offset` to `read_model`: the event it holds, or, when it
+/// holds none this build applies, its rejection. The one rule of projection, shared by the live
+/// projector and by rebuilds and audits.
+///
+/// # Errors
+/// [`ReadModelError`] when sled fails.
+pub fn apply_record(
+    read_model: &ReadModel,
+    partition: i32,
+    offset: i64,
+    payload: Option<&[u8]>,
+) -> Result<(), ReadModelError> {
+    let decoded = match payload {
+        Some(bytes) => RegistryEvent::decode(bytes),
+        None => Err(EventDecodeError::Empty),
+    };
+    match decoded {
+        Ok(RegistryEvent::CustomerCreated(created)) => {
+            match read_model.apply_customer_created(&created, partition, offset)? {
+                ApplyOutcome::Applied => {}
+                ApplyOutcome::Duplicate => tracing::debug!(
+                    partition, offset, event = %created.event_id,
+                    "event already applied; nothing changed"
+                ),
+                ApplyOutcome::Conflict => tracing::warn!(
+                    partition, offset, customer = %created.customer.id, event = %created.event_id,
+                    "conflict: another event already created this customer; recorded and skipped"
+                ),
+            }
+        }
+        Err(error) => {
+            let kind = match error {
+                EventDecodeError::UnknownType(_) => RejectionKind::UnknownType,
+                EventDecodeError::UnsupportedVersion { .. } => RejectionKind::UnsupportedVersion,
+                EventDecodeError::Empty | EventDecodeError::Malformed(_) => {
+                    RejectionKind::Malformed
+                }
+            };
+            tracing::error!(partition, offset, reason = %error, "rejected a record the projector cannot apply; recorded and skipped");
+            read_model.reject_record(partition, offset, kind, &error.to_string())?;
+        }
+    }
+    Ok(())
 }

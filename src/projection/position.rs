@@ -22,6 +22,11 @@ impl LogPosition {
         self
     }
 
+    /// The next offset of `partition`: 0 (nothing included) when the position does not name it.
+    pub fn next_offset(&self, partition: i32) -> i64 {
+        self.0.get(&partition).copied().unwrap_or(0)
+    }
+
     /// Whether a projection at `next_offsets` includes everything this position includes.
     pub fn is_reached_by(&self, next_offsets: &BTreeMap<i32, i64>) -> bool {
         self.0

@@ -6,7 +6,7 @@ use super::keys;
 use super::rejected::{rejected_key, RejectedEvent, RejectionKind};
 use super::search::search_form;
 use super::{decode_count, ReadModel, ReadModelError};
-use crate::domain::{Customer, CustomerCreated, TextField};
+use crate::domain::{Customer, CustomerCreated, CustomerId, TextField};
 use chrono::Utc;
 use sled::transaction::{ConflictableTransactionError, Transactional};
 
@@ -61,9 +61,11 @@ impl ReadModel {
             &self.text_index,
             &self.counts,
             &self.applied_events,
+            &self.customer_events,
             &self.rejected_events,
             &self.offsets,
         );
+        let history_key = keys::history_key(customer.id, partition, offset);
         let outcome = trees.transaction(
             |(
                 customers,
@@ -72,10 +74,13 @@ impl ReadModel {
                 text_index,
                 counts,
                 applied,
+                history,
                 rejected,
                 offsets,
             )| {
                 let outcome = if applied.get(event_key)?.is_some() {
+                    // The same event again is still a record of this customer's history.
+                    history.insert(&history_key, &[])?;
                     ApplyOutcome::Duplicate
                 } else if customers.get(id_key)?.is_some() {
                     rejected.insert(&rejected_key(partition, offset), conflict.as_slice())?;
@@ -83,6 +88,7 @@ impl ReadModel {
                 } else {
                     customers.insert(id_key, json.as_slice())?;
                     applied.insert(event_key, id_key)?;
+                    history.insert(&history_key, &[])?;
                     by_created.insert(&order_key, &[])?;
                     by_account.insert(account_key.as_slice(), &[])?;
                     for key in &text_keys {
@@ -135,6 +141,22 @@ impl ReadModel {
             Ok::<_, ConflictableTransactionError<ReadModelError>>(())
         })?;
         Ok(())
+    }
+
+    /// Where the records that built customer `id` are in the log (partition, offset), in the
+    /// order they were applied per partition; empty for an unknown customer.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails or an entry is malformed.
+    pub fn history_of(&self, id: CustomerId) -> Result<Vec<(i32, i64)>, ReadModelError> {
+        self.customer_events
+            .scan_prefix(id.as_bytes())
+            .map(|entry| {
+                let (key, _) = entry?;
+                keys::history_position(&key)
+                    .ok_or_else(|| ReadModelError::Corrupt("a history key is malformed".into()))
+            })
+            .collect()
     }
 
     /// Every rejected record, by partition then offset.
@@ -204,6 +226,10 @@ mod tests {
         assert_eq!(model.find(&CustomerQuery::default()).unwrap().total, 1);
         assert!(model.rejected_events().unwrap().is_empty());
         assert_eq!(model.next_offsets().unwrap(), BTreeMap::from([(0, 2)]));
+        assert_eq!(
+            model.history_of(event.customer.id).unwrap(),
+            vec![(0, 0), (0, 1)]
+        );
     }
 
     #[test]

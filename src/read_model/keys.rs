@@ -88,6 +88,22 @@ pub fn text_range(
     prefix
 }
 
+/// `customer_events` key: the customer id, then where one of its records is in the log.
+pub fn history_key(id: CustomerId, partition: i32, offset: i64) -> [u8; 28] {
+    let mut key = [0u8; 28];
+    key[..16].copy_from_slice(id.as_bytes());
+    key[16..20].copy_from_slice(&partition.to_be_bytes());
+    key[20..].copy_from_slice(&offset.to_be_bytes());
+    key
+}
+
+/// The (partition, offset) of a [`history_key`].
+pub fn history_position(key: &[u8]) -> Option<(i32, i64)> {
+    let partition = i32::from_be_bytes(key.get(16..20)?.try_into().ok()?);
+    let offset = i64::from_be_bytes(key.get(20..28)?.try_into().ok()?);
+    Some((partition, offset))
+}
+
 /// `counts` key of the number of all customers.
 pub const COUNT_ALL: &[u8] = b"all";
 

@@ -9,6 +9,8 @@
 //!   ++ order key → nothing; every text field of every customer, twice (once per scope).
 //! - `counts`: `all` or an account id → number of customers (8 bytes).
 //! - `applied_events`: event id (16 bytes) → customer id; what makes applying idempotent.
+//! - `customer_events`: customer id ++ partition ++ offset → nothing; where each customer's records
+//!   are in the log (their payloads stay in Kafka, read back for a customer's history).
 //! - `rejected_events`: partition (4 bytes) ++ offset (8 bytes) → a [`RejectedEvent`] as JSON:
 //!   records that could not be applied (unreadable, unknown type, newer version, conflict).
 //! - `meta`: `topic` and `cluster` → which log this read model projects; a read model is never
@@ -82,6 +84,7 @@ pub struct ReadModel {
     text_index: sled::Tree,
     counts: sled::Tree,
     applied_events: sled::Tree,
+    customer_events: sled::Tree,
     rejected_events: sled::Tree,
     meta: sled::Tree,
     offsets: sled::Tree,
@@ -110,6 +113,7 @@ impl ReadModel {
             text_index: db.open_tree("text_index")?,
             counts: db.open_tree("counts")?,
             applied_events: db.open_tree("applied_events")?,
+            customer_events: db.open_tree("customer_events")?,
             rejected_events: db.open_tree("rejected_events")?,
             meta: db.open_tree("meta")?,
             offsets: db.open_tree("offsets")?,
@@ -176,6 +180,23 @@ impl ReadModel {
             .transpose()
     }
 
+    /// Every customer, in id order (for comparing two read models side by side).
+    pub fn customers_by_id(&self) -> impl Iterator<Item = Result<Customer, ReadModelError>> + '_ {
+        self.customers.iter().map(|entry| {
+            let (_, value) = entry?;
+            decode_customer(&value)
+        })
+    }
+
+    /// Every customer, in answer order (`createdAt`, then `id`).
+    pub fn customers_in_order(
+        &self,
+    ) -> impl Iterator<Item = Result<Customer, ReadModelError>> + '_ {
+        self.by_created
+            .iter()
+            .map(|entry| self.customer_at(&entry?.0))
+    }
+
     /// The number stored under `key` in `counts` (0 when absent).
     fn count(&self, key: &[u8]) -> Result<usize, ReadModelError> {
         let count = self
@@ -183,6 +204,15 @@ impl ReadModel {
             .get(key)?
             .map_or(Ok(0), |bytes| decode_count(&bytes))?;
         usize::try_from(count).map_err(|_| ReadModelError::Corrupt("count exceeds memory".into()))
+    }
+
+    /// Writes everything applied so far to disk, blocking the calling thread.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when sled cannot flush.
+    pub fn flush_blocking(&self) -> Result<(), ReadModelError> {
+        self.db.flush()?;
+        Ok(())
     }
 
     /// Writes everything applied so far to disk.

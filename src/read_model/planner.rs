@@ -110,7 +110,7 @@ impl ReadModel {
     }
 
     /// The customer whose id ends `index_key`.
-    fn customer_at(&self, index_key: &[u8]) -> Result<Customer, ReadModelError> {
+    pub(super) fn customer_at(&self, index_key: &[u8]) -> Result<Customer, ReadModelError> {
         let id = keys::customer_id_of(index_key)
             .ok_or_else(|| ReadModelError::Corrupt("index key too short".into()))?;
         self.get(id)?.ok_or_else(|| {

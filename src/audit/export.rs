@@ -1,0 +1,120 @@
+//! `customer-registry export`: the registry as it stood at a moment (or at a log position), from
+//! the log alone, as JSON Lines or CSV.
+
+use super::log::{reader, replay, replay_ends};
+use super::{AuditError, ScratchReadModel};
+use crate::config::{ExportFormat, ExportSettings};
+use crate::domain::{Customer, TextField};
+use crate::projection::{apply_record, LogPosition};
+use rdkafka::message::Message;
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Writes every customer the log holds up to the bound, in answer order.
+///
+/// # Errors
+/// [`AuditError`] when the log cannot be read or the output written.
+pub async fn export(settings: &ExportSettings) -> Result<ExitCode, AuditError> {
+    let until = settings
+        .until
+        .as_deref()
+        .map(LogPosition::parse)
+        .transpose()
+        .map_err(|reason| AuditError::Usage(format!("--until: {reason}")))?;
+    let as_of = settings.as_of;
+    let event_log = settings.tool.event_log.clone();
+    let format = settings.format;
+    let output = settings.output.clone();
+    let scratch_dir = std::env::temp_dir().join(format!(
+        "customer-registry-export-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let (events_read, customers) = tokio::task::spawn_blocking(move || {
+        let scratch = ScratchReadModel::create(scratch_dir)?;
+        let ends = replay_ends(&reader(&event_log)?, &event_log.topic, until.as_ref())?;
+        let events_read = replay(&event_log, &ends, |message| {
+            let written_at = message.timestamp().to_millis();
+            let after_bound = as_of.is_some_and(|bound| {
+                written_at.is_some_and(|millis| millis > bound.timestamp_millis())
+            });
+            if after_bound {
+                return Ok(());
+            }
+            Ok(apply_record(
+                &scratch.model,
+                message.partition(),
+                message.offset(),
+                message.payload(),
+            )?)
+        })?;
+        let mut sink: Box<dyn Write> = match &output {
+            Some(path) => Box::new(
+                std::fs::File::create(path)
+                    .map_err(AuditError::io(format!("creating {}", path.display())))?,
+            ),
+            None => Box::new(std::io::stdout().lock()),
+        };
+        let written = write_customers(&mut sink, format, scratch.model.customers_in_order())?;
+        sink.flush().map_err(AuditError::io("writing the export"))?;
+        Ok::<_, AuditError>((events_read, written))
+    })
+    .await
+    .map_err(|_| AuditError::Usage("the export task was cancelled".into()))??;
+    if settings.tool.json {
+        eprintln!(
+            "{}",
+            serde_json::json!({"eventsRead": events_read, "customers": customers})
+        );
+    } else {
+        eprintln!("exported {customers} customers from {events_read} events");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_customers(
+    sink: &mut dyn Write,
+    format: ExportFormat,
+    customers: impl Iterator<Item = Result<Customer, crate::read_model::ReadModelError>>,
+) -> Result<usize, AuditError> {
+    let write_error = AuditError::io("writing the export");
+    let mut written = 0;
+    match format {
+        ExportFormat::Jsonl => {
+            for customer in customers {
+                let line = serde_json::to_string(&customer?).expect("a customer serialises");
+                if let Err(error) = writeln!(sink, "{line}") {
+                    return Err(write_error(error));
+                }
+                written += 1;
+            }
+        }
+        ExportFormat::Csv => {
+            let mut csv = csv::Writer::from_writer(sink);
+            let mut header = vec!["id", "accountId"];
+            header.extend(TextField::ALL.map(TextField::name));
+            header.push("createdAt");
+            let csv_error = |error: csv::Error| AuditError::Usage(format!("writing CSV: {error}"));
+            csv.write_record(&header).map_err(csv_error)?;
+            for customer in customers {
+                let customer = customer?;
+                let mut row = vec![
+                    customer.id.to_string(),
+                    customer.details.account_id.to_string(),
+                ];
+                row.extend(
+                    TextField::ALL
+                        .map(|field| customer.details.text(field).unwrap_or_default().to_owned()),
+                );
+                row.push(
+                    customer
+                        .created_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                );
+                csv.write_record(&row).map_err(csv_error)?;
+                written += 1;
+            }
+            csv.flush().map_err(write_error)?;
+        }
+    }
+    Ok(written)
+}

@@ -1,0 +1,199 @@
+//! Reading the event log as it was published: single records by position, and whole replays from
+//! offset 0 up to the end the log had when the replay began (or an earlier bound).
+
+use super::AuditError;
+use crate::config::EventLogSettings;
+use crate::projection::LogPosition;
+use chrono::{DateTime, Utc};
+use indicatif::{ProgressBar, ProgressStyle};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How long a read waits for the broker.
+const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One record as it sits in the log.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedRecord {
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// When Kafka says it was written.
+    pub timestamp: Option<DateTime<Utc>>,
+    /// Its key, as text.
+    pub key: Option<String>,
+    /// Its value as published: the event's JSON, or the bytes as text when they are not JSON.
+    pub event: serde_json::Value,
+}
+
+impl PublishedRecord {
+    /// The record `message` holds.
+    pub fn of(message: &BorrowedMessage<'_>) -> Self {
+        let event = message.payload().map_or(serde_json::Value::Null, |bytes| {
+            serde_json::from_slice(bytes)
+                .unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned().into())
+        });
+        Self {
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp: message
+                .timestamp()
+                .to_millis()
+                .and_then(DateTime::from_timestamp_millis),
+            key: message
+                .key()
+                .map(|key| String::from_utf8_lossy(key).into_owned()),
+            event,
+        }
+    }
+}
+
+/// A consumer that commits nothing and joins no group: auditors read, never move anyone's offsets.
+pub fn reader(settings: &EventLogSettings) -> Result<BaseConsumer, AuditError> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", &settings.kafka_bootstrap)
+        .set("group.id", "customer-registry.audit")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("allow.auto.create.topics", "false")
+        .create()?)
+}
+
+/// The records at `positions` (partition, offset), in that order. A blocking call.
+///
+/// # Errors
+/// [`AuditError::Kafka`] when the broker cannot be read, [`AuditError::Missing`] when a record is
+/// no longer in the log.
+pub fn read_at(
+    settings: &EventLogSettings,
+    positions: &[(i32, i64)],
+) -> Result<Vec<PublishedRecord>, AuditError> {
+    let consumer = reader(settings)?;
+    let mut records = Vec::with_capacity(positions.len());
+    for &(partition, offset) in positions {
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(&settings.topic, partition, Offset::Offset(offset))?;
+        consumer.assign(&assignment)?;
+        let deadline = std::time::Instant::now() + BROKER_TIMEOUT;
+        let record = loop {
+            if std::time::Instant::now() > deadline {
+                return Err(AuditError::Missing { partition, offset });
+            }
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(message))
+                    if message.partition() == partition && message.offset() == offset =>
+                {
+                    break PublishedRecord::of(&message)
+                }
+                Some(Ok(message)) if message.offset() > offset => {
+                    return Err(AuditError::Missing { partition, offset })
+                }
+                Some(Err(error)) => return Err(error.into()),
+                _ => {}
+            }
+        };
+        records.push(record);
+    }
+    Ok(records)
+}
+
+/// Where a replay stops: the end of the log as it is when the replay begins, or a position before
+/// it (partitions a position leaves out are not read).
+pub fn replay_ends(
+    consumer: &BaseConsumer,
+    topic: &str,
+    until: Option<&LogPosition>,
+) -> Result<BTreeMap<i32, i64>, AuditError> {
+    let metadata = consumer.fetch_metadata(Some(topic), BROKER_TIMEOUT)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|found| found.partitions().iter().map(|partition| partition.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(AuditError::NoTopic(topic.to_owned()));
+    }
+    let mut ends = BTreeMap::new();
+    for partition in partitions {
+        let (_, high) = consumer.fetch_watermarks(topic, partition, BROKER_TIMEOUT)?;
+        let end = match until {
+            Some(bound) => bound.next_offset(partition).min(high),
+            None => high,
+        };
+        ends.insert(partition, end);
+    }
+    Ok(ends)
+}
+
+/// Reads every record of `settings.topic` from offset 0 up to `ends`, in order per partition,
+/// calling `on_record` for each, showing progress on stderr. Returns the number of records read.
+/// A blocking call.
+///
+/// # Errors
+/// [`AuditError`] from Kafka or from `on_record`.
+pub fn replay(
+    settings: &EventLogSettings,
+    ends: &BTreeMap<i32, i64>,
+    mut on_record: impl FnMut(&BorrowedMessage<'_>) -> Result<(), AuditError>,
+) -> Result<u64, AuditError> {
+    let consumer = reader(settings)?;
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut total = 0u64;
+    for (&partition, &end) in ends {
+        let (low, _) = consumer.fetch_watermarks(&settings.topic, partition, BROKER_TIMEOUT)?;
+        if end > low {
+            assignment.add_partition_offset(&settings.topic, partition, Offset::Offset(low))?;
+            remaining.insert(partition, end);
+            total += (end - low) as u64;
+        }
+    }
+    let progress = progress_bar(total);
+    if remaining.is_empty() {
+        progress.finish_and_clear();
+        return Ok(0);
+    }
+    consumer.assign(&assignment)?;
+    let mut read = 0u64;
+    while !remaining.is_empty() {
+        let Some(polled) = consumer.poll(BROKER_TIMEOUT) else {
+            return Err(AuditError::Stalled { read, total });
+        };
+        let message = polled?;
+        let partition = message.partition();
+        let Some(&end) = remaining.get(&partition) else {
+            continue;
+        };
+        if message.offset() >= end {
+            continue;
+        }
+        on_record(&message)?;
+        read += 1;
+        progress.inc(1);
+        if message.offset() + 1 >= end {
+            remaining.remove(&partition);
+        }
+    }
+    progress.finish_and_clear();
+    Ok(read)
+}
+
+/// Events read, events/s and the ETA from the end offsets, on stderr (hidden when it is not a
+/// terminal).
+fn progress_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {pos}/{len} events  {per_sec}  ETA {eta}  [{wide_bar}]",
+        )
+        .expect("the template is valid"),
+    );
+    bar
+}

@@ -1,0 +1,148 @@
+//! `customer-registry rebuild`: a fresh projection from offset 0, built beside the live one and
+//! swapped in atomically once complete. A crash mid-way leaves the live one as it was.
+
+use super::log::{reader, replay, replay_ends};
+use super::{live_read_model_dir, AuditError};
+use crate::config::ToolSettings;
+use crate::projection::apply_record;
+use crate::read_model::{ReadModel, ReadModelError};
+use crate::write::ensure_topic;
+use rdkafka::message::Message;
+use serde::Serialize;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RebuildReport {
+    events_read: u64,
+    customers: usize,
+    rejected_events: usize,
+    seconds: f64,
+    read_model: String,
+}
+
+/// Rebuilds the read model of `settings.data_dir` from the log.
+///
+/// # Errors
+/// [`AuditError`] when the log cannot be read, the data dir is in use by a `serve`, or the new
+/// read model cannot be written or swapped in.
+pub async fn rebuild(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
+    let started = Instant::now();
+    let layout = ensure_topic(&settings.event_log).await?;
+    let live_dir = live_read_model_dir(&settings.data_dir);
+    // Holding the live read model open keeps a `serve` from starting on it mid-rebuild, and
+    // refuses at once when one already runs.
+    let live = if live_dir.exists() {
+        Some(ReadModel::open(&live_dir).map_err(in_use(&settings.data_dir))?)
+    } else {
+        None
+    };
+    let new_dir = settings.data_dir.join(format!(
+        "read-model.rebuild-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let settings_for_replay = settings.event_log.clone();
+    let new_dir_for_replay = new_dir.clone();
+    let cluster_id = layout.cluster_id.clone();
+    let replayed = tokio::task::spawn_blocking(move || {
+        let model = ReadModel::open(&new_dir_for_replay)?;
+        model.bind_to_log(&settings_for_replay.topic, &cluster_id)?;
+        let ends = replay_ends(
+            &reader(&settings_for_replay)?,
+            &settings_for_replay.topic,
+            None,
+        )?;
+        let events_read = replay(&settings_for_replay, &ends, |message| {
+            Ok(apply_record(
+                &model,
+                message.partition(),
+                message.offset(),
+                message.payload(),
+            )?)
+        })?;
+        model.flush_blocking()?;
+        let customers = model.customers_by_id().count();
+        let rejected = model.rejected_events()?.len();
+        Ok::<_, AuditError>((events_read, customers, rejected))
+    })
+    .await
+    .map_err(|_| AuditError::Usage("the rebuild task was cancelled".into()))?;
+    let (events_read, customers, rejected_events) = match replayed {
+        Ok(counts) => counts,
+        Err(error) => {
+            let _ = std::fs::remove_dir_all(&new_dir);
+            return Err(error);
+        }
+    };
+    if live.is_some() {
+        exchange(&new_dir, &live_dir)?;
+        drop(live);
+        std::fs::remove_dir_all(&new_dir).map_err(AuditError::io("removing the old read model"))?;
+    } else {
+        std::fs::rename(&new_dir, &live_dir)
+            .map_err(AuditError::io("moving the new read model in place"))?;
+    }
+    let report = RebuildReport {
+        events_read,
+        customers,
+        rejected_events,
+        seconds: started.elapsed().as_secs_f64(),
+        read_model: live_dir.display().to_string(),
+    };
+    if settings.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("a report serialises")
+        );
+    } else {
+        println!(
+            "rebuilt {}: {} events read, {} customers, {} rejected events, in {:.1} s",
+            report.read_model, events_read, customers, rejected_events, report.seconds
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Turns "locked" into the message a person needs.
+pub(super) fn in_use(data_dir: &Path) -> impl FnOnce(ReadModelError) -> AuditError + '_ {
+    move |error| match error {
+        ReadModelError::Locked(_) => AuditError::Usage(format!(
+            "{} is in use by a running `customer-registry serve`; stop it first",
+            data_dir.display()
+        )),
+        other => AuditError::ReadModel(other),
+    }
+}
+
+/// Swaps two directories in one atomic step (Linux `renameat2(RENAME_EXCHANGE)`), so the live
+/// path names the old read model or the new one, never neither.
+fn exchange(new: &Path, live: &Path) -> Result<(), AuditError> {
+    let to_c = |path: &Path| {
+        CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| AuditError::Usage(format!("{} contains a NUL byte", path.display())))
+    };
+    let (new_c, live_c) = (to_c(new)?, to_c(live)?);
+    // SAFETY: both pointers are valid NUL-terminated strings that outlive the call, which does
+    // not keep them.
+    let result = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            new_c.as_ptr(),
+            libc::AT_FDCWD,
+            live_c.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(AuditError::Io {
+            what: format!("swapping {} into {}", new.display(), live.display()),
+            source: std::io::Error::last_os_error(),
+        })
+    }
+}

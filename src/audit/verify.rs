@@ -1,0 +1,217 @@
+//! `customer-registry audit`: replays the log into a scratch read model, independently of the
+//! live one, up to the position the live one says it has applied, and compares the two customer by
+//! customer by a canonical digest (SHA-256 of the customer's JSON, fields in contract order).
+
+use super::log::{reader, replay, replay_ends};
+use super::rebuild::in_use;
+use super::{live_read_model_dir, AuditError, ScratchReadModel};
+use crate::config::ToolSettings;
+use crate::domain::Customer;
+use crate::projection::{apply_record, LogPosition};
+use crate::read_model::{ReadModel, RejectedEvent};
+use rdkafka::message::Message;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::cmp::Ordering;
+use std::process::ExitCode;
+
+/// What an audit found.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AuditReport {
+    events_read: u64,
+    customers_in_log: usize,
+    customers_in_read_model: usize,
+    /// Customers whose stored form differs from the log's.
+    mismatched: Vec<Drift>,
+    /// Customers the log has and the read model lacks.
+    missing: Vec<Drift>,
+    /// Customers the read model has and the log does not.
+    extra: Vec<Drift>,
+    /// Records the log replay rejected (poison records and conflicts).
+    rejected_events: Vec<RejectedEvent>,
+    /// Whether the read model lists the same rejected records.
+    rejected_events_match: bool,
+    /// The position compared: what the read model says it has applied.
+    position: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Drift {
+    customer_id: String,
+    log_digest: Option<String>,
+    read_model_digest: Option<String>,
+}
+
+impl AuditReport {
+    fn drifted(&self) -> bool {
+        !(self.mismatched.is_empty()
+            && self.missing.is_empty()
+            && self.extra.is_empty()
+            && self.rejected_events_match)
+    }
+}
+
+/// Audits the read model of `settings.data_dir` against the log. Exit code 0 when they agree,
+/// 1 on any drift.
+///
+/// # Errors
+/// [`AuditError`] (exit code 2) when the log or the read model cannot be read.
+pub async fn audit(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
+    let live_dir = live_read_model_dir(&settings.data_dir);
+    if !live_dir.exists() {
+        return Err(AuditError::Usage(format!(
+            "{} holds no read model",
+            settings.data_dir.display()
+        )));
+    }
+    let live = ReadModel::open(&live_dir).map_err(in_use(&settings.data_dir))?;
+    let scratch_dir = std::env::temp_dir().join(format!(
+        "customer-registry-audit-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let event_log = settings.event_log.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        let scratch = ScratchReadModel::create(scratch_dir)?;
+        let applied = LogPosition::from_next_offsets(live.next_offsets()?);
+        let ends = replay_ends(&reader(&event_log)?, &event_log.topic, Some(&applied))?;
+        let events_read = replay(&event_log, &ends, |message| {
+            Ok(apply_record(
+                &scratch.model,
+                message.partition(),
+                message.offset(),
+                message.payload(),
+            )?)
+        })?;
+        let mut report = compare(&scratch.model, &live)?;
+        report.events_read = events_read;
+        report.position = applied.to_string();
+        Ok::<_, AuditError>(report)
+    })
+    .await
+    .map_err(|_| AuditError::Usage("the audit task was cancelled".into()))??;
+
+    if settings.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("a report serialises")
+        );
+    } else {
+        print_report(&report);
+    }
+    Ok(if report.drifted() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Walks both read models in id order, side by side.
+fn compare(from_log: &ReadModel, live: &ReadModel) -> Result<AuditReport, AuditError> {
+    let mut report = AuditReport::default();
+    let mut log_side = from_log.customers_by_id().peekable();
+    let mut live_side = live.customers_by_id().peekable();
+    loop {
+        let order = match (log_side.peek(), live_side.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(Ok(log)), Some(Ok(held))) => log.id.cmp(&held.id),
+            // Let the error surface below.
+            _ => Ordering::Equal,
+        };
+        match order {
+            Ordering::Less => {
+                let log = log_side.next().expect("peeked")?;
+                report.customers_in_log += 1;
+                report.missing.push(drift(Some(&log), None));
+            }
+            Ordering::Greater => {
+                let held = live_side.next().expect("peeked")?;
+                report.customers_in_read_model += 1;
+                report.extra.push(drift(None, Some(&held)));
+            }
+            Ordering::Equal => {
+                let log = log_side.next().expect("peeked")?;
+                let held = live_side.next().expect("peeked")?;
+                report.customers_in_log += 1;
+                report.customers_in_read_model += 1;
+                if digest(&log) != digest(&held) {
+                    report.mismatched.push(drift(Some(&log), Some(&held)));
+                }
+            }
+        }
+    }
+    report.rejected_events = from_log.rejected_events()?;
+    let place = |rejected: &RejectedEvent| (rejected.partition, rejected.offset, rejected.kind);
+    let held_rejections: Vec<_> = live.rejected_events()?.iter().map(place).collect();
+    report.rejected_events_match =
+        report.rejected_events.iter().map(place).collect::<Vec<_>>() == held_rejections;
+    Ok(report)
+}
+
+fn drift(log: Option<&Customer>, held: Option<&Customer>) -> Drift {
+    let id = log
+        .or(held)
+        .map(|customer| customer.id.to_string())
+        .unwrap_or_default();
+    Drift {
+        customer_id: id,
+        log_digest: log.map(digest),
+        read_model_digest: held.map(digest),
+    }
+}
+
+/// SHA-256 of the customer's JSON as the API and the contract write it.
+fn digest(customer: &Customer) -> String {
+    let json = serde_json::to_vec(customer).expect("a customer serialises");
+    Sha256::digest(&json)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn print_report(report: &AuditReport) {
+    println!(
+        "replayed {} events up to {}: {} customers in the log, {} in the read model",
+        report.events_read,
+        if report.position.is_empty() {
+            "the start"
+        } else {
+            &report.position
+        },
+        report.customers_in_log,
+        report.customers_in_read_model
+    );
+    for (label, drifts) in [
+        ("mismatch", &report.mismatched),
+        ("missing from the read model", &report.missing),
+        ("extra in the read model", &report.extra),
+    ] {
+        for drift in drifts {
+            println!("{label}: customer {}", drift.customer_id);
+        }
+    }
+    println!(
+        "{} rejected events (poison records and conflicts) in the log",
+        report.rejected_events.len()
+    );
+    for rejected in &report.rejected_events {
+        println!(
+            "  partition {} offset {}: {:?}: {}",
+            rejected.partition, rejected.offset, rejected.kind, rejected.reason
+        );
+    }
+    if !report.rejected_events_match {
+        println!("drift: the read model lists other rejected events than the log replay");
+    }
+    println!(
+        "{}",
+        if report.drifted() {
+            "DRIFT: the read model differs from the log"
+        } else {
+            "OK: the read model matches the log"
+        }
+    );
+}

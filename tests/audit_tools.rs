@@ -1,0 +1,254 @@
+//! The replay tools against the real broker: rebuild, audit, export as of a moment, a customer's
+//! history over HTTP, and tail.
+
+mod common;
+
+use common::{create, find_eventually, get, kafka_bootstrap, unique_topic, Registry, PATIENCE};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn tool(args: &[&str], bootstrap: &str, topic: &str, data_dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_customer-registry"))
+        .args(args)
+        .args(["--kafka-bootstrap", bootstrap, "--topic", topic])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .expect("running a customer-registry tool")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+async fn create_batch(registry: &Registry, account: u32, names: &[&str]) -> Vec<Value> {
+    let mut created = Vec::new();
+    for name in names {
+        let (status, customer) =
+            create(registry, &json!({"accountId": account, "lastName": name})).await;
+        assert_eq!(status, 201, "{customer}");
+        created.push(customer);
+    }
+    created
+}
+
+#[tokio::test]
+async fn rebuild_swaps_in_a_read_model_with_the_same_answers_and_audit_finds_tampering() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("rebuild-audit");
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let queries = [
+        "/api/v01/customers",
+        "/api/v01/customers?accountId=91&lastName=b",
+        "/api/v01/customers?offset=1&limit=2",
+    ];
+
+    let registry = Registry::start(&bootstrap, &topic, &data_dir);
+    create_batch(&registry, 91, &["Alpha", "Bravo", "Beta"]).await;
+    create_batch(&registry, 92, &["Gamma"]).await;
+    let mut before = Vec::new();
+    for query in queries {
+        before.push(get(&registry, query).await);
+    }
+    let refused = tool(&["rebuild"], &bootstrap, &topic, &data_dir);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("stop it first"),
+        "{}",
+        text(&refused)
+    );
+    assert!(registry.stop());
+
+    let healthy = tool(&["audit"], &bootstrap, &topic, &data_dir);
+    assert_eq!(healthy.status.code(), Some(0), "{}", text(&healthy));
+
+    let rebuilt = tool(&["rebuild", "--json"], &bootstrap, &topic, &data_dir);
+    assert_eq!(rebuilt.status.code(), Some(0), "{}", text(&rebuilt));
+    let report: Value = serde_json::from_slice(&rebuilt.stdout).expect("a JSON report");
+    assert_eq!(
+        (report["eventsRead"].as_u64(), report["customers"].as_u64()),
+        (Some(4), Some(4))
+    );
+    let entries: Vec<String> = std::fs::read_dir(&data_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        entries,
+        vec!["read-model"],
+        "nothing left beside the live read model"
+    );
+
+    let registry = Registry::start(&bootstrap, &topic, &data_dir);
+    for (query, answer) in queries.iter().zip(&before) {
+        assert_eq!(
+            &get(&registry, query).await,
+            answer,
+            "{query} after rebuild"
+        );
+    }
+    let (_, all) = get(&registry, "/api/v01/customers").await;
+    let tampered_id = all[1]["id"].as_str().unwrap().to_owned();
+    assert!(registry.stop());
+
+    // Tamper with the read model behind the service's back, as a disk fault or an operator might.
+    {
+        let db = sled::open(data_dir.join("read-model")).unwrap();
+        let customers = db.open_tree("customers").unwrap();
+        let key = uuid::Uuid::parse_str(&tampered_id).unwrap();
+        let mut stored: Value =
+            serde_json::from_slice(&customers.get(key.as_bytes()).unwrap().unwrap()).unwrap();
+        stored["lastName"] = json!("Tampered");
+        customers
+            .insert(key.as_bytes(), serde_json::to_vec(&stored).unwrap())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let drift = tool(&["audit"], &bootstrap, &topic, &data_dir);
+    assert_eq!(drift.status.code(), Some(1), "{}", text(&drift));
+    assert!(
+        text(&drift).contains(&format!("mismatch: customer {tampered_id}")),
+        "{}",
+        text(&drift)
+    );
+    let drift_json = tool(&["audit", "--json"], &bootstrap, &topic, &data_dir);
+    let report: Value = serde_json::from_slice(&drift_json.stdout).expect("a JSON report");
+    assert_eq!(report["mismatched"][0]["customerId"], tampered_id.as_str());
+    assert_ne!(
+        report["mismatched"][0]["logDigest"],
+        report["mismatched"][0]["readModelDigest"]
+    );
+}
+
+#[tokio::test]
+async fn export_as_of_a_moment_between_two_batches_holds_the_first_batch_only() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("export");
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(&bootstrap, &topic, &dir.path().join("data"));
+    let first = create_batch(&registry, 93, &["One", "Two"]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let moment = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let second = create_batch(&registry, 93, &["Three"]).await;
+
+    let export_dir = dir.path().join("export-data");
+    let as_of = tool(
+        &["export", "--as-of", &moment],
+        &bootstrap,
+        &topic,
+        &export_dir,
+    );
+    assert_eq!(as_of.status.code(), Some(0), "{}", text(&as_of));
+    let lines: Vec<Value> = String::from_utf8_lossy(&as_of.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines, first, "as of {moment}");
+
+    let now = tool(
+        &["export", "--format", "csv"],
+        &bootstrap,
+        &topic,
+        &export_dir,
+    );
+    let csv = String::from_utf8_lossy(&now.stdout).into_owned();
+    assert_eq!(csv.lines().count(), 1 + first.len() + second.len(), "{csv}");
+    assert!(csv.starts_with("id,accountId,firstName,lastName"), "{csv}");
+    assert!(csv.contains("Three"));
+}
+
+#[tokio::test]
+async fn a_customers_history_is_read_back_from_the_log() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("history");
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(&bootstrap, &topic, &dir.path().join("data"));
+    let customer = create_batch(&registry, 94, &["Historic"]).await.remove(0);
+    let id = customer["id"].as_str().unwrap();
+
+    let (status, history) = get(&registry, &format!("/api/v01/customers/{id}/events")).await;
+    assert_eq!(status, 200, "{history}");
+    let records = history.as_array().unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["event"]["data"], customer);
+    assert_eq!(records[0]["event"]["eventType"], "CustomerCreated");
+    assert_eq!(records[0]["key"], id);
+    assert!(records[0]["partition"].is_i64() && records[0]["offset"].is_i64());
+    assert!(records[0]["timestamp"].is_string());
+
+    let unknown = uuid::Uuid::now_v7();
+    let (status, _) = get(&registry, &format!("/api/v01/customers/{unknown}/events")).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn tail_prints_the_events_created_after_it_started() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("tail");
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(&bootstrap, &topic, &dir.path().join("data"));
+    create_batch(&registry, 95, &["Earlier"]).await;
+
+    let out_path = dir.path().join("tail.out");
+    let err_path = dir.path().join("tail.err");
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_customer-registry"))
+        .args([
+            "events",
+            "tail",
+            "--kafka-bootstrap",
+            &bootstrap,
+            "--topic",
+            &topic,
+            "--account",
+            "96",
+        ])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while !std::fs::read_to_string(&err_path)
+        .unwrap_or_default()
+        .contains("following")
+    {
+        assert!(Instant::now() < deadline, "tail did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    create_batch(&registry, 95, &["Other account"]).await;
+    let wanted = create_batch(&registry, 96, &["Later1", "Later2"]).await;
+
+    let lines = loop {
+        let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+        let lines: Vec<Value> = output
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        if lines.len() >= 2 || Instant::now() > deadline {
+            break lines;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = tail.kill();
+    let _ = tail.wait();
+    let data: Vec<&Value> = lines.iter().map(|line| &line["event"]["data"]).collect();
+    assert_eq!(
+        data,
+        wanted.iter().collect::<Vec<_>>(),
+        "only account 96, only what came after"
+    );
+    for line in &lines {
+        assert!(
+            line["partition"].is_i64() && line["offset"].is_i64() && line["timestamp"].is_string()
+        );
+    }
+    find_eventually(&registry, "/api/v01/customers", 4).await;
+}
