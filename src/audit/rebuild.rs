@@ -41,6 +41,7 @@ pub async fn rebuild(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
     } else {
         None
     };
+    remove_abandoned_rebuilds(&settings.data_dir)?;
     let new_dir = settings.data_dir.join(format!(
         "read-model.rebuild-{}",
         uuid::Uuid::now_v7().simple()
@@ -105,6 +106,27 @@ pub async fn rebuild(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Removes what an earlier rebuild that crashed mid-way left beside the live read model. Called
+/// while this process holds the data dir, so no other rebuild is running.
+fn remove_abandoned_rebuilds(data_dir: &Path) -> Result<(), AuditError> {
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("read-model.rebuild-")
+        {
+            std::fs::remove_dir_all(entry.path()).map_err(AuditError::io(format!(
+                "removing {}",
+                entry.path().display()
+            )))?;
+        }
+    }
+    Ok(())
 }
 
 /// Turns "locked" into the message a person needs.
