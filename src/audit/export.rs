@@ -5,7 +5,7 @@ use super::log::{reader, replay, replay_ends};
 use super::{AuditError, ScratchReadModel};
 use crate::config::{ExportFormat, ExportSettings};
 use crate::domain::{Customer, TextField};
-use crate::projection::{apply_record, LogPosition};
+use crate::projection::{BatchApplier, LogPosition};
 use rdkafka::message::Message;
 use std::io::Write;
 use std::process::ExitCode;
@@ -32,6 +32,7 @@ pub async fn export(settings: &ExportSettings) -> Result<ExitCode, AuditError> {
     let (events_read, customers) = tokio::task::spawn_blocking(move || {
         let scratch = ScratchReadModel::create(scratch_dir)?;
         let ends = replay_ends(&reader(&event_log)?, &event_log.topic, until.as_ref())?;
+        let mut applier = BatchApplier::new(&scratch.model);
         let events_read = replay(&event_log, &ends, |message| {
             let written_at = message.timestamp().to_millis();
             let after_bound = as_of.is_some_and(|bound| {
@@ -40,13 +41,9 @@ pub async fn export(settings: &ExportSettings) -> Result<ExitCode, AuditError> {
             if after_bound {
                 return Ok(());
             }
-            Ok(apply_record(
-                &scratch.model,
-                message.partition(),
-                message.offset(),
-                message.payload(),
-            )?)
+            Ok(applier.push(message.partition(), message.offset(), message.payload())?)
         })?;
+        applier.finish()?;
         let mut sink: Box<dyn Write> = match &output {
             Some(path) => Box::new(
                 std::fs::File::create(path)

@@ -4,7 +4,7 @@
 use super::log::{reader, replay, replay_ends};
 use super::{live_read_model_dir, AuditError};
 use crate::config::ToolSettings;
-use crate::projection::apply_record;
+use crate::projection::BatchApplier;
 use crate::read_model::{ReadModel, ReadModelError};
 use crate::write::ensure_topic;
 use rdkafka::message::Message;
@@ -57,14 +57,11 @@ pub async fn rebuild(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
             &settings_for_replay.topic,
             None,
         )?;
+        let mut applier = BatchApplier::new(&model);
         let events_read = replay(&settings_for_replay, &ends, |message| {
-            Ok(apply_record(
-                &model,
-                message.partition(),
-                message.offset(),
-                message.payload(),
-            )?)
+            Ok(applier.push(message.partition(), message.offset(), message.payload())?)
         })?;
+        applier.finish()?;
         model.flush_blocking()?;
         let customers = model.customers_by_id().count();
         let rejected = model.rejected_events()?.len();

@@ -7,7 +7,7 @@ use super::rebuild::in_use;
 use super::{live_read_model_dir, AuditError, ScratchReadModel};
 use crate::config::ToolSettings;
 use crate::domain::Customer;
-use crate::projection::{apply_record, LogPosition};
+use crate::projection::{BatchApplier, LogPosition};
 use crate::read_model::{ReadModel, RejectedEvent};
 use rdkafka::message::Message;
 use serde::Serialize;
@@ -76,14 +76,11 @@ pub async fn audit(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
         let scratch = ScratchReadModel::create(scratch_dir)?;
         let applied = LogPosition::from_next_offsets(live.next_offsets()?);
         let ends = replay_ends(&reader(&event_log)?, &event_log.topic, Some(&applied))?;
+        let mut applier = BatchApplier::new(&scratch.model);
         let events_read = replay(&event_log, &ends, |message| {
-            Ok(apply_record(
-                &scratch.model,
-                message.partition(),
-                message.offset(),
-                message.payload(),
-            )?)
+            Ok(applier.push(message.partition(), message.offset(), message.payload())?)
         })?;
+        applier.finish()?;
         let mut report = compare(&scratch.model, &live)?;
         report.events_read = events_read;
         report.position = applied.to_string();

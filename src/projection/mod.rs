@@ -12,10 +12,13 @@ pub use position::LogPosition;
 pub use progress::ProjectionProgress;
 
 use crate::domain::{EventDecodeError, RegistryEvent};
-use crate::read_model::{ApplyOutcome, ReadModel, ReadModelError, RejectionKind};
+use crate::read_model::{
+    ApplyOutcome, LogRecord, ReadModel, ReadModelError, RecordChange, RejectionKind,
+};
+use futures::FutureExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -32,6 +35,9 @@ pub enum ProjectionError {
     /// The read model failed; applying more would risk its consistency.
     #[error(transparent)]
     ReadModel(#[from] ReadModelError),
+    /// The projector's blocking work was cancelled (the runtime is shutting down).
+    #[error("the projector was stopped mid-batch")]
+    Stopped,
     /// The read model has applied records the log no longer has.
     #[error(
         "the read model has applied partition {partition} up to offset {next}, but the log ends at \
@@ -65,7 +71,7 @@ fn assignment(
 }
 
 /// How long a look for new partitions waits for metadata.
-const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long start-up waits for a partition's offsets.
 const WATERMARK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -148,7 +154,11 @@ impl Projector {
                 _ = shutdown.changed() => return Ok(()),
                 _ = partition_check.tick() => self.assign_new_partitions().await?,
                 received = self.consumer.recv() => match received {
-                    Ok(message) => self.project(&message)?,
+                    Ok(message) => {
+                        let first = decode_record(message.partition(), message.offset(), message.payload());
+                        drop(message);
+                        self.project_batch(first).await?;
+                    }
                     // librdkafka reconnects by itself; a broker outage shows up here meanwhile.
                     Err(error) => tracing::warn!(%error, "consuming the event log failed; retrying"),
                 },
@@ -191,46 +201,52 @@ impl Projector {
         Ok(())
     }
 
-    fn project(&self, message: &BorrowedMessage<'_>) -> Result<(), ProjectionError> {
-        let (partition, offset) = (message.partition(), message.offset());
-        apply_record(&self.read_model, partition, offset, message.payload())?;
+    /// Applies `first` and every record already waiting behind it (up to [`MAX_BATCH`]) in one
+    /// transaction, makes the batch durable, and only then announces the new position: a 201 that
+    /// waited for it can never name a customer a crash could take back.
+    async fn project_batch(&self, first: LogRecord) -> Result<(), ProjectionError> {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match self.consumer.recv().now_or_never() {
+                Some(Ok(message)) => batch.push(decode_record(
+                    message.partition(),
+                    message.offset(),
+                    message.payload(),
+                )),
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "consuming the event log failed; retrying");
+                    break;
+                }
+                None => break,
+            }
+        }
+        let read_model = self.read_model.clone();
+        let applied = tokio::task::spawn_blocking(move || {
+            apply_records(&read_model, &batch)?;
+            Ok::<_, ReadModelError>(batch)
+        })
+        .await
+        .map_err(|_| ProjectionError::Stopped)??;
+        self.read_model.flush().await?;
         self.progress.send_modify(|next| {
-            next.insert(partition, offset + 1);
+            for record in &applied {
+                let at = next.entry(record.partition).or_insert(0);
+                *at = (*at).max(record.offset + 1);
+            }
         });
         Ok(())
     }
 }
 
-/// Applies the record at `partition`/`offset` to `read_model`: the event it holds, or, when it
-/// holds none this build applies, its rejection. The one rule of projection, shared by the live
-/// projector and by rebuilds and audits.
-///
-/// # Errors
-/// [`ReadModelError`] when sled fails.
-pub fn apply_record(
-    read_model: &ReadModel,
-    partition: i32,
-    offset: i64,
-    payload: Option<&[u8]>,
-) -> Result<(), ReadModelError> {
+/// What the record at `partition`/`offset` asks of the read model: the event it holds, or, when
+/// it holds none this build applies, its rejection.
+pub fn decode_record(partition: i32, offset: i64, payload: Option<&[u8]>) -> LogRecord {
     let decoded = match payload {
         Some(bytes) => RegistryEvent::decode(bytes),
         None => Err(EventDecodeError::Empty),
     };
-    match decoded {
-        Ok(RegistryEvent::CustomerCreated(created)) => {
-            match read_model.apply_customer_created(&created, partition, offset)? {
-                ApplyOutcome::Applied => {}
-                ApplyOutcome::Duplicate => tracing::debug!(
-                    partition, offset, event = %created.event_id,
-                    "event already applied; nothing changed"
-                ),
-                ApplyOutcome::Conflict => tracing::warn!(
-                    partition, offset, customer = %created.customer.id, event = %created.event_id,
-                    "conflict: another event already created this customer; recorded and skipped"
-                ),
-            }
-        }
+    let change = match decoded {
+        Ok(RegistryEvent::CustomerCreated(created)) => RecordChange::Created(Box::new(created)),
         Err(error) => {
             let kind = match error {
                 EventDecodeError::UnknownType(_) => RejectionKind::UnknownType,
@@ -239,9 +255,91 @@ pub fn apply_record(
                     RejectionKind::Malformed
                 }
             };
-            tracing::error!(partition, offset, reason = %error, "rejected a record the projector cannot apply; recorded and skipped");
-            read_model.reject_record(partition, offset, kind, &error.to_string())?;
+            RecordChange::Rejected {
+                kind,
+                reason: error.to_string(),
+            }
+        }
+    };
+    LogRecord {
+        partition,
+        offset,
+        change,
+    }
+}
+
+/// Applies `records` to `read_model` in one transaction and logs what deserves a look. The one
+/// rule of projection, shared by the live projector and by rebuilds, audits and exports.
+///
+/// # Errors
+/// [`ReadModelError`] when sled fails.
+pub fn apply_records(read_model: &ReadModel, records: &[LogRecord]) -> Result<(), ReadModelError> {
+    let outcomes = read_model.apply_batch(records)?;
+    for (record, outcome) in records.iter().zip(outcomes) {
+        let (partition, offset) = (record.partition, record.offset);
+        match (&record.change, outcome) {
+            (RecordChange::Created(created), ApplyOutcome::Duplicate) => tracing::debug!(
+                partition, offset, event = %created.event_id,
+                "event already applied; nothing changed"
+            ),
+            (RecordChange::Created(created), ApplyOutcome::Conflict) => tracing::warn!(
+                partition, offset, customer = %created.customer.id, event = %created.event_id,
+                "conflict: another event already created this customer; recorded and skipped"
+            ),
+            (RecordChange::Rejected { reason, .. }, _) => tracing::error!(
+                partition, offset, %reason,
+                "rejected a record the projector cannot apply; recorded and skipped"
+            ),
+            _ => {}
         }
     }
     Ok(())
 }
+
+/// Applies a replay's records in batches of [`MAX_BATCH`].
+pub struct BatchApplier<'a> {
+    read_model: &'a ReadModel,
+    pending: Vec<LogRecord>,
+}
+
+impl<'a> BatchApplier<'a> {
+    /// A batcher over `read_model`.
+    pub fn new(read_model: &'a ReadModel) -> Self {
+        Self {
+            read_model,
+            pending: Vec::with_capacity(MAX_BATCH),
+        }
+    }
+
+    /// Queues the record at `partition`/`offset`, applying the batch when it is full.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails.
+    pub fn push(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        payload: Option<&[u8]>,
+    ) -> Result<(), ReadModelError> {
+        self.pending.push(decode_record(partition, offset, payload));
+        if self.pending.len() >= MAX_BATCH {
+            self.finish()?;
+        }
+        Ok(())
+    }
+
+    /// Applies what is queued.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails.
+    pub fn finish(&mut self) -> Result<(), ReadModelError> {
+        if !self.pending.is_empty() {
+            apply_records(self.read_model, &self.pending)?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+}
+
+/// The most records applied in one transaction.
+pub const MAX_BATCH: usize = 1_000;

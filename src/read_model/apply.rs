@@ -9,51 +9,80 @@ use super::{decode_count, ReadModel, ReadModelError};
 use crate::domain::{Customer, CustomerCreated, CustomerId, TextField};
 use chrono::Utc;
 use sled::transaction::{ConflictableTransactionError, Transactional};
+use std::collections::BTreeMap;
 
-/// What applying a `CustomerCreated` did.
+/// What one record of the log asks of the read model.
+#[derive(Debug, Clone)]
+pub enum RecordChange {
+    /// Apply this event.
+    Created(Box<CustomerCreated>),
+    /// Record that the record could not be applied, and why.
+    Rejected {
+        /// The kind of failure.
+        kind: RejectionKind,
+        /// The details, in words.
+        reason: String,
+    },
+}
+
+/// A record's change, with where it is in the log.
+#[derive(Debug, Clone)]
+pub struct LogRecord {
+    /// The record's partition.
+    pub partition: i32,
+    /// The record's offset.
+    pub offset: i64,
+    /// What it asks.
+    pub change: RecordChange,
+}
+
+/// What applying a record did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApplyOutcome {
     /// The customer is new and now in the read model.
     Applied,
     /// This event was applied before (a producer retry, a replayed range, a racing idempotent
-    /// create): nothing changed.
+    /// create): nothing changed but the customer's history.
     Duplicate,
     /// Another event already created a customer with this id: this one was kept out and recorded
     /// in `rejected_events`.
     Conflict,
+    /// The record was recorded in `rejected_events` (or had been already).
+    Rejected,
+}
+
+/// Everything one record writes, worked out before the transaction (which may run more than once).
+struct Prepared<'a> {
+    record: &'a LogRecord,
+    writes: PreparedWrites,
+}
+
+enum PreparedWrites {
+    Created {
+        event_key: [u8; 16],
+        id_key: [u8; 16],
+        json: Vec<u8>,
+        order_key: [u8; keys::ORDER_KEY_LEN],
+        account_key: Vec<u8>,
+        account_count_key: [u8; 4],
+        text_keys: Vec<Vec<u8>>,
+        history_key: [u8; 28],
+        conflict: Vec<u8>,
+    },
+    Rejected {
+        rejection: Vec<u8>,
+    },
 }
 
 impl ReadModel {
-    /// Applies `created`, read at `partition`/`offset`, and records `offset + 1` as the
-    /// partition's next offset, atomically. Idempotent by event id.
+    /// Applies `records` in one sled transaction, together with each partition's next offset:
+    /// after a crash either all of them and their offsets are there, or none. Idempotent by event
+    /// id; counts and offsets are written once per batch, not once per record.
     ///
     /// # Errors
     /// [`ReadModelError`] when sled fails.
-    pub fn apply_customer_created(
-        &self,
-        created: &CustomerCreated,
-        partition: i32,
-        offset: i64,
-    ) -> Result<ApplyOutcome, ReadModelError> {
-        let customer = &created.customer;
-        let event_key = created.event_id.as_bytes();
-        let id_key = customer.id.as_bytes();
-        let json = serde_json::to_vec(customer).expect("a customer always serialises");
-        let order_key = keys::order_key(customer);
-        let account_key = keys::account_key(customer);
-        let account_count_key = keys::account_prefix(customer.details.account_id);
-        let text_keys = text_index_keys(customer);
-        let conflict = serde_json::to_vec(&RejectedEvent {
-            partition,
-            offset,
-            kind: RejectionKind::Conflict,
-            reason: format!(
-                "event {} creates customer {}, which another event already created",
-                created.event_id, customer.id
-            ),
-            rejected_at: Utc::now(),
-        })
-        .expect("a rejection always serialises");
+    pub fn apply_batch(&self, records: &[LogRecord]) -> Result<Vec<ApplyOutcome>, ReadModelError> {
+        let prepared: Vec<Prepared<'_>> = records.iter().map(prepare).collect();
         let trees = (
             &self.customers,
             &self.by_created,
@@ -65,8 +94,7 @@ impl ReadModel {
             &self.rejected_events,
             &self.offsets,
         );
-        let history_key = keys::history_key(customer.id, partition, offset);
-        let outcome = trees.transaction(
+        let outcomes = trees.transaction(
             |(
                 customers,
                 by_created,
@@ -78,42 +106,94 @@ impl ReadModel {
                 rejected,
                 offsets,
             )| {
-                let outcome = if applied.get(event_key)?.is_some() {
-                    // The same event again is still a record of this customer's history.
-                    history.insert(&history_key, &[])?;
-                    ApplyOutcome::Duplicate
-                } else if customers.get(id_key)?.is_some() {
-                    rejected.insert(&rejected_key(partition, offset), conflict.as_slice())?;
-                    ApplyOutcome::Conflict
-                } else {
-                    customers.insert(id_key, json.as_slice())?;
-                    applied.insert(event_key, id_key)?;
-                    history.insert(&history_key, &[])?;
-                    by_created.insert(&order_key, &[])?;
-                    by_account.insert(account_key.as_slice(), &[])?;
-                    for key in &text_keys {
-                        text_index.insert(key.as_slice(), &[])?;
-                    }
-                    for count_key in [keys::COUNT_ALL, &account_count_key] {
-                        let count = match counts.get(count_key)? {
-                            Some(bytes) => {
-                                decode_count(&bytes).map_err(ConflictableTransactionError::Abort)?
+                let mut outcomes = Vec::with_capacity(prepared.len());
+                let mut added: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+                let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
+                for Prepared { record, writes } in &prepared {
+                    let outcome = match writes {
+                        PreparedWrites::Created {
+                            event_key,
+                            id_key,
+                            json,
+                            order_key,
+                            account_key,
+                            account_count_key,
+                            text_keys,
+                            history_key,
+                            conflict,
+                        } => {
+                            if applied.get(event_key)?.is_some() {
+                                // The same event again is still a record of this customer.
+                                history.insert(history_key, &[])?;
+                                ApplyOutcome::Duplicate
+                            } else if customers.get(id_key)?.is_some() {
+                                let key = rejected_key(record.partition, record.offset);
+                                rejected.insert(&key, conflict.as_slice())?;
+                                ApplyOutcome::Conflict
+                            } else {
+                                customers.insert(id_key, json.as_slice())?;
+                                applied.insert(event_key, id_key)?;
+                                history.insert(history_key, &[])?;
+                                by_created.insert(order_key, &[])?;
+                                by_account.insert(account_key.as_slice(), &[])?;
+                                for key in text_keys {
+                                    text_index.insert(key.as_slice(), &[])?;
+                                }
+                                *added.entry(keys::COUNT_ALL.to_vec()).or_default() += 1;
+                                *added.entry(account_count_key.to_vec()).or_default() += 1;
+                                ApplyOutcome::Applied
                             }
-                            None => 0,
-                        };
-                        counts.insert(count_key, &(count + 1).to_be_bytes())?;
-                    }
-                    ApplyOutcome::Applied
-                };
-                offsets.insert(&keys::partition_key(partition), &(offset + 1).to_be_bytes())?;
-                Ok(outcome)
+                        }
+                        PreparedWrites::Rejected { rejection } => {
+                            let key = rejected_key(record.partition, record.offset);
+                            if rejected.get(key)?.is_none() {
+                                rejected.insert(&key, rejection.as_slice())?;
+                            }
+                            ApplyOutcome::Rejected
+                        }
+                    };
+                    outcomes.push(outcome);
+                    let next = next_offsets.entry(record.partition).or_insert(0);
+                    *next = (*next).max(record.offset + 1);
+                }
+                for (count_key, more) in &added {
+                    let count = match counts.get(count_key)? {
+                        Some(bytes) => {
+                            decode_count(&bytes).map_err(ConflictableTransactionError::Abort)?
+                        }
+                        None => 0,
+                    };
+                    counts.insert(count_key.as_slice(), &(count + more).to_be_bytes())?;
+                }
+                for (partition, next) in &next_offsets {
+                    offsets.insert(&keys::partition_key(*partition), &next.to_be_bytes())?;
+                }
+                Ok(outcomes)
             },
         )?;
-        Ok(outcome)
+        Ok(outcomes)
     }
 
-    /// Records that the record at `partition`/`offset` was rejected, and moves past it,
-    /// atomically. Recording the same record again changes nothing.
+    /// Applies `created`, read at `partition`/`offset`: [`ReadModel::apply_batch`] of one.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails.
+    pub fn apply_customer_created(
+        &self,
+        created: &CustomerCreated,
+        partition: i32,
+        offset: i64,
+    ) -> Result<ApplyOutcome, ReadModelError> {
+        let record = LogRecord {
+            partition,
+            offset,
+            change: RecordChange::Created(Box::new(created.clone())),
+        };
+        Ok(self.apply_batch(&[record])?[0])
+    }
+
+    /// Records that the record at `partition`/`offset` was rejected and moves past it:
+    /// [`ReadModel::apply_batch`] of one. Recording the same record again changes nothing.
     ///
     /// # Errors
     /// [`ReadModelError`] when sled fails.
@@ -124,22 +204,15 @@ impl ReadModel {
         kind: RejectionKind,
         reason: &str,
     ) -> Result<(), ReadModelError> {
-        let rejection = serde_json::to_vec(&RejectedEvent {
-            partition,
-            offset,
+        let change = RecordChange::Rejected {
             kind,
             reason: reason.to_owned(),
-            rejected_at: Utc::now(),
-        })
-        .expect("a rejection always serialises");
-        (&self.rejected_events, &self.offsets).transaction(|(rejected, offsets)| {
-            let key = rejected_key(partition, offset);
-            if rejected.get(key)?.is_none() {
-                rejected.insert(&key, rejection.as_slice())?;
-            }
-            offsets.insert(&keys::partition_key(partition), &(offset + 1).to_be_bytes())?;
-            Ok::<_, ConflictableTransactionError<ReadModelError>>(())
-        })?;
+        };
+        self.apply_batch(&[LogRecord {
+            partition,
+            offset,
+            change,
+        }])?;
         Ok(())
     }
 
@@ -174,6 +247,49 @@ impl ReadModel {
             })
             .collect()
     }
+}
+
+fn prepare(record: &LogRecord) -> Prepared<'_> {
+    let rejected_at = Utc::now();
+    let writes = match &record.change {
+        RecordChange::Created(created) => {
+            let customer = &created.customer;
+            let conflict = RejectedEvent {
+                partition: record.partition,
+                offset: record.offset,
+                kind: RejectionKind::Conflict,
+                reason: format!(
+                    "event {} creates customer {}, which another event already created",
+                    created.event_id, customer.id
+                ),
+                rejected_at,
+            };
+            PreparedWrites::Created {
+                event_key: *created.event_id.as_bytes(),
+                id_key: *customer.id.as_bytes(),
+                json: serde_json::to_vec(customer).expect("a customer always serialises"),
+                order_key: keys::order_key(customer),
+                account_key: keys::account_key(customer),
+                account_count_key: keys::account_prefix(customer.details.account_id),
+                text_keys: text_index_keys(customer),
+                history_key: keys::history_key(customer.id, record.partition, record.offset),
+                conflict: serde_json::to_vec(&conflict).expect("a rejection always serialises"),
+            }
+        }
+        RecordChange::Rejected { kind, reason } => {
+            let rejection = RejectedEvent {
+                partition: record.partition,
+                offset: record.offset,
+                kind: *kind,
+                reason: reason.clone(),
+                rejected_at,
+            };
+            PreparedWrites::Rejected {
+                rejection: serde_json::to_vec(&rejection).expect("a rejection always serialises"),
+            }
+        }
+    };
+    Prepared { record, writes }
 }
 
 /// Every `text_index` key of `customer`: each present text field, in both scopes.

@@ -28,7 +28,7 @@ mod query;
 mod rejected;
 mod search;
 
-pub use apply::ApplyOutcome;
+pub use apply::{ApplyOutcome, LogRecord, RecordChange};
 pub use planner::Page;
 pub use query::{CustomerQuery, DEFAULT_LIMIT, MAX_LIMIT};
 pub use rejected::{RejectedEvent, RejectionKind};

@@ -1,0 +1,422 @@
+//! The benchmark's load generator (run by `scripts/bench.sh`): HTTP load against a running
+//! registry, the Kafka ceilings (straight produce, bare consume), and query parameters for the
+//! PostgreSQL comparison. Every scenario prints one JSON object on stdout.
+
+mod data;
+
+use clap::{Parser, Subcommand};
+use customer_registry::domain::{
+    Customer, CustomerCreated, CustomerDetails, FieldValue, RegistryEvent,
+};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::{json, Value};
+use std::io::{BufRead, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// PUT `customers` generated customers with `concurrency` clients.
+    Create {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        customers: u64,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Produce the same events straight to Kafka: the ceiling for creates.
+    Produce {
+        #[arg(long)]
+        bootstrap: String,
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        customers: u64,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Read a topic from offset 0 to its end: the ceiling for rebuilds.
+    Consume {
+        #[arg(long)]
+        bootstrap: String,
+        #[arg(long)]
+        topic: String,
+    },
+    /// GET finds (or gets) with parameters drawn from an export, for `duration` seconds.
+    Query {
+        #[arg(long)]
+        url: String,
+        /// JSON Lines export of the registry (`customer-registry export`).
+        #[arg(long)]
+        export: String,
+        /// `lastname`, `email`, `citystate` or `get`.
+        #[arg(long)]
+        kind: String,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Write query parameters drawn from an export as CSV, for PostgreSQL's pgbench.
+    Params {
+        #[arg(long)]
+        export: String,
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    let report = match Cli::parse().scenario {
+        Scenario::Create {
+            url,
+            customers,
+            concurrency,
+            seed,
+        } => create(&url, customers, concurrency, seed).await,
+        Scenario::Produce {
+            bootstrap,
+            topic,
+            customers,
+            concurrency,
+            seed,
+        } => produce(&bootstrap, &topic, customers, concurrency, seed).await,
+        Scenario::Consume { bootstrap, topic } => consume(&bootstrap, &topic),
+        Scenario::Query {
+            url,
+            export,
+            kind,
+            concurrency,
+            seconds,
+        } => {
+            query(
+                &url,
+                &export,
+                &kind,
+                concurrency,
+                Duration::from_secs(seconds),
+            )
+            .await
+        }
+        Scenario::Params { export, count } => {
+            params(&export, count);
+            return;
+        }
+    };
+    println!("{report}");
+}
+
+/// Throughput and latency percentiles of a run.
+fn summary(mut latencies_us: Vec<u32>, elapsed: Duration, errors: u64) -> Value {
+    latencies_us.sort_unstable();
+    let at = |q: f64| {
+        if latencies_us.is_empty() {
+            0.0
+        } else {
+            let index =
+                ((latencies_us.len() as f64 * q).ceil() as usize).clamp(1, latencies_us.len()) - 1;
+            f64::from(latencies_us[index]) / 1000.0
+        }
+    };
+    json!({
+        "count": latencies_us.len(),
+        "errors": errors,
+        "seconds": elapsed.as_secs_f64(),
+        "perSecond": latencies_us.len() as f64 / elapsed.as_secs_f64(),
+        "p50Ms": at(0.50),
+        "p99Ms": at(0.99),
+        "p999Ms": at(0.999),
+    })
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("an HTTP client")
+}
+
+async fn create(url: &str, customers: u64, concurrency: usize, seed: u64) -> Value {
+    let next = Arc::new(AtomicU64::new(0));
+    let client = http_client();
+    let started = Instant::now();
+    let progress = indicatif::ProgressBar::new(customers);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{pos}/{len} customers loaded  {per_sec}  ETA {eta}",
+        )
+        .expect("a valid template"),
+    );
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (next, client, url, progress) = (
+                next.clone(),
+                client.clone(),
+                format!("{url}/api/v01/customers"),
+                progress.clone(),
+            );
+            tokio::spawn(async move {
+                let (mut latencies, mut errors) = (Vec::new(), 0u64);
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= customers {
+                        return (latencies, errors);
+                    }
+                    let body = data::customer(seed, n);
+                    let sent = Instant::now();
+                    match client.put(&url).json(&body).send().await {
+                        Ok(response) if response.status().as_u16() == 201 => {
+                            latencies.push(sent.elapsed().as_micros() as u32);
+                            progress.inc(1);
+                        }
+                        _ => errors += 1,
+                    }
+                }
+            })
+        })
+        .collect();
+    let (latencies, errors) = gather(workers).await;
+    progress.finish_and_clear();
+    summary(latencies, started.elapsed(), errors)
+}
+
+async fn produce(
+    bootstrap: &str,
+    topic: &str,
+    customers: u64,
+    concurrency: usize,
+    seed: u64,
+) -> Value {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "2")
+        .create()
+        .expect("a producer");
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (next, producer, topic) = (next.clone(), producer.clone(), topic.to_owned());
+            tokio::spawn(async move {
+                let (mut latencies, mut errors) = (Vec::new(), 0u64);
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= customers {
+                        return (latencies, errors);
+                    }
+                    let event = event_for(&data::customer(seed, n));
+                    let (key, payload) = (event.customer_id().to_string(), event.encode());
+                    let sent = Instant::now();
+                    let record = FutureRecord::to(&topic).key(&key).payload(&payload);
+                    match producer.send(record, Duration::from_secs(30)).await {
+                        Ok(_) => latencies.push(sent.elapsed().as_micros() as u32),
+                        Err(_) => errors += 1,
+                    }
+                }
+            })
+        })
+        .collect();
+    let (latencies, errors) = gather(workers).await;
+    summary(latencies, started.elapsed(), errors)
+}
+
+/// The event the registry would write for `body`.
+fn event_for(body: &Value) -> RegistryEvent {
+    let fields = body
+        .as_object()
+        .expect("generated customers are objects")
+        .iter()
+        .map(|(name, value)| {
+            let value = match value {
+                Value::Number(number) => {
+                    FieldValue::Integer(number.as_i64().expect("generated numbers are integers"))
+                }
+                Value::String(text) => FieldValue::Text(text.clone()),
+                _ => FieldValue::Null,
+            };
+            (name.clone(), value)
+        });
+    let details = CustomerDetails::parse(fields).expect("generated customers are valid");
+    RegistryEvent::CustomerCreated(CustomerCreated::new(Customer::register(details)))
+}
+
+fn consume(bootstrap: &str, topic: &str) -> Value {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "customer-registry.bench")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("a consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining = 0i64;
+    for partition in metadata.topics()[0].partitions() {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition.id(), Duration::from_secs(10))
+            .expect("watermarks");
+        assignment
+            .add_partition_offset(topic, partition.id(), Offset::Offset(low))
+            .expect("assignment");
+        remaining += high - low;
+    }
+    consumer.assign(&assignment).expect("assign");
+    let total = remaining;
+    let started = Instant::now();
+    while remaining > 0 {
+        if let Some(Ok(_)) = consumer.poll(Duration::from_secs(10)) {
+            remaining -= 1;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    json!({"count": total, "seconds": seconds, "perSecond": total as f64 / seconds})
+}
+
+fn read_export(path: &str) -> Vec<Value> {
+    let file = std::fs::File::open(path).expect("the export");
+    std::io::BufReader::new(file)
+        .lines()
+        .map(|line| serde_json::from_str(&line.expect("a line")).expect("a customer"))
+        .collect()
+}
+
+/// The path of one request of `kind`, drawn from `customer`.
+fn request_path(kind: &str, customer: &Value) -> Option<String> {
+    let text = |name: &str| customer[name].as_str().map(urlencoding);
+    let account = customer["accountId"].as_u64()?;
+    Some(match kind {
+        "lastname" => {
+            let prefix: String = customer["lastName"].as_str()?.chars().take(3).collect();
+            format!(
+                "/api/v01/customers?accountId={account}&lastName={}",
+                urlencoding(&prefix)
+            )
+        }
+        "email" => format!(
+            "/api/v01/customers?accountId={account}&email={}",
+            text("email")?
+        ),
+        "citystate" => format!(
+            "/api/v01/customers?accountId={account}&city={}&state={}",
+            text("city")?,
+            text("state")?
+        ),
+        "get" => format!("/api/v01/customers/{}", customer["id"].as_str()?),
+        other => panic!("unknown query kind {other}"),
+    })
+}
+
+fn urlencoding(value: &str) -> String {
+    value
+        .bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (byte as char).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+async fn query(
+    url: &str,
+    export: &str,
+    kind: &str,
+    concurrency: usize,
+    duration: Duration,
+) -> Value {
+    let customers = read_export(export);
+    let mut rng = data::Rng::new(7);
+    let paths: Arc<Vec<String>> = Arc::new(
+        (0..10_000)
+            .filter_map(|_| {
+                request_path(
+                    kind,
+                    &customers[(rng.next_u64() % customers.len() as u64) as usize],
+                )
+            })
+            .collect(),
+    );
+    let client = http_client();
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|worker| {
+            let (paths, client, url) = (paths.clone(), client.clone(), url.to_owned());
+            tokio::spawn(async move {
+                let (mut latencies, mut errors) = (Vec::new(), 0u64);
+                let mut n = worker;
+                while started.elapsed() < duration {
+                    let path = &paths[n % paths.len()];
+                    n += concurrency;
+                    let sent = Instant::now();
+                    match client.get(format!("{url}{path}")).send().await {
+                        Ok(response) if response.status().is_success() => {
+                            let _ = response.bytes().await;
+                            latencies.push(sent.elapsed().as_micros() as u32);
+                        }
+                        _ => errors += 1,
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let (latencies, errors) = gather(workers).await;
+    summary(latencies, started.elapsed(), errors)
+}
+
+fn params(export: &str, count: usize) {
+    let customers = read_export(export);
+    let mut rng = data::Rng::new(7);
+    let mut out = std::io::stdout().lock();
+    for n in 1..=count {
+        let customer = &customers[(rng.next_u64() % customers.len() as u64) as usize];
+        let field = |name: &str| {
+            customer[name]
+                .as_str()
+                .unwrap_or("")
+                .replace(['\t', '\n'], " ")
+        };
+        let last3: String = field("lastName").chars().take(3).collect();
+        writeln!(
+            out,
+            "{n}\t{}\t{}\t{}\t{}\t{}\t{}",
+            customer["accountId"],
+            last3,
+            field("email"),
+            field("city"),
+            field("state"),
+            field("id")
+        )
+        .expect("writing params");
+    }
+}
+
+async fn gather(workers: Vec<tokio::task::JoinHandle<(Vec<u32>, u64)>>) -> (Vec<u32>, u64) {
+    let (mut latencies, mut errors) = (Vec::new(), 0);
+    for worker in workers {
+        let (worker_latencies, worker_errors) = worker.await.expect("a worker");
+        latencies.extend(worker_latencies);
+        errors += worker_errors;
+    }
+    (latencies, errors)
+}
