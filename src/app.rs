@@ -1,6 +1,7 @@
 //! Wires the parts together: read model, topic, event log, projector and HTTP server, and stops
 //! them in order on SIGTERM or SIGINT.
 
+use crate::audit::log::HistoryReader;
 use crate::config::ServeSettings;
 use crate::http::{self, ApiState};
 use crate::projection::{ProjectionError, Projector};
@@ -14,7 +15,7 @@ use tokio::task::JoinHandle;
 
 /// How long shutdown lets requests in flight finish. With the producer flush after it, shutdown
 /// stays well inside 10 s.
-const SERVER_DRAIN_TIMEOUT: Duration = Duration::from_secs(6);
+const SERVER_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long shutdown waits for the producer to confirm records still in flight.
 const PRODUCER_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -102,7 +103,7 @@ impl Application {
             read_model: read_model.clone(),
             progress,
             catch_up_wait: settings.projection_wait(),
-            event_log: settings.event_log.clone(),
+            history: Arc::new(HistoryReader::new(settings.event_log.clone())),
         });
         let (stop_server, mut server_stopped) = watch::channel(false);
         let (address, server) = warp::serve(routes)
@@ -162,7 +163,13 @@ impl Application {
             None => self.projector.await,
         };
         let event_log = self.event_log;
-        tokio::task::spawn_blocking(move || event_log.flush(PRODUCER_FLUSH_TIMEOUT)).await??;
+        let flushed =
+            tokio::task::spawn_blocking(move || event_log.flush(PRODUCER_FLUSH_TIMEOUT)).await?;
+        if let Err(error) = flushed {
+            // Records still unconfirmed were never acknowledged to a client; their creates
+            // answered 503 or will be retried. The read model must still be persisted.
+            tracing::warn!(%error, "the producer could not flush before shutdown");
+        }
         self.read_model.flush().await?;
         projector_outcome??;
         tracing::info!("stopped");

@@ -125,6 +125,14 @@ async fn rebuild_swaps_in_a_read_model_with_the_same_answers_and_audit_finds_tam
         report["mismatched"][0]["logDigest"],
         report["mismatched"][0]["readModelDigest"]
     );
+
+    // A rebuild repairs it: the log is the truth.
+    let repaired = tool(&["rebuild"], &bootstrap, &topic, &data_dir);
+    assert_eq!(repaired.status.code(), Some(0), "{}", text(&repaired));
+    let healthy = tool(&["audit"], &bootstrap, &topic, &data_dir);
+    assert_eq!(healthy.status.code(), Some(0), "{}", text(&healthy));
+    let registry = Registry::start(&bootstrap, &topic, &data_dir);
+    assert_eq!(get(&registry, "/api/v01/customers").await, before[0]);
 }
 
 #[tokio::test]
@@ -195,7 +203,7 @@ async fn tail_prints_the_events_created_after_it_started() {
     let topic = unique_topic("tail");
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::start(&bootstrap, &topic, &dir.path().join("data"));
-    create_batch(&registry, 95, &["Earlier"]).await;
+    create_batch(&registry, 96, &["Earlier"]).await;
 
     let out_path = dir.path().join("tail.out");
     let err_path = dir.path().join("tail.err");
@@ -251,4 +259,45 @@ async fn tail_prints_the_events_created_after_it_started() {
         );
     }
     find_eventually(&registry, "/api/v01/customers", 4).await;
+}
+
+#[tokio::test]
+async fn tools_refuse_what_they_cannot_do_with_exit_code_2() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("tool-errors");
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let registry = Registry::start(&bootstrap, &topic, &data_dir);
+    create_batch(&registry, 97, &["Only"]).await;
+    assert!(registry.stop());
+
+    let empty = tool(
+        &["audit"],
+        &bootstrap,
+        &topic,
+        &dir.path().join("nothing-here"),
+    );
+    assert_eq!(empty.status.code(), Some(2), "{}", text(&empty));
+    let typo = format!("{topic}-typo");
+    for command in ["rebuild", "audit"] {
+        let refused = tool(&[command], &bootstrap, &typo, &data_dir);
+        assert_eq!(
+            refused.status.code(),
+            Some(2),
+            "{command}: {}",
+            text(&refused)
+        );
+        assert!(
+            text(&refused).contains("does not exist"),
+            "{}",
+            text(&refused)
+        );
+    }
+    let registry = Registry::start(&bootstrap, &topic, &data_dir);
+    let (_, customers) = get(&registry, "/api/v01/customers").await;
+    assert_eq!(
+        customers.as_array().unwrap().len(),
+        1,
+        "the read model survived the typo"
+    );
 }

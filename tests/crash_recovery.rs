@@ -53,20 +53,22 @@ async fn kill_9_under_load_loses_nothing_and_doubles_nothing() {
             create_all(
                 &target,
                 71,
-                (8, 25, Duration::ZERO),
+                // Paced so that the load outlasts every kill: each lands on a busy service.
+                (8, 30, Duration::from_millis(200)),
                 Duration::from_secs(240),
             )
             .await
         }
     });
-    for _ in 0..KILLS {
+    for kill in 1..=KILLS {
         tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(!load.is_finished(), "kill {kill} would hit an idle service");
         registry.kill();
         registry = Registry::start(&bootstrap, &topic, &data_dir);
         target.set(&registry.base_url);
     }
     let outcome = load.await.unwrap();
-    assert_eq!(outcome.acknowledged.len(), 8 * 25);
+    assert_eq!(outcome.acknowledged.len(), 8 * 30);
 
     let (status, customers) = get(&registry, "/api/v01/customers?accountId=71&limit=1000").await;
     assert_eq!(status, 200);

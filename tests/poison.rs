@@ -70,4 +70,25 @@ async fn poison_records_are_listed_as_rejected_and_the_projector_goes_on() {
     assert_eq!(again.as_array().unwrap().len(), 4);
     let (_, customers) = get(&registry, "/api/v01/customers?accountId=4").await;
     assert_eq!(customers, json!([before, after]));
+    assert!(registry.stop());
+
+    // An audit replays the same records to the same verdicts, and says so.
+    let audit = std::process::Command::new(env!("CARGO_BIN_EXE_customer-registry"))
+        .args([
+            "audit",
+            "--json",
+            "--kafka-bootstrap",
+            &bootstrap,
+            "--topic",
+            &topic,
+        ])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&audit.stderr);
+    assert_eq!(audit.status.code(), Some(0), "{stderr}");
+    let report: Value = serde_json::from_slice(&audit.stdout).unwrap();
+    assert_eq!(report["rejectedEvents"].as_array().unwrap().len(), 4);
+    assert_eq!(report["rejectedEventsMatch"], true);
 }

@@ -11,6 +11,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// How long a read waits for the broker.
@@ -66,30 +67,57 @@ pub fn reader(settings: &EventLogSettings) -> Result<BaseConsumer, AuditError> {
         .create()?)
 }
 
-/// The records at `positions` (partition, offset), in that order. A blocking call.
-///
-/// # Errors
-/// [`AuditError::Kafka`] when the broker cannot be read, [`AuditError::Missing`] when a record is
-/// no longer in the log.
-pub fn read_at(
-    settings: &EventLogSettings,
+/// Reads single records back for customers' histories, over one long-lived consumer: requests
+/// take turns on it, so a burst of history requests costs one connection, not one per request.
+pub struct HistoryReader {
+    settings: EventLogSettings,
+    consumer: Mutex<Option<BaseConsumer>>,
+}
+
+impl HistoryReader {
+    /// A reader of `settings.topic`; it connects on first use.
+    pub fn new(settings: EventLogSettings) -> Self {
+        Self {
+            settings,
+            consumer: Mutex::new(None),
+        }
+    }
+
+    /// The records at `positions` (partition, offset), in that order. A blocking call.
+    ///
+    /// # Errors
+    /// [`AuditError::Kafka`] when the broker cannot be read, [`AuditError::TimedOut`] when it does
+    /// not answer in time, [`AuditError::Missing`] when a record is no longer in the log.
+    pub fn read_at(&self, positions: &[(i32, i64)]) -> Result<Vec<PublishedRecord>, AuditError> {
+        let mut guard = self.consumer.lock().unwrap_or_else(PoisonError::into_inner);
+        let consumer = match guard.take() {
+            Some(consumer) => consumer,
+            None => reader(&self.settings)?,
+        };
+        let records = read_records(&consumer, &self.settings.topic, positions);
+        *guard = Some(consumer);
+        records
+    }
+}
+
+fn read_records(
+    consumer: &BaseConsumer,
+    topic: &str,
     positions: &[(i32, i64)],
 ) -> Result<Vec<PublishedRecord>, AuditError> {
-    let consumer = reader(settings)?;
     let mut records = Vec::with_capacity(positions.len());
     for &(partition, offset) in positions {
         let mut assignment = TopicPartitionList::new();
-        assignment.add_partition_offset(&settings.topic, partition, Offset::Offset(offset))?;
+        assignment.add_partition_offset(topic, partition, Offset::Offset(offset))?;
         consumer.assign(&assignment)?;
         let deadline = std::time::Instant::now() + BROKER_TIMEOUT;
         let record = loop {
             if std::time::Instant::now() > deadline {
-                return Err(AuditError::Missing { partition, offset });
+                return Err(AuditError::TimedOut { partition, offset });
             }
             match consumer.poll(Duration::from_millis(200)) {
-                Some(Ok(message))
-                    if message.partition() == partition && message.offset() == offset =>
-                {
+                Some(Ok(message)) if message.partition() != partition => {}
+                Some(Ok(message)) if message.offset() == offset => {
                     break PublishedRecord::of(&message)
                 }
                 Some(Ok(message)) if message.offset() > offset => {

@@ -43,6 +43,14 @@ pub enum AuditError {
         /// Its offset.
         offset: i64,
     },
+    /// The broker did not deliver a record in time.
+    #[error("reading partition {partition}, offset {offset} timed out: the broker did not answer")]
+    TimedOut {
+        /// Its partition.
+        partition: i32,
+        /// Its offset.
+        offset: i64,
+    },
     /// The broker stopped delivering records mid-replay.
     #[error("the replay stalled after {read} of {total} records: the broker stopped answering")]
     Stalled {
@@ -74,6 +82,19 @@ impl AuditError {
 /// The live read model's directory inside a data dir.
 pub fn live_read_model_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("read-model")
+}
+
+/// Refuses a read model built from another log than the one named by the settings.
+fn check_follows(model: &ReadModel, topic: &str, cluster: &str) -> Result<(), AuditError> {
+    match model.bound_log()? {
+        Some((bound_topic, bound_cluster)) if bound_topic != topic || bound_cluster != cluster => {
+            Err(AuditError::Usage(format!(
+                "the read model projects topic {bound_topic:?} on cluster {bound_cluster:?}, not \
+                 topic {topic:?} on cluster {cluster:?}; check --topic and --kafka-bootstrap"
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A scratch read model that deletes its directory when dropped.

@@ -2,11 +2,11 @@
 //! swapped in atomically once complete. A crash mid-way leaves the live one as it was.
 
 use super::log::{reader, replay, replay_ends};
-use super::{live_read_model_dir, AuditError};
+use super::{check_follows, live_read_model_dir, AuditError};
 use crate::config::ToolSettings;
 use crate::projection::BatchApplier;
 use crate::read_model::{ReadModel, ReadModelError};
-use crate::write::ensure_topic;
+use crate::write::existing_topic;
 use rdkafka::message::Message;
 use serde::Serialize;
 use std::ffi::CString;
@@ -32,16 +32,19 @@ struct RebuildReport {
 /// read model cannot be written or swapped in.
 pub async fn rebuild(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
     let started = Instant::now();
-    let layout = ensure_topic(&settings.event_log).await?;
+    let layout = existing_topic(&settings.event_log).await?;
     let live_dir = live_read_model_dir(&settings.data_dir);
     // Holding the live read model open keeps a `serve` from starting on it mid-rebuild, and
     // refuses at once when one already runs.
     let live = if live_dir.exists() {
-        Some(ReadModel::open(&live_dir).map_err(in_use(&settings.data_dir))?)
+        let live = ReadModel::open(&live_dir).map_err(in_use(&settings.data_dir))?;
+        check_follows(&live, &settings.event_log.topic, &layout.cluster_id)?;
+        // Only while holding the live lock is it certain no other rebuild is running.
+        remove_abandoned_rebuilds(&settings.data_dir)?;
+        Some(live)
     } else {
         None
     };
-    remove_abandoned_rebuilds(&settings.data_dir)?;
     let new_dir = settings.data_dir.join(format!(
         "read-model.rebuild-{}",
         uuid::Uuid::now_v7().simple()

@@ -52,7 +52,14 @@ pub async fn tail(settings: &TailSettings) -> Result<ExitCode, AuditError> {
         tokio::select! {
             () = &mut stop => return Ok(ExitCode::SUCCESS),
             received = consumer.recv() => {
-                let message = received?;
+                let message = match received {
+                    Ok(message) => message,
+                    // librdkafka reconnects by itself; say so and keep following.
+                    Err(error) => {
+                        eprintln!("warning: {error}; retrying");
+                        continue;
+                    }
+                };
                 let record = PublishedRecord::of(&message);
                 if settings.wants(&record.event) {
                     let line = serde_json::to_string(&record).expect("a record serialises");

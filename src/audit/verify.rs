@@ -1,14 +1,16 @@
-//! `customer-registry audit`: replays the log into a scratch read model, independently of the
-//! live one, up to the position the live one says it has applied, and compares the two customer by
-//! customer by a canonical digest (SHA-256 of the customer's JSON, fields in contract order).
+//! `customer-registry audit`: replays the whole log into a scratch read model, independently of
+//! the live one, and compares the two customer by customer by a canonical digest (SHA-256 of the
+//! customer's stored JSON, fields in contract order; a stored customer that no longer parses is
+//! digested as it is, and so differs).
 
 use super::log::{reader, replay, replay_ends};
 use super::rebuild::in_use;
-use super::{live_read_model_dir, AuditError, ScratchReadModel};
+use super::{check_follows, live_read_model_dir, AuditError, ScratchReadModel};
 use crate::config::ToolSettings;
-use crate::domain::Customer;
+use crate::domain::CustomerId;
 use crate::projection::{BatchApplier, LogPosition};
 use crate::read_model::{ReadModel, RejectedEvent};
+use crate::write::existing_topic;
 use rdkafka::message::Message;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -32,8 +34,10 @@ struct AuditReport {
     rejected_events: Vec<RejectedEvent>,
     /// Whether the read model lists the same rejected records.
     rejected_events_match: bool,
-    /// The position compared: what the read model says it has applied.
-    position: String,
+    /// The end of the log the replay read to.
+    log_end: String,
+    /// What the read model says it has applied; behind `log_end` when it lags the log.
+    read_model_position: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -67,6 +71,8 @@ pub async fn audit(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
         )));
     }
     let live = ReadModel::open(&live_dir).map_err(in_use(&settings.data_dir))?;
+    let layout = existing_topic(&settings.event_log).await?;
+    check_follows(&live, &settings.event_log.topic, &layout.cluster_id)?;
     let scratch_dir = std::env::temp_dir().join(format!(
         "customer-registry-audit-{}",
         uuid::Uuid::now_v7().simple()
@@ -74,8 +80,7 @@ pub async fn audit(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
     let event_log = settings.event_log.clone();
     let report = tokio::task::spawn_blocking(move || {
         let scratch = ScratchReadModel::create(scratch_dir)?;
-        let applied = LogPosition::from_next_offsets(live.next_offsets()?);
-        let ends = replay_ends(&reader(&event_log)?, &event_log.topic, Some(&applied))?;
+        let ends = replay_ends(&reader(&event_log)?, &event_log.topic, None)?;
         let mut applier = BatchApplier::new(&scratch.model);
         let events_read = replay(&event_log, &ends, |message| {
             Ok(applier.push(message.partition(), message.offset(), message.payload())?)
@@ -83,7 +88,9 @@ pub async fn audit(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
         applier.finish()?;
         let mut report = compare(&scratch.model, &live)?;
         report.events_read = events_read;
-        report.position = applied.to_string();
+        report.log_end = LogPosition::from_next_offsets(ends).to_string();
+        report.read_model_position =
+            LogPosition::from_next_offsets(live.next_offsets()?).to_string();
         Ok::<_, AuditError>(report)
     })
     .await
@@ -104,38 +111,38 @@ pub async fn audit(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
     })
 }
 
-/// Walks both read models in id order, side by side.
+/// Walks both read models' stored customers in id order, side by side.
 fn compare(from_log: &ReadModel, live: &ReadModel) -> Result<AuditReport, AuditError> {
     let mut report = AuditReport::default();
-    let mut log_side = from_log.customers_by_id().peekable();
-    let mut live_side = live.customers_by_id().peekable();
+    let mut log_side = from_log.stored_customers().peekable();
+    let mut live_side = live.stored_customers().peekable();
     loop {
         let order = match (log_side.peek(), live_side.peek()) {
             (None, None) => break,
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
-            (Some(Ok(log)), Some(Ok(held))) => log.id.cmp(&held.id),
+            (Some(Ok((log_id, _))), Some(Ok((held_id, _)))) => log_id.cmp(held_id),
             // Let the error surface below.
             _ => Ordering::Equal,
         };
         match order {
             Ordering::Less => {
-                let log = log_side.next().expect("peeked")?;
+                let (id, log) = log_side.next().expect("peeked")?;
                 report.customers_in_log += 1;
-                report.missing.push(drift(Some(&log), None));
+                report.missing.push(drift(id, Some(&log), None));
             }
             Ordering::Greater => {
-                let held = live_side.next().expect("peeked")?;
+                let (id, held) = live_side.next().expect("peeked")?;
                 report.customers_in_read_model += 1;
-                report.extra.push(drift(None, Some(&held)));
+                report.extra.push(drift(id, None, Some(&held)));
             }
             Ordering::Equal => {
-                let log = log_side.next().expect("peeked")?;
-                let held = live_side.next().expect("peeked")?;
+                let (id, log) = log_side.next().expect("peeked")?;
+                let (_, held) = live_side.next().expect("peeked")?;
                 report.customers_in_log += 1;
                 report.customers_in_read_model += 1;
                 if digest(&log) != digest(&held) {
-                    report.mismatched.push(drift(Some(&log), Some(&held)));
+                    report.mismatched.push(drift(id, Some(&log), Some(&held)));
                 }
             }
         }
@@ -148,22 +155,17 @@ fn compare(from_log: &ReadModel, live: &ReadModel) -> Result<AuditReport, AuditE
     Ok(report)
 }
 
-fn drift(log: Option<&Customer>, held: Option<&Customer>) -> Drift {
-    let id = log
-        .or(held)
-        .map(|customer| customer.id.to_string())
-        .unwrap_or_default();
+fn drift(id: CustomerId, log: Option<&[u8]>, held: Option<&[u8]>) -> Drift {
     Drift {
-        customer_id: id,
+        customer_id: id.to_string(),
         log_digest: log.map(digest),
         read_model_digest: held.map(digest),
     }
 }
 
-/// SHA-256 of the customer's JSON as the API and the contract write it.
-fn digest(customer: &Customer) -> String {
-    let json = serde_json::to_vec(customer).expect("a customer serialises");
-    Sha256::digest(&json)
+/// SHA-256 of a customer's stored JSON, in hex.
+fn digest(stored: &[u8]) -> String {
+    Sha256::digest(stored)
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()
@@ -171,13 +173,10 @@ fn digest(customer: &Customer) -> String {
 
 fn print_report(report: &AuditReport) {
     println!(
-        "replayed {} events up to {}: {} customers in the log, {} in the read model",
+        "replayed {} events (log end {}, read model at {}): {} customers in the log, {} in the read model",
         report.events_read,
-        if report.position.is_empty() {
-            "the start"
-        } else {
-            &report.position
-        },
+        report.log_end,
+        report.read_model_position,
         report.customers_in_log,
         report.customers_in_read_model
     );

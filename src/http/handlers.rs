@@ -4,13 +4,13 @@
 use super::body::{self, BodyStream};
 use super::negotiation::{answer_format, body_format, problem_format, Format};
 use super::{xml, ApiError, ApiState, RequestMeta};
-use crate::audit::log::read_at;
 use crate::domain::{
     Customer, CustomerDetails, CustomerId, FieldError, IdempotencyKey, RuleViolation,
     ValidationErrors,
 };
 use crate::projection::LogPosition;
 use crate::read_model::CustomerQuery;
+use std::sync::Arc;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 
@@ -56,7 +56,7 @@ pub async fn customer_history(id: String, meta: RequestMeta, state: ApiState) ->
 
 /// `GET /api/v01/admin/rejected-events`: records the projector kept out of the read model.
 pub async fn list_rejected_events(meta: RequestMeta, state: ApiState) -> Response {
-    let result = rejected_events(&meta, &state);
+    let result = rejected_events(&meta, &state).await;
     respond(&meta, result)
 }
 
@@ -195,8 +195,8 @@ async fn history(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Respo
     let position = catch_up(meta, state).await?;
     let id = known_customer(id, state)?.id;
     let positions = state.read_model.history_of(id)?;
-    let event_log = state.event_log.clone();
-    let records = tokio::task::spawn_blocking(move || read_at(&event_log, &positions))
+    let history = Arc::clone(&state.history);
+    let records = tokio::task::spawn_blocking(move || history.read_at(&positions))
         .await
         .map_err(|_| ApiError::Internal("the history task was cancelled".into()))?
         .map_err(|error| ApiError::LogUnreadable(error.to_string()))?;
@@ -211,9 +211,12 @@ async fn history(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Respo
     Ok(response)
 }
 
-fn rejected_events(meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> {
+async fn rejected_events(meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> {
     let answer = answer_format(meta.accept.as_deref())?;
-    let rejected = state.read_model.rejected_events()?;
+    let read_model = state.read_model.clone();
+    let rejected = tokio::task::spawn_blocking(move || read_model.rejected_events())
+        .await
+        .map_err(|_| ApiError::Internal("the listing task was cancelled".into()))??;
     let body = match answer {
         Format::Json => serde_json::to_vec(&rejected).expect("rejections always serialise"),
         Format::Xml => xml::rejected_events_document(&rejected).into_bytes(),

@@ -12,7 +12,7 @@ mod xml;
 
 pub use problem::ApiError;
 
-use crate::config::EventLogSettings;
+use crate::audit::log::HistoryReader;
 use crate::domain::AuditTrail;
 use crate::projection::ProjectionProgress;
 use crate::read_model::ReadModel;
@@ -40,8 +40,8 @@ pub struct ApiState {
     pub progress: ProjectionProgress,
     /// How long a read waits for the position in `X-Min-Log-Position`.
     pub catch_up_wait: Duration,
-    /// Where the log is, to read a customer's records back.
-    pub event_log: EventLogSettings,
+    /// Reads a customer's records back from the log.
+    pub history: Arc<HistoryReader>,
 }
 
 /// The request headers the handlers negotiate on, read leniently: an unreadable value counts as

@@ -31,7 +31,7 @@ impl LogPosition {
     pub fn is_reached_by(&self, next_offsets: &BTreeMap<i32, i64>) -> bool {
         self.0
             .iter()
-            .all(|(partition, &wanted)| next_offsets.get(partition).is_some_and(|&at| at >= wanted))
+            .all(|(partition, &wanted)| next_offsets.get(partition).copied().unwrap_or(0) >= wanted)
     }
 
     /// Reads the header form.
@@ -94,6 +94,11 @@ mod tests {
         assert!(wanted.is_reached_by(&BTreeMap::from([(0, 5), (1, 4), (2, 9)])));
         assert!(!wanted.is_reached_by(&BTreeMap::from([(0, 5), (1, 2)])));
         assert!(!wanted.is_reached_by(&BTreeMap::from([(0, 5)])));
+        let nothing_yet = LogPosition::parse("7:0").unwrap();
+        assert!(
+            nothing_yet.is_reached_by(&BTreeMap::new()),
+            "offset 0 asks for nothing"
+        );
     }
 
     #[test]

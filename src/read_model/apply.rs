@@ -5,7 +5,7 @@
 use super::keys;
 use super::rejected::{rejected_key, RejectedEvent, RejectionKind};
 use super::search::search_form;
-use super::{decode_count, ReadModel, ReadModelError};
+use super::{decode_count, decode_customer, ReadModel, ReadModelError};
 use crate::domain::{Customer, CustomerCreated, CustomerId, TextField};
 use chrono::Utc;
 use sled::transaction::{ConflictableTransactionError, Transactional};
@@ -123,9 +123,29 @@ impl ReadModel {
                             conflict,
                         } => {
                             if applied.get(event_key)?.is_some() {
-                                // The same event again is still a record of this customer.
-                                history.insert(history_key, &[])?;
-                                ApplyOutcome::Duplicate
+                                // The same event again (a retry, a racing replica) creates the same
+                                // customer with the same details; its createdAt may differ. Any
+                                // other content under a known event id is a conflict.
+                                let RecordChange::Created(created) = &record.change else {
+                                    unreachable!("created writes come from created records")
+                                };
+                                let same = match customers.get(id_key)? {
+                                    Some(stored) => {
+                                        decode_customer(&stored)
+                                            .map_err(ConflictableTransactionError::Abort)?
+                                            .details
+                                            == created.customer.details
+                                    }
+                                    None => false,
+                                };
+                                if same {
+                                    history.insert(history_key, &[])?;
+                                    ApplyOutcome::Duplicate
+                                } else {
+                                    let key = rejected_key(record.partition, record.offset);
+                                    rejected.insert(&key, conflict.as_slice())?;
+                                    ApplyOutcome::Conflict
+                                }
                             } else if customers.get(id_key)?.is_some() {
                                 let key = rejected_key(record.partition, record.offset);
                                 rejected.insert(&key, conflict.as_slice())?;
@@ -259,7 +279,8 @@ fn prepare(record: &LogRecord) -> Prepared<'_> {
                 offset: record.offset,
                 kind: RejectionKind::Conflict,
                 reason: format!(
-                    "event {} creates customer {}, which another event already created",
+                    "event {} creates customer {}, which exists already from another event or \
+                     with other details",
                     created.event_id, customer.id
                 ),
                 rejected_at,
@@ -369,6 +390,26 @@ mod tests {
             model.next_offsets().unwrap(),
             BTreeMap::from([(0, 1), (1, 8)])
         );
+    }
+
+    #[test]
+    fn a_known_event_id_with_other_details_is_a_conflict() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = ReadModel::open(dir.path()).unwrap();
+        let first = created("Hamilton");
+        model.apply_customer_created(&first, 0, 0).unwrap();
+        let mut altered = first.clone();
+        altered
+            .customer
+            .details
+            .set_text(TextField::LastName, "Burr")
+            .unwrap();
+        assert_eq!(
+            model.apply_customer_created(&altered, 0, 1).unwrap(),
+            ApplyOutcome::Conflict
+        );
+        assert_eq!(model.get(first.customer.id).unwrap(), Some(first.customer));
+        assert_eq!(model.rejected_events().unwrap()[0].offset, 1);
     }
 
     #[test]

@@ -121,6 +121,33 @@ impl ReadModel {
         })
     }
 
+    /// The topic and cluster this read model projects, once it has been bound to a log.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when sled fails.
+    pub fn bound_log(&self) -> Result<Option<(String, String)>, ReadModelError> {
+        let read = |setting: &str| -> Result<Option<String>, ReadModelError> {
+            Ok(self
+                .meta
+                .get(setting)?
+                .map(|value| String::from_utf8_lossy(&value).into_owned()))
+        };
+        Ok(read("topic")?.zip(read("cluster")?))
+    }
+
+    /// Every customer's stored bytes, in id order: what an audit digests, even when they no longer
+    /// parse.
+    pub fn stored_customers(
+        &self,
+    ) -> impl Iterator<Item = Result<(CustomerId, Vec<u8>), ReadModelError>> + '_ {
+        self.customers.iter().map(|entry| {
+            let (key, value) = entry?;
+            let id = keys::customer_id_of(&key)
+                .ok_or_else(|| ReadModelError::Corrupt("a customer key is not 16 bytes".into()))?;
+            Ok((id, value.to_vec()))
+        })
+    }
+
     /// Ties the read model to the log it projects: records `topic` and `cluster` on first use,
     /// and refuses any other afterwards.
     ///
@@ -232,7 +259,7 @@ fn decode_count(bytes: &[u8]) -> Result<u64, ReadModelError> {
         .map_err(|_| ReadModelError::Corrupt("a count is not 8 bytes".into()))
 }
 
-fn decode_customer(bytes: &[u8]) -> Result<Customer, ReadModelError> {
+pub(super) fn decode_customer(bytes: &[u8]) -> Result<Customer, ReadModelError> {
     serde_json::from_slice(bytes)
         .map_err(|error| ReadModelError::Corrupt(format!("stored customer unreadable: {error}")))
 }

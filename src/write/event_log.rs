@@ -31,6 +31,9 @@ pub enum EventLogError {
     /// Kafka did not confirm the write in time, or refused it.
     #[error("Kafka did not confirm the event: {0}")]
     NotConfirmed(KafkaError),
+    /// The create as a whole ran past its deadline (waiting for Kafka or for its turn).
+    #[error("the create did not complete within {0:?}")]
+    TimedOut(Duration),
 }
 
 impl EventLogError {
@@ -40,6 +43,7 @@ impl EventLogError {
     pub fn outcome_unknown(&self) -> bool {
         let code = match self {
             EventLogError::Setup(_) => return false,
+            EventLogError::TimedOut(_) => return true,
             EventLogError::NotConfirmed(error) => error.rdkafka_error_code(),
         };
         !matches!(

@@ -8,4 +8,4 @@ mod topic;
 
 pub use event_log::{EventLog, EventLogError, RecordPosition};
 pub use registrar::{CreateError, Registered, Registrar};
-pub use topic::{ensure_topic, TopicError, TopicLayout};
+pub use topic::{ensure_topic, existing_topic, TopicError, TopicLayout};

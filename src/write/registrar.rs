@@ -8,7 +8,7 @@
 //!   the projection applies the first and skips the second, and each replica answers the customer
 //!   its projection holds; a request whose details differ from it learns the key was taken.
 
-use super::event_log::{EventLog, EventLogError};
+use super::event_log::{EventLog, EventLogError, RecordPosition};
 use crate::domain::{
     AuditTrail, Customer, CustomerCreated, CustomerDetails, IdempotencyKey, RegistryEvent,
 };
@@ -17,6 +17,9 @@ use crate::read_model::{ReadModel, ReadModelError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
+
+/// The longest a create may take, Kafka outages included.
+const CREATE_DEADLINE: Duration = Duration::from_secs(25);
 
 /// How many locks idempotent creates are spread over; keys share a lock only by hash collision.
 const KEY_LOCK_STRIPES: usize = 64;
@@ -92,6 +95,19 @@ impl Registrar {
         key: Option<&IdempotencyKey>,
         audit: AuditTrail,
     ) -> Result<Registered, CreateError> {
+        // One deadline for everything a create waits on (its key's turn, Kafka, the projection),
+        // so an outage answers within 30 s however many retries queue behind one key.
+        tokio::time::timeout(CREATE_DEADLINE, self.create_unbounded(details, key, audit))
+            .await
+            .map_err(|_| CreateError::EventLog(EventLogError::TimedOut(CREATE_DEADLINE)))?
+    }
+
+    async fn create_unbounded(
+        &self,
+        details: CustomerDetails,
+        key: Option<&IdempotencyKey>,
+        audit: AuditTrail,
+    ) -> Result<Registered, CreateError> {
         let Some(key) = key else {
             let created = CustomerCreated::new(Customer::register(details)).caused_by(audit);
             return self.append_and_project(created).await;
@@ -108,9 +124,17 @@ impl Registrar {
             if existing.details != details {
                 return Err(key_reused());
             }
+            // The answer's position includes the customer's own records, so a read elsewhere
+            // with it sees the customer.
+            let position = self.read_model.history_of(customer_id)?.into_iter().fold(
+                self.progress.position(),
+                |position, (partition, offset)| {
+                    position.including(RecordPosition { partition, offset })
+                },
+            );
             return Ok(Registered {
                 customer: existing,
-                position: self.progress.position(),
+                position,
                 projected: true,
                 replayed: true,
             });

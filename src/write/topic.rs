@@ -43,6 +43,9 @@ pub enum TopicError {
         /// The broker's answer.
         reason: String,
     },
+    /// The topic does not exist (and the caller must not create it).
+    #[error("topic {0} does not exist on this cluster; check --topic / REGISTRY_TOPIC")]
+    Missing(String),
     /// The topic exists but would lose events.
     #[error(
         "topic {topic} has {setting}={value}, so Kafka would delete events; the event log must keep \
@@ -86,6 +89,29 @@ impl ClientContext for Silent {
 /// the broker refuses to create or describe it, and [`TopicError::FiniteRetention`] when it exists
 /// with settings that would delete events.
 pub async fn ensure_topic(settings: &EventLogSettings) -> Result<TopicLayout, TopicError> {
+    topic_layout(settings, Creation::CreateWhenMissing).await
+}
+
+/// The layout of the registry's topic, which must already exist: for the tools, which read the
+/// log and must never create an empty one because of a mistyped `--topic`.
+///
+/// # Errors
+/// [`TopicError::Missing`] when the topic does not exist, and the errors of [`ensure_topic`].
+pub async fn existing_topic(settings: &EventLogSettings) -> Result<TopicLayout, TopicError> {
+    topic_layout(settings, Creation::MustExist).await
+}
+
+/// Whether a missing topic is created.
+#[derive(PartialEq, Eq)]
+enum Creation {
+    CreateWhenMissing,
+    MustExist,
+}
+
+async fn topic_layout(
+    settings: &EventLogSettings,
+    creation: Creation,
+) -> Result<TopicLayout, TopicError> {
     let topic = settings.topic.as_str();
     let unreachable = |reason| TopicError::Unreachable {
         bootstrap: settings.kafka_bootstrap.clone(),
@@ -98,6 +124,9 @@ pub async fn ensure_topic(settings: &EventLogSettings) -> Result<TopicLayout, To
     let options = AdminOptions::new().request_timeout(Some(REACH_TIMEOUT));
 
     let mut partitions = partitions_of(&admin, topic).map_err(unreachable)?;
+    if partitions.is_empty() && creation == Creation::MustExist {
+        return Err(TopicError::Missing(topic.to_owned()));
+    }
     if partitions.is_empty() {
         let mut new_topic = NewTopic::new(
             topic,
@@ -134,7 +163,12 @@ pub async fn ensure_topic(settings: &EventLogSettings) -> Result<TopicLayout, To
     let cluster_id = admin
         .inner()
         .fetch_cluster_id(REACH_TIMEOUT)
-        .unwrap_or_default();
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| TopicError::Refused {
+            action: "describe the cluster of",
+            topic: topic.to_owned(),
+            reason: "the cluster id could not be read".into(),
+        })?;
     Ok(TopicLayout {
         partitions,
         cluster_id,
