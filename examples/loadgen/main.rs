@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 use customer_registry::domain::{
     Customer, CustomerCreated, CustomerDetails, FieldValue, RegistryEvent,
 };
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -203,6 +205,15 @@ async fn produce(
     concurrency: usize,
     seed: u64,
 ) -> Value {
+    // A topic like the registry's: three partitions, nothing ever deleted.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("an admin client");
+    let new_topic = NewTopic::new(topic, 3, TopicReplication::Fixed(1)).set("retention.ms", "-1");
+    let _ = admin
+        .create_topics([&new_topic], &AdminOptions::new())
+        .await;
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true")

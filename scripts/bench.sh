@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# The benchmark of issue 6, in one run: builds in release mode, starts a Kafka broker of its own
+# (scripts/kafka.sh, separate ports and data dir), loads BENCH_CUSTOMERS generated customers over
+# HTTP, and measures every scenario side by side with its ceiling and with PostgreSQL. Prints one
+# Markdown table and writes the figures to target/bench/results.json.
+#
+#   BENCH_CUSTOMERS   customers to load               (default 1000000; CI-sized smoke: 10000)
+#   BENCH_SECONDS     duration of each query scenario (default 10)
+#   BENCH_WORK_DIR    scratch space                   (default a new temp dir, removed at the end)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+repo=$(pwd)
+
+customers=${BENCH_CUSTOMERS:-1000000}
+seconds=${BENCH_SECONDS:-10}
+work=${BENCH_WORK_DIR:-$(mktemp -d /tmp/customer-registry-bench.XXXXXX)}
+mkdir -p "$work" target/bench
+results=$work/results
+mkdir -p "$results"
+
+export KAFKA_PORT=${BENCH_KAFKA_PORT:-29092}
+export KAFKA_CONTROLLER_PORT=${BENCH_KAFKA_CONTROLLER_PORT:-29093}
+export KAFKA_DATA_DIR=$work/kafka
+export KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms512m -Xmx2g}
+bootstrap=127.0.0.1:$KAFKA_PORT
+topic=bench.customers
+ceiling_topic=bench.ceiling
+http_port=${BENCH_HTTP_PORT:-28080}
+url=http://127.0.0.1:$http_port
+pg_port=${BENCH_PG_PORT:-25432}
+registry_pid=""
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+
+cleanup() {
+  [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null || true
+  [ -x "${pg_bin:-}/pg_ctl" ] && [ -d "$work/pg" ] && "$pg_bin/pg_ctl" -D "$work/pg" -m fast stop >/dev/null 2>&1 || true
+  scripts/kafka.sh stop >/dev/null 2>&1 || true
+  if [ -z "${BENCH_WORK_DIR:-}" ]; then rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+say "building (release)"
+cargo build --locked --release --bin customer-registry --example loadgen >&2
+registry=$repo/target/release/customer-registry
+loadgen=$repo/target/release/examples/loadgen
+
+scripts/kafka.sh start >&2
+
+start_registry() {
+  "$registry" serve --listen "127.0.0.1:$http_port" --kafka-bootstrap "$bootstrap" --topic "$topic" \
+    --data-dir "$1" >"$work/registry.log" 2>&1 &
+  registry_pid=$!
+  for _ in $(seq 1 600); do
+    grep -q "listening on" "$work/registry.log" && return 0
+    kill -0 "$registry_pid" 2>/dev/null || { tail -n 20 "$work/registry.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  say "the registry did not start"; exit 1
+}
+
+stop_registry() {
+  kill "$registry_pid"
+  wait "$registry_pid" || true
+  registry_pid=""
+}
+
+say "create: $customers customers over HTTP, 64 clients"
+start_registry "$work/data"
+"$loadgen" create --url "$url" --customers "$customers" --concurrency 64 >"$results/create.json"
+
+say "ceiling: the same events produced straight to Kafka"
+"$loadgen" produce --bootstrap "$bootstrap" --topic "$ceiling_topic" --customers "$customers" \
+  --concurrency 64 >"$results/produce.json"
+
+say "footprint and export"
+sleep 2
+rss_kib=$(awk '/VmRSS/ {print $2}' "/proc/$registry_pid/status")
+"$registry" export --kafka-bootstrap "$bootstrap" --topic "$topic" --output "$work/export.jsonl" >&2
+"$registry" export --kafka-bootstrap "$bootstrap" --topic "$topic" --format csv --output "$work/export.csv" >&2
+
+for kind in lastname email citystate get; do
+  say "query: $kind, 32 clients, ${seconds}s"
+  "$loadgen" query --url "$url" --export "$work/export.jsonl" --kind "$kind" --concurrency 32 \
+    --seconds "$seconds" >"$results/query-$kind.json"
+done
+stop_registry
+data_bytes=$(du -sb "$work/data" | cut -f1)
+raw_bytes=$(wc -c <"$work/export.jsonl")
+printf '{"rssKib": %s, "dataBytes": %s, "rawJsonBytes": %s}\n' "$rss_kib" "$data_bytes" "$raw_bytes" \
+  >"$results/footprint.json"
+
+say "rebuild: project every event from offset 0 into an empty data dir"
+"$registry" rebuild --kafka-bootstrap "$bootstrap" --topic "$topic" --data-dir "$work/rebuilt" --json \
+  >"$results/rebuild.json"
+say "ceiling: a bare consumer reading the same topic"
+"$loadgen" consume --bootstrap "$bootstrap" --topic "$topic" >"$results/consume.json"
+
+say "PostgreSQL: the same finds on the same data"
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+if [ -z "$pg_bin" ]; then
+  apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >&2
+  pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+fi
+pg_user=$(id -un)
+run_pg() { if [ "$pg_user" = root ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+mkdir -p "$work/pg" && chmod 777 "$work" "$work/pg"
+[ "$pg_user" = root ] && chown postgres "$work/pg"
+run_pg "$pg_bin/initdb" -D "$work/pg" -A trust -U bench >/dev/null
+run_pg "$pg_bin/pg_ctl" -D "$work/pg" -o "-p $pg_port -k /tmp -c shared_buffers=512MB" -l "$work/pg.log" -w start >&2
+psql_bench() { psql -h /tmp -p "$pg_port" -U bench -d postgres -v ON_ERROR_STOP=1 -q "$@"; }
+"$loadgen" params --export "$work/export.jsonl" >"$work/params.tsv"
+chmod 644 "$work/export.csv" "$work/params.tsv"
+psql_bench <<SQL >&2
+CREATE EXTENSION IF NOT EXISTS unaccent;
+CREATE FUNCTION f_unaccent(text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
+  AS \$\$ SELECT public.unaccent('public.unaccent', \$1) \$\$;
+CREATE TABLE customers (
+  id uuid PRIMARY KEY, account_id int NOT NULL, first_name text, last_name text,
+  organization_name text, email text, phone text, street text, city text, state text,
+  zip_code text, country_code text, created_at timestamptz NOT NULL);
+\copy customers FROM '$work/export.csv' WITH (FORMAT csv, HEADER true)
+CREATE INDEX ON customers (account_id, lower(f_unaccent(last_name)) text_pattern_ops);
+CREATE INDEX ON customers (account_id, lower(email) text_pattern_ops);
+CREATE INDEX ON customers (account_id, lower(f_unaccent(city)) text_pattern_ops, upper(state));
+CREATE INDEX ON customers (account_id, created_at, id);
+CREATE TABLE bench_params (n int PRIMARY KEY, account int, last3 text, email text, city text, state text, id uuid);
+\copy bench_params FROM '$work/params.tsv'
+VACUUM ANALYZE;
+SQL
+cat >"$work/lastname.sql" <<'SQL'
+\set n random(1, 10000)
+SELECT c.* FROM bench_params p JOIN customers c ON c.account_id = p.account
+ AND lower(f_unaccent(c.last_name)) LIKE lower(f_unaccent(p.last3)) || '%'
+ WHERE p.n = :n ORDER BY c.created_at, c.id LIMIT 100;
+SQL
+cat >"$work/email.sql" <<'SQL'
+\set n random(1, 10000)
+SELECT c.* FROM bench_params p JOIN customers c ON c.account_id = p.account
+ AND lower(c.email) LIKE lower(p.email) || '%'
+ WHERE p.n = :n ORDER BY c.created_at, c.id LIMIT 100;
+SQL
+cat >"$work/citystate.sql" <<'SQL'
+\set n random(1, 10000)
+SELECT c.* FROM bench_params p JOIN customers c ON c.account_id = p.account
+ AND lower(f_unaccent(c.city)) LIKE lower(f_unaccent(p.city)) || '%' AND upper(c.state) = upper(p.state)
+ WHERE p.n = :n ORDER BY c.created_at, c.id LIMIT 100;
+SQL
+cat >"$work/get.sql" <<'SQL'
+\set n random(1, 10000)
+SELECT c.* FROM bench_params p JOIN customers c ON c.id = p.id WHERE p.n = :n;
+SQL
+for kind in lastname email citystate get; do
+  say "pgbench: $kind, 32 clients, ${seconds}s"
+  pgbench -h /tmp -p "$pg_port" -U bench -n -c 32 -j 2 -T "$seconds" -f "$work/$kind.sql" postgres \
+    >"$work/pgbench-$kind.txt" 2>&1
+  tps=$(awk '/^tps = / {print $3; exit}' "$work/pgbench-$kind.txt")
+  latency=$(awk '/^latency average = / {print $4; exit}' "$work/pgbench-$kind.txt")
+  printf '{"perSecond": %s, "latencyAverageMs": %s}\n' "${tps:-0}" "${latency:-0}" >"$results/pg-$kind.json"
+done
+
+python3 "$repo/scripts/bench_report.py" "$results" "$customers" "$seconds" >target/bench/results.md
+cat target/bench/results.md
