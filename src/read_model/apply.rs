@@ -1,15 +1,24 @@
-//! The only writes to the read model: applying an event, or recording why a record was rejected.
-//! Each is one sled transaction that also moves the partition's next offset past the record, so
-//! the read model and the offsets can never disagree, whenever the process dies.
+//! The only writes to the read model: applying a batch of records (events, or the rejection of
+//! records that are not events this build applies).
+//!
+//! A batch is written in two steps, each atomic on its own (`sled::Tree::apply_batch`):
+//! 1. the data: customers, indexes, histories, rejections; every write puts a value that depends
+//!    only on the record, so writing it again changes nothing;
+//! 2. the progress tree: which events are applied, the counts, and each partition's next offset.
+//!
+//! A crash between the two leaves data for records the progress does not yet cover. They are read
+//! again on restart, and a customer found stored exactly as its not-yet-recorded event creates it
+//! is recognised as that event's own interrupted apply: completed, not taken for a conflict.
+//! Nothing is ever applied twice, and the offsets never pass a record whose changes are missing.
 
 use super::keys;
 use super::rejected::{rejected_key, RejectedEvent, RejectionKind};
 use super::search::search_form;
-use super::{decode_count, decode_customer, ReadModel, ReadModelError};
+use super::{decode_customer, ReadModel, ReadModelError};
 use crate::domain::{Customer, CustomerCreated, CustomerId, TextField};
 use chrono::Utc;
-use sled::transaction::{ConflictableTransactionError, Transactional};
 use std::collections::BTreeMap;
+use std::collections::{HashMap, HashSet};
 
 /// What one record of the log asks of the read model.
 #[derive(Debug, Clone)]
@@ -51,14 +60,15 @@ pub enum ApplyOutcome {
     Rejected,
 }
 
-/// Everything one record writes, worked out before the transaction (which may run more than once).
+/// Everything one record writes.
 struct Prepared<'a> {
     record: &'a LogRecord,
-    writes: PreparedWrites,
+    writes: PreparedWrites<'a>,
 }
 
-enum PreparedWrites {
+enum PreparedWrites<'a> {
     Created {
+        created: &'a CustomerCreated,
         event_key: [u8; 16],
         id_key: [u8; 16],
         json: Vec<u8>,
@@ -74,123 +84,132 @@ enum PreparedWrites {
     },
 }
 
+/// The writes of a batch, tree by tree.
+#[derive(Default)]
+struct BatchWrites {
+    customers: sled::Batch,
+    by_created: sled::Batch,
+    by_account: sled::Batch,
+    text_index: sled::Batch,
+    customer_events: sled::Batch,
+    rejected_events: sled::Batch,
+    progress: sled::Batch,
+}
+
 impl ReadModel {
-    /// Applies `records` in one sled transaction, together with each partition's next offset:
-    /// after a crash either all of them and their offsets are there, or none. Idempotent by event
-    /// id; counts and offsets are written once per batch, not once per record.
+    /// Applies `records`, then records them (applied events, counts, each partition's next offset)
+    /// in one atomic step; see the module doc for why a crash in between loses and doubles nothing.
+    /// Idempotent by event id; counts and offsets are written once per batch.
     ///
     /// # Errors
-    /// [`ReadModelError`] when sled fails.
+    /// [`ReadModelError`] when sled fails or a stored customer cannot be read.
     pub fn apply_batch(&self, records: &[LogRecord]) -> Result<Vec<ApplyOutcome>, ReadModelError> {
         let prepared: Vec<Prepared<'_>> = records.iter().map(prepare).collect();
-        let trees = (
-            &self.customers,
-            &self.by_created,
-            &self.by_account,
-            &self.text_index,
-            &self.counts,
-            &self.applied_events,
-            &self.customer_events,
-            &self.rejected_events,
-            &self.offsets,
-        );
-        let outcomes = trees.transaction(
-            |(
-                customers,
-                by_created,
-                by_account,
-                text_index,
-                counts,
-                applied,
-                history,
-                rejected,
-                offsets,
-            )| {
-                let mut outcomes = Vec::with_capacity(prepared.len());
-                let mut added: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
-                let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
-                for Prepared { record, writes } in &prepared {
-                    let outcome = match writes {
-                        PreparedWrites::Created {
-                            event_key,
-                            id_key,
-                            json,
-                            order_key,
-                            account_key,
-                            account_count_key,
-                            text_keys,
-                            history_key,
-                            conflict,
-                        } => {
-                            if applied.get(event_key)?.is_some() {
-                                // The same event again (a retry, a racing replica) creates the same
-                                // customer with the same details; its createdAt may differ. Any
-                                // other content under a known event id is a conflict.
-                                let RecordChange::Created(created) = &record.change else {
-                                    unreachable!("created writes come from created records")
-                                };
-                                let same = match customers.get(id_key)? {
-                                    Some(stored) => {
-                                        decode_customer(&stored)
-                                            .map_err(ConflictableTransactionError::Abort)?
-                                            .details
-                                            == created.customer.details
-                                    }
-                                    None => false,
-                                };
-                                if same {
-                                    history.insert(history_key, &[])?;
-                                    ApplyOutcome::Duplicate
-                                } else {
-                                    let key = rejected_key(record.partition, record.offset);
-                                    rejected.insert(&key, conflict.as_slice())?;
-                                    ApplyOutcome::Conflict
-                                }
-                            } else if customers.get(id_key)?.is_some() {
-                                let key = rejected_key(record.partition, record.offset);
-                                rejected.insert(&key, conflict.as_slice())?;
-                                ApplyOutcome::Conflict
-                            } else {
-                                customers.insert(id_key, json.as_slice())?;
-                                applied.insert(event_key, id_key)?;
-                                history.insert(history_key, &[])?;
-                                by_created.insert(order_key, &[])?;
-                                by_account.insert(account_key.as_slice(), &[])?;
-                                for key in text_keys {
-                                    text_index.insert(key.as_slice(), &[])?;
-                                }
-                                *added.entry(keys::COUNT_ALL.to_vec()).or_default() += 1;
-                                *added.entry(account_count_key.to_vec()).or_default() += 1;
-                                ApplyOutcome::Applied
-                            }
-                        }
-                        PreparedWrites::Rejected { rejection } => {
-                            let key = rejected_key(record.partition, record.offset);
-                            if rejected.get(key)?.is_none() {
-                                rejected.insert(&key, rejection.as_slice())?;
-                            }
-                            ApplyOutcome::Rejected
-                        }
+        let mut writes = BatchWrites::default();
+        let mut outcomes = Vec::with_capacity(prepared.len());
+        // What this batch has applied so far, which the trees do not show yet.
+        let mut events_applied: HashSet<[u8; 16]> = HashSet::new();
+        let mut customers_applied: HashMap<[u8; 16], &Customer> = HashMap::new();
+        let mut added: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+        let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
+        for Prepared {
+            record,
+            writes: prepared_writes,
+        } in &prepared
+        {
+            let outcome = match prepared_writes {
+                PreparedWrites::Created {
+                    created,
+                    event_key,
+                    id_key,
+                    json,
+                    order_key,
+                    account_key,
+                    account_count_key,
+                    text_keys,
+                    history_key,
+                    conflict,
+                } => {
+                    let event_known = events_applied.contains(event_key)
+                        || self.progress.get(keys::applied_key(event_key))?.is_some();
+                    let stored = match customers_applied.get(id_key) {
+                        Some(customer) => Some((*customer).clone()),
+                        None => self
+                            .customers
+                            .get(id_key)?
+                            .map(|bytes| decode_customer(&bytes))
+                            .transpose()?,
                     };
-                    outcomes.push(outcome);
-                    let next = next_offsets.entry(record.partition).or_insert(0);
-                    *next = (*next).max(record.offset + 1);
-                }
-                for (count_key, more) in &added {
-                    let count = match counts.get(count_key)? {
-                        Some(bytes) => {
-                            decode_count(&bytes).map_err(ConflictableTransactionError::Abort)?
+                    let new = &created.customer;
+                    let outcome = match (event_known, stored) {
+                        // The same event again (a retry, a racing replica): same customer, same
+                        // details; its createdAt may differ.
+                        (true, Some(stored)) if stored.details == new.details => {
+                            ApplyOutcome::Duplicate
                         }
-                        None => 0,
+                        (true, _) => ApplyOutcome::Conflict,
+                        // Stored exactly as this event creates it: its own interrupted apply.
+                        (false, Some(stored)) if stored == *new => ApplyOutcome::Applied,
+                        (false, Some(_)) => ApplyOutcome::Conflict,
+                        (false, None) => ApplyOutcome::Applied,
                     };
-                    counts.insert(count_key.as_slice(), &(count + more).to_be_bytes())?;
+                    match outcome {
+                        ApplyOutcome::Applied => {
+                            writes.customers.insert(id_key, json.as_slice());
+                            writes.by_created.insert(order_key, &[]);
+                            writes.by_account.insert(account_key.as_slice(), &[]);
+                            for key in text_keys {
+                                writes.text_index.insert(key.as_slice(), &[]);
+                            }
+                            writes.customer_events.insert(history_key, &[]);
+                            writes
+                                .progress
+                                .insert(&keys::applied_key(event_key), id_key);
+                            *added.entry(keys::COUNT_ALL.to_vec()).or_default() += 1;
+                            *added.entry(account_count_key.to_vec()).or_default() += 1;
+                            events_applied.insert(*event_key);
+                            customers_applied.insert(*id_key, new);
+                        }
+                        ApplyOutcome::Duplicate => writes.customer_events.insert(history_key, &[]),
+                        _ => writes.rejected_events.insert(
+                            &rejected_key(record.partition, record.offset),
+                            conflict.as_slice(),
+                        ),
+                    }
+                    outcome
                 }
-                for (partition, next) in &next_offsets {
-                    offsets.insert(&keys::partition_key(*partition), &next.to_be_bytes())?;
+                PreparedWrites::Rejected { rejection } => {
+                    let key = rejected_key(record.partition, record.offset);
+                    if self.rejected_events.get(key)?.is_none() {
+                        writes.rejected_events.insert(&key, rejection.as_slice());
+                    }
+                    ApplyOutcome::Rejected
                 }
-                Ok(outcomes)
-            },
-        )?;
+            };
+            outcomes.push(outcome);
+            let next = next_offsets.entry(record.partition).or_insert(0);
+            *next = (*next).max(record.offset + 1);
+        }
+        for (count_key, more) in &added {
+            let count = self.count(count_key)? as u64;
+            writes.progress.insert(
+                keys::progress_count_key(count_key),
+                &(count + more).to_be_bytes(),
+            );
+        }
+        for (partition, next) in &next_offsets {
+            writes
+                .progress
+                .insert(&keys::offset_key(*partition), &next.to_be_bytes());
+        }
+        self.customers.apply_batch(writes.customers)?;
+        self.by_created.apply_batch(writes.by_created)?;
+        self.by_account.apply_batch(writes.by_account)?;
+        self.text_index.apply_batch(writes.text_index)?;
+        self.customer_events.apply_batch(writes.customer_events)?;
+        self.rejected_events.apply_batch(writes.rejected_events)?;
+        // Last, and atomically: what the batch applied, and how far the log is covered.
+        self.progress.apply_batch(writes.progress)?;
         Ok(outcomes)
     }
 
@@ -286,6 +305,7 @@ fn prepare(record: &LogRecord) -> Prepared<'_> {
                 rejected_at,
             };
             PreparedWrites::Created {
+                created: created.as_ref(),
                 event_key: *created.event_id.as_bytes(),
                 id_key: *customer.id.as_bytes(),
                 json: serde_json::to_vec(customer).expect("a customer always serialises"),
@@ -389,6 +409,37 @@ mod tests {
         assert_eq!(
             model.next_offsets().unwrap(),
             BTreeMap::from([(0, 1), (1, 8)])
+        );
+    }
+
+    #[test]
+    fn a_batch_interrupted_before_its_progress_is_completed_not_doubled() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = ReadModel::open(dir.path()).unwrap();
+        let event = created("Interrupted");
+        let record = LogRecord {
+            partition: 0,
+            offset: 0,
+            change: RecordChange::Created(Box::new(event.clone())),
+        };
+        model.apply_batch(std::slice::from_ref(&record)).unwrap();
+        // A crash after step 1: the data is there, the progress is not.
+        model.progress.clear().unwrap();
+        assert_eq!(model.next_offsets().unwrap(), BTreeMap::new());
+
+        assert_eq!(
+            model.apply_batch(&[record]).unwrap(),
+            vec![ApplyOutcome::Applied]
+        );
+        assert_eq!(model.find(&CustomerQuery::default()).unwrap().total, 1);
+        assert!(
+            model.rejected_events().unwrap().is_empty(),
+            "not taken for a conflict"
+        );
+        assert_eq!(model.next_offsets().unwrap(), BTreeMap::from([(0, 1)]));
+        assert_eq!(
+            model.apply_customer_created(&event, 0, 1).unwrap(),
+            ApplyOutcome::Duplicate
         );
     }
 

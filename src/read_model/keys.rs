@@ -107,9 +107,31 @@ pub fn history_position(key: &[u8]) -> Option<(i32, i64)> {
 /// `counts` key of the number of all customers.
 pub const COUNT_ALL: &[u8] = b"all";
 
-/// `offsets` key of a partition.
-pub fn partition_key(partition: i32) -> [u8; 4] {
-    partition.to_be_bytes()
+/// `progress` key recording that an event was applied: `e` ++ event id.
+pub fn applied_key(event_id: &[u8; 16]) -> [u8; 17] {
+    let mut key = [0u8; 17];
+    key[0] = b'e';
+    key[1..].copy_from_slice(event_id);
+    key
+}
+
+/// `progress` key of a count: `c` ++ [`COUNT_ALL`] or an account id.
+pub fn progress_count_key(count: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + count.len());
+    key.push(b'c');
+    key.extend_from_slice(count);
+    key
+}
+
+/// Prefix of the `progress` keys holding each partition's next offset.
+pub const OFFSET_PREFIX: &[u8] = b"o";
+
+/// `progress` key of a partition's next offset: `o` ++ partition.
+pub fn offset_key(partition: i32) -> [u8; 5] {
+    let mut key = [0u8; 5];
+    key[0] = OFFSET_PREFIX[0];
+    key[1..].copy_from_slice(&partition.to_be_bytes());
+    key
 }
 
 #[cfg(test)]

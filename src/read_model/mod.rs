@@ -7,17 +7,15 @@
 //! - `by_account`: account id (4 bytes) ++ order key → nothing; one account's customers in order.
 //! - `text_index`: field ++ scope (whole registry, or one account) ++ the value's search form ++ 0
 //!   ++ order key → nothing; every text field of every customer, twice (once per scope).
-//! - `counts`: `all` or an account id → number of customers (8 bytes).
-//! - `applied_events`: event id (16 bytes) → customer id; what makes applying idempotent.
+//! - `progress`, written last and atomically for each batch: `e` ++ event id → customer id (what
+//!   makes applying idempotent), `c` ++ `all` or an account id → number of customers, and
+//!   `o` ++ partition → next offset to apply. See `apply.rs` for why this order is crash-safe.
 //! - `customer_events`: customer id ++ partition ++ offset → nothing; where each customer's records
 //!   are in the log (their payloads stay in Kafka, read back for a customer's history).
 //! - `rejected_events`: partition (4 bytes) ++ offset (8 bytes) → a [`RejectedEvent`] as JSON:
 //!   records that could not be applied (unreadable, unknown type, newer version, conflict).
 //! - `meta`: `topic` and `cluster` → which log this read model projects; a read model is never
 //!   pointed at another log, whose offsets would mean something else.
-//! - `offsets`: partition (4 bytes) → next offset to apply (8 bytes), written in the same
-//!   transaction as the changes of the record before it, so a crash can never apply a record twice
-//!   or skip one.
 //!
 //! How `find` uses them is in `planner.rs`.
 
@@ -82,12 +80,11 @@ pub struct ReadModel {
     by_created: sled::Tree,
     by_account: sled::Tree,
     text_index: sled::Tree,
-    counts: sled::Tree,
-    applied_events: sled::Tree,
+
     customer_events: sled::Tree,
     rejected_events: sled::Tree,
     meta: sled::Tree,
-    offsets: sled::Tree,
+    progress: sled::Tree,
 }
 
 impl ReadModel {
@@ -111,12 +108,11 @@ impl ReadModel {
             by_created: db.open_tree("by_created")?,
             by_account: db.open_tree("by_account")?,
             text_index: db.open_tree("text_index")?,
-            counts: db.open_tree("counts")?,
-            applied_events: db.open_tree("applied_events")?,
+
             customer_events: db.open_tree("customer_events")?,
             rejected_events: db.open_tree("rejected_events")?,
             meta: db.open_tree("meta")?,
-            offsets: db.open_tree("offsets")?,
+            progress: db.open_tree("progress")?,
             db,
         })
     }
@@ -177,12 +173,11 @@ impl ReadModel {
     /// # Errors
     /// [`ReadModelError`] when sled fails or an entry is malformed.
     pub fn next_offsets(&self) -> Result<BTreeMap<i32, i64>, ReadModelError> {
-        self.offsets
-            .iter()
+        self.progress
+            .scan_prefix(keys::OFFSET_PREFIX)
             .map(|entry| {
                 let (key, value) = entry?;
-                let partition = key
-                    .as_ref()
+                let partition = key[keys::OFFSET_PREFIX.len()..]
                     .try_into()
                     .map(i32::from_be_bytes)
                     .map_err(|_| ReadModelError::Corrupt("offsets key is not 4 bytes".into()))?;
@@ -224,11 +219,12 @@ impl ReadModel {
             .map(|entry| self.customer_at(&entry?.0))
     }
 
-    /// The number stored under `key` in `counts` (0 when absent).
-    fn count(&self, key: &[u8]) -> Result<usize, ReadModelError> {
+    /// The number of customers counted under `key` ([`keys::COUNT_ALL`] or an account id; 0
+    /// when absent).
+    pub(super) fn count(&self, key: &[u8]) -> Result<usize, ReadModelError> {
         let count = self
-            .counts
-            .get(key)?
+            .progress
+            .get(keys::progress_count_key(key))?
             .map_or(Ok(0), |bytes| decode_count(&bytes))?;
         usize::try_from(count).map_err(|_| ReadModelError::Corrupt("count exceeds memory".into()))
     }
