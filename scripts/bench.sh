@@ -32,19 +32,31 @@ registry_pid=""
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 
+# PostgreSQL refuses to run as root: as root, its commands run as the postgres user.
+pg_user=$(id -un)
+run_pg() { if [ "$pg_user" = root ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
 cleanup() {
   [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null || true
-  [ -x "${pg_bin:-}/pg_ctl" ] && [ -d "$work/pg" ] && "$pg_bin/pg_ctl" -D "$work/pg" -m fast stop >/dev/null 2>&1 || true
+  if [ -x "${pg_bin:-}/pg_ctl" ] && [ -d "$work/pg" ]; then
+    run_pg "$pg_bin/pg_ctl" -D "$work/pg" -m fast stop >/dev/null 2>&1 || true
+  fi
   scripts/kafka.sh stop >/dev/null 2>&1 || true
   if [ -z "${BENCH_WORK_DIR:-}" ]; then rm -rf "$work"; fi
 }
 trap cleanup EXIT
+
+if [ "${BENCH_POSTGRES_ONLY:-0}" = 1 ]; then
+  # Resume a run whose PostgreSQL phase failed: reuse BENCH_WORK_DIR's export and results.
+  [ -f "$work/export.csv" ] || { say "BENCH_POSTGRES_ONLY needs BENCH_WORK_DIR from an earlier run"; exit 1; }
+fi
 
 say "building (release)"
 cargo build --locked --release --bin customer-registry --example loadgen >&2
 registry=$repo/target/release/customer-registry
 loadgen=$repo/target/release/examples/loadgen
 
+if [ "${BENCH_POSTGRES_ONLY:-0}" != 1 ]; then
 scripts/kafka.sh start >&2
 
 start_registry() {
@@ -96,15 +108,15 @@ say "rebuild: project every event from offset 0 into an empty data dir"
 say "ceiling: a bare consumer reading the same topic"
 "$loadgen" consume --bootstrap "$bootstrap" --topic "$topic" >"$results/consume.json"
 
+fi
+
 say "PostgreSQL: the same finds on the same data"
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$pg_bin" ]; then
   apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >&2
   pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 fi
-pg_user=$(id -un)
-run_pg() { if [ "$pg_user" = root ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-mkdir -p "$work/pg" && chmod 777 "$work" "$work/pg"
+rm -rf "$work/pg" && mkdir -p "$work/pg" && chmod 777 "$work" "$work/pg"
 [ "$pg_user" = root ] && chown postgres "$work/pg"
 run_pg "$pg_bin/initdb" -D "$work/pg" -A trust -U bench >/dev/null
 run_pg "$pg_bin/pg_ctl" -D "$work/pg" -o "-p $pg_port -k /tmp -c shared_buffers=512MB" -l "$work/pg.log" -w start >&2

@@ -66,7 +66,7 @@ pub async fn rebuild(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
         })?;
         applier.finish()?;
         model.flush_blocking()?;
-        let customers = model.customers_by_id().count();
+        let customers = model.stored_customers().count();
         let rejected = model.rejected_events()?.len();
         Ok::<_, AuditError>((events_read, customers, rejected))
     })

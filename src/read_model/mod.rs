@@ -202,14 +202,6 @@ impl ReadModel {
             .transpose()
     }
 
-    /// Every customer, in id order (for comparing two read models side by side).
-    pub fn customers_by_id(&self) -> impl Iterator<Item = Result<Customer, ReadModelError>> + '_ {
-        self.customers.iter().map(|entry| {
-            let (_, value) = entry?;
-            decode_customer(&value)
-        })
-    }
-
     /// Every customer, in answer order (`createdAt`, then `id`).
     pub fn customers_in_order(
         &self,
