@@ -174,7 +174,9 @@ async fn find(meta: &RequestMeta, query: &str, state: &ApiState) -> Result<Respo
     };
     let mut response = response_with(answer, body);
     let headers = response.headers_mut();
-    headers.insert(TOTAL_COUNT, HeaderValue::from(page.total));
+    if let Some(total) = page.total {
+        headers.insert(TOTAL_COUNT, HeaderValue::from(total));
+    }
     headers.insert(LOG_POSITION, position_header(&position));
     Ok(response)
 }

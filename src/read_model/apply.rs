@@ -380,7 +380,10 @@ mod tests {
             model.get(event.customer.id).unwrap(),
             Some(event.customer.clone())
         );
-        assert_eq!(model.find(&CustomerQuery::default()).unwrap().total, 1);
+        assert_eq!(
+            model.find(&CustomerQuery::default()).unwrap().total,
+            Some(1)
+        );
         assert!(model.rejected_events().unwrap().is_empty());
         assert_eq!(model.next_offsets().unwrap(), BTreeMap::from([(0, 2)]));
         assert_eq!(
@@ -431,7 +434,10 @@ mod tests {
             model.apply_batch(&[record]).unwrap(),
             vec![ApplyOutcome::Applied]
         );
-        assert_eq!(model.find(&CustomerQuery::default()).unwrap().total, 1);
+        assert_eq!(
+            model.find(&CustomerQuery::default()).unwrap().total,
+            Some(1)
+        );
         assert!(
             model.rejected_events().unwrap().is_empty(),
             "not taken for a conflict"
