@@ -1,5 +1,6 @@
-//! Byte layouts of the read model's keys. Every key sorts the way queries read it: big-endian
-//! integers, creation time before id, so a prefix scan walks customers in `createdAt`, `id` order.
+//! Byte layouts of the read model's keys (public for the benchmarks and for tools that read a data
+//! dir directly). Every key sorts the way queries read it: big-endian integers, creation time
+//! before id, so a prefix scan walks customers in `createdAt`, `id` order.
 
 use crate::domain::{AccountId, Customer, CustomerId, TextField};
 

@@ -20,11 +20,11 @@
 //! How `find` uses them is in `planner.rs`.
 
 mod apply;
-mod keys;
+pub mod keys;
 mod planner;
 mod query;
 mod rejected;
-mod search;
+pub mod search;
 
 pub use apply::{ApplyOutcome, LogRecord, RecordChange};
 pub use planner::Page;
