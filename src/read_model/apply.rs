@@ -213,11 +213,13 @@ impl ReadModel {
         Ok(outcomes)
     }
 
-    /// Applies `created`, read at `partition`/`offset`: [`ReadModel::apply_batch`] of one.
+    /// Applies `created`, read at `partition`/`offset`: [`ReadModel::apply_batch`] of one. For
+    /// tests; the projector and the tools always apply batches.
     ///
     /// # Errors
     /// [`ReadModelError`] when sled fails.
-    pub fn apply_customer_created(
+    #[cfg(test)]
+    pub(crate) fn apply_customer_created(
         &self,
         created: &CustomerCreated,
         partition: i32,
@@ -231,12 +233,13 @@ impl ReadModel {
         Ok(self.apply_batch(&[record])?[0])
     }
 
-    /// Records that the record at `partition`/`offset` was rejected and moves past it:
+    /// For tests: records that the record at `partition`/`offset` was rejected and moves past it:
     /// [`ReadModel::apply_batch`] of one. Recording the same record again changes nothing.
     ///
     /// # Errors
     /// [`ReadModelError`] when sled fails.
-    pub fn reject_record(
+    #[cfg(test)]
+    pub(crate) fn reject_record(
         &self,
         partition: i32,
         offset: i64,
