@@ -31,8 +31,8 @@ impl fmt::Display for RuleViolation {
     }
 }
 
-/// Declares a string newtype whose only constructor is its `parse`, and which (de)serialises as
-/// a plain string through that same `parse`.
+/// Declares a string newtype built by its `parse` (and, inside the domain, from values it stored
+/// itself), which (de)serialises as a plain string through that same `parse`.
 macro_rules! text_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -44,6 +44,12 @@ macro_rules! text_type {
             /// The value as text.
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+
+            /// Wraps a value this registry parsed and stored before, without checking it again
+            /// (see `trusted.rs`).
+            pub(super) fn trusted(value: String) -> Self {
+                Self(value)
             }
         }
 

@@ -7,6 +7,7 @@ mod events;
 mod fields;
 mod idempotency;
 mod text_field;
+mod trusted;
 mod validation;
 
 pub use customer::{AccountId, Customer, CustomerDetails, CustomerId};

@@ -248,7 +248,7 @@ fn decode_count(bytes: &[u8]) -> Result<u64, ReadModelError> {
 }
 
 pub(super) fn decode_customer(bytes: &[u8]) -> Result<Customer, ReadModelError> {
-    serde_json::from_slice(bytes)
+    Customer::from_trusted_json(bytes)
         .map_err(|error| ReadModelError::Corrupt(format!("stored customer unreadable: {error}")))
 }
 

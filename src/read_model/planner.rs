@@ -8,12 +8,14 @@
 //!   `accountId` is given (merchants query within their account, so their ranges hold only their
 //!   customers). The ranges are read in lock-step, one key from each in turn:
 //!   - when one runs out within 1,000 keys, it is the narrowest, found at a cost of at most
-//!     (filters × its size); its customers are loaded, checked against every filter, sorted into
-//!     answer order and paged, and the number that matched is the total;
-//!   - when all are larger, one range is read in answer order and the walk stops once the page is
-//!     full: a whole-value filter's range (`state`, `countryCode`) is in order already; a prefix
-//!     range is one ordered run per distinct value under the prefix (found with one seek each),
-//!     merged. The total is then not counted.
+//!     (filters × its size) keys, and its size bounds the work left. With one filter, its keys are
+//!     the matches: sorted, counted, and only the page's customers loaded. With several, its
+//!     customers are loaded and checked against every filter;
+//!   - when all are larger, each filter's range is read in answer order — a whole-value filter's
+//!     range (`state`, `countryCode`) is in order already; a prefix range is one ordered run per
+//!     distinct value under the prefix (found with one seek each), merged — and the ordered
+//!     streams are intersected key by key, so only the page's customers are ever loaded. The walk
+//!     stops once the page is full and the total is not counted.
 //!
 //! Pages are stable under `offset`: the answer order is fixed per customer, customers are only
 //! ever added, and a new customer sorts after the existing ones (its `createdAt` is later) unless
@@ -23,7 +25,7 @@ use super::keys::{self, ORDER_KEY_LEN};
 use super::query::CustomerQuery;
 use super::search::matches_whole_value;
 use super::{ReadModel, ReadModelError, MAX_LIMIT};
-use crate::domain::Customer;
+use crate::domain::{AccountId, Customer, TextField};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -40,6 +42,47 @@ pub struct Page {
 /// Ranges of at most this many keys are inspected whole (and their matches counted); past it, a
 /// find reads in answer order and stops at the end of the page.
 const INSPECT_WHOLE: usize = 1_000;
+
+/// Order keys in answer order.
+type OrderedKeys = Box<dyn Iterator<Item = Result<[u8; ORDER_KEY_LEN], ReadModelError>>>;
+
+/// The order keys every stream holds, in answer order: each stream is advanced, never sought,
+/// until it reaches the largest key seen, so the cost is the keys read up to the last match.
+struct Intersection {
+    streams: Vec<OrderedKeys>,
+}
+
+impl Iterator for Intersection {
+    type Item = Result<[u8; ORDER_KEY_LEN], ReadModelError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let count = self.streams.len();
+        let mut target = match self.streams.first_mut()?.next()? {
+            Ok(key) => key,
+            Err(error) => return Some(Err(error)),
+        };
+        // How many streams, ending with the one at `at`, stand at `target`.
+        let mut agreeing = 1;
+        let mut at = 0;
+        while agreeing < count {
+            at = (at + 1) % count;
+            let reached = loop {
+                match self.streams[at].next()? {
+                    Ok(key) if key < target => continue,
+                    Ok(key) => break key,
+                    Err(error) => return Some(Err(error)),
+                }
+            };
+            if reached == target {
+                agreeing += 1;
+            } else {
+                target = reached;
+                agreeing = 1;
+            }
+        }
+        Some(Ok(target))
+    }
+}
 
 /// Ordered runs of index keys merged into one ordered stream of order keys.
 struct MergedRuns {
@@ -158,10 +201,24 @@ impl ReadModel {
                 }
             }
         };
-        let Some(candidates) = narrowest else {
+        let Some(mut candidates) = narrowest else {
             return self.read_in_order(query);
         };
 
+        if query.text_filters.len() == 1 {
+            // The only filter's keys are exactly its matches: the page alone is loaded.
+            candidates.sort_unstable();
+            let customers = candidates
+                .iter()
+                .skip(query.offset)
+                .take(query.limit)
+                .map(|order_key| self.customer_at(order_key))
+                .collect::<Result<_, _>>()?;
+            return Ok(Page {
+                customers,
+                total: Some(candidates.len()),
+            });
+        }
         let mut matches = Vec::new();
         for order_key in candidates {
             let customer = self.customer_at(&order_key)?;
@@ -180,51 +237,52 @@ impl ReadModel {
         Ok(Page { customers, total })
     }
 
-    /// Every range is large: read one filter's range in answer order and stop once the page is
-    /// full. A whole-value filter's range is in order already; a prefix range is one ordered run
-    /// per distinct value under the prefix, merged.
+    /// Every range is large: read each filter's range in answer order, intersect them, and stop
+    /// once the page is full.
     fn read_in_order(&self, query: &CustomerQuery) -> Result<Page, ReadModelError> {
-        let (field, needle) = query
+        let streams = query
             .text_filters
             .iter()
-            .find(|(field, _)| matches_whole_value(*field))
-            .unwrap_or(&query.text_filters[0]);
-        let in_order: Box<dyn Iterator<Item = Result<[u8; ORDER_KEY_LEN], ReadModelError>>> =
-            if matches_whole_value(*field) {
-                let range = keys::text_range(*field, query.account_id, needle, true);
-                Box::new(
-                    self.text_index
-                        .scan_prefix(range)
-                        .map(|entry| order_key_in(&entry?.0)),
-                )
-            } else {
-                Box::new(self.merged_runs(&keys::text_range(
-                    *field,
-                    query.account_id,
-                    needle,
-                    false,
-                ))?)
-            };
+            .map(|(field, needle)| self.matches_in_order(*field, query.account_id, needle))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut matches = Intersection { streams };
         let mut customers = Vec::with_capacity(query.limit.min(MAX_LIMIT));
         let mut to_skip = query.offset;
-        for order_key in in_order {
-            let customer = self.customer_at(&order_key?)?;
-            if !query.matches(&customer) {
-                continue;
-            }
+        while customers.len() < query.limit {
+            let Some(order_key) = matches.next() else {
+                break;
+            };
+            let order_key = order_key?;
             if to_skip > 0 {
                 to_skip -= 1;
-                continue;
-            }
-            customers.push(customer);
-            if customers.len() == query.limit {
-                break;
+            } else {
+                customers.push(self.customer_at(&order_key)?);
             }
         }
         Ok(Page {
             customers,
             total: None,
         })
+    }
+
+    /// The order keys of the customers whose `field` matches `needle`, in answer order.
+    fn matches_in_order(
+        &self,
+        field: TextField,
+        account_id: Option<AccountId>,
+        needle: &str,
+    ) -> Result<OrderedKeys, ReadModelError> {
+        if matches_whole_value(field) {
+            let range = keys::text_range(field, account_id, needle, true);
+            Ok(Box::new(
+                self.text_index
+                    .scan_prefix(range)
+                    .map(|entry| order_key_in(&entry?.0)),
+            ))
+        } else {
+            let range = keys::text_range(field, account_id, needle, false);
+            Ok(Box::new(self.merged_runs(&range)?))
+        }
     }
 
     /// The keys under `prefix`, in answer order: one seek finds each distinct value's run (its
