@@ -1,7 +1,8 @@
-//! Micro-benchmarks of the read model's hot paths: index key encode/decode, search folding, and
-//! the query planner on a sled read model of 20,000 customers. `cargo bench --bench read_model`.
+//! Micro-benchmarks of the read model's hot paths: index key encode/decode, search folding, the
+//! query planner on a sled read model of 20,000 customers, and the write path against sled
+//! alone. `cargo bench --bench read_model`.
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use customer_registry::domain::{AccountId, Customer, CustomerCreated, CustomerDetails, TextField};
 use customer_registry::read_model::keys::{customer_id_of, order_key, order_key_of, text_key};
 use customer_registry::read_model::search::search_form;
@@ -138,5 +139,70 @@ fn planner(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, keys, planner);
+/// The write path's cost per customer against sled's own cost per key: the evidence for where
+/// projection throughput ends (docs/performance.md).
+fn storage(c: &mut Criterion) {
+    let mut group = c.benchmark_group("storage");
+    group.sample_size(10);
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let model = ReadModel::open(dir.path()).expect("a read model");
+    let mut offset = 0i64;
+    group.bench_function("apply a batch of 1,000 customers", |b| {
+        b.iter_batched(
+            || {
+                (0..1_000u32)
+                    .map(|n| {
+                        offset += 1;
+                        LogRecord {
+                            partition: 0,
+                            offset,
+                            change: RecordChange::Created(Box::new(CustomerCreated::new(
+                                customer(n),
+                            ))),
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            },
+            |records| model.apply_batch(&records).expect("applied"),
+            BatchSize::PerIteration,
+        )
+    });
+    let bare = tempfile::tempdir().expect("a temp dir");
+    let tree = sled::open(bare.path())
+        .and_then(|db| db.open_tree("keys"))
+        .expect("a sled tree");
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    group.bench_function("sled alone: insert 1,000 random 40-byte keys", |b| {
+        b.iter_batched(
+            || {
+                let mut batch = sled::Batch::default();
+                for _ in 0..1_000 {
+                    let mut key = [0u8; 40];
+                    for chunk in key.chunks_mut(8) {
+                        // xorshift64: cheap, deterministic, spread over the whole key space.
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        chunk.copy_from_slice(&state.to_be_bytes());
+                    }
+                    batch.insert(&key[..], &[]);
+                }
+                batch
+            },
+            |batch| tree.apply_batch(batch).expect("inserted"),
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+
+    let json = serde_json::to_vec(&customer(3)).expect("a customer's JSON");
+    c.bench_function("decode a stored customer", |b| {
+        b.iter(|| Customer::from_trusted_json(black_box(&json)).expect("a customer"))
+    });
+    c.bench_function("decode a customer, checking every field", |b| {
+        b.iter(|| serde_json::from_slice::<Customer>(black_box(&json)).expect("a customer"))
+    });
+}
+
+criterion_group!(benches, keys, planner, storage);
 criterion_main!(benches);

@@ -401,13 +401,17 @@ fn params(export: &str, count: usize) {
     let mut out = std::io::stdout().lock();
     for n in 1..=count {
         let customer = &customers[(rng.next_u64() % customers.len() as u64) as usize];
-        let field = |name: &str| {
-            customer[name]
-                .as_str()
-                .unwrap_or("")
-                .replace(['\t', '\n'], " ")
+        // PostgreSQL's text COPY format: `\N` for a missing field, backslashes doubled.
+        let copy_text = |text: Option<String>| match text {
+            Some(text) => text.replace('\\', "\\\\").replace(['\t', '\n'], " "),
+            None => "\\N".to_owned(),
         };
-        let last3: String = field("lastName").chars().take(3).collect();
+        let field = |name: &str| copy_text(customer[name].as_str().map(str::to_owned));
+        let last3 = copy_text(
+            customer["lastName"]
+                .as_str()
+                .map(|name| name.chars().take(3).collect()),
+        );
         writeln!(
             out,
             "{n}\t{}\t{}\t{}\t{}\t{}\t{}",

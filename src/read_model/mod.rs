@@ -27,7 +27,7 @@ mod rejected;
 pub mod search;
 
 pub use apply::{ApplyOutcome, LogRecord, RecordChange};
-pub use planner::Page;
+pub use planner::{Page, INLINE_WORK};
 pub use query::{CustomerQuery, DEFAULT_LIMIT, MAX_LIMIT};
 pub use rejected::{RejectedEvent, RejectionKind};
 
@@ -48,6 +48,10 @@ pub enum ReadModelError {
     /// Another process has the read model open.
     #[error("{0} is in use by another customer-registry process (its lock is held)")]
     Locked(String),
+    /// A find given a bound on its work ([`ReadModel::find_inline`]) needed more; never returned
+    /// by the finds that have no bound.
+    #[error("the find needs more work than it was allowed")]
+    OverBudget,
     /// The data dir holds the projection of another log.
     #[error(
         "the read model projects {setting} {stored:?}, not {wanted:?}: its offsets belong to that \

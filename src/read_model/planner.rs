@@ -26,6 +26,7 @@ use super::query::CustomerQuery;
 use super::search::matches_whole_value;
 use super::{ReadModel, ReadModelError, MAX_LIMIT};
 use crate::domain::{AccountId, Customer, TextField};
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -43,16 +44,52 @@ pub struct Page {
 /// find reads in answer order and stops at the end of the page.
 const INSPECT_WHOLE: usize = 1_000;
 
+/// The work [`ReadModel::find_inline`] may do, in index keys read (a customer loaded counts
+/// [`LOAD_COST`], a seek [`SEEK_COST`]): about a millisecond on this project's reference machine,
+/// short enough to run on an async worker without stalling the requests that share it.
+pub const INLINE_WORK: usize = 4_000;
+const LOAD_COST: usize = 4;
+const SEEK_COST: usize = 2;
+
+/// The work a find has left to spend.
+struct Work {
+    left: Cell<usize>,
+}
+
+impl Work {
+    fn limited_to(units: usize) -> Self {
+        Self {
+            left: Cell::new(units),
+        }
+    }
+
+    fn spend(&self, units: usize) -> Result<(), ReadModelError> {
+        let left = self.left.get();
+        if left < units {
+            return Err(ReadModelError::OverBudget);
+        }
+        self.left.set(left - units);
+        Ok(())
+    }
+
+    /// The order key that ends an index key just read.
+    fn order_key_in(&self, index_key: &[u8]) -> Result<[u8; ORDER_KEY_LEN], ReadModelError> {
+        self.spend(1)?;
+        keys::order_key_of(index_key)
+            .ok_or_else(|| ReadModelError::Corrupt("index key too short".into()))
+    }
+}
+
 /// Order keys in answer order.
-type OrderedKeys = Box<dyn Iterator<Item = Result<[u8; ORDER_KEY_LEN], ReadModelError>>>;
+type OrderedKeys<'w> = Box<dyn Iterator<Item = Result<[u8; ORDER_KEY_LEN], ReadModelError>> + 'w>;
 
 /// The order keys every stream holds, in answer order: each stream is advanced, never sought,
 /// until it reaches the largest key seen, so the cost is the keys read up to the last match.
-struct Intersection {
-    streams: Vec<OrderedKeys>,
+struct Intersection<'w> {
+    streams: Vec<OrderedKeys<'w>>,
 }
 
-impl Iterator for Intersection {
+impl Iterator for Intersection<'_> {
     type Item = Result<[u8; ORDER_KEY_LEN], ReadModelError>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -85,30 +122,31 @@ impl Iterator for Intersection {
 }
 
 /// Ordered runs of index keys merged into one ordered stream of order keys.
-struct MergedRuns {
+struct MergedRuns<'w> {
     runs: Vec<sled::Iter>,
     heads: BinaryHeap<Reverse<([u8; ORDER_KEY_LEN], usize)>>,
+    work: &'w Work,
 }
 
-impl MergedRuns {
-    fn new(mut runs: Vec<sled::Iter>) -> Result<Self, ReadModelError> {
+impl<'w> MergedRuns<'w> {
+    fn new(mut runs: Vec<sled::Iter>, work: &'w Work) -> Result<Self, ReadModelError> {
         let mut heads = BinaryHeap::with_capacity(runs.len());
         for (index, run) in runs.iter_mut().enumerate() {
             if let Some(entry) = run.next() {
-                heads.push(Reverse((order_key_in(&entry?.0)?, index)));
+                heads.push(Reverse((work.order_key_in(&entry?.0)?, index)));
             }
         }
-        Ok(Self { runs, heads })
+        Ok(Self { runs, heads, work })
     }
 }
 
-impl Iterator for MergedRuns {
+impl Iterator for MergedRuns<'_> {
     type Item = Result<[u8; ORDER_KEY_LEN], ReadModelError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let Reverse((order_key, index)) = self.heads.pop()?;
         match self.runs[index].next() {
-            Some(Ok((key, _))) => match order_key_in(&key) {
+            Some(Ok((key, _))) => match self.work.order_key_in(&key) {
                 Ok(next) => self.heads.push(Reverse((next, index))),
                 Err(error) => return Some(Err(error)),
             },
@@ -125,7 +163,20 @@ impl ReadModel {
     /// # Errors
     /// [`ReadModelError`] when sled fails or an index points at a missing customer.
     pub fn find(&self, query: &CustomerQuery) -> Result<Page, ReadModelError> {
-        self.find_inspecting(query, INSPECT_WHOLE)
+        self.find_inspecting(query, INSPECT_WHOLE, &Work::limited_to(usize::MAX))
+    }
+
+    /// [`ReadModel::find`] if it takes at most [`INLINE_WORK`]; `None` when it would take more
+    /// (then run `find` where a long walk stalls nothing).
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails or an index points at a missing customer.
+    pub fn find_inline(&self, query: &CustomerQuery) -> Result<Option<Page>, ReadModelError> {
+        match self.find_inspecting(query, INSPECT_WHOLE, &Work::limited_to(INLINE_WORK)) {
+            Ok(page) => Ok(Some(page)),
+            Err(ReadModelError::OverBudget) => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     /// [`ReadModel::find`], inspecting ranges whole up to `inspect_whole` keys.
@@ -133,15 +184,16 @@ impl ReadModel {
         &self,
         query: &CustomerQuery,
         inspect_whole: usize,
+        work: &Work,
     ) -> Result<Page, ReadModelError> {
         if query.text_filters.is_empty() {
-            self.walk_in_order(query)
+            self.walk_in_order(query, work)
         } else {
-            self.narrowest_range(query, inspect_whole)
+            self.narrowest_range(query, inspect_whole, work)
         }
     }
 
-    fn walk_in_order(&self, query: &CustomerQuery) -> Result<Page, ReadModelError> {
+    fn walk_in_order(&self, query: &CustomerQuery, work: &Work) -> Result<Page, ReadModelError> {
         let (walk, total) = match query.account_id {
             Some(account_id) => (
                 self.by_account
@@ -157,10 +209,11 @@ impl ReadModel {
                 total: Some(total),
             });
         }
+        work.spend(query.offset)?;
         let mut customers = Vec::with_capacity(query.limit.min(total));
         for entry in walk.skip(query.offset).take(query.limit) {
             let (key, _) = entry?;
-            customers.push(self.customer_at(&key)?);
+            customers.push(self.load(&key, work)?);
         }
         Ok(Page {
             customers,
@@ -172,6 +225,7 @@ impl ReadModel {
         &self,
         query: &CustomerQuery,
         inspect_whole: usize,
+        work: &Work,
     ) -> Result<Page, ReadModelError> {
         let mut ranges: Vec<sled::Iter> = query
             .text_filters
@@ -197,12 +251,12 @@ impl ReadModel {
             for (range, keys_seen) in ranges.iter_mut().zip(seen.iter_mut()) {
                 match range.next() {
                     None => break 'race Some(std::mem::take(keys_seen)),
-                    Some(entry) => keys_seen.push(order_key_in(&entry?.0)?),
+                    Some(entry) => keys_seen.push(work.order_key_in(&entry?.0)?),
                 }
             }
         };
         let Some(mut candidates) = narrowest else {
-            return self.read_in_order(query);
+            return self.read_in_order(query, work);
         };
 
         if query.text_filters.len() == 1 {
@@ -212,7 +266,7 @@ impl ReadModel {
                 .iter()
                 .skip(query.offset)
                 .take(query.limit)
-                .map(|order_key| self.customer_at(order_key))
+                .map(|order_key| self.load(order_key, work))
                 .collect::<Result<_, _>>()?;
             return Ok(Page {
                 customers,
@@ -221,7 +275,7 @@ impl ReadModel {
         }
         let mut matches = Vec::new();
         for order_key in candidates {
-            let customer = self.customer_at(&order_key)?;
+            let customer = self.load(&order_key, work)?;
             if query.matches(&customer) {
                 matches.push((order_key, customer));
             }
@@ -239,11 +293,11 @@ impl ReadModel {
 
     /// Every range is large: read each filter's range in answer order, intersect them, and stop
     /// once the page is full.
-    fn read_in_order(&self, query: &CustomerQuery) -> Result<Page, ReadModelError> {
+    fn read_in_order(&self, query: &CustomerQuery, work: &Work) -> Result<Page, ReadModelError> {
         let streams = query
             .text_filters
             .iter()
-            .map(|(field, needle)| self.matches_in_order(*field, query.account_id, needle))
+            .map(|(field, needle)| self.matches_in_order(*field, query.account_id, needle, work))
             .collect::<Result<Vec<_>, _>>()?;
         let mut matches = Intersection { streams };
         let mut customers = Vec::with_capacity(query.limit.min(MAX_LIMIT));
@@ -256,7 +310,7 @@ impl ReadModel {
             if to_skip > 0 {
                 to_skip -= 1;
             } else {
-                customers.push(self.customer_at(&order_key)?);
+                customers.push(self.load(&order_key, work)?);
             }
         }
         Ok(Page {
@@ -266,31 +320,37 @@ impl ReadModel {
     }
 
     /// The order keys of the customers whose `field` matches `needle`, in answer order.
-    fn matches_in_order(
+    fn matches_in_order<'w>(
         &self,
         field: TextField,
         account_id: Option<AccountId>,
         needle: &str,
-    ) -> Result<OrderedKeys, ReadModelError> {
+        work: &'w Work,
+    ) -> Result<OrderedKeys<'w>, ReadModelError> {
         if matches_whole_value(field) {
             let range = keys::text_range(field, account_id, needle, true);
             Ok(Box::new(
                 self.text_index
                     .scan_prefix(range)
-                    .map(|entry| order_key_in(&entry?.0)),
+                    .map(move |entry| work.order_key_in(&entry?.0)),
             ))
         } else {
             let range = keys::text_range(field, account_id, needle, false);
-            Ok(Box::new(self.merged_runs(&range)?))
+            Ok(Box::new(self.merged_runs(&range, work)?))
         }
     }
 
     /// The keys under `prefix`, in answer order: one seek finds each distinct value's run (its
     /// keys end `0 ++ order key`, so they are in order), and the runs are merged.
-    fn merged_runs(&self, prefix: &[u8]) -> Result<MergedRuns, ReadModelError> {
+    fn merged_runs<'w>(
+        &self,
+        prefix: &[u8],
+        work: &'w Work,
+    ) -> Result<MergedRuns<'w>, ReadModelError> {
         let mut runs = Vec::new();
         let mut cursor = prefix.to_vec();
         while let Some(entry) = self.text_index.range(cursor.clone()..).next() {
+            work.spend(SEEK_COST)?;
             let (key, _) = entry?;
             if !key.starts_with(prefix) || key.len() <= ORDER_KEY_LEN {
                 break;
@@ -301,7 +361,13 @@ impl ReadModel {
             cursor = run;
             *cursor.last_mut().expect("a run ends with its 0 separator") = 1;
         }
-        MergedRuns::new(runs)
+        MergedRuns::new(runs, work)
+    }
+
+    /// [`ReadModel::customer_at`], paid for from `work`.
+    fn load(&self, index_key: &[u8], work: &Work) -> Result<Customer, ReadModelError> {
+        work.spend(LOAD_COST)?;
+        self.customer_at(index_key)
     }
 
     /// The customer whose id ends `index_key`.
@@ -312,11 +378,6 @@ impl ReadModel {
             ReadModelError::Corrupt(format!("an index names customer {id}, which is missing"))
         })
     }
-}
-
-fn order_key_in(index_key: &[u8]) -> Result<[u8; ORDER_KEY_LEN], ReadModelError> {
-    keys::order_key_of(index_key)
-        .ok_or_else(|| ReadModelError::Corrupt("index key too short".into()))
 }
 
 #[cfg(test)]
@@ -438,7 +499,11 @@ mod tests {
         /// The indexed find answers exactly what a naive filter over every customer answers, in
         /// the same order, with the same total.
         #[test]
-        fn indexed_find_equals_a_naive_filter(customers in customers(), pairs in queries()) {
+        fn indexed_find_equals_a_naive_filter(
+            customers in customers(),
+            pairs in queries(),
+            budget in 0usize..200,
+        ) {
             let dir = tempfile::tempdir().unwrap();
             let model = ReadModel::open(dir.path()).unwrap();
             for (offset, customer) in customers.iter().enumerate() {
@@ -466,9 +531,18 @@ mod tests {
             prop_assert_eq!(&page.customers, &expected);
             prop_assert_eq!(page.total, Some(naive.len()));
             // The same query read in order (as when every range is large) answers the same page.
-            let in_order = model.find_inspecting(&query, 0).unwrap();
+            let in_order = model
+                .find_inspecting(&query, 0, &Work::limited_to(usize::MAX))
+                .unwrap();
             prop_assert_eq!(&in_order.customers, &expected);
             prop_assert!(in_order.total.is_none() || in_order.total == Some(naive.len()));
+            // With a bound on its work, a find answers the same page or says it needs more.
+            match model.find_inspecting(&query, INSPECT_WHOLE, &Work::limited_to(budget)) {
+                Ok(bounded) => prop_assert_eq!(&bounded, &page),
+                Err(ReadModelError::OverBudget) => {}
+                Err(other) => prop_assert!(false, "unexpected error {}", other),
+            }
+            prop_assert_eq!(model.find_inline(&query).unwrap(), Some(page));
         }
     }
 }
