@@ -9,6 +9,10 @@ use customer_registry::read_model::search::search_form;
 use customer_registry::read_model::{CustomerQuery, LogRecord, ReadModel, RecordChange};
 use std::hint::black_box;
 
+/// The allocator the service runs with (see `src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const LAST_NAMES: [&str; 8] = [
     "Müller",
     "Smith",
