@@ -1,15 +1,21 @@
 //! The only writes to the read model: applying a batch of records (events, or the rejection of
 //! records that are not events this build applies).
 //!
-//! A batch is written in two steps, each atomic on its own (`sled::Tree::apply_batch`):
-//! 1. the data: customers, indexes, histories, rejections; every write puts a value that depends
-//!    only on the record, so writing it again changes nothing;
-//! 2. the progress tree: which events are applied, the counts, and each partition's next offset.
+//! A batch is written in two steps:
+//! 1. the data, key by key: customers first (so no index key ever names a customer not yet
+//!    stored), then the indexes, histories and rejections, on two threads. Every write puts a
+//!    value that depends only on the record, so writing it again changes nothing;
+//! 2. the progress tree, in one atomic `sled::Tree::apply_batch`: which events are applied, the
+//!    counts, and each partition's next offset.
 //!
-//! A crash between the two leaves data for records the progress does not yet cover. They are read
-//! again on restart, and a customer found stored exactly as its not-yet-recorded event creates it
-//! is recognised as that event's own interrupted apply: completed, not taken for a conflict.
-//! Nothing is ever applied twice, and the offsets never pass a record whose changes are missing.
+//! A crash during or after step 1 leaves data for records the progress does not yet cover. They
+//! are read again on restart, and a customer found stored exactly as its not-yet-recorded event
+//! creates it is recognised as that event's own interrupted apply: completed (every key written
+//! again), not taken for a conflict. Nothing is ever applied twice, and the offsets never pass a
+//! record whose changes are missing.
+//!
+//! Step 1 does not use `apply_batch`: it holds a lock across the whole process that lets no other
+//! tree be written meanwhile, and the data needs no atomicity.
 
 use super::keys;
 use super::rejected::{rejected_key, RejectedEvent, RejectionKind};
@@ -87,13 +93,39 @@ enum PreparedWrites<'a> {
 /// The writes of a batch, tree by tree.
 #[derive(Default)]
 struct BatchWrites {
-    customers: sled::Batch,
-    by_created: sled::Batch,
-    by_account: sled::Batch,
-    text_index: sled::Batch,
-    customer_events: sled::Batch,
-    rejected_events: sled::Batch,
+    customers: TreeWrites,
+    by_created: TreeWrites,
+    by_account: TreeWrites,
+    text_index: TreeWrites,
+    customer_events: TreeWrites,
+    rejected_events: TreeWrites,
     progress: sled::Batch,
+}
+
+/// One data tree's writes, in key order (the last write of a key wins).
+#[derive(Default)]
+struct TreeWrites(BTreeMap<Vec<u8>, Vec<u8>>);
+
+impl TreeWrites {
+    fn insert(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.0
+            .insert(key.as_ref().to_vec(), value.as_ref().to_vec());
+    }
+
+    /// The writes split in two at the middle key.
+    fn halves(mut self) -> (Self, Self) {
+        let middle = self.0.keys().nth(self.0.len() / 2).cloned();
+        let high = middle.map_or_else(BTreeMap::new, |key| self.0.split_off(&key));
+        (self, Self(high))
+    }
+
+    /// Writes every key, one by one (see the module doc for why not `apply_batch`).
+    fn write_to(self, tree: &sled::Tree) -> Result<(), sled::Error> {
+        for (key, value) in self.0 {
+            tree.insert(key, value)?;
+        }
+        Ok(())
+    }
 }
 
 impl ReadModel {
@@ -156,12 +188,12 @@ impl ReadModel {
                     match outcome {
                         ApplyOutcome::Applied => {
                             writes.customers.insert(id_key, json.as_slice());
-                            writes.by_created.insert(order_key, &[]);
-                            writes.by_account.insert(account_key.as_slice(), &[]);
+                            writes.by_created.insert(order_key, []);
+                            writes.by_account.insert(account_key.as_slice(), []);
                             for key in text_keys {
-                                writes.text_index.insert(key.as_slice(), &[]);
+                                writes.text_index.insert(key.as_slice(), []);
                             }
-                            writes.customer_events.insert(history_key, &[]);
+                            writes.customer_events.insert(history_key, []);
                             writes
                                 .progress
                                 .insert(&keys::applied_key(event_key), id_key);
@@ -170,9 +202,9 @@ impl ReadModel {
                             events_applied.insert(*event_key);
                             customers_applied.insert(*id_key, new);
                         }
-                        ApplyOutcome::Duplicate => writes.customer_events.insert(history_key, &[]),
+                        ApplyOutcome::Duplicate => writes.customer_events.insert(history_key, []),
                         _ => writes.rejected_events.insert(
-                            &rejected_key(record.partition, record.offset),
+                            rejected_key(record.partition, record.offset),
                             conflict.as_slice(),
                         ),
                     }
@@ -181,7 +213,7 @@ impl ReadModel {
                 PreparedWrites::Rejected { rejection } => {
                     let key = rejected_key(record.partition, record.offset);
                     if self.rejected_events.get(key)?.is_none() {
-                        writes.rejected_events.insert(&key, rejection.as_slice());
+                        writes.rejected_events.insert(key, rejection.as_slice());
                     }
                     ApplyOutcome::Rejected
                 }
@@ -202,14 +234,34 @@ impl ReadModel {
                 .progress
                 .insert(&keys::offset_key(*partition), &next.to_be_bytes());
         }
-        self.customers.apply_batch(writes.customers)?;
-        self.by_created.apply_batch(writes.by_created)?;
-        self.by_account.apply_batch(writes.by_account)?;
-        self.text_index.apply_batch(writes.text_index)?;
-        self.customer_events.apply_batch(writes.customer_events)?;
-        self.rejected_events.apply_batch(writes.rejected_events)?;
+        let BatchWrites {
+            customers,
+            by_created,
+            by_account,
+            text_index,
+            customer_events,
+            rejected_events,
+            progress,
+        } = writes;
+        // Customers before any index key that names them: a find never follows a key to a
+        // customer not yet stored.
+        customers.write_to(&self.customers)?;
+        // The text index holds most of a customer's keys: half of them are written on a thread
+        // of its own while this one writes the rest and the other trees.
+        let (text_low, text_high) = text_index.halves();
+        std::thread::scope(|scope| {
+            let text = scope.spawn(|| text_high.write_to(&self.text_index));
+            let others = text_low
+                .write_to(&self.text_index)
+                .and_then(|()| by_created.write_to(&self.by_created))
+                .and_then(|()| by_account.write_to(&self.by_account))
+                .and_then(|()| customer_events.write_to(&self.customer_events))
+                .and_then(|()| rejected_events.write_to(&self.rejected_events));
+            let text = text.join().expect("writing the text index does not panic");
+            others.and(text)
+        })?;
         // Last, and atomically: what the batch applied, and how far the log is covered.
-        self.progress.apply_batch(writes.progress)?;
+        self.progress.apply_batch(progress)?;
         Ok(outcomes)
     }
 
