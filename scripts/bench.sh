@@ -92,7 +92,7 @@ rss_kib=$(awk '/VmRSS/ {print $2}' "/proc/$registry_pid/status")
 "$registry" export --kafka-bootstrap "$bootstrap" --topic "$topic" --format csv --output "$work/export.csv" >&2
 
 for kind in lastname email citystate get; do
-  say "query: $kind, 32 clients, ${seconds}s"
+  say "query: $kind, 32 clients, ${seconds}s (after 3 s of warm-up)"
   "$loadgen" query --url "$url" --export "$work/export.jsonl" --kind "$kind" --concurrency 32 \
     --seconds "$seconds" >"$results/query-$kind.json"
 done
@@ -188,7 +188,9 @@ for kind in lastname email citystate get; do
     | psql_bench >"$results/pg-plan-$kind.txt"
 done
 for kind in lastname email citystate get; do
-  say "pgbench: $kind, 32 clients, ${seconds}s"
+  say "pgbench: $kind, 32 clients, ${seconds}s (after 3 s of warm-up, as the load generator's)"
+  pgbench -h /tmp -p "$pg_port" -U bench -n -M prepared -c 32 -j 2 -T 3 -f "$work/$kind.sql" \
+    postgres >/dev/null 2>&1
   pgbench -h /tmp -p "$pg_port" -U bench -n -M prepared -c 32 -j 2 -T "$seconds" \
     -f "$work/$kind.sql" postgres \
     >"$work/pgbench-$kind.txt" 2>&1

@@ -76,6 +76,10 @@ enum Scenario {
         concurrency: usize,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Requests sent, and not measured, before the measured seconds start: the read model's
+        /// cache is warmed as PostgreSQL's is by its own warm-up.
+        #[arg(long, default_value_t = 3)]
+        warmup_seconds: u64,
     },
     /// Write query parameters drawn from an export as CSV, for PostgreSQL's pgbench.
     Params {
@@ -109,12 +113,14 @@ async fn main() {
             kind,
             concurrency,
             seconds,
+            warmup_seconds,
         } => {
             query(
                 &url,
                 &export,
                 &kind,
                 concurrency,
+                Duration::from_secs(warmup_seconds),
                 Duration::from_secs(seconds),
             )
             .await
@@ -357,6 +363,7 @@ async fn query(
     export: &str,
     kind: &str,
     concurrency: usize,
+    warmup: Duration,
     duration: Duration,
 ) -> Value {
     let customers = read_export(export);
@@ -372,23 +379,31 @@ async fn query(
             .collect(),
     );
     let client = http_client();
-    let started = Instant::now();
+    let measured_from = Instant::now() + warmup;
+    let measured_until = measured_from + duration;
     let workers: Vec<_> = (0..concurrency)
         .map(|worker| {
             let (paths, client, url) = (paths.clone(), client.clone(), url.to_owned());
             tokio::spawn(async move {
                 let (mut latencies, mut errors) = (Vec::new(), 0u64);
                 let mut n = worker;
-                while started.elapsed() < duration {
+                while Instant::now() < measured_until {
                     let path = &paths[n % paths.len()];
                     n += concurrency;
                     let sent = Instant::now();
-                    match client.get(format!("{url}{path}")).send().await {
+                    let answered = match client.get(format!("{url}{path}")).send().await {
                         Ok(response) if response.status().is_success() => {
-                            let _ = response.bytes().await;
-                            latencies.push(sent.elapsed().as_micros() as u32);
+                            response.bytes().await.is_ok()
                         }
-                        _ => errors += 1,
+                        _ => false,
+                    };
+                    if sent < measured_from {
+                        continue;
+                    }
+                    if answered {
+                        latencies.push(sent.elapsed().as_micros() as u32);
+                    } else {
+                        errors += 1;
                     }
                 }
                 (latencies, errors)
@@ -396,7 +411,7 @@ async fn query(
         })
         .collect();
     let (latencies, errors) = gather(workers).await;
-    summary(latencies, started.elapsed(), errors)
+    summary(latencies, measured_from.elapsed(), errors)
 }
 
 fn params(export: &str, count: usize) {
