@@ -53,8 +53,9 @@ fi
 
 say "building (release)"
 cargo build --locked --release --bin customer-registry --example loadgen >&2
-registry=$repo/target/release/customer-registry
-loadgen=$repo/target/release/examples/loadgen
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+registry=$target_dir/release/customer-registry
+loadgen=$target_dir/release/examples/loadgen
 
 if [ "${BENCH_POSTGRES_ONLY:-0}" != 1 ]; then
 scripts/kafka.sh start >&2
