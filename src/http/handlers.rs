@@ -165,7 +165,8 @@ async fn find(meta: &RequestMeta, query: &str, state: &ApiState) -> Result<Respo
     let position = catch_up(meta, state).await?;
     // Most finds take well under a millisecond and run right here: handing each to the blocking
     // pool cost more in thread switches than the find itself. One that would walk longer moves
-    // there, so it stalls none of the requests sharing this worker.
+    // there, so it stalls none of the requests sharing this worker. Like a get, an inline find
+    // may still wait briefly on sled's process-wide lock while the projector commits a batch.
     let page = match state.read_model.find_inline(&query)? {
         Some(page) => page,
         None => {

@@ -15,7 +15,8 @@
 //! - `rejected_events`: partition (4 bytes) ++ offset (8 bytes) → a [`RejectedEvent`] as JSON:
 //!   records that could not be applied (unreadable, unknown type, newer version, conflict).
 //! - `meta`: `topic` and `cluster` → which log this read model projects; a read model is never
-//!   pointed at another log, whose offsets would mean something else.
+//!   pointed at another log, whose offsets would mean something else. `format` → the layout of
+//!   the trees and values ([`FORMAT`]).
 //!
 //! How `find` uses them is in `planner.rs`.
 
@@ -52,6 +53,15 @@ pub enum ReadModelError {
     /// by the finds that have no bound.
     #[error("the find needs more work than it was allowed")]
     OverBudget,
+    /// The read model was written by a build whose stored layout this one does not read.
+    #[error(
+        "the read model was written by an older build (format {found}; this build reads format \
+         {FORMAT}): run `customer-registry rebuild` to project it again from the log"
+    )]
+    OldFormat {
+        /// The format found (`1` when unrecorded: builds before formats were recorded).
+        found: String,
+    },
     /// The data dir holds the projection of another log.
     #[error(
         "the read model projects {setting} {stored:?}, not {wanted:?}: its offsets belong to that \
@@ -75,6 +85,11 @@ impl From<TransactionError<ReadModelError>> for ReadModelError {
         }
     }
 }
+
+/// The layout of the stored trees and values. Format 2: customers are stored only as checked
+/// (state upper-case) and read back without checking again (`Customer::from_trusted_json`), so a
+/// read model of an earlier build must be rebuilt rather than served.
+pub const FORMAT: &str = "2";
 
 /// Handle to the read model; cheap to clone, shared by the projector and the HTTP handlers.
 #[derive(Clone)]
@@ -107,7 +122,7 @@ impl ReadModel {
                 }
                 other => ReadModelError::Storage(other),
             })?;
-        Ok(Self {
+        let model = Self {
             customers: db.open_tree("customers")?,
             by_created: db.open_tree("by_created")?,
             by_account: db.open_tree("by_account")?,
@@ -118,7 +133,12 @@ impl ReadModel {
             meta: db.open_tree("meta")?,
             progress: db.open_tree("progress")?,
             db,
-        })
+        };
+        // A new read model is written in this build's format from its first byte.
+        if model.meta.is_empty() && model.progress.is_empty() && model.customers.is_empty() {
+            model.meta.insert("format", FORMAT)?;
+        }
+        Ok(model)
     }
 
     /// The topic and cluster this read model projects, once it has been bound to a log.
@@ -149,11 +169,23 @@ impl ReadModel {
     }
 
     /// Ties the read model to the log it projects: records `topic` and `cluster` on first use,
-    /// and refuses any other afterwards.
+    /// and refuses any other afterwards, or a read model stored in an older format.
     ///
     /// # Errors
-    /// [`ReadModelError::OtherLog`] when the read model was built from another topic or cluster.
+    /// [`ReadModelError::OtherLog`] when the read model was built from another topic or cluster,
+    /// [`ReadModelError::OldFormat`] when an older build wrote it.
     pub fn bind_to_log(&self, topic: &str, cluster: &str) -> Result<(), ReadModelError> {
+        match self.meta.get("format")? {
+            Some(format) if format.as_ref() == FORMAT.as_bytes() => {}
+            found => {
+                return Err(ReadModelError::OldFormat {
+                    found: found.map_or_else(
+                        || "1".to_owned(),
+                        |format| String::from_utf8_lossy(&format).into_owned(),
+                    ),
+                })
+            }
+        }
         for (setting, wanted) in [("topic", topic), ("cluster", cluster)] {
             match self.meta.get(setting)? {
                 Some(stored) if stored.as_ref() != wanted.as_bytes() => {
@@ -327,6 +359,30 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_read_model_of_an_older_format_is_refused_until_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let model = ReadModel::open(dir.path()).unwrap();
+            model
+                .apply_customer_created(&CustomerCreated::new(customer(1, "A")), 0, 0)
+                .unwrap();
+            model.bind_to_log("customers.events", "cluster-a").unwrap();
+            // What a build before formats were recorded left behind.
+            model.meta.remove("format").unwrap();
+        }
+        let model = ReadModel::open(dir.path()).unwrap();
+        let refused = model.bind_to_log("customers.events", "cluster-a");
+        assert!(
+            matches!(&refused, Err(ReadModelError::OldFormat { found }) if found == "1"),
+            "{refused:?}"
+        );
+        assert!(refused
+            .unwrap_err()
+            .to_string()
+            .contains("customer-registry rebuild"));
     }
 
     #[test]
