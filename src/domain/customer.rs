@@ -236,19 +236,48 @@ pub(crate) mod rfc3339_millis {
         serializer.serialize_str(&time.to_rfc3339_opts(SecondsFormat::Millis, true))
     }
 
+    /// Reads exactly the form `serialize` writes (the event contract's `timestamp` pattern):
+    /// any other precision or offset would be stored differently from the event that carried it.
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<DateTime<Utc>, D::Error> {
         let text = String::deserialize(deserializer)?;
-        DateTime::parse_from_rfc3339(&text)
+        let time = DateTime::parse_from_rfc3339(&text)
             .map(|time| time.with_timezone(&Utc))
-            .map_err(serde::de::Error::custom)
+            .map_err(serde::de::Error::custom)?;
+        if time.to_rfc3339_opts(SecondsFormat::Millis, true) != text {
+            return Err(serde::de::Error::custom(format!(
+                "{text:?} is not RFC 3339 in UTC with exactly three fractional digits \
+                 (e.g. 2026-11-25T16:40:43.120Z)"
+            )));
+        }
+        Ok(time)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_read_back_only_in_the_contract_form() {
+        let read = |text: &str| {
+            serde_json::from_value::<Customer>(serde_json::json!({
+                "id": "01a2144a-68d6-7312-9312-c68e6a44a089",
+                "accountId": 1,
+                "createdAt": text,
+            }))
+        };
+        assert!(read("2026-11-25T16:40:43.120Z").is_ok());
+        for other in [
+            "2026-11-25T16:40:43.120123Z",
+            "2026-11-25T16:40:43Z",
+            "2026-11-25T17:40:43.120+01:00",
+            "2026-11-25t16:40:43.120z",
+        ] {
+            assert!(read(other).is_err(), "{other} was accepted");
+        }
+    }
 
     #[test]
     fn account_id_accepts_the_positive_32_bit_range_only() {

@@ -2,16 +2,16 @@
 //! records that are not events this build applies).
 //!
 //! A batch is written in two steps:
-//! 1. the data, key by key: customers first (so no index key ever names a customer not yet
-//!    stored), then the indexes, histories and rejections, on two threads. Every write puts a
-//!    value that depends only on the record, so writing it again changes nothing;
+//! 1. the data, key by key: histories first, then customers (so no index key ever names a
+//!    customer not yet stored), then the indexes and rejections, on two threads. Every write puts
+//!    a value that depends only on the record, so writing it again changes nothing;
 //! 2. the progress tree, in one atomic `sled::Tree::apply_batch`: which events are applied, the
 //!    counts, and each partition's next offset.
 //!
 //! A crash during or after step 1 leaves data for records the progress does not yet cover. They
 //! are read again on restart, and a customer found stored exactly as its not-yet-recorded event
-//! creates it is recognised as that event's own interrupted apply: completed (every key written
-//! again), not taken for a conflict. Nothing is ever applied twice, and the offsets never pass a
+//! creates it, with the history entry of that very record, is recognised as the record's own
+//! interrupted apply: completed (every key written again), not taken for a conflict. Nothing is ever applied twice, and the offsets never pass a
 //! record whose changes are missing.
 //!
 //! Step 1 does not use `apply_batch`: it holds a lock across the whole process that lets no other
@@ -180,8 +180,15 @@ impl ReadModel {
                             ApplyOutcome::Duplicate
                         }
                         (true, _) => ApplyOutcome::Conflict,
-                        // Stored exactly as this event creates it: its own interrupted apply.
-                        (false, Some(stored)) if stored == *new => ApplyOutcome::Applied,
+                        // Stored exactly as this event creates it, and from this very record
+                        // (its history entry is written before the customer): its own
+                        // interrupted apply. Another record carrying the same customer is not.
+                        (false, Some(stored))
+                            if stored == *new
+                                && self.customer_events.contains_key(history_key)? =>
+                        {
+                            ApplyOutcome::Applied
+                        }
                         (false, Some(_)) => ApplyOutcome::Conflict,
                         (false, None) => ApplyOutcome::Applied,
                     };
@@ -243,8 +250,10 @@ impl ReadModel {
             rejected_events,
             progress,
         } = writes;
-        // Customers before any index key that names them: a find never follows a key to a
-        // customer not yet stored.
+        // Histories before customers, so a stored customer's record is always recognisable on
+        // replay; customers before any index key that names them, so a find never follows a key
+        // to a customer not yet stored.
+        customer_events.write_to(&self.customer_events)?;
         customers.write_to(&self.customers)?;
         // The text index holds most of a customer's keys: half of them are written on a thread
         // of its own while this one writes the rest and the other trees.
@@ -255,7 +264,6 @@ impl ReadModel {
                 .write_to(&self.text_index)
                 .and_then(|()| by_created.write_to(&self.by_created))
                 .and_then(|()| by_account.write_to(&self.by_account))
-                .and_then(|()| customer_events.write_to(&self.customer_events))
                 .and_then(|()| rejected_events.write_to(&self.rejected_events));
             let text = text.join().expect("writing the text index does not panic");
             others.and(text)
@@ -502,6 +510,26 @@ mod tests {
             model.apply_customer_created(&event, 0, 1).unwrap(),
             ApplyOutcome::Duplicate
         );
+    }
+
+    #[test]
+    fn another_event_carrying_an_identical_customer_is_not_counted_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = ReadModel::open(dir.path()).unwrap();
+        let first = created("Twin");
+        model.apply_customer_created(&first, 0, 0).unwrap();
+        // Same customer, byte for byte, under another event id at another offset.
+        let twin = CustomerCreated::new(first.customer.clone());
+        assert_ne!(twin.event_id, first.event_id);
+        assert_eq!(
+            model.apply_customer_created(&twin, 0, 1).unwrap(),
+            ApplyOutcome::Conflict
+        );
+        assert_eq!(
+            model.find(&CustomerQuery::default()).unwrap().total,
+            Some(1)
+        );
+        assert_eq!(model.rejected_events().unwrap()[0].offset, 1);
     }
 
     #[test]
