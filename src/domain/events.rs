@@ -229,4 +229,20 @@ mod tests {
         let garbage = RegistryEvent::decode(b"\xff not json").unwrap_err();
         assert!(matches!(garbage, EventDecodeError::Malformed(_)));
     }
+
+    #[test]
+    fn timestamps_outside_the_contract_form_are_malformed() {
+        for (field, value) in [
+            ("/occurredAt", "2026-11-25T16:48:31.137999Z"),
+            ("/data/createdAt", "2026-11-25T17:48:31.137+01:00"),
+        ] {
+            let mut json: serde_json::Value = serde_json::from_slice(&created().encode()).unwrap();
+            *json.pointer_mut(field).unwrap() = value.into();
+            let decoded = RegistryEvent::decode(json.to_string().as_bytes());
+            assert!(
+                matches!(decoded, Err(EventDecodeError::Malformed(_))),
+                "{field} = {value}"
+            );
+        }
+    }
 }
