@@ -46,11 +46,13 @@ pub struct Page {
 /// cost at 1M customers, at 250 throughput rose 1.3–1.6× (docs/performance.md).
 const INSPECT_WHOLE: usize = 250;
 
-/// The work [`ReadModel::find_inline`] may do, in index keys read (a customer loaded counts
-/// [`LOAD_COST`], a seek [`SEEK_COST`]): about a millisecond on this project's reference machine,
-/// short enough to run on an async worker without stalling the requests that share it.
+/// The work [`ReadModel::find_inline`] may do, in index keys read (a customer loaded counts 4, a
+/// seek 2): about a millisecond on this project's reference machine, short enough to run on an
+/// async worker without stalling the requests that share it.
 pub const INLINE_WORK: usize = 4_000;
+/// A customer loaded, in keys read: a tree descent and a decode.
 const LOAD_COST: usize = 4;
+/// A seek to a run's start, in keys read.
 const SEEK_COST: usize = 2;
 
 /// The work a find has left to spend.
