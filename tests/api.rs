@@ -4,7 +4,8 @@
 mod common;
 
 use common::{
-    create, find_eventually, get, http, kafka_bootstrap, read_topic, unique_topic, Registry,
+    create, create_all, find_eventually, get, http, kafka_bootstrap, read_topic, unique_topic,
+    Registry,
 };
 use serde_json::{json, Value};
 
@@ -81,12 +82,11 @@ async fn find_applies_every_filter_of_the_seed() {
                "phone": "+33 1 23 45 67 89", "street": "3 Rue Cler", "city": "Paris",
                "state": "75", "zipCode": "75007", "countryCode": "FR"}),
     ];
-    let mut created = Vec::new();
-    for person in &people {
-        let (status, body) = create(&registry, person).await;
-        assert_eq!(status, 201, "{body}");
-        created.push(body["id"].as_str().unwrap().to_owned());
-    }
+    let created: Vec<String> = create_all(&registry, &people)
+        .await
+        .iter()
+        .map(|customer| customer["id"].as_str().unwrap().to_owned())
+        .collect();
     find_eventually(&registry, "/api/v01/customers", people.len()).await;
     let cases: &[(&str, &[usize])] = &[
         ("accountId=1", &[0, 1]),

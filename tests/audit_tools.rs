@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{create, find_eventually, get, kafka_bootstrap, unique_topic, Registry, PATIENCE};
+use common::{create_all, find_eventually, get, kafka_bootstrap, unique_topic, Registry, PATIENCE};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -28,14 +28,11 @@ fn text(output: &Output) -> String {
 }
 
 async fn create_batch(registry: &Registry, account: u32, names: &[&str]) -> Vec<Value> {
-    let mut created = Vec::new();
-    for name in names {
-        let (status, customer) =
-            create(registry, &json!({"accountId": account, "lastName": name})).await;
-        assert_eq!(status, 201, "{customer}");
-        created.push(customer);
-    }
-    created
+    let bodies: Vec<Value> = names
+        .iter()
+        .map(|name| json!({"accountId": account, "lastName": name}))
+        .collect();
+    create_all(registry, &bodies).await
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{create, kafka_bootstrap, read_topic, unique_topic, Registry};
+use common::{create_all, kafka_bootstrap, read_topic, unique_topic, Registry};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -66,12 +66,7 @@ async fn every_event_the_service_writes_validates_against_the_schema() {
                "phone": "+47 22 33 44 55", "street": "Karl Johans gate 1", "city": "Oslo",
                "state": "03", "zipCode": "0154", "countryCode": "no"}),
     ];
-    let mut created = Vec::new();
-    for body in &bodies {
-        let (status, customer) = create(&registry, body).await;
-        assert_eq!(status, 201, "{customer}");
-        created.push(customer);
-    }
+    let created = create_all(&registry, &bodies).await;
 
     let validator = schema();
     let records = read_topic(&bootstrap, &topic);

@@ -3,18 +3,14 @@
 
 mod common;
 
-use common::{create, find_eventually, get, kafka_bootstrap, unique_topic, Registry};
+use common::{create_all, find_eventually, get, kafka_bootstrap, unique_topic, Registry};
 use serde_json::{json, Value};
 
 async fn create_batch(registry: &Registry, account: u32, count: usize) -> Vec<Value> {
-    let mut created = Vec::new();
-    for n in 0..count {
-        let body = json!({"accountId": account, "firstName": format!("R{n}"), "city": "Lyon"});
-        let (status, customer) = create(registry, &body).await;
-        assert_eq!(status, 201, "{customer}");
-        created.push(customer);
-    }
-    created
+    let bodies: Vec<Value> = (0..count)
+        .map(|n| json!({"accountId": account, "firstName": format!("R{n}"), "city": "Lyon"}))
+        .collect();
+    create_all(registry, &bodies).await
 }
 
 #[tokio::test]

@@ -297,6 +297,17 @@ pub async fn create(registry: &Registry, body: &Value) -> (u16, Value) {
     (status, response.json().await.expect("a JSON answer"))
 }
 
+/// Creates every one of `bodies` in turn, asserting each answers 201; returns the customers.
+pub async fn create_all(registry: &Registry, bodies: &[Value]) -> Vec<Value> {
+    let mut created = Vec::with_capacity(bodies.len());
+    for body in bodies {
+        let (status, customer) = create(registry, body).await;
+        assert_eq!(status, 201, "{customer}");
+        created.push(customer);
+    }
+    created
+}
+
 /// GETs `path` from the registry; returns status and parsed body.
 pub async fn get(registry: &Registry, path: &str) -> (u16, Value) {
     let response = http().get(registry.url(path)).send().await.expect("GET");
