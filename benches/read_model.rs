@@ -1,12 +1,14 @@
-//! Micro-benchmarks of the read model's hot paths: index key encode/decode, search folding, the
-//! query planner on a sled read model of 20,000 customers, and the write path against sled
-//! alone. `cargo bench --bench read_model`.
+//! Micro-benchmarks of the read model's hot paths: search folding, posting-list merge and
+//! intersection, the planner on a read model of 200,000 customers flushed to sled, and the write
+//! path (applying in memory, flushing to sled). `cargo bench --bench read_model`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use customer_registry::domain::{AccountId, Customer, CustomerCreated, CustomerDetails, TextField};
-use customer_registry::read_model::keys::{customer_id_of, order_key, order_key_of, text_key};
-use customer_registry::read_model::search::search_form;
-use customer_registry::read_model::{CustomerQuery, LogRecord, ReadModel, RecordChange};
+use customer_registry::read_model::fold::search_form;
+use customer_registry::read_model::{
+    open, CustomerQuery, LogRecord, ReadModelWriter, RecordChange, Work, MAX_WORK,
+};
+use roaring::RoaringBitmap;
 use std::hint::black_box;
 
 /// The allocator the service runs with (see `src/main.rs`).
@@ -55,49 +57,60 @@ fn customer(n: u32) -> Customer {
     Customer::register(details)
 }
 
-fn keys(c: &mut Criterion) {
-    let sample = customer(7);
-    let account = Some(sample.details.account_id);
-    c.bench_function("order_key encode", |b| {
-        b.iter(|| order_key(black_box(&sample)))
-    });
-    let key = text_key(TextField::LastName, account, "muller", &sample);
-    c.bench_function("text_key encode", |b| {
-        b.iter(|| {
-            text_key(
-                TextField::LastName,
-                black_box(account),
-                black_box("muller"),
-                &sample,
-            )
-        })
-    });
-    c.bench_function("index key decode", |b| {
-        b.iter(|| {
-            (
-                order_key_of(black_box(&key)),
-                customer_id_of(black_box(&key)),
-            )
-        })
-    });
-    c.bench_function("search_form fold", |b| {
-        b.iter(|| search_form(TextField::LastName, black_box("Søndergaard-Müller Nguyễn")))
-    });
-}
-
-fn planner(c: &mut Criterion) {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let model = ReadModel::open(dir.path()).expect("a read model");
-    let records: Vec<LogRecord> = (0..20_000)
+fn records(range: std::ops::Range<u32>) -> Vec<LogRecord> {
+    range
         .map(|n| LogRecord {
             partition: 0,
             offset: i64::from(n),
             change: RecordChange::Created(Box::new(CustomerCreated::new(customer(n)))),
         })
-        .collect();
-    for batch in records.chunks(1_000) {
-        model.apply_batch(batch).expect("applied");
+        .collect()
+}
+
+fn load(writer: &mut ReadModelWriter, customers: u32) {
+    for batch in records(0..customers).chunks(10_000) {
+        writer.apply_batch(batch).expect("applied");
     }
+    writer.flush_all().expect("flushed");
+}
+
+fn fold(c: &mut Criterion) {
+    c.bench_function("search_form fold", |b| {
+        b.iter(|| search_form(TextField::LastName, black_box("Søndergaard-Müller Nguyễn")))
+    });
+}
+
+/// What a find does with postings: a prefix is the union of its terms' sets, filters intersect.
+fn postings(c: &mut Criterion) {
+    // A spread-out set of `len` ordinals out of 1M, seeded by `step`.
+    let spread = |len: u32, step: u32| -> RoaringBitmap {
+        (0..len).map(|n| (n * step) % 1_000_000).collect()
+    };
+    let terms: Vec<RoaringBitmap> = (0..200).map(|n| spread(50, 7_919 + n * 2)).collect();
+    c.bench_function("postings: union of 200 terms of 50", |b| {
+        b.iter(|| {
+            let mut union = RoaringBitmap::new();
+            for term in black_box(&terms) {
+                union |= term;
+            }
+            union
+        })
+    });
+    let account = spread(300_000, 3);
+    let prefix = spread(3_000, 331);
+    let state = spread(100_000, 10);
+    c.bench_function("postings: account 300k ∩ prefix 3k ∩ state 100k", |b| {
+        b.iter(|| (black_box(&account) & black_box(&prefix)) & black_box(&state))
+    });
+    c.bench_function("postings: account 300k ∩ state 100k, cardinality", |b| {
+        b.iter(|| black_box(&account).intersection_len(black_box(&state)))
+    });
+}
+
+fn planner(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (model, mut writer) = open(dir.path()).expect("a read model");
+    load(&mut writer, 200_000);
     let query = |pairs: &[(&str, &str)]| {
         let pairs: Vec<(String, String)> = pairs
             .iter()
@@ -105,108 +118,83 @@ fn planner(c: &mut Criterion) {
             .collect();
         CustomerQuery::parse(&pairs).expect("a valid query")
     };
+    c.bench_function("planner: parse a query", |b| {
+        b.iter(|| {
+            query(black_box(&[
+                ("accountId", "1"),
+                ("lastName", "Müll"),
+                ("limit", "50"),
+            ]))
+        })
+    });
     let cases = [
-        ("parse", None),
-        ("account only", Some(query(&[("accountId", "1")]))),
+        ("no filter", query(&[])),
+        ("no filter, offset 150,000", query(&[("offset", "150000")])),
+        ("account only (largest)", query(&[("accountId", "1")])),
         (
             "email in account",
-            Some(query(&[("accountId", "3"), ("email", "customer1")])),
+            query(&[("accountId", "3"), ("email", "customer1")]),
         ),
         (
             "lastName prefix in largest account",
-            Some(query(&[("accountId", "1"), ("lastName", "mul")])),
+            query(&[("accountId", "1"), ("lastName", "mul")]),
         ),
         (
             "city + state in largest account",
-            Some(query(&[
-                ("accountId", "1"),
-                ("city", "new"),
-                ("state", "NY"),
-            ])),
+            query(&[("accountId", "1"), ("city", "new"), ("state", "NY")]),
+        ),
+        (
+            "state in largest account, offset 20,000",
+            query(&[("accountId", "1"), ("state", "NY"), ("offset", "20000")]),
         ),
     ];
     for (name, parsed) in cases {
-        match parsed {
-            None => c.bench_function("planner: parse a query", |b| {
-                b.iter(|| {
-                    query(black_box(&[
-                        ("accountId", "1"),
-                        ("lastName", "Müll"),
-                        ("limit", "50"),
-                    ]))
-                })
-            }),
-            Some(parsed) => c.bench_function(&format!("planner: {name}"), |b| {
-                b.iter(|| model.find(black_box(&parsed)).expect("a page"))
-            }),
-        };
+        c.bench_function(&format!("planner: {name}"), |b| {
+            b.iter(|| {
+                model
+                    .find(black_box(&parsed), &Work::limited_to(MAX_WORK))
+                    .expect("a page")
+            })
+        });
     }
 }
 
-/// The write path's cost per customer against sled's own cost per key: the evidence for where
-/// projection throughput ends (docs/performance.md).
+/// The write path: applying in memory (what a create waits for) and flushing to sled (what the
+/// flusher does in the background).
 fn storage(c: &mut Criterion) {
     let mut group = c.benchmark_group("storage");
     group.sample_size(10);
     let dir = tempfile::tempdir().expect("a temp dir");
-    let model = ReadModel::open(dir.path()).expect("a read model");
-    let mut offset = 0i64;
+    let (_model, mut writer) = open(dir.path()).expect("a read model");
+    let mut next = 0u32;
     group.bench_function("apply a batch of 1,000 customers", |b| {
         b.iter_batched(
             || {
-                (0..1_000u32)
-                    .map(|n| {
-                        offset += 1;
-                        LogRecord {
-                            partition: 0,
-                            offset,
-                            change: RecordChange::Created(Box::new(CustomerCreated::new(
-                                customer(n),
-                            ))),
-                        }
-                    })
-                    .collect::<Vec<_>>()
+                next += 1_000;
+                records(next - 1_000..next)
             },
-            |records| model.apply_batch(&records).expect("applied"),
+            |records| writer.apply_batch(&records).expect("applied"),
             BatchSize::PerIteration,
         )
     });
-    let bare = tempfile::tempdir().expect("a temp dir");
-    let tree = sled::open(bare.path())
-        .and_then(|db| db.open_tree("keys"))
-        .expect("a sled tree");
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    group.bench_function("sled alone: insert 1,000 random 40-byte keys", |b| {
+    group.bench_function("apply and flush 50,000 customers", |b| {
         b.iter_batched(
             || {
-                let mut batch = sled::Batch::default();
-                for _ in 0..1_000 {
-                    let mut key = [0u8; 40];
-                    for chunk in key.chunks_mut(8) {
-                        // xorshift64: cheap, deterministic, spread over the whole key space.
-                        state ^= state << 13;
-                        state ^= state >> 7;
-                        state ^= state << 17;
-                        chunk.copy_from_slice(&state.to_be_bytes());
-                    }
-                    batch.insert(&key[..], &[]);
-                }
-                batch
+                let dir = tempfile::tempdir().expect("a temp dir");
+                let opened = open(dir.path()).expect("a read model");
+                (dir, opened, records(0..50_000))
             },
-            |batch| tree.apply_batch(batch).expect("inserted"),
+            |(_dir, (_model, mut writer), records)| {
+                for batch in records.chunks(10_000) {
+                    writer.apply_batch(batch).expect("applied");
+                }
+                writer.flush_all().expect("flushed");
+            },
             BatchSize::PerIteration,
         )
     });
     group.finish();
-
-    let json = serde_json::to_vec(&customer(3)).expect("a customer's JSON");
-    c.bench_function("decode a stored customer", |b| {
-        b.iter(|| Customer::from_trusted_json(black_box(&json)).expect("a customer"))
-    });
-    c.bench_function("decode a customer, checking every field", |b| {
-        b.iter(|| serde_json::from_slice::<Customer>(black_box(&json)).expect("a customer"))
-    });
 }
 
-criterion_group!(benches, keys, planner, storage);
+criterion_group!(benches, fold, postings, planner, storage);
 criterion_main!(benches);

@@ -5,7 +5,7 @@ use crate::audit::log::HistoryReader;
 use crate::config::ServeSettings;
 use crate::http::{self, ApiState};
 use crate::projection::{ProjectionError, Projector};
-use crate::read_model::{ReadModel, ReadModelError};
+use crate::read_model::{self, ReadModelError};
 use crate::write::{self, EventLog, EventLogError, Registrar, TopicError};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -58,7 +58,6 @@ pub struct Application {
     server: JoinHandle<()>,
     projector: JoinHandle<Result<(), ProjectionError>>,
     event_log: Arc<EventLog>,
-    read_model: ReadModel,
 }
 
 impl Application {
@@ -69,8 +68,8 @@ impl Application {
     /// [`StartupError`] naming the part that could not start.
     pub async fn build(settings: ServeSettings) -> Result<Self, StartupError> {
         let read_model_dir = settings.data_dir.join("read-model");
-        let read_model =
-            ReadModel::open(&read_model_dir).map_err(|source| StartupError::ReadModel {
+        let (read_model, writer) =
+            read_model::open(&read_model_dir).map_err(|source| StartupError::ReadModel {
                 dir: read_model_dir.display().to_string(),
                 source,
             })?;
@@ -88,6 +87,7 @@ impl Application {
             &layout.partitions,
             settings.partition_check(),
             read_model.clone(),
+            writer,
         )?;
 
         let (stop_projector, projector_stopped) = watch::channel(false);
@@ -101,7 +101,7 @@ impl Application {
         let routes = http::routes(ApiState {
             registrar: Arc::new(registrar),
             read_model: read_model.clone(),
-            progress,
+            progress: progress.clone(),
             catch_up_wait: settings.projection_wait(),
             history: Arc::new(HistoryReader::new(settings.event_log.clone())),
         });
@@ -120,6 +120,14 @@ impl Application {
             data_dir = %settings.data_dir.display(),
             "customer-registry listening on http://{address}"
         );
+        let catching_up = progress.clone();
+        tokio::spawn(async move {
+            catching_up.caught_up().await;
+            tracing::info!(
+                log_end = %catching_up.log_end_at_start(),
+                "ready: the projection has caught up with the log; serving reads"
+            );
+        });
         Ok(Self {
             address,
             stop_server,
@@ -127,7 +135,6 @@ impl Application {
             server: tokio::spawn(server),
             projector,
             event_log,
-            read_model,
         })
     }
 
@@ -137,7 +144,8 @@ impl Application {
     }
 
     /// Serves until SIGTERM or SIGINT (or until the projector fails), then stops accepting,
-    /// finishes in-flight requests, stops the projector, flushes the producer and the read model.
+    /// finishes in-flight requests, stops the projector (which commits the read model), and
+    /// flushes the producer.
     ///
     /// # Errors
     /// When the projector failed, or state could not be flushed on the way out.
@@ -170,7 +178,6 @@ impl Application {
             // answered 503 or will be retried. The read model must still be persisted.
             tracing::warn!(%error, "the producer could not flush before shutdown");
         }
-        self.read_model.flush().await?;
         projector_outcome??;
         tracing::info!("stopped");
         Ok(())

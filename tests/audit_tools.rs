@@ -97,16 +97,22 @@ async fn rebuild_swaps_in_a_read_model_with_the_same_answers_and_audit_finds_tam
 
     // Tamper with the read model behind the service's back, as a disk fault or an operator might.
     {
-        let db = sled::open(data_dir.join("read-model")).unwrap();
-        let customers = db.open_tree("customers").unwrap();
-        let key = uuid::Uuid::parse_str(&tampered_id).unwrap();
-        let mut stored: Value =
-            serde_json::from_slice(&customers.get(key.as_bytes()).unwrap().unwrap()).unwrap();
-        stored["lastName"] = json!("Tampered");
-        customers
-            .insert(key.as_bytes(), serde_json::to_vec(&stored).unwrap())
+        let (model, mut writer) =
+            customer_registry::read_model::open(&data_dir.join("read-model")).unwrap();
+        let id = tampered_id.parse().unwrap();
+        let mut tampered = model.get(id).unwrap().expect("the customer is held");
+        tampered
+            .details
+            .set_text(customer_registry::domain::TextField::LastName, "Tampered")
             .unwrap();
-        db.flush().unwrap();
+        let place = customer_registry::read_model::LogPlace {
+            partition: 0,
+            offset: 0,
+        };
+        assert!(writer
+            .replace(tampered, uuid::Uuid::now_v7(), place)
+            .unwrap());
+        writer.flush_all().unwrap();
     }
     let drift = tool(&["audit"], &bootstrap, &topic, &data_dir);
     assert_eq!(drift.status.code(), Some(1), "{}", text(&drift));

@@ -10,6 +10,9 @@ use rdkafka::message::Message;
 use std::io::Write;
 use std::process::ExitCode;
 
+/// Customers read from the scratch read model at once.
+const EXPORT_BATCH: usize = 1_000;
+
 /// Writes every customer the log holds up to the bound, in answer order.
 ///
 /// # Errors
@@ -30,9 +33,9 @@ pub async fn export(settings: &ExportSettings) -> Result<ExitCode, AuditError> {
         uuid::Uuid::now_v7().simple()
     ));
     let (events_read, customers) = tokio::task::spawn_blocking(move || {
-        let scratch = ScratchReadModel::create(scratch_dir)?;
+        let mut scratch = ScratchReadModel::create(scratch_dir)?;
         let ends = replay_ends(&reader(&event_log)?, &event_log.topic, until.as_ref())?;
-        let mut applier = BatchApplier::new(&scratch.model);
+        let mut applier = BatchApplier::new(&mut scratch.writer);
         let events_read = replay(&event_log, &ends, |message| {
             let written_at = message.timestamp().to_millis();
             let after_bound = as_of.is_some_and(|bound| {
@@ -51,7 +54,11 @@ pub async fn export(settings: &ExportSettings) -> Result<ExitCode, AuditError> {
             ),
             None => Box::new(std::io::stdout().lock()),
         };
-        let written = write_customers(&mut sink, format, scratch.model.customers_in_order())?;
+        let written = write_customers(
+            &mut sink,
+            format,
+            scratch.model.customers_in_order(EXPORT_BATCH),
+        )?;
         sink.flush().map_err(AuditError::io("writing the export"))?;
         Ok::<_, AuditError>((events_read, written))
     })

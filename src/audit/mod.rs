@@ -15,7 +15,7 @@ pub use rebuild::rebuild;
 pub use tail::tail;
 pub use verify::audit;
 
-use crate::read_model::{ReadModel, ReadModelError};
+use crate::read_model::{self, ReadModel, ReadModelError, ReadModelWriter};
 use crate::write::TopicError;
 use rdkafka::error::KafkaError;
 use std::path::{Path, PathBuf};
@@ -100,13 +100,14 @@ fn check_follows(model: &ReadModel, topic: &str, cluster: &str) -> Result<(), Au
 /// A scratch read model that deletes its directory when dropped.
 struct ScratchReadModel {
     model: ReadModel,
+    writer: ReadModelWriter,
     dir: PathBuf,
 }
 
 impl ScratchReadModel {
     fn create(dir: PathBuf) -> Result<Self, AuditError> {
-        let model = ReadModel::open(&dir)?;
-        Ok(Self { model, dir })
+        let (model, writer) = read_model::open(&dir)?;
+        Ok(Self { model, writer, dir })
     }
 }
 

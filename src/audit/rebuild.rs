@@ -5,7 +5,7 @@ use super::log::{reader, replay, replay_ends};
 use super::{check_follows, live_read_model_dir, AuditError};
 use crate::config::ToolSettings;
 use crate::projection::BatchApplier;
-use crate::read_model::{ReadModel, ReadModelError};
+use crate::read_model::{self, ReadModelError};
 use crate::write::existing_topic;
 use rdkafka::message::Message;
 use serde::Serialize;
@@ -37,7 +37,7 @@ pub async fn rebuild(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
     // Holding the live read model open keeps a `serve` from starting on it mid-rebuild, and
     // refuses at once when one already runs.
     let live = if live_dir.exists() {
-        let live = ReadModel::open(&live_dir).map_err(in_use(&settings.data_dir))?;
+        let (live, _) = read_model::open(&live_dir).map_err(in_use(&settings.data_dir))?;
         check_follows(&live, &settings.event_log.topic, &layout.cluster_id)?;
         // Only while holding the live lock is it certain no other rebuild is running.
         remove_abandoned_rebuilds(&settings.data_dir)?;
@@ -53,20 +53,19 @@ pub async fn rebuild(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
     let new_dir_for_replay = new_dir.clone();
     let cluster_id = layout.cluster_id.clone();
     let replayed = tokio::task::spawn_blocking(move || {
-        let model = ReadModel::open(&new_dir_for_replay)?;
+        let (model, mut writer) = read_model::open(&new_dir_for_replay)?;
         model.bind_to_log(&settings_for_replay.topic, &cluster_id)?;
         let ends = replay_ends(
             &reader(&settings_for_replay)?,
             &settings_for_replay.topic,
             None,
         )?;
-        let mut applier = BatchApplier::new(&model);
+        let mut applier = BatchApplier::new(&mut writer);
         let events_read = replay(&settings_for_replay, &ends, |message| {
             Ok(applier.push(message.partition(), message.offset(), message.payload())?)
         })?;
         applier.finish()?;
-        model.flush_blocking()?;
-        let customers = model.stored_customers().count();
+        let customers = model.len();
         let rejected = model.rejected_events()?.len();
         Ok::<_, AuditError>((events_read, customers, rejected))
     })

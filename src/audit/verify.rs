@@ -1,7 +1,7 @@
 //! `customer-registry audit`: replays the whole log into a scratch read model, independently of
 //! the live one, and compares the two customer by customer by a canonical digest (SHA-256 of the
-//! customer's stored JSON, fields in contract order; a stored customer that no longer parses is
-//! digested as it is, and so differs).
+//! customer's JSON, fields in contract order; a stored customer that can no longer be read is
+//! digested by why, and so differs).
 
 use super::log::{reader, replay, replay_ends};
 use super::rebuild::in_use;
@@ -9,7 +9,7 @@ use super::{check_follows, live_read_model_dir, AuditError, ScratchReadModel};
 use crate::config::ToolSettings;
 use crate::domain::CustomerId;
 use crate::projection::{BatchApplier, LogPosition};
-use crate::read_model::{ReadModel, RejectedEvent};
+use crate::read_model::{self, ReadModel, RejectedEvent};
 use crate::write::existing_topic;
 use rdkafka::message::Message;
 use serde::Serialize;
@@ -70,7 +70,7 @@ pub async fn audit(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
             settings.data_dir.display()
         )));
     }
-    let live = ReadModel::open(&live_dir).map_err(in_use(&settings.data_dir))?;
+    let (live, _) = read_model::open(&live_dir).map_err(in_use(&settings.data_dir))?;
     let layout = existing_topic(&settings.event_log).await?;
     check_follows(&live, &settings.event_log.topic, &layout.cluster_id)?;
     let scratch_dir = std::env::temp_dir().join(format!(
@@ -79,9 +79,9 @@ pub async fn audit(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
     ));
     let event_log = settings.event_log.clone();
     let report = tokio::task::spawn_blocking(move || {
-        let scratch = ScratchReadModel::create(scratch_dir)?;
+        let mut scratch = ScratchReadModel::create(scratch_dir)?;
         let ends = replay_ends(&reader(&event_log)?, &event_log.topic, None)?;
-        let mut applier = BatchApplier::new(&scratch.model);
+        let mut applier = BatchApplier::new(&mut scratch.writer);
         let events_read = replay(&event_log, &ends, |message| {
             Ok(applier.push(message.partition(), message.offset(), message.payload())?)
         })?;
@@ -163,7 +163,7 @@ fn drift(id: CustomerId, log: Option<&[u8]>, held: Option<&[u8]>) -> Drift {
     }
 }
 
-/// SHA-256 of a customer's stored JSON, in hex.
+/// SHA-256 of a customer's JSON, in hex.
 fn digest(stored: &[u8]) -> String {
     Sha256::digest(stored)
         .iter()

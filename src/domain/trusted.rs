@@ -9,6 +9,7 @@ use super::customer::{rfc3339_millis, AccountId, Customer, CustomerDetails, Cust
 use super::fields::{
     City, CountryCode, Email, OrganizationName, PersonName, Phone, State, Street, ZipCode,
 };
+use super::text_field::TextField;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
@@ -60,10 +61,30 @@ impl Customer {
     }
 }
 
+impl CustomerDetails {
+    /// Sets `field` to a value this registry checked and stored itself, without checking it
+    /// again: only for the read model's own bytes.
+    pub fn set_trusted_text(&mut self, field: TextField, value: String) {
+        match field {
+            TextField::FirstName => self.first_name = Some(PersonName::trusted(value)),
+            TextField::LastName => self.last_name = Some(PersonName::trusted(value)),
+            TextField::OrganizationName => {
+                self.organization_name = Some(OrganizationName::trusted(value))
+            }
+            TextField::Email => self.email = Some(Email::trusted(value)),
+            TextField::Phone => self.phone = Some(Phone::trusted(value)),
+            TextField::Street => self.street = Some(Street::trusted(value)),
+            TextField::City => self.city = Some(City::trusted(value)),
+            TextField::State => self.state = Some(State::trusted(value)),
+            TextField::ZipCode => self.zip_code = Some(ZipCode::trusted(value)),
+            TextField::CountryCode => self.country_code = Some(CountryCode::trusted(value)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::TextField;
 
     #[test]
     fn a_stored_customer_reads_back_equal() {

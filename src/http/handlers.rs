@@ -9,7 +9,7 @@ use crate::domain::{
     ValidationErrors,
 };
 use crate::projection::LogPosition;
-use crate::read_model::CustomerQuery;
+use crate::read_model::{CustomerQuery, ReadModelError, Work, INLINE_WORK, MAX_WORK};
 use std::sync::Arc;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
@@ -122,8 +122,16 @@ async fn create(
 }
 
 /// Waits (bounded) until this replica reflects the client's `X-Min-Log-Position`, and returns
-/// the position the answer will reflect.
+/// the position the answer will reflect. Refuses to answer (503) until the projection has caught
+/// up with the log end it saw at start: before that, a replica restarted after a crash may not
+/// yet hold what it showed before.
 async fn catch_up(meta: &RequestMeta, state: &ApiState) -> Result<LogPosition, ApiError> {
+    if !state.progress.is_caught_up() {
+        return Err(ApiError::CatchingUp {
+            wanted: state.progress.log_end_at_start().to_string(),
+            reached: state.progress.position().to_string(),
+        });
+    }
     if let Some(raw) = meta.min_log_position.as_deref() {
         let wanted = LogPosition::parse(raw).map_err(|reason| {
             let message = format!("X-Min-Log-Position {reason}; it takes what X-Log-Position gave");
@@ -164,17 +172,27 @@ async fn find(meta: &RequestMeta, query: &str, state: &ApiState) -> Result<Respo
     let query = CustomerQuery::parse(&pairs)?;
     let position = catch_up(meta, state).await?;
     // Most finds take well under a millisecond and run right here: handing each to the blocking
-    // pool cost more in thread switches than the find itself. One that would walk longer moves
-    // there, so it stalls none of the requests sharing this worker. Like a get, an inline find
-    // may still wait briefly on sled's process-wide lock while the projector commits a batch.
-    let page = match state.read_model.find_inline(&query)? {
-        Some(page) => page,
-        None => {
+    // pool cost more in thread switches than the find itself. One that needs more than
+    // INLINE_WORK moves there, so it stalls none of the requests sharing this worker; one that
+    // needs more than MAX_WORK is refused.
+    let page = match state
+        .read_model
+        .find(&query, &Work::limited_to(INLINE_WORK))
+    {
+        Err(ReadModelError::OverBudget) => {
             let read_model = state.read_model.clone();
-            tokio::task::spawn_blocking(move || read_model.find(&query))
-                .await
-                .map_err(|_| ApiError::Internal("the find task was cancelled".into()))??
+            let broad = query.clone();
+            tokio::task::spawn_blocking(move || {
+                read_model.find(&broad, &Work::limited_to(MAX_WORK))
+            })
+            .await
+            .map_err(|_| ApiError::Internal("the find task was cancelled".into()))?
+            .map_err(|error| match error {
+                ReadModelError::OverBudget => ApiError::QueryTooBroad(query.parameter_names()),
+                other => other.into(),
+            })?
         }
+        answered => answered?,
     };
     let body = match answer {
         Format::Json => serde_json::to_vec(&page.customers).expect("customers always serialise"),
@@ -182,9 +200,7 @@ async fn find(meta: &RequestMeta, query: &str, state: &ApiState) -> Result<Respo
     };
     let mut response = response_with(answer, body);
     let headers = response.headers_mut();
-    if let Some(total) = page.total {
-        headers.insert(TOTAL_COUNT, HeaderValue::from(total));
-    }
+    headers.insert(TOTAL_COUNT, HeaderValue::from(page.total));
     headers.insert(LOG_POSITION, position_header(&position));
     Ok(response)
 }

@@ -66,6 +66,24 @@ pub enum ApiError {
         /// Where the projection is.
         reached: String,
     },
+    /// A find would need more work than any find may do.
+    #[error(
+        "this find would read more of the registry than one request may (the bound is documented \
+         in the README); narrow it: add accountId or another filter, use a longer prefix, or page \
+         less deep"
+    )]
+    QueryTooBroad(Vec<String>),
+    /// The projection has not yet caught up with the log this replica saw at start.
+    #[error(
+        "this replica is catching up with the log (it reflects {reached}, the log held {wanted} \
+         at start) and serves reads once it has; retry shortly"
+    )]
+    CatchingUp {
+        /// The log end at start.
+        wanted: String,
+        /// Where the projection is.
+        reached: String,
+    },
     /// The read model failed.
     #[error(transparent)]
     ReadModel(#[from] ReadModelError),
@@ -170,6 +188,16 @@ impl ApiError {
                 "/problems/replica-behind",
                 "This replica has not caught up yet",
             ),
+            ApiError::QueryTooBroad(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "/problems/query-too-broad",
+                "The find is too broad",
+            ),
+            ApiError::CatchingUp { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/catching-up",
+                "This replica is catching up with the log",
+            ),
             ApiError::ReadModel(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "/problems/read-model-failure",
@@ -190,8 +218,22 @@ impl ApiError {
             tracing::error!(error = %self, "request failed");
         }
         let detail = self.to_string();
+        let too_broad: Vec<FieldError>;
         let errors = match &self {
             ApiError::Validation(ValidationErrors(errors)) => Some(errors.as_slice()),
+            ApiError::QueryTooBroad(parameters) => {
+                too_broad = parameters
+                    .iter()
+                    .map(|name| {
+                        FieldError::new(
+                            name,
+                            "query_too_broad",
+                            format!("{name} is part of a find that would do too much work"),
+                        )
+                    })
+                    .collect();
+                Some(too_broad.as_slice())
+            }
             _ => None,
         };
         let (body, content_type) = match format {
@@ -223,7 +265,7 @@ impl ApiError {
             ApiError::EventLog { .. } | ApiError::LogUnreadable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
-            ApiError::ReplicaBehind { .. } => {
+            ApiError::ReplicaBehind { .. } | ApiError::CatchingUp { .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}

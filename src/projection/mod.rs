@@ -3,7 +3,13 @@
 //!
 //! The projector assigns itself partitions (no consumer group), so every replica keeps a full
 //! projection of its own, and Kafka's committed offsets play no part: the next offset of each
-//! partition lives in sled, written atomically with the changes it accounts for.
+//! partition lives in sled, committed atomically with the changes it accounts for.
+//!
+//! Applied records are visible to reads at once, from memory; the read model's writer commits
+//! them to disk in the background (every few seconds, or sooner when many pile up). After a crash
+//! the projector resumes from the last commit, and until it has caught up with the log end it
+//! saw at start ([`ProjectionProgress::is_caught_up`]) the API does not serve reads: so nothing a
+//! client was shown before the crash is ever missing after it.
 
 mod position;
 mod progress;
@@ -13,7 +19,8 @@ pub use progress::ProjectionProgress;
 
 use crate::domain::{EventDecodeError, RegistryEvent};
 use crate::read_model::{
-    ApplyOutcome, LogRecord, ReadModel, ReadModelError, RecordChange, RejectionKind,
+    ApplyOutcome, LogRecord, ReadModel, ReadModelError, ReadModelWriter, RecordChange,
+    RejectionKind,
 };
 use futures::FutureExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -76,6 +83,9 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long start-up waits for a partition's offsets.
 const WATERMARK_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How often the projector has the writer commit what is due (see [`crate::read_model::FLUSH_AGE`]).
+const FLUSH_CHECK: Duration = Duration::from_secs(1);
+
 /// Consumes the topic into the read model.
 pub struct Projector {
     consumer: Arc<StreamConsumer>,
@@ -83,13 +93,15 @@ pub struct Projector {
     assigned: BTreeSet<i32>,
     partition_check: Duration,
     read_model: ReadModel,
+    /// Taken while a batch is applied on the blocking pool.
+    writer: Option<ReadModelWriter>,
     progress: watch::Sender<BTreeMap<i32, i64>>,
 }
 
 impl Projector {
     /// A projector over `partitions` of `topic`, starting each partition at the offset the read
-    /// model stored (the beginning for a partition it has never seen), and looking for partitions
-    /// added later every `partition_check`.
+    /// model committed (the beginning for a partition it has never seen), and looking for
+    /// partitions added later every `partition_check`.
     ///
     /// # Errors
     /// [`ProjectionError`] when the consumer cannot be created or the stored offsets read.
@@ -99,6 +111,7 @@ impl Projector {
         partitions: &[i32],
         partition_check: Duration,
         read_model: ReadModel,
+        writer: ReadModelWriter,
     ) -> Result<(Self, ProjectionProgress), ProjectionError> {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
@@ -113,9 +126,12 @@ impl Projector {
             .create()?;
         let next_offsets = read_model.next_offsets()?;
         // A read model ahead of the log means the log was recreated or truncated under it:
-        // following it would skip records silently. (A blocking call, at start-up only.)
-        for (&partition, &next) in &next_offsets {
+        // following it would skip records silently. The log's end now is also how far the
+        // projection must get before reads are served. (Blocking calls, at start-up only.)
+        let mut log_end = BTreeMap::new();
+        for &partition in partitions.iter().chain(next_offsets.keys()) {
             let (_, high) = consumer.fetch_watermarks(topic, partition, WATERMARK_TIMEOUT)?;
+            let next = next_offsets.get(&partition).copied().unwrap_or(0);
             if next > high {
                 return Err(ProjectionError::AheadOfLog {
                     partition,
@@ -123,6 +139,7 @@ impl Projector {
                     high,
                 });
             }
+            log_end.insert(partition, high);
         }
         consumer.assign(&assignment(topic, partitions, &next_offsets)?)?;
         let (progress, watcher) = watch::channel(next_offsets);
@@ -133,13 +150,15 @@ impl Projector {
                 assigned: partitions.iter().copied().collect(),
                 partition_check,
                 read_model,
+                writer: Some(writer),
                 progress,
             },
-            ProjectionProgress::new(watcher),
+            ProjectionProgress::new(watcher, LogPosition::from_next_offsets(log_end)),
         ))
     }
 
-    /// Applies events as they arrive until `shutdown` turns true.
+    /// Applies events as they arrive until `shutdown` turns true, then commits everything
+    /// applied.
     ///
     /// # Errors
     /// [`ProjectionError::ReadModel`] when the read model fails: the projector stops rather than
@@ -148,11 +167,16 @@ impl Projector {
         let mut partition_check = tokio::time::interval(self.partition_check);
         partition_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
         partition_check.tick().await;
+        let mut flush_check = tokio::time::interval(FLUSH_CHECK);
+        flush_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 // Only a stop is ever sent; a dropped sender means the same.
-                _ = shutdown.changed() => return Ok(()),
+                _ = shutdown.changed() => {
+                    return self.with_writer(|writer| writer.flush_all()).await;
+                }
                 _ = partition_check.tick() => self.assign_new_partitions().await?,
+                _ = flush_check.tick() => self.with_writer(|writer| writer.flush_if_due(false)).await?,
                 received = self.consumer.recv() => match received {
                     Ok(message) => {
                         let first = decode_record(message.partition(), message.offset(), message.payload());
@@ -201,10 +225,25 @@ impl Projector {
         Ok(())
     }
 
-    /// Applies `first` and every record already waiting behind it (up to [`MAX_BATCH`]) in one
-    /// transaction, makes the batch durable, and only then announces the new position: a 201 that
-    /// waited for it can never name a customer a crash could take back.
-    async fn project_batch(&self, first: LogRecord) -> Result<(), ProjectionError> {
+    /// Runs `work` with the writer on the blocking pool.
+    async fn with_writer<T: Send + 'static>(
+        &mut self,
+        work: impl FnOnce(&mut ReadModelWriter) -> Result<T, ReadModelError> + Send + 'static,
+    ) -> Result<T, ProjectionError> {
+        let mut writer = self.writer.take().ok_or(ProjectionError::Stopped)?;
+        let (writer, outcome) = tokio::task::spawn_blocking(move || {
+            let outcome = work(&mut writer);
+            (writer, outcome)
+        })
+        .await
+        .map_err(|_| ProjectionError::Stopped)?;
+        self.writer = Some(writer);
+        Ok(outcome?)
+    }
+
+    /// Applies `first` and every record already waiting behind it (up to [`MAX_BATCH`]), then
+    /// announces the new position: reads see the batch from then on.
+    async fn project_batch(&mut self, first: LogRecord) -> Result<(), ProjectionError> {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match self.consumer.recv().now_or_never() {
@@ -220,18 +259,13 @@ impl Projector {
                 None => break,
             }
         }
-        let read_model = self.read_model.clone();
-        let applied = tokio::task::spawn_blocking(move || {
-            apply_records(&read_model, &batch)?;
-            Ok::<_, ReadModelError>(batch)
-        })
-        .await
-        .map_err(|_| ProjectionError::Stopped)??;
-        self.read_model.flush().await?;
+        self.with_writer(move |writer| apply_records(writer, &batch))
+            .await?;
+        let applied = self.read_model.applied_offsets();
         self.progress.send_modify(|next| {
-            for record in &applied {
-                let at = next.entry(record.partition).or_insert(0);
-                *at = (*at).max(record.offset + 1);
+            for (partition, offset) in applied {
+                let at = next.entry(partition).or_insert(0);
+                *at = (*at).max(offset);
             }
         });
         Ok(())
@@ -268,13 +302,16 @@ pub fn decode_record(partition: i32, offset: i64, payload: Option<&[u8]>) -> Log
     }
 }
 
-/// Applies `records` to `read_model` in one transaction and logs what deserves a look. The one
-/// rule of projection, shared by the live projector and by rebuilds, audits and exports.
+/// Applies `records` through `writer` and logs what deserves a look. The one rule of
+/// projection, shared by the live projector and by rebuilds, audits and exports.
 ///
 /// # Errors
-/// [`ReadModelError`] when sled fails.
-pub fn apply_records(read_model: &ReadModel, records: &[LogRecord]) -> Result<(), ReadModelError> {
-    let outcomes = read_model.apply_batch(records)?;
+/// [`ReadModelError`] when the read model fails.
+pub fn apply_records(
+    writer: &mut ReadModelWriter,
+    records: &[LogRecord],
+) -> Result<(), ReadModelError> {
+    let outcomes = writer.apply_batch(records)?;
     for (record, outcome) in records.iter().zip(outcomes) {
         let (partition, offset) = (record.partition, record.offset);
         match (&record.change, outcome) {
@@ -296,25 +333,25 @@ pub fn apply_records(read_model: &ReadModel, records: &[LogRecord]) -> Result<()
     Ok(())
 }
 
-/// Applies a replay's records in batches of [`MAX_BATCH`].
+/// Applies a replay's records in batches of [`REPLAY_BATCH`].
 pub struct BatchApplier<'a> {
-    read_model: &'a ReadModel,
+    writer: &'a mut ReadModelWriter,
     pending: Vec<LogRecord>,
 }
 
 impl<'a> BatchApplier<'a> {
-    /// A batcher over `read_model`.
-    pub fn new(read_model: &'a ReadModel) -> Self {
+    /// A batcher over `writer`.
+    pub fn new(writer: &'a mut ReadModelWriter) -> Self {
         Self {
-            read_model,
-            pending: Vec::with_capacity(MAX_BATCH),
+            writer,
+            pending: Vec::with_capacity(REPLAY_BATCH),
         }
     }
 
     /// Queues the record at `partition`/`offset`, applying the batch when it is full.
     ///
     /// # Errors
-    /// [`ReadModelError`] when sled fails.
+    /// [`ReadModelError`] when the read model fails.
     pub fn push(
         &mut self,
         partition: i32,
@@ -322,24 +359,32 @@ impl<'a> BatchApplier<'a> {
         payload: Option<&[u8]>,
     ) -> Result<(), ReadModelError> {
         self.pending.push(decode_record(partition, offset, payload));
-        if self.pending.len() >= MAX_BATCH {
-            self.finish()?;
+        if self.pending.len() >= REPLAY_BATCH {
+            self.apply_pending()?;
         }
         Ok(())
     }
 
-    /// Applies what is queued.
-    ///
-    /// # Errors
-    /// [`ReadModelError`] when sled fails.
-    pub fn finish(&mut self) -> Result<(), ReadModelError> {
+    fn apply_pending(&mut self) -> Result<(), ReadModelError> {
         if !self.pending.is_empty() {
-            apply_records(self.read_model, &self.pending)?;
+            apply_records(self.writer, &self.pending)?;
             self.pending.clear();
         }
         Ok(())
     }
+
+    /// Applies what is queued and commits everything to disk.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when the read model fails.
+    pub fn finish(mut self) -> Result<(), ReadModelError> {
+        self.apply_pending()?;
+        self.writer.flush_all()
+    }
 }
 
-/// The most records applied in one transaction.
+/// The most records the live projector applies at once.
 pub const MAX_BATCH: usize = 1_000;
+
+/// Records a replay applies at once: larger than live batches, since nothing waits on each.
+const REPLAY_BATCH: usize = 10_000;

@@ -9,11 +9,39 @@ use tokio::sync::watch;
 #[derive(Clone)]
 pub struct ProjectionProgress {
     next_offsets: watch::Receiver<BTreeMap<i32, i64>>,
+    /// The end of the log when the projector started.
+    log_end_at_start: LogPosition,
 }
 
 impl ProjectionProgress {
-    pub(super) fn new(next_offsets: watch::Receiver<BTreeMap<i32, i64>>) -> Self {
-        Self { next_offsets }
+    pub(super) fn new(
+        next_offsets: watch::Receiver<BTreeMap<i32, i64>>,
+        log_end_at_start: LogPosition,
+    ) -> Self {
+        Self {
+            next_offsets,
+            log_end_at_start,
+        }
+    }
+
+    /// Whether the projection has applied everything the log held when the projector started:
+    /// until then, what it reflects may be older than what this replica showed before a crash.
+    pub fn is_caught_up(&self) -> bool {
+        self.log_end_at_start
+            .is_reached_by(&self.next_offsets.borrow())
+    }
+
+    /// Waits until [`ProjectionProgress::is_caught_up`]; returns at once if the projector stops.
+    pub async fn caught_up(&self) {
+        let mut next_offsets = self.next_offsets.clone();
+        let _ = next_offsets
+            .wait_for(|next| self.log_end_at_start.is_reached_by(next))
+            .await;
+    }
+
+    /// The end of the log when the projector started.
+    pub fn log_end_at_start(&self) -> &LogPosition {
+        &self.log_end_at_start
     }
 
     /// The position the read model reflects now.

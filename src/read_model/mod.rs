@@ -1,41 +1,53 @@
-//! The read model: a sled database that only the projector writes, holding every customer, the
-//! indexes `find` reads, and the next offset of every partition applied.
+//! The read model: every customer, the index `find` reads, and how far the log has been applied.
+//! Only the projector writes it (through the one [`ReadModelWriter`]); HTTP handlers and tools
+//! read it through cloneable [`ReadModel`] handles.
 //!
-//! Trees:
-//! - `customers`: customer id (16 bytes) → the customer's JSON.
-//! - `by_created`: the order key (`keys::order_key`) → nothing; every customer in `createdAt`, `id` order.
-//! - `by_account`: account id (4 bytes) ++ order key → nothing; one account's customers in order.
-//! - `text_index`: field ++ scope (whole registry, or one account) ++ the value's search form ++ 0
-//!   ++ order key → nothing; every text field of every customer, twice (once per scope).
-//! - `progress`, written last and atomically for each batch: `e` ++ event id → customer id (what
-//!   makes applying idempotent), `c` ++ `all` or an account id → number of customers, and
-//!   `o` ++ partition → next offset to apply. See `apply.rs` for why this order is crash-safe.
-//! - `customer_events`: customer id ++ partition ++ offset → nothing; where each customer's records
-//!   are in the log (their payloads stay in Kafka, read back for a customer's history).
-//! - `rejected_events`: partition (4 bytes) ++ offset (8 bytes) → a [`RejectedEvent`] as JSON:
-//!   records that could not be applied (unreadable, unknown type, newer version, conflict).
-//! - `meta`: `topic` and `cluster` → which log this read model projects; a read model is never
-//!   pointed at another log, whose offsets would mean something else. `format` → the layout of
-//!   the trees and values ([`FORMAT`]).
+//! Its shape follows the data:
+//! - [`terms`] and [`fold`]: what a customer is indexed under (a field's tag and a value's search
+//!   form);
+//! - `directory`: each customer's dense ordinal, its order key, and the answer order (memory);
+//! - `memtable`: changes applied since the last flush (memory), layered over
+//! - `store`: records, order keys and index segments (posting lists) in sled, committed with the
+//!   log position they reach;
+//! - `writer` and `flusher`: applying records, and writing layers to the store in the background;
+//! - `index` and `planner`: reading all of the above as one state, and answering `find`.
 //!
-//! How `find` uses them is in `planner.rs`.
+//! A customer costs about one sled key in sixteen (records by block, postings by term and block),
+//! so the store's cost per customer, not per key, bounds writes, disk and memory. Layout and
+//! figures: docs/performance.md.
 
-mod apply;
-pub mod keys;
+mod directory;
+mod flusher;
+pub mod fold;
+mod index;
+mod memtable;
 mod planner;
 mod query;
+mod record;
 mod rejected;
-pub mod search;
+mod store;
+pub mod terms;
+#[cfg(test)]
+mod tests;
+mod writer;
 
-pub use apply::{ApplyOutcome, LogRecord, RecordChange};
-pub use planner::{Page, INLINE_WORK};
+pub use planner::{Page, Work, INLINE_WORK, MAX_WORK};
 pub use query::{CustomerQuery, DEFAULT_LIMIT, MAX_LIMIT};
+pub use record::{CustomerRecord, LogPlace};
 pub use rejected::{RejectedEvent, RejectionKind};
+pub use store::FORMAT;
+pub use writer::{ApplyOutcome, LogRecord, ReadModelWriter, RecordChange, FLUSH_AGE};
 
 use crate::domain::{Customer, CustomerId};
-use sled::transaction::TransactionError;
+use directory::{ColumnEntry, Directory};
+use index::Index;
+use memtable::Memtable;
+use parking_lot::RwLock;
+use roaring::RoaringBitmap;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+use store::Store;
 
 /// What went wrong in the read model.
 #[derive(Debug, thiserror::Error)]
@@ -49,10 +61,12 @@ pub enum ReadModelError {
     /// Another process has the read model open.
     #[error("{0} is in use by another customer-registry process (its lock is held)")]
     Locked(String),
-    /// A find given a bound on its work ([`ReadModel::find_inline`]) needed more; never returned
-    /// by the finds that have no bound.
-    #[error("the find needs more work than it was allowed")]
+    /// A find needed more work than it was allowed ([`Work`]).
+    #[error("the find needs more work than it is allowed")]
     OverBudget,
+    /// Writing changes to the store failed; the read model takes no more.
+    #[error("flushing the read model failed: {0}")]
+    Flush(String),
     /// The read model was written by a build whose stored layout this one does not read.
     #[error(
         "the read model was written by an older build (format {found}; this build reads format \
@@ -77,154 +91,110 @@ pub enum ReadModelError {
     },
 }
 
-impl From<TransactionError<ReadModelError>> for ReadModelError {
-    fn from(error: TransactionError<ReadModelError>) -> Self {
-        match error {
-            TransactionError::Abort(inner) => inner,
-            TransactionError::Storage(storage) => ReadModelError::Storage(storage),
-        }
-    }
+/// What the reader handles and the writer share.
+struct Shared {
+    store: Store,
+    index: RwLock<Index>,
 }
 
-/// The layout of the stored trees and values. Format 2: customers are stored only as checked
-/// (state upper-case) and read back without checking again (`Customer::from_trusted_json`), so a
-/// read model of an earlier build must be rebuilt rather than served.
-pub const FORMAT: &str = "2";
+/// Opens (or creates) the read model in `dir`: a reader handle, and its one writer.
+///
+/// # Errors
+/// [`ReadModelError::Locked`] when another process holds it, [`ReadModelError::Storage`] or
+/// [`ReadModelError::Corrupt`] when it cannot be read.
+pub fn open(dir: &Path) -> Result<(ReadModel, ReadModelWriter), ReadModelError> {
+    let store = Store::open(dir)?;
+    let committed = store.committed()?;
+    let mut keys = Vec::with_capacity(committed.column.len());
+    let mut live = RoaringBitmap::new();
+    for (ordinal, entry) in committed.column.iter().enumerate() {
+        match entry {
+            Some(ColumnEntry::Live(key)) => {
+                live.insert(ordinal as u32);
+                keys.push(*key);
+            }
+            Some(ColumnEntry::Removed) => keys.push(Default::default()),
+            None => {
+                return Err(ReadModelError::Corrupt(format!(
+                    "ordinal {ordinal} was committed but has no column entry"
+                )))
+            }
+        }
+    }
+    let index = Index {
+        directory: Directory::build(keys, live),
+        active: Memtable::new(committed.next_ordinal, committed.next_offsets.clone()),
+        frozen: None,
+        segments: committed.segments,
+        committed_offsets: committed.next_offsets,
+    };
+    let shared = Arc::new(Shared {
+        store,
+        index: RwLock::new(index),
+    });
+    Ok((
+        ReadModel {
+            shared: Arc::clone(&shared),
+        },
+        ReadModelWriter::new(shared),
+    ))
+}
 
-/// Handle to the read model; cheap to clone, shared by the projector and the HTTP handlers.
+/// A handle for reading the read model; cheap to clone, shared by the HTTP handlers and tools.
 #[derive(Clone)]
 pub struct ReadModel {
-    db: sled::Db,
-    customers: sled::Tree,
-    by_created: sled::Tree,
-    by_account: sled::Tree,
-    text_index: sled::Tree,
-
-    customer_events: sled::Tree,
-    rejected_events: sled::Tree,
-    meta: sled::Tree,
-    progress: sled::Tree,
+    shared: Arc<Shared>,
 }
 
 impl ReadModel {
-    /// Opens (or creates) the read model in `dir`.
-    ///
-    /// # Errors
-    /// [`ReadModelError::Storage`] when the directory cannot be used, e.g. another process holds it.
-    pub fn open(dir: &Path) -> Result<Self, ReadModelError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .open()
-            .map_err(|error| match error {
-                // sled reports a held lock only in its message ("could not acquire lock on ...").
-                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                    ReadModelError::Locked(dir.display().to_string())
-                }
-                other => ReadModelError::Storage(other),
-            })?;
-        let model = Self {
-            customers: db.open_tree("customers")?,
-            by_created: db.open_tree("by_created")?,
-            by_account: db.open_tree("by_account")?,
-            text_index: db.open_tree("text_index")?,
-
-            customer_events: db.open_tree("customer_events")?,
-            rejected_events: db.open_tree("rejected_events")?,
-            meta: db.open_tree("meta")?,
-            progress: db.open_tree("progress")?,
-            db,
-        };
-        // A new read model is written in this build's format from its first byte.
-        if model.meta.is_empty() && model.progress.is_empty() && model.customers.is_empty() {
-            model.meta.insert("format", FORMAT)?;
-        }
-        Ok(model)
-    }
-
     /// The topic and cluster this read model projects, once it has been bound to a log.
     ///
     /// # Errors
     /// [`ReadModelError::Storage`] when sled fails.
     pub fn bound_log(&self) -> Result<Option<(String, String)>, ReadModelError> {
-        let read = |setting: &str| -> Result<Option<String>, ReadModelError> {
-            Ok(self
-                .meta
-                .get(setting)?
-                .map(|value| String::from_utf8_lossy(&value).into_owned()))
-        };
-        Ok(read("topic")?.zip(read("cluster")?))
-    }
-
-    /// Every customer's stored bytes, in id order: what an audit digests, even when they no longer
-    /// parse.
-    pub fn stored_customers(
-        &self,
-    ) -> impl Iterator<Item = Result<(CustomerId, Vec<u8>), ReadModelError>> + '_ {
-        self.customers.iter().map(|entry| {
-            let (key, value) = entry?;
-            let id = keys::customer_id_of(&key)
-                .ok_or_else(|| ReadModelError::Corrupt("a customer key is not 16 bytes".into()))?;
-            Ok((id, value.to_vec()))
-        })
+        let store = &self.shared.store;
+        Ok(store.setting("topic")?.zip(store.setting("cluster")?))
     }
 
     /// Ties the read model to the log it projects: records `topic` and `cluster` on first use,
-    /// and refuses any other afterwards, or a read model stored in an older format.
+    /// and refuses any other afterwards, or a read model stored in another format.
     ///
     /// # Errors
     /// [`ReadModelError::OtherLog`] when the read model was built from another topic or cluster,
-    /// [`ReadModelError::OldFormat`] when an older build wrote it.
+    /// [`ReadModelError::OldFormat`] when another build wrote it.
     pub fn bind_to_log(&self, topic: &str, cluster: &str) -> Result<(), ReadModelError> {
-        match self.meta.get("format")? {
-            Some(format) if format.as_ref() == FORMAT.as_bytes() => {}
-            found => {
-                return Err(ReadModelError::OldFormat {
-                    found: found.map_or_else(
-                        || "1".to_owned(),
-                        |format| String::from_utf8_lossy(&format).into_owned(),
-                    ),
-                })
-            }
+        let store = &self.shared.store;
+        let found = store.format()?;
+        if found != FORMAT {
+            return Err(ReadModelError::OldFormat { found });
         }
         for (setting, wanted) in [("topic", topic), ("cluster", cluster)] {
-            match self.meta.get(setting)? {
-                Some(stored) if stored.as_ref() != wanted.as_bytes() => {
+            match store.setting(setting)? {
+                Some(stored) if stored != wanted => {
                     return Err(ReadModelError::OtherLog {
                         setting,
-                        stored: String::from_utf8_lossy(&stored).into_owned(),
+                        stored,
                         wanted: wanted.to_owned(),
                     })
                 }
                 Some(_) => {}
-                None => {
-                    self.meta.insert(setting, wanted.as_bytes())?;
-                }
+                None => store.record_setting(setting, wanted)?,
             }
         }
         Ok(())
     }
 
-    /// The next offset to apply, per partition that has had a record applied or skipped.
+    /// The next offset to apply, per partition, as committed to disk: where a restart resumes.
     ///
     /// # Errors
     /// [`ReadModelError`] when sled fails or an entry is malformed.
     pub fn next_offsets(&self) -> Result<BTreeMap<i32, i64>, ReadModelError> {
-        self.progress
-            .scan_prefix(keys::OFFSET_PREFIX)
-            .map(|entry| {
-                let (key, value) = entry?;
-                let partition = key[keys::OFFSET_PREFIX.len()..]
-                    .try_into()
-                    .map(i32::from_be_bytes)
-                    .map_err(|_| ReadModelError::Corrupt("offsets key is not 4 bytes".into()))?;
-                let offset = value
-                    .as_ref()
-                    .try_into()
-                    .map(i64::from_be_bytes)
-                    .map_err(|_| ReadModelError::Corrupt("offsets value is not 8 bytes".into()))?;
-                Ok((partition, offset))
-            })
-            .collect()
+        self.shared.store.next_offsets()
+    }
+
+    /// The next offset to apply, per partition, as applied (in memory): what reads reflect.
+    pub fn applied_offsets(&self) -> BTreeMap<i32, i64> {
+        self.shared.index.read().applied_offsets().clone()
     }
 
     /// The customer with `id`, if the projection has it.
@@ -232,172 +202,122 @@ impl ReadModel {
     /// # Errors
     /// [`ReadModelError`] when sled fails or the stored customer cannot be read.
     pub fn get(&self, id: CustomerId) -> Result<Option<Customer>, ReadModelError> {
-        self.customers
-            .get(id.as_bytes())?
-            .map(|bytes| decode_customer(&bytes))
-            .transpose()
+        Ok(self.record(id)?.map(|record| record.customer.clone()))
     }
 
-    /// Every customer, in answer order (`createdAt`, then `id`).
+    /// The record of customer `id`: the customer, its last event and its history.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails or the stored record cannot be read.
+    pub fn record(&self, id: CustomerId) -> Result<Option<Arc<CustomerRecord>>, ReadModelError> {
+        let index = self.shared.index.read();
+        match index.directory.ordinal_of(id) {
+            Some(ordinal) => index.record(&self.shared.store, ordinal),
+            None => Ok(None),
+        }
+    }
+
+    /// Where the records that built customer `id` are in the log (partition, offset), in the
+    /// order they were applied; empty for an unknown customer.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails or the stored record cannot be read.
+    pub fn history_of(&self, id: CustomerId) -> Result<Vec<(i32, i64)>, ReadModelError> {
+        Ok(self.record(id)?.map_or_else(Vec::new, |record| {
+            record
+                .history
+                .iter()
+                .map(|place| (place.partition, place.offset))
+                .collect()
+        }))
+    }
+
+    /// The page of customers `query` selects, within `work`.
+    ///
+    /// # Errors
+    /// [`ReadModelError::OverBudget`] when it would need more work; [`ReadModelError`] when sled
+    /// fails or a record cannot be read.
+    pub fn find(&self, query: &CustomerQuery, work: &Work) -> Result<Page, ReadModelError> {
+        let index = self.shared.index.read();
+        planner::find(&index, &self.shared.store, query, work)
+    }
+
+    /// Every customer, in answer order (`createdAt`, then `id`), `batch` at a time.
     pub fn customers_in_order(
         &self,
+        batch: usize,
     ) -> impl Iterator<Item = Result<Customer, ReadModelError>> + '_ {
-        self.by_created
-            .iter()
-            .map(|entry| self.customer_at(&entry?.0))
+        let mut skip = 0;
+        let mut pending = std::collections::VecDeque::new();
+        std::iter::from_fn(move || {
+            if pending.is_empty() {
+                let index = self.shared.index.read();
+                let ordinals: Vec<u32> = index
+                    .directory
+                    .answer_order()
+                    .iter_from(skip)
+                    .take(batch.max(1))
+                    .collect();
+                skip += ordinals.len();
+                match index.records(&self.shared.store, &ordinals) {
+                    Ok(records) => pending.extend(records.into_iter().map(Ok)),
+                    Err(error) => pending.push_back(Err(error)),
+                }
+            }
+            pending
+                .pop_front()
+                .map(|record: Result<Arc<CustomerRecord>, _>| record.map(|r| r.customer.clone()))
+        })
     }
 
-    /// The number of customers counted under `key` ([`keys::COUNT_ALL`] or an account id; 0
-    /// when absent).
-    pub(super) fn count(&self, key: &[u8]) -> Result<usize, ReadModelError> {
-        let count = self
-            .progress
-            .get(keys::progress_count_key(key))?
-            .map_or(Ok(0), |bytes| decode_count(&bytes))?;
-        usize::try_from(count).map_err(|_| ReadModelError::Corrupt("count exceeds memory".into()))
+    /// Every live customer in id order, as its JSON (fields in contract order): what an audit
+    /// compares. A record that can no longer be read yields why instead, which differs from any
+    /// customer's JSON.
+    pub fn stored_customers(
+        &self,
+    ) -> impl Iterator<Item = Result<(CustomerId, Vec<u8>), ReadModelError>> + '_ {
+        let mut ordinals: Vec<(CustomerId, u32)> = {
+            let index = self.shared.index.read();
+            index
+                .directory
+                .live()
+                .iter()
+                .map(|ordinal| {
+                    let id = CustomerId::from_bytes(index.directory.key(ordinal).id);
+                    (id, ordinal)
+                })
+                .collect()
+        };
+        ordinals.sort_unstable();
+        ordinals.into_iter().map(move |(id, ordinal)| {
+            let index = self.shared.index.read();
+            let bytes = match index.record(&self.shared.store, ordinal) {
+                Ok(Some(record)) => {
+                    serde_json::to_vec(&record.customer).expect("a customer always serialises")
+                }
+                Ok(None) => b"missing: the directory names a customer with no record".to_vec(),
+                Err(ReadModelError::Corrupt(why)) => format!("unreadable: {why}").into_bytes(),
+                Err(error) => return Err(error),
+            };
+            Ok((id, bytes))
+        })
     }
 
-    /// Writes everything applied so far to disk, blocking the calling thread.
+    /// How many customers the read model holds.
+    pub fn len(&self) -> usize {
+        self.shared.index.read().directory.live().len() as usize
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every rejected record, by partition then offset.
     ///
     /// # Errors
-    /// [`ReadModelError::Storage`] when sled cannot flush.
-    pub fn flush_blocking(&self) -> Result<(), ReadModelError> {
-        self.db.flush()?;
-        Ok(())
-    }
-
-    /// Writes everything applied so far to disk.
-    ///
-    /// # Errors
-    /// [`ReadModelError::Storage`] when sled cannot flush.
-    pub async fn flush(&self) -> Result<(), ReadModelError> {
-        self.db.flush_async().await?;
-        Ok(())
-    }
-}
-
-fn decode_count(bytes: &[u8]) -> Result<u64, ReadModelError> {
-    bytes
-        .try_into()
-        .map(u64::from_be_bytes)
-        .map_err(|_| ReadModelError::Corrupt("a count is not 8 bytes".into()))
-}
-
-pub(super) fn decode_customer(bytes: &[u8]) -> Result<Customer, ReadModelError> {
-    Customer::from_trusted_json(bytes)
-        .map_err(|error| ReadModelError::Corrupt(format!("stored customer unreadable: {error}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::{AccountId, CustomerCreated, CustomerDetails, TextField};
-
-    fn customer(account: i64, last_name: &str) -> Customer {
-        let mut details = CustomerDetails::for_account(AccountId::parse(account).unwrap());
-        details.set_text(TextField::LastName, last_name).unwrap();
-        Customer::register(details)
-    }
-
-    fn query(pairs: &[(&str, &str)]) -> CustomerQuery {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect();
-        CustomerQuery::parse(&pairs).unwrap()
-    }
-
-    #[test]
-    fn find_walks_the_account_index_in_creation_order_and_pages() {
-        let dir = tempfile::tempdir().unwrap();
-        let model = ReadModel::open(dir.path()).unwrap();
-        let created: Vec<Customer> = (0..6)
-            .map(|n| customer(if n % 2 == 0 { 10 } else { 20 }, &format!("Name{n}")))
-            .collect();
-        for (offset, customer) in created.iter().enumerate() {
-            model
-                .apply_customer_created(&CustomerCreated::new(customer.clone()), 0, offset as i64)
-                .unwrap();
-        }
-        let account_10: Vec<CustomerId> = model
-            .find(&query(&[("accountId", "10")]))
-            .unwrap()
-            .customers
-            .iter()
-            .map(|customer| customer.id)
-            .collect();
-        assert_eq!(
-            account_10,
-            vec![created[0].id, created[2].id, created[4].id]
-        );
-        let page = model
-            .find(&query(&[("offset", "1"), ("limit", "2")]))
-            .unwrap();
-        assert_eq!(page.customers, created[1..3].to_vec());
-        assert_eq!(page.total, Some(6));
-    }
-
-    #[test]
-    fn a_read_model_follows_one_log_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let model = ReadModel::open(dir.path()).unwrap();
-        model.bind_to_log("customers.events", "cluster-a").unwrap();
-        model.bind_to_log("customers.events", "cluster-a").unwrap();
-        let other_topic = model.bind_to_log("other.events", "cluster-a");
-        assert!(matches!(
-            other_topic,
-            Err(ReadModelError::OtherLog {
-                setting: "topic",
-                ..
-            })
-        ));
-        let other_cluster = model.bind_to_log("customers.events", "cluster-b");
-        assert!(matches!(
-            other_cluster,
-            Err(ReadModelError::OtherLog {
-                setting: "cluster",
-                ..
-            })
-        ));
-    }
-
-    #[test]
-    fn a_read_model_of_an_older_format_is_refused_until_rebuilt() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let model = ReadModel::open(dir.path()).unwrap();
-            model
-                .apply_customer_created(&CustomerCreated::new(customer(1, "A")), 0, 0)
-                .unwrap();
-            model.bind_to_log("customers.events", "cluster-a").unwrap();
-            // What a build before formats were recorded left behind.
-            model.meta.remove("format").unwrap();
-        }
-        let model = ReadModel::open(dir.path()).unwrap();
-        let refused = model.bind_to_log("customers.events", "cluster-a");
-        assert!(
-            matches!(&refused, Err(ReadModelError::OldFormat { found }) if found == "1"),
-            "{refused:?}"
-        );
-        assert!(refused
-            .unwrap_err()
-            .to_string()
-            .contains("customer-registry rebuild"));
-    }
-
-    #[test]
-    fn offsets_survive_a_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let model = ReadModel::open(dir.path()).unwrap();
-            model
-                .apply_customer_created(&CustomerCreated::new(customer(1, "A")), 2, 41)
-                .unwrap();
-            model
-                .reject_record(2, 42, RejectionKind::Malformed, "test")
-                .unwrap();
-        }
-        let model = ReadModel::open(dir.path()).unwrap();
-        assert_eq!(model.next_offsets().unwrap(), BTreeMap::from([(2, 43)]));
+    /// [`ReadModelError`] when sled fails or an entry cannot be read.
+    pub fn rejected_events(&self) -> Result<Vec<RejectedEvent>, ReadModelError> {
+        self.shared.store.rejected_events()
     }
 }

@@ -1,6 +1,6 @@
 //! The `find` query: parsed from query-string pairs, and the matching rule of each filter.
 
-use super::search::{matches_whole_value, search_form};
+use super::fold::{matches_whole_value, search_form};
 use crate::domain::{AccountId, Customer, FieldError, TextField, ValidationErrors};
 
 /// Default page size, as the seed gives it.
@@ -82,6 +82,24 @@ impl CustomerQuery {
         }
     }
 
+    /// The names of the parameters that shape this find (filters and paging), as the client
+    /// gave them: what an error about the find as a whole names.
+    pub fn parameter_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        if self.account_id.is_some() {
+            names.push("accountId".to_owned());
+        }
+        names.extend(
+            self.text_filters
+                .iter()
+                .map(|(field, _)| field.name().to_owned()),
+        );
+        if self.offset > 0 {
+            names.push("offset".to_owned());
+        }
+        names
+    }
+
     /// Whether `customer` passes every filter: the account exactly, and each text filter on the
     /// value's search form: whole-value for `state` and `countryCode`, prefix for the rest.
     pub fn matches(&self, customer: &Customer) -> bool {
@@ -142,10 +160,23 @@ fn parse_account(value: &str) -> Result<AccountId, FieldError> {
 }
 
 fn parse_filter(field: TextField, value: &str) -> Result<String, FieldError> {
-    field
+    let valid = field
         .parse_filter(value)
-        .map(|valid| search_form(field, &valid))
-        .map_err(|violation| FieldError::broken(field.name(), violation))
+        .map_err(|violation| FieldError::broken(field.name(), violation))?;
+    let needle = search_form(field, &valid);
+    if needle.is_empty() {
+        // A lone combining mark, say: as a prefix it would match everything.
+        return Err(error(
+            field.name(),
+            "invalid_format",
+            format!(
+                "{} must hold a letter, digit or symbol that search can match; this value \
+                 folds to nothing (accents alone are ignored)",
+                field.name()
+            ),
+        ));
+    }
+    Ok(needle)
 }
 
 #[cfg(test)]
@@ -263,6 +294,13 @@ mod tests {
                 "out_of_range"
             ]
         );
+    }
+
+    #[test]
+    fn a_filter_that_folds_to_nothing_is_refused() {
+        let errors = CustomerQuery::parse(&pairs(&[("firstName", "\u{301}")])).unwrap_err();
+        assert_eq!(errors.0[0].code, "invalid_format");
+        assert_eq!(errors.0[0].field, "firstName");
     }
 
     #[test]

@@ -33,11 +33,3 @@ pub struct RejectedEvent {
     /// When the projector rejected it.
     pub rejected_at: DateTime<Utc>,
 }
-
-/// `rejected_events` key: partition then offset, so the listing is in log order per partition.
-pub(super) fn rejected_key(partition: i32, offset: i64) -> [u8; 12] {
-    let mut key = [0u8; 12];
-    key[..4].copy_from_slice(&partition.to_be_bytes());
-    key[4..].copy_from_slice(&offset.to_be_bytes());
-    key
-}

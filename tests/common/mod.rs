@@ -59,23 +59,35 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Starts the binary on a free port and waits until it listens.
+    /// Starts the binary on a free port and waits until it listens and has caught up with the
+    /// log (it answers reads only then).
     pub fn start(bootstrap: &str, topic: &str, data_dir: &Path) -> Registry {
         Self::start_with(bootstrap, topic, data_dir, &[])
     }
 
     /// [`Registry::start`] with extra `serve` flags.
     pub fn start_with(bootstrap: &str, topic: &str, data_dir: &Path, extra: &[&str]) -> Registry {
+        Self::start_with_env(bootstrap, topic, data_dir, extra, &[])
+    }
+
+    /// [`Registry::start_with`], with extra environment variables.
+    pub fn start_with_env(
+        bootstrap: &str,
+        topic: &str,
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Registry {
         let log_path = log_path_for(data_dir);
-        let mut child = spawn(bootstrap, topic, data_dir, extra, &log_path);
+        let mut child = spawn(bootstrap, topic, data_dir, extra, env, &log_path);
         let deadline = Instant::now() + PATIENCE;
         loop {
             let log = fs::read_to_string(&log_path).unwrap_or_default();
-            if let Some(address) = log
+            let address = log
                 .lines()
                 .find_map(|line| line.split("listening on http://").nth(1))
-                .and_then(|rest| rest.split_whitespace().next())
-            {
+                .and_then(|rest| rest.split_whitespace().next());
+            if let (Some(address), true) = (address, log.contains("ready: the projection")) {
                 return Registry {
                     child,
                     base_url: format!("http://{address}"),
@@ -152,7 +164,7 @@ pub fn run_to_exit(
     limit: Duration,
 ) -> (Option<i32>, String) {
     let log_path = log_path_for(data_dir);
-    let mut child = spawn(bootstrap, topic, data_dir, &[], &log_path);
+    let mut child = spawn(bootstrap, topic, data_dir, &[], &[], &log_path);
     let deadline = Instant::now() + limit;
     let status = loop {
         if let Some(status) = child.try_wait().expect("polling customer-registry") {
@@ -177,7 +189,14 @@ fn log_path_for(data_dir: &Path) -> PathBuf {
     data_dir.parent().unwrap_or(data_dir).join(name)
 }
 
-fn spawn(bootstrap: &str, topic: &str, data_dir: &Path, extra: &[&str], log_path: &Path) -> Child {
+fn spawn(
+    bootstrap: &str,
+    topic: &str,
+    data_dir: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    log_path: &Path,
+) -> Child {
     let log = fs::File::create(log_path).expect("creating the log file");
     Command::new(env!("CARGO_BIN_EXE_customer-registry"))
         .arg("serve")
@@ -193,6 +212,7 @@ fn spawn(bootstrap: &str, topic: &str, data_dir: &Path, extra: &[&str], log_path
         .arg(data_dir)
         .args(extra)
         .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("duplicating the log handle"))
         .stderr(log)

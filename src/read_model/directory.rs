@@ -1,0 +1,318 @@
+//! The directory: which ordinal each customer holds, its order key, and every live customer in
+//! answer order. Kept in memory (about 35 bytes per customer), loaded from the store's column at
+//! open and changed by the writer as it applies records.
+//!
+//! Ordinals are dense and assigned in the order customers are applied, which is close to, but not
+//! exactly, the answer order (`createdAt`, then `id`): partitions interleave differently on every
+//! replica, and a rebuild reads them in yet another order. So the answer order is kept apart from
+//! the ordinals, as [`AnswerOrder`]: every live ordinal sorted by its order key, and a page is read
+//! from it, never from ordinal order.
+
+use crate::domain::{Customer, CustomerId};
+use hashbrown::HashTable;
+use roaring::RoaringBitmap;
+use std::hash::BuildHasher;
+
+/// What a page is sorted by: `createdAt` (milliseconds), then the id's bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OrderKey {
+    /// `createdAt`, in milliseconds since the epoch.
+    pub created_millis: i64,
+    /// The customer's id.
+    pub id: [u8; 16],
+}
+
+impl OrderKey {
+    /// The order key of `customer`.
+    pub fn of(customer: &Customer) -> Self {
+        Self {
+            created_millis: customer.created_at.timestamp_millis(),
+            id: *customer.id.as_bytes(),
+        }
+    }
+
+    /// 24 bytes that sort as the key does: the time with its sign bit flipped, then the id.
+    pub fn to_bytes(self) -> [u8; 24] {
+        let mut bytes = [0u8; 24];
+        bytes[..8].copy_from_slice(&((self.created_millis as u64) ^ (1 << 63)).to_be_bytes());
+        bytes[8..].copy_from_slice(&self.id);
+        bytes
+    }
+
+    /// The key [`OrderKey::to_bytes`] wrote.
+    pub fn from_bytes(bytes: [u8; 24]) -> Self {
+        let time: [u8; 8] = bytes[..8].try_into().expect("8 bytes");
+        Self {
+            created_millis: (u64::from_be_bytes(time) ^ (1 << 63)) as i64,
+            id: bytes[8..].try_into().expect("16 bytes"),
+        }
+    }
+}
+
+/// What the column says about an ordinal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnEntry {
+    /// A customer with this order key holds the ordinal.
+    Live(OrderKey),
+    /// The customer that held the ordinal was removed; ordinals are never reused.
+    Removed,
+}
+
+/// Most ordinals in one run of [`AnswerOrder`]; a run is split in two past it.
+const RUN_LIMIT: usize = 4096;
+
+/// Every live ordinal, sorted by order key, in runs of at most [`RUN_LIMIT`]: inserting near the
+/// end (where new customers sort) moves only the last run's tail.
+#[derive(Debug, Default, Clone)]
+pub struct AnswerOrder {
+    runs: Vec<Vec<u32>>,
+    len: usize,
+}
+
+impl AnswerOrder {
+    /// Ordinals held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The ordinals in answer order, starting at the `skip`th.
+    pub fn iter_from(&self, skip: usize) -> impl Iterator<Item = u32> + '_ {
+        let mut skip = skip;
+        let mut first_run = self.runs.len();
+        for (at, run) in self.runs.iter().enumerate() {
+            if skip < run.len() {
+                first_run = at;
+                break;
+            }
+            skip -= run.len();
+        }
+        self.runs[first_run..]
+            .iter()
+            .enumerate()
+            .flat_map(move |(at, run)| run[if at == 0 { skip } else { 0 }..].iter().copied())
+    }
+
+    fn build(mut ordinals: Vec<u32>, key_of: impl Fn(u32) -> OrderKey) -> Self {
+        // Mostly in order already (ordinals follow application order): the sort is near linear.
+        ordinals.sort_by_key(|ordinal| key_of(*ordinal));
+        let len = ordinals.len();
+        let runs = ordinals
+            .chunks(RUN_LIMIT / 2)
+            .map(<[u32]>::to_vec)
+            .collect();
+        Self { runs, len }
+    }
+
+    fn insert(&mut self, ordinal: u32, key: OrderKey, key_of: impl Fn(u32) -> OrderKey) {
+        // The first run whose last key is not below `key`; new customers land in the last run.
+        let run_at = self
+            .runs
+            .partition_point(|run| run.last().is_some_and(|last| key_of(*last) < key))
+            .min(self.runs.len().saturating_sub(1));
+        if self.runs.is_empty() {
+            self.runs.push(Vec::new());
+        }
+        let run = &mut self.runs[run_at];
+        let at = run.partition_point(|other| key_of(*other) < key);
+        run.insert(at, ordinal);
+        if run.len() > RUN_LIMIT {
+            let upper = run.split_off(run.len() / 2);
+            self.runs.insert(run_at + 1, upper);
+        }
+        self.len += 1;
+    }
+
+    fn remove(&mut self, ordinal: u32, key: OrderKey, key_of: impl Fn(u32) -> OrderKey) {
+        let run_at = self
+            .runs
+            .partition_point(|run| run.last().is_some_and(|last| key_of(*last) < key));
+        let Some(run) = self.runs.get_mut(run_at) else {
+            return;
+        };
+        let at = run.partition_point(|other| key_of(*other) < key);
+        if run.get(at) == Some(&ordinal) {
+            run.remove(at);
+            self.len -= 1;
+            if run.is_empty() {
+                self.runs.remove(run_at);
+            }
+        }
+    }
+}
+
+/// The in-memory directory of customers; see the module doc.
+#[derive(Debug, Default, Clone)]
+pub struct Directory {
+    /// The order key of every ordinal ever assigned (removed ones keep theirs).
+    keys: Vec<OrderKey>,
+    live: RoaringBitmap,
+    /// Live ordinals, found by their customer id (hashed through `keys`).
+    ids: HashTable<u32>,
+    hasher: hashbrown::DefaultHashBuilder,
+    order: AnswerOrder,
+}
+
+impl Directory {
+    /// A directory of the ordinals `0..keys.len()`, of which `live` are live.
+    pub fn build(keys: Vec<OrderKey>, live: RoaringBitmap) -> Self {
+        let mut directory = Self {
+            keys,
+            live,
+            ..Self::default()
+        };
+        let Self {
+            keys,
+            live,
+            ids,
+            hasher,
+            order,
+        } = &mut directory;
+        ids.reserve(live.len() as usize, |ordinal| {
+            hasher.hash_one(keys[*ordinal as usize].id)
+        });
+        for ordinal in live.iter() {
+            let hash = hasher.hash_one(keys[ordinal as usize].id);
+            ids.insert_unique(hash, ordinal, |other| {
+                hasher.hash_one(keys[*other as usize].id)
+            });
+        }
+        *order = AnswerOrder::build(live.iter().collect(), |ordinal| keys[ordinal as usize]);
+        directory
+    }
+
+    /// The next ordinal to assign.
+    pub fn next_ordinal(&self) -> u32 {
+        self.keys.len() as u32
+    }
+
+    /// The ordinal the live customer `id` holds.
+    pub fn ordinal_of(&self, id: CustomerId) -> Option<u32> {
+        let id = *id.as_bytes();
+        self.ids
+            .find(self.hasher.hash_one(id), |ordinal| {
+                self.keys[*ordinal as usize].id == id
+            })
+            .copied()
+    }
+
+    /// The order key of `ordinal`.
+    pub fn key(&self, ordinal: u32) -> OrderKey {
+        self.keys[ordinal as usize]
+    }
+
+    /// Every live ordinal.
+    pub fn live(&self) -> &RoaringBitmap {
+        &self.live
+    }
+
+    /// Every live ordinal, in answer order.
+    pub fn answer_order(&self) -> &AnswerOrder {
+        &self.order
+    }
+
+    /// Assigns the next ordinal to a new customer with `key`.
+    pub fn add(&mut self, key: OrderKey) -> u32 {
+        let ordinal = self.next_ordinal();
+        self.keys.push(key);
+        self.live.insert(ordinal);
+        let Self {
+            keys, ids, hasher, ..
+        } = self;
+        ids.insert_unique(hasher.hash_one(key.id), ordinal, |other| {
+            hasher.hash_one(keys[*other as usize].id)
+        });
+        let keys = &self.keys;
+        self.order
+            .insert(ordinal, key, |other| keys[other as usize]);
+        ordinal
+    }
+
+    /// Removes the live customer at `ordinal`; its ordinal is never assigned again.
+    pub fn remove(&mut self, ordinal: u32) {
+        if !self.live.remove(ordinal) {
+            return;
+        }
+        let key = self.keys[ordinal as usize];
+        if let Ok(entry) = self
+            .ids
+            .find_entry(self.hasher.hash_one(key.id), |other| *other == ordinal)
+        {
+            entry.remove();
+        }
+        let keys = &self.keys;
+        self.order
+            .remove(ordinal, key, |other| keys[other as usize]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(millis: i64, id: u8) -> OrderKey {
+        OrderKey {
+            created_millis: millis,
+            id: [id; 16],
+        }
+    }
+
+    #[test]
+    fn order_keys_sort_by_time_then_id_even_before_the_epoch() {
+        let keys = [key(-1, 9), key(0, 1), key(0, 2), key(1_795_624_843_120, 0)];
+        for pair in keys.windows(2) {
+            assert!(pair[0] < pair[1]);
+            assert!(pair[0].to_bytes() < pair[1].to_bytes());
+        }
+        for key in keys {
+            assert_eq!(OrderKey::from_bytes(key.to_bytes()), key);
+        }
+    }
+
+    #[test]
+    fn the_answer_order_holds_live_ordinals_by_key_whatever_order_they_came_in() {
+        let mut directory = Directory::default();
+        // Applied out of order, as partitions interleave; enough to split runs.
+        let times: Vec<i64> = (0..10_000).map(|n| (n * 7_919) % 10_007).collect();
+        for (n, time) in times.iter().enumerate() {
+            directory.add(key(*time, (n % 251) as u8));
+        }
+        for ordinal in (0..10_000).step_by(3) {
+            directory.remove(ordinal);
+        }
+        let walked: Vec<u32> = directory.answer_order().iter_from(0).collect();
+        let mut expected: Vec<u32> = directory.live().iter().collect();
+        expected.sort_by_key(|ordinal| directory.key(*ordinal));
+        assert_eq!(walked, expected);
+        assert_eq!(
+            directory.answer_order().iter_from(5_000).next(),
+            Some(expected[5_000])
+        );
+        assert_eq!(
+            directory.answer_order().iter_from(expected.len()).next(),
+            None
+        );
+
+        let rebuilt = Directory::build(
+            (0..10_000).map(|ordinal| directory.key(ordinal)).collect(),
+            directory.live().clone(),
+        );
+        assert_eq!(
+            rebuilt.answer_order().iter_from(0).collect::<Vec<_>>(),
+            expected
+        );
+    }
+
+    #[test]
+    fn ids_find_live_ordinals_only() {
+        let mut directory = Directory::default();
+        let first = directory.add(key(5, 1));
+        let second = directory.add(key(5, 2));
+        let id = |n: u8| CustomerId::from_bytes([n; 16]);
+        assert_eq!(directory.ordinal_of(id(1)), Some(first));
+        assert_eq!(directory.ordinal_of(id(2)), Some(second));
+        directory.remove(first);
+        assert_eq!(directory.ordinal_of(id(1)), None);
+        assert_eq!(directory.ordinal_of(id(3)), None);
+        assert_eq!(directory.live().len(), 1);
+    }
+}

@@ -1,0 +1,377 @@
+//! The flusher: a thread of the writer's that writes frozen layers to the store, merges segments,
+//! and commits each flush, so the projector never waits on the disk.
+//!
+//! A flush of layer F writes, in this order:
+//! 1. record and column blocks: blocks that hold only ordinals F assigned (past the committed
+//!    ones) directly, blocks that change committed ordinals into the commit;
+//! 2. F's postings as a new segment, then whatever merges the policy asks for;
+//! 3. one atomic commit: F's log position, the next ordinal, the segments added and removed, the
+//!    stale sets F grew, and the blocks of step 1 that change committed ordinals.
+//!
+//! Then it publishes (readers switch from F to the store in one step, under the index lock) and
+//! deletes merged-away segments. A crash before step 3 leaves the committed state as it was, plus
+//! orphan blocks nothing names; the projector reapplies F's records from the committed position.
+
+use super::directory::ColumnEntry;
+use super::memtable::Memtable;
+use super::store::codec::{encode_column_block, encode_record, encode_record_block};
+use super::store::{
+    column_block_key, record_block_key, Commit, Segment, Store, COLUMN_BLOCK, RECORD_BLOCK,
+};
+use super::{ReadModelError, Shared};
+use parking_lot::{Condvar, Mutex};
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Segments in one tier of the merge policy: a tier spans sizes within a factor of this, and
+/// this many segments of a tier are merged into one of the next.
+const MERGE_FANOUT: usize = 4;
+/// The smallest tier's upper size bound.
+const MERGE_BASE_BYTES: u64 = 256 * 1024;
+
+/// Whether a flush is under way, and how the last one ended.
+#[derive(Default)]
+struct FlushState {
+    in_flight: bool,
+    failure: Option<String>,
+}
+
+/// The writer's flusher thread and the channel that feeds it.
+pub struct Flusher {
+    jobs: Option<mpsc::Sender<Arc<Memtable>>>,
+    thread: Option<JoinHandle<()>>,
+    state: Arc<(Mutex<FlushState>, Condvar)>,
+}
+
+impl Flusher {
+    /// Starts the thread.
+    pub fn start(shared: Arc<Shared>) -> Self {
+        let (jobs, receiver) = mpsc::channel::<Arc<Memtable>>();
+        let state = Arc::new((Mutex::new(FlushState::default()), Condvar::new()));
+        let thread_state = Arc::clone(&state);
+        let thread = std::thread::Builder::new()
+            .name("read-model-flusher".into())
+            .spawn(move || {
+                for frozen in receiver {
+                    let outcome = flush(&shared, &frozen);
+                    let (lock, done) = &*thread_state;
+                    let mut state = lock.lock();
+                    state.in_flight = false;
+                    if let Err(error) = outcome {
+                        tracing::error!(%error, "flushing the read model failed");
+                        state.failure = Some(error.to_string());
+                    }
+                    done.notify_all();
+                }
+            })
+            .expect("the flusher thread starts");
+        Self {
+            jobs: Some(jobs),
+            thread: Some(thread),
+            state,
+        }
+    }
+
+    /// Whether a flush is under way.
+    pub fn busy(&self) -> bool {
+        self.state.0.lock().in_flight
+    }
+
+    /// Hands `frozen` to the thread. Call only when not [`Flusher::busy`].
+    pub fn submit(&self, frozen: Arc<Memtable>) {
+        self.state.0.lock().in_flight = true;
+        if let Some(jobs) = &self.jobs {
+            // The thread only ends when this sender is dropped, in `stop`.
+            let _ = jobs.send(frozen);
+        }
+    }
+
+    /// Waits until no flush is under way.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Flush`] when a flush failed.
+    pub fn wait(&self) -> Result<(), ReadModelError> {
+        let (lock, done) = &*self.state;
+        let mut state = lock.lock();
+        while state.in_flight {
+            done.wait(&mut state);
+        }
+        self.failure_in(&state)
+    }
+
+    /// How the last flush ended.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Flush`] when one failed: the read model cannot take more.
+    pub fn check(&self) -> Result<(), ReadModelError> {
+        self.failure_in(&self.state.0.lock())
+    }
+
+    fn failure_in(&self, state: &FlushState) -> Result<(), ReadModelError> {
+        match &state.failure {
+            Some(failure) => Err(ReadModelError::Flush(failure.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for the flush under way and ends the thread.
+    pub fn stop(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Writes `frozen` to the store and commits it; see the module doc.
+fn flush(shared: &Shared, frozen: &Memtable) -> Result<(), ReadModelError> {
+    let store = &shared.store;
+    let mut commit = Commit {
+        next_offsets: frozen.next_offsets().clone(),
+        next_ordinal: frozen.next_ordinal(),
+        ..Commit::default()
+    };
+    write_records(store, frozen, &mut commit)?;
+    write_column(store, frozen, &mut commit)?;
+
+    let mut ids = store.segment_ids()?;
+    let mut segments: Vec<Segment> = shared.index.read().segments.clone();
+    for segment in &mut segments {
+        let (low, high) = segment.meta.ordinals;
+        let mut voided = frozen.superseded().clone();
+        voided.remove_range(..low);
+        voided.remove_range(high.saturating_add(1)..);
+        if !voided.is_subset(&segment.stale) {
+            segment.stale |= voided;
+            commit.stale.push((segment.meta.id, segment.stale.clone()));
+        }
+    }
+    if let Some(meta) = store.write_segment(ids.take(), frozen.postings())? {
+        commit.added.push(meta.clone());
+        segments.push(Segment {
+            meta,
+            stale: Default::default(),
+        });
+    }
+    while let Some(group) = merge_group(&segments) {
+        let (inputs, kept): (Vec<Segment>, Vec<Segment>) = segments
+            .into_iter()
+            .partition(|segment| group.contains(&segment.meta.id));
+        segments = kept;
+        if let Some(meta) = store.merge_segments(ids.take(), &inputs)? {
+            commit.added.push(meta.clone());
+            segments.push(Segment {
+                meta,
+                stale: Default::default(),
+            });
+        }
+        commit.stale.retain(|(id, _)| !group.contains(id));
+        commit.added.retain(|added| !group.contains(&added.id));
+        // Segments written by this very flush are in no manifest yet: removing them only marks
+        // their blocks for deletion.
+        commit.removed.extend(inputs);
+    }
+    store.commit(&commit, ids.next())?;
+    {
+        let mut index = shared.index.write();
+        index.segments = segments;
+        index.frozen = None;
+        index.committed_offsets = frozen.next_offsets().clone();
+    }
+    let removed: Vec<u64> = commit
+        .removed
+        .iter()
+        .map(|segment| segment.meta.id)
+        .collect();
+    store.drop_segments(&removed)
+}
+
+/// Rewrites every record block `frozen` changes.
+fn write_records(
+    store: &Store,
+    frozen: &Memtable,
+    commit: &mut Commit,
+) -> Result<(), ReadModelError> {
+    let changes = frozen.records().iter().map(|(ordinal, record)| {
+        let encoded = record.as_ref().map(|record| {
+            let mut bytes = Vec::with_capacity(256);
+            encode_record(record, &mut bytes);
+            bytes
+        });
+        (*ordinal, encoded)
+    });
+    let stored = |block| -> Result<Vec<Option<Vec<u8>>>, ReadModelError> {
+        Ok(match store.record_block(block)? {
+            Some(stored) => stored
+                .slots()?
+                .into_iter()
+                .map(|slot| slot.map(<[u8]>::to_vec))
+                .collect(),
+            None => Vec::new(),
+        })
+    };
+    let blocks = Blocks {
+        len: RECORD_BLOCK,
+        key: record_block_key,
+        encode: |slots: &[Option<Vec<u8>>]| encode_record_block(slots),
+    };
+    blocks.rewrite(store, frozen.first_ordinal(), changes, stored, commit)
+}
+
+/// Rewrites every column block `frozen` changes.
+fn write_column(
+    store: &Store,
+    frozen: &Memtable,
+    commit: &mut Commit,
+) -> Result<(), ReadModelError> {
+    let changes = frozen
+        .column()
+        .iter()
+        .map(|(ordinal, entry)| (*ordinal, Some(*entry)));
+    let blocks = Blocks {
+        len: COLUMN_BLOCK,
+        key: column_block_key,
+        encode: |slots: &[Option<ColumnEntry>]| encode_column_block(slots),
+    };
+    blocks.rewrite(
+        store,
+        frozen.first_ordinal(),
+        changes,
+        |block| store.column_block(block),
+        commit,
+    )
+}
+
+/// Blocks of `len` slots, one per ordinal, stored under `key(block)` as `encode(slots)`.
+struct Blocks<K, E> {
+    len: u32,
+    key: K,
+    encode: E,
+}
+
+impl<K: Fn(u32) -> Vec<u8>, E> Blocks<K, E> {
+    /// Rewrites each block `changes` (ordinal → new slot) touch: its stored slots below
+    /// `committed` (past it, a crashed flush's orphans), then the changes. A block that changes a
+    /// committed ordinal goes into `commit`; one that only adds goes to the store now.
+    fn rewrite<T: Clone>(
+        &self,
+        store: &Store,
+        committed: u32,
+        changes: impl Iterator<Item = (u32, Option<T>)>,
+        stored: impl Fn(u32) -> Result<Vec<Option<T>>, ReadModelError>,
+        commit: &mut Commit,
+    ) -> Result<(), ReadModelError>
+    where
+        E: Fn(&[Option<T>]) -> Vec<u8>,
+    {
+        let mut by_block: BTreeMap<u32, Vec<(u32, Option<T>)>> = BTreeMap::new();
+        for (ordinal, slot) in changes {
+            by_block
+                .entry(ordinal / self.len)
+                .or_default()
+                .push((ordinal, slot));
+        }
+        for (block, changes) in by_block {
+            let first = block * self.len;
+            let mut slots: Vec<Option<T>> = vec![None; self.len as usize];
+            if first < committed {
+                for (at, slot) in stored(block)?
+                    .into_iter()
+                    .take(self.len as usize)
+                    .enumerate()
+                {
+                    if first + (at as u32) < committed {
+                        slots[at] = slot;
+                    }
+                }
+            }
+            let mut changes_committed = false;
+            for (ordinal, slot) in changes {
+                changes_committed |= ordinal < committed;
+                slots[(ordinal - first) as usize] = slot;
+            }
+            while slots.last().is_some_and(Option::is_none) {
+                slots.pop();
+            }
+            let (key, value) = ((self.key)(block), (self.encode)(&slots));
+            if changes_committed {
+                commit.blocks.push((key, value));
+            } else {
+                store.write_block(&key, value)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The segments to merge next: every segment of the smallest tier that holds
+/// [`MERGE_FANOUT`] or more, where a segment's tier is how many times its size is
+/// [`MERGE_FANOUT`] times [`MERGE_BASE_BYTES`].
+fn merge_group(segments: &[Segment]) -> Option<Vec<u64>> {
+    let tier = |bytes: u64| {
+        let mut tier = 0;
+        let mut bound = MERGE_BASE_BYTES;
+        while bytes > bound {
+            bound = bound.saturating_mul(MERGE_FANOUT as u64);
+            tier += 1;
+        }
+        tier
+    };
+    let mut tiers: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for segment in segments {
+        tiers
+            .entry(tier(segment.meta.bytes))
+            .or_default()
+            .push(segment.meta.id);
+    }
+    tiers.into_values().find(|ids| ids.len() >= MERGE_FANOUT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read_model::store::SegmentMeta;
+
+    fn segment(id: u64, bytes: u64) -> Segment {
+        Segment {
+            meta: SegmentMeta {
+                id,
+                ordinals: (0, 0),
+                bytes,
+            },
+            stale: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_smallest_full_tier_merges_first() {
+        let small = |id| segment(id, 100_000);
+        let large = |id| segment(id, 10_000_000);
+        assert_eq!(merge_group(&[small(1), small(2), small(3)]), None);
+        assert_eq!(
+            merge_group(&[
+                large(1),
+                small(2),
+                large(3),
+                small(4),
+                small(5),
+                large(6),
+                large(7),
+                small(8)
+            ]),
+            Some(vec![2, 4, 5, 8])
+        );
+        assert_eq!(
+            merge_group(&[large(1), large(3), large(6), large(7)]),
+            Some(vec![1, 3, 6, 7])
+        );
+    }
+}

@@ -1,0 +1,136 @@
+//! What readers see: the directory, the layers of changes not yet flushed, and the committed
+//! segments, read together as one consistent state under one lock.
+
+use super::directory::Directory;
+use super::memtable::Memtable;
+use super::record::CustomerRecord;
+use super::store::{RecordBlock, Segment, Store, RECORD_BLOCK};
+use super::terms::TermRange;
+use super::ReadModelError;
+use roaring::RoaringBitmap;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The read model's state in memory, over the store.
+pub struct Index {
+    /// Which ordinal each customer holds, and the answer order.
+    pub directory: Directory,
+    /// Changes applied since the last freeze.
+    pub active: Memtable,
+    /// Changes being flushed, beneath `active`.
+    pub frozen: Option<Arc<Memtable>>,
+    /// The committed index, beneath both.
+    pub segments: Vec<Segment>,
+    /// The log position the store (or the frozen layer, once flushed) reaches.
+    pub committed_offsets: BTreeMap<i32, i64>,
+}
+
+/// A term range could not be read within the terms allowed.
+#[derive(Debug)]
+pub struct TooManyTerms;
+
+impl Index {
+    /// The layers, top first.
+    fn layers(&self) -> impl Iterator<Item = &Memtable> {
+        std::iter::once(&self.active).chain(self.frozen.as_deref())
+    }
+
+    /// The log position everything applied reaches.
+    pub fn applied_offsets(&self) -> &BTreeMap<i32, i64> {
+        self.active.next_offsets()
+    }
+
+    /// Every live ordinal indexed under a term in `range`, reading at most `max_terms` terms;
+    /// returns the ordinals and the terms read.
+    ///
+    /// # Errors
+    /// [`TooManyTerms`] (inside `Ok(Err(..))`) past `max_terms`; [`ReadModelError`] when the
+    /// store fails.
+    pub fn postings(
+        &self,
+        store: &Store,
+        range: &TermRange,
+        max_terms: usize,
+    ) -> Result<Result<(RoaringBitmap, usize), TooManyTerms>, ReadModelError> {
+        let mut terms = 0;
+        let mut ordinals = RoaringBitmap::new();
+        for segment in &self.segments {
+            let mut found = RoaringBitmap::new();
+            match store.postings_in(segment.meta.id, range, &mut found, max_terms - terms)? {
+                Some(read) => terms += read,
+                None => return Ok(Err(TooManyTerms)),
+            }
+            found -= &segment.stale;
+            ordinals |= found;
+        }
+        // The frozen layer first, then the active one on top of it.
+        let layers: Vec<&Memtable> = self.layers().collect();
+        for layer in layers.into_iter().rev() {
+            ordinals -= layer.superseded();
+            for (_, own) in layer.postings_in(range) {
+                terms += 1;
+                if terms > max_terms {
+                    return Ok(Err(TooManyTerms));
+                }
+                ordinals |= own;
+            }
+        }
+        Ok(Ok((ordinals, terms)))
+    }
+
+    /// The record of `ordinal`, from the topmost layer that has it, else from the store.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when the store fails or the stored record is malformed.
+    pub fn record(
+        &self,
+        store: &Store,
+        ordinal: u32,
+    ) -> Result<Option<Arc<CustomerRecord>>, ReadModelError> {
+        for layer in self.layers() {
+            if let Some(record) = layer.record(ordinal) {
+                return Ok(record.cloned());
+            }
+        }
+        Ok(store.record(ordinal)?.map(Arc::new))
+    }
+
+    /// The records of `ordinals`, in that order, reading each stored block once however many
+    /// of them it holds.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when the store fails, a record is malformed, or an ordinal has none.
+    pub fn records(
+        &self,
+        store: &Store,
+        ordinals: &[u32],
+    ) -> Result<Vec<Arc<CustomerRecord>>, ReadModelError> {
+        let mut blocks: BTreeMap<u32, Option<RecordBlock>> = BTreeMap::new();
+        let mut records = Vec::with_capacity(ordinals.len());
+        'ordinals: for &ordinal in ordinals {
+            for layer in self.layers() {
+                if let Some(record) = layer.record(ordinal) {
+                    records.push(record.cloned().ok_or_else(|| missing(ordinal))?);
+                    continue 'ordinals;
+                }
+            }
+            let block_number = ordinal / RECORD_BLOCK;
+            let block = match blocks.entry(block_number) {
+                std::collections::btree_map::Entry::Occupied(held) => held.into_mut(),
+                std::collections::btree_map::Entry::Vacant(free) => {
+                    free.insert(store.record_block(block_number)?)
+                }
+            };
+            let record = match block {
+                Some(block) => block.record(ordinal)?,
+                None => None,
+            };
+            records.push(Arc::new(record.ok_or_else(|| missing(ordinal))?));
+        }
+        Ok(records)
+    }
+}
+
+fn missing(ordinal: u32) -> ReadModelError {
+    ReadModelError::Corrupt(format!("ordinal {ordinal} is live but has no record"))
+}

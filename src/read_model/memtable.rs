@@ -1,0 +1,262 @@
+//! A layer of changes not yet in the store: what the writer applied since the last flush, held in
+//! memory and read by finds and gets like the store beneath it. When it is large or old enough
+//! the writer freezes it, and the flusher writes it to the store as one index segment plus record
+//! and column blocks, committed with the log position it reaches.
+//!
+//! A layer changes what lies beneath it in two ways: it adds postings and records, and it
+//! *supersedes* ordinals, whose postings beneath it no longer hold (the customer was replaced or
+//! removed after they were written). A term's postings, seen through a layer, are
+//! `(beneath − superseded) ∪ own`.
+
+use super::directory::ColumnEntry;
+use super::record::CustomerRecord;
+use super::terms::TermRange;
+use roaring::RoaringBitmap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One layer of changes; see the module doc.
+#[derive(Debug)]
+pub struct Memtable {
+    /// Term key → the ordinals this layer indexes under it.
+    postings: BTreeMap<Box<[u8]>, RoaringBitmap>,
+    /// Records this layer wrote: `None` for a customer it removed.
+    records: HashMap<u32, Option<Arc<CustomerRecord>>>,
+    /// Column slots this layer wrote.
+    column: BTreeMap<u32, ColumnEntry>,
+    /// Ordinals whose postings beneath this layer are void.
+    superseded: RoaringBitmap,
+    /// The first ordinal this layer assigned (everything below it was assigned beneath).
+    first_ordinal: u32,
+    /// The ordinal after the last one this layer assigned.
+    next_ordinal: u32,
+    /// The next offset of every partition this layer (and everything beneath) covers.
+    next_offsets: BTreeMap<i32, i64>,
+    /// When the first change landed.
+    since: Option<Instant>,
+}
+
+impl Memtable {
+    /// An empty layer over a store (or layers) that assigned ordinals up to `first_ordinal` and
+    /// covers the log up to `next_offsets`.
+    pub fn new(first_ordinal: u32, next_offsets: BTreeMap<i32, i64>) -> Self {
+        Self {
+            postings: BTreeMap::new(),
+            records: HashMap::new(),
+            column: BTreeMap::new(),
+            superseded: RoaringBitmap::new(),
+            first_ordinal,
+            next_ordinal: first_ordinal,
+            next_offsets,
+            since: None,
+        }
+    }
+
+    /// How many records and column slots this layer changed: what a flush writes.
+    pub fn changes(&self) -> usize {
+        self.records.len().max(self.column.len())
+    }
+
+    /// When its first change landed.
+    pub fn since(&self) -> Option<Instant> {
+        self.since
+    }
+
+    /// The ordinals assigned before this layer.
+    pub fn first_ordinal(&self) -> u32 {
+        self.first_ordinal
+    }
+
+    /// The ordinal after the last one assigned, in this layer or beneath.
+    pub fn next_ordinal(&self) -> u32 {
+        self.next_ordinal
+    }
+
+    /// The log position this layer reaches.
+    pub fn next_offsets(&self) -> &BTreeMap<i32, i64> {
+        &self.next_offsets
+    }
+
+    /// Records that the layer has applied the record at `partition`/`offset`.
+    pub fn reach(&mut self, partition: i32, offset: i64) {
+        let next = self.next_offsets.entry(partition).or_insert(0);
+        *next = (*next).max(offset + 1);
+    }
+
+    /// Its postings under every term key in `range`, in key order.
+    pub fn postings_in<'a>(
+        &'a self,
+        range: &TermRange,
+    ) -> impl Iterator<Item = (&'a [u8], &'a RoaringBitmap)> + 'a {
+        self.postings
+            .range::<[u8], _>((
+                std::ops::Bound::Included(range.start.as_slice()),
+                std::ops::Bound::Excluded(range.end.as_slice()),
+            ))
+            .map(|(key, ordinals)| (key.as_ref(), ordinals))
+    }
+
+    /// Every posting, in key order (for the flusher).
+    pub fn postings(&self) -> impl Iterator<Item = (&[u8], &RoaringBitmap)> {
+        self.postings
+            .iter()
+            .map(|(key, ordinals)| (key.as_ref(), ordinals))
+    }
+
+    /// Ordinals whose postings beneath are void.
+    pub fn superseded(&self) -> &RoaringBitmap {
+        &self.superseded
+    }
+
+    /// What this layer says of `ordinal`'s record: `None` when it says nothing, `Some(None)` when
+    /// it removed the customer.
+    pub fn record(&self, ordinal: u32) -> Option<Option<&Arc<CustomerRecord>>> {
+        self.records.get(&ordinal).map(Option::as_ref)
+    }
+
+    /// The records this layer wrote, by ordinal (for the flusher).
+    pub fn records(&self) -> &HashMap<u32, Option<Arc<CustomerRecord>>> {
+        &self.records
+    }
+
+    /// The column slots this layer wrote (for the flusher).
+    pub fn column(&self) -> &BTreeMap<u32, ColumnEntry> {
+        &self.column
+    }
+
+    /// Adds a new customer at `ordinal` (at or past [`Memtable::first_ordinal`]).
+    pub fn add(
+        &mut self,
+        ordinal: u32,
+        record: Arc<CustomerRecord>,
+        terms: &[Vec<u8>],
+        entry: ColumnEntry,
+    ) {
+        self.touch();
+        self.index(ordinal, terms);
+        self.records.insert(ordinal, Some(record));
+        self.column.insert(ordinal, entry);
+        self.next_ordinal = self.next_ordinal.max(ordinal + 1);
+    }
+
+    /// Replaces the record at `ordinal` with one whose postings stay as they were (a duplicate
+    /// record added to its history).
+    pub fn rewrite(&mut self, ordinal: u32, record: Arc<CustomerRecord>) {
+        self.touch();
+        self.records.insert(ordinal, Some(record));
+    }
+
+    /// Replaces the customer at `ordinal`, indexed under `old_terms`, with `record`, indexed
+    /// under `new_terms`.
+    pub fn replace(
+        &mut self,
+        ordinal: u32,
+        old_terms: &[Vec<u8>],
+        record: Arc<CustomerRecord>,
+        new_terms: &[Vec<u8>],
+    ) {
+        self.touch();
+        self.unindex(ordinal, old_terms);
+        self.index(ordinal, new_terms);
+        self.records.insert(ordinal, Some(record));
+    }
+
+    /// Removes the customer at `ordinal`, indexed under `old_terms`.
+    pub fn remove(&mut self, ordinal: u32, old_terms: &[Vec<u8>]) {
+        self.touch();
+        self.unindex(ordinal, old_terms);
+        self.records.insert(ordinal, None);
+        self.column.insert(ordinal, ColumnEntry::Removed);
+    }
+
+    fn touch(&mut self) {
+        self.since.get_or_insert_with(Instant::now);
+    }
+
+    fn index(&mut self, ordinal: u32, terms: &[Vec<u8>]) {
+        for term in terms {
+            match self.postings.get_mut(term.as_slice()) {
+                Some(ordinals) => {
+                    ordinals.insert(ordinal);
+                }
+                None => {
+                    let mut ordinals = RoaringBitmap::new();
+                    ordinals.insert(ordinal);
+                    self.postings
+                        .insert(term.clone().into_boxed_slice(), ordinals);
+                }
+            }
+        }
+    }
+
+    /// Takes `ordinal` out of `terms` in this layer, and voids whatever beneath indexes it.
+    fn unindex(&mut self, ordinal: u32, terms: &[Vec<u8>]) {
+        for term in terms {
+            if let Some(ordinals) = self.postings.get_mut(term.as_slice()) {
+                ordinals.remove(ordinal);
+                if ordinals.is_empty() {
+                    self.postings.remove(term.as_slice());
+                }
+            }
+        }
+        if ordinal < self.first_ordinal {
+            self.superseded.insert(ordinal);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AccountId, Customer, CustomerDetails};
+    use crate::read_model::directory::OrderKey;
+    use crate::read_model::record::LogPlace;
+
+    fn record() -> Arc<CustomerRecord> {
+        Arc::new(CustomerRecord {
+            customer: Customer::register(CustomerDetails::for_account(
+                AccountId::parse(1).unwrap(),
+            )),
+            last_event_id: uuid::Uuid::now_v7(),
+            history: vec![LogPlace {
+                partition: 0,
+                offset: 0,
+            }],
+        })
+    }
+
+    fn key() -> ColumnEntry {
+        ColumnEntry::Live(OrderKey {
+            created_millis: 0,
+            id: [0; 16],
+        })
+    }
+
+    #[test]
+    fn a_replaced_customer_moves_between_terms_and_voids_what_is_beneath() {
+        let mut layer = Memtable::new(10, BTreeMap::new());
+        let (a, b) = (b"\x02a\x00".to_vec(), b"\x02b\x00".to_vec());
+        let (only_a, only_b) = (std::slice::from_ref(&a), std::slice::from_ref(&b));
+        layer.add(10, record(), only_a, key());
+        layer.replace(10, only_a, record(), only_b);
+        layer.replace(3, only_a, record(), only_b);
+        fn under(layer: &Memtable, term: &[u8]) -> Vec<u32> {
+            layer
+                .postings_in(&TermRange::exactly(term.to_vec()))
+                .flat_map(|(_, ordinals)| ordinals.iter())
+                .collect()
+        }
+        assert_eq!(under(&layer, &a), Vec::<u32>::new());
+        assert_eq!(under(&layer, &b), vec![3, 10]);
+        assert_eq!(
+            layer.superseded().iter().collect::<Vec<_>>(),
+            vec![3],
+            "only what lies beneath"
+        );
+        layer.remove(10, only_b);
+        assert_eq!(under(&layer, &b), vec![3]);
+        assert_eq!(layer.record(10), Some(None));
+        assert_eq!(layer.column().get(&10), Some(&ColumnEntry::Removed));
+    }
+}

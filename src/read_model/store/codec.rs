@@ -1,0 +1,502 @@
+//! Byte encodings of everything the store writes: customer records and their blocks, order keys,
+//! posting values and index blocks. Integers are LEB128 varints unless a key needs them to sort
+//! (then big-endian, in `store/mod.rs`).
+
+use super::super::directory::{ColumnEntry, OrderKey};
+use super::super::record::{CustomerRecord, LogPlace};
+use crate::domain::{AccountId, Customer, CustomerDetails, CustomerId, TextField};
+use chrono::DateTime;
+use roaring::RoaringBitmap;
+use uuid::Uuid;
+
+/// Bytes that do not decode as what the store wrote.
+#[derive(Debug, thiserror::Error)]
+#[error("stored bytes are malformed: {0}")]
+pub struct Malformed(pub &'static str);
+
+/// Reads values off the front of a byte slice.
+pub(super) struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub(super) fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    pub(super) fn varint(&mut self) -> Result<u64, Malformed> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = self
+                .bytes
+                .split_first()
+                .ok_or(Malformed("a varint is cut short"))?;
+            self.bytes = rest;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(Malformed("a varint is longer than 64 bits"))
+    }
+
+    pub(super) fn bytes(&mut self, len: usize) -> Result<&'a [u8], Malformed> {
+        if self.bytes.len() < len {
+            return Err(Malformed("a field is cut short"));
+        }
+        let (taken, rest) = self.bytes.split_at(len);
+        self.bytes = rest;
+        Ok(taken)
+    }
+
+    pub(super) fn array<const N: usize>(&mut self) -> Result<[u8; N], Malformed> {
+        Ok(self.bytes(N)?.try_into().expect("bytes(N) returns N bytes"))
+    }
+
+    fn length_prefixed(&mut self) -> Result<&'a [u8], Malformed> {
+        let len = self.varint()?;
+        self.bytes(usize::try_from(len).map_err(|_| Malformed("a length exceeds memory"))?)
+    }
+}
+
+pub(super) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn put_length_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// Signed integers as varints, small magnitudes short either side of zero.
+fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
+fn unzigzag(value: u64) -> i64 {
+    ((value >> 1) as i64) ^ -((value & 1) as i64)
+}
+
+/// Version of the record encoding, its first byte.
+const RECORD_V1: u8 = 1;
+
+/// A record: version, last event id, history (partition, offset pairs), customer id, account,
+/// `createdAt` in milliseconds, a bit per present text field (in [`TextField::ALL`] order), then
+/// each present field's text.
+pub fn encode_record(record: &CustomerRecord, out: &mut Vec<u8>) {
+    let customer = &record.customer;
+    out.push(RECORD_V1);
+    out.extend_from_slice(record.last_event_id.as_bytes());
+    put_varint(out, record.history.len() as u64);
+    for place in &record.history {
+        put_varint(out, zigzag(i64::from(place.partition)));
+        put_varint(out, zigzag(place.offset));
+    }
+    out.extend_from_slice(customer.id.as_bytes());
+    put_varint(out, u64::from(customer.details.account_id.get()));
+    put_varint(out, zigzag(customer.created_at.timestamp_millis()));
+    let present = TextField::ALL
+        .iter()
+        .enumerate()
+        .filter(|(_, field)| customer.details.text(**field).is_some())
+        .fold(0u64, |bits, (at, _)| bits | 1 << at);
+    put_varint(out, present);
+    for field in TextField::ALL {
+        if let Some(text) = customer.details.text(field) {
+            put_length_prefixed(out, text.as_bytes());
+        }
+    }
+}
+
+/// Reads a record [`encode_record`] wrote.
+///
+/// # Errors
+/// [`Malformed`] when the bytes are not such a record.
+pub fn decode_record(bytes: &[u8]) -> Result<CustomerRecord, Malformed> {
+    let mut reader = Reader::new(bytes);
+    if reader.bytes(1)? != [RECORD_V1] {
+        return Err(Malformed("unknown record version"));
+    }
+    let last_event_id = Uuid::from_bytes(reader.array()?);
+    let places = reader.varint()?;
+    let mut history = Vec::with_capacity(places.min(64) as usize);
+    for _ in 0..places {
+        let partition = i32::try_from(unzigzag(reader.varint()?))
+            .map_err(|_| Malformed("a partition exceeds 32 bits"))?;
+        let offset = unzigzag(reader.varint()?);
+        history.push(LogPlace { partition, offset });
+    }
+    let id = CustomerId::from_bytes(reader.array()?);
+    let account_id = i64::try_from(reader.varint()?)
+        .ok()
+        .and_then(|account| AccountId::parse(account).ok())
+        .ok_or(Malformed("an account id is out of range"))?;
+    let created_at = DateTime::from_timestamp_millis(unzigzag(reader.varint()?))
+        .ok_or(Malformed("a creation time is out of range"))?;
+    let present = reader.varint()?;
+    let mut details = CustomerDetails::for_account(account_id);
+    for (at, field) in TextField::ALL.into_iter().enumerate() {
+        if present & (1 << at) != 0 {
+            let text = std::str::from_utf8(reader.length_prefixed()?)
+                .map_err(|_| Malformed("a text field is not UTF-8"))?;
+            details.set_trusted_text(field, text.to_owned());
+        }
+    }
+    if !reader.is_empty() {
+        return Err(Malformed("a record has trailing bytes"));
+    }
+    Ok(CustomerRecord {
+        customer: Customer {
+            id,
+            details,
+            created_at,
+        },
+        last_event_id,
+        history,
+    })
+}
+
+/// A block of records: the number of slots, each slot's length (0 for an empty slot), then the
+/// slots' bytes.
+pub fn encode_record_block(slots: &[Option<Vec<u8>>]) -> Vec<u8> {
+    let payload: usize = slots.iter().flatten().map(Vec::len).sum();
+    let mut out = Vec::with_capacity(payload + 2 * slots.len() + 2);
+    put_varint(&mut out, slots.len() as u64);
+    for slot in slots {
+        put_varint(&mut out, slot.as_ref().map_or(0, Vec::len) as u64);
+    }
+    for slot in slots.iter().flatten() {
+        out.extend_from_slice(slot);
+    }
+    out
+}
+
+/// Every slot of a record block, as stored (`None` for an empty slot).
+///
+/// # Errors
+/// [`Malformed`] when the bytes are not a record block.
+pub fn decode_record_block(bytes: &[u8]) -> Result<Vec<Option<&[u8]>>, Malformed> {
+    let mut reader = Reader::new(bytes);
+    let count = reader.varint()?;
+    if count > 1 << 16 {
+        return Err(Malformed("a record block claims too many slots"));
+    }
+    let lengths = (0..count)
+        .map(|_| reader.varint())
+        .collect::<Result<Vec<_>, _>>()?;
+    lengths
+        .into_iter()
+        .map(|len| match len {
+            0 => Ok(None),
+            len => reader
+                .bytes(usize::try_from(len).map_err(|_| Malformed("a slot exceeds memory"))?)
+                .map(Some),
+        })
+        .collect()
+}
+
+/// Length of one column entry: a state byte, then the order key.
+pub const COLUMN_ENTRY_LEN: usize = 25;
+
+const SLOT_EMPTY: u8 = 0;
+const SLOT_LIVE: u8 = 1;
+const SLOT_REMOVED: u8 = 2;
+
+/// A column block: [`COLUMN_ENTRY_LEN`] bytes per slot (`None` for a slot not yet assigned).
+pub fn encode_column_block(slots: &[Option<ColumnEntry>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(slots.len() * COLUMN_ENTRY_LEN);
+    for slot in slots {
+        match slot {
+            None => out.extend_from_slice(&[SLOT_EMPTY; COLUMN_ENTRY_LEN]),
+            Some(ColumnEntry::Removed) => {
+                out.push(SLOT_REMOVED);
+                out.extend_from_slice(&[0; COLUMN_ENTRY_LEN - 1]);
+            }
+            Some(ColumnEntry::Live(key)) => {
+                out.push(SLOT_LIVE);
+                out.extend_from_slice(&key.to_bytes());
+            }
+        }
+    }
+    out
+}
+
+/// The slots of a column block.
+///
+/// # Errors
+/// [`Malformed`] when the bytes are not a column block.
+pub fn decode_column_block(bytes: &[u8]) -> Result<Vec<Option<ColumnEntry>>, Malformed> {
+    if bytes.len() % COLUMN_ENTRY_LEN != 0 {
+        return Err(Malformed("a column block is not whole entries"));
+    }
+    bytes
+        .chunks_exact(COLUMN_ENTRY_LEN)
+        .map(|entry| match entry[0] {
+            SLOT_EMPTY => Ok(None),
+            SLOT_REMOVED => Ok(Some(ColumnEntry::Removed)),
+            SLOT_LIVE => Ok(Some(ColumnEntry::Live(OrderKey::from_bytes(
+                entry[1..].try_into().expect("an entry holds an order key"),
+            )))),
+            _ => Err(Malformed("a column slot has an unknown state")),
+        })
+        .collect()
+}
+
+/// Ordinals per posting chunk: a chunk's bitset is 4 KiB, small enough for a sled value that
+/// never makes sled write a node out as a separate file.
+pub const CHUNK_ORDINALS: u32 = 1 << 15;
+
+/// Up to this many ordinals a chunk is stored as a delta-coded list; past it, as a bitset.
+const LIST_LIMIT: u64 = 1024;
+
+const POSTING_LIST: u8 = 0;
+const POSTING_BITSET: u8 = 1;
+
+/// The ordinals of one chunk (all in `chunk * CHUNK_ORDINALS ..`), as a posting value.
+pub fn encode_posting(chunk: u32, ordinals: &RoaringBitmap, out: &mut Vec<u8>) {
+    let base = chunk * CHUNK_ORDINALS;
+    if ordinals.len() <= LIST_LIMIT {
+        out.push(POSTING_LIST);
+        put_varint(out, ordinals.len());
+        let mut previous = base;
+        for ordinal in ordinals {
+            put_varint(out, u64::from(ordinal - previous));
+            previous = ordinal;
+        }
+    } else {
+        out.push(POSTING_BITSET);
+        let mut bits = vec![0u8; (CHUNK_ORDINALS / 8) as usize];
+        for ordinal in ordinals {
+            let at = ordinal - base;
+            bits[(at / 8) as usize] |= 1 << (at % 8);
+        }
+        out.extend_from_slice(&bits);
+    }
+}
+
+/// Adds the ordinals of a posting value of `chunk` to `into`.
+///
+/// # Errors
+/// [`Malformed`] when the bytes are not a posting value of that chunk.
+pub fn decode_posting_into(
+    chunk: u32,
+    bytes: &[u8],
+    into: &mut RoaringBitmap,
+) -> Result<(), Malformed> {
+    let base = chunk * CHUNK_ORDINALS;
+    let (&kind, rest) = bytes.split_first().ok_or(Malformed("a posting is empty"))?;
+    match kind {
+        POSTING_LIST => {
+            let mut reader = Reader::new(rest);
+            let count = reader.varint()?;
+            let mut ordinal = base;
+            let mut ordinals = Vec::with_capacity(count.min(LIST_LIMIT) as usize);
+            for _ in 0..count {
+                let delta = u32::try_from(reader.varint()?)
+                    .map_err(|_| Malformed("a posting delta exceeds 32 bits"))?;
+                ordinal = ordinal
+                    .checked_add(delta)
+                    .ok_or(Malformed("a posting ordinal exceeds 32 bits"))?;
+                ordinals.push(ordinal);
+            }
+            if ordinals
+                .last()
+                .is_some_and(|last| *last >= base + CHUNK_ORDINALS)
+            {
+                return Err(Malformed("a posting leaves its chunk"));
+            }
+            into.extend(ordinals);
+        }
+        POSTING_BITSET if rest.len() == (CHUNK_ORDINALS / 8) as usize => {
+            *into |= RoaringBitmap::from_lsb0_bytes(base, rest);
+        }
+        _ => return Err(Malformed("a posting has an unknown kind")),
+    }
+    Ok(())
+}
+
+/// A block of index entries, each `(key, value)`, keys front-coded: how many leading bytes it
+/// shares with the previous key, the rest of the key, then the value, both length-prefixed.
+#[derive(Default)]
+pub struct IndexBlockWriter {
+    bytes: Vec<u8>,
+    last_key: Vec<u8>,
+    entries: u64,
+}
+
+impl IndexBlockWriter {
+    /// Appends an entry; keys must come in increasing order.
+    pub fn push(&mut self, key: &[u8], value: &[u8]) {
+        let shared = self
+            .last_key
+            .iter()
+            .zip(key)
+            .take_while(|(a, b)| a == b)
+            .count();
+        put_varint(&mut self.bytes, shared as u64);
+        put_length_prefixed(&mut self.bytes, &key[shared..]);
+        put_length_prefixed(&mut self.bytes, value);
+        self.last_key.clear();
+        self.last_key.extend_from_slice(key);
+        self.entries += 1;
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The last key pushed (empty before the first).
+    pub fn last_key(&self) -> &[u8] {
+        &self.last_key
+    }
+
+    /// Entries pushed so far.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// The block's bytes; the writer starts a fresh block.
+    pub fn take(&mut self) -> Vec<u8> {
+        self.last_key.clear();
+        self.entries = 0;
+        std::mem::take(&mut self.bytes)
+    }
+}
+
+/// An index entry: its key (borrowed from the reader until its next entry) and value.
+pub type IndexEntry<'k, 'v> = (&'k [u8], &'v [u8]);
+
+/// The entries of an index block, in order.
+pub struct IndexBlockEntries<'a> {
+    reader: Reader<'a>,
+    key: Vec<u8>,
+}
+
+impl<'a> IndexBlockEntries<'a> {
+    /// The entries of `block`.
+    pub fn new(block: &'a [u8]) -> Self {
+        Self {
+            reader: Reader::new(block),
+            key: Vec::new(),
+        }
+    }
+
+    /// The next entry: its key (valid until the next call) and value.
+    ///
+    /// # Errors
+    /// [`Malformed`] when the block is not one [`IndexBlockWriter`] wrote.
+    pub fn next_entry(&mut self) -> Result<Option<IndexEntry<'_, 'a>>, Malformed> {
+        if self.reader.is_empty() {
+            return Ok(None);
+        }
+        let shared = usize::try_from(self.reader.varint()?)
+            .ok()
+            .filter(|shared| *shared <= self.key.len())
+            .ok_or(Malformed("an index key shares more than its predecessor"))?;
+        let suffix = self.reader.length_prefixed()?;
+        self.key.truncate(shared);
+        self.key.extend_from_slice(suffix);
+        let value = self.reader.length_prefixed()?;
+        Ok(Some((&self.key, value)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::CustomerId;
+
+    fn record() -> CustomerRecord {
+        let mut details = CustomerDetails::for_account(AccountId::parse(2_147_483_647).unwrap());
+        details
+            .set_text(TextField::LastName, "Søndergaard")
+            .unwrap();
+        details.set_text(TextField::CountryCode, "DK").unwrap();
+        details.set_text(TextField::Email, "a@b.dk").unwrap();
+        CustomerRecord {
+            customer: Customer {
+                id: CustomerId::new_v7(),
+                details,
+                created_at: DateTime::from_timestamp_millis(-5).unwrap(),
+            },
+            last_event_id: Uuid::now_v7(),
+            history: vec![
+                LogPlace {
+                    partition: 0,
+                    offset: 0,
+                },
+                LogPlace {
+                    partition: 7,
+                    offset: 1 << 40,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn records_read_back_equal() {
+        let record = record();
+        let mut bytes = Vec::new();
+        encode_record(&record, &mut bytes);
+        assert_eq!(decode_record(&bytes).unwrap(), record);
+        assert!(decode_record(&bytes[..bytes.len() - 1]).is_err());
+        bytes.push(0);
+        assert!(decode_record(&bytes).is_err());
+    }
+
+    #[test]
+    fn record_blocks_keep_empty_slots() {
+        let slots = vec![Some(vec![1, 2, 3]), None, Some(vec![4])];
+        let block = encode_record_block(&slots);
+        let decoded = decode_record_block(&block).unwrap();
+        assert_eq!(
+            decoded,
+            vec![Some(&[1u8, 2, 3][..]), None, Some(&[4u8][..])]
+        );
+    }
+
+    #[test]
+    fn postings_read_back_as_lists_and_bitsets() {
+        for count in [1u32, 3, 1024, 1025, CHUNK_ORDINALS] {
+            let chunk = 3;
+            let ordinals: RoaringBitmap = (0..count)
+                .map(|n| chunk * CHUNK_ORDINALS + n * (CHUNK_ORDINALS / count))
+                .collect();
+            let mut bytes = Vec::new();
+            encode_posting(chunk, &ordinals, &mut bytes);
+            assert!(bytes.len() <= 4097, "{count}: {} bytes", bytes.len());
+            let mut decoded = RoaringBitmap::new();
+            decode_posting_into(chunk, &bytes, &mut decoded).unwrap();
+            assert_eq!(decoded, ordinals, "{count}");
+        }
+    }
+
+    #[test]
+    fn index_blocks_front_code_their_keys() {
+        let mut writer = IndexBlockWriter::default();
+        let entries: [(&[u8], &[u8]); 3] = [
+            (b"\x02ham\x00", b"a"),
+            (b"\x02hamel\x00", b""),
+            (b"\x03x", b"bc"),
+        ];
+        for (key, value) in entries {
+            writer.push(key, value);
+        }
+        let block = writer.take();
+        let mut read = IndexBlockEntries::new(&block);
+        for (key, value) in entries {
+            let (got_key, got_value) = read.next_entry().unwrap().unwrap();
+            assert_eq!((got_key, got_value), (key, value));
+        }
+        assert!(read.next_entry().unwrap().is_none());
+    }
+}

@@ -1,0 +1,819 @@
+//! The store: the read model on disk, in sled. The only module that knows sled, its trees and the
+//! layout of their keys; everything above it works on ordinals, records and postings.
+//!
+//! Trees (layout drawn in docs/performance.md):
+//! - `state`: everything a flush commits, in one atomic `apply_batch` where it changes what is
+//!   already committed:
+//!   - `r` ++ block (u32) → a block of [`RECORD_BLOCK`] customer records, by ordinal;
+//!   - `c` ++ block (u32) → a block of [`COLUMN_BLOCK`] column entries (each ordinal's order key,
+//!     or that its customer was removed);
+//!   - `o` ++ partition (i32) → the next offset to apply; `n` → the next ordinal; `i` → the next
+//!     segment id;
+//!   - `m` ++ segment id (u64) → a segment of the index (its ordinal range and size);
+//!   - `x` ++ segment id ++ chunk (u32) → ordinals the segment still names but no longer holds
+//!     (their customers were replaced or removed after it was written);
+//!   - `z` ++ segment id → a segment merged away, whose blocks are still to be deleted.
+//! - `segments`: segment id (u64) ++ the last entry key of a block → a block of index entries:
+//!   term key ++ chunk (u32) → the ordinals of that chunk under that term.
+//! - `rejected_events`: partition (i32) ++ offset (i64) → a rejected record, as JSON.
+//! - `meta`: `topic`, `cluster` (the log this read model projects) and `format`.
+//!
+//! Keys of blocks that are new (ordinals past the committed ones, segments not yet in the
+//! manifest) are written before the commit; nothing reads them until it lands, and a crash leaves
+//! them as orphans that the next flush overwrites or [`Store::open`] deletes.
+
+pub mod codec;
+
+use super::directory::ColumnEntry;
+use super::record::CustomerRecord;
+use super::rejected::RejectedEvent;
+use super::terms::TermRange;
+use super::ReadModelError;
+use codec::{IndexBlockEntries, IndexBlockWriter, Malformed, CHUNK_ORDINALS};
+use roaring::RoaringBitmap;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+
+/// The layout of the stored trees and values. Format 3: records, order keys and the index as
+/// blocks and posting lists. `serve` refuses a read model of another format; `rebuild` makes one.
+pub const FORMAT: &str = "3";
+
+/// Customer records per record block.
+pub const RECORD_BLOCK: u32 = 16;
+/// Column entries per column block.
+pub const COLUMN_BLOCK: u32 = 128;
+/// An index block is closed once it holds this many bytes.
+const INDEX_BLOCK_BYTES: usize = 4096;
+/// sled's page cache. Its nodes are few and large in this layout; a smaller cache bounds the
+/// memory the service needs (docs/performance.md).
+const CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
+const RECORD_PREFIX: u8 = b'r';
+const COLUMN_PREFIX: u8 = b'c';
+const OFFSET_PREFIX: u8 = b'o';
+const NEXT_ORDINAL_KEY: &[u8] = b"n";
+const NEXT_SEGMENT_KEY: &[u8] = b"i";
+const SEGMENT_PREFIX: u8 = b'm';
+const STALE_PREFIX: u8 = b'x';
+const GARBAGE_PREFIX: u8 = b'z';
+
+impl From<Malformed> for ReadModelError {
+    fn from(error: Malformed) -> Self {
+        ReadModelError::Corrupt(error.to_string())
+    }
+}
+
+/// A segment of the index: an immutable run of postings, written by one flush or merge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentMeta {
+    /// Its id; ids are never reused.
+    pub id: u64,
+    /// The smallest and largest ordinal it names.
+    pub ordinals: (u32, u32),
+    /// Bytes of its blocks, for the merge policy.
+    pub bytes: u64,
+}
+
+impl SegmentMeta {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16);
+        out.extend_from_slice(&self.ordinals.0.to_be_bytes());
+        out.extend_from_slice(&self.ordinals.1.to_be_bytes());
+        out.extend_from_slice(&self.bytes.to_be_bytes());
+        out
+    }
+
+    fn decode(id: u64, bytes: &[u8]) -> Result<Self, Malformed> {
+        let bytes: [u8; 16] = bytes
+            .try_into()
+            .map_err(|_| Malformed("a segment entry is not 16 bytes"))?;
+        let word = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+        Ok(Self {
+            id,
+            ordinals: (word(0), word(4)),
+            bytes: u64::from_be_bytes(bytes[8..].try_into().expect("8 bytes")),
+        })
+    }
+}
+
+/// A segment with the ordinals it no longer holds.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// What it is.
+    pub meta: SegmentMeta,
+    /// Ordinals whose postings in it are void.
+    pub stale: RoaringBitmap,
+}
+
+/// What was committed last: where a reopened read model starts.
+pub struct Committed {
+    /// The next offset of each partition.
+    pub next_offsets: BTreeMap<i32, i64>,
+    /// Every ordinal below this one was assigned.
+    pub next_ordinal: u32,
+    /// The index.
+    pub segments: Vec<Segment>,
+    /// Each assigned ordinal's column entry (`None` where a crash left a hole, which cannot
+    /// happen below `next_ordinal`, but is not trusted).
+    pub column: Vec<Option<ColumnEntry>>,
+}
+
+/// Everything one flush commits.
+#[derive(Default)]
+pub struct Commit {
+    /// The log position the committed state reaches.
+    pub next_offsets: BTreeMap<i32, i64>,
+    /// Ordinals assigned so far.
+    pub next_ordinal: u32,
+    /// Segments written and joining the index.
+    pub added: Vec<SegmentMeta>,
+    /// Segments leaving the index (merged away), with their stale sets.
+    pub removed: Vec<Segment>,
+    /// Segments staying in the index whose stale sets grew: their new sets.
+    pub stale: Vec<(u64, RoaringBitmap)>,
+    /// Record and column blocks that change committed ordinals: written with the commit.
+    pub blocks: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// The read model's sled database.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    state: sled::Tree,
+    segments: sled::Tree,
+    rejected: sled::Tree,
+    meta: sled::Tree,
+}
+
+fn be_key(prefix: u8, number: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + number.len());
+    key.push(prefix);
+    key.extend_from_slice(number);
+    key
+}
+
+/// The key of record block `block`.
+pub fn record_block_key(block: u32) -> Vec<u8> {
+    be_key(RECORD_PREFIX, &block.to_be_bytes())
+}
+
+/// The key of column block `block`.
+pub fn column_block_key(block: u32) -> Vec<u8> {
+    be_key(COLUMN_PREFIX, &block.to_be_bytes())
+}
+
+fn stale_key(segment: u64, chunk: u32) -> Vec<u8> {
+    let mut key = be_key(STALE_PREFIX, &segment.to_be_bytes());
+    key.extend_from_slice(&chunk.to_be_bytes());
+    key
+}
+
+fn segment_block_key(segment: u64, last_entry: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + last_entry.len());
+    key.extend_from_slice(&segment.to_be_bytes());
+    key.extend_from_slice(last_entry);
+    key
+}
+
+fn read_u32(bytes: &[u8]) -> Result<u32, Malformed> {
+    bytes
+        .try_into()
+        .map(u32::from_be_bytes)
+        .map_err(|_| Malformed("a number is not 4 bytes"))
+}
+
+fn read_u64(bytes: &[u8]) -> Result<u64, Malformed> {
+    bytes
+        .try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| Malformed("a number is not 8 bytes"))
+}
+
+/// The ordinals of `set` chunk by chunk, as `(chunk, ordinals of that chunk)`.
+fn chunks_of(set: &RoaringBitmap) -> impl Iterator<Item = (u32, RoaringBitmap)> + '_ {
+    let mut ordinals = set.iter().peekable();
+    std::iter::from_fn(move || {
+        let first = ordinals.next()?;
+        let chunk = first / CHUNK_ORDINALS;
+        let mut in_chunk = vec![first];
+        while let Some(next) = ordinals.next_if(|next| next / CHUNK_ORDINALS == chunk) {
+            in_chunk.push(next);
+        }
+        let bitmap = RoaringBitmap::from_sorted_iter(in_chunk).expect("a set iterates in order");
+        Some((chunk, bitmap))
+    })
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, deleting what a crashed flush or merge left.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Locked`] when another process holds it, [`ReadModelError::Storage`]
+    /// when sled fails.
+    pub fn open(dir: &Path) -> Result<Self, ReadModelError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .map_err(|error| match error {
+                // sled reports a held lock only in its message ("could not acquire lock on ...").
+                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                    ReadModelError::Locked(dir.display().to_string())
+                }
+                other => ReadModelError::Storage(other),
+            })?;
+        let store = Self {
+            state: db.open_tree("state")?,
+            segments: db.open_tree("segments")?,
+            rejected: db.open_tree("rejected_events")?,
+            meta: db.open_tree("meta")?,
+            db,
+        };
+        if store.meta.get("format")?.is_none() && store.is_fresh()? {
+            store.meta.insert("format", FORMAT)?;
+        }
+        store.collect_garbage()?;
+        Ok(store)
+    }
+
+    /// Whether nothing was ever written here, by this build or an older one.
+    fn is_fresh(&self) -> Result<bool, ReadModelError> {
+        if !self.state.is_empty() || !self.meta.is_empty() {
+            return Ok(false);
+        }
+        // Builds before format 3 kept customers in a tree of that name.
+        Ok(
+            !self.db.tree_names().iter().any(|name| name == b"customers")
+                || self.db.open_tree("customers")?.is_empty(),
+        )
+    }
+
+    /// The format the stored layout is in (`1` when unrecorded: builds before formats were).
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when sled fails.
+    pub fn format(&self) -> Result<String, ReadModelError> {
+        Ok(self.meta.get("format")?.map_or_else(
+            || "1".to_owned(),
+            |format| String::from_utf8_lossy(&format).into_owned(),
+        ))
+    }
+
+    /// A setting recorded in `meta` (`topic`, `cluster`).
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when sled fails.
+    pub fn setting(&self, name: &str) -> Result<Option<String>, ReadModelError> {
+        Ok(self
+            .meta
+            .get(name)?
+            .map(|value| String::from_utf8_lossy(&value).into_owned()))
+    }
+
+    /// Records a setting in `meta`.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when sled fails.
+    pub fn record_setting(&self, name: &str, value: &str) -> Result<(), ReadModelError> {
+        self.meta.insert(name, value.as_bytes())?;
+        Ok(())
+    }
+
+    /// Deletes segments the manifest no longer (or never did) name: merged away, or written by
+    /// a flush that crashed before its commit.
+    fn collect_garbage(&self) -> Result<(), ReadModelError> {
+        let next_segment = self.next_segment_id()?;
+        let orphans: Vec<sled::IVec> = self
+            .segments
+            .range(next_segment.to_be_bytes()..)
+            .keys()
+            .collect::<Result<_, _>>()?;
+        for key in orphans {
+            self.segments.remove(key)?;
+        }
+        let garbage: Vec<(sled::IVec, u64)> = self
+            .state
+            .scan_prefix([GARBAGE_PREFIX])
+            .keys()
+            .map(|key| {
+                let key = key?;
+                let id = read_u64(&key[1..])?;
+                Ok::<_, ReadModelError>((key, id))
+            })
+            .collect::<Result<_, _>>()?;
+        for (key, id) in garbage {
+            self.delete_segment_blocks(id)?;
+            self.state.remove(key)?;
+        }
+        Ok(())
+    }
+
+    fn next_segment_id(&self) -> Result<u64, ReadModelError> {
+        Ok(self
+            .state
+            .get(NEXT_SEGMENT_KEY)?
+            .map(|bytes| read_u64(&bytes))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
+    /// What the last commit left: offsets, ordinals, segments and the column.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails or stored bytes are malformed.
+    pub fn committed(&self) -> Result<Committed, ReadModelError> {
+        let next_offsets = self.next_offsets()?;
+        let next_ordinal = self
+            .state
+            .get(NEXT_ORDINAL_KEY)?
+            .map(|bytes| read_u32(&bytes))
+            .transpose()?
+            .unwrap_or(0);
+        let mut segments = Vec::new();
+        for entry in self.state.scan_prefix([SEGMENT_PREFIX]) {
+            let (key, value) = entry?;
+            let id = read_u64(&key[1..])?;
+            let mut stale = RoaringBitmap::new();
+            for entry in self
+                .state
+                .scan_prefix(be_key(STALE_PREFIX, &id.to_be_bytes()))
+            {
+                let (key, value) = entry?;
+                codec::decode_posting_into(read_u32(&key[9..])?, &value, &mut stale)?;
+            }
+            segments.push(Segment {
+                meta: SegmentMeta::decode(id, &value)?,
+                stale,
+            });
+        }
+        let mut column = Vec::with_capacity(next_ordinal as usize);
+        for entry in self.state.scan_prefix([COLUMN_PREFIX]) {
+            let (key, value) = entry?;
+            let block = read_u32(&key[1..])?;
+            if block * COLUMN_BLOCK >= next_ordinal {
+                break;
+            }
+            column.resize((block * COLUMN_BLOCK) as usize, None);
+            column.extend(codec::decode_column_block(&value)?);
+        }
+        column.resize(next_ordinal as usize, None);
+        Ok(Committed {
+            next_offsets,
+            next_ordinal,
+            segments,
+            column,
+        })
+    }
+
+    /// The next offset to apply, per partition that has had a record applied or skipped and
+    /// committed.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails or an entry is malformed.
+    pub fn next_offsets(&self) -> Result<BTreeMap<i32, i64>, ReadModelError> {
+        self.state
+            .scan_prefix([OFFSET_PREFIX])
+            .map(|entry| {
+                let (key, value) = entry?;
+                let partition = read_u32(&key[1..])? as i32;
+                Ok((partition, read_u64(&value)? as i64))
+            })
+            .collect()
+    }
+
+    /// Record block `block` as stored.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when sled fails.
+    pub fn record_block(&self, block: u32) -> Result<Option<RecordBlock>, ReadModelError> {
+        Ok(self.state.get(record_block_key(block))?.map(RecordBlock))
+    }
+
+    /// Column block `block` as stored.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails or the block is malformed.
+    pub fn column_block(&self, block: u32) -> Result<Vec<Option<ColumnEntry>>, ReadModelError> {
+        match self.state.get(column_block_key(block))? {
+            Some(bytes) => Ok(codec::decode_column_block(&bytes)?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The record stored for `ordinal`.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails or the record is malformed.
+    pub fn record(&self, ordinal: u32) -> Result<Option<CustomerRecord>, ReadModelError> {
+        match self.record_block(ordinal / RECORD_BLOCK)? {
+            Some(block) => block.record(ordinal),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes a block of records or column entries for ordinals not yet committed (outside any
+    /// commit: nothing reads it until the commit that covers it lands).
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when sled fails.
+    pub fn write_block(&self, key: &[u8], value: Vec<u8>) -> Result<(), ReadModelError> {
+        self.state.insert(key, value)?;
+        Ok(())
+    }
+
+    /// Allocates the ids of segments about to be written (committed with them).
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails.
+    pub fn segment_ids(&self) -> Result<SegmentIds, ReadModelError> {
+        Ok(SegmentIds {
+            next: self.next_segment_id()?,
+        })
+    }
+
+    /// Writes segment `id` from `postings`, given in term key order, and returns what it is.
+    /// `None` when there was nothing to write.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when sled fails.
+    pub fn write_segment<'a>(
+        &self,
+        id: u64,
+        postings: impl IntoIterator<Item = (&'a [u8], &'a RoaringBitmap)>,
+    ) -> Result<Option<SegmentMeta>, ReadModelError> {
+        let mut writer = SegmentWriter::new(self, id);
+        for (term, ordinals) in postings {
+            writer.push(term, ordinals)?;
+        }
+        writer.finish()
+    }
+
+    /// Merges `inputs` into segment `id`, leaving out each input's stale ordinals.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails or a block is malformed.
+    pub fn merge_segments(
+        &self,
+        id: u64,
+        inputs: &[Segment],
+    ) -> Result<Option<SegmentMeta>, ReadModelError> {
+        let mut cursors = inputs
+            .iter()
+            .map(|segment| SegmentCursor::new(self, segment))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut writer = SegmentWriter::new(self, id);
+        // The smallest term among the inputs' current entries, and its ordinals from all.
+        while let Some(term) = cursors
+            .iter()
+            .filter_map(|cursor| cursor.current.as_ref().map(|(term, _)| term))
+            .min()
+            .cloned()
+        {
+            let mut ordinals = RoaringBitmap::new();
+            for cursor in &mut cursors {
+                if cursor.current.as_ref().is_some_and(|(at, _)| *at == term) {
+                    let (_, found) = cursor.current.take().expect("checked");
+                    ordinals |= found;
+                    cursor.advance()?;
+                }
+            }
+            writer.push(&term, &ordinals)?;
+        }
+        writer.finish()
+    }
+
+    /// Adds to `into` the ordinals segment `segment` holds under the terms in `range` (stale
+    /// ones included: the caller removes them). Returns the number of terms read, or `None` when
+    /// the range holds more than `max_terms`.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails or a block is malformed.
+    pub fn postings_in(
+        &self,
+        segment: u64,
+        range: &TermRange,
+        into: &mut RoaringBitmap,
+        max_terms: usize,
+    ) -> Result<Option<usize>, ReadModelError> {
+        let mut terms = 0;
+        let mut last_term: Vec<u8> = Vec::new();
+        let blocks = self
+            .segments
+            .range(segment_block_key(segment, &range.start)..segment_block_key(segment + 1, &[]));
+        for block in blocks {
+            let (_, block) = block?;
+            let mut entries = IndexBlockEntries::new(&block);
+            while let Some((key, value)) = entries.next_entry()? {
+                let (term, chunk) = split_entry_key(key)?;
+                if term < range.start.as_slice() {
+                    continue;
+                }
+                if term >= range.end.as_slice() {
+                    return Ok(Some(terms));
+                }
+                if term != last_term.as_slice() {
+                    terms += 1;
+                    if terms > max_terms {
+                        return Ok(None);
+                    }
+                    last_term.clear();
+                    last_term.extend_from_slice(term);
+                }
+                codec::decode_posting_into(chunk, value, into)?;
+            }
+        }
+        Ok(Some(terms))
+    }
+
+    /// Commits a flush: everything in `commit` lands at once, or (after a crash) none of it.
+    /// Segments it removes are marked for [`Store::drop_segments`].
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when sled fails.
+    pub fn commit(&self, commit: &Commit, next_segment: u64) -> Result<(), ReadModelError> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in &commit.blocks {
+            batch.insert(key.as_slice(), value.as_slice());
+        }
+        for (partition, next) in &commit.next_offsets {
+            batch.insert(
+                be_key(OFFSET_PREFIX, &partition.to_be_bytes()),
+                &next.to_be_bytes(),
+            );
+        }
+        batch.insert(NEXT_ORDINAL_KEY, &commit.next_ordinal.to_be_bytes());
+        batch.insert(NEXT_SEGMENT_KEY, &next_segment.to_be_bytes());
+        for segment in &commit.added {
+            batch.insert(
+                be_key(SEGMENT_PREFIX, &segment.id.to_be_bytes()),
+                segment.encode(),
+            );
+        }
+        for (id, stale) in &commit.stale {
+            for (chunk, ordinals) in chunks_of(stale) {
+                let mut value = Vec::new();
+                codec::encode_posting(chunk, &ordinals, &mut value);
+                batch.insert(stale_key(*id, chunk), value);
+            }
+        }
+        for segment in &commit.removed {
+            let id = segment.meta.id;
+            batch.remove(be_key(SEGMENT_PREFIX, &id.to_be_bytes()));
+            for (chunk, _) in chunks_of(&segment.stale) {
+                batch.remove(stale_key(id, chunk));
+            }
+            batch.insert(be_key(GARBAGE_PREFIX, &id.to_be_bytes()), &[]);
+        }
+        self.state.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Deletes the blocks of segments a commit removed, once no reader can still be reading them.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when sled fails.
+    pub fn drop_segments(&self, ids: &[u64]) -> Result<(), ReadModelError> {
+        for id in ids {
+            self.delete_segment_blocks(*id)?;
+            self.state
+                .remove(be_key(GARBAGE_PREFIX, &id.to_be_bytes()))?;
+        }
+        Ok(())
+    }
+
+    fn delete_segment_blocks(&self, id: u64) -> Result<(), ReadModelError> {
+        let keys: Vec<sled::IVec> = self
+            .segments
+            .range(id.to_be_bytes()..(id + 1).to_be_bytes())
+            .keys()
+            .collect::<Result<_, _>>()?;
+        for key in keys {
+            self.segments.remove(key)?;
+        }
+        Ok(())
+    }
+
+    /// Records that a record was rejected (again: the same record writes the same key).
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when sled fails.
+    pub fn put_rejected(&self, rejected: &RejectedEvent) -> Result<(), ReadModelError> {
+        let mut key = [0u8; 12];
+        key[..4].copy_from_slice(&rejected.partition.to_be_bytes());
+        key[4..].copy_from_slice(&rejected.offset.to_be_bytes());
+        let value = serde_json::to_vec(rejected).expect("a rejection always serialises");
+        self.rejected.insert(key, value)?;
+        Ok(())
+    }
+
+    /// Every rejected record, by partition then offset.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails or an entry cannot be read.
+    pub fn rejected_events(&self) -> Result<Vec<RejectedEvent>, ReadModelError> {
+        self.rejected
+            .iter()
+            .values()
+            .map(|value| {
+                serde_json::from_slice(&value?).map_err(|error| {
+                    ReadModelError::Corrupt(format!("a rejected event is unreadable: {error}"))
+                })
+            })
+            .collect()
+    }
+
+    /// Writes everything written so far to disk, blocking the calling thread.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when sled cannot flush.
+    pub fn flush(&self) -> Result<(), ReadModelError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// A stored block of records, as read.
+pub struct RecordBlock(sled::IVec);
+
+impl RecordBlock {
+    /// The record of `ordinal`, if the block holds it.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Corrupt`] when the block or the record is malformed.
+    pub fn record(&self, ordinal: u32) -> Result<Option<CustomerRecord>, ReadModelError> {
+        let slots = codec::decode_record_block(&self.0)?;
+        match slots.get((ordinal % RECORD_BLOCK) as usize) {
+            Some(Some(bytes)) => Ok(Some(codec::decode_record(bytes)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Every slot's bytes (`None` for an empty slot).
+    ///
+    /// # Errors
+    /// [`ReadModelError::Corrupt`] when the block is malformed.
+    pub fn slots(&self) -> Result<Vec<Option<&[u8]>>, ReadModelError> {
+        Ok(codec::decode_record_block(&self.0)?)
+    }
+}
+
+/// Hands out segment ids; the last one handed out is committed with the segments.
+pub struct SegmentIds {
+    next: u64,
+}
+
+impl SegmentIds {
+    /// A fresh id.
+    pub fn take(&mut self) -> u64 {
+        self.next += 1;
+        self.next - 1
+    }
+
+    /// The id after the last one taken: what the commit records.
+    pub fn next(&self) -> u64 {
+        self.next
+    }
+}
+
+/// An index entry key: the term key, then the chunk.
+fn entry_key(term: &[u8], chunk: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(term.len() + 4);
+    key.extend_from_slice(term);
+    key.extend_from_slice(&chunk.to_be_bytes());
+    key
+}
+
+fn split_entry_key(key: &[u8]) -> Result<(&[u8], u32), Malformed> {
+    let at = key
+        .len()
+        .checked_sub(4)
+        .ok_or(Malformed("an index entry key is too short"))?;
+    Ok((&key[..at], read_u32(&key[at..])?))
+}
+
+/// Writes one segment's blocks, as entries arrive in order.
+struct SegmentWriter<'s> {
+    store: &'s Store,
+    id: u64,
+    block: IndexBlockWriter,
+    value: Vec<u8>,
+    ordinals: Option<(u32, u32)>,
+    bytes: u64,
+}
+
+impl<'s> SegmentWriter<'s> {
+    fn new(store: &'s Store, id: u64) -> Self {
+        Self {
+            store,
+            id,
+            block: IndexBlockWriter::default(),
+            value: Vec::new(),
+            ordinals: None,
+            bytes: 0,
+        }
+    }
+
+    fn push(&mut self, term: &[u8], ordinals: &RoaringBitmap) -> Result<(), ReadModelError> {
+        let (Some(min), Some(max)) = (ordinals.min(), ordinals.max()) else {
+            return Ok(());
+        };
+        self.ordinals = Some(
+            self.ordinals
+                .map_or((min, max), |(low, high)| (low.min(min), high.max(max))),
+        );
+        for (chunk, in_chunk) in chunks_of(ordinals) {
+            self.value.clear();
+            codec::encode_posting(chunk, &in_chunk, &mut self.value);
+            let key = entry_key(term, chunk);
+            if self.block.len() + key.len() + self.value.len() > INDEX_BLOCK_BYTES
+                && self.block.entries() > 0
+            {
+                self.write_block()?;
+            }
+            self.block.push(&key, &self.value);
+        }
+        Ok(())
+    }
+
+    fn write_block(&mut self) -> Result<(), ReadModelError> {
+        let key = segment_block_key(self.id, self.block.last_key());
+        let block = self.block.take();
+        self.bytes += (key.len() + block.len()) as u64;
+        self.store.segments.insert(key, block)?;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Option<SegmentMeta>, ReadModelError> {
+        if self.block.entries() > 0 {
+            self.write_block()?;
+        }
+        Ok(self.ordinals.map(|ordinals| SegmentMeta {
+            id: self.id,
+            ordinals,
+            bytes: self.bytes,
+        }))
+    }
+}
+
+/// Reads a segment's entries in order, term by term, without its stale ordinals.
+struct SegmentCursor<'s> {
+    blocks: sled::Iter,
+    /// The rest of the current block's entries: term, chunk, value.
+    entries: VecDeque<(Vec<u8>, u32, Vec<u8>)>,
+    stale: &'s RoaringBitmap,
+    /// The current term and all its ordinals (every chunk).
+    current: Option<(Vec<u8>, RoaringBitmap)>,
+}
+
+impl<'s> SegmentCursor<'s> {
+    fn new(store: &Store, segment: &'s Segment) -> Result<Self, ReadModelError> {
+        let id = segment.meta.id;
+        let mut cursor = Self {
+            blocks: store
+                .segments
+                .range(id.to_be_bytes()..(id + 1).to_be_bytes()),
+            entries: VecDeque::new(),
+            stale: &segment.stale,
+            current: None,
+        };
+        cursor.advance()?;
+        Ok(cursor)
+    }
+
+    /// The next entry's term, without taking it.
+    fn peek_term(&mut self) -> Result<Option<&[u8]>, ReadModelError> {
+        while self.entries.is_empty() {
+            let Some(block) = self.blocks.next() else {
+                return Ok(None);
+            };
+            let (_, block) = block?;
+            let mut entries = IndexBlockEntries::new(&block);
+            while let Some((key, value)) = entries.next_entry()? {
+                let (term, chunk) = split_entry_key(key)?;
+                self.entries
+                    .push_back((term.to_vec(), chunk, value.to_vec()));
+            }
+        }
+        Ok(self.entries.front().map(|(term, _, _)| term.as_slice()))
+    }
+
+    /// Moves to the next term that still holds an ordinal.
+    fn advance(&mut self) -> Result<(), ReadModelError> {
+        loop {
+            let Some(term) = self.peek_term()?.map(<[u8]>::to_vec) else {
+                self.current = None;
+                return Ok(());
+            };
+            let mut ordinals = RoaringBitmap::new();
+            while self.peek_term()? == Some(term.as_slice()) {
+                let (_, chunk, value) = self.entries.pop_front().expect("peeked");
+                codec::decode_posting_into(chunk, &value, &mut ordinals)?;
+            }
+            ordinals -= self.stale;
+            if !ordinals.is_empty() {
+                self.current = Some((term, ordinals));
+                return Ok(());
+            }
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! What the index is keyed by: a term is an indexed field and a value's search form, encoded as
+//! bytes that sort the way a prefix filter reads them.
+//!
+//! A term key is `tag ++ value ++ 0`: the field's tag (one byte, fixed forever: it is written to
+//! disk), then the value's search form, then a 0 byte (search forms never hold one: control
+//! characters are refused at the edge). Every term whose value starts with a prefix lies in one
+//! contiguous range; a whole value is the range of its one key.
+
+use super::fold::search_form;
+use crate::domain::{AccountId, Customer, TextField};
+
+/// An indexed field: one of the customer's text fields, or its account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexedField {
+    /// A text field, by its search form.
+    Text(TextField),
+    /// The account, as 4 big-endian bytes.
+    Account,
+}
+
+impl IndexedField {
+    /// The tag written to disk before every term of this field. These numbers never change: a
+    /// new field takes a new number, and an old read model is rebuilt, never reinterpreted.
+    pub const fn tag(self) -> u8 {
+        match self {
+            IndexedField::Text(TextField::FirstName) => 1,
+            IndexedField::Text(TextField::LastName) => 2,
+            IndexedField::Text(TextField::OrganizationName) => 3,
+            IndexedField::Text(TextField::Email) => 4,
+            IndexedField::Text(TextField::Phone) => 5,
+            IndexedField::Text(TextField::Street) => 6,
+            IndexedField::Text(TextField::City) => 7,
+            IndexedField::Text(TextField::State) => 8,
+            IndexedField::Text(TextField::ZipCode) => 9,
+            IndexedField::Text(TextField::CountryCode) => 10,
+            IndexedField::Account => 64,
+        }
+    }
+}
+
+/// The end of every term key.
+const TERMINATOR: u8 = 0;
+
+/// The key of `field`'s term with search form `value`.
+pub fn term_key(field: IndexedField, value: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(value.len() + 2);
+    key.push(field.tag());
+    key.extend_from_slice(value);
+    key.push(TERMINATOR);
+    key
+}
+
+/// The key of an account's term.
+pub fn account_term(account_id: AccountId) -> Vec<u8> {
+    term_key(IndexedField::Account, &account_id.get().to_be_bytes())
+}
+
+/// The range of term keys a filter selects: `[start, end)`. A prefix filter's range holds every
+/// term whose value starts with `needle`; a whole-value filter's holds the one term `needle`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TermRange {
+    /// The first key in the range.
+    pub start: Vec<u8>,
+    /// The first key past the range.
+    pub end: Vec<u8>,
+}
+
+impl TermRange {
+    /// The terms of `field` whose search form is `needle` (`whole`) or starts with it.
+    pub fn of(field: TextField, needle: &str, whole: bool) -> Self {
+        let field = IndexedField::Text(field);
+        if whole {
+            Self::exactly(term_key(field, needle.as_bytes()))
+        } else {
+            let mut start = vec![field.tag()];
+            start.extend_from_slice(needle.as_bytes());
+            // Every key under the prefix continues with a byte ≤ 0xFF; the last byte is never
+            // 0xFF in UTF-8, so incrementing it bounds the range.
+            let mut end = start.clone();
+            let last = end.last_mut().expect("a range starts with its tag");
+            *last += 1;
+            Self { start, end }
+        }
+    }
+
+    /// The range holding only `key`.
+    pub fn exactly(key: Vec<u8>) -> Self {
+        let mut end = key.clone();
+        end.push(TERMINATOR);
+        Self { start: key, end }
+    }
+
+    /// Whether `key` lies in the range.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.start.as_slice() <= key && key < self.end.as_slice()
+    }
+}
+
+/// Every term `customer` is indexed under: each present text field whose search form is not
+/// empty, and the account.
+pub fn terms_of(customer: &Customer) -> Vec<Vec<u8>> {
+    let details = &customer.details;
+    let mut terms: Vec<Vec<u8>> = TextField::ALL
+        .into_iter()
+        .filter_map(|field| {
+            let form = search_form(field, details.text(field)?);
+            (!form.is_empty()).then(|| term_key(IndexedField::Text(field), form.as_bytes()))
+        })
+        .collect();
+    terms.push(account_term(details.account_id));
+    terms
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::CustomerDetails;
+
+    #[test]
+    fn tags_on_disk_never_change() {
+        let tags: Vec<(&str, u8)> = TextField::ALL
+            .into_iter()
+            .map(|field| (field.name(), IndexedField::Text(field).tag()))
+            .chain([("accountId", IndexedField::Account.tag())])
+            .collect();
+        assert_eq!(
+            tags,
+            vec![
+                ("firstName", 1),
+                ("lastName", 2),
+                ("organizationName", 3),
+                ("email", 4),
+                ("phone", 5),
+                ("street", 6),
+                ("city", 7),
+                ("state", 8),
+                ("zipCode", 9),
+                ("countryCode", 10),
+                ("accountId", 64),
+            ]
+        );
+        assert_eq!(
+            term_key(IndexedField::Text(TextField::City), b"paris"),
+            b"\x07paris\x00"
+        );
+        assert_eq!(
+            account_term(AccountId::parse(258).unwrap()),
+            vec![64, 0, 0, 1, 2, 0]
+        );
+    }
+
+    #[test]
+    fn a_prefix_range_holds_exactly_the_terms_that_start_with_it() {
+        let field = IndexedField::Text(TextField::LastName);
+        let range = TermRange::of(TextField::LastName, "ham", false);
+        assert!(range.contains(&term_key(field, b"ham")));
+        assert!(range.contains(&term_key(field, b"hamilton")));
+        assert!(range.contains(&term_key(field, "hamé".as_bytes())));
+        assert!(!range.contains(&term_key(field, b"ha")));
+        assert!(!range.contains(&term_key(field, b"hb")));
+        assert!(!range.contains(&term_key(IndexedField::Text(TextField::City), b"ham")));
+        let whole = TermRange::of(TextField::State, "ny", true);
+        assert!(whole.contains(&term_key(IndexedField::Text(TextField::State), b"ny")));
+        assert!(!whole.contains(&term_key(IndexedField::Text(TextField::State), b"nya")));
+    }
+
+    #[test]
+    fn a_customer_is_indexed_under_its_fields_and_account() {
+        let mut details = CustomerDetails::for_account(AccountId::parse(7).unwrap());
+        details.set_text(TextField::LastName, "Øre").unwrap();
+        details.set_text(TextField::FirstName, "\u{301}").unwrap();
+        let terms = terms_of(&Customer::register(details));
+        assert_eq!(
+            terms,
+            vec![
+                term_key(IndexedField::Text(TextField::LastName), b"ore"),
+                account_term(AccountId::parse(7).unwrap())
+            ],
+            "a value that folds to nothing is not indexed"
+        );
+    }
+}

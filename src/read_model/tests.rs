@@ -1,0 +1,661 @@
+//! The read model as a whole: applying, idempotency, layers over the store, reopening, and the
+//! oracle that holds every find to a naive filter over random histories.
+
+use super::*;
+use crate::domain::{AccountId, CustomerCreated, CustomerDetails, TextField};
+use chrono::DateTime;
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+fn customer(account: i64, last_name: &str) -> Customer {
+    let mut details = CustomerDetails::for_account(AccountId::parse(account).unwrap());
+    details.set_text(TextField::LastName, last_name).unwrap();
+    Customer::register(details)
+}
+
+fn created(event: &CustomerCreated, partition: i32, offset: i64) -> LogRecord {
+    LogRecord {
+        partition,
+        offset,
+        change: RecordChange::Created(Box::new(event.clone())),
+    }
+}
+
+fn rejected(partition: i32, offset: i64, kind: RejectionKind) -> LogRecord {
+    LogRecord {
+        partition,
+        offset,
+        change: RecordChange::Rejected {
+            kind,
+            reason: "test".into(),
+        },
+    }
+}
+
+fn query(pairs: &[(&str, &str)]) -> CustomerQuery {
+    let pairs: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    CustomerQuery::parse(&pairs).unwrap()
+}
+
+fn find(model: &ReadModel, pairs: &[(&str, &str)]) -> Page {
+    model
+        .find(&query(pairs), &Work::limited_to(MAX_WORK))
+        .unwrap()
+}
+
+/// [`open`] again after the last handles were dropped. sled may hold its lock a moment longer,
+/// while its background writes of the dropped database finish.
+fn reopen(dir: &std::path::Path) -> (ReadModel, ReadModelWriter) {
+    for _ in 0..250 {
+        match open(dir) {
+            Err(ReadModelError::Locked(_)) => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            opened => return opened.unwrap(),
+        }
+    }
+    panic!("{} stayed locked", dir.display());
+}
+
+fn place(partition: i32, offset: i64) -> LogPlace {
+    LogPlace { partition, offset }
+}
+
+#[test]
+fn finds_page_in_answer_order_whatever_order_customers_were_applied_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, mut writer) = open(dir.path()).unwrap();
+    let mut customers: Vec<Customer> = (0..6)
+        .map(|n| customer(if n % 2 == 0 { 10 } else { 20 }, &format!("Name{n}")))
+        .collect();
+    // Later customers applied first, in two batches, one flushed to the store.
+    for (n, customer) in customers.iter_mut().enumerate() {
+        customer.created_at = DateTime::from_timestamp_millis(1_000 - n as i64).unwrap();
+    }
+    let records: Vec<LogRecord> = customers
+        .iter()
+        .enumerate()
+        .map(|(offset, customer)| {
+            created(&CustomerCreated::new(customer.clone()), 0, offset as i64)
+        })
+        .collect();
+    writer.apply_batch(&records[..3]).unwrap();
+    writer.flush_all().unwrap();
+    writer.apply_batch(&records[3..]).unwrap();
+    let mut in_order = customers.clone();
+    in_order.reverse();
+    let account_10: Vec<&Customer> = in_order
+        .iter()
+        .filter(|customer| customer.details.account_id.get() == 10)
+        .collect();
+    let page = find(&model, &[("accountId", "10")]);
+    assert_eq!(page.customers.iter().collect::<Vec<_>>(), account_10);
+    assert_eq!(page.total, 3);
+    let page = find(&model, &[("offset", "1"), ("limit", "2")]);
+    assert_eq!(page.customers, in_order[1..3].to_vec());
+    assert_eq!(page.total, 6);
+}
+
+#[test]
+fn an_event_applied_twice_changes_nothing_but_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, mut writer) = open(dir.path()).unwrap();
+    let event = CustomerCreated::new(customer(1, "Hamilton"));
+    let mut retried = event.clone();
+    retried.customer.created_at += chrono::Duration::milliseconds(5);
+    let outcomes = writer
+        .apply_batch(&[created(&event, 0, 0), created(&retried, 0, 1)])
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        vec![ApplyOutcome::Applied, ApplyOutcome::Duplicate]
+    );
+    writer.flush_all().unwrap();
+    // Once more after a flush: the stored customer is recognised too.
+    let outcomes = writer.apply_batch(&[created(&event, 1, 9)]).unwrap();
+    assert_eq!(outcomes, vec![ApplyOutcome::Duplicate]);
+    assert_eq!(
+        model.get(event.customer.id).unwrap(),
+        Some(event.customer.clone())
+    );
+    assert_eq!(find(&model, &[]).total, 1);
+    assert!(model.rejected_events().unwrap().is_empty());
+    assert_eq!(
+        model.history_of(event.customer.id).unwrap(),
+        vec![(0, 0), (0, 1), (1, 9)]
+    );
+    writer.flush_all().unwrap();
+    assert_eq!(
+        model.next_offsets().unwrap(),
+        BTreeMap::from([(0, 2), (1, 10)])
+    );
+}
+
+#[test]
+fn another_event_for_an_existing_customer_is_a_recorded_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, mut writer) = open(dir.path()).unwrap();
+    let first = CustomerCreated::new(customer(1, "Hamilton"));
+    let mut rival = CustomerCreated::new(customer(1, "Other"));
+    rival.customer.id = first.customer.id;
+    // Same customer, byte for byte, under another event id.
+    let twin = CustomerCreated::new(first.customer.clone());
+    // The same event id, altered.
+    let mut altered = first.clone();
+    altered
+        .customer
+        .details
+        .set_text(TextField::LastName, "Burr")
+        .unwrap();
+    let outcomes = writer
+        .apply_batch(&[
+            created(&first, 0, 0),
+            created(&rival, 1, 7),
+            created(&twin, 0, 1),
+            created(&altered, 0, 2),
+        ])
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            ApplyOutcome::Applied,
+            ApplyOutcome::Conflict,
+            ApplyOutcome::Conflict,
+            ApplyOutcome::Conflict
+        ]
+    );
+    assert_eq!(model.get(first.customer.id).unwrap(), Some(first.customer));
+    let places: Vec<(i32, i64, RejectionKind)> = model
+        .rejected_events()
+        .unwrap()
+        .iter()
+        .map(|rejected| (rejected.partition, rejected.offset, rejected.kind))
+        .collect();
+    assert_eq!(
+        places,
+        vec![
+            (0, 1, RejectionKind::Conflict),
+            (0, 2, RejectionKind::Conflict),
+            (1, 7, RejectionKind::Conflict)
+        ]
+    );
+    assert_eq!(find(&model, &[]).total, 1);
+}
+
+#[test]
+fn rejected_records_are_listed_once_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, mut writer) = open(dir.path()).unwrap();
+    writer
+        .apply_batch(&[
+            rejected(2, 5, RejectionKind::Malformed),
+            rejected(2, 5, RejectionKind::Malformed),
+            rejected(0, 9, RejectionKind::UnknownType),
+        ])
+        .unwrap();
+    let places: Vec<(i32, i64)> = model
+        .rejected_events()
+        .unwrap()
+        .iter()
+        .map(|rejected| (rejected.partition, rejected.offset))
+        .collect();
+    assert_eq!(places, vec![(0, 9), (2, 5)]);
+    writer.flush_all().unwrap();
+    assert_eq!(
+        model.next_offsets().unwrap(),
+        BTreeMap::from([(0, 10), (2, 6)])
+    );
+}
+
+#[test]
+fn what_was_flushed_survives_a_reopen_and_what_was_not_is_applied_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let flushed = CustomerCreated::new(customer(1, "Kept"));
+    let lost = CustomerCreated::new(customer(1, "Lost"));
+    {
+        let (model, mut writer) = open(dir.path()).unwrap();
+        writer.apply_batch(&[created(&flushed, 2, 41)]).unwrap();
+        writer.flush_all().unwrap();
+        writer.apply_batch(&[created(&lost, 2, 42)]).unwrap();
+        assert_eq!(model.applied_offsets(), BTreeMap::from([(2, 43)]));
+        // Dropped without a flush: as after a crash, the last layer is gone.
+    }
+    let (model, mut writer) = reopen(dir.path());
+    assert_eq!(model.next_offsets().unwrap(), BTreeMap::from([(2, 42)]));
+    assert_eq!(
+        model.get(flushed.customer.id).unwrap(),
+        Some(flushed.customer.clone())
+    );
+    assert_eq!(model.get(lost.customer.id).unwrap(), None);
+    // The projector reapplies from the committed offset: nothing doubles.
+    let outcomes = writer.apply_batch(&[created(&lost, 2, 42)]).unwrap();
+    assert_eq!(outcomes, vec![ApplyOutcome::Applied]);
+    assert_eq!(
+        find(&model, &[("lastName", "l")]).customers,
+        vec![lost.customer]
+    );
+    assert_eq!(find(&model, &[]).total, 2);
+}
+
+#[test]
+fn replacing_a_customer_moves_it_between_terms_in_every_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, mut writer) = open(dir.path()).unwrap();
+    let event = CustomerCreated::new(customer(3, "Old"));
+    let id = event.customer.id;
+    writer.apply_batch(&[created(&event, 0, 0)]).unwrap();
+    writer.flush_all().unwrap();
+    let mut replaced = event.customer.clone();
+    replaced
+        .details
+        .set_text(TextField::LastName, "New")
+        .unwrap();
+    replaced.details.set_text(TextField::City, "Århus").unwrap();
+    assert!(writer
+        .replace(replaced.clone(), uuid::Uuid::now_v7(), place(0, 1))
+        .unwrap());
+    for stage in ["in memory", "flushed"] {
+        assert_eq!(find(&model, &[("lastName", "old")]).total, 0, "{stage}");
+        assert_eq!(
+            find(&model, &[("lastName", "new")]).customers,
+            vec![replaced.clone()],
+            "{stage}"
+        );
+        assert_eq!(find(&model, &[("city", "arhus")]).total, 1, "{stage}");
+        assert_eq!(find(&model, &[("accountId", "3")]).total, 1, "{stage}");
+        assert_eq!(model.get(id).unwrap(), Some(replaced.clone()), "{stage}");
+        assert_eq!(
+            model.history_of(id).unwrap(),
+            vec![(0, 0), (0, 1)],
+            "{stage}"
+        );
+        writer.flush_all().unwrap();
+    }
+    let unknown = customer(3, "Nobody");
+    assert!(!writer
+        .replace(unknown, uuid::Uuid::now_v7(), place(0, 2))
+        .unwrap());
+}
+
+#[test]
+fn a_removed_customer_leaves_every_posting_and_its_record_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, mut writer) = open(dir.path()).unwrap();
+    let kept = CustomerCreated::new(customer(4, "Stays"));
+    let gone = CustomerCreated::new(customer(4, "Goes"));
+    let fresh = CustomerCreated::new(customer(4, "Going"));
+    writer
+        .apply_batch(&[created(&kept, 0, 0), created(&gone, 0, 1)])
+        .unwrap();
+    writer.flush_all().unwrap();
+    writer.apply_batch(&[created(&fresh, 0, 2)]).unwrap();
+    // One removed from the store beneath, one from the layer it was created in.
+    assert!(writer.remove(gone.customer.id, place(0, 3)).unwrap());
+    assert!(writer.remove(fresh.customer.id, place(0, 4)).unwrap());
+    assert!(!writer.remove(fresh.customer.id, place(0, 5)).unwrap());
+    for stage in ["in memory", "flushed", "reopened"] {
+        assert_eq!(find(&model, &[("lastName", "go")]).total, 0, "{stage}");
+        assert_eq!(
+            find(&model, &[("accountId", "4")]).customers,
+            vec![kept.customer.clone()],
+            "{stage}"
+        );
+        assert_eq!(find(&model, &[]).total, 1, "{stage}");
+        assert_eq!(model.get(gone.customer.id).unwrap(), None, "{stage}");
+        assert_eq!(model.get(fresh.customer.id).unwrap(), None, "{stage}");
+        writer.flush_all().unwrap();
+    }
+    drop((model, writer));
+    let (model, _) = reopen(dir.path());
+    assert_eq!(find(&model, &[]).customers, vec![kept.customer]);
+    assert_eq!(model.get(gone.customer.id).unwrap(), None);
+}
+
+#[test]
+fn a_read_model_follows_one_log_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, _) = open(dir.path()).unwrap();
+    model.bind_to_log("customers.events", "cluster-a").unwrap();
+    model.bind_to_log("customers.events", "cluster-a").unwrap();
+    assert!(matches!(
+        model.bind_to_log("other.events", "cluster-a"),
+        Err(ReadModelError::OtherLog {
+            setting: "topic",
+            ..
+        })
+    ));
+    assert!(matches!(
+        model.bind_to_log("customers.events", "cluster-b"),
+        Err(ReadModelError::OtherLog {
+            setting: "cluster",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_read_model_of_an_older_format_is_refused_until_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // What format 2 left: its own trees, and its format in `meta`.
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("customers")
+            .unwrap()
+            .insert("id", "{}")
+            .unwrap();
+        db.open_tree("meta").unwrap().insert("format", "2").unwrap();
+        db.flush().unwrap();
+    }
+    let (model, _) = reopen(dir.path());
+    let refused = model.bind_to_log("customers.events", "cluster-a");
+    assert!(
+        matches!(&refused, Err(ReadModelError::OldFormat { found }) if found == "2"),
+        "{refused:?}"
+    );
+    assert!(refused
+        .unwrap_err()
+        .to_string()
+        .contains("customer-registry rebuild"));
+}
+
+/// The oracle: random histories of creates, replacements, removals, flushes and crashes, then
+/// random finds, each answered by the read model exactly as by a naive filter over the customers
+/// a plain map holds.
+mod oracle {
+    use super::*;
+
+    /// Small pools, so filters hit, miss, tie and fold into each other often.
+    const FIRST_NAMES: &[&str] = &[
+        "José",
+        "Jose",
+        "JOSÉ",
+        "Jo",
+        "Joséphine",
+        "Ann",
+        "Anne",
+        "Ὀδυσσεύς",
+        "Øystein",
+    ];
+    const LAST_NAMES: &[&str] = &[
+        "Müller",
+        "Muller",
+        "Mull",
+        "Hamilton",
+        "Hamel",
+        "hamilton",
+        "Yılmaz",
+        "Straße",
+        "O’Brien",
+    ];
+    const CITIES: &[&str] = &[
+        "New York",
+        "Newark",
+        "Paris",
+        "Saint-Étienne",
+        "Århus",
+        "Łódź",
+    ];
+    const STATES: &[&str] = &["NY", "ny", "CA", "75", "N"];
+    const COUNTRIES: &[&str] = &["US", "FR", "DK"];
+    const PHONES: &[&str] = &[
+        "212-555-0101",
+        "(212) 555-0199",
+        "+33 1 23 45 67 89",
+        "2125",
+    ];
+    const EMAILS: &[&str] = &["ann@example.com", "Ann.B@example.com", "jo@müller.de"];
+    const ZIPS: &[&str] = &["10001", "10001-1234", "75007", "SW1A 1AA"];
+
+    /// Every value a filter may take: each pool value, and prefixes of every length of it.
+    fn needles(field: TextField) -> Vec<String> {
+        let pool: &[&str] = match field {
+            TextField::FirstName => FIRST_NAMES,
+            TextField::LastName => LAST_NAMES,
+            TextField::City => CITIES,
+            TextField::State => STATES,
+            TextField::CountryCode => COUNTRIES,
+            TextField::Phone => PHONES,
+            TextField::Email => EMAILS,
+            TextField::ZipCode => ZIPS,
+            TextField::OrganizationName | TextField::Street => &[],
+        };
+        let mut needles: Vec<String> = Vec::new();
+        for value in pool {
+            for (end, _) in value.char_indices().skip(1).chain([(value.len(), ' ')]) {
+                let prefix = &value[..end];
+                if field.parse_filter(prefix).is_ok() && !needles.iter().any(|n| n == prefix) {
+                    needles.push(prefix.to_owned());
+                }
+            }
+        }
+        needles.extend(["zz".to_owned(), "o'b".to_owned(), "strasse".to_owned()]);
+        needles.retain(|needle| field.parse_filter(needle).is_ok());
+        needles
+    }
+
+    fn maybe(pool: &'static [&'static str]) -> impl Strategy<Value = Option<&'static str>> {
+        proptest::option::of(proptest::sample::select(pool))
+    }
+
+    fn details() -> impl Strategy<Value = CustomerDetails> {
+        (
+            1i64..=3,
+            (
+                maybe(FIRST_NAMES),
+                maybe(LAST_NAMES),
+                maybe(CITIES),
+                maybe(STATES),
+            ),
+            (maybe(COUNTRIES), maybe(PHONES), maybe(EMAILS), maybe(ZIPS)),
+        )
+            .prop_map(
+                |(account, (first, last, city, state), (country, phone, email, zip))| {
+                    let mut details =
+                        CustomerDetails::for_account(AccountId::parse(account).unwrap());
+                    for (field, value) in [
+                        (TextField::FirstName, first),
+                        (TextField::LastName, last),
+                        (TextField::City, city),
+                        (TextField::State, state),
+                        (TextField::CountryCode, country),
+                        (TextField::Phone, phone),
+                        (TextField::Email, email),
+                        (TextField::ZipCode, zip),
+                    ] {
+                        if let Some(value) = value {
+                            details.set_text(field, value).unwrap();
+                        }
+                    }
+                    details
+                },
+            )
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// Create a customer (few distinct times, so ties are common and ids break them).
+        Create(CustomerDetails, i64),
+        /// Create again the customer of an earlier step (a duplicate).
+        Repeat(usize),
+        /// Replace the fields of the nth customer created so far.
+        Replace(usize, CustomerDetails),
+        /// Remove the nth customer created so far.
+        Remove(usize),
+        /// Flush everything to the store.
+        Flush,
+        /// Start a flush and go on while it runs.
+        FlushInBackground,
+        /// Lose what is not flushed, reopen, and apply the lost steps again.
+        Crash,
+    }
+
+    fn steps() -> impl Strategy<Value = Vec<Step>> {
+        let step = prop_oneof![
+            6 => (details(), 0i64..4).prop_map(|(details, millis)| Step::Create(details, millis)),
+            1 => any::<usize>().prop_map(Step::Repeat),
+            2 => (any::<usize>(), details()).prop_map(|(n, details)| Step::Replace(n, details)),
+            1 => any::<usize>().prop_map(Step::Remove),
+            1 => Just(Step::Flush),
+            1 => Just(Step::FlushInBackground),
+            1 => Just(Step::Crash),
+        ];
+        proptest::collection::vec(step, 0..60)
+    }
+
+    fn queries() -> impl Strategy<Value = Vec<(String, String)>> {
+        let fields = [
+            TextField::FirstName,
+            TextField::LastName,
+            TextField::City,
+            TextField::State,
+            TextField::CountryCode,
+            TextField::Phone,
+            TextField::Email,
+            TextField::ZipCode,
+        ];
+        let filters =
+            proptest::sample::subsequence(fields.to_vec(), 0..=3).prop_flat_map(|chosen| {
+                chosen
+                    .into_iter()
+                    .map(|field| {
+                        proptest::sample::select(needles(field))
+                            .prop_map(move |needle| (field.name().to_owned(), needle))
+                    })
+                    .collect::<Vec<_>>()
+            });
+        (
+            filters,
+            proptest::option::of(1u32..=3),
+            0usize..8,
+            1usize..8,
+        )
+            .prop_map(|(mut pairs, account, offset, limit)| {
+                if let Some(account) = account {
+                    pairs.push(("accountId".into(), account.to_string()));
+                }
+                pairs.push(("offset".into(), offset.to_string()));
+                pairs.push(("limit".into(), limit.to_string()));
+                pairs
+            })
+    }
+
+    /// Applies `step` (the `at`th) to the model and to the oracle's map.
+    fn apply(
+        step: &Step,
+        at: usize,
+        writer: &mut ReadModelWriter,
+        events: &mut Vec<CustomerCreated>,
+        oracle: &mut BTreeMap<CustomerId, Customer>,
+    ) {
+        let offset = at as i64;
+        match step {
+            Step::Create(details, millis) => {
+                let mut customer = Customer::register(details.clone());
+                customer.created_at =
+                    DateTime::from_timestamp_millis(1_700_000_000_000 + millis).unwrap();
+                // Ids derived from the step, so a replay after a crash creates the same customer.
+                customer.id = CustomerId::from_bytes([at as u8; 16]);
+                let event = CustomerCreated::with_event_id(
+                    uuid::Uuid::from_bytes([at as u8; 16]),
+                    customer.clone(),
+                );
+                writer.apply_batch(&[created(&event, 0, offset)]).unwrap();
+                events.push(event);
+                oracle.insert(customer.id, customer);
+            }
+            Step::Repeat(n) if !events.is_empty() => {
+                let event = events[n % events.len()].clone();
+                writer.apply_batch(&[created(&event, 1, offset)]).unwrap();
+                // A removed customer leaves no trace: its create, seen again, creates it again.
+                oracle.entry(event.customer.id).or_insert(event.customer);
+            }
+            Step::Replace(n, details) if !events.is_empty() => {
+                let id = events[n % events.len()].customer.id;
+                let mut details = details.clone();
+                if let Some(customer) = oracle.get_mut(&id) {
+                    details.account_id = customer.details.account_id;
+                    customer.details = details.clone();
+                }
+                let mut replaced = events[n % events.len()].customer.clone();
+                replaced.details = details;
+                let existed = writer
+                    .replace(replaced, uuid::Uuid::now_v7(), place(0, offset))
+                    .unwrap();
+                assert_eq!(existed, oracle.contains_key(&id));
+            }
+            Step::Remove(n) if !events.is_empty() => {
+                let id = events[n % events.len()].customer.id;
+                let existed = writer.remove(id, place(0, offset)).unwrap();
+                assert_eq!(existed, oracle.remove(&id).is_some());
+            }
+            _ => {}
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn every_find_equals_a_naive_filter(steps in steps(), finds in proptest::collection::vec(queries(), 1..12)) {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut model, mut writer) = open(dir.path()).unwrap();
+            let mut events = Vec::new();
+            let mut oracle: BTreeMap<CustomerId, Customer> = BTreeMap::new();
+            // The oracle as of the last flush, and the steps since: what a crash loses.
+            let mut flushed = (Vec::new(), BTreeMap::new());
+            let mut since_flush: Vec<usize> = Vec::new();
+            for (at, step) in steps.iter().enumerate() {
+                match step {
+                    Step::Flush | Step::FlushInBackground => {
+                        if matches!(step, Step::Flush) {
+                            writer.flush_all().unwrap();
+                        } else {
+                            // A crash waits for a flush under way: it is as good as done.
+                            writer.flush_if_due(true).unwrap();
+                        }
+                        flushed = (events.clone(), oracle.clone());
+                        since_flush.clear();
+                    }
+                    Step::Crash => {
+                        drop((model, writer));
+                        (model, writer) = reopen(dir.path());
+                        (events, oracle) = flushed.clone();
+                        for &lost in &since_flush {
+                            apply(&steps[lost], lost, &mut writer, &mut events, &mut oracle);
+                        }
+                    }
+                    _ => {
+                        apply(step, at, &mut writer, &mut events, &mut oracle);
+                        since_flush.push(at);
+                    }
+                }
+            }
+            for pairs in finds {
+                let query = CustomerQuery::parse(&pairs).unwrap();
+                let mut naive: Vec<&Customer> = oracle.values().filter(|c| query.matches(c)).collect();
+                naive.sort_by_key(|customer| directory::OrderKey::of(customer));
+                let expected: Vec<Customer> = naive
+                    .iter()
+                    .skip(query.offset)
+                    .take(query.limit)
+                    .map(|customer| (*customer).clone())
+                    .collect();
+                let page = model.find(&query, &Work::limited_to(MAX_WORK)).unwrap();
+                prop_assert_eq!(&page.customers, &expected, "{:?}", pairs);
+                prop_assert_eq!(page.total, naive.len(), "{:?}", pairs);
+                // Within a smaller bound, the same page or a refusal, never another answer.
+                match model.find(&query, &Work::limited_to(200)) {
+                    Ok(bounded) => prop_assert_eq!(bounded, page),
+                    Err(ReadModelError::OverBudget) => {}
+                    Err(other) => prop_assert!(false, "unexpected error {}", other),
+                }
+            }
+            for (id, customer) in &oracle {
+                prop_assert_eq!(model.get(*id).unwrap(), Some(customer.clone()));
+            }
+        }
+    }
+}
