@@ -68,8 +68,8 @@ impl Application {
     /// [`StartupError`] naming the part that could not start.
     pub async fn build(settings: ServeSettings) -> Result<Self, StartupError> {
         let read_model_dir = settings.data_dir.join("read-model");
-        let (read_model, writer) =
-            read_model::open(&read_model_dir).map_err(|source| StartupError::ReadModel {
+        let (read_model, writer) = read_model::open_with(&read_model_dir, settings.flush_policy())
+            .map_err(|source| StartupError::ReadModel {
                 dir: read_model_dir.display().to_string(),
                 source,
             })?;

@@ -1,5 +1,6 @@
 //! Typed settings for every command, from flags with environment-variable equivalents.
 
+use crate::read_model::FlushPolicy;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -175,6 +176,25 @@ pub struct ServeSettings {
     #[arg(long, env = "REGISTRY_PARTITION_CHECK_MS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub partition_check_ms: u64,
+
+    /// The read model commits what it applied once this many customers changed...
+    #[arg(long, env = "REGISTRY_FLUSH_CHANGES", default_value_t = 50_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub flush_changes: u64,
+
+    /// ... or this long after the first change not yet committed: what a restart replays.
+    #[arg(long, env = "REGISTRY_FLUSH_INTERVAL_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub flush_interval_ms: u64,
+
+    /// Fault injection for the crash tests: pause this long before each commit of the read model.
+    #[arg(
+        long,
+        env = "REGISTRY_TEST_FLUSH_PAUSE_MS",
+        default_value_t = 0,
+        hide = true
+    )]
+    pub test_flush_pause_ms: u64,
 }
 
 impl ServeSettings {
@@ -186,5 +206,14 @@ impl ServeSettings {
     /// The bound on a create's wait for its own event to reach the read model.
     pub fn projection_wait(&self) -> Duration {
         Duration::from_millis(self.projection_wait_ms)
+    }
+
+    /// When the read model commits what it applied.
+    pub fn flush_policy(&self) -> FlushPolicy {
+        FlushPolicy {
+            changes: self.flush_changes as usize,
+            interval: Duration::from_millis(self.flush_interval_ms),
+            pause_before_commit: Duration::from_millis(self.test_flush_pause_ms),
+        }
     }
 }

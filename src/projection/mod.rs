@@ -83,7 +83,8 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long start-up waits for a partition's offsets.
 const WATERMARK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How often the projector has the writer commit what is due (see [`crate::read_model::FLUSH_AGE`]).
+/// How often the projector has the writer flush what is due by age
+/// ([`crate::read_model::FlushPolicy`]).
 const FLUSH_CHECK: Duration = Duration::from_secs(1);
 
 /// Consumes the topic into the read model.

@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// Segments in one tier of the merge policy: a tier spans sizes within a factor of this, and
 /// this many segments of a tier are merged into one of the next.
@@ -46,8 +47,9 @@ pub struct Flusher {
 }
 
 impl Flusher {
-    /// Starts the thread.
-    pub fn start(shared: Arc<Shared>) -> Self {
+    /// Starts the thread; it waits `pause_before_commit` before each commit (a test hook, see
+    /// [`super::FlushPolicy`]).
+    pub fn start(shared: Arc<Shared>, pause_before_commit: Duration) -> Self {
         let (jobs, receiver) = mpsc::channel::<Arc<Memtable>>();
         let state = Arc::new((Mutex::new(FlushState::default()), Condvar::new()));
         let thread_state = Arc::clone(&state);
@@ -55,7 +57,7 @@ impl Flusher {
             .name("read-model-flusher".into())
             .spawn(move || {
                 for frozen in receiver {
-                    let outcome = flush(&shared, &frozen);
+                    let outcome = flush(&shared, &frozen, pause_before_commit);
                     let (lock, done) = &*thread_state;
                     let mut state = lock.lock();
                     state.in_flight = false;
@@ -132,7 +134,11 @@ impl Drop for Flusher {
 }
 
 /// Writes `frozen` to the store and commits it; see the module doc.
-fn flush(shared: &Shared, frozen: &Memtable) -> Result<(), ReadModelError> {
+fn flush(
+    shared: &Shared,
+    frozen: &Memtable,
+    pause_before_commit: Duration,
+) -> Result<(), ReadModelError> {
     let store = &shared.store;
     let mut commit = Commit {
         next_offsets: frozen.next_offsets().clone(),
@@ -178,6 +184,13 @@ fn flush(shared: &Shared, frozen: &Memtable) -> Result<(), ReadModelError> {
         // Segments written by this very flush are in no manifest yet: removing them only marks
         // their blocks for deletion.
         commit.removed.extend(inputs);
+    }
+    if !pause_before_commit.is_zero() {
+        tracing::warn!(
+            ?pause_before_commit,
+            "flush written, pausing before its commit (a fault-injection hook for tests)"
+        );
+        std::thread::sleep(pause_before_commit);
     }
     store.commit(&commit, ids.next())?;
     {

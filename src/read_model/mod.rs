@@ -36,7 +36,7 @@ pub use query::{CustomerQuery, DEFAULT_LIMIT, MAX_LIMIT};
 pub use record::{CustomerRecord, LogPlace};
 pub use rejected::{RejectedEvent, RejectionKind};
 pub use store::FORMAT;
-pub use writer::{ApplyOutcome, LogRecord, ReadModelWriter, RecordChange, FLUSH_AGE};
+pub use writer::{ApplyOutcome, FlushPolicy, LogRecord, ReadModelWriter, RecordChange};
 
 use crate::domain::{Customer, CustomerId};
 use directory::{ColumnEntry, Directory};
@@ -97,12 +97,24 @@ struct Shared {
     index: RwLock<Index>,
 }
 
-/// Opens (or creates) the read model in `dir`: a reader handle, and its one writer.
+/// Opens (or creates) the read model in `dir`: a reader handle, and its one writer, which
+/// flushes by the default [`FlushPolicy`].
 ///
 /// # Errors
 /// [`ReadModelError::Locked`] when another process holds it, [`ReadModelError::Storage`] or
 /// [`ReadModelError::Corrupt`] when it cannot be read.
 pub fn open(dir: &Path) -> Result<(ReadModel, ReadModelWriter), ReadModelError> {
+    open_with(dir, FlushPolicy::default())
+}
+
+/// [`open`], with a writer that flushes by `policy`.
+///
+/// # Errors
+/// As [`open`].
+pub fn open_with(
+    dir: &Path,
+    policy: FlushPolicy,
+) -> Result<(ReadModel, ReadModelWriter), ReadModelError> {
     let store = Store::open(dir)?;
     let committed = store.committed()?;
     let mut keys = Vec::with_capacity(committed.column.len());
@@ -136,7 +148,7 @@ pub fn open(dir: &Path) -> Result<(ReadModel, ReadModelWriter), ReadModelError> 
         ReadModel {
             shared: Arc::clone(&shared),
         },
-        ReadModelWriter::new(shared),
+        ReadModelWriter::new(shared, policy),
     ))
 }
 

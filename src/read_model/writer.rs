@@ -21,13 +21,31 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// A layer is frozen and flushed once it holds this many changed records.
-const FLUSH_CHANGES: usize = 50_000;
-/// ... or once its first change is this old (bounding what a restart replays).
-pub const FLUSH_AGE: Duration = Duration::from_secs(10);
-/// While a flush is under way the active layer keeps growing; past this many changes the writer
-/// waits for the flush (bounding memory).
-const MAX_CHANGES: usize = 4 * FLUSH_CHANGES;
+/// When the writer freezes its layer and has it flushed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushPolicy {
+    /// Once the layer holds this many changed customers.
+    pub changes: usize,
+    /// Or once its first change is this old (bounding what a restart replays).
+    pub interval: Duration,
+    /// A fault-injection hook for the crash tests: the flusher waits this long after writing a
+    /// flush's blocks and segments, before committing them. Zero in service.
+    pub pause_before_commit: Duration,
+}
+
+impl Default for FlushPolicy {
+    fn default() -> Self {
+        Self {
+            changes: 50_000,
+            interval: Duration::from_secs(10),
+            pause_before_commit: Duration::ZERO,
+        }
+    }
+}
+
+/// While a flush is under way the active layer keeps growing; past this many times the flush
+/// threshold the writer waits for the flush (bounding memory).
+const MAX_BACKLOG: usize = 4;
 
 /// What one record of the log asks of the read model.
 #[derive(Debug, Clone)]
@@ -108,12 +126,17 @@ impl Planned {
 pub struct ReadModelWriter {
     shared: Arc<Shared>,
     flusher: Flusher,
+    policy: FlushPolicy,
 }
 
 impl ReadModelWriter {
-    pub(super) fn new(shared: Arc<Shared>) -> Self {
-        let flusher = Flusher::start(Arc::clone(&shared));
-        Self { shared, flusher }
+    pub(super) fn new(shared: Arc<Shared>, policy: FlushPolicy) -> Self {
+        let flusher = Flusher::start(Arc::clone(&shared), policy.pause_before_commit);
+        Self {
+            shared,
+            flusher,
+            policy,
+        }
     }
 
     /// Applies `records` in memory (readers see them at once) and flushes when due. Records of a
@@ -285,13 +308,13 @@ impl ReadModelWriter {
             (index.active.changes(), index.active.since(), moved)
         };
         let due = now
-            || changes >= FLUSH_CHANGES
-            || since.is_some_and(|since| since.elapsed() >= FLUSH_AGE);
+            || changes >= self.policy.changes
+            || since.is_some_and(|since| since.elapsed() >= self.policy.interval);
         if !due || (changes == 0 && !moved) {
             return Ok(());
         }
         if self.flusher.busy() {
-            if changes < MAX_CHANGES && !now {
+            if changes < MAX_BACKLOG * self.policy.changes && !now {
                 return Ok(());
             }
             self.flusher.wait()?;

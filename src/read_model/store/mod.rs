@@ -817,3 +817,135 @@ impl<'s> SegmentCursor<'s> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn postings(ordinals: &[u32]) -> RoaringBitmap {
+        ordinals.iter().copied().collect()
+    }
+
+    fn held(store: &Store, segment: u64, term: &[u8]) -> Vec<u32> {
+        let mut found = RoaringBitmap::new();
+        store
+            .postings_in(
+                segment,
+                &TermRange::exactly(term.to_vec()),
+                &mut found,
+                usize::MAX,
+            )
+            .unwrap();
+        found.iter().collect()
+    }
+
+    #[test]
+    fn a_segment_reads_back_by_term_across_blocks_and_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let terms: Vec<(Vec<u8>, RoaringBitmap)> = (0..2_000u32)
+            .map(|n| {
+                (
+                    format!("\x02term{n:05}\x00").into_bytes(),
+                    postings(&[n, n + 70_000]),
+                )
+            })
+            .chain([(b"\x03dense\x00".to_vec(), (0..100_000).collect())])
+            .collect();
+        let meta = store
+            .write_segment(7, terms.iter().map(|(term, set)| (term.as_slice(), set)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(meta.ordinals, (0, 99_999));
+        assert_eq!(held(&store, 7, b"\x02term01234\x00"), vec![1_234, 71_234]);
+        assert_eq!(held(&store, 7, b"\x03dense\x00").len(), 100_000);
+        assert_eq!(held(&store, 7, b"\x02term\x00"), Vec::<u32>::new());
+        assert_eq!(held(&store, 6, b"\x03dense\x00"), Vec::<u32>::new());
+        let mut found = RoaringBitmap::new();
+        let prefix = TermRange::of(crate::domain::TextField::LastName, "term019", false);
+        let read = store
+            .postings_in(7, &prefix, &mut found, usize::MAX)
+            .unwrap();
+        assert_eq!((read, found.len()), (Some(100), 200));
+        assert_eq!(store.postings_in(7, &prefix, &mut found, 99).unwrap(), None);
+    }
+
+    #[test]
+    fn merging_unions_terms_and_drops_stale_ordinals() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a: &[u8] = b"\x02a\x00";
+        let b: &[u8] = b"\x02b\x00";
+        let first = store
+            .write_segment(1, [(a, &postings(&[1, 2])), (b, &postings(&[3]))])
+            .unwrap()
+            .unwrap();
+        let second = store
+            .write_segment(2, [(a, &postings(&[5]))])
+            .unwrap()
+            .unwrap();
+        let inputs = [
+            Segment {
+                meta: first,
+                stale: postings(&[2, 3]),
+            },
+            Segment {
+                meta: second,
+                stale: RoaringBitmap::new(),
+            },
+        ];
+        store.merge_segments(3, &inputs).unwrap().unwrap();
+        assert_eq!(held(&store, 3, a), vec![1, 5]);
+        assert_eq!(
+            held(&store, 3, b),
+            Vec::<u32>::new(),
+            "a term left with no ordinal is gone"
+        );
+    }
+
+    #[test]
+    fn what_a_crashed_flush_wrote_is_deleted_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let term: &[u8] = b"\x02a\x00";
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let mut ids = store.segment_ids().unwrap();
+            let kept = store
+                .write_segment(ids.take(), [(term, &postings(&[1]))])
+                .unwrap()
+                .unwrap();
+            let commit = Commit {
+                next_ordinal: 2,
+                added: vec![kept],
+                ..Commit::default()
+            };
+            store.commit(&commit, ids.next()).unwrap();
+            // Written by a flush that never committed.
+            store
+                .write_segment(ids.take(), [(term, &postings(&[9]))])
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let store = loop {
+            match Store::open(dir.path()) {
+                Err(ReadModelError::Locked(_)) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                opened => break opened.unwrap(),
+            }
+        };
+        let committed = store.committed().unwrap();
+        assert_eq!(committed.segments.len(), 1);
+        assert_eq!(held(&store, 0, term), vec![1]);
+        assert_eq!(
+            held(&store, 1, term),
+            Vec::<u32>::new(),
+            "the orphan is gone"
+        );
+        assert_eq!(
+            store.segment_ids().unwrap().take(),
+            1,
+            "and its id is free again"
+        );
+    }
+}
