@@ -3,7 +3,9 @@
 //! path (applying in memory, flushing to sled). `cargo bench --bench read_model`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use customer_registry::domain::{AccountId, Customer, CustomerCreated, CustomerDetails, TextField};
+use customer_registry::domain::{
+    AccountId, Customer, CustomerCreated, CustomerDetails, RegistryEvent, TextField,
+};
 use customer_registry::read_model::fold::search_form;
 use customer_registry::read_model::{
     open, CustomerQuery, LogRecord, ReadModelWriter, RecordChange, Work, MAX_WORK,
@@ -77,6 +79,10 @@ fn load(writer: &mut ReadModelWriter, customers: u32) {
 fn fold(c: &mut Criterion) {
     c.bench_function("search_form fold", |b| {
         b.iter(|| search_form(TextField::LastName, black_box("Søndergaard-Müller Nguyễn")))
+    });
+    let event = RegistryEvent::CustomerCreated(CustomerCreated::new(customer(7))).encode();
+    c.bench_function("decode an event from the log", |b| {
+        b.iter(|| RegistryEvent::decode(black_box(&event)).expect("an event"))
     });
 }
 

@@ -214,6 +214,7 @@ impl ServeSettings {
             changes: self.flush_changes as usize,
             interval: Duration::from_millis(self.flush_interval_ms),
             pause_before_commit: Duration::from_millis(self.test_flush_pause_ms),
+            replay: false,
         }
     }
 }

@@ -15,7 +15,7 @@ pub use rebuild::rebuild;
 pub use tail::tail;
 pub use verify::audit;
 
-use crate::read_model::{self, ReadModel, ReadModelError, ReadModelWriter};
+use crate::read_model::{self, FlushPolicy, ReadModel, ReadModelError, ReadModelWriter};
 use crate::write::TopicError;
 use rdkafka::error::KafkaError;
 use std::path::{Path, PathBuf};
@@ -106,7 +106,7 @@ struct ScratchReadModel {
 
 impl ScratchReadModel {
     fn create(dir: PathBuf) -> Result<Self, AuditError> {
-        let (model, writer) = read_model::open(&dir)?;
+        let (model, writer) = read_model::open_with(&dir, FlushPolicy::replay())?;
         Ok(Self { model, writer, dir })
     }
 }

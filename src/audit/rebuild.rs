@@ -5,7 +5,7 @@ use super::log::{reader, replay, replay_ends};
 use super::{check_follows, live_read_model_dir, AuditError};
 use crate::config::ToolSettings;
 use crate::projection::BatchApplier;
-use crate::read_model::{self, ReadModelError};
+use crate::read_model::{self, FlushPolicy, ReadModelError};
 use crate::write::existing_topic;
 use rdkafka::message::Message;
 use serde::Serialize;
@@ -53,7 +53,8 @@ pub async fn rebuild(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
     let new_dir_for_replay = new_dir.clone();
     let cluster_id = layout.cluster_id.clone();
     let replayed = tokio::task::spawn_blocking(move || {
-        let (model, mut writer) = read_model::open(&new_dir_for_replay)?;
+        let (model, mut writer) =
+            read_model::open_with(&new_dir_for_replay, FlushPolicy::replay())?;
         model.bind_to_log(&settings_for_replay.topic, &cluster_id)?;
         let ends = replay_ends(
             &reader(&settings_for_replay)?,

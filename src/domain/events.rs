@@ -139,7 +139,8 @@ impl RegistryEvent {
     /// # Errors
     /// [`EventDecodeError`] when the bytes are not an event of a type and version this build reads.
     pub fn decode(bytes: &[u8]) -> Result<RegistryEvent, EventDecodeError> {
-        let envelope: Envelope<serde_json::Value> = serde_json::from_slice(bytes)?;
+        // The payload is read once its type and version are known to be ones this build reads.
+        let envelope: Envelope<Box<serde_json::value::RawValue>> = serde_json::from_slice(bytes)?;
         if envelope.event_type != CUSTOMER_CREATED {
             return Err(EventDecodeError::UnknownType(envelope.event_type));
         }
@@ -149,7 +150,7 @@ impl RegistryEvent {
                 version: envelope.schema_version,
             });
         }
-        let customer: Customer = serde_json::from_value(envelope.data)?;
+        let customer: Customer = serde_json::from_str(envelope.data.get())?;
         Ok(RegistryEvent::CustomerCreated(CustomerCreated {
             event_id: envelope.event_id,
             occurred_at: envelope.occurred_at,

@@ -125,7 +125,11 @@ pub(super) fn bounded_text(raw: &str, max_chars: usize) -> Result<String, RuleVi
             "must not contain control characters",
         ));
     }
-    let text: String = text.nfc().collect();
+    // Most text is NFC already (all ASCII text is): then it is kept as it is.
+    let text: String = match unicode_normalization::is_nfc_quick(text.chars()) {
+        unicode_normalization::IsNormalized::Yes => text.to_owned(),
+        _ => text.nfc().collect(),
+    };
     let length = text.chars().count();
     if length > max_chars {
         return Err(RuleViolation::new(

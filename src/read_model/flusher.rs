@@ -160,7 +160,9 @@ fn flush(
             commit.stale.push((segment.meta.id, segment.stale.clone()));
         }
     }
-    if let Some(meta) = store.write_segment(ids.take(), frozen.postings())? {
+    let mut writer = store.segment_writer(ids.take());
+    frozen.for_each_posting(&mut |term, ordinals| writer.push(term, ordinals))?;
+    if let Some(meta) = writer.finish()? {
         commit.added.push(meta.clone());
         segments.push(Segment {
             meta,

@@ -9,15 +9,15 @@
 //!    Cyrillic, Han, ...) are kept, case-folded: transliterating them would make a Latin prefix
 //!    match unrelated names.
 //!
-//! A phone keeps its digits alone. Every step works character by character, so the form of a
-//! prefix is always a prefix of the form of the whole: that is what lets a term range of the index
-//! answer a prefix filter.
+//! A phone keeps its digits alone. Every step works character by character (the reordering of
+//! combining marks that NFKD adds is moot, since they are dropped), so the form of a prefix is
+//! always a prefix of the form of the whole: that is what lets a term range of the index answer a
+//! prefix filter.
 
 use crate::domain::{Phone, TextField};
 use any_ascii::any_ascii_char;
 use caseless::Caseless;
-use unicode_normalization::char::is_combining_mark;
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::{decompose_compatible, is_combining_mark};
 use unicode_script::{Script, UnicodeScript};
 
 /// The form `value` of `field` takes in indexes and comparisons; empty when nothing in it can be
@@ -27,11 +27,22 @@ pub fn search_form(field: TextField, value: &str) -> String {
         return Phone::digits_of(value).collect();
     }
     let mut form = String::with_capacity(value.len());
-    for folded in value
-        .nfkd()
-        .filter(|c| !is_combining_mark(*c))
-        .default_case_fold()
-    {
+    for c in value.chars() {
+        if c.is_ascii() {
+            form.push(c.to_ascii_lowercase());
+        } else {
+            decompose_compatible(c, |part| fold_part(part, &mut form));
+        }
+    }
+    form
+}
+
+/// Folds one character of a compatibility decomposition onto `form`.
+fn fold_part(part: char, form: &mut String) {
+    if is_combining_mark(part) {
+        return;
+    }
+    for folded in std::iter::once(part).default_case_fold() {
         if folded.is_ascii() {
             form.push(folded);
         } else if is_combining_mark(folded) {
@@ -46,7 +57,6 @@ pub fn search_form(field: TextField, value: &str) -> String {
             form.push(folded);
         }
     }
-    form
 }
 
 /// `state` and `countryCode` match whole values; every other text field matches prefixes.

@@ -67,12 +67,9 @@ impl Index {
         let layers: Vec<&Memtable> = self.layers().collect();
         for layer in layers.into_iter().rev() {
             ordinals -= layer.superseded();
-            for (_, own) in layer.postings_in(range) {
-                terms += 1;
-                if terms > max_terms {
-                    return Ok(Err(TooManyTerms));
-                }
-                ordinals |= own;
+            terms += layer.add_postings_in(range, &mut ordinals);
+            if terms > max_terms {
+                return Ok(Err(TooManyTerms));
             }
         }
         Ok(Ok((ordinals, terms)))

@@ -9,6 +9,7 @@
 //! `(beneath − superseded) ∪ own`.
 
 use super::directory::ColumnEntry;
+use super::postings::{LayerPostings, PostingVisitor};
 use super::record::CustomerRecord;
 use super::terms::TermRange;
 use roaring::RoaringBitmap;
@@ -20,7 +21,7 @@ use std::time::Instant;
 #[derive(Debug)]
 pub struct Memtable {
     /// Term key → the ordinals this layer indexes under it.
-    postings: BTreeMap<Box<[u8]>, RoaringBitmap>,
+    postings: LayerPostings,
     /// Records this layer wrote: `None` for a customer it removed.
     records: HashMap<u32, Option<Arc<CustomerRecord>>>,
     /// Column slots this layer wrote.
@@ -39,10 +40,14 @@ pub struct Memtable {
 
 impl Memtable {
     /// An empty layer over a store (or layers) that assigned ordinals up to `first_ordinal` and
-    /// covers the log up to `next_offsets`.
-    pub fn new(first_ordinal: u32, next_offsets: BTreeMap<i32, i64>) -> Self {
+    /// covers the log up to `next_offsets`, keeping its postings as `postings` does.
+    pub fn new(
+        first_ordinal: u32,
+        next_offsets: BTreeMap<i32, i64>,
+        postings: LayerPostings,
+    ) -> Self {
         Self {
-            postings: BTreeMap::new(),
+            postings,
             records: HashMap::new(),
             column: BTreeMap::new(),
             superseded: RoaringBitmap::new(),
@@ -84,24 +89,26 @@ impl Memtable {
         *next = (*next).max(offset + 1);
     }
 
-    /// Its postings under every term key in `range`, in key order.
-    pub fn postings_in<'a>(
-        &'a self,
-        range: &TermRange,
-    ) -> impl Iterator<Item = (&'a [u8], &'a RoaringBitmap)> + 'a {
-        self.postings
-            .range::<[u8], _>((
-                std::ops::Bound::Included(range.start.as_slice()),
-                std::ops::Bound::Excluded(range.end.as_slice()),
-            ))
-            .map(|(key, ordinals)| (key.as_ref(), ordinals))
+    /// The next layer on top of this one: empty, over what this one reaches.
+    pub fn successor(&self) -> Self {
+        Self::new(
+            self.next_ordinal,
+            self.next_offsets.clone(),
+            self.postings.empty_like(),
+        )
     }
 
-    /// Every posting, in key order (for the flusher).
-    pub fn postings(&self) -> impl Iterator<Item = (&[u8], &RoaringBitmap)> {
-        self.postings
-            .iter()
-            .map(|(key, ordinals)| (key.as_ref(), ordinals))
+    /// Adds to `into` its ordinals under every term in `range`; returns how many terms.
+    pub fn add_postings_in(&self, range: &TermRange, into: &mut RoaringBitmap) -> usize {
+        self.postings.add_in(range, into)
+    }
+
+    /// Calls `visit` for each of its terms, in order, with the term's ordinals ascending.
+    ///
+    /// # Errors
+    /// The first error `visit` returns.
+    pub fn for_each_posting<E>(&self, visit: &mut PostingVisitor<'_, E>) -> Result<(), E> {
+        self.postings.for_each(visit)
     }
 
     /// Ordinals whose postings beneath are void.
@@ -130,11 +137,11 @@ impl Memtable {
         &mut self,
         ordinal: u32,
         record: Arc<CustomerRecord>,
-        terms: &[Vec<u8>],
+        terms: Vec<Vec<u8>>,
         entry: ColumnEntry,
     ) {
         self.touch();
-        self.index(ordinal, terms);
+        self.postings.add(ordinal, terms);
         self.records.insert(ordinal, Some(record));
         self.column.insert(ordinal, entry);
         self.next_ordinal = self.next_ordinal.max(ordinal + 1);
@@ -154,11 +161,11 @@ impl Memtable {
         ordinal: u32,
         old_terms: &[Vec<u8>],
         record: Arc<CustomerRecord>,
-        new_terms: &[Vec<u8>],
+        new_terms: Vec<Vec<u8>>,
     ) {
         self.touch();
         self.unindex(ordinal, old_terms);
-        self.index(ordinal, new_terms);
+        self.postings.add(ordinal, new_terms);
         self.records.insert(ordinal, Some(record));
     }
 
@@ -174,32 +181,9 @@ impl Memtable {
         self.since.get_or_insert_with(Instant::now);
     }
 
-    fn index(&mut self, ordinal: u32, terms: &[Vec<u8>]) {
-        for term in terms {
-            match self.postings.get_mut(term.as_slice()) {
-                Some(ordinals) => {
-                    ordinals.insert(ordinal);
-                }
-                None => {
-                    let mut ordinals = RoaringBitmap::new();
-                    ordinals.insert(ordinal);
-                    self.postings
-                        .insert(term.clone().into_boxed_slice(), ordinals);
-                }
-            }
-        }
-    }
-
     /// Takes `ordinal` out of `terms` in this layer, and voids whatever beneath indexes it.
     fn unindex(&mut self, ordinal: u32, terms: &[Vec<u8>]) {
-        for term in terms {
-            if let Some(ordinals) = self.postings.get_mut(term.as_slice()) {
-                ordinals.remove(ordinal);
-                if ordinals.is_empty() {
-                    self.postings.remove(term.as_slice());
-                }
-            }
-        }
+        self.postings.remove(ordinal, terms);
         if ordinal < self.first_ordinal {
             self.superseded.insert(ordinal);
         }
@@ -235,17 +219,16 @@ mod tests {
 
     #[test]
     fn a_replaced_customer_moves_between_terms_and_voids_what_is_beneath() {
-        let mut layer = Memtable::new(10, BTreeMap::new());
+        let mut layer = Memtable::new(10, BTreeMap::new(), LayerPostings::ordered());
         let (a, b) = (b"\x02a\x00".to_vec(), b"\x02b\x00".to_vec());
         let (only_a, only_b) = (std::slice::from_ref(&a), std::slice::from_ref(&b));
-        layer.add(10, record(), only_a, key());
-        layer.replace(10, only_a, record(), only_b);
-        layer.replace(3, only_a, record(), only_b);
+        layer.add(10, record(), vec![a.clone()], key());
+        layer.replace(10, only_a, record(), vec![b.clone()]);
+        layer.replace(3, only_a, record(), vec![b.clone()]);
         fn under(layer: &Memtable, term: &[u8]) -> Vec<u32> {
-            layer
-                .postings_in(&TermRange::exactly(term.to_vec()))
-                .flat_map(|(_, ordinals)| ordinals.iter())
-                .collect()
+            let mut found = RoaringBitmap::new();
+            layer.add_postings_in(&TermRange::exactly(term.to_vec()), &mut found);
+            found.iter().collect()
         }
         assert_eq!(under(&layer, &a), Vec::<u32>::new());
         assert_eq!(under(&layer, &b), vec![3, 10]);

@@ -22,6 +22,7 @@ pub mod fold;
 mod index;
 mod memtable;
 mod planner;
+mod postings;
 mod query;
 mod record;
 mod rejected;
@@ -43,6 +44,7 @@ use directory::{ColumnEntry, Directory};
 use index::Index;
 use memtable::Memtable;
 use parking_lot::RwLock;
+use postings::LayerPostings;
 use roaring::RoaringBitmap;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -135,7 +137,15 @@ pub fn open_with(
     }
     let index = Index {
         directory: Directory::build(keys, live),
-        active: Memtable::new(committed.next_ordinal, committed.next_offsets.clone()),
+        active: Memtable::new(
+            committed.next_ordinal,
+            committed.next_offsets.clone(),
+            if policy.replay {
+                LayerPostings::appended()
+            } else {
+                LayerPostings::ordered()
+            },
+        ),
         frozen: None,
         segments: committed.segments,
         committed_offsets: committed.next_offsets,

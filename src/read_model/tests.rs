@@ -49,8 +49,13 @@ fn find(model: &ReadModel, pairs: &[(&str, &str)]) -> Page {
 /// [`open`] again after the last handles were dropped. sled may hold its lock a moment longer,
 /// while its background writes of the dropped database finish.
 fn reopen(dir: &std::path::Path) -> (ReadModel, ReadModelWriter) {
+    reopen_with(dir, FlushPolicy::default())
+}
+
+/// [`reopen`], with a writer that flushes by `policy`.
+fn reopen_with(dir: &std::path::Path, policy: FlushPolicy) -> (ReadModel, ReadModelWriter) {
     for _ in 0..250 {
-        match open(dir) {
+        match open_with(dir, policy) {
             Err(ReadModelError::Locked(_)) => {
                 std::thread::sleep(std::time::Duration::from_millis(20))
             }
@@ -599,9 +604,15 @@ mod oracle {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
         #[test]
-        fn every_find_equals_a_naive_filter(steps in steps(), finds in proptest::collection::vec(queries(), 1..12)) {
+        fn every_find_equals_a_naive_filter(
+            steps in steps(),
+            finds in proptest::collection::vec(queries(), 1..12),
+            replay in any::<bool>(),
+        ) {
             let dir = tempfile::tempdir().unwrap();
-            let (mut model, mut writer) = open(dir.path()).unwrap();
+            // A live writer keeps its postings ordered; a replay's appends them.
+            let policy = if replay { FlushPolicy::replay() } else { FlushPolicy::default() };
+            let (mut model, mut writer) = open_with(dir.path(), policy).unwrap();
             let mut events = Vec::new();
             let mut oracle: BTreeMap<CustomerId, Customer> = BTreeMap::new();
             // The oracle as of the last flush, and the steps since: what a crash loses.
@@ -621,7 +632,7 @@ mod oracle {
                     }
                     Step::Crash => {
                         drop((model, writer));
-                        (model, writer) = reopen(dir.path());
+                        (model, writer) = reopen_with(dir.path(), policy);
                         (events, oracle) = flushed.clone();
                         for &lost in &since_flush {
                             apply(&steps[lost], lost, &mut writer, &mut events, &mut oracle);

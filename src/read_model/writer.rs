@@ -9,7 +9,6 @@
 
 use super::directory::{ColumnEntry, OrderKey};
 use super::flusher::Flusher;
-use super::memtable::Memtable;
 use super::record::{CustomerRecord, LogPlace};
 use super::rejected::{RejectedEvent, RejectionKind};
 use super::terms::terms_of;
@@ -31,6 +30,9 @@ pub struct FlushPolicy {
     /// A fault-injection hook for the crash tests: the flusher waits this long after writing a
     /// flush's blocks and segments, before committing them. Zero in service.
     pub pause_before_commit: Duration,
+    /// Whether this writer replays a log nobody reads until it is done (`rebuild`, `audit`,
+    /// `export`): its layers then append postings and sort them once, when flushed.
+    pub replay: bool,
 }
 
 impl Default for FlushPolicy {
@@ -39,13 +41,26 @@ impl Default for FlushPolicy {
             changes: 50_000,
             interval: Duration::from_secs(10),
             pause_before_commit: Duration::ZERO,
+            replay: false,
+        }
+    }
+}
+
+impl FlushPolicy {
+    /// How a replay flushes: larger chunks, never by age, postings appended.
+    pub fn replay() -> Self {
+        Self {
+            changes: 100_000,
+            interval: Duration::MAX,
+            replay: true,
+            ..Self::default()
         }
     }
 }
 
 /// While a flush is under way the active layer keeps growing; past this many times the flush
 /// threshold the writer waits for the flush (bounding memory).
-const MAX_BACKLOG: usize = 4;
+const MAX_BACKLOG: usize = 2;
 
 /// What one record of the log asks of the read model.
 #[derive(Debug, Clone)]
@@ -227,7 +242,7 @@ impl ReadModelWriter {
             let ordinal = index.directory.add(key);
             index
                 .active
-                .add(ordinal, record, &terms, ColumnEntry::Live(key));
+                .add(ordinal, record, terms, ColumnEntry::Live(key));
         }
         for record in records {
             index.active.reach(record.partition, record.offset);
@@ -265,7 +280,7 @@ impl ReadModelWriter {
             ordinal,
             &terms_of(&old.customer),
             Arc::new(record),
-            &new_terms,
+            new_terms,
         );
         index.active.reach(place.partition, place.offset);
         drop(index);
@@ -320,10 +335,7 @@ impl ReadModelWriter {
             self.flusher.wait()?;
         }
         let mut index = self.shared.index.write();
-        let fresh = Memtable::new(
-            index.active.next_ordinal(),
-            index.active.next_offsets().clone(),
-        );
+        let fresh = index.active.successor();
         let frozen = Arc::new(std::mem::replace(&mut index.active, fresh));
         index.frozen = Some(Arc::clone(&frozen));
         drop(index);

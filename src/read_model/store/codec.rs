@@ -260,25 +260,26 @@ const LIST_LIMIT: u64 = 1024;
 const POSTING_LIST: u8 = 0;
 const POSTING_BITSET: u8 = 1;
 
-/// The ordinals of one chunk (all in `chunk * CHUNK_ORDINALS ..`), as a posting value.
-pub fn encode_posting(chunk: u32, ordinals: &RoaringBitmap, out: &mut Vec<u8>) {
+/// The ordinals of one chunk (all in `chunk * CHUNK_ORDINALS ..`, ascending), as a posting
+/// value.
+pub fn encode_posting(chunk: u32, ordinals: &[u32], out: &mut Vec<u8>) {
     let base = chunk * CHUNK_ORDINALS;
-    if ordinals.len() <= LIST_LIMIT {
+    if ordinals.len() as u64 <= LIST_LIMIT {
         out.push(POSTING_LIST);
-        put_varint(out, ordinals.len());
+        put_varint(out, ordinals.len() as u64);
         let mut previous = base;
-        for ordinal in ordinals {
+        for &ordinal in ordinals {
             put_varint(out, u64::from(ordinal - previous));
             previous = ordinal;
         }
     } else {
         out.push(POSTING_BITSET);
-        let mut bits = vec![0u8; (CHUNK_ORDINALS / 8) as usize];
-        for ordinal in ordinals {
+        let start = out.len();
+        out.resize(start + (CHUNK_ORDINALS / 8) as usize, 0);
+        for &ordinal in ordinals {
             let at = ordinal - base;
-            bits[(at / 8) as usize] |= 1 << (at % 8);
+            out[start + (at / 8) as usize] |= 1 << (at % 8);
         }
-        out.extend_from_slice(&bits);
     }
 }
 
@@ -472,7 +473,7 @@ mod tests {
                 .map(|n| chunk * CHUNK_ORDINALS + n * (CHUNK_ORDINALS / count))
                 .collect();
             let mut bytes = Vec::new();
-            encode_posting(chunk, &ordinals, &mut bytes);
+            encode_posting(chunk, &ordinals.iter().collect::<Vec<_>>(), &mut bytes);
             assert!(bytes.len() <= 4097, "{count}: {} bytes", bytes.len());
             let mut decoded = RoaringBitmap::new();
             decode_posting_into(chunk, &bytes, &mut decoded).unwrap();

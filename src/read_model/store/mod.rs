@@ -189,19 +189,25 @@ fn read_u64(bytes: &[u8]) -> Result<u64, Malformed> {
         .map_err(|_| Malformed("a number is not 8 bytes"))
 }
 
-/// The ordinals of `set` chunk by chunk, as `(chunk, ordinals of that chunk)`.
-fn chunks_of(set: &RoaringBitmap) -> impl Iterator<Item = (u32, RoaringBitmap)> + '_ {
-    let mut ordinals = set.iter().peekable();
-    std::iter::from_fn(move || {
-        let first = ordinals.next()?;
-        let chunk = first / CHUNK_ORDINALS;
-        let mut in_chunk = vec![first];
-        while let Some(next) = ordinals.next_if(|next| next / CHUNK_ORDINALS == chunk) {
-            in_chunk.push(next);
+/// Sorted ordinals, chunk by chunk: calls `each(chunk, ordinals of that chunk)`.
+fn for_each_chunk(
+    ordinals: impl IntoIterator<Item = u32>,
+    mut each: impl FnMut(u32, &[u32]) -> Result<(), ReadModelError>,
+) -> Result<(), ReadModelError> {
+    let mut in_chunk: Vec<u32> = Vec::new();
+    let mut chunk = 0;
+    for ordinal in ordinals {
+        if ordinal / CHUNK_ORDINALS != chunk && !in_chunk.is_empty() {
+            each(chunk, &in_chunk)?;
+            in_chunk.clear();
         }
-        let bitmap = RoaringBitmap::from_sorted_iter(in_chunk).expect("a set iterates in order");
-        Some((chunk, bitmap))
-    })
+        chunk = ordinal / CHUNK_ORDINALS;
+        in_chunk.push(ordinal);
+    }
+    if !in_chunk.is_empty() {
+        each(chunk, &in_chunk)?;
+    }
+    Ok(())
 }
 
 impl Store {
@@ -431,21 +437,9 @@ impl Store {
         })
     }
 
-    /// Writes segment `id` from `postings`, given in term key order, and returns what it is.
-    /// `None` when there was nothing to write.
-    ///
-    /// # Errors
-    /// [`ReadModelError::Storage`] when sled fails.
-    pub fn write_segment<'a>(
-        &self,
-        id: u64,
-        postings: impl IntoIterator<Item = (&'a [u8], &'a RoaringBitmap)>,
-    ) -> Result<Option<SegmentMeta>, ReadModelError> {
-        let mut writer = SegmentWriter::new(self, id);
-        for (term, ordinals) in postings {
-            writer.push(term, ordinals)?;
-        }
-        writer.finish()
+    /// A writer of segment `id`, to be given its terms in order.
+    pub fn segment_writer(&self, id: u64) -> SegmentWriter<'_> {
+        SegmentWriter::new(self, id)
     }
 
     /// Merges `inputs` into segment `id`, leaving out each input's stale ordinals.
@@ -550,18 +544,20 @@ impl Store {
             );
         }
         for (id, stale) in &commit.stale {
-            for (chunk, ordinals) in chunks_of(stale) {
+            for_each_chunk(stale, |chunk, ordinals| {
                 let mut value = Vec::new();
-                codec::encode_posting(chunk, &ordinals, &mut value);
+                codec::encode_posting(chunk, ordinals, &mut value);
                 batch.insert(stale_key(*id, chunk), value);
-            }
+                Ok(())
+            })?;
         }
         for segment in &commit.removed {
             let id = segment.meta.id;
             batch.remove(be_key(SEGMENT_PREFIX, &id.to_be_bytes()));
-            for (chunk, _) in chunks_of(&segment.stale) {
+            for_each_chunk(&segment.stale, |chunk, _| {
                 batch.remove(stale_key(id, chunk));
-            }
+                Ok(())
+            })?;
             batch.insert(be_key(GARBAGE_PREFIX, &id.to_be_bytes()), &[]);
         }
         self.state.apply_batch(batch)?;
@@ -691,8 +687,8 @@ fn split_entry_key(key: &[u8]) -> Result<(&[u8], u32), Malformed> {
     Ok((&key[..at], read_u32(&key[at..])?))
 }
 
-/// Writes one segment's blocks, as entries arrive in order.
-struct SegmentWriter<'s> {
+/// Writes one segment's blocks, as terms arrive in order.
+pub struct SegmentWriter<'s> {
     store: &'s Store,
     id: u64,
     block: IndexBlockWriter,
@@ -713,39 +709,44 @@ impl<'s> SegmentWriter<'s> {
         }
     }
 
-    fn push(&mut self, term: &[u8], ordinals: &RoaringBitmap) -> Result<(), ReadModelError> {
-        let (Some(min), Some(max)) = (ordinals.min(), ordinals.max()) else {
-            return Ok(());
-        };
-        self.ordinals = Some(
-            self.ordinals
-                .map_or((min, max), |(low, high)| (low.min(min), high.max(max))),
-        );
-        for (chunk, in_chunk) in chunks_of(ordinals) {
-            self.value.clear();
-            codec::encode_posting(chunk, &in_chunk, &mut self.value);
+    /// Adds `term` with its `ordinals` (ascending); terms must come in key order.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when sled fails.
+    pub fn push(
+        &mut self,
+        term: &[u8],
+        ordinals: impl IntoIterator<Item = u32>,
+    ) -> Result<(), ReadModelError> {
+        let Self {
+            store,
+            id,
+            block,
+            value,
+            ordinals: range,
+            bytes,
+        } = self;
+        for_each_chunk(ordinals, |chunk, in_chunk| {
+            let (min, max) = (in_chunk[0], in_chunk[in_chunk.len() - 1]);
+            *range = Some(range.map_or((min, max), |(low, high)| (low.min(min), high.max(max))));
+            value.clear();
+            codec::encode_posting(chunk, in_chunk, value);
             let key = entry_key(term, chunk);
-            if self.block.len() + key.len() + self.value.len() > INDEX_BLOCK_BYTES
-                && self.block.entries() > 0
-            {
-                self.write_block()?;
+            if block.len() + key.len() + value.len() > INDEX_BLOCK_BYTES && block.entries() > 0 {
+                write_block(store, *id, block, bytes)?;
             }
-            self.block.push(&key, &self.value);
-        }
-        Ok(())
+            block.push(&key, value);
+            Ok(())
+        })
     }
 
-    fn write_block(&mut self) -> Result<(), ReadModelError> {
-        let key = segment_block_key(self.id, self.block.last_key());
-        let block = self.block.take();
-        self.bytes += (key.len() + block.len()) as u64;
-        self.store.segments.insert(key, block)?;
-        Ok(())
-    }
-
-    fn finish(mut self) -> Result<Option<SegmentMeta>, ReadModelError> {
+    /// Writes the last block; returns what the segment is, `None` when it holds nothing.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when sled fails.
+    pub fn finish(mut self) -> Result<Option<SegmentMeta>, ReadModelError> {
         if self.block.entries() > 0 {
-            self.write_block()?;
+            write_block(self.store, self.id, &mut self.block, &mut self.bytes)?;
         }
         Ok(self.ordinals.map(|ordinals| SegmentMeta {
             id: self.id,
@@ -753,6 +754,20 @@ impl<'s> SegmentWriter<'s> {
             bytes: self.bytes,
         }))
     }
+}
+
+/// Writes the block `block` holds as the next block of segment `id`, adding its size to `bytes`.
+fn write_block(
+    store: &Store,
+    id: u64,
+    block: &mut IndexBlockWriter,
+    bytes: &mut u64,
+) -> Result<(), ReadModelError> {
+    let key = segment_block_key(id, block.last_key());
+    let value = block.take();
+    *bytes += (key.len() + value.len()) as u64;
+    store.segments.insert(key, value)?;
+    Ok(())
 }
 
 /// Reads a segment's entries in order, term by term, without its stale ordinals.
@@ -826,6 +841,18 @@ mod tests {
         ordinals.iter().copied().collect()
     }
 
+    fn write_segment<O: IntoIterator<Item = u32>>(
+        store: &Store,
+        id: u64,
+        postings: impl IntoIterator<Item = (impl AsRef<[u8]>, O)>,
+    ) -> Option<SegmentMeta> {
+        let mut writer = store.segment_writer(id);
+        for (term, ordinals) in postings {
+            writer.push(term.as_ref(), ordinals).unwrap();
+        }
+        writer.finish().unwrap()
+    }
+
     fn held(store: &Store, segment: u64, term: &[u8]) -> Vec<u32> {
         let mut found = RoaringBitmap::new();
         store
@@ -852,10 +879,12 @@ mod tests {
             })
             .chain([(b"\x03dense\x00".to_vec(), (0..100_000).collect())])
             .collect();
-        let meta = store
-            .write_segment(7, terms.iter().map(|(term, set)| (term.as_slice(), set)))
-            .unwrap()
-            .unwrap();
+        let meta = write_segment(
+            &store,
+            7,
+            terms.iter().map(|(term, set)| (term, set.iter())),
+        )
+        .unwrap();
         assert_eq!(meta.ordinals, (0, 99_999));
         assert_eq!(held(&store, 7, b"\x02term01234\x00"), vec![1_234, 71_234]);
         assert_eq!(held(&store, 7, b"\x03dense\x00").len(), 100_000);
@@ -876,14 +905,9 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let a: &[u8] = b"\x02a\x00";
         let b: &[u8] = b"\x02b\x00";
-        let first = store
-            .write_segment(1, [(a, &postings(&[1, 2])), (b, &postings(&[3]))])
-            .unwrap()
-            .unwrap();
-        let second = store
-            .write_segment(2, [(a, &postings(&[5]))])
-            .unwrap()
-            .unwrap();
+        let first =
+            write_segment(&store, 1, [(a, postings(&[1, 2])), (b, postings(&[3]))]).unwrap();
+        let second = write_segment(&store, 2, [(a, postings(&[5]))]).unwrap();
         let inputs = [
             Segment {
                 meta: first,
@@ -910,10 +934,7 @@ mod tests {
         {
             let store = Store::open(dir.path()).unwrap();
             let mut ids = store.segment_ids().unwrap();
-            let kept = store
-                .write_segment(ids.take(), [(term, &postings(&[1]))])
-                .unwrap()
-                .unwrap();
+            let kept = write_segment(&store, ids.take(), [(term, postings(&[1]))]).unwrap();
             let commit = Commit {
                 next_ordinal: 2,
                 added: vec![kept],
@@ -921,9 +942,7 @@ mod tests {
             };
             store.commit(&commit, ids.next()).unwrap();
             // Written by a flush that never committed.
-            store
-                .write_segment(ids.take(), [(term, &postings(&[9]))])
-                .unwrap();
+            write_segment(&store, ids.take(), [(term, postings(&[9]))]);
             store.flush().unwrap();
         }
         let store = loop {
