@@ -13,14 +13,16 @@
 
 mod position;
 mod progress;
+mod replay;
 
 pub use position::LogPosition;
 pub use progress::ProjectionProgress;
+pub use replay::BatchApplier;
 
 use crate::domain::{EventDecodeError, RegistryEvent};
 use crate::read_model::{
-    ApplyOutcome, LogRecord, ReadModel, ReadModelError, ReadModelWriter, RecordChange,
-    RejectionKind,
+    ApplyOutcome, LogRecord, PreparedBatch, ReadModel, ReadModelError, ReadModelWriter,
+    RecordChange, RejectionKind,
 };
 use futures::FutureExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -260,7 +262,7 @@ impl Projector {
                 None => break,
             }
         }
-        self.with_writer(move |writer| apply_records(writer, &batch))
+        self.with_writer(move |writer| apply_records(writer, &mut PreparedBatch::new(batch)))
             .await?;
         let applied = self.read_model.applied_offsets();
         self.progress.send_modify(|next| {
@@ -303,17 +305,17 @@ pub fn decode_record(partition: i32, offset: i64, payload: Option<&[u8]>) -> Log
     }
 }
 
-/// Applies `records` through `writer` and logs what deserves a look. The one rule of
-/// projection, shared by the live projector and by rebuilds, audits and exports.
+/// Applies `batch` through `writer` and logs what deserves a look. The one rule of projection,
+/// shared by the live projector and by rebuilds, audits and exports.
 ///
 /// # Errors
 /// [`ReadModelError`] when the read model fails.
 pub fn apply_records(
     writer: &mut ReadModelWriter,
-    records: &[LogRecord],
+    batch: &mut PreparedBatch,
 ) -> Result<(), ReadModelError> {
-    let outcomes = writer.apply_batch(records)?;
-    for (record, outcome) in records.iter().zip(outcomes) {
+    let outcomes = writer.apply_prepared(batch)?;
+    for (record, outcome) in batch.records().iter().zip(outcomes) {
         let (partition, offset) = (record.partition, record.offset);
         match (&record.change, outcome) {
             (RecordChange::Created(created), ApplyOutcome::Duplicate) => tracing::debug!(
@@ -334,58 +336,5 @@ pub fn apply_records(
     Ok(())
 }
 
-/// Applies a replay's records in batches of [`REPLAY_BATCH`].
-pub struct BatchApplier<'a> {
-    writer: &'a mut ReadModelWriter,
-    pending: Vec<LogRecord>,
-}
-
-impl<'a> BatchApplier<'a> {
-    /// A batcher over `writer`.
-    pub fn new(writer: &'a mut ReadModelWriter) -> Self {
-        Self {
-            writer,
-            pending: Vec::with_capacity(REPLAY_BATCH),
-        }
-    }
-
-    /// Queues the record at `partition`/`offset`, applying the batch when it is full.
-    ///
-    /// # Errors
-    /// [`ReadModelError`] when the read model fails.
-    pub fn push(
-        &mut self,
-        partition: i32,
-        offset: i64,
-        payload: Option<&[u8]>,
-    ) -> Result<(), ReadModelError> {
-        self.pending.push(decode_record(partition, offset, payload));
-        if self.pending.len() >= REPLAY_BATCH {
-            self.apply_pending()?;
-        }
-        Ok(())
-    }
-
-    fn apply_pending(&mut self) -> Result<(), ReadModelError> {
-        if !self.pending.is_empty() {
-            apply_records(self.writer, &self.pending)?;
-            self.pending.clear();
-        }
-        Ok(())
-    }
-
-    /// Applies what is queued and commits everything to disk.
-    ///
-    /// # Errors
-    /// [`ReadModelError`] when the read model fails.
-    pub fn finish(mut self) -> Result<(), ReadModelError> {
-        self.apply_pending()?;
-        self.writer.flush_all()
-    }
-}
-
 /// The most records the live projector applies at once.
 pub const MAX_BATCH: usize = 1_000;
-
-/// Records a replay applies at once: larger than live batches, since nothing waits on each.
-const REPLAY_BATCH: usize = 10_000;

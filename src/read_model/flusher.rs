@@ -140,14 +140,52 @@ fn flush(
     pause_before_commit: Duration,
 ) -> Result<(), ReadModelError> {
     let store = &shared.store;
-    let mut commit = Commit {
-        next_offsets: frozen.next_offsets().clone(),
-        next_ordinal: frozen.next_ordinal(),
-        ..Commit::default()
-    };
-    write_records(store, frozen, &mut commit)?;
-    write_column(store, frozen, &mut commit)?;
+    // The blocks and the index are written side by side: neither reads what the other writes.
+    let (blocks, index) = std::thread::scope(|scope| {
+        let blocks = scope.spawn(|| {
+            let mut blocks = Vec::new();
+            write_records(store, frozen, &mut blocks)?;
+            write_column(store, frozen, &mut blocks)?;
+            Ok::<_, ReadModelError>(blocks)
+        });
+        let index = write_index(shared, frozen);
+        let blocks = blocks.join().expect("writing blocks does not panic");
+        (blocks, index)
+    });
+    let (segments, mut commit) = index?;
+    commit.blocks = blocks?;
+    commit.next_offsets = frozen.next_offsets().clone();
+    commit.next_ordinal = frozen.next_ordinal();
+    if !pause_before_commit.is_zero() {
+        tracing::warn!(
+            ?pause_before_commit,
+            "flush written, pausing before its commit (a fault-injection hook for tests)"
+        );
+        std::thread::sleep(pause_before_commit);
+    }
+    store.commit(&commit)?;
+    {
+        let mut index = shared.index.write();
+        index.segments = segments;
+        index.frozen = None;
+        index.committed_offsets = frozen.next_offsets().clone();
+    }
+    let removed: Vec<u64> = commit
+        .removed
+        .iter()
+        .map(|segment| segment.meta.id)
+        .collect();
+    store.drop_segments(&removed)
+}
 
+/// Writes `frozen`'s postings as a segment and merges what the policy asks for; returns the
+/// index as it will be, and a commit of the segments added and removed and the stale sets grown.
+fn write_index(
+    shared: &Shared,
+    frozen: &Memtable,
+) -> Result<(Vec<Segment>, Commit), ReadModelError> {
+    let store = &shared.store;
+    let mut commit = Commit::default();
     let mut ids = store.segment_ids()?;
     let mut segments: Vec<Segment> = shared.index.read().segments.clone();
     for segment in &mut segments {
@@ -187,33 +225,15 @@ fn flush(
         // their blocks for deletion.
         commit.removed.extend(inputs);
     }
-    if !pause_before_commit.is_zero() {
-        tracing::warn!(
-            ?pause_before_commit,
-            "flush written, pausing before its commit (a fault-injection hook for tests)"
-        );
-        std::thread::sleep(pause_before_commit);
-    }
-    store.commit(&commit, ids.next())?;
-    {
-        let mut index = shared.index.write();
-        index.segments = segments;
-        index.frozen = None;
-        index.committed_offsets = frozen.next_offsets().clone();
-    }
-    let removed: Vec<u64> = commit
-        .removed
-        .iter()
-        .map(|segment| segment.meta.id)
-        .collect();
-    store.drop_segments(&removed)
+    commit.next_segment = ids.next();
+    Ok((segments, commit))
 }
 
 /// Rewrites every record block `frozen` changes.
 fn write_records(
     store: &Store,
     frozen: &Memtable,
-    commit: &mut Commit,
+    committed_blocks: &mut Vec<(Vec<u8>, Vec<u8>)>,
 ) -> Result<(), ReadModelError> {
     let changes = frozen.records().iter().map(|(ordinal, record)| {
         let encoded = record.as_ref().map(|record| {
@@ -238,14 +258,20 @@ fn write_records(
         key: record_block_key,
         encode: |slots: &[Option<Vec<u8>>]| encode_record_block(slots),
     };
-    blocks.rewrite(store, frozen.first_ordinal(), changes, stored, commit)
+    blocks.rewrite(
+        store,
+        frozen.first_ordinal(),
+        changes,
+        stored,
+        committed_blocks,
+    )
 }
 
 /// Rewrites every column block `frozen` changes.
 fn write_column(
     store: &Store,
     frozen: &Memtable,
-    commit: &mut Commit,
+    committed_blocks: &mut Vec<(Vec<u8>, Vec<u8>)>,
 ) -> Result<(), ReadModelError> {
     let changes = frozen
         .column()
@@ -261,7 +287,7 @@ fn write_column(
         frozen.first_ordinal(),
         changes,
         |block| store.column_block(block),
-        commit,
+        committed_blocks,
     )
 }
 
@@ -275,14 +301,15 @@ struct Blocks<K, E> {
 impl<K: Fn(u32) -> Vec<u8>, E> Blocks<K, E> {
     /// Rewrites each block `changes` (ordinal → new slot) touch: its stored slots below
     /// `committed` (past it, a crashed flush's orphans), then the changes. A block that changes a
-    /// committed ordinal goes into `commit`; one that only adds goes to the store now.
+    /// committed ordinal goes into `committed_blocks` (written with the commit); one that only
+    /// adds goes to the store now.
     fn rewrite<T: Clone>(
         &self,
         store: &Store,
         committed: u32,
         changes: impl Iterator<Item = (u32, Option<T>)>,
         stored: impl Fn(u32) -> Result<Vec<Option<T>>, ReadModelError>,
-        commit: &mut Commit,
+        committed_blocks: &mut Vec<(Vec<u8>, Vec<u8>)>,
     ) -> Result<(), ReadModelError>
     where
         E: Fn(&[Option<T>]) -> Vec<u8>,
@@ -318,7 +345,7 @@ impl<K: Fn(u32) -> Vec<u8>, E> Blocks<K, E> {
             }
             let (key, value) = ((self.key)(block), (self.encode)(&slots));
             if changes_committed {
-                commit.blocks.push((key, value));
+                committed_blocks.push((key, value));
             } else {
                 store.write_block(&key, value)?;
             }

@@ -11,9 +11,10 @@
 use super::directory::ColumnEntry;
 use super::postings::{LayerPostings, PostingVisitor};
 use super::record::CustomerRecord;
-use super::terms::TermRange;
+use super::terms::{TermRange, Terms};
+use hashbrown::HashMap;
 use roaring::RoaringBitmap;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -137,7 +138,7 @@ impl Memtable {
         &mut self,
         ordinal: u32,
         record: Arc<CustomerRecord>,
-        terms: Vec<Vec<u8>>,
+        terms: &Terms,
         entry: ColumnEntry,
     ) {
         self.touch();
@@ -159,9 +160,9 @@ impl Memtable {
     pub fn replace(
         &mut self,
         ordinal: u32,
-        old_terms: &[Vec<u8>],
+        old_terms: &Terms,
         record: Arc<CustomerRecord>,
-        new_terms: Vec<Vec<u8>>,
+        new_terms: &Terms,
     ) {
         self.touch();
         self.unindex(ordinal, old_terms);
@@ -170,7 +171,7 @@ impl Memtable {
     }
 
     /// Removes the customer at `ordinal`, indexed under `old_terms`.
-    pub fn remove(&mut self, ordinal: u32, old_terms: &[Vec<u8>]) {
+    pub fn remove(&mut self, ordinal: u32, old_terms: &Terms) {
         self.touch();
         self.unindex(ordinal, old_terms);
         self.records.insert(ordinal, None);
@@ -182,7 +183,7 @@ impl Memtable {
     }
 
     /// Takes `ordinal` out of `terms` in this layer, and voids whatever beneath indexes it.
-    fn unindex(&mut self, ordinal: u32, terms: &[Vec<u8>]) {
+    fn unindex(&mut self, ordinal: u32, terms: &Terms) {
         self.postings.remove(ordinal, terms);
         if ordinal < self.first_ordinal {
             self.superseded.insert(ordinal);
@@ -193,21 +194,24 @@ impl Memtable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AccountId, Customer, CustomerDetails};
+    use crate::domain::{AccountId, Customer, CustomerDetails, TextField};
     use crate::read_model::directory::OrderKey;
     use crate::read_model::record::LogPlace;
 
-    fn record() -> Arc<CustomerRecord> {
-        Arc::new(CustomerRecord {
-            customer: Customer::register(CustomerDetails::for_account(
-                AccountId::parse(1).unwrap(),
-            )),
+    fn named(last_name: &str) -> (Arc<CustomerRecord>, Terms) {
+        let mut details = CustomerDetails::for_account(AccountId::parse(1).unwrap());
+        details.set_text(TextField::LastName, last_name).unwrap();
+        let customer = Customer::register(details);
+        let terms = Terms::of(&customer);
+        let record = CustomerRecord {
+            customer,
             last_event_id: uuid::Uuid::now_v7(),
             history: vec![LogPlace {
                 partition: 0,
                 offset: 0,
             }],
-        })
+        };
+        (Arc::new(record), terms)
     }
 
     fn key() -> ColumnEntry {
@@ -217,28 +221,31 @@ mod tests {
         })
     }
 
+    fn under(layer: &Memtable, last_name: &str) -> Vec<u32> {
+        let mut found = RoaringBitmap::new();
+        layer.add_postings_in(
+            &TermRange::of(TextField::LastName, last_name, true),
+            &mut found,
+        );
+        found.iter().collect()
+    }
+
     #[test]
     fn a_replaced_customer_moves_between_terms_and_voids_what_is_beneath() {
         let mut layer = Memtable::new(10, BTreeMap::new(), LayerPostings::ordered());
-        let (a, b) = (b"\x02a\x00".to_vec(), b"\x02b\x00".to_vec());
-        let (only_a, only_b) = (std::slice::from_ref(&a), std::slice::from_ref(&b));
-        layer.add(10, record(), vec![a.clone()], key());
-        layer.replace(10, only_a, record(), vec![b.clone()]);
-        layer.replace(3, only_a, record(), vec![b.clone()]);
-        fn under(layer: &Memtable, term: &[u8]) -> Vec<u32> {
-            let mut found = RoaringBitmap::new();
-            layer.add_postings_in(&TermRange::exactly(term.to_vec()), &mut found);
-            found.iter().collect()
-        }
-        assert_eq!(under(&layer, &a), Vec::<u32>::new());
-        assert_eq!(under(&layer, &b), vec![3, 10]);
+        let ((a, a_terms), (b, b_terms)) = (named("a"), named("b"));
+        layer.add(10, a.clone(), &a_terms, key());
+        layer.replace(10, &a_terms, b.clone(), &b_terms);
+        layer.replace(3, &a_terms, b, &b_terms);
+        assert_eq!(under(&layer, "a"), Vec::<u32>::new());
+        assert_eq!(under(&layer, "b"), vec![3, 10]);
         assert_eq!(
             layer.superseded().iter().collect::<Vec<_>>(),
             vec![3],
             "only what lies beneath"
         );
-        layer.remove(10, only_b);
-        assert_eq!(under(&layer, &b), vec![3]);
+        layer.remove(10, &b_terms);
+        assert_eq!(under(&layer, "b"), vec![3]);
         assert_eq!(layer.record(10), Some(None));
         assert_eq!(layer.column().get(&10), Some(&ColumnEntry::Removed));
     }

@@ -37,7 +37,9 @@ pub use query::{CustomerQuery, DEFAULT_LIMIT, MAX_LIMIT};
 pub use record::{CustomerRecord, LogPlace};
 pub use rejected::{RejectedEvent, RejectionKind};
 pub use store::FORMAT;
-pub use writer::{ApplyOutcome, FlushPolicy, LogRecord, ReadModelWriter, RecordChange};
+pub use writer::{
+    ApplyOutcome, FlushPolicy, LogRecord, PreparedBatch, ReadModelWriter, RecordChange,
+};
 
 use crate::domain::{Customer, CustomerId};
 use directory::{ColumnEntry, Directory};
@@ -141,7 +143,7 @@ pub fn open_with(
             committed.next_ordinal,
             committed.next_offsets.clone(),
             if policy.replay {
-                LayerPostings::appended()
+                LayerPostings::hashed()
             } else {
                 LayerPostings::ordered()
             },

@@ -1,14 +1,16 @@
 //! The postings of a layer in memory: for each term, the ordinals this layer indexes under it.
 //!
 //! A live layer keeps them ordered by term, so finds can read a term range at any moment. A
-//! replay's layer (`rebuild`, `audit`, `export`) is read by nobody until it is flushed, so it only
-//! appends `(term, ordinal)` pairs and sorts them once, on the flusher's thread: a tree insert
-//! per term was most of what applying a replayed event cost.
+//! replay's layer (`rebuild`, `audit`, `export`) is read by nobody until it is flushed, so it
+//! finds its terms by hash, keeps their bytes in one arena, and sorts them once, on the
+//! flusher's thread: a tree insert and an allocation per term were most of what applying a
+//! replayed event cost.
 
-use super::terms::TermRange;
+use super::terms::{TermRange, Terms};
+use hashbrown::HashTable;
 use roaring::RoaringBitmap;
-use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 
 /// The ordinals under one term; never empty. Most terms (an email, a phone, a street) hold one
 /// customer, kept as itself; only a term shared by several gets a bitmap.
@@ -79,13 +81,8 @@ pub type PostingVisitor<'v, E> =
 pub enum LayerPostings {
     /// Term key → its ordinals, ordered: a live layer.
     Ordered(BTreeMap<Box<[u8]>, Posting>),
-    /// Pairs in the order they came, and pairs taken out since: a replay's layer.
-    Appended {
-        /// Every `(term, ordinal)` added.
-        pairs: Vec<(Box<[u8]>, u32)>,
-        /// Pairs taken out after they were added (a replaced or removed customer).
-        removed: HashSet<(Box<[u8]>, u32)>,
-    },
+    /// Terms hashed, their bytes in one arena: a replay's layer.
+    Hashed(HashedPostings),
 }
 
 impl LayerPostings {
@@ -94,63 +91,53 @@ impl LayerPostings {
         LayerPostings::Ordered(BTreeMap::new())
     }
 
-    /// Postings a replay's layer keeps, appended.
-    pub fn appended() -> Self {
-        LayerPostings::Appended {
-            pairs: Vec::new(),
-            removed: HashSet::new(),
-        }
+    /// Postings a replay's layer keeps, hashed.
+    pub fn hashed() -> Self {
+        LayerPostings::Hashed(HashedPostings::default())
     }
 
     /// The same kind of postings, empty.
     pub fn empty_like(&self) -> Self {
         match self {
             LayerPostings::Ordered(_) => Self::ordered(),
-            LayerPostings::Appended { .. } => Self::appended(),
+            LayerPostings::Hashed(_) => Self::hashed(),
         }
     }
 
     /// Indexes `ordinal` under each of `terms`.
-    pub fn add(&mut self, ordinal: u32, terms: Vec<Vec<u8>>) {
-        for term in terms {
-            // Terms come with exact capacity: boxing them does not reallocate.
-            let term = term.into_boxed_slice();
+    pub fn add(&mut self, ordinal: u32, terms: &Terms) {
+        for term in terms.iter() {
             match self {
-                LayerPostings::Ordered(postings) => match postings.entry(term) {
-                    Entry::Occupied(mut held) => held.get_mut().insert(ordinal),
-                    Entry::Vacant(free) => {
-                        free.insert(Posting::One(ordinal));
+                LayerPostings::Ordered(postings) => match postings.get_mut(term) {
+                    Some(posting) => posting.insert(ordinal),
+                    None => {
+                        postings.insert(term.into(), Posting::One(ordinal));
                     }
                 },
-                LayerPostings::Appended { pairs, removed } => {
-                    let pair = (term, ordinal);
-                    removed.remove(&pair);
-                    pairs.push(pair);
-                }
+                LayerPostings::Hashed(postings) => postings.add(ordinal, term),
             }
         }
     }
 
     /// Takes `ordinal` out of each of `terms`.
-    pub fn remove(&mut self, ordinal: u32, terms: &[Vec<u8>]) {
-        for term in terms {
+    pub fn remove(&mut self, ordinal: u32, terms: &Terms) {
+        for term in terms.iter() {
             match self {
                 LayerPostings::Ordered(postings) => {
-                    if let Some(posting) = postings.get_mut(term.as_slice()) {
-                        if posting.remove(ordinal) {
-                            postings.remove(term.as_slice());
-                        }
+                    if postings
+                        .get_mut(term)
+                        .is_some_and(|posting| posting.remove(ordinal))
+                    {
+                        postings.remove(term);
                     }
                 }
-                LayerPostings::Appended { removed, .. } => {
-                    removed.insert((term.clone().into_boxed_slice(), ordinal));
-                }
+                LayerPostings::Hashed(postings) => postings.remove(ordinal, term),
             }
         }
     }
 
     /// Adds to `into` the ordinals under every term in `range`; returns how many terms that was.
-    /// (A replay's layer answers by reading all its pairs: nobody asks it while it is live.)
+    /// (A replay's layer answers by reading all its terms: nobody asks it while it is live.)
     pub fn add_in(&self, range: &TermRange, into: &mut RoaringBitmap) -> usize {
         match self {
             LayerPostings::Ordered(postings) => {
@@ -165,16 +152,7 @@ impl LayerPostings {
                 }
                 terms
             }
-            LayerPostings::Appended { pairs, removed } => {
-                let mut terms = HashSet::new();
-                for pair in pairs {
-                    if range.contains(&pair.0) && !removed.contains(pair) {
-                        into.insert(pair.1);
-                        terms.insert(&pair.0);
-                    }
-                }
-                terms.len()
-            }
+            LayerPostings::Hashed(postings) => postings.add_in(range, into),
         }
     }
 
@@ -188,27 +166,148 @@ impl LayerPostings {
                 for (term, posting) in postings {
                     visit(term, &mut posting.iter())?;
                 }
+                Ok(())
             }
-            LayerPostings::Appended { pairs, removed } => {
-                // Sorted by the key's first 8 bytes as a number first: most comparisons end
-                // there, without comparing bytes. (Term keys end with their only 0 byte, so
-                // padding a short one with zeros keeps their order.)
-                let mut sorted: Vec<(u64, &[u8], u32)> = pairs
-                    .iter()
-                    .filter(|pair| removed.is_empty() || !removed.contains(*pair))
-                    .map(|(term, ordinal)| {
-                        let mut head = [0u8; 8];
-                        let len = term.len().min(8);
-                        head[..len].copy_from_slice(&term[..len]);
-                        (u64::from_be_bytes(head), term.as_ref(), *ordinal)
-                    })
-                    .collect();
-                sorted.sort_unstable();
-                sorted.dedup();
-                for run in sorted.chunk_by(|a, b| a.1 == b.1) {
-                    visit(run[0].1, &mut run.iter().map(|pair| pair.2))?;
+            LayerPostings::Hashed(postings) => postings.for_each(visit),
+        }
+    }
+}
+
+/// A replay's postings: each term's bytes once in an arena, found by hash, its ordinals in a
+/// list (they arrive in order, so adding one is a push).
+#[derive(Debug, Default)]
+pub struct HashedPostings {
+    arena: Vec<u8>,
+    entries: HashTable<HashedEntry>,
+    hasher: hashbrown::DefaultHashBuilder,
+}
+
+#[derive(Debug)]
+struct HashedEntry {
+    start: u32,
+    end: u32,
+    ordinals: Ordinals,
+}
+
+impl HashedEntry {
+    fn term<'a>(&self, arena: &'a [u8]) -> &'a [u8] {
+        &arena[self.start as usize..self.end as usize]
+    }
+}
+
+/// Ascending ordinals.
+#[derive(Debug)]
+enum Ordinals {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl Ordinals {
+    fn insert(&mut self, ordinal: u32) {
+        match self {
+            Ordinals::One(only) if *only == ordinal => {}
+            Ordinals::One(only) => {
+                let (low, high) = ((*only).min(ordinal), (*only).max(ordinal));
+                *self = Ordinals::Many(vec![low, high]);
+            }
+            Ordinals::Many(list) => match list.last() {
+                Some(last) if *last < ordinal => list.push(ordinal),
+                _ => {
+                    if let Err(at) = list.binary_search(&ordinal) {
+                        list.insert(at, ordinal);
+                    }
                 }
+            },
+        }
+    }
+
+    /// Removes `ordinal`; returns whether none is left.
+    fn remove(&mut self, ordinal: u32) -> bool {
+        match self {
+            Ordinals::One(only) => *only == ordinal,
+            Ordinals::Many(list) => {
+                if let Ok(at) = list.binary_search(&ordinal) {
+                    list.remove(at);
+                }
+                list.is_empty()
             }
+        }
+    }
+
+    fn as_slice(&self) -> &[u32] {
+        match self {
+            Ordinals::One(only) => std::slice::from_ref(only),
+            Ordinals::Many(list) => list,
+        }
+    }
+}
+
+impl HashedPostings {
+    fn add(&mut self, ordinal: u32, term: &[u8]) {
+        let Self {
+            arena,
+            entries,
+            hasher,
+        } = self;
+        let hash = hasher.hash_one(term);
+        if let Some(entry) = entries.find_mut(hash, |entry| entry.term(arena) == term) {
+            entry.ordinals.insert(ordinal);
+            return;
+        }
+        let start = arena.len() as u32;
+        arena.extend_from_slice(term);
+        let entry = HashedEntry {
+            start,
+            end: arena.len() as u32,
+            ordinals: Ordinals::One(ordinal),
+        };
+        entries.insert_unique(hash, entry, |entry| hasher.hash_one(entry.term(arena)));
+    }
+
+    fn remove(&mut self, ordinal: u32, term: &[u8]) {
+        let Self {
+            arena,
+            entries,
+            hasher,
+        } = self;
+        if let Ok(mut entry) =
+            entries.find_entry(hasher.hash_one(term), |entry| entry.term(arena) == term)
+        {
+            if entry.get_mut().ordinals.remove(ordinal) {
+                entry.remove();
+            }
+        }
+    }
+
+    fn add_in(&self, range: &TermRange, into: &mut RoaringBitmap) -> usize {
+        let mut terms = 0;
+        for entry in self.entries.iter() {
+            if range.contains(entry.term(&self.arena)) {
+                into.extend(entry.ordinals.as_slice().iter().copied());
+                terms += 1;
+            }
+        }
+        terms
+    }
+
+    fn for_each<E>(&self, visit: &mut PostingVisitor<'_, E>) -> Result<(), E> {
+        // Sorted by the key's first 8 bytes as a number first: most comparisons end there,
+        // without comparing bytes. (Term keys end with their only 0 byte, so padding a short
+        // one with zeros keeps their order.)
+        let mut sorted: Vec<(u64, &[u8], &Ordinals)> = self
+            .entries
+            .iter()
+            .map(|entry| {
+                let term = entry.term(&self.arena);
+                let mut head = [0u8; 8];
+                let len = term.len().min(8);
+                head[..len].copy_from_slice(&term[..len]);
+                (u64::from_be_bytes(head), term, &entry.ordinals)
+            })
+            .collect();
+        sorted.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        for (_, term, ordinals) in sorted {
+            visit(term, &mut ordinals.as_slice().iter().copied())?;
         }
         Ok(())
     }
@@ -217,6 +316,8 @@ impl LayerPostings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{AccountId, Customer, CustomerDetails, TextField};
+    use crate::read_model::terms::{account_term, term_key, IndexedField};
 
     #[test]
     fn a_posting_grows_and_shrinks_back_to_one() {
@@ -247,32 +348,48 @@ mod tests {
         listed
     }
 
+    fn terms(account: i64, last_names: &[&str]) -> Vec<Terms> {
+        last_names
+            .iter()
+            .map(|name| {
+                let mut details = CustomerDetails::for_account(AccountId::parse(account).unwrap());
+                details.set_text(TextField::LastName, name).unwrap();
+                Terms::of(&Customer::register(details))
+            })
+            .collect()
+    }
+
     #[test]
-    fn ordered_and_appended_postings_answer_alike() {
-        let term = |text: &str| text.as_bytes().to_vec();
-        for mut postings in [LayerPostings::ordered(), LayerPostings::appended()] {
-            postings.add(5, vec![term("b"), term("a")]);
-            postings.add(2, vec![term("b"), term("c")]);
-            postings.add(9, vec![term("ab")]);
-            postings.remove(2, &[term("b")]);
-            postings.remove(9, &[term("ab")]);
-            postings.add(9, vec![term("ab")]);
+    fn ordered_and_hashed_postings_answer_alike() {
+        let (five, two, nine) = (
+            &terms(1, &["B"])[0],
+            &terms(2, &["Bc"])[0],
+            &terms(1, &["A"])[0],
+        );
+        let term = |name: &str| term_key(IndexedField::Text(TextField::LastName), name.as_bytes());
+        let account = |id: i64| account_term(AccountId::parse(id).unwrap());
+        for mut postings in [LayerPostings::ordered(), LayerPostings::hashed()] {
+            postings.add(5, five);
+            postings.add(2, two);
+            postings.add(9, nine);
+            postings.add(3, nine);
+            postings.remove(9, nine);
+            postings.add(9, nine);
+            postings.remove(3, nine);
             assert_eq!(
                 listed(&postings),
                 vec![
-                    (term("a"), vec![5]),
-                    (term("ab"), vec![9]),
+                    (term("a"), vec![9]),
                     (term("b"), vec![5]),
-                    (term("c"), vec![2])
+                    (term("bc"), vec![2]),
+                    (account(1), vec![5, 9]),
+                    (account(2), vec![2]),
                 ]
             );
             let mut found = RoaringBitmap::new();
-            let range = TermRange {
-                start: term("a"),
-                end: term("b"),
-            };
+            let range = TermRange::of(TextField::LastName, "b", false);
             assert_eq!(postings.add_in(&range, &mut found), 2);
-            assert_eq!(found.iter().collect::<Vec<_>>(), vec![5, 9]);
+            assert_eq!(found.iter().collect::<Vec<_>>(), vec![2, 5]);
         }
     }
 }

@@ -96,19 +96,52 @@ impl TermRange {
     }
 }
 
-/// Every term `customer` is indexed under: each present text field whose search form is not
-/// empty, and the account.
-pub fn terms_of(customer: &Customer) -> Vec<Vec<u8>> {
-    let details = &customer.details;
-    let mut terms: Vec<Vec<u8>> = TextField::ALL
-        .into_iter()
-        .filter_map(|field| {
-            let form = search_form(field, details.text(field)?);
-            (!form.is_empty()).then(|| term_key(IndexedField::Text(field), form.as_bytes()))
-        })
-        .collect();
-    terms.push(account_term(details.account_id));
-    terms
+/// The term keys one customer is indexed under, back to back in one buffer (one allocation per
+/// customer, not one per term).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Terms {
+    bytes: Vec<u8>,
+    ends: Vec<u32>,
+}
+
+impl Terms {
+    /// Every term `customer` is indexed under: each present text field whose search form is not
+    /// empty, and the account.
+    pub fn of(customer: &Customer) -> Self {
+        let details = &customer.details;
+        let mut terms = Terms {
+            bytes: Vec::with_capacity(192),
+            ends: Vec::with_capacity(TextField::ALL.len() + 1),
+        };
+        for field in TextField::ALL {
+            if let Some(value) = details.text(field) {
+                let form = search_form(field, value);
+                if !form.is_empty() {
+                    terms.push(IndexedField::Text(field), form.as_bytes());
+                }
+            }
+        }
+        terms.push(
+            IndexedField::Account,
+            &details.account_id.get().to_be_bytes(),
+        );
+        terms
+    }
+
+    fn push(&mut self, field: IndexedField, value: &[u8]) {
+        self.bytes.push(field.tag());
+        self.bytes.extend_from_slice(value);
+        self.bytes.push(TERMINATOR);
+        self.ends.push(self.bytes.len() as u32);
+    }
+
+    /// Each term key, in field order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(start, end)| &self.bytes[start as usize..end as usize])
+    }
 }
 
 #[cfg(test)]
@@ -169,13 +202,14 @@ mod tests {
         let mut details = CustomerDetails::for_account(AccountId::parse(7).unwrap());
         details.set_text(TextField::LastName, "Øre").unwrap();
         details.set_text(TextField::FirstName, "\u{301}").unwrap();
-        let terms = terms_of(&Customer::register(details));
+        let terms = Terms::of(&Customer::register(details));
+        let expected = [
+            term_key(IndexedField::Text(TextField::LastName), b"ore"),
+            account_term(AccountId::parse(7).unwrap()),
+        ];
         assert_eq!(
-            terms,
-            vec![
-                term_key(IndexedField::Text(TextField::LastName), b"ore"),
-                account_term(AccountId::parse(7).unwrap())
-            ],
+            terms.iter().collect::<Vec<_>>(),
+            expected.iter().map(Vec::as_slice).collect::<Vec<_>>(),
             "a value that folds to nothing is not indexed"
         );
     }

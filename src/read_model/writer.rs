@@ -11,11 +11,11 @@ use super::directory::{ColumnEntry, OrderKey};
 use super::flusher::Flusher;
 use super::record::{CustomerRecord, LogPlace};
 use super::rejected::{RejectedEvent, RejectionKind};
-use super::terms::terms_of;
+use super::terms::Terms;
 use super::{ReadModelError, Shared};
 use crate::domain::{Customer, CustomerCreated, CustomerId};
 use chrono::Utc;
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -31,7 +31,7 @@ pub struct FlushPolicy {
     /// flush's blocks and segments, before committing them. Zero in service.
     pub pause_before_commit: Duration,
     /// Whether this writer replays a log nobody reads until it is done (`rebuild`, `audit`,
-    /// `export`): its layers then append postings and sort them once, when flushed.
+    /// `export`): its layers then hash their postings and sort them once, when flushed.
     pub replay: bool,
 }
 
@@ -96,6 +96,42 @@ impl LogRecord {
     }
 }
 
+/// Records, with what applying them needs that depends on nothing in the read model: each new
+/// customer's record and terms (folding is most of the work). Prepared on any thread, so a replay
+/// prepares the next batch while the writer applies one.
+pub struct PreparedBatch {
+    records: Vec<LogRecord>,
+    /// For each record creating a customer: the customer's record as stored, and its terms.
+    fresh: Vec<Option<(Arc<CustomerRecord>, Terms)>>,
+}
+
+impl PreparedBatch {
+    /// Prepares `records`.
+    pub fn new(records: Vec<LogRecord>) -> Self {
+        let fresh = records
+            .iter()
+            .map(|record| match &record.change {
+                RecordChange::Created(created) => {
+                    let customer = CustomerRecord {
+                        customer: created.customer.clone(),
+                        last_event_id: created.event_id,
+                        history: vec![record.place()],
+                    };
+                    let terms = Terms::of(&customer.customer);
+                    Some((Arc::new(customer), terms))
+                }
+                RecordChange::Rejected { .. } => None,
+            })
+            .collect();
+        Self { records, fresh }
+    }
+
+    /// The records, in log order.
+    pub fn records(&self) -> &[LogRecord] {
+        &self.records
+    }
+}
+
 /// What applying a record did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApplyOutcome {
@@ -114,7 +150,7 @@ pub enum ApplyOutcome {
 /// A change decided before the index lock is taken.
 enum Planned {
     /// A new customer, its terms folded already.
-    Add(Arc<CustomerRecord>, Vec<Vec<u8>>),
+    Add(Arc<CustomerRecord>, Terms),
     /// An existing customer's record as the batch leaves it, and whether the batch changed it.
     Rewrite(u32, Arc<CustomerRecord>, bool),
 }
@@ -154,24 +190,36 @@ impl ReadModelWriter {
         }
     }
 
-    /// Applies `records` in memory (readers see them at once) and flushes when due. Records of a
+    /// Applies `records`: [`ReadModelWriter::apply_prepared`] of them.
+    ///
+    /// # Errors
+    /// As [`ReadModelWriter::apply_prepared`].
+    pub fn apply_batch(
+        &mut self,
+        records: &[LogRecord],
+    ) -> Result<Vec<ApplyOutcome>, ReadModelError> {
+        self.apply_prepared(&mut PreparedBatch::new(records.to_vec()))
+    }
+
+    /// Applies `batch` in memory (readers see it at once) and flushes when due. Records of a
     /// batch that create customers get their ordinals in answer order.
     ///
     /// # Errors
     /// [`ReadModelError`] when the store fails, a stored record cannot be read, or a flush
     /// failed.
-    pub fn apply_batch(
+    pub fn apply_prepared(
         &mut self,
-        records: &[LogRecord],
+        batch: &mut PreparedBatch,
     ) -> Result<Vec<ApplyOutcome>, ReadModelError> {
         self.flusher.check()?;
+        let PreparedBatch { records, fresh } = batch;
         let mut outcomes = Vec::with_capacity(records.len());
         let mut planned: Vec<Planned> = Vec::new();
         // Customers this batch changes, by id: which plan holds their record.
         let mut planned_for: HashMap<CustomerId, usize> = HashMap::new();
         {
             let index = self.shared.index.read();
-            for record in records {
+            for (record, fresh) in records.iter().zip(fresh.iter_mut()) {
                 let RecordChange::Created(created) = &record.change else {
                     if let RecordChange::Rejected { kind, reason } = &record.change {
                         self.reject(record, *kind, reason.clone())?;
@@ -196,14 +244,9 @@ impl ReadModelWriter {
                 };
                 let outcome = match existing {
                     None => {
-                        let customer = CustomerRecord {
-                            customer: created.customer.clone(),
-                            last_event_id: created.event_id,
-                            history: vec![record.place()],
-                        };
-                        let terms = terms_of(&customer.customer);
+                        let (customer, terms) = fresh.take().expect("a create is prepared");
                         planned_for.insert(id, planned.len());
-                        planned.push(Planned::Add(Arc::new(customer), terms));
+                        planned.push(Planned::Add(customer, terms));
                         ApplyOutcome::Applied
                     }
                     Some(existing) if is_same_event(&existing, created) => {
@@ -227,7 +270,7 @@ impl ReadModelWriter {
             }
         }
         let mut index = self.shared.index.write();
-        let mut adds: Vec<(OrderKey, Arc<CustomerRecord>, Vec<Vec<u8>>)> = Vec::new();
+        let mut adds: Vec<(OrderKey, Arc<CustomerRecord>, Terms)> = Vec::new();
         for change in planned {
             match change {
                 Planned::Add(record, terms) => {
@@ -242,9 +285,9 @@ impl ReadModelWriter {
             let ordinal = index.directory.add(key);
             index
                 .active
-                .add(ordinal, record, terms, ColumnEntry::Live(key));
+                .add(ordinal, record, &terms, ColumnEntry::Live(key));
         }
-        for record in records {
+        for record in records.iter() {
             index.active.reach(record.partition, record.offset);
         }
         drop(index);
@@ -275,12 +318,12 @@ impl ReadModelWriter {
         let mut record = old.as_ref().clone().with_place(place);
         record.customer.details = customer.details;
         record.last_event_id = event_id;
-        let new_terms = terms_of(&record.customer);
+        let new_terms = Terms::of(&record.customer);
         index.active.replace(
             ordinal,
-            &terms_of(&old.customer),
+            &Terms::of(&old.customer),
             Arc::new(record),
-            new_terms,
+            &new_terms,
         );
         index.active.reach(place.partition, place.offset);
         drop(index);
@@ -302,7 +345,7 @@ impl ReadModelWriter {
         let old = index
             .record(&self.shared.store, ordinal)?
             .ok_or_else(|| missing(ordinal))?;
-        index.active.remove(ordinal, &terms_of(&old.customer));
+        index.active.remove(ordinal, &Terms::of(&old.customer));
         index.directory.remove(ordinal);
         index.active.reach(place.partition, place.offset);
         drop(index);

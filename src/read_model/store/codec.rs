@@ -283,6 +283,32 @@ pub fn encode_posting(chunk: u32, ordinals: &[u32], out: &mut Vec<u8>) {
     }
 }
 
+/// Sorted ordinals, chunk by chunk: calls `each(chunk, ordinals of that chunk)`, reusing one
+/// buffer for all.
+///
+/// # Errors
+/// The first error `each` returns.
+pub fn for_each_chunk<E>(
+    ordinals: impl IntoIterator<Item = u32>,
+    buffer: &mut Vec<u32>,
+    mut each: impl FnMut(u32, &[u32]) -> Result<(), E>,
+) -> Result<(), E> {
+    buffer.clear();
+    let mut chunk = 0;
+    for ordinal in ordinals {
+        if ordinal / CHUNK_ORDINALS != chunk && !buffer.is_empty() {
+            each(chunk, buffer)?;
+            buffer.clear();
+        }
+        chunk = ordinal / CHUNK_ORDINALS;
+        buffer.push(ordinal);
+    }
+    if !buffer.is_empty() {
+        each(chunk, buffer)?;
+    }
+    Ok(())
+}
+
 /// Adds the ordinals of a posting value of `chunk` to `into`.
 ///
 /// # Errors

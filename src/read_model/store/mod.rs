@@ -23,15 +23,15 @@
 //! them as orphans that the next flush overwrites or [`Store::open`] deletes.
 
 pub mod codec;
+mod segment;
 
 use super::directory::ColumnEntry;
 use super::record::CustomerRecord;
 use super::rejected::RejectedEvent;
-use super::terms::TermRange;
 use super::ReadModelError;
-use codec::{IndexBlockEntries, IndexBlockWriter, Malformed, CHUNK_ORDINALS};
+use codec::{for_each_chunk, Malformed};
 use roaring::RoaringBitmap;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The layout of the stored trees and values. Format 3: records, order keys and the index as
@@ -42,8 +42,6 @@ pub const FORMAT: &str = "3";
 pub const RECORD_BLOCK: u32 = 16;
 /// Column entries per column block.
 pub const COLUMN_BLOCK: u32 = 128;
-/// An index block is closed once it holds this many bytes.
-const INDEX_BLOCK_BYTES: usize = 4096;
 /// sled's page cache. Its nodes are few and large in this layout; a smaller cache bounds the
 /// memory the service needs (docs/performance.md).
 const CACHE_BYTES: u64 = 256 * 1024 * 1024;
@@ -133,6 +131,8 @@ pub struct Commit {
     pub stale: Vec<(u64, RoaringBitmap)>,
     /// Record and column blocks that change committed ordinals: written with the commit.
     pub blocks: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The id after the last segment id handed out.
+    pub next_segment: u64,
 }
 
 /// The read model's sled database.
@@ -168,14 +168,7 @@ fn stale_key(segment: u64, chunk: u32) -> Vec<u8> {
     key
 }
 
-fn segment_block_key(segment: u64, last_entry: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(8 + last_entry.len());
-    key.extend_from_slice(&segment.to_be_bytes());
-    key.extend_from_slice(last_entry);
-    key
-}
-
-fn read_u32(bytes: &[u8]) -> Result<u32, Malformed> {
+pub(super) fn read_u32(bytes: &[u8]) -> Result<u32, Malformed> {
     bytes
         .try_into()
         .map(u32::from_be_bytes)
@@ -187,27 +180,6 @@ fn read_u64(bytes: &[u8]) -> Result<u64, Malformed> {
         .try_into()
         .map(u64::from_be_bytes)
         .map_err(|_| Malformed("a number is not 8 bytes"))
-}
-
-/// Sorted ordinals, chunk by chunk: calls `each(chunk, ordinals of that chunk)`.
-fn for_each_chunk(
-    ordinals: impl IntoIterator<Item = u32>,
-    mut each: impl FnMut(u32, &[u32]) -> Result<(), ReadModelError>,
-) -> Result<(), ReadModelError> {
-    let mut in_chunk: Vec<u32> = Vec::new();
-    let mut chunk = 0;
-    for ordinal in ordinals {
-        if ordinal / CHUNK_ORDINALS != chunk && !in_chunk.is_empty() {
-            each(chunk, &in_chunk)?;
-            in_chunk.clear();
-        }
-        chunk = ordinal / CHUNK_ORDINALS;
-        in_chunk.push(ordinal);
-    }
-    if !in_chunk.is_empty() {
-        each(chunk, &in_chunk)?;
-    }
-    Ok(())
 }
 
 impl Store {
@@ -437,94 +409,12 @@ impl Store {
         })
     }
 
-    /// A writer of segment `id`, to be given its terms in order.
-    pub fn segment_writer(&self, id: u64) -> SegmentWriter<'_> {
-        SegmentWriter::new(self, id)
-    }
-
-    /// Merges `inputs` into segment `id`, leaving out each input's stale ordinals.
-    ///
-    /// # Errors
-    /// [`ReadModelError`] when sled fails or a block is malformed.
-    pub fn merge_segments(
-        &self,
-        id: u64,
-        inputs: &[Segment],
-    ) -> Result<Option<SegmentMeta>, ReadModelError> {
-        let mut cursors = inputs
-            .iter()
-            .map(|segment| SegmentCursor::new(self, segment))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut writer = SegmentWriter::new(self, id);
-        // The smallest term among the inputs' current entries, and its ordinals from all.
-        while let Some(term) = cursors
-            .iter()
-            .filter_map(|cursor| cursor.current.as_ref().map(|(term, _)| term))
-            .min()
-            .cloned()
-        {
-            let mut ordinals = RoaringBitmap::new();
-            for cursor in &mut cursors {
-                if cursor.current.as_ref().is_some_and(|(at, _)| *at == term) {
-                    let (_, found) = cursor.current.take().expect("checked");
-                    ordinals |= found;
-                    cursor.advance()?;
-                }
-            }
-            writer.push(&term, &ordinals)?;
-        }
-        writer.finish()
-    }
-
-    /// Adds to `into` the ordinals segment `segment` holds under the terms in `range` (stale
-    /// ones included: the caller removes them). Returns the number of terms read, or `None` when
-    /// the range holds more than `max_terms`.
-    ///
-    /// # Errors
-    /// [`ReadModelError`] when sled fails or a block is malformed.
-    pub fn postings_in(
-        &self,
-        segment: u64,
-        range: &TermRange,
-        into: &mut RoaringBitmap,
-        max_terms: usize,
-    ) -> Result<Option<usize>, ReadModelError> {
-        let mut terms = 0;
-        let mut last_term: Vec<u8> = Vec::new();
-        let blocks = self
-            .segments
-            .range(segment_block_key(segment, &range.start)..segment_block_key(segment + 1, &[]));
-        for block in blocks {
-            let (_, block) = block?;
-            let mut entries = IndexBlockEntries::new(&block);
-            while let Some((key, value)) = entries.next_entry()? {
-                let (term, chunk) = split_entry_key(key)?;
-                if term < range.start.as_slice() {
-                    continue;
-                }
-                if term >= range.end.as_slice() {
-                    return Ok(Some(terms));
-                }
-                if term != last_term.as_slice() {
-                    terms += 1;
-                    if terms > max_terms {
-                        return Ok(None);
-                    }
-                    last_term.clear();
-                    last_term.extend_from_slice(term);
-                }
-                codec::decode_posting_into(chunk, value, into)?;
-            }
-        }
-        Ok(Some(terms))
-    }
-
     /// Commits a flush: everything in `commit` lands at once, or (after a crash) none of it.
     /// Segments it removes are marked for [`Store::drop_segments`].
     ///
     /// # Errors
     /// [`ReadModelError::Storage`] when sled fails.
-    pub fn commit(&self, commit: &Commit, next_segment: u64) -> Result<(), ReadModelError> {
+    pub fn commit(&self, commit: &Commit) -> Result<(), ReadModelError> {
         let mut batch = sled::Batch::default();
         for (key, value) in &commit.blocks {
             batch.insert(key.as_slice(), value.as_slice());
@@ -536,27 +426,28 @@ impl Store {
             );
         }
         batch.insert(NEXT_ORDINAL_KEY, &commit.next_ordinal.to_be_bytes());
-        batch.insert(NEXT_SEGMENT_KEY, &next_segment.to_be_bytes());
+        batch.insert(NEXT_SEGMENT_KEY, &commit.next_segment.to_be_bytes());
         for segment in &commit.added {
             batch.insert(
                 be_key(SEGMENT_PREFIX, &segment.id.to_be_bytes()),
                 segment.encode(),
             );
         }
+        let mut buffer = Vec::new();
         for (id, stale) in &commit.stale {
-            for_each_chunk(stale, |chunk, ordinals| {
+            for_each_chunk(stale, &mut buffer, |chunk, ordinals| {
                 let mut value = Vec::new();
                 codec::encode_posting(chunk, ordinals, &mut value);
                 batch.insert(stale_key(*id, chunk), value);
-                Ok(())
+                Ok::<_, ReadModelError>(())
             })?;
         }
         for segment in &commit.removed {
             let id = segment.meta.id;
             batch.remove(be_key(SEGMENT_PREFIX, &id.to_be_bytes()));
-            for_each_chunk(&segment.stale, |chunk, _| {
+            for_each_chunk(&segment.stale, &mut buffer, |chunk, _| {
                 batch.remove(stale_key(id, chunk));
-                Ok(())
+                Ok::<_, ReadModelError>(())
             })?;
             batch.insert(be_key(GARBAGE_PREFIX, &id.to_be_bytes()), &[]);
         }
@@ -671,171 +562,10 @@ impl SegmentIds {
     }
 }
 
-/// An index entry key: the term key, then the chunk.
-fn entry_key(term: &[u8], chunk: u32) -> Vec<u8> {
-    let mut key = Vec::with_capacity(term.len() + 4);
-    key.extend_from_slice(term);
-    key.extend_from_slice(&chunk.to_be_bytes());
-    key
-}
-
-fn split_entry_key(key: &[u8]) -> Result<(&[u8], u32), Malformed> {
-    let at = key
-        .len()
-        .checked_sub(4)
-        .ok_or(Malformed("an index entry key is too short"))?;
-    Ok((&key[..at], read_u32(&key[at..])?))
-}
-
-/// Writes one segment's blocks, as terms arrive in order.
-pub struct SegmentWriter<'s> {
-    store: &'s Store,
-    id: u64,
-    block: IndexBlockWriter,
-    value: Vec<u8>,
-    ordinals: Option<(u32, u32)>,
-    bytes: u64,
-}
-
-impl<'s> SegmentWriter<'s> {
-    fn new(store: &'s Store, id: u64) -> Self {
-        Self {
-            store,
-            id,
-            block: IndexBlockWriter::default(),
-            value: Vec::new(),
-            ordinals: None,
-            bytes: 0,
-        }
-    }
-
-    /// Adds `term` with its `ordinals` (ascending); terms must come in key order.
-    ///
-    /// # Errors
-    /// [`ReadModelError::Storage`] when sled fails.
-    pub fn push(
-        &mut self,
-        term: &[u8],
-        ordinals: impl IntoIterator<Item = u32>,
-    ) -> Result<(), ReadModelError> {
-        let Self {
-            store,
-            id,
-            block,
-            value,
-            ordinals: range,
-            bytes,
-        } = self;
-        for_each_chunk(ordinals, |chunk, in_chunk| {
-            let (min, max) = (in_chunk[0], in_chunk[in_chunk.len() - 1]);
-            *range = Some(range.map_or((min, max), |(low, high)| (low.min(min), high.max(max))));
-            value.clear();
-            codec::encode_posting(chunk, in_chunk, value);
-            let key = entry_key(term, chunk);
-            if block.len() + key.len() + value.len() > INDEX_BLOCK_BYTES && block.entries() > 0 {
-                write_block(store, *id, block, bytes)?;
-            }
-            block.push(&key, value);
-            Ok(())
-        })
-    }
-
-    /// Writes the last block; returns what the segment is, `None` when it holds nothing.
-    ///
-    /// # Errors
-    /// [`ReadModelError::Storage`] when sled fails.
-    pub fn finish(mut self) -> Result<Option<SegmentMeta>, ReadModelError> {
-        if self.block.entries() > 0 {
-            write_block(self.store, self.id, &mut self.block, &mut self.bytes)?;
-        }
-        Ok(self.ordinals.map(|ordinals| SegmentMeta {
-            id: self.id,
-            ordinals,
-            bytes: self.bytes,
-        }))
-    }
-}
-
-/// Writes the block `block` holds as the next block of segment `id`, adding its size to `bytes`.
-fn write_block(
-    store: &Store,
-    id: u64,
-    block: &mut IndexBlockWriter,
-    bytes: &mut u64,
-) -> Result<(), ReadModelError> {
-    let key = segment_block_key(id, block.last_key());
-    let value = block.take();
-    *bytes += (key.len() + value.len()) as u64;
-    store.segments.insert(key, value)?;
-    Ok(())
-}
-
-/// Reads a segment's entries in order, term by term, without its stale ordinals.
-struct SegmentCursor<'s> {
-    blocks: sled::Iter,
-    /// The rest of the current block's entries: term, chunk, value.
-    entries: VecDeque<(Vec<u8>, u32, Vec<u8>)>,
-    stale: &'s RoaringBitmap,
-    /// The current term and all its ordinals (every chunk).
-    current: Option<(Vec<u8>, RoaringBitmap)>,
-}
-
-impl<'s> SegmentCursor<'s> {
-    fn new(store: &Store, segment: &'s Segment) -> Result<Self, ReadModelError> {
-        let id = segment.meta.id;
-        let mut cursor = Self {
-            blocks: store
-                .segments
-                .range(id.to_be_bytes()..(id + 1).to_be_bytes()),
-            entries: VecDeque::new(),
-            stale: &segment.stale,
-            current: None,
-        };
-        cursor.advance()?;
-        Ok(cursor)
-    }
-
-    /// The next entry's term, without taking it.
-    fn peek_term(&mut self) -> Result<Option<&[u8]>, ReadModelError> {
-        while self.entries.is_empty() {
-            let Some(block) = self.blocks.next() else {
-                return Ok(None);
-            };
-            let (_, block) = block?;
-            let mut entries = IndexBlockEntries::new(&block);
-            while let Some((key, value)) = entries.next_entry()? {
-                let (term, chunk) = split_entry_key(key)?;
-                self.entries
-                    .push_back((term.to_vec(), chunk, value.to_vec()));
-            }
-        }
-        Ok(self.entries.front().map(|(term, _, _)| term.as_slice()))
-    }
-
-    /// Moves to the next term that still holds an ordinal.
-    fn advance(&mut self) -> Result<(), ReadModelError> {
-        loop {
-            let Some(term) = self.peek_term()?.map(<[u8]>::to_vec) else {
-                self.current = None;
-                return Ok(());
-            };
-            let mut ordinals = RoaringBitmap::new();
-            while self.peek_term()? == Some(term.as_slice()) {
-                let (_, chunk, value) = self.entries.pop_front().expect("peeked");
-                codec::decode_posting_into(chunk, &value, &mut ordinals)?;
-            }
-            ordinals -= self.stale;
-            if !ordinals.is_empty() {
-                self.current = Some((term, ordinals));
-                return Ok(());
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::read_model::terms::TermRange;
 
     fn postings(ordinals: &[u32]) -> RoaringBitmap {
         ordinals.iter().copied().collect()
@@ -938,9 +668,10 @@ mod tests {
             let commit = Commit {
                 next_ordinal: 2,
                 added: vec![kept],
+                next_segment: ids.next(),
                 ..Commit::default()
             };
-            store.commit(&commit, ids.next()).unwrap();
+            store.commit(&commit).unwrap();
             // Written by a flush that never committed.
             write_segment(&store, ids.take(), [(term, postings(&[9]))]);
             store.flush().unwrap();

@@ -1,0 +1,139 @@
+//! Applying a replay of the log (`rebuild`, `audit`, `export`) as fast as the read model takes
+//! it: records are decoded and prepared on a thread of their own, a batch ahead of the one being
+//! applied.
+
+use super::{apply_records, decode_record};
+use crate::read_model::{PreparedBatch, ReadModelError, ReadModelWriter};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+/// Records a replay decodes and applies at once: larger than live batches, since nothing waits
+/// on each.
+const REPLAY_BATCH: usize = 10_000;
+
+/// A record as read from the log, not yet decoded.
+struct RawRecord {
+    partition: i32,
+    offset: i64,
+    payload: Option<Vec<u8>>,
+}
+
+/// Decodes `batch` and prepares it for the writer.
+fn prepare(batch: Vec<RawRecord>) -> PreparedBatch {
+    let records = batch
+        .into_iter()
+        .map(|raw| decode_record(raw.partition, raw.offset, raw.payload.as_deref()))
+        .collect();
+    PreparedBatch::new(records)
+}
+
+/// Applies a replay's records in batches of [`REPLAY_BATCH`], decoding the next batch while it
+/// applies one.
+pub struct BatchApplier<'a> {
+    writer: &'a mut ReadModelWriter,
+    pending: Vec<RawRecord>,
+    to_decode: Option<mpsc::SyncSender<Vec<RawRecord>>>,
+    decoded: mpsc::Receiver<PreparedBatch>,
+    decoder: Option<JoinHandle<()>>,
+    /// Batches handed to the decoder and not yet applied.
+    in_flight: usize,
+}
+
+impl<'a> BatchApplier<'a> {
+    /// A batcher over `writer`.
+    pub fn new(writer: &'a mut ReadModelWriter) -> Self {
+        let (to_decode, raw) = mpsc::sync_channel::<Vec<RawRecord>>(2);
+        let (to_apply, decoded) = mpsc::sync_channel(2);
+        let decoder = std::thread::Builder::new()
+            .name("replay-decoder".into())
+            .spawn(move || {
+                for batch in raw {
+                    if to_apply.send(prepare(batch)).is_err() {
+                        return;
+                    }
+                }
+            })
+            .expect("the decoder thread starts");
+        Self {
+            writer,
+            pending: Vec::with_capacity(REPLAY_BATCH),
+            to_decode: Some(to_decode),
+            decoded,
+            decoder: Some(decoder),
+            in_flight: 0,
+        }
+    }
+
+    /// Queues the record at `partition`/`offset`; a full batch goes to the decoder, and the batch
+    /// before it is applied.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when the read model fails.
+    pub fn push(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        payload: Option<&[u8]>,
+    ) -> Result<(), ReadModelError> {
+        self.pending.push(RawRecord {
+            partition,
+            offset,
+            payload: payload.map(<[u8]>::to_vec),
+        });
+        if self.pending.len() >= REPLAY_BATCH {
+            self.hand_over();
+            // One batch decodes while the one before it is applied.
+            if self.in_flight > 1 {
+                self.apply_next()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn hand_over(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(REPLAY_BATCH));
+        self.to_decode
+            .as_ref()
+            .expect("the decoder runs until the applier finishes")
+            .send(batch)
+            .expect("the decoder runs until the applier finishes (decoding never panics)");
+        self.in_flight += 1;
+    }
+
+    fn apply_next(&mut self) -> Result<(), ReadModelError> {
+        let mut batch = self
+            .decoded
+            .recv()
+            .expect("the decoder answers every batch it is handed");
+        self.in_flight -= 1;
+        apply_records(self.writer, &mut batch)
+    }
+
+    /// Applies what is queued and commits everything to disk.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when the read model fails.
+    pub fn finish(mut self) -> Result<(), ReadModelError> {
+        self.hand_over();
+        while self.in_flight > 0 {
+            self.apply_next()?;
+        }
+        self.writer.flush_all()
+    }
+}
+
+impl Drop for BatchApplier<'_> {
+    /// Stops the decoder when a replay ends early (an error): closing both channels ends its loop
+    /// whether it waits for a batch or to hand one over.
+    fn drop(&mut self) {
+        self.to_decode = None;
+        let (_, closed) = mpsc::sync_channel(0);
+        drop(std::mem::replace(&mut self.decoded, closed));
+        if let Some(decoder) = self.decoder.take() {
+            let _ = decoder.join();
+        }
+    }
+}

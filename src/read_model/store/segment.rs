@@ -1,0 +1,332 @@
+//! Segments of the index: immutable, sorted runs of entries `term key ++ chunk → posting`, in
+//! blocks of about [`INDEX_BLOCK_BYTES`], each block a `segments` key (the segment's id, then
+//! the block's last entry key). Written once (by a flush or a merge), read by term range, merged.
+
+use super::codec::{self, for_each_chunk, IndexBlockEntries, IndexBlockWriter, Malformed};
+use super::{read_u32, Segment, SegmentMeta, Store};
+use crate::read_model::terms::TermRange;
+use crate::read_model::ReadModelError;
+use roaring::RoaringBitmap;
+use std::ops::Range;
+
+/// An index block is closed once it holds this many bytes.
+const INDEX_BLOCK_BYTES: usize = 4096;
+
+/// The `segments` key of a block of segment `segment` whose last entry is `last_entry`.
+fn block_key(segment: u64, last_entry: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + last_entry.len());
+    key.extend_from_slice(&segment.to_be_bytes());
+    key.extend_from_slice(last_entry);
+    key
+}
+
+/// The term and chunk of an entry key.
+fn split_entry_key(key: &[u8]) -> Result<(&[u8], u32), Malformed> {
+    let at = key
+        .len()
+        .checked_sub(4)
+        .ok_or(Malformed("an index entry key is too short"))?;
+    Ok((&key[..at], read_u32(&key[at..])?))
+}
+
+impl Store {
+    /// A writer of segment `id`, to be given its terms in order.
+    pub fn segment_writer(&self, id: u64) -> SegmentWriter<'_> {
+        SegmentWriter {
+            store: self,
+            id,
+            block: IndexBlockWriter::default(),
+            key: Vec::new(),
+            value: Vec::new(),
+            chunk: Vec::new(),
+            ordinals: None,
+            bytes: 0,
+        }
+    }
+
+    /// Adds to `into` the ordinals segment `segment` holds under the terms in `range` (stale
+    /// ones included: the caller removes them). Returns the number of terms read, or `None` when
+    /// the range holds more than `max_terms`.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails or a block is malformed.
+    pub fn postings_in(
+        &self,
+        segment: u64,
+        range: &TermRange,
+        into: &mut RoaringBitmap,
+        max_terms: usize,
+    ) -> Result<Option<usize>, ReadModelError> {
+        let mut terms = 0;
+        let mut last_term: Vec<u8> = Vec::new();
+        // The first block whose last entry is at or past the range's start holds its first entry.
+        let blocks = self
+            .segments
+            .range(block_key(segment, &range.start)..block_key(segment + 1, &[]));
+        for block in blocks {
+            let (_, block) = block?;
+            let mut entries = IndexBlockEntries::new(&block);
+            while let Some((key, value)) = entries.next_entry()? {
+                let (term, chunk) = split_entry_key(key)?;
+                if term < range.start.as_slice() {
+                    continue;
+                }
+                if term >= range.end.as_slice() {
+                    return Ok(Some(terms));
+                }
+                if term != last_term.as_slice() {
+                    terms += 1;
+                    if terms > max_terms {
+                        return Ok(None);
+                    }
+                    last_term.clear();
+                    last_term.extend_from_slice(term);
+                }
+                codec::decode_posting_into(chunk, value, into)?;
+            }
+        }
+        Ok(Some(terms))
+    }
+
+    /// Merges `inputs` into segment `id`, leaving out each input's stale ordinals. A term only one
+    /// input holds, from an input with nothing stale, is copied as stored, undecoded: most terms
+    /// (an email, a phone) are such.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails or a block is malformed.
+    pub fn merge_segments(
+        &self,
+        id: u64,
+        inputs: &[Segment],
+    ) -> Result<Option<SegmentMeta>, ReadModelError> {
+        let mut cursors = inputs
+            .iter()
+            .map(|segment| SegmentCursor::new(self, segment))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut writer = self.segment_writer(id);
+        let mut term = Vec::new();
+        let mut holders = Vec::with_capacity(cursors.len());
+        loop {
+            // The smallest term among the inputs' current entries, and which inputs hold it.
+            let mut smallest: Option<&[u8]> = None;
+            for cursor in &mut cursors {
+                if let Some(entry) = cursor.peek()? {
+                    if smallest.is_none_or(|smallest| entry.term < smallest) {
+                        smallest = Some(entry.term);
+                    }
+                }
+            }
+            let Some(smallest) = smallest else { break };
+            term.clear();
+            term.extend_from_slice(smallest);
+            holders.clear();
+            for (at, cursor) in cursors.iter_mut().enumerate() {
+                if cursor
+                    .peek()?
+                    .is_some_and(|entry| entry.term == term.as_slice())
+                {
+                    holders.push(at);
+                }
+            }
+            if let [only] = holders[..] {
+                if cursors[only].stale.is_empty() {
+                    let cursor = &mut cursors[only];
+                    while let Some(entry) = cursor.peek()?.filter(|entry| entry.term == term) {
+                        writer.push_encoded(entry.term, entry.chunk, entry.value)?;
+                        cursor.advance();
+                    }
+                    continue;
+                }
+            }
+            let mut ordinals = RoaringBitmap::new();
+            for &at in &holders {
+                let cursor = &mut cursors[at];
+                let mut own = RoaringBitmap::new();
+                while let Some(entry) = cursor.peek()?.filter(|entry| entry.term == term) {
+                    codec::decode_posting_into(entry.chunk, entry.value, &mut own)?;
+                    cursor.advance();
+                }
+                own -= cursor.stale;
+                ordinals |= own;
+            }
+            writer.push(&term, ordinals.iter())?;
+        }
+        // Copied entries are not decoded: the inputs' ranges bound the ordinals.
+        let ordinals = inputs.iter().map(|segment| segment.meta.ordinals).reduce(
+            |(low, high), (other_low, other_high)| (low.min(other_low), high.max(other_high)),
+        );
+        Ok(writer.finish()?.map(|meta| SegmentMeta {
+            ordinals: ordinals.unwrap_or(meta.ordinals),
+            ..meta
+        }))
+    }
+}
+
+/// Writes one segment's blocks, as terms arrive in order.
+pub struct SegmentWriter<'s> {
+    store: &'s Store,
+    id: u64,
+    block: IndexBlockWriter,
+    /// Buffers reused from entry to entry.
+    key: Vec<u8>,
+    value: Vec<u8>,
+    chunk: Vec<u32>,
+    ordinals: Option<(u32, u32)>,
+    bytes: u64,
+}
+
+impl SegmentWriter<'_> {
+    /// Adds `term` with its `ordinals` (ascending); terms must come in key order.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when sled fails.
+    pub fn push(
+        &mut self,
+        term: &[u8],
+        ordinals: impl IntoIterator<Item = u32>,
+    ) -> Result<(), ReadModelError> {
+        let mut chunk = std::mem::take(&mut self.chunk);
+        let pushed = for_each_chunk(ordinals, &mut chunk, |number, in_chunk| {
+            let (min, max) = (in_chunk[0], in_chunk[in_chunk.len() - 1]);
+            self.ordinals = Some(
+                self.ordinals
+                    .map_or((min, max), |(low, high)| (low.min(min), high.max(max))),
+            );
+            let mut value = std::mem::take(&mut self.value);
+            value.clear();
+            codec::encode_posting(number, in_chunk, &mut value);
+            let pushed = self.push_encoded(term, number, &value);
+            self.value = value;
+            pushed
+        });
+        self.chunk = chunk;
+        pushed
+    }
+
+    /// Adds one entry whose posting is encoded already; entries must come in key order.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when sled fails.
+    fn push_encoded(
+        &mut self,
+        term: &[u8],
+        chunk: u32,
+        value: &[u8],
+    ) -> Result<(), ReadModelError> {
+        self.key.clear();
+        self.key.extend_from_slice(term);
+        self.key.extend_from_slice(&chunk.to_be_bytes());
+        if self.block.len() + self.key.len() + value.len() > INDEX_BLOCK_BYTES
+            && self.block.entries() > 0
+        {
+            self.write_block()?;
+        }
+        self.block.push(&self.key, value);
+        Ok(())
+    }
+
+    fn write_block(&mut self) -> Result<(), ReadModelError> {
+        let key = block_key(self.id, self.block.last_key());
+        let value = self.block.take();
+        self.bytes += (key.len() + value.len()) as u64;
+        self.store.segments.insert(key, value)?;
+        Ok(())
+    }
+
+    /// Writes the last block; returns what the segment is, `None` when it holds nothing.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when sled fails.
+    pub fn finish(mut self) -> Result<Option<SegmentMeta>, ReadModelError> {
+        if self.block.entries() > 0 {
+            self.write_block()?;
+        }
+        Ok(self
+            .ordinals
+            .map(|ordinals| SegmentMeta {
+                id: self.id,
+                ordinals,
+                bytes: self.bytes,
+            })
+            .or_else(|| {
+                // Only encoded entries were pushed (a merge): the caller knows the range.
+                (self.bytes > 0).then_some(SegmentMeta {
+                    id: self.id,
+                    ordinals: (0, 0),
+                    bytes: self.bytes,
+                })
+            }))
+    }
+}
+
+/// One entry of a segment, borrowed from its cursor.
+struct Entry<'c> {
+    term: &'c [u8],
+    chunk: u32,
+    value: &'c [u8],
+}
+
+/// Reads a segment's entries in order, a block at a time.
+struct SegmentCursor<'s> {
+    blocks: sled::Iter,
+    /// The current block.
+    block: sled::IVec,
+    /// Its entries' keys, expanded from their front coding, back to back.
+    keys: Vec<u8>,
+    /// Each entry: its key in `keys`, its value in `block`.
+    entries: Vec<(Range<usize>, Range<usize>)>,
+    /// The next entry.
+    at: usize,
+    stale: &'s RoaringBitmap,
+}
+
+impl<'s> SegmentCursor<'s> {
+    fn new(store: &Store, segment: &'s Segment) -> Result<Self, ReadModelError> {
+        let id = segment.meta.id;
+        Ok(Self {
+            blocks: store
+                .segments
+                .range(id.to_be_bytes()..(id + 1).to_be_bytes()),
+            block: sled::IVec::default(),
+            keys: Vec::new(),
+            entries: Vec::new(),
+            at: 0,
+            stale: &segment.stale,
+        })
+    }
+
+    /// The current entry, loading the next block when this one is read.
+    fn peek(&mut self) -> Result<Option<Entry<'_>>, ReadModelError> {
+        while self.at == self.entries.len() {
+            let Some(block) = self.blocks.next() else {
+                return Ok(None);
+            };
+            self.block = block?.1;
+            self.keys.clear();
+            self.entries.clear();
+            self.at = 0;
+            let base = self.block.as_ptr() as usize;
+            let mut entries = IndexBlockEntries::new(&self.block);
+            while let Some((key, value)) = entries.next_entry()? {
+                let key_start = self.keys.len();
+                self.keys.extend_from_slice(key);
+                let value_start = value.as_ptr() as usize - base;
+                self.entries.push((
+                    key_start..self.keys.len(),
+                    value_start..value_start + value.len(),
+                ));
+            }
+        }
+        let (key, value) = self.entries[self.at].clone();
+        let (term, chunk) = split_entry_key(&self.keys[key])?;
+        Ok(Some(Entry {
+            term,
+            chunk,
+            value: &self.block[value],
+        }))
+    }
+
+    fn advance(&mut self) {
+        self.at += 1;
+    }
+}
