@@ -4,9 +4,11 @@
 # HTTP, and measures every scenario side by side with its ceiling and with PostgreSQL. Prints one
 # Markdown table and writes the figures to target/bench/results.json.
 #
-#   BENCH_CUSTOMERS   customers to load               (default 1000000; CI-sized smoke: 10000)
-#   BENCH_SECONDS     duration of each query scenario (default 10)
-#   BENCH_WORK_DIR    scratch space                   (default a new temp dir, removed at the end)
+#   BENCH_CUSTOMERS     customers to load               (default 1000000; CI-sized smoke: 10000)
+#   BENCH_SECONDS       duration of each query scenario (default 10)
+#   BENCH_WORK_DIR      scratch space                   (default a new temp dir, removed at the end)
+#   BENCH_REBUILD_ONLY  1: only the rebuild, of events the load generator writes straight to Kafka
+#                       (no HTTP), with its peak RSS and disk per customer (e.g. at 10,000,000)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$(pwd)
@@ -46,6 +48,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Runs a command and writes its peak RSS (KiB) to the file named first.
+with_peak_rss() {
+  local out=$1
+  shift
+  python3 - "$out" "$@" <<'PY'
+import resource, subprocess, sys
+out, command = sys.argv[1], sys.argv[2:]
+code = subprocess.run(command).returncode
+with open(out, "w") as handle:
+    handle.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(code)
+PY
+}
+
 if [ "${BENCH_POSTGRES_ONLY:-0}" = 1 ]; then
   # Resume a run whose PostgreSQL phase failed: reuse BENCH_WORK_DIR's export and results.
   [ -f "$work/export.csv" ] || { say "BENCH_POSTGRES_ONLY needs BENCH_WORK_DIR from an earlier run"; exit 1; }
@@ -56,6 +72,23 @@ cargo build --locked --release --bin customer-registry --example loadgen >&2
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 registry=$target_dir/release/customer-registry
 loadgen=$target_dir/release/examples/loadgen
+
+if [ "${BENCH_REBUILD_ONLY:-0}" = 1 ]; then
+  scripts/kafka.sh start >&2
+  say "produce: $customers customers' events straight to Kafka, 64 clients"
+  "$loadgen" produce --bootstrap "$bootstrap" --topic "$topic" --customers "$customers" \
+    --concurrency 64 >"$results/produce.json"
+  say "rebuild: project every event from offset 0 into an empty data dir"
+  with_peak_rss "$results/rebuild-rss-kib" "$registry" rebuild --kafka-bootstrap "$bootstrap" \
+    --topic "$topic" --data-dir "$work/rebuilt" --json >"$results/rebuild.json"
+  say "ceiling: a bare consumer reading the same topic"
+  "$loadgen" consume --bootstrap "$bootstrap" --topic "$topic" >"$results/consume.json"
+  printf '{"peakRssKib": %s, "dataBytes": %s}\n' "$(cat "$results/rebuild-rss-kib")" \
+    "$(du -sb "$work/rebuilt" | cut -f1)" >"$results/rebuild-footprint.json"
+  python3 "$repo/scripts/bench_report.py" --rebuild-only "$results" "$customers" >target/bench/results.md
+  cat target/bench/results.md
+  exit 0
+fi
 
 if [ "${BENCH_POSTGRES_ONLY:-0}" != 1 ]; then
 scripts/kafka.sh start >&2
@@ -104,8 +137,10 @@ printf '{"rssKib": %s, "dataBytes": %s, "rawJsonBytes": %s}\n' "$rss_kib" "$data
   >"$results/footprint.json"
 
 say "rebuild: project every event from offset 0 into an empty data dir"
-"$registry" rebuild --kafka-bootstrap "$bootstrap" --topic "$topic" --data-dir "$work/rebuilt" --json \
-  >"$results/rebuild.json"
+with_peak_rss "$results/rebuild-rss-kib" "$registry" rebuild --kafka-bootstrap "$bootstrap" \
+  --topic "$topic" --data-dir "$work/rebuilt" --json >"$results/rebuild.json"
+printf '{"peakRssKib": %s, "dataBytes": %s}\n' "$(cat "$results/rebuild-rss-kib")" \
+  "$(du -sb "$work/rebuilt" | cut -f1)" >"$results/rebuild-footprint.json"
 say "ceiling: a bare consumer reading the same topic"
 "$loadgen" consume --bootstrap "$bootstrap" --topic "$topic" >"$results/consume.json"
 

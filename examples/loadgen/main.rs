@@ -232,10 +232,13 @@ async fn produce(
         .create()
         .expect("a producer");
     let next = Arc::new(AtomicU64::new(0));
+    // The customers' own JSON, as an export writes it: what the footprint is compared with.
+    let customer_json_bytes = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
             let (next, producer, topic) = (next.clone(), producer.clone(), topic.to_owned());
+            let customer_json_bytes = customer_json_bytes.clone();
             tokio::spawn(async move {
                 let (mut latencies, mut errors) = (Vec::new(), 0u64);
                 loop {
@@ -244,6 +247,9 @@ async fn produce(
                         return (latencies, errors);
                     }
                     let event = event_for(&data::customer(seed, n));
+                    let RegistryEvent::CustomerCreated(created) = &event;
+                    let json = serde_json::to_vec(&created.customer).expect("a customer's JSON");
+                    customer_json_bytes.fetch_add(json.len() as u64 + 1, Ordering::Relaxed);
                     let (key, payload) = (event.customer_id().to_string(), event.encode());
                     let sent = Instant::now();
                     let record = FutureRecord::to(&topic).key(&key).payload(&payload);
@@ -256,7 +262,9 @@ async fn produce(
         })
         .collect();
     let (latencies, errors) = gather(workers).await;
-    summary(latencies, started.elapsed(), errors)
+    let mut report = summary(latencies, started.elapsed(), errors);
+    report["customerJsonBytes"] = customer_json_bytes.load(Ordering::Relaxed).into();
+    report
 }
 
 /// The event the registry would write for `body`.

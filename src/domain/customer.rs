@@ -92,40 +92,29 @@ impl fmt::Display for AccountId {
 }
 
 /// What a client supplies about a customer: everything but the server-assigned `id` and `createdAt`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomerDetails {
     /// The owning merchant account.
     pub account_id: AccountId,
     /// Given name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_name: Option<PersonName>,
     /// Family name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_name: Option<PersonName>,
     /// Company name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organization_name: Option<OrganizationName>,
     /// Email address.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<Email>,
     /// Phone number, as given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<Phone>,
     /// Street of the mailing address.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub street: Option<Street>,
     /// City of the mailing address.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub city: Option<City>,
     /// State code of the mailing address.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<State>,
     /// ZIP or postal code of the mailing address.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zip_code: Option<ZipCode>,
     /// Country code of the mailing address, upper-case.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country_code: Option<CountryCode>,
 }
 
@@ -189,18 +178,48 @@ impl CustomerDetails {
     }
 }
 
-/// A registered customer, as the API answers it and as `CustomerCreated` carries it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", from = "CustomerJson")]
+/// A registered customer, as the API answers it and as `CustomerCreated` carries it. Its JSON is
+/// flat: `id`, `accountId`, each present text field in the seed's order, `createdAt`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "CustomerJson")]
 pub struct Customer {
     /// Server-assigned id.
     pub id: CustomerId,
     /// The client-supplied fields.
-    #[serde(flatten)]
     pub details: CustomerDetails,
     /// Server-assigned creation time, UTC, millisecond precision.
-    #[serde(with = "rfc3339_millis")]
     pub created_at: DateTime<Utc>,
+}
+
+impl Serialize for Customer {
+    /// Field by field (serde's `flatten` would go through a map, and finds write pages of them).
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let details = &self.details;
+        let present = TextField::ALL
+            .iter()
+            .filter(|field| details.text(**field).is_some())
+            .count();
+        let mut json = serializer.serialize_struct("Customer", present + 3)?;
+        json.serialize_field("id", &self.id)?;
+        json.serialize_field("accountId", &details.account_id)?;
+        for field in TextField::ALL {
+            if let Some(text) = details.text(field) {
+                json.serialize_field(field.name(), text)?;
+            }
+        }
+        json.serialize_field("createdAt", &Rfc3339Millis(self.created_at))?;
+        json.end()
+    }
+}
+
+/// A time in the contract's form (see [`rfc3339_millis`]).
+struct Rfc3339Millis(DateTime<Utc>);
+
+impl Serialize for Rfc3339Millis {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        rfc3339_millis::serialize(&self.0, serializer)
+    }
 }
 
 /// The JSON form of a [`Customer`], field by field: read flat, it needs none of the buffering

@@ -8,8 +8,8 @@
 //! the ordinals, as [`AnswerOrder`]: every live ordinal sorted by its order key, and a page is read
 //! from it, never from ordinal order.
 
-use crate::domain::{Customer, CustomerId};
-use hashbrown::HashTable;
+use crate::domain::{AccountId, Customer, CustomerId};
+use hashbrown::{HashMap, HashTable};
 use roaring::RoaringBitmap;
 use std::hash::BuildHasher;
 
@@ -49,11 +49,30 @@ impl OrderKey {
     }
 }
 
+/// What the directory knows of a customer: where it sorts, and its account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listing {
+    /// Its order key.
+    pub key: OrderKey,
+    /// Its account.
+    pub account: AccountId,
+}
+
+impl Listing {
+    /// The listing of `customer`.
+    pub fn of(customer: &Customer) -> Self {
+        Self {
+            key: OrderKey::of(customer),
+            account: customer.details.account_id,
+        }
+    }
+}
+
 /// What the column says about an ordinal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnEntry {
-    /// A customer with this order key holds the ordinal.
-    Live(OrderKey),
+    /// A customer with this listing holds the ordinal.
+    Live(Listing),
     /// The customer that held the ordinal was removed; ordinals are never reused.
     Removed,
 }
@@ -145,6 +164,10 @@ impl AnswerOrder {
 pub struct Directory {
     /// The order key of every ordinal ever assigned (removed ones keep theirs).
     keys: Vec<OrderKey>,
+    /// The account of every ordinal ever assigned.
+    accounts: Vec<u32>,
+    /// How many live customers each account has.
+    account_sizes: HashMap<u32, u32>,
     live: RoaringBitmap,
     /// Live ordinals, found by their customer id (hashed through `keys`).
     ids: HashTable<u32>,
@@ -153,19 +176,32 @@ pub struct Directory {
 }
 
 impl Directory {
-    /// A directory of the ordinals `0..keys.len()`, of which `live` are live.
-    pub fn build(keys: Vec<OrderKey>, live: RoaringBitmap) -> Self {
-        let mut directory = Self {
-            keys,
-            live,
-            ..Self::default()
-        };
+    /// A directory of the ordinals `0..listings.len()`: each one's listing, `None` for a removed
+    /// customer's.
+    pub fn build(listings: &[Option<Listing>]) -> Self {
+        let mut directory = Self::default();
+        for (ordinal, listing) in listings.iter().enumerate() {
+            let listing = listing.unwrap_or(Listing {
+                key: OrderKey::default(),
+                account: AccountId::parse(1).expect("1 is an account id"),
+            });
+            directory.keys.push(listing.key);
+            directory.accounts.push(listing.account.get());
+            if listings[ordinal].is_some() {
+                directory.live.insert(ordinal as u32);
+                *directory
+                    .account_sizes
+                    .entry(listing.account.get())
+                    .or_default() += 1;
+            }
+        }
         let Self {
             keys,
             live,
             ids,
             hasher,
             order,
+            ..
         } = &mut directory;
         ids.reserve(live.len() as usize, |ordinal| {
             hasher.hash_one(keys[*ordinal as usize].id)
@@ -200,6 +236,16 @@ impl Directory {
         self.keys[ordinal as usize]
     }
 
+    /// Whether `ordinal`'s customer belongs to `account`.
+    pub fn is_in(&self, ordinal: u32, account: AccountId) -> bool {
+        self.accounts[ordinal as usize] == account.get()
+    }
+
+    /// How many live customers `account` has.
+    pub fn account_size(&self, account: AccountId) -> usize {
+        self.account_sizes.get(&account.get()).copied().unwrap_or(0) as usize
+    }
+
     /// Every live ordinal.
     pub fn live(&self) -> &RoaringBitmap {
         &self.live
@@ -210,10 +256,13 @@ impl Directory {
         &self.order
     }
 
-    /// Assigns the next ordinal to a new customer with `key`.
-    pub fn add(&mut self, key: OrderKey) -> u32 {
+    /// Assigns the next ordinal to a new customer.
+    pub fn add(&mut self, listing: Listing) -> u32 {
         let ordinal = self.next_ordinal();
+        let key = listing.key;
         self.keys.push(key);
+        self.accounts.push(listing.account.get());
+        *self.account_sizes.entry(listing.account.get()).or_default() += 1;
         self.live.insert(ordinal);
         let Self {
             keys, ids, hasher, ..
@@ -231,6 +280,9 @@ impl Directory {
     pub fn remove(&mut self, ordinal: u32) {
         if !self.live.remove(ordinal) {
             return;
+        }
+        if let Some(size) = self.account_sizes.get_mut(&self.accounts[ordinal as usize]) {
+            *size -= 1;
         }
         let key = self.keys[ordinal as usize];
         if let Ok(entry) = self
@@ -256,6 +308,13 @@ mod tests {
         }
     }
 
+    fn listing(millis: i64, id: u8) -> Listing {
+        Listing {
+            key: key(millis, id),
+            account: AccountId::parse(1 + i64::from(id % 3)).unwrap(),
+        }
+    }
+
     #[test]
     fn order_keys_sort_by_time_then_id_even_before_the_epoch() {
         let keys = [key(-1, 9), key(0, 1), key(0, 2), key(1_795_624_843_120, 0)];
@@ -274,7 +333,7 @@ mod tests {
         // Applied out of order, as partitions interleave; enough to split runs.
         let times: Vec<i64> = (0..10_000).map(|n| (n * 7_919) % 10_007).collect();
         for (n, time) in times.iter().enumerate() {
-            directory.add(key(*time, (n % 251) as u8));
+            directory.add(listing(*time, (n % 251) as u8));
         }
         for ordinal in (0..10_000).step_by(3) {
             directory.remove(ordinal);
@@ -292,10 +351,17 @@ mod tests {
             None
         );
 
-        let rebuilt = Directory::build(
-            (0..10_000).map(|ordinal| directory.key(ordinal)).collect(),
-            directory.live().clone(),
-        );
+        let listings: Vec<Option<Listing>> = (0..10_000)
+            .map(|ordinal| {
+                directory.live().contains(ordinal).then(|| Listing {
+                    key: directory.key(ordinal),
+                    account: AccountId::parse(i64::from(directory.accounts[ordinal as usize]))
+                        .unwrap(),
+                })
+            })
+            .collect();
+        let rebuilt = Directory::build(&listings);
+        assert_eq!(rebuilt.account_sizes, directory.account_sizes);
         assert_eq!(
             rebuilt.answer_order().iter_from(0).collect::<Vec<_>>(),
             expected
@@ -305,12 +371,15 @@ mod tests {
     #[test]
     fn ids_find_live_ordinals_only() {
         let mut directory = Directory::default();
-        let first = directory.add(key(5, 1));
-        let second = directory.add(key(5, 2));
+        let first = directory.add(listing(5, 1));
+        let second = directory.add(listing(5, 2));
         let id = |n: u8| CustomerId::from_bytes([n; 16]);
         assert_eq!(directory.ordinal_of(id(1)), Some(first));
         assert_eq!(directory.ordinal_of(id(2)), Some(second));
+        assert_eq!(directory.account_size(AccountId::parse(2).unwrap()), 1);
+        assert!(directory.is_in(first, AccountId::parse(2).unwrap()));
         directory.remove(first);
+        assert_eq!(directory.account_size(AccountId::parse(2).unwrap()), 0);
         assert_eq!(directory.ordinal_of(id(1)), None);
         assert_eq!(directory.ordinal_of(id(3)), None);
         assert_eq!(directory.live().len(), 1);

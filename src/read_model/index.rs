@@ -55,13 +55,13 @@ impl Index {
         let mut terms = 0;
         let mut ordinals = RoaringBitmap::new();
         for segment in &self.segments {
-            let mut found = RoaringBitmap::new();
-            match store.postings_in(segment.meta.id, range, &mut found, max_terms - terms)? {
-                Some(read) => terms += read,
-                None => return Ok(Err(TooManyTerms)),
-            }
-            found -= &segment.stale;
-            ordinals |= found;
+            let Some((found, read)) =
+                store.postings_in(segment.meta.id, range, max_terms - terms)?
+            else {
+                return Ok(Err(TooManyTerms));
+            };
+            terms += read;
+            ordinals |= found - &segment.stale;
         }
         // The frozen layer first, then the active one on top of it.
         let layers: Vec<&Memtable> = self.layers().collect();

@@ -195,7 +195,7 @@ impl Memtable {
 mod tests {
     use super::*;
     use crate::domain::{AccountId, Customer, CustomerDetails, TextField};
-    use crate::read_model::directory::OrderKey;
+    use crate::read_model::directory::{Listing, OrderKey};
     use crate::read_model::record::LogPlace;
 
     fn named(last_name: &str) -> (Arc<CustomerRecord>, Terms) {
@@ -215,9 +215,9 @@ mod tests {
     }
 
     fn key() -> ColumnEntry {
-        ColumnEntry::Live(OrderKey {
-            created_millis: 0,
-            id: [0; 16],
+        ColumnEntry::Live(Listing {
+            key: OrderKey::default(),
+            account: AccountId::parse(1).unwrap(),
         })
     }
 

@@ -47,7 +47,6 @@ use index::Index;
 use memtable::Memtable;
 use parking_lot::RwLock;
 use postings::LayerPostings;
-use roaring::RoaringBitmap;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -121,24 +120,20 @@ pub fn open_with(
 ) -> Result<(ReadModel, ReadModelWriter), ReadModelError> {
     let store = Store::open(dir)?;
     let committed = store.committed()?;
-    let mut keys = Vec::with_capacity(committed.column.len());
-    let mut live = RoaringBitmap::new();
+    let mut listings = Vec::with_capacity(committed.column.len());
     for (ordinal, entry) in committed.column.iter().enumerate() {
-        match entry {
-            Some(ColumnEntry::Live(key)) => {
-                live.insert(ordinal as u32);
-                keys.push(*key);
-            }
-            Some(ColumnEntry::Removed) => keys.push(Default::default()),
+        listings.push(match entry {
+            Some(ColumnEntry::Live(listing)) => Some(*listing),
+            Some(ColumnEntry::Removed) => None,
             None => {
                 return Err(ReadModelError::Corrupt(format!(
                     "ordinal {ordinal} was committed but has no column entry"
                 )))
             }
-        }
+        });
     }
     let index = Index {
-        directory: Directory::build(keys, live),
+        directory: Directory::build(&listings),
         active: Memtable::new(
             committed.next_ordinal,
             committed.next_offsets.clone(),

@@ -7,7 +7,7 @@
 //! conflict, kept out and recorded. After a crash the projector reapplies everything past the
 //! committed position onto the committed state, so nothing is applied twice.
 
-use super::directory::{ColumnEntry, OrderKey};
+use super::directory::{ColumnEntry, Listing};
 use super::flusher::Flusher;
 use super::record::{CustomerRecord, LogPlace};
 use super::rejected::{RejectedEvent, RejectionKind};
@@ -270,22 +270,22 @@ impl ReadModelWriter {
             }
         }
         let mut index = self.shared.index.write();
-        let mut adds: Vec<(OrderKey, Arc<CustomerRecord>, Terms)> = Vec::new();
+        let mut adds: Vec<(Listing, Arc<CustomerRecord>, Terms)> = Vec::new();
         for change in planned {
             match change {
                 Planned::Add(record, terms) => {
-                    adds.push((OrderKey::of(&record.customer), record, terms));
+                    adds.push((Listing::of(&record.customer), record, terms));
                 }
                 Planned::Rewrite(ordinal, record, true) => index.active.rewrite(ordinal, record),
                 Planned::Rewrite(_, _, false) => {}
             }
         }
-        adds.sort_by_key(|(key, _, _)| *key);
-        for (key, record, terms) in adds {
-            let ordinal = index.directory.add(key);
+        adds.sort_by_key(|(listing, _, _)| listing.key);
+        for (listing, record, terms) in adds {
+            let ordinal = index.directory.add(listing);
             index
                 .active
-                .add(ordinal, record, &terms, ColumnEntry::Live(key));
+                .add(ordinal, record, &terms, ColumnEntry::Live(listing));
         }
         for record in records.iter() {
             index.active.reach(record.partition, record.offset);

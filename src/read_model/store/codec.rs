@@ -2,7 +2,7 @@
 //! posting values and index blocks. Integers are LEB128 varints unless a key needs them to sort
 //! (then big-endian, in `store/mod.rs`).
 
-use super::super::directory::{ColumnEntry, OrderKey};
+use super::super::directory::{ColumnEntry, Listing, OrderKey};
 use super::super::record::{CustomerRecord, LogPlace};
 use crate::domain::{AccountId, Customer, CustomerDetails, CustomerId, TextField};
 use chrono::DateTime;
@@ -127,7 +127,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<CustomerRecord, Malformed> {
     }
     let last_event_id = Uuid::from_bytes(reader.array()?);
     let places = reader.varint()?;
-    let mut history = Vec::with_capacity(places.min(64) as usize);
+    let mut history = Vec::with_capacity(places.min(16) as usize);
     for _ in 0..places {
         let partition = i32::try_from(unzigzag(reader.varint()?))
             .map_err(|_| Malformed("a partition exceeds 32 bits"))?;
@@ -179,6 +179,36 @@ pub fn encode_record_block(slots: &[Option<Vec<u8>>]) -> Vec<u8> {
     out
 }
 
+/// The bytes of slot `at` of a record block (`None` for an empty slot or one past its end),
+/// found without decoding the other slots.
+///
+/// # Errors
+/// [`Malformed`] when the bytes are not a record block.
+pub fn record_block_slot(bytes: &[u8], at: usize) -> Result<Option<&[u8]>, Malformed> {
+    let mut reader = Reader::new(bytes);
+    let count = usize::try_from(reader.varint()?)
+        .ok()
+        .filter(|count| *count <= 1 << 16)
+        .ok_or(Malformed("a record block claims too many slots"))?;
+    let (mut start, mut wanted) = (0usize, None);
+    for slot in 0..count {
+        let len =
+            usize::try_from(reader.varint()?).map_err(|_| Malformed("a slot exceeds memory"))?;
+        match slot.cmp(&at) {
+            std::cmp::Ordering::Less => start += len,
+            std::cmp::Ordering::Equal => wanted = Some(len),
+            std::cmp::Ordering::Greater => {}
+        }
+    }
+    match wanted {
+        Some(0) | None => Ok(None),
+        Some(len) => {
+            reader.bytes(start)?;
+            reader.bytes(len).map(Some)
+        }
+    }
+}
+
 /// Every slot of a record block, as stored (`None` for an empty slot).
 ///
 /// # Errors
@@ -203,8 +233,8 @@ pub fn decode_record_block(bytes: &[u8]) -> Result<Vec<Option<&[u8]>>, Malformed
         .collect()
 }
 
-/// Length of one column entry: a state byte, then the order key.
-pub const COLUMN_ENTRY_LEN: usize = 25;
+/// Length of one column entry: a state byte, the order key, the account.
+pub const COLUMN_ENTRY_LEN: usize = 29;
 
 const SLOT_EMPTY: u8 = 0;
 const SLOT_LIVE: u8 = 1;
@@ -220,9 +250,10 @@ pub fn encode_column_block(slots: &[Option<ColumnEntry>]) -> Vec<u8> {
                 out.push(SLOT_REMOVED);
                 out.extend_from_slice(&[0; COLUMN_ENTRY_LEN - 1]);
             }
-            Some(ColumnEntry::Live(key)) => {
+            Some(ColumnEntry::Live(listing)) => {
                 out.push(SLOT_LIVE);
-                out.extend_from_slice(&key.to_bytes());
+                out.extend_from_slice(&listing.key.to_bytes());
+                out.extend_from_slice(&listing.account.get().to_be_bytes());
             }
         }
     }
@@ -242,9 +273,13 @@ pub fn decode_column_block(bytes: &[u8]) -> Result<Vec<Option<ColumnEntry>>, Mal
         .map(|entry| match entry[0] {
             SLOT_EMPTY => Ok(None),
             SLOT_REMOVED => Ok(Some(ColumnEntry::Removed)),
-            SLOT_LIVE => Ok(Some(ColumnEntry::Live(OrderKey::from_bytes(
-                entry[1..].try_into().expect("an entry holds an order key"),
-            )))),
+            SLOT_LIVE => {
+                let key = OrderKey::from_bytes(entry[1..25].try_into().expect("24 bytes"));
+                let account = u32::from_be_bytes(entry[25..].try_into().expect("4 bytes"));
+                let account = AccountId::parse(i64::from(account))
+                    .map_err(|_| Malformed("a column entry's account is out of range"))?;
+                Ok(Some(ColumnEntry::Live(Listing { key, account })))
+            }
             _ => Err(Malformed("a column slot has an unknown state")),
         })
         .collect()
@@ -283,6 +318,11 @@ pub fn encode_posting(chunk: u32, ordinals: &[u32], out: &mut Vec<u8>) {
     }
 }
 
+/// Whether a posting value is a bitset: a dense chunk of a term with many ordinals.
+pub fn is_dense(posting: &[u8]) -> bool {
+    posting.first() == Some(&POSTING_BITSET)
+}
+
 /// Sorted ordinals, chunk by chunk: calls `each(chunk, ordinals of that chunk)`, reusing one
 /// buffer for all.
 ///
@@ -309,45 +349,53 @@ pub fn for_each_chunk<E>(
     Ok(())
 }
 
-/// Adds the ordinals of a posting value of `chunk` to `into`.
-///
-/// # Errors
-/// [`Malformed`] when the bytes are not a posting value of that chunk.
-pub fn decode_posting_into(
-    chunk: u32,
-    bytes: &[u8],
-    into: &mut RoaringBitmap,
-) -> Result<(), Malformed> {
-    let base = chunk * CHUNK_ORDINALS;
-    let (&kind, rest) = bytes.split_first().ok_or(Malformed("a posting is empty"))?;
-    match kind {
-        POSTING_LIST => {
-            let mut reader = Reader::new(rest);
-            let count = reader.varint()?;
-            let mut ordinal = base;
-            let mut ordinals = Vec::with_capacity(count.min(LIST_LIMIT) as usize);
-            for _ in 0..count {
-                let delta = u32::try_from(reader.varint()?)
-                    .map_err(|_| Malformed("a posting delta exceeds 32 bits"))?;
-                ordinal = ordinal
-                    .checked_add(delta)
-                    .ok_or(Malformed("a posting ordinal exceeds 32 bits"))?;
-                ordinals.push(ordinal);
+/// Gathers the ordinals of many posting values: listed ordinals are pushed to a vector and
+/// sorted once at the end, bitsets OR'ed in whole. (Inserting listed ordinals one by one into a
+/// bitmap moved its arrays on every insert: most of what reading a long term range cost.)
+#[derive(Default)]
+pub struct OrdinalSink {
+    listed: Vec<u32>,
+    dense: RoaringBitmap,
+}
+
+impl OrdinalSink {
+    /// Adds the ordinals of a posting value of `chunk`.
+    ///
+    /// # Errors
+    /// [`Malformed`] when the bytes are not a posting value of that chunk.
+    pub fn add(&mut self, chunk: u32, bytes: &[u8]) -> Result<(), Malformed> {
+        let base = chunk * CHUNK_ORDINALS;
+        let (&kind, rest) = bytes.split_first().ok_or(Malformed("a posting is empty"))?;
+        match kind {
+            POSTING_LIST => {
+                let mut reader = Reader::new(rest);
+                let count = reader.varint()?;
+                let mut ordinal = base;
+                for _ in 0..count {
+                    let delta = u32::try_from(reader.varint()?)
+                        .map_err(|_| Malformed("a posting delta exceeds 32 bits"))?;
+                    ordinal = ordinal
+                        .checked_add(delta)
+                        .filter(|ordinal| *ordinal < base + CHUNK_ORDINALS)
+                        .ok_or(Malformed("a posting leaves its chunk"))?;
+                    self.listed.push(ordinal);
+                }
             }
-            if ordinals
-                .last()
-                .is_some_and(|last| *last >= base + CHUNK_ORDINALS)
-            {
-                return Err(Malformed("a posting leaves its chunk"));
+            POSTING_BITSET if rest.len() == (CHUNK_ORDINALS / 8) as usize => {
+                self.dense |= RoaringBitmap::from_lsb0_bytes(base, rest);
             }
-            into.extend(ordinals);
+            _ => return Err(Malformed("a posting has an unknown kind")),
         }
-        POSTING_BITSET if rest.len() == (CHUNK_ORDINALS / 8) as usize => {
-            *into |= RoaringBitmap::from_lsb0_bytes(base, rest);
-        }
-        _ => return Err(Malformed("a posting has an unknown kind")),
+        Ok(())
     }
-    Ok(())
+
+    /// Every ordinal added.
+    pub fn into_bitmap(mut self) -> RoaringBitmap {
+        self.listed.sort_unstable();
+        self.listed.dedup();
+        let listed = RoaringBitmap::from_sorted_iter(self.listed).expect("sorted and deduplicated");
+        self.dense | listed
+    }
 }
 
 /// A block of index entries, each `(key, value)`, keys front-coded: how many leading bytes it
@@ -501,9 +549,9 @@ mod tests {
             let mut bytes = Vec::new();
             encode_posting(chunk, &ordinals.iter().collect::<Vec<_>>(), &mut bytes);
             assert!(bytes.len() <= 4097, "{count}: {} bytes", bytes.len());
-            let mut decoded = RoaringBitmap::new();
-            decode_posting_into(chunk, &bytes, &mut decoded).unwrap();
-            assert_eq!(decoded, ordinals, "{count}");
+            let mut sink = OrdinalSink::default();
+            sink.add(chunk, &bytes).unwrap();
+            assert_eq!(sink.into_bitmap(), ordinals, "{count}");
         }
     }
 

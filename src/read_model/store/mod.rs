@@ -25,6 +25,8 @@
 pub mod codec;
 mod segment;
 
+use segment::PostingCache;
+
 use super::directory::ColumnEntry;
 use super::record::CustomerRecord;
 use super::rejected::RejectedEvent;
@@ -33,6 +35,7 @@ use codec::{for_each_chunk, Malformed};
 use roaring::RoaringBitmap;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The layout of the stored trees and values. Format 3: records, order keys and the index as
 /// blocks and posting lists. `serve` refuses a read model of another format; `rebuild` makes one.
@@ -138,6 +141,7 @@ pub struct Commit {
 /// The read model's sled database.
 #[derive(Clone)]
 pub struct Store {
+    postings_cache: Arc<PostingCache>,
     db: sled::Db,
     state: sled::Tree,
     segments: sled::Tree,
@@ -201,6 +205,7 @@ impl Store {
                 other => ReadModelError::Storage(other),
             })?;
         let store = Self {
+            postings_cache: Arc::default(),
             state: db.open_tree("state")?,
             segments: db.open_tree("segments")?,
             rejected: db.open_tree("rejected_events")?,
@@ -311,17 +316,17 @@ impl Store {
         for entry in self.state.scan_prefix([SEGMENT_PREFIX]) {
             let (key, value) = entry?;
             let id = read_u64(&key[1..])?;
-            let mut stale = RoaringBitmap::new();
+            let mut stale = codec::OrdinalSink::default();
             for entry in self
                 .state
                 .scan_prefix(be_key(STALE_PREFIX, &id.to_be_bytes()))
             {
                 let (key, value) = entry?;
-                codec::decode_posting_into(read_u32(&key[9..])?, &value, &mut stale)?;
+                stale.add(read_u32(&key[9..])?, &value)?;
             }
             segments.push(Segment {
                 meta: SegmentMeta::decode(id, &value)?,
-                stale,
+                stale: stale.into_bitmap(),
             });
         }
         let mut column = Vec::with_capacity(next_ordinal as usize);
@@ -528,10 +533,9 @@ impl RecordBlock {
     /// # Errors
     /// [`ReadModelError::Corrupt`] when the block or the record is malformed.
     pub fn record(&self, ordinal: u32) -> Result<Option<CustomerRecord>, ReadModelError> {
-        let slots = codec::decode_record_block(&self.0)?;
-        match slots.get((ordinal % RECORD_BLOCK) as usize) {
-            Some(Some(bytes)) => Ok(Some(codec::decode_record(bytes)?)),
-            _ => Ok(None),
+        match codec::record_block_slot(&self.0, (ordinal % RECORD_BLOCK) as usize)? {
+            Some(bytes) => Ok(Some(codec::decode_record(bytes)?)),
+            None => Ok(None),
         }
     }
 
@@ -584,14 +588,9 @@ mod tests {
     }
 
     fn held(store: &Store, segment: u64, term: &[u8]) -> Vec<u32> {
-        let mut found = RoaringBitmap::new();
-        store
-            .postings_in(
-                segment,
-                &TermRange::exactly(term.to_vec()),
-                &mut found,
-                usize::MAX,
-            )
+        let (found, _) = store
+            .postings_in(segment, &TermRange::exactly(term.to_vec()), usize::MAX)
+            .unwrap()
             .unwrap();
         found.iter().collect()
     }
@@ -620,13 +619,12 @@ mod tests {
         assert_eq!(held(&store, 7, b"\x03dense\x00").len(), 100_000);
         assert_eq!(held(&store, 7, b"\x02term\x00"), Vec::<u32>::new());
         assert_eq!(held(&store, 6, b"\x03dense\x00"), Vec::<u32>::new());
-        let mut found = RoaringBitmap::new();
+        // Read twice: the second answer comes from the cache.
+        assert_eq!(held(&store, 7, b"\x03dense\x00").len(), 100_000);
         let prefix = TermRange::of(crate::domain::TextField::LastName, "term019", false);
-        let read = store
-            .postings_in(7, &prefix, &mut found, usize::MAX)
-            .unwrap();
-        assert_eq!((read, found.len()), (Some(100), 200));
-        assert_eq!(store.postings_in(7, &prefix, &mut found, 99).unwrap(), None);
+        let (found, read) = store.postings_in(7, &prefix, usize::MAX).unwrap().unwrap();
+        assert_eq!((read, found.len()), (100, 200));
+        assert!(store.postings_in(7, &prefix, 99).unwrap().is_none());
     }
 
     #[test]

@@ -2,12 +2,17 @@
 //! blocks of about [`INDEX_BLOCK_BYTES`], each block a `segments` key (the segment's id, then
 //! the block's last entry key). Written once (by a flush or a merge), read by term range, merged.
 
-use super::codec::{self, for_each_chunk, IndexBlockEntries, IndexBlockWriter, Malformed};
+use super::codec::{
+    self, for_each_chunk, IndexBlockEntries, IndexBlockWriter, Malformed, OrdinalSink,
+};
 use super::{read_u32, Segment, SegmentMeta, Store};
 use crate::read_model::terms::TermRange;
 use crate::read_model::ReadModelError;
+use hashbrown::HashMap;
+use parking_lot::Mutex;
 use roaring::RoaringBitmap;
 use std::ops::Range;
+use std::sync::Arc;
 
 /// An index block is closed once it holds this many bytes.
 const INDEX_BLOCK_BYTES: usize = 4096;
@@ -44,9 +49,9 @@ impl Store {
         }
     }
 
-    /// Adds to `into` the ordinals segment `segment` holds under the terms in `range` (stale
-    /// ones included: the caller removes them). Returns the number of terms read, or `None` when
-    /// the range holds more than `max_terms`.
+    /// The ordinals segment `segment` holds under the terms in `range` (stale ones included:
+    /// the caller removes them), and how many terms that was; `None` when the range holds more
+    /// than `max_terms`. Terms stored as bitsets are kept decoded (see [`PostingCache`]).
     ///
     /// # Errors
     /// [`ReadModelError`] when sled fails or a block is malformed.
@@ -54,38 +59,61 @@ impl Store {
         &self,
         segment: u64,
         range: &TermRange,
-        into: &mut RoaringBitmap,
         max_terms: usize,
-    ) -> Result<Option<usize>, ReadModelError> {
+    ) -> Result<Option<(RoaringBitmap, usize)>, ReadModelError> {
         let mut terms = 0;
-        let mut last_term: Vec<u8> = Vec::new();
+        // Sparse terms' ordinals, gathered and sorted once; dense terms' bitmaps, OR'ed.
+        let mut sparse = OrdinalSink::default();
+        let mut dense = RoaringBitmap::new();
+        // The term being read: its key, and how its entries are taken.
+        let mut term: Vec<u8> = Vec::new();
+        let mut taking = Taking::Sparse;
         // The first block whose last entry is at or past the range's start holds its first entry.
         let blocks = self
             .segments
             .range(block_key(segment, &range.start)..block_key(segment + 1, &[]));
-        for block in blocks {
+        'blocks: for block in blocks {
             let (_, block) = block?;
             let mut entries = IndexBlockEntries::new(&block);
             while let Some((key, value)) = entries.next_entry()? {
-                let (term, chunk) = split_entry_key(key)?;
-                if term < range.start.as_slice() {
+                let (entry_term, chunk) = split_entry_key(key)?;
+                if entry_term < range.start.as_slice() {
                     continue;
                 }
-                if term >= range.end.as_slice() {
-                    return Ok(Some(terms));
+                if entry_term >= range.end.as_slice() {
+                    break 'blocks;
                 }
-                if term != last_term.as_slice() {
+                if entry_term != term.as_slice() {
+                    self.postings_cache
+                        .finish(segment, &term, taking, &mut dense);
                     terms += 1;
                     if terms > max_terms {
                         return Ok(None);
                     }
-                    last_term.clear();
-                    last_term.extend_from_slice(term);
+                    term.clear();
+                    term.extend_from_slice(entry_term);
+                    taking = match (
+                        codec::is_dense(value),
+                        self.postings_cache.get(segment, &term),
+                    ) {
+                        (true, Some(cached)) => {
+                            dense |= cached.as_ref();
+                            Taking::Cached
+                        }
+                        (true, None) => Taking::Dense(OrdinalSink::default()),
+                        (false, _) => Taking::Sparse,
+                    };
                 }
-                codec::decode_posting_into(chunk, value, into)?;
+                match &mut taking {
+                    Taking::Sparse => sparse.add(chunk, value)?,
+                    Taking::Dense(own) => own.add(chunk, value)?,
+                    Taking::Cached => {}
+                }
             }
         }
-        Ok(Some(terms))
+        self.postings_cache
+            .finish(segment, &term, taking, &mut dense);
+        Ok(Some((dense | sparse.into_bitmap(), terms)))
     }
 
     /// Merges `inputs` into segment `id`, leaving out each input's stale ordinals. A term only one
@@ -141,12 +169,12 @@ impl Store {
             let mut ordinals = RoaringBitmap::new();
             for &at in &holders {
                 let cursor = &mut cursors[at];
-                let mut own = RoaringBitmap::new();
+                let mut sink = OrdinalSink::default();
                 while let Some(entry) = cursor.peek()?.filter(|entry| entry.term == term) {
-                    codec::decode_posting_into(entry.chunk, entry.value, &mut own)?;
+                    sink.add(entry.chunk, entry.value)?;
                     cursor.advance();
                 }
-                own -= cursor.stale;
+                let own = sink.into_bitmap() - cursor.stale;
                 ordinals |= own;
             }
             writer.push(&term, ordinals.iter())?;
@@ -328,5 +356,58 @@ impl<'s> SegmentCursor<'s> {
 
     fn advance(&mut self) {
         self.at += 1;
+    }
+}
+
+/// How a term's entries are being taken while a range is read.
+enum Taking {
+    /// Into the range's shared sink.
+    Sparse,
+    /// Into a sink of the term's own, to be cached.
+    Dense(OrdinalSink),
+    /// Not at all: the term's bitmap came from the cache.
+    Cached,
+}
+
+/// Dense terms' postings (stored as bitsets: a state, a country, a large account, a common
+/// name), kept decoded: a find reads the same few of them again and again, and decoding their
+/// bitsets was a third of such a find. Segments never change, so an entry never goes stale; those
+/// of a segment merged away are simply never asked for again, and go when the cache is cleared
+/// for room.
+#[derive(Default)]
+pub struct PostingCache {
+    entries: Mutex<CachedPostings>,
+}
+
+#[derive(Default)]
+struct CachedPostings {
+    by_term: HashMap<(u64, Box<[u8]>), Arc<RoaringBitmap>>,
+    bytes: usize,
+}
+
+impl PostingCache {
+    /// Most bytes of postings kept.
+    const BUDGET: usize = 64 * 1024 * 1024;
+
+    fn get(&self, segment: u64, term: &[u8]) -> Option<Arc<RoaringBitmap>> {
+        let key = (segment, Box::<[u8]>::from(term));
+        self.entries.lock().by_term.get(&key).cloned()
+    }
+
+    /// Ends reading `term`: a dense term's ordinals are kept, and added to `dense`.
+    fn finish(&self, segment: u64, term: &[u8], taking: Taking, dense: &mut RoaringBitmap) {
+        let Taking::Dense(own) = taking else { return };
+        let postings = own.into_bitmap();
+        *dense |= &postings;
+        let size = postings.serialized_size();
+        let mut entries = self.entries.lock();
+        if entries.bytes + size > Self::BUDGET {
+            entries.by_term.clear();
+            entries.bytes = 0;
+        }
+        entries.bytes += size;
+        entries
+            .by_term
+            .insert((segment, term.into()), Arc::new(postings));
     }
 }
