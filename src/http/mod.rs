@@ -195,3 +195,78 @@ where
         .map_ok(|mut chunk| chunk.copy_to_bytes(chunk.remaining()))
         .boxed()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EventLogSettings;
+    use crate::projection::LogPosition;
+    use crate::write::EventLog;
+    use std::collections::BTreeMap;
+    use tokio::sync::watch;
+
+    /// The API over an empty read model, whose projection reaches what `progress` sends, and
+    /// saw the log end at `0:5` when it started. Nothing here talks to Kafka.
+    fn api(
+        dir: &std::path::Path,
+    ) -> (
+        impl Filter<Extract = (Response,), Error = Infallible> + Clone,
+        watch::Sender<BTreeMap<i32, i64>>,
+    ) {
+        let (read_model, _) = crate::read_model::open(dir).unwrap();
+        let (progress_sender, progress) = watch::channel(BTreeMap::new());
+        let progress = ProjectionProgress::new(progress, LogPosition::parse("0:5").unwrap());
+        let settings = EventLogSettings {
+            kafka_bootstrap: "127.0.0.1:1".into(),
+            topic: "unused".into(),
+            topic_partitions: 1,
+            topic_replication: 1,
+        };
+        let registrar = Registrar::new(
+            Arc::new(EventLog::connect(&settings).unwrap()),
+            read_model.clone(),
+            progress.clone(),
+            Duration::from_millis(10),
+        );
+        let state = ApiState {
+            registrar: Arc::new(registrar),
+            read_model,
+            progress,
+            catch_up_wait: Duration::from_millis(10),
+            history: Arc::new(HistoryReader::new(settings)),
+        };
+        (routes(state), progress_sender)
+    }
+
+    #[tokio::test]
+    async fn reads_wait_until_the_projection_has_caught_up_with_the_log_end_seen_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let (api, progress) = api(dir.path());
+        for path in [
+            "/api/v01/customers",
+            "/api/v01/customers/01936a4e-8b1c-7def-8a00-000000000001",
+        ] {
+            let response = warp::test::request().path(path).reply(&api).await;
+            assert_eq!(response.status(), 503, "{path}");
+            assert_eq!(response.headers()["retry-after"], "1");
+            let problem: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+            assert_eq!(problem["type"], "/problems/catching-up");
+        }
+        progress.send(BTreeMap::from([(0, 5)])).unwrap();
+        let response = warp::test::request()
+            .path("/api/v01/customers")
+            .reply(&api)
+            .await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-total-count"], "0");
+        let response = warp::test::request()
+            .path("/api/v01/customers/01936a4e-8b1c-7def-8a00-000000000001")
+            .reply(&api)
+            .await;
+        assert_eq!(
+            response.status(),
+            404,
+            "caught up: an unknown customer is unknown"
+        );
+    }
+}

@@ -14,7 +14,7 @@ pub struct ProjectionProgress {
 }
 
 impl ProjectionProgress {
-    pub(super) fn new(
+    pub(crate) fn new(
         next_offsets: watch::Receiver<BTreeMap<i32, i64>>,
         log_end_at_start: LogPosition,
     ) -> Self {
