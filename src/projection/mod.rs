@@ -26,7 +26,7 @@ use crate::read_model::{
 };
 use futures::FutureExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,6 +34,34 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
+
+/// The end of one partition's log. A partition whose leader is being elected (just after the
+/// topic was created, or during a broker restart) answers "not leader" for a moment: that is
+/// retried until [`WATERMARK_TIMEOUT`] has passed. (A blocking call, made at start-up only.)
+fn log_end_of(consumer: &StreamConsumer, topic: &str, partition: i32) -> Result<i64, KafkaError> {
+    let deadline = std::time::Instant::now() + WATERMARK_TIMEOUT;
+    loop {
+        match consumer.fetch_watermarks(topic, partition, WATERMARK_TIMEOUT) {
+            Ok((_, high)) => return Ok(high),
+            Err(error) if leader_moving(&error) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Whether a Kafka error says a partition's leadership is in flux, which passes by itself.
+fn leader_moving(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+        )
+    )
+}
 
 /// Why the projector stopped or could not start.
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +161,7 @@ impl Projector {
         // projection must get before reads are served. (Blocking calls, at start-up only.)
         let mut log_end = BTreeMap::new();
         for &partition in partitions.iter().chain(next_offsets.keys()) {
-            let (_, high) = consumer.fetch_watermarks(topic, partition, WATERMARK_TIMEOUT)?;
+            let high = log_end_of(&consumer, topic, partition)?;
             let next = next_offsets.get(&partition).copied().unwrap_or(0);
             if next > high {
                 return Err(ProjectionError::AheadOfLog {

@@ -139,6 +139,7 @@ fn flush(
     frozen: &Memtable,
     pause_before_commit: Duration,
 ) -> Result<(), ReadModelError> {
+    let started = std::time::Instant::now();
     let store = &shared.store;
     // The blocks and the index are written side by side: neither reads what the other writes.
     let (blocks, index) = std::thread::scope(|scope| {
@@ -164,6 +165,13 @@ fn flush(
         std::thread::sleep(pause_before_commit);
     }
     store.commit(&commit)?;
+    tracing::debug!(
+        changes = frozen.changes(),
+        segments = segments.len(),
+        merged = commit.removed.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "read model flushed"
+    );
     {
         let mut index = shared.index.write();
         index.segments = segments;

@@ -212,31 +212,42 @@ async fn check_retention(
 }
 
 /// The topic's partitions from cluster metadata; empty when the topic does not exist.
-/// Asks for all topics, so the request can never auto-create this one.
 fn partitions_of(admin: &AdminClient<Silent>, topic: &str) -> Result<Vec<i32>, KafkaError> {
     // A blocking call, made only at start-up, before the service takes requests.
-    let metadata = admin.inner().fetch_metadata(None, REACH_TIMEOUT)?;
-    let mut partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|candidate| candidate.name() == topic)
-        .flat_map(|found| found.partitions().iter().map(|partition| partition.id()))
-        .collect();
-    partitions.sort_unstable();
-    Ok(partitions)
+    partitions_and_leadership(admin, topic).map(|(partitions, _)| partitions)
 }
 
-/// A topic just created may take a moment to appear in metadata.
+/// A topic just created may take a moment to appear in metadata, and its partitions a moment
+/// more to elect leaders: until they have, reading its watermarks fails with "not leader".
 async fn wait_for_partitions(
     admin: &AdminClient<Silent>,
     topic: &str,
 ) -> Result<Vec<i32>, KafkaError> {
     let deadline = tokio::time::Instant::now() + REACH_TIMEOUT;
     loop {
-        let partitions = partitions_of(admin, topic)?;
-        if !partitions.is_empty() || tokio::time::Instant::now() >= deadline {
+        let (partitions, all_led) = partitions_and_leadership(admin, topic)?;
+        if (!partitions.is_empty() && all_led) || tokio::time::Instant::now() >= deadline {
             return Ok(partitions);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The topic's partitions, and whether every one of them has a leader and no error.
+fn partitions_and_leadership(
+    admin: &AdminClient<Silent>,
+    topic: &str,
+) -> Result<(Vec<i32>, bool), KafkaError> {
+    // Asks for all topics, so the request can never auto-create this one.
+    let metadata = admin.inner().fetch_metadata(None, REACH_TIMEOUT)?;
+    let mut partitions = Vec::new();
+    let mut all_led = true;
+    for found in metadata.topics().iter().filter(|t| t.name() == topic) {
+        for partition in found.partitions() {
+            partitions.push(partition.id());
+            all_led &= partition.leader() >= 0 && partition.error().is_none();
+        }
+    }
+    partitions.sort_unstable();
+    Ok((partitions, all_led))
 }

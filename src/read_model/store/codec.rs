@@ -349,6 +349,10 @@ pub fn for_each_chunk<E>(
     Ok(())
 }
 
+/// Listed ordinals past this many are gathered in a bitset over their span (when it is at most
+/// 64 bits an ordinal), not sorted.
+const SPAN_BITSET_MIN: usize = 4_096;
+
 /// Gathers the ordinals of many posting values: listed ordinals are pushed to a vector and
 /// sorted once at the end, bitsets OR'ed in whole. (Inserting listed ordinals one by one into a
 /// bitmap moved its arrays on every insert: most of what reading a long term range cost.)
@@ -389,11 +393,27 @@ impl OrdinalSink {
         Ok(())
     }
 
-    /// Every ordinal added.
+    /// Every ordinal added. Many listed ordinals (a short prefix's range) are set as bits in a
+    /// bitset over their span, which makes a bitmap in one pass; few are sorted.
     pub fn into_bitmap(mut self) -> RoaringBitmap {
-        self.listed.sort_unstable();
-        self.listed.dedup();
-        let listed = RoaringBitmap::from_sorted_iter(self.listed).expect("sorted and deduplicated");
+        let (Some(&low), Some(&high)) = (self.listed.iter().min(), self.listed.iter().max()) else {
+            return self.dense;
+        };
+        // Byte-aligned, or the bitmap is built by shifting every byte.
+        let low = low & !7;
+        let span = (high - low) as usize + 1;
+        let listed = if self.listed.len() >= SPAN_BITSET_MIN && span / 64 <= self.listed.len() {
+            let mut bits = vec![0u8; span.div_ceil(8)];
+            for ordinal in &self.listed {
+                let at = (ordinal - low) as usize;
+                bits[at / 8] |= 1 << (at % 8);
+            }
+            RoaringBitmap::from_lsb0_bytes(low, &bits)
+        } else {
+            self.listed.sort_unstable();
+            self.listed.dedup();
+            RoaringBitmap::from_sorted_iter(self.listed).expect("sorted and deduplicated")
+        };
         self.dense | listed
     }
 }
@@ -553,6 +573,35 @@ mod tests {
             sink.add(chunk, &bytes).unwrap();
             assert_eq!(sink.into_bitmap(), ordinals, "{count}");
         }
+    }
+
+    #[test]
+    fn many_listed_ordinals_make_the_same_bitmap_as_few() {
+        let spread: Vec<u32> = (0..20_000u32).map(|n| 3 + n * 97 % 1_000_003).collect();
+        let mut many = OrdinalSink::default();
+        let mut expected = RoaringBitmap::new();
+        for (n, ordinal) in spread.iter().enumerate() {
+            // One ordinal a value, as unique terms hold them, in no order.
+            let chunk = ordinal / CHUNK_ORDINALS;
+            let mut value = Vec::new();
+            encode_posting(chunk, &[*ordinal], &mut value);
+            many.add(chunk, &value).unwrap();
+            if n % 3 == 0 {
+                many.add(chunk, &value).unwrap();
+            }
+            expected.insert(*ordinal);
+        }
+        assert_eq!(many.into_bitmap(), expected);
+        let mut few = OrdinalSink::default();
+        for ordinal in [9u32, 2, 700_000, 2] {
+            let mut value = Vec::new();
+            encode_posting(ordinal / CHUNK_ORDINALS, &[ordinal], &mut value);
+            few.add(ordinal / CHUNK_ORDINALS, &value).unwrap();
+        }
+        assert_eq!(
+            few.into_bitmap().iter().collect::<Vec<_>>(),
+            vec![2, 9, 700_000]
+        );
     }
 
     #[test]
