@@ -363,6 +363,11 @@ pub struct OrdinalSink {
 }
 
 impl OrdinalSink {
+    /// How many listed ordinals were added so far (duplicates counted).
+    pub fn listed(&self) -> usize {
+        self.listed.len()
+    }
+
     /// Adds the ordinals of a posting value of `chunk`.
     ///
     /// # Errors

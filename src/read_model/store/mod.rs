@@ -625,6 +625,17 @@ mod tests {
         let (found, read) = store.postings_in(7, &prefix, usize::MAX).unwrap().unwrap();
         assert_eq!((read, found.len()), (100, 200));
         assert!(store.postings_in(7, &prefix, 99).unwrap().is_none());
+        // A wide range (4,000 listed ordinals): its second and third reads come from the cache,
+        // which still honours the bound on terms.
+        let wide = TermRange::of(crate::domain::TextField::LastName, "term", false);
+        let first = store.postings_in(7, &wide, usize::MAX).unwrap().unwrap();
+        assert_eq!((first.1, first.0.len()), (2_000, 4_000));
+        assert_eq!(store.postings_cache.ranges_kept(), 1);
+        assert_eq!(
+            store.postings_in(7, &wide, usize::MAX).unwrap(),
+            Some(first)
+        );
+        assert!(store.postings_in(7, &wide, 1_999).unwrap().is_none());
     }
 
     #[test]

@@ -61,6 +61,9 @@ impl Store {
         range: &TermRange,
         max_terms: usize,
     ) -> Result<Option<(RoaringBitmap, usize)>, ReadModelError> {
+        if let Some((cached, terms)) = self.postings_cache.range(segment, range) {
+            return Ok((terms <= max_terms).then(|| (cached.as_ref().clone(), terms)));
+        }
         let mut terms = 0;
         // Sparse terms' ordinals, gathered and sorted once; dense terms' bitmaps, OR'ed.
         let mut sparse = OrdinalSink::default();
@@ -113,7 +116,13 @@ impl Store {
         }
         self.postings_cache
             .finish(segment, &term, taking, &mut dense);
-        Ok(Some((dense | sparse.into_bitmap(), terms)))
+        let costly = sparse.listed() >= PostingCache::COSTLY_RANGE;
+        let postings = dense | sparse.into_bitmap();
+        if costly {
+            self.postings_cache
+                .keep_range(segment, range, &postings, terms);
+        }
+        Ok(Some((postings, terms)))
     }
 
     /// Merges `inputs` into segment `id`, leaving out each input's stale ordinals. A term only one
@@ -371,23 +380,73 @@ enum Taking {
 
 /// Dense terms' postings (stored as bitsets: a state, a country, a large account, a common
 /// name), kept decoded: a find reads the same few of them again and again, and decoding their
-/// bitsets was a third of such a find. Segments never change, so an entry never goes stale; those
-/// of a segment merged away are simply never asked for again, and go when the cache is cleared
-/// for room.
+/// bitsets was a third of such a find. So are the ordinals of term ranges that gathered many
+/// listed ordinals (a short prefix such as `lastName=smi` spans thousands of names): sorting
+/// them into a bitmap was half of such a find at 1M customers. Segments never change, so an entry
+/// never goes stale; those of a segment merged away are simply never asked for again, and go
+/// when the cache is cleared for room.
 #[derive(Default)]
 pub struct PostingCache {
     entries: Mutex<CachedPostings>,
 }
 
+/// A term range of one segment: the segment, the range's start and end.
+type RangeKey = (u64, Box<[u8]>, Box<[u8]>);
+
 #[derive(Default)]
 struct CachedPostings {
     by_term: HashMap<(u64, Box<[u8]>), Arc<RoaringBitmap>>,
+    /// A range's ordinals and how many terms it held.
+    by_range: HashMap<RangeKey, (Arc<RoaringBitmap>, usize)>,
     bytes: usize,
+}
+
+impl CachedPostings {
+    /// Makes room for `size` more bytes: everything goes when the budget would be exceeded.
+    fn make_room(&mut self, size: usize) {
+        if self.bytes + size > PostingCache::BUDGET {
+            self.by_term.clear();
+            self.by_range.clear();
+            self.bytes = 0;
+        }
+        self.bytes += size;
+    }
 }
 
 impl PostingCache {
     /// Most bytes of postings kept.
     const BUDGET: usize = 64 * 1024 * 1024;
+
+    /// A range that gathered at least this many listed ordinals is kept decoded.
+    const COSTLY_RANGE: usize = 2_048;
+
+    /// How many ranges are kept.
+    #[cfg(test)]
+    pub fn ranges_kept(&self) -> usize {
+        self.entries.lock().by_range.len()
+    }
+
+    fn range(&self, segment: u64, range: &TermRange) -> Option<(Arc<RoaringBitmap>, usize)> {
+        let key = (
+            segment,
+            Box::<[u8]>::from(range.start.as_slice()),
+            Box::<[u8]>::from(range.end.as_slice()),
+        );
+        self.entries.lock().by_range.get(&key).cloned()
+    }
+
+    fn keep_range(&self, segment: u64, range: &TermRange, postings: &RoaringBitmap, terms: usize) {
+        let mut entries = self.entries.lock();
+        entries.make_room(postings.serialized_size());
+        let key = (
+            segment,
+            range.start.as_slice().into(),
+            range.end.as_slice().into(),
+        );
+        entries
+            .by_range
+            .insert(key, (Arc::new(postings.clone()), terms));
+    }
 
     fn get(&self, segment: u64, term: &[u8]) -> Option<Arc<RoaringBitmap>> {
         let key = (segment, Box::<[u8]>::from(term));
@@ -399,13 +458,8 @@ impl PostingCache {
         let Taking::Dense(own) = taking else { return };
         let postings = own.into_bitmap();
         *dense |= &postings;
-        let size = postings.serialized_size();
         let mut entries = self.entries.lock();
-        if entries.bytes + size > Self::BUDGET {
-            entries.by_term.clear();
-            entries.bytes = 0;
-        }
-        entries.bytes += size;
+        entries.make_room(postings.serialized_size());
         entries
             .by_term
             .insert((segment, term.into()), Arc::new(postings));
