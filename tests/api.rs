@@ -234,6 +234,30 @@ async fn validation_names_every_broken_field() {
 }
 
 #[tokio::test]
+async fn a_body_of_thousands_of_unknown_members_lists_a_hundred_errors_and_counts_the_rest() {
+    let (registry, _, _, _dir) = start("many-errors");
+    let mut body = serde_json::Map::new();
+    body.insert("accountId".into(), json!(1));
+    for n in 0..2_000 {
+        body.insert(format!("unknown{n}"), json!("x"));
+    }
+    let (status, problem) = create(&registry, &Value::Object(body)).await;
+    assert_eq!(status, 400);
+    let errors = problem["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 100);
+    assert_eq!(errors[0]["code"], "unknown_field");
+    assert_eq!(problem["omittedErrors"], 1_900);
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.ends_with("and 1990 more"), "{detail}");
+
+    let repeated = "accountId=1&city=a&city=b&city=c";
+    let (status, problem) = get(&registry, &format!("/api/v01/customers?{repeated}")).await;
+    assert_eq!(status, 400);
+    assert_eq!(problem["errors"].as_array().unwrap().len(), 2, "{problem}");
+    assert!(problem.get("omittedErrors").is_none(), "{problem}");
+}
+
+#[tokio::test]
 async fn wrong_methods_and_paths_answer_problem_documents() {
     let (registry, _, _, _dir) = start("methods");
     let response = http()

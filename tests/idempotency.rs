@@ -68,6 +68,25 @@ async fn a_retry_answers_the_original_customer_and_appends_nothing() {
         assert_eq!(status, 400, "{bad_key:?}: {problem}");
         assert_eq!(problem["errors"][0]["field"], "Idempotency-Key");
     }
+    // A key in another encoding is refused, not read as absent (which would make a retry a
+    // second customer).
+    let response = http()
+        .put(registry.url("/api/v01/customers"))
+        .header(
+            "idempotency-key",
+            reqwest::header::HeaderValue::from_bytes(b"caf\xc3\xa9-1").unwrap(),
+        )
+        .json(&body)
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(response.status().as_u16(), 400);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(
+        problem["errors"][0]["field"], "Idempotency-Key",
+        "{problem}"
+    );
+    assert_eq!(problem["errors"][0]["code"], "invalid_format", "{problem}");
 
     let records = read_topic(&bootstrap, &topic);
     assert_eq!(records.len(), 2, "one event per customer: {records:?}");

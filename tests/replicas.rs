@@ -102,4 +102,32 @@ async fn a_position_this_replica_cannot_reach_is_503_and_a_malformed_one_is_400(
     assert_eq!(malformed.status().as_u16(), 400);
     let problem: Value = malformed.json().await.unwrap();
     assert_eq!(problem["errors"][0]["field"], "X-Min-Log-Position");
+
+    // Refused without being read as absent, and never echoed whole.
+    let long = format!("0:{}", "1".repeat(9_000));
+    let header_cases: [(&[u8], &str); 3] = [
+        (b"0:\xff", "invalid_format"),
+        (long.as_bytes(), "too_long"),
+        (&[b'x'; 2_000], "invalid_format"),
+    ];
+    for (value, code) in header_cases {
+        let refused = http()
+            .get(registry.url("/api/v01/customers"))
+            .header(
+                "x-min-log-position",
+                reqwest::header::HeaderValue::from_bytes(value).unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status().as_u16(), 400, "{code}");
+        let body = refused.text().await.unwrap();
+        assert!(
+            body.len() < 1_000,
+            "the refusal quotes a bounded part: {body}"
+        );
+        let problem: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(problem["errors"][0]["field"], "X-Min-Log-Position");
+        assert_eq!(problem["errors"][0]["code"], code, "{problem}");
+    }
 }

@@ -4,6 +4,7 @@ use super::customer::{AccountId, CustomerDetails};
 use super::fields::RuleViolation;
 use super::text_field::TextField;
 use serde::Serialize;
+use std::collections::HashSet;
 use std::fmt;
 
 /// A field's value as a request carried it, before any rule is applied.
@@ -56,10 +57,22 @@ impl FieldError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ValidationErrors(pub Vec<FieldError>);
 
+/// How many fields a validation error's one-line description names; the rest are counted.
+const FIELDS_NAMED: usize = 10;
+
 impl fmt::Display for ValidationErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let fields: Vec<&str> = self.0.iter().map(|error| error.field.as_str()).collect();
-        write!(f, "invalid fields: {}", fields.join(", "))
+        let fields: Vec<&str> = self
+            .0
+            .iter()
+            .take(FIELDS_NAMED)
+            .map(|error| error.field.as_str())
+            .collect();
+        write!(f, "invalid fields: {}", fields.join(", "))?;
+        match self.0.len().saturating_sub(FIELDS_NAMED) {
+            0 => Ok(()),
+            more => write!(f, " and {more} more"),
+        }
     }
 }
 
@@ -81,14 +94,13 @@ impl CustomerDetails {
         let mut details = CustomerDetails::for_account(stand_in);
         let mut errors = Vec::new();
         let mut account_id = None;
-        let mut seen: Vec<String> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
         for (name, value) in fields {
-            if seen.contains(&name) {
+            if !seen.insert(name.clone()) {
                 let message = format!("{name} may be given once");
                 errors.push(FieldError::new(&name, "repeated_field", message));
                 continue;
             }
-            seen.push(name.clone());
             if name == "accountId" {
                 match parse_account_id(value) {
                     Ok(parsed) => account_id = parsed,

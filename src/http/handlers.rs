@@ -93,8 +93,13 @@ async fn create(
     let body_format = body_format(meta.content_type.as_deref())?;
     let key = meta
         .idempotency_key
-        .as_deref()
-        .map(|raw| IdempotencyKey::parse(raw).map_err(|rule| header_error("Idempotency-Key", rule)))
+        .as_ref()
+        .map(|raw| {
+            let raw = raw
+                .as_deref()
+                .map_err(|_| unreadable_header("Idempotency-Key"))?;
+            IdempotencyKey::parse(raw).map_err(|rule| header_error("Idempotency-Key", rule))
+        })
         .transpose()?;
     let body = body::read_limited(meta.content_length, body).await?;
     let details = CustomerDetails::parse(body::customer_fields(body_format, &body)?)?;
@@ -121,6 +126,10 @@ async fn create(
     Ok(response)
 }
 
+/// The longest `X-Min-Log-Position` read: room for hundreds of partitions, and a bound on what a
+/// refusal echoes.
+const MAX_POSITION_HEADER: usize = 8 * 1024;
+
 /// Waits (bounded) until this replica reflects the client's `X-Min-Log-Position`, and returns
 /// the position the answer will reflect. Refuses to answer (503) until the projection has caught
 /// up with the log end it saw at start: before that, a replica restarted after a crash may not
@@ -132,7 +141,19 @@ async fn catch_up(meta: &RequestMeta, state: &ApiState) -> Result<LogPosition, A
             reached: state.progress.position().to_string(),
         });
     }
-    if let Some(raw) = meta.min_log_position.as_deref() {
+    if let Some(raw) = meta.min_log_position.as_ref() {
+        let raw = raw
+            .as_deref()
+            .map_err(|_| unreadable_header("X-Min-Log-Position"))?;
+        if raw.len() > MAX_POSITION_HEADER {
+            return Err(ApiError::Validation(ValidationErrors(vec![
+                FieldError::new(
+                    "X-Min-Log-Position",
+                    "too_long",
+                    format!("X-Min-Log-Position must be at most {MAX_POSITION_HEADER} bytes"),
+                ),
+            ])));
+        }
         let wanted = LogPosition::parse(raw).map_err(|reason| {
             let message = format!("X-Min-Log-Position {reason}; it takes what X-Log-Position gave");
             ApiError::Validation(ValidationErrors(vec![FieldError::new(
@@ -153,6 +174,16 @@ async fn catch_up(meta: &RequestMeta, state: &ApiState) -> Result<LogPosition, A
         }
     }
     Ok(state.progress.position())
+}
+
+/// A header whose value holds bytes other than visible ASCII: refused, so that a retry meant to
+/// be idempotent never silently runs as a fresh create.
+fn unreadable_header(header: &str) -> ApiError {
+    ApiError::Validation(ValidationErrors(vec![FieldError::new(
+        header,
+        "invalid_format",
+        format!("{header} must be visible ASCII characters"),
+    )]))
 }
 
 fn header_error(header: &str, rule: RuleViolation) -> ApiError {

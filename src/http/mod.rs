@@ -44,17 +44,25 @@ pub struct ApiState {
     pub history: Arc<HistoryReader>,
 }
 
-/// The request headers the handlers negotiate on, read leniently: an unreadable value counts as
-/// absent.
+/// The request headers the handlers negotiate on. Negotiation headers are read leniently (an
+/// unreadable value counts as absent); the headers that change what a request does are kept as
+/// read, so that one holding bytes other than visible ASCII is refused, never ignored.
 #[derive(Debug, Clone, Default)]
 pub struct RequestMeta {
     accept: Option<String>,
     content_type: Option<String>,
     content_length: Option<u64>,
-    idempotency_key: Option<String>,
-    min_log_position: Option<String>,
+    idempotency_key: Option<HeaderText>,
+    min_log_position: Option<HeaderText>,
     request_id: String,
 }
+
+/// A header's value as text, or `Err` when it holds bytes that are not visible ASCII.
+pub type HeaderText = Result<String, UnreadableHeader>;
+
+/// A header value with bytes outside visible ASCII (and space and tab).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnreadableHeader;
 
 impl RequestMeta {
     fn from_headers(headers: &HeaderMap) -> Self {
@@ -64,13 +72,21 @@ impl RequestMeta {
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_owned)
         };
+        let strict = |name| {
+            headers.get(name).map(|value| {
+                value
+                    .to_str()
+                    .map(str::to_owned)
+                    .map_err(|_| UnreadableHeader)
+            })
+        };
         Self {
             accept: text(warp::http::header::ACCEPT),
             content_type: text(warp::http::header::CONTENT_TYPE),
             content_length: text(warp::http::header::CONTENT_LENGTH)
                 .and_then(|length| length.trim().parse().ok()),
-            idempotency_key: text(warp::http::HeaderName::from_static("idempotency-key")),
-            min_log_position: text(warp::http::HeaderName::from_static("x-min-log-position")),
+            idempotency_key: strict(warp::http::HeaderName::from_static("idempotency-key")),
+            min_log_position: strict(warp::http::HeaderName::from_static("x-min-log-position")),
             request_id: text(warp::http::HeaderName::from_static("x-request-id"))
                 .filter(|id| is_request_id(id))
                 .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),

@@ -121,17 +121,35 @@ fn event_log_detail(error: &EventLogError, outcome_unknown: bool, had_key: bool)
     }
 }
 
+/// The members every problem document has.
+#[derive(Serialize)]
+pub struct ProblemFields<'a> {
+    /// The problem's type, relative to the API's host.
+    #[serde(rename = "type")]
+    pub problem_type: &'a str,
+    /// Its title.
+    pub title: &'a str,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong, for a person.
+    pub detail: &'a str,
+}
+
 /// An RFC 9457 problem document, JSON form.
 #[derive(Serialize)]
 struct Problem<'a> {
-    #[serde(rename = "type")]
-    problem_type: &'static str,
-    title: &'static str,
-    status: u16,
-    detail: &'a str,
+    #[serde(flatten)]
+    fields: &'a ProblemFields<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [FieldError]>,
+    /// How many errors past [`ERRORS_LISTED`] were left out of `errors`.
+    #[serde(rename = "omittedErrors", skip_serializing_if = "Option::is_none")]
+    omitted_errors: Option<usize>,
 }
+
+/// Most errors a problem document lists: a body of thousands of unknown members is refused with
+/// the first hundred and a count of the rest, not thousands.
+pub const ERRORS_LISTED: usize = 100;
 
 impl ApiError {
     /// The status, the problem `type` (relative to the API's host) and its title.
@@ -214,8 +232,14 @@ impl ApiError {
     /// The problem document answering this error, in `format`, with its status and headers.
     pub fn into_response(self, format: Format) -> Response {
         let (status, problem_type, title) = self.status_type_title();
-        if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
+        match self {
+            // Waiting for the projection is a state of the replica, not a failure: logged once
+            // per request at error level, a burst of such reads flooded the log.
+            ApiError::ReplicaBehind { .. } | ApiError::CatchingUp { .. } => {
+                tracing::debug!(error = %self, "read refused until the projection catches up");
+            }
+            _ if status.is_server_error() => tracing::error!(error = %self, "request failed"),
+            _ => {}
         }
         let detail = self.to_string();
         let too_broad: Vec<FieldError>;
@@ -236,21 +260,28 @@ impl ApiError {
             }
             _ => None,
         };
+        let omitted_errors = errors
+            .map(|errors| errors.len().saturating_sub(ERRORS_LISTED))
+            .filter(|omitted| *omitted > 0);
+        let errors = errors.map(|errors| &errors[..errors.len().min(ERRORS_LISTED)]);
+        let fields = ProblemFields {
+            problem_type,
+            title,
+            status: status.as_u16(),
+            detail: &detail,
+        };
         let (body, content_type) = match format {
             Format::Json => {
                 let problem = Problem {
-                    problem_type,
-                    title,
-                    status: status.as_u16(),
-                    detail: &detail,
+                    fields: &fields,
                     errors,
+                    omitted_errors,
                 };
                 let json = serde_json::to_vec(&problem).expect("a problem always serialises");
                 (json, "application/problem+json")
             }
             Format::Xml => {
-                let xml =
-                    xml::problem_document(problem_type, title, status.as_u16(), &detail, errors);
+                let xml = xml::problem_document(&fields, errors, omitted_errors);
                 (xml.into_bytes(), "application/problem+xml; charset=utf-8")
             }
         };

@@ -5,6 +5,7 @@
 //! entity expansion (billion laughs); only XML's five predefined entities and character
 //! references are resolved.
 
+use super::problem::ProblemFields;
 use super::ApiError;
 use crate::audit::log::PublishedRecord;
 use crate::domain::{Customer, FieldError, FieldValue};
@@ -256,11 +257,9 @@ pub fn history_document(records: &[PublishedRecord]) -> String {
 /// An RFC 9457 problem document in its XML form (namespace `urn:ietf:rfc:7807`, array items as
 /// `<i>`).
 pub fn problem_document(
-    problem_type: &str,
-    title: &str,
-    status: u16,
-    detail: &str,
+    fields: &ProblemFields<'_>,
     errors: Option<&[FieldError]>,
+    omitted_errors: Option<usize>,
 ) -> String {
     #[derive(Serialize)]
     struct Problem<'a> {
@@ -273,6 +272,8 @@ pub fn problem_document(
         detail: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         errors: Option<Items<'a>>,
+        #[serde(rename = "omittedErrors", skip_serializing_if = "Option::is_none")]
+        omitted_errors: Option<usize>,
     }
     #[derive(Serialize)]
     struct Items<'a> {
@@ -280,11 +281,12 @@ pub fn problem_document(
     }
     let problem = Problem {
         namespace: "urn:ietf:rfc:7807",
-        problem_type,
-        title,
-        status,
-        detail,
+        problem_type: fields.problem_type,
+        title: fields.title,
+        status: fields.status,
+        detail: fields.detail,
         errors: errors.map(|errors| Items { i: errors }),
+        omitted_errors,
     };
     document("problem", &problem)
 }

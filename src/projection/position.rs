@@ -34,7 +34,8 @@ impl LogPosition {
             .all(|(partition, &wanted)| next_offsets.get(partition).copied().unwrap_or(0) >= wanted)
     }
 
-    /// Reads the header form.
+    /// Reads the header form. A malformed pair is quoted in the error up to [`PAIR_SHOWN`]
+    /// characters.
     ///
     /// # Errors
     /// A sentence saying what is wrong, when `text` is not `partition:offset` pairs separated by
@@ -52,7 +53,9 @@ impl LogPosition {
                 Some((partition, offset))
             });
             let Some((partition, offset)) = parsed else {
-                return Err(format!("{pair:?} is not partition:offset"));
+                let shown: String = pair.chars().take(PAIR_SHOWN).collect();
+                let cut = if shown.len() < pair.len() { "…" } else { "" };
+                return Err(format!("{shown:?}{cut} is not partition:offset"));
             };
             if next_offsets.insert(partition, offset).is_some() {
                 return Err(format!("partition {partition} is given twice"));
@@ -61,6 +64,9 @@ impl LogPosition {
         Ok(Self(next_offsets))
     }
 }
+
+/// How much of a malformed pair an error quotes.
+pub const PAIR_SHOWN: usize = 40;
 
 impl fmt::Display for LogPosition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

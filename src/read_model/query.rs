@@ -2,6 +2,7 @@
 
 use super::fold::{matches_whole_value, search_form};
 use crate::domain::{AccountId, Customer, FieldError, TextField, ValidationErrors};
+use std::collections::HashSet;
 
 /// Default page size, as the seed gives it.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -42,9 +43,9 @@ impl CustomerQuery {
     pub fn parse(pairs: &[(String, String)]) -> Result<CustomerQuery, ValidationErrors> {
         let mut query = CustomerQuery::default();
         let mut errors = Vec::new();
-        let mut seen: Vec<&str> = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new();
         for (name, value) in pairs {
-            if seen.contains(&name.as_str()) {
+            if !seen.insert(name.as_str()) {
                 errors.push(error(
                     name,
                     "repeated_parameter",
@@ -52,7 +53,6 @@ impl CustomerQuery {
                 ));
                 continue;
             }
-            seen.push(name);
             // Text filters get the raw value: a prefix's trailing space is part of the prefix.
             let trimmed = value.trim();
             let outcome = match name.as_str() {
