@@ -250,6 +250,29 @@ async fn a_body_of_thousands_of_unknown_members_lists_a_hundred_errors_and_count
     let detail = problem["detail"].as_str().unwrap();
     assert!(detail.ends_with("and 1990 more"), "{detail}");
 
+    // The same in XML, and a huge member name quoted in part.
+    let mut body = serde_json::Map::new();
+    body.insert("accountId".into(), json!(1));
+    body.insert("a".repeat(20_000), json!("x"));
+    for n in 0..150 {
+        body.insert(format!("unknown{n}"), json!("x"));
+    }
+    let response = http()
+        .put(registry.url("/api/v01/customers"))
+        .header("accept", "application/xml")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let xml = response.text().await.unwrap();
+    assert!(xml.contains("<omittedErrors>51</omittedErrors>"), "{xml}");
+    assert!(xml.len() < 20_000, "the long name is not echoed whole");
+    assert!(
+        xml.contains(&format!("<field>{}…</field>", "a".repeat(64))),
+        "{xml}"
+    );
+
     let repeated = "accountId=1&city=a&city=b&city=c";
     let (status, problem) = get(&registry, &format!("/api/v01/customers?{repeated}")).await;
     assert_eq!(status, 400);

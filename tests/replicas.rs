@@ -103,6 +103,17 @@ async fn a_position_this_replica_cannot_reach_is_503_and_a_malformed_one_is_400(
     let problem: Value = malformed.json().await.unwrap();
     assert_eq!(problem["errors"][0]["field"], "X-Min-Log-Position");
 
+    // A list split over two header lines is read whole: the second line names a partition
+    // this replica never reaches.
+    let split = http()
+        .get(registry.url("/api/v01/customers"))
+        .header("x-min-log-position", "0:0")
+        .header("x-min-log-position", "1:5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(split.status().as_u16(), 503);
+
     // Refused without being read as absent, and never echoed whole.
     let long = format!("0:{}", "1".repeat(9_000));
     let header_cases: [(&[u8], &str); 3] = [

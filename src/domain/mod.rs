@@ -18,4 +18,4 @@ pub use fields::{
 };
 pub use idempotency::{IdempotencyKey, CUSTOMER_ID_NAMESPACE, EVENT_ID_NAMESPACE};
 pub use text_field::TextField;
-pub use validation::{FieldError, FieldValue, ValidationErrors};
+pub use validation::{shown, FieldError, FieldValue, ValidationErrors, NAME_SHOWN};

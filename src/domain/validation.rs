@@ -57,6 +57,18 @@ impl FieldError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ValidationErrors(pub Vec<FieldError>);
 
+/// At most `chars` characters of `text`, and `…` when there were more: how a request's own words
+/// (a member name, a header) are quoted back, so that a huge one is never echoed whole.
+pub fn shown(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// How many characters of a name an error quotes.
+pub const NAME_SHOWN: usize = 64;
+
 /// How many fields a validation error's one-line description names; the rest are counted.
 const FIELDS_NAMED: usize = 10;
 
@@ -97,8 +109,9 @@ impl CustomerDetails {
         let mut seen: HashSet<String> = HashSet::new();
         for (name, value) in fields {
             if !seen.insert(name.clone()) {
-                let message = format!("{name} may be given once");
-                errors.push(FieldError::new(&name, "repeated_field", message));
+                let quoted = shown(&name, NAME_SHOWN);
+                let message = format!("{quoted} may be given once");
+                errors.push(FieldError::new(&quoted, "repeated_field", message));
                 continue;
             }
             if name == "accountId" {
@@ -120,8 +133,9 @@ impl CustomerDetails {
                 let message = format!("{name} is assigned by the server and must not be sent");
                 errors.push(FieldError::new(&name, "server_assigned", message));
             } else {
-                let message = format!("{name} is not a field of Customer");
-                errors.push(FieldError::new(&name, "unknown_field", message));
+                let quoted = shown(&name, NAME_SHOWN);
+                let message = format!("{quoted} is not a field of Customer");
+                errors.push(FieldError::new(&quoted, "unknown_field", message));
             }
         }
         match account_id {
@@ -176,6 +190,14 @@ fn text_of(field: TextField, value: FieldValue) -> Result<Option<String>, FieldE
 mod tests {
     use super::*;
     use crate::domain::Customer;
+
+    #[test]
+    fn quoted_words_are_cut_at_a_character_not_a_byte() {
+        assert_eq!(shown("short", 10), "short");
+        assert_eq!(shown("exactly10!", 10), "exactly10!");
+        assert_eq!(shown("ééééé", 3), "ééé…");
+        assert_eq!(shown("", 3), "");
+    }
 
     fn text(value: &str) -> FieldValue {
         FieldValue::Text(value.to_owned())

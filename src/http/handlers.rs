@@ -3,9 +3,9 @@
 
 use super::body::{self, BodyStream};
 use super::negotiation::{answer_format, body_format, problem_format, Format};
-use super::{xml, ApiError, ApiState, RequestMeta};
+use super::{xml, ApiError, ApiState, HeaderText, RequestMeta, UnreadableHeader};
 use crate::domain::{
-    Customer, CustomerDetails, CustomerId, FieldError, IdempotencyKey, RuleViolation,
+    shown, Customer, CustomerDetails, CustomerId, FieldError, IdempotencyKey, RuleViolation,
     ValidationErrors,
 };
 use crate::projection::LogPosition;
@@ -97,7 +97,7 @@ async fn create(
         .map(|raw| {
             let raw = raw
                 .as_deref()
-                .map_err(|_| unreadable_header("Idempotency-Key"))?;
+                .map_err(|why| unreadable_header("Idempotency-Key", *why))?;
             IdempotencyKey::parse(raw).map_err(|rule| header_error("Idempotency-Key", rule))
         })
         .transpose()?;
@@ -135,54 +135,72 @@ const MAX_POSITION_HEADER: usize = 8 * 1024;
 /// up with the log end it saw at start: before that, a replica restarted after a crash may not
 /// yet hold what it showed before.
 async fn catch_up(meta: &RequestMeta, state: &ApiState) -> Result<LogPosition, ApiError> {
+    // A header that can never be satisfied is a 400 whatever the replica's state: a 503 would
+    // have the client retry it.
+    let wanted = meta
+        .min_log_position
+        .as_ref()
+        .map(min_log_position)
+        .transpose()?;
     if !state.progress.is_caught_up() {
         return Err(ApiError::CatchingUp {
             wanted: state.progress.log_end_at_start().to_string(),
             reached: state.progress.position().to_string(),
         });
     }
-    if let Some(raw) = meta.min_log_position.as_ref() {
-        let raw = raw
-            .as_deref()
-            .map_err(|_| unreadable_header("X-Min-Log-Position"))?;
-        if raw.len() > MAX_POSITION_HEADER {
-            return Err(ApiError::Validation(ValidationErrors(vec![
-                FieldError::new(
-                    "X-Min-Log-Position",
-                    "too_long",
-                    format!("X-Min-Log-Position must be at most {MAX_POSITION_HEADER} bytes"),
-                ),
-            ])));
-        }
-        let wanted = LogPosition::parse(raw).map_err(|reason| {
-            let message = format!("X-Min-Log-Position {reason}; it takes what X-Log-Position gave");
-            ApiError::Validation(ValidationErrors(vec![FieldError::new(
-                "X-Min-Log-Position",
-                "invalid_format",
-                message,
-            )]))
-        })?;
+    if let Some(wanted) = wanted {
         if !state
             .progress
             .wait_until_reached(&wanted, state.catch_up_wait)
             .await
         {
             return Err(ApiError::ReplicaBehind {
-                wanted: wanted.to_string(),
-                reached: state.progress.position().to_string(),
+                wanted: shown(&wanted.to_string(), POSITION_SHOWN),
+                reached: shown(&state.progress.position().to_string(), POSITION_SHOWN),
             });
         }
     }
     Ok(state.progress.position())
 }
 
-/// A header whose value holds bytes other than visible ASCII: refused, so that a retry meant to
-/// be idempotent never silently runs as a fresh create.
-fn unreadable_header(header: &str) -> ApiError {
+/// How much of a position a refusal quotes.
+const POSITION_SHOWN: usize = 200;
+
+/// Reads `X-Min-Log-Position`.
+fn min_log_position(raw: &HeaderText) -> Result<LogPosition, ApiError> {
+    let raw = raw
+        .as_deref()
+        .map_err(|why| unreadable_header("X-Min-Log-Position", *why))?;
+    if raw.len() > MAX_POSITION_HEADER {
+        return Err(ApiError::Validation(ValidationErrors(vec![
+            FieldError::new(
+                "X-Min-Log-Position",
+                "too_long",
+                format!("X-Min-Log-Position must be at most {MAX_POSITION_HEADER} bytes"),
+            ),
+        ])));
+    }
+    LogPosition::parse(raw).map_err(|reason| {
+        let message = format!("X-Min-Log-Position {reason}; it takes what X-Log-Position gave");
+        ApiError::Validation(ValidationErrors(vec![FieldError::new(
+            "X-Min-Log-Position",
+            "invalid_format",
+            message,
+        )]))
+    })
+}
+
+/// A header that cannot be read: refused, so that a retry meant to be idempotent never silently
+/// runs as a fresh create, and a read never waits for less than was asked.
+fn unreadable_header(header: &str, why: UnreadableHeader) -> ApiError {
+    let message = match why {
+        UnreadableHeader::NotAscii => format!("{header} must be visible ASCII characters"),
+        UnreadableHeader::Repeated => format!("{header} may be given once"),
+    };
     ApiError::Validation(ValidationErrors(vec![FieldError::new(
         header,
         "invalid_format",
-        format!("{header} must be visible ASCII characters"),
+        message,
     )]))
 }
 

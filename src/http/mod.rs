@@ -22,7 +22,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use warp::http::HeaderMap;
+use warp::http::{HeaderMap, HeaderName, HeaderValue};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
@@ -57,12 +57,17 @@ pub struct RequestMeta {
     request_id: String,
 }
 
-/// A header's value as text, or `Err` when it holds bytes that are not visible ASCII.
+/// A header's value as text, or why it cannot be read.
 pub type HeaderText = Result<String, UnreadableHeader>;
 
-/// A header value with bytes outside visible ASCII (and space and tab).
+/// Why a header that changes what a request does cannot be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UnreadableHeader;
+pub enum UnreadableHeader {
+    /// A value holds bytes outside visible ASCII (and space and tab).
+    NotAscii,
+    /// A header that takes one value came on several lines.
+    Repeated,
+}
 
 impl RequestMeta {
     fn from_headers(headers: &HeaderMap) -> Self {
@@ -72,21 +77,30 @@ impl RequestMeta {
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_owned)
         };
-        let strict = |name| {
-            headers.get(name).map(|value| {
-                value
-                    .to_str()
-                    .map(str::to_owned)
-                    .map_err(|_| UnreadableHeader)
-            })
+        // Every line of a header, as text. A list (X-Min-Log-Position) may be split over
+        // several lines by an intermediary, and is joined back; a single value must come once.
+        let strict = |name, list: bool| {
+            let lines: Vec<&HeaderValue> = headers.get_all(name).iter().collect();
+            if lines.is_empty() {
+                return None;
+            }
+            if lines.len() > 1 && !list {
+                return Some(Err(UnreadableHeader::Repeated));
+            }
+            let texts: Result<Vec<&str>, _> = lines.iter().map(|line| line.to_str()).collect();
+            Some(
+                texts
+                    .map(|texts| texts.join(","))
+                    .map_err(|_| UnreadableHeader::NotAscii),
+            )
         };
         Self {
             accept: text(warp::http::header::ACCEPT),
             content_type: text(warp::http::header::CONTENT_TYPE),
             content_length: text(warp::http::header::CONTENT_LENGTH)
                 .and_then(|length| length.trim().parse().ok()),
-            idempotency_key: strict(warp::http::HeaderName::from_static("idempotency-key")),
-            min_log_position: strict(warp::http::HeaderName::from_static("x-min-log-position")),
+            idempotency_key: strict(HeaderName::from_static("idempotency-key"), false),
+            min_log_position: strict(HeaderName::from_static("x-min-log-position"), true),
             request_id: text(warp::http::HeaderName::from_static("x-request-id"))
                 .filter(|id| is_request_id(id))
                 .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),

@@ -1,6 +1,7 @@
 //! A position in the log: for each partition, the next offset, everything before which is
 //! included. Written in headers as `partition:offset` pairs, e.g. `0:15,1:7,2:33`.
 
+use crate::domain::shown;
 use crate::write::RecordPosition;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -53,9 +54,8 @@ impl LogPosition {
                 Some((partition, offset))
             });
             let Some((partition, offset)) = parsed else {
-                let shown: String = pair.chars().take(PAIR_SHOWN).collect();
-                let cut = if shown.len() < pair.len() { "…" } else { "" };
-                return Err(format!("{shown:?}{cut} is not partition:offset"));
+                let quoted = shown(pair, PAIR_SHOWN);
+                return Err(format!("{quoted:?} is not partition:offset"));
             };
             if next_offsets.insert(partition, offset).is_some() {
                 return Err(format!("partition {partition} is given twice"));

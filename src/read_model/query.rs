@@ -1,7 +1,9 @@
 //! The `find` query: parsed from query-string pairs, and the matching rule of each filter.
 
 use super::fold::{matches_whole_value, search_form};
-use crate::domain::{AccountId, Customer, FieldError, TextField, ValidationErrors};
+use crate::domain::{
+    shown, AccountId, Customer, FieldError, TextField, ValidationErrors, NAME_SHOWN,
+};
 use std::collections::HashSet;
 
 /// Default page size, as the seed gives it.
@@ -46,11 +48,9 @@ impl CustomerQuery {
         let mut seen: HashSet<&str> = HashSet::new();
         for (name, value) in pairs {
             if !seen.insert(name.as_str()) {
-                errors.push(error(
-                    name,
-                    "repeated_parameter",
-                    format!("{name} may be given once"),
-                ));
+                let quoted = shown(name, NAME_SHOWN);
+                let message = format!("{quoted} may be given once");
+                errors.push(error(&quoted, "repeated_parameter", message));
                 continue;
             }
             // Text filters get the raw value: a prefix's trailing space is part of the prefix.
@@ -64,11 +64,11 @@ impl CustomerQuery {
                     Some(_) if trimmed.is_empty() => Ok(()),
                     Some(field) => parse_filter(field, value)
                         .map(|needle| query.text_filters.push((field, needle))),
-                    None => Err(error(
-                        name,
-                        "unknown_parameter",
-                        format!("{name} is not a parameter of find"),
-                    )),
+                    None => {
+                        let quoted = shown(name, NAME_SHOWN);
+                        let message = format!("{quoted} is not a parameter of find");
+                        Err(error(&quoted, "unknown_parameter", message))
+                    }
                 },
             };
             if let Err(broken) = outcome {

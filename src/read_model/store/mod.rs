@@ -630,7 +630,9 @@ mod tests {
         let wide = TermRange::of(crate::domain::TextField::LastName, "term", false);
         let first = store.postings_in(7, &wide, usize::MAX).unwrap().unwrap();
         assert_eq!((first.1, first.0.len()), (2_000, 4_000));
-        assert_eq!(store.postings_cache.ranges_kept(), 1);
+        assert_eq!(store.postings_cache.keeps_range(7, &wide), (1, true));
+        assert_eq!(store.postings_cache.keeps_range(6, &wide), (1, false));
+        assert_eq!(store.postings_cache.keeps_range(7, &prefix), (1, false));
         assert_eq!(
             store.postings_in(7, &wide, usize::MAX).unwrap(),
             Some(first)

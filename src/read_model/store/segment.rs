@@ -8,9 +8,10 @@ use super::codec::{
 use super::{read_u32, Segment, SegmentMeta, Store};
 use crate::read_model::terms::TermRange;
 use crate::read_model::ReadModelError;
-use hashbrown::HashMap;
+use hashbrown::{Equivalent, HashMap};
 use parking_lot::Mutex;
 use roaring::RoaringBitmap;
+use std::hash::{Hash, Hasher};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -51,7 +52,8 @@ impl Store {
 
     /// The ordinals segment `segment` holds under the terms in `range` (stale ones included:
     /// the caller removes them), and how many terms that was; `None` when the range holds more
-    /// than `max_terms`. Terms stored as bitsets are kept decoded (see [`PostingCache`]).
+    /// than `max_terms`. Terms stored as bitsets, and ranges that gathered many listed
+    /// ordinals, are kept decoded (see [`PostingCache`]).
     ///
     /// # Errors
     /// [`ReadModelError`] when sled fails or a block is malformed.
@@ -393,9 +395,38 @@ pub struct PostingCache {
 /// A term range of one segment: the segment, the range's start and end.
 type RangeKey = (u64, Box<[u8]>, Box<[u8]>);
 
+/// A term of one segment.
+type TermKey = (u64, Box<[u8]>);
+
+/// A [`RangeKey`] (with an end) or [`TermKey`] (without) made of borrowed parts, so a lookup
+/// allocates nothing. It hashes exactly as the owned tuple does: each part in order.
+struct BorrowedKey<'a>(u64, &'a [u8], Option<&'a [u8]>);
+
+impl Hash for BorrowedKey<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+        self.1.hash(state);
+        if let Some(end) = self.2 {
+            end.hash(state);
+        }
+    }
+}
+
+impl Equivalent<RangeKey> for BorrowedKey<'_> {
+    fn equivalent(&self, key: &RangeKey) -> bool {
+        self.0 == key.0 && self.1 == &*key.1 && self.2 == Some(&*key.2)
+    }
+}
+
+impl Equivalent<TermKey> for BorrowedKey<'_> {
+    fn equivalent(&self, key: &TermKey) -> bool {
+        self.0 == key.0 && self.1 == &*key.1 && self.2.is_none()
+    }
+}
+
 #[derive(Default)]
 struct CachedPostings {
-    by_term: HashMap<(u64, Box<[u8]>), Arc<RoaringBitmap>>,
+    by_term: HashMap<TermKey, Arc<RoaringBitmap>>,
     /// A range's ordinals and how many terms it held.
     by_range: HashMap<RangeKey, (Arc<RoaringBitmap>, usize)>,
     bytes: usize,
@@ -420,23 +451,26 @@ impl PostingCache {
     /// A range that gathered at least this many listed ordinals is kept decoded.
     const COSTLY_RANGE: usize = 2_048;
 
-    /// How many ranges are kept.
+    /// How many ranges are kept, and whether `range` of `segment` is one of them.
     #[cfg(test)]
-    pub fn ranges_kept(&self) -> usize {
-        self.entries.lock().by_range.len()
+    pub fn keeps_range(&self, segment: u64, range: &TermRange) -> (usize, bool) {
+        let kept = self.entries.lock().by_range.len();
+        (kept, self.range(segment, range).is_some())
     }
 
     fn range(&self, segment: u64, range: &TermRange) -> Option<(Arc<RoaringBitmap>, usize)> {
-        let key = (
-            segment,
-            Box::<[u8]>::from(range.start.as_slice()),
-            Box::<[u8]>::from(range.end.as_slice()),
-        );
-        self.entries.lock().by_range.get(&key).cloned()
+        let key = BorrowedKey(segment, &range.start, Some(&range.end));
+        let entries = self.entries.lock();
+        entries.by_range.get(&key).cloned()
     }
 
+    /// Keeps a range's ordinals; two readers that missed the same range count it once.
     fn keep_range(&self, segment: u64, range: &TermRange, postings: &RoaringBitmap, terms: usize) {
         let mut entries = self.entries.lock();
+        let key = BorrowedKey(segment, &range.start, Some(&range.end));
+        if entries.by_range.contains_key(&key) {
+            return;
+        }
         entries.make_room(postings.serialized_size());
         let key = (
             segment,
@@ -449,8 +483,11 @@ impl PostingCache {
     }
 
     fn get(&self, segment: u64, term: &[u8]) -> Option<Arc<RoaringBitmap>> {
-        let key = (segment, Box::<[u8]>::from(term));
-        self.entries.lock().by_term.get(&key).cloned()
+        let entries = self.entries.lock();
+        entries
+            .by_term
+            .get(&BorrowedKey(segment, term, None))
+            .cloned()
     }
 
     /// Ends reading `term`: a dense term's ordinals are kept, and added to `dense`.
@@ -459,6 +496,12 @@ impl PostingCache {
         let postings = own.into_bitmap();
         *dense |= &postings;
         let mut entries = self.entries.lock();
+        if entries
+            .by_term
+            .contains_key(&BorrowedKey(segment, term, None))
+        {
+            return;
+        }
         entries.make_room(postings.serialized_size());
         entries
             .by_term
