@@ -154,6 +154,23 @@ fn planner(c: &mut Criterion) {
             query(&[("accountId", "1"), ("state", "NY"), ("offset", "20000")]),
         ),
     ];
+    // Gets of customers spread over the registry, ten at each of 100 places in answer order.
+    let ids: Vec<_> = (0..100)
+        .flat_map(|place| {
+            let page = query(&[
+                ("offset", &(place * 1_999).to_string()),
+                ("limit", "10"),
+            ]);
+            let found = model
+                .find(&page, &Work::limited_to(MAX_WORK))
+                .expect("a page");
+            found.customers.into_iter().map(|customer| customer.id)
+        })
+        .collect();
+    let mut next = ids.iter().cycle();
+    c.bench_function("planner: get by id", |b| {
+        b.iter(|| model.get(*next.next().expect("endless")).expect("a get"))
+    });
     for (name, parsed) in cases {
         c.bench_function(&format!("planner: {name}"), |b| {
             b.iter(|| {
