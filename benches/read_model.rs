@@ -157,10 +157,7 @@ fn planner(c: &mut Criterion) {
     // Gets of customers spread over the registry, ten at each of 100 places in answer order.
     let ids: Vec<_> = (0..100)
         .flat_map(|place| {
-            let page = query(&[
-                ("offset", &(place * 1_999).to_string()),
-                ("limit", "10"),
-            ]);
+            let page = query(&[("offset", &(place * 1_999).to_string()), ("limit", "10")]);
             let found = model
                 .find(&page, &Work::limited_to(MAX_WORK))
                 .expect("a page");

@@ -284,6 +284,53 @@ async fn accept_that_allows_neither_format_is_406_in_json() {
 }
 
 #[tokio::test]
+async fn other_charsets_broken_escapes_and_generous_q_values_are_read_as_promised() {
+    let (registry, _dir) = start("strict-input");
+    let body = Some("{\"accountId\": 1}".to_owned());
+    for (charset, status) in [("utf-16", 415), ("ISO-8859-1", 415), ("UTF-8", 201)] {
+        let content_type = format!("application/json; charset={charset}");
+        let answer = send(
+            &registry,
+            Method::PUT,
+            "/api/v01/customers",
+            &[("content-type", &content_type)],
+            body.clone(),
+        )
+        .await;
+        assert_eq!(answer.status, status, "{charset}: {}", answer.body);
+    }
+
+    let generous = send(
+        &registry,
+        Method::GET,
+        "/api/v01/customers?accountId=1",
+        &[("accept", "application/xml;q=2")],
+        None,
+    )
+    .await;
+    assert_eq!(generous.status, 200, "{}", generous.body);
+    assert!(
+        generous.content_type.starts_with(XML),
+        "{}",
+        generous.content_type
+    );
+
+    for (query, field) in [
+        ("firstName=%C3", "firstName"),
+        ("lastName=%FF%FE", "lastName"),
+        ("city=%", "city"),
+        ("limit=%2B5", "limit"),
+        ("limit=+5", "limit"),
+    ] {
+        let path = format!("/api/v01/customers?{query}");
+        let answer = send(&registry, Method::GET, &path, &[], None).await;
+        assert_eq!(answer.status, 400, "{query}: {}", answer.body);
+        let problem: Value = serde_json::from_str(&answer.body).unwrap();
+        assert_eq!(problem["errors"][0]["field"], field, "{query}: {problem}");
+    }
+}
+
+#[tokio::test]
 async fn hostile_xml_is_refused_without_expanding_anything() {
     let (registry, _dir) = start("hostile-xml");
     let billion_laughs = "<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [\n <!ENTITY lol \"lol\">\n \

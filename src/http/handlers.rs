@@ -3,7 +3,7 @@
 
 use super::body::{self, BodyStream};
 use super::negotiation::{answer_format, body_format, problem_format, Format};
-use super::{xml, ApiError, ApiState, HeaderText, RequestMeta, UnreadableHeader};
+use super::{query_string, xml, ApiError, ApiState, HeaderText, RequestMeta, UnreadableHeader};
 use crate::domain::{
     shown, Customer, CustomerDetails, CustomerId, FieldError, IdempotencyKey, RuleViolation,
     ValidationErrors,
@@ -215,10 +215,7 @@ fn position_header(position: &LogPosition) -> HeaderValue {
 
 async fn find(meta: &RequestMeta, query: &str, state: &ApiState) -> Result<Response, ApiError> {
     let answer = answer_format(meta.accept.as_deref())?;
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect();
-    let query = CustomerQuery::parse(&pairs)?;
+    let query = CustomerQuery::parse(&query_string::decode(query)?)?;
     let position = catch_up(meta, state).await?;
     // Most finds take well under a millisecond and run right here: handing each to the blocking
     // pool cost more in thread switches than the find itself. One that needs more than

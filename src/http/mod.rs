@@ -8,6 +8,7 @@ mod body;
 mod handlers;
 mod negotiation;
 mod problem;
+mod query_string;
 mod xml;
 
 pub use problem::ApiError;

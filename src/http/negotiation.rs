@@ -2,6 +2,7 @@
 //! client wants back (`Accept`, with q-values).
 
 use super::ApiError;
+use crate::domain::{shown, NAME_SHOWN};
 
 /// The two representations the API speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,19 +13,38 @@ pub enum Format {
     Xml,
 }
 
-/// The format of a request body, from its `Content-Type`. No `Content-Type` is taken as JSON.
+/// The format of a request body, from its `Content-Type`. No `Content-Type` is taken as JSON;
+/// a `charset` parameter, when given, must be UTF-8 (the only encoding bodies are read in).
 ///
 /// # Errors
-/// [`ApiError::UnsupportedMediaType`] for any other media type.
+/// [`ApiError::UnsupportedMediaType`] for any other media type or charset.
 pub fn body_format(content_type: Option<&str>) -> Result<Format, ApiError> {
     let Some(content_type) = content_type else {
         return Ok(Format::Json);
     };
     let media_type = media_type_of(content_type);
-    match media_type.as_str() {
-        "application/json" => Ok(Format::Json),
-        "application/xml" | "text/xml" => Ok(Format::Xml),
-        _ => Err(ApiError::UnsupportedMediaType(media_type)),
+    let format = match media_type.as_str() {
+        "application/json" => Format::Json,
+        "application/xml" | "text/xml" => Format::Xml,
+        _ => {
+            return Err(ApiError::UnsupportedMediaType(shown(
+                &media_type,
+                NAME_SHOWN,
+            )))
+        }
+    };
+    let charset = content_type
+        .split(';')
+        .skip(1)
+        .filter_map(|parameter| parameter.split_once('='))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("charset"))
+        .map(|(_, value)| value.trim().trim_matches('"'));
+    match charset {
+        Some(charset) if !charset.eq_ignore_ascii_case("utf-8") => {
+            let refused = format!("{media_type} in charset {charset}");
+            Err(ApiError::UnsupportedMediaType(shown(&refused, NAME_SHOWN)))
+        }
+        _ => Ok(format),
     }
 }
 
@@ -94,13 +114,14 @@ fn quality(accept: &str, exact: &[&str], main_type: &str) -> u16 {
     best.map_or(0, |(_, q)| q)
 }
 
-/// A q-value as thousandths; anything unreadable counts as 0 (not acceptable).
+/// A q-value as thousandths. One above 1 is read as 1 (the most a client can prefer); anything
+/// unreadable or negative counts as 0 (not acceptable).
 fn parse_q(value: &str) -> u16 {
     value
         .parse::<f32>()
         .ok()
-        .filter(|q| (0.0..=1.0).contains(q))
-        .map_or(0, |q| (q * 1000.0).round() as u16)
+        .filter(|q| *q >= 0.0)
+        .map_or(0, |q| (q.min(1.0) * 1000.0).round() as u16)
 }
 
 fn media_type_of(content_type: &str) -> String {
@@ -125,10 +146,24 @@ mod tests {
         );
         assert_eq!(body_format(Some("Application/XML")).unwrap(), Format::Xml);
         assert_eq!(body_format(Some("text/xml")).unwrap(), Format::Xml);
-        assert!(matches!(
-            body_format(Some("application/x-www-form-urlencoded")),
-            Err(ApiError::UnsupportedMediaType(_))
-        ));
+        assert_eq!(
+            body_format(Some("application/xml; charset=\"UTF-8\"")).unwrap(),
+            Format::Xml
+        );
+        for refused in [
+            "application/x-www-form-urlencoded",
+            "application/json; charset=utf-16",
+            "application/json;charset=ISO-8859-1",
+            "text/xml; charset=\"latin1\"",
+        ] {
+            assert!(
+                matches!(
+                    body_format(Some(refused)),
+                    Err(ApiError::UnsupportedMediaType(_))
+                ),
+                "{refused}"
+            );
+        }
     }
 
     #[test]
@@ -156,6 +191,13 @@ mod tests {
         assert_eq!(answer("text/html"), None);
         assert_eq!(answer("application/json;q=0"), None);
         assert_eq!(answer("*/*, application/json;q=0"), Some(Format::Xml));
+        // A q-value above 1 is read as 1, not as unacceptable.
+        assert_eq!(answer("application/xml;q=2"), Some(Format::Xml));
+        assert_eq!(
+            answer("application/xml;q=2, application/json;q=0.5"),
+            Some(Format::Xml)
+        );
+        assert_eq!(answer("application/xml;q=-1"), None);
     }
 
     #[test]

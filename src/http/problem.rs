@@ -20,7 +20,7 @@ pub enum ApiError {
     #[error("{0}")]
     Malformed(String),
     /// The body's media type is not one `create` consumes.
-    #[error("create consumes application/json or application/xml, not {0}")]
+    #[error("create consumes application/json or application/xml, in UTF-8, not {0}")]
     UnsupportedMediaType(String),
     /// The client accepts no format the API produces.
     #[error(

@@ -56,8 +56,10 @@ impl CustomerQuery {
             // Text filters get the raw value: a prefix's trailing space is part of the prefix.
             let trimmed = value.trim();
             let outcome = match name.as_str() {
-                "offset" => parse_count(name, trimmed, 0, usize::MAX).map(|n| query.offset = n),
-                "limit" => parse_count(name, trimmed, 1, MAX_LIMIT).map(|n| query.limit = n),
+                // Counts are digits only, untrimmed: `limit=+5` (a space, in a query string)
+                // is refused, not read as 5.
+                "offset" => parse_count(name, value, 0, usize::MAX).map(|n| query.offset = n),
+                "limit" => parse_count(name, value, 1, MAX_LIMIT).map(|n| query.limit = n),
                 "accountId" if trimmed.is_empty() => Ok(()),
                 "accountId" => parse_account(trimmed).map(|id| query.account_id = Some(id)),
                 _ => match TextField::from_name(name) {
@@ -133,7 +135,9 @@ fn parse_count(name: &str, value: &str, min: usize, max: usize) -> Result<usize,
         format!("{name} must be a whole number in {min}..={max}")
     };
     let all_digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+    // Digits only: Rust's parser would also take a leading `+`.
     match value.parse::<usize>() {
+        Ok(_) if !all_digits => Err(error(name, "invalid_type", rule)),
         Ok(number) if (min..=max).contains(&number) => Ok(number),
         // Outside the bounds, or too large for a usize: a number, but not an allowed one.
         Ok(_) => Err(error(name, "out_of_range", rule)),
@@ -228,6 +232,16 @@ mod tests {
                 ("city", "repeated_parameter"),
             ]
         );
+    }
+
+    #[test]
+    fn counts_are_digits_only() {
+        for signed in ["+5", "-0", " 5x", " 5", "5 "] {
+            let errors = CustomerQuery::parse(&pairs(&[("limit", signed)])).unwrap_err();
+            assert_eq!(errors.0[0].code, "invalid_type", "{signed:?}");
+        }
+        let query = CustomerQuery::parse(&pairs(&[("limit", "5"), ("offset", "07")])).unwrap();
+        assert_eq!((query.limit, query.offset), (5, 7));
     }
 
     #[test]
