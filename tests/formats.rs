@@ -315,6 +315,49 @@ async fn other_charsets_broken_escapes_and_generous_q_values_are_read_as_promise
         generous.content_type
     );
 
+    for (content_type, body, status) in [
+        (
+            XML,
+            "<customer><accountId>1</accountId><firstName>Unclosed",
+            400,
+        ),
+        (
+            XML,
+            "<customer><accountId>1</accountId></customer><customer/>",
+            400,
+        ),
+        (
+            XML,
+            "<customer a=\"1\" a=\"2\"><accountId>1</accountId></customer>",
+            400,
+        ),
+        (
+            JSON,
+            "{\"accountId\": 1, \"firstName\": \"Bob\\u0085\"}",
+            400,
+        ),
+        (
+            JSON,
+            "{\"accountId\": 1, \"lastName\": \"\\u202Egnp.exe\"}",
+            400,
+        ),
+        (JSON, "{\"accountId\": 1, \"lastName\": \"\\u200B\"}", 201),
+    ] {
+        let answer = send(
+            &registry,
+            Method::PUT,
+            "/api/v01/customers",
+            &[("content-type", content_type)],
+            Some(body.to_owned()),
+        )
+        .await;
+        assert_eq!(answer.status, status, "{body}: {}", answer.body);
+        if status == 201 {
+            let customer: Value = serde_json::from_str(&answer.body).unwrap();
+            assert!(customer.get("lastName").is_none(), "blank: {customer}");
+        }
+    }
+
     for (query, field) in [
         ("firstName=%C3", "firstName"),
         ("lastName=%FF%FE", "lastName"),

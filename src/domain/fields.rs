@@ -6,6 +6,7 @@ use super::country_codes;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// Why a value is not valid for its field; the caller names the field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,16 +114,45 @@ text_type!(
     CountryCode
 );
 
-/// Trims, refuses control characters and empty text, normalises to NFC, and bounds the length.
+/// Unicode's Bidi_Control characters (embeddings, overrides, isolates and marks): they reorder
+/// how text is shown, so a value holding one can display as another (U+202E turns `gnp.exe`
+/// around).
+const BIDI_CONTROLS: [char; 12] = [
+    '\u{061C}', '\u{200E}', '\u{200F}', '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}',
+    '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+];
+
+/// Whether `text` shows nothing: only whitespace that is not a control character, and invisible
+/// format characters (a zero-width space, a BOM, a soft hyphen). A control character is never
+/// blank: it is refused, not dropped.
+pub(super) fn is_blank(text: &str) -> bool {
+    text.chars().all(|c| {
+        (c.is_whitespace() && !c.is_control()) || c.general_category() == GeneralCategory::Format
+    })
+}
+
+/// Refuses control characters anywhere (checked before trimming, which would drop a C1 `NEL`
+/// at either end) and bidirectional controls; trims; refuses text that is empty or only
+/// invisible format characters (a zero-width space or a BOM is not a name); normalises to NFC;
+/// bounds the length.
 pub(super) fn bounded_text(raw: &str, max_chars: usize) -> Result<String, RuleViolation> {
-    let text = raw.trim();
-    if text.is_empty() {
-        return Err(RuleViolation::new("empty", "must not be empty"));
-    }
-    if text.chars().any(char::is_control) {
+    if raw.chars().any(char::is_control) {
         return Err(RuleViolation::new(
             "control_character",
             "must not contain control characters",
+        ));
+    }
+    if raw.chars().any(|c| BIDI_CONTROLS.contains(&c)) {
+        return Err(RuleViolation::new(
+            "control_character",
+            "must not contain bidirectional controls (U+202A to U+202E, U+2066 to U+2069, marks)",
+        ));
+    }
+    let text = raw.trim();
+    if is_blank(text) {
+        return Err(RuleViolation::new(
+            "empty",
+            "must not be empty or only invisible characters",
         ));
     }
     // Most text is NFC already (all ASCII text is): then it is kept as it is.
@@ -145,13 +175,7 @@ pub(super) fn bounded_text(raw: &str, max_chars: usize) -> Result<String, RuleVi
 pub(super) fn bounded_prefix(raw: &str, max_chars: usize) -> Result<String, RuleViolation> {
     let start = raw.trim_start();
     let kept_end = &start[start.trim_end().len()..];
-    if kept_end.chars().any(char::is_control) {
-        return Err(RuleViolation::new(
-            "control_character",
-            "must not contain control characters",
-        ));
-    }
-    bounded_text(start, max_chars).map(|text| text + kept_end)
+    bounded_text(raw, max_chars).map(|text| text + kept_end)
 }
 
 fn invalid_format(rule: &str) -> RuleViolation {
@@ -352,6 +376,19 @@ mod tests {
             "control_character"
         );
         assert_eq!(code(PersonName::parse("   ")), "empty");
+        // At either end too: trimming must not make a control character vanish.
+        assert_eq!(code(PersonName::parse("Bob\u{85}")), "control_character");
+        assert_eq!(code(PersonName::parse("\u{85}Bob")), "control_character");
+        assert_eq!(code(PersonName::parse("Bob\n")), "control_character");
+        // Invisible characters alone are no name; bidi controls are refused anywhere.
+        for invisible in ["\u{200B}", "\u{FEFF}", " \u{200B}\u{2060} ", "\u{AD}"] {
+            assert_eq!(code(PersonName::parse(invisible)), "empty", "{invisible:?}");
+        }
+        assert_eq!(code(PersonName::parse("\u{202E}")), "control_character");
+        assert_eq!(code(City::parse("abc\u{202E}exe")), "control_character");
+        assert_eq!(code(City::parse("x\u{2066}y")), "control_character");
+        // A joiner inside a name is fine (it shapes scripts and emoji).
+        assert!(PersonName::parse("\u{915}\u{94D}\u{200D}\u{937}").is_ok());
     }
 
     #[test]

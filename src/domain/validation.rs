@@ -1,7 +1,7 @@
 //! The rules a create must pass: raw fields in, [`CustomerDetails`] out, or every broken rule at once.
 
 use super::customer::{AccountId, CustomerDetails};
-use super::fields::RuleViolation;
+use super::fields::{is_blank, RuleViolation};
 use super::text_field::TextField;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -179,7 +179,7 @@ fn text_of(field: TextField, value: FieldValue) -> Result<Option<String>, FieldE
     };
     match value {
         FieldValue::Null => Ok(None),
-        FieldValue::Text(text) if text.trim().is_empty() => Ok(None),
+        FieldValue::Text(text) if is_blank(&text) => Ok(None),
         FieldValue::Text(text) => Ok(Some(text)),
         FieldValue::Integer(_) => Err(wrong_type("a number")),
         FieldValue::Other(kind) => Err(wrong_type(kind)),
@@ -190,6 +190,32 @@ fn text_of(field: TextField, value: FieldValue) -> Result<Option<String>, FieldE
 mod tests {
     use super::*;
     use crate::domain::Customer;
+
+    #[test]
+    fn invisible_values_are_blank_but_control_characters_are_refused() {
+        let details = parse(vec![
+            ("accountId", FieldValue::Integer(1)),
+            ("firstName", text("\u{200B}\u{FEFF}")),
+            ("city", text(" \u{2060} ")),
+        ])
+        .unwrap();
+        assert_eq!(
+            details,
+            parse(vec![("accountId", FieldValue::Integer(1))]).unwrap()
+        );
+        let refused = parse(vec![
+            ("accountId", FieldValue::Integer(1)),
+            ("firstName", text("\u{85}")),
+            ("lastName", text("Lee\u{85}")),
+        ]);
+        assert_eq!(
+            codes(refused),
+            vec![
+                ("firstName".to_owned(), "control_character"),
+                ("lastName".to_owned(), "control_character"),
+            ]
+        );
+    }
 
     #[test]
     fn quoted_words_are_cut_at_a_character_not_a_byte() {

@@ -34,6 +34,8 @@ pub fn customer_fields(body: &[u8]) -> Result<Vec<(String, FieldValue)>, ApiErro
     let mut fields = Vec::new();
     let mut depth = 0usize;
     let mut current: Option<(String, String, bool)> = None;
+    // Whether the root element has been read whole: a second one is refused.
+    let mut root_read = false;
     loop {
         let event = reader.read_event().map_err(|error| {
             let (line, column) = line_and_column(body, reader.error_position() as usize);
@@ -63,8 +65,10 @@ pub fn customer_fields(body: &[u8]) -> Result<Vec<(String, FieldValue)>, ApiErro
             }
             Event::Start(element) => {
                 let name = element.name().as_ref().to_owned();
+                well_formed_attributes(&element, at)?;
                 depth += 1;
                 match depth {
+                    1 if root_read => return Err(second_root(at)),
                     1 if name == "customer" => {}
                     1 => {
                         let (line, column) = at();
@@ -82,8 +86,10 @@ pub fn customer_fields(body: &[u8]) -> Result<Vec<(String, FieldValue)>, ApiErro
             }
             Event::Empty(element) => {
                 let name = element.name().as_ref().to_owned();
+                well_formed_attributes(&element, at)?;
                 match depth {
-                    0 if name == "customer" => {}
+                    0 if root_read => return Err(second_root(at)),
+                    0 if name == "customer" => root_read = true,
                     1 => fields.push((name, FieldValue::Null)),
                     _ => {
                         let (line, column) = at();
@@ -122,6 +128,13 @@ pub fn customer_fields(body: &[u8]) -> Result<Vec<(String, FieldValue)>, ApiErro
                     }
                 }
                 depth = depth.saturating_sub(1);
+                root_read |= depth == 0;
+            }
+            Event::Eof if depth > 0 => {
+                let (line, column) = at();
+                let open = current.map_or("customer".to_owned(), |(name, _, _)| name);
+                let detail = format!("the document ends before <{open}> is closed");
+                return Err(malformed(line, column, &detail));
             }
             Event::Eof => break,
         }
@@ -130,6 +143,25 @@ pub fn customer_fields(body: &[u8]) -> Result<Vec<(String, FieldValue)>, ApiErro
         return Err(malformed(1, 1, "the body must be a <customer> element"));
     }
     Ok(fields)
+}
+
+/// Refuses an element whose attributes are not well-formed (a duplicate, a missing quote).
+fn well_formed_attributes(
+    element: &quick_xml::events::BytesStart<'_>,
+    at: impl Fn() -> (usize, usize),
+) -> Result<(), ApiError> {
+    for attribute in element.attributes() {
+        if let Err(error) = attribute {
+            let (line, column) = at();
+            return Err(malformed(line, column, &error.to_string()));
+        }
+    }
+    Ok(())
+}
+
+fn second_root(at: impl Fn() -> (usize, usize)) -> ApiError {
+    let (line, column) = at();
+    malformed(line, column, "a document has one root element, <customer>")
 }
 
 fn append_text(
@@ -329,6 +361,30 @@ mod tests {
                 ("city".into(), FieldValue::Text("Saint-Étienne".into())),
                 ("state".into(), FieldValue::Null),
             ]
+        );
+    }
+
+    #[test]
+    fn documents_that_are_not_well_formed_are_refused_where_they_break() {
+        let unclosed = refusal("<customer><accountId>1</accountId>\n<firstName>Unclosed");
+        assert!(unclosed.contains("<firstName> is closed"), "{unclosed}");
+        assert!(unclosed.contains("line 2"), "{unclosed}");
+        let open_root = refusal("<customer><accountId>1</accountId>");
+        assert!(open_root.contains("<customer> is closed"), "{open_root}");
+        for two_roots in [
+            "<customer><city>a</city></customer><customer><state>NY</state></customer>",
+            "<customer/><customer/>",
+            "<customer><city>a</city></customer><other/>",
+        ] {
+            assert!(refusal(two_roots).contains("one root"), "{two_roots}");
+        }
+        let twice = refusal("<customer a=\"1\" a=\"2\"><city>x</city></customer>");
+        assert!(twice.contains("line 1"), "{twice}");
+        let field_attribute = refusal("<customer><city x=\"1\" x=\"1\">a</city></customer>");
+        assert!(field_attribute.contains("line 1"), "{field_attribute}");
+        assert_eq!(
+            fields("<customer lang=\"en\"><city>a</city></customer>\n<!-- trailing -->\n"),
+            vec![("city".into(), FieldValue::Text("a".into()))]
         );
     }
 
