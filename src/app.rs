@@ -4,7 +4,7 @@
 use crate::audit::log::HistoryReader;
 use crate::config::ServeSettings;
 use crate::http::{self, ApiState};
-use crate::projection::{ProjectionError, Projector};
+use crate::projection::{readiness, ProjectionError, Projector};
 use crate::read_model::{self, ReadModelError};
 use crate::write::{self, EventLog, EventLogError, Registrar, TopicError};
 use std::net::SocketAddr;
@@ -91,6 +91,14 @@ impl Application {
         )?;
 
         let (stop_projector, projector_stopped) = watch::channel(false);
+        let readiness = readiness::spawn(
+            &settings.event_log.kafka_bootstrap,
+            &settings.event_log.topic,
+            progress.clone(),
+            settings.ready_max_lag,
+            stop_projector.subscribe(),
+        )
+        .map_err(ProjectionError::Consumer)?;
         let projector = tokio::spawn(projector.run(projector_stopped));
         let registrar = Registrar::new(
             event_log.clone(),
@@ -104,6 +112,7 @@ impl Application {
             progress: progress.clone(),
             catch_up_wait: settings.projection_wait(),
             history: Arc::new(HistoryReader::new(settings.event_log.clone())),
+            readiness,
         });
         let (stop_server, mut server_stopped) = watch::channel(false);
         let (address, server) = warp::serve(routes)

@@ -177,6 +177,10 @@ pub struct ServeSettings {
           value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub partition_check_ms: u64,
 
+    /// `/readyz` answers 503 while the projection trails the log's end by more records than this.
+    #[arg(long, env = "REGISTRY_READY_MAX_LAG", default_value_t = 1_000)]
+    pub ready_max_lag: u64,
+
     /// The read model commits what it applied once this many customers changed...
     #[arg(long, env = "REGISTRY_FLUSH_CHANGES", default_value_t = 50_000,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]

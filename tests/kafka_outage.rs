@@ -117,7 +117,28 @@ async fn a_kafka_outage_under_load_loses_nothing_and_the_service_recovers() {
         "the answer says how to retry: {problem}"
     );
 
+    // The probes: alive throughout, not ready while the brokers cannot be reached.
+    let probe = |path: &'static str| {
+        let url = registry.url(path);
+        async move {
+            let response = http().get(url).send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let not_ready = wait_for_status(|| probe("/readyz"), 503).await;
+    assert!(
+        not_ready["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be reached"),
+        "{not_ready}"
+    );
+    assert_eq!(probe("/healthz").await.0, 200);
+
     broker.run("start");
+    let ready = wait_for_status(|| probe("/readyz"), 200).await;
+    assert_eq!(ready["ready"], true, "{ready}");
     let outcome = load.await.unwrap();
     assert_eq!(outcome.acknowledged.len(), 4 * 40);
     assert!(outcome.retries > 0, "the outage happened during the load");
@@ -146,4 +167,24 @@ async fn a_kafka_outage_under_load_loses_nothing_and_the_service_recovers() {
         outcome.retries,
         outcome.failure_statuses
     );
+}
+
+/// Polls `probe` until it answers `status` (within 60 s), and returns that answer's body.
+async fn wait_for_status<F, Fut>(probe: F, status: u16) -> Value
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = (u16, Value)>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (answered, body) = probe().await;
+        if answered == status {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {answered} after 60 s, not {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

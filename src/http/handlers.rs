@@ -54,6 +54,34 @@ pub async fn customer_history(id: String, meta: RequestMeta, state: ApiState) ->
     respond(&meta, result)
 }
 
+/// `GET /healthz`: 200 while the process serves HTTP.
+pub fn alive() -> Response {
+    json_answer(StatusCode::OK, &serde_json::json!({"status": "alive"}))
+}
+
+/// `GET /readyz`: 200 when this replica should get traffic (caught up with the log, within the
+/// lag bound, brokers reachable), 503 with the reason otherwise.
+pub fn readiness(state: ApiState) -> Response {
+    let verdict = state.readiness.verdict();
+    let status = if verdict.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_answer(status, &verdict)
+}
+
+fn json_answer(status: StatusCode, body: &impl serde::Serialize) -> Response {
+    let bytes = serde_json::to_vec(body).expect("a probe's answer always serialises");
+    let mut response = Response::new(bytes.into());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 /// `GET /api/v01/admin/rejected-events`: records the projector kept out of the read model.
 pub async fn list_rejected_events(meta: RequestMeta, state: ApiState) -> Response {
     let result = rejected_events(&meta, &state).await;

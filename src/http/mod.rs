@@ -15,6 +15,7 @@ pub use problem::ApiError;
 
 use crate::audit::log::HistoryReader;
 use crate::domain::AuditTrail;
+use crate::projection::readiness::Readiness;
 use crate::projection::ProjectionProgress;
 use crate::read_model::ReadModel;
 use crate::write::Registrar;
@@ -43,6 +44,8 @@ pub struct ApiState {
     pub catch_up_wait: Duration,
     /// Reads a customer's records back from the log.
     pub history: Arc<HistoryReader>,
+    /// Whether this replica should get traffic, for `/readyz`.
+    pub readiness: Readiness,
 }
 
 /// The request headers the handlers negotiate on. Negotiation headers are read leniently (an
@@ -167,11 +170,18 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Inf
     let list_rejected = rejected_events
         .and(get_or_head())
         .and(request_meta())
-        .and(with_state(state))
+        .and(with_state(state.clone()))
         .then(handlers::list_rejected_events);
     let rejected_other_method = rejected_events
         .and(request_meta())
         .map(|meta| handlers::method_not_allowed(meta, "GET, HEAD"));
+    let liveness = warp::path!("healthz")
+        .and(get_or_head())
+        .map(handlers::alive);
+    let ready = warp::path!("readyz")
+        .and(get_or_head())
+        .and(with_state(state.clone()))
+        .map(handlers::readiness);
     let anything_else = warp::any().and(request_meta()).map(handlers::no_such_path);
 
     create
@@ -190,6 +200,10 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Inf
         .or(list_rejected)
         .unify()
         .or(rejected_other_method)
+        .unify()
+        .or(liveness)
+        .unify()
+        .or(ready)
         .unify()
         .or(anything_else)
         .unify()
@@ -262,9 +276,17 @@ mod tests {
         let state = ApiState {
             registrar: Arc::new(registrar),
             read_model,
-            progress,
+            progress: progress.clone(),
             catch_up_wait: Duration::from_millis(10),
-            history: Arc::new(HistoryReader::new(settings)),
+            history: Arc::new(HistoryReader::new(settings.clone())),
+            readiness: crate::projection::readiness::spawn(
+                &settings.kafka_bootstrap,
+                &settings.topic,
+                progress.clone(),
+                0,
+                watch::channel(false).1,
+            )
+            .unwrap(),
         };
         (routes(state), progress_sender)
     }
@@ -299,5 +321,22 @@ mod tests {
             404,
             "caught up: an unknown customer is unknown"
         );
+    }
+
+    #[tokio::test]
+    async fn liveness_needs_nothing_and_readiness_says_why_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (api, _progress) = api(dir.path());
+        let alive = warp::test::request().path("/healthz").reply(&api).await;
+        assert_eq!(alive.status(), 200);
+        let ready = warp::test::request().path("/readyz").reply(&api).await;
+        assert_eq!(
+            ready.status(),
+            503,
+            "not checked, and no broker at 127.0.0.1:1"
+        );
+        let verdict: serde_json::Value = serde_json::from_slice(ready.body()).unwrap();
+        assert_eq!(verdict["ready"], false);
+        assert!(verdict["reason"].is_string(), "{verdict}");
     }
 }

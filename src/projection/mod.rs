@@ -13,6 +13,7 @@
 
 mod position;
 mod progress;
+pub mod readiness;
 mod replay;
 
 pub use position::LogPosition;

@@ -28,6 +28,11 @@ impl LogPosition {
         self.0.get(&partition).copied().unwrap_or(0)
     }
 
+    /// The partitions this position names.
+    pub fn partitions(&self) -> impl Iterator<Item = i32> + '_ {
+        self.0.keys().copied()
+    }
+
     /// Whether a projection at `next_offsets` includes everything this position includes.
     pub fn is_reached_by(&self, next_offsets: &BTreeMap<i32, i64>) -> bool {
         self.0

@@ -1,7 +1,7 @@
 //! How far the projection has got, so a request can wait until what it needs has been applied.
 
 use super::position::LogPosition;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -42,6 +42,15 @@ impl ProjectionProgress {
     /// The end of the log when the projector started.
     pub fn log_end_at_start(&self) -> &LogPosition {
         &self.log_end_at_start
+    }
+
+    /// Every partition known to hold records: those of the log at start, and any applied since.
+    pub fn partitions(&self) -> BTreeSet<i32> {
+        let applied = self.next_offsets.borrow();
+        self.log_end_at_start
+            .partitions()
+            .chain(applied.keys().copied())
+            .collect()
     }
 
     /// The position the read model reflects now.

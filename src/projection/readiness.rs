@@ -1,0 +1,129 @@
+//! Whether this replica should be sent traffic: its projection has applied what the log held at
+//! start, it trails the log's end by at most a bound, and the brokers answer. A background task
+//! reads the log's end every second; `/readyz` reports its last verdict.
+
+use super::ProjectionProgress;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How often the log's end is read.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How long one partition's watermarks may take to read.
+const WATERMARK_TIMEOUT: Duration = Duration::from_secs(2);
+/// A verdict older than this (the checker stalled) counts as not ready.
+const STALE_AFTER: Duration = Duration::from_secs(10);
+
+/// What `/readyz` answers.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Verdict {
+    /// Whether the replica is ready.
+    pub ready: bool,
+    /// Why not, for a person.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Records of the log not yet applied, summed over partitions, when the log's end is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag: Option<i64>,
+}
+
+/// A cloneable view of the latest verdict.
+#[derive(Clone)]
+pub struct Readiness {
+    latest: watch::Receiver<(Verdict, Instant)>,
+}
+
+impl Readiness {
+    /// The latest verdict; not ready when the checker has not spoken for a while.
+    pub fn verdict(&self) -> Verdict {
+        let (verdict, at) = self.latest.borrow().clone();
+        if at.elapsed() > STALE_AFTER {
+            return not_ready("the readiness check has not run for over 10 s", None);
+        }
+        verdict
+    }
+}
+
+/// Starts checking `topic`'s end against `progress` in the background, until `stop` turns true.
+/// Ready means caught up with the log end seen at start and at most `max_lag` records behind.
+///
+/// # Errors
+/// [`rdkafka::error::KafkaError`] when the checker's client cannot be created.
+pub fn spawn(
+    bootstrap: &str,
+    topic: &str,
+    progress: ProjectionProgress,
+    max_lag: u64,
+    mut stop: watch::Receiver<bool>,
+) -> Result<Readiness, rdkafka::error::KafkaError> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "customer-registry.readiness")
+        .set("enable.auto.commit", "false")
+        .set("allow.auto.create.topics", "false")
+        .create()?;
+    let consumer = Arc::new(consumer);
+    let topic = topic.to_owned();
+    let first = not_ready("not checked yet", None);
+    let (publish, latest) = watch::channel((first, Instant::now()));
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(CHECK_EVERY);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stop.wait_for(|stop| *stop) => return,
+            }
+            let (consumer, topic, progress) = (consumer.clone(), topic.clone(), progress.clone());
+            let checked =
+                tokio::task::spawn_blocking(move || check(&consumer, &topic, &progress, max_lag))
+                    .await;
+            let Ok(verdict) = checked else { return };
+            publish.send_replace((verdict, Instant::now()));
+        }
+    });
+    Ok(Readiness { latest })
+}
+
+/// One check: the log's end per partition, against what the projection has applied.
+fn check(
+    consumer: &BaseConsumer,
+    topic: &str,
+    progress: &ProjectionProgress,
+    max_lag: u64,
+) -> Verdict {
+    let applied = progress.position();
+    let mut lag = 0i64;
+    for partition in progress.partitions() {
+        match consumer.fetch_watermarks(topic, partition, WATERMARK_TIMEOUT) {
+            Ok((_, high)) => lag += (high - applied.next_offset(partition)).max(0),
+            Err(error) => {
+                let reason = format!("the event log cannot be reached: {error}");
+                return not_ready(&reason, None);
+            }
+        }
+    }
+    if !progress.is_caught_up() {
+        let reason = "catching up with the log after a restart";
+        return not_ready(reason, Some(lag));
+    }
+    if lag > i64::try_from(max_lag).unwrap_or(i64::MAX) {
+        let reason = format!("the projection trails the log by {lag} records (at most {max_lag})");
+        return not_ready(&reason, Some(lag));
+    }
+    Verdict {
+        ready: true,
+        reason: None,
+        lag: Some(lag),
+    }
+}
+
+fn not_ready(reason: &str, lag: Option<i64>) -> Verdict {
+    Verdict {
+        ready: false,
+        reason: Some(reason.to_owned()),
+        lag,
+    }
+}
