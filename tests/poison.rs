@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::{create, find_eventually, get, kafka_bootstrap, produce_raw, unique_topic, Registry};
+use common::{
+    create, find_eventually, get, http, kafka_bootstrap, produce_raw, unique_topic, Registry,
+};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -62,6 +64,21 @@ async fn poison_records_are_listed_as_rejected_and_the_projector_goes_on() {
         .unwrap()
         .iter()
         .all(|r| r["partition"] == 0 && r["reason"].is_string()));
+
+    // Paged like find: offset, limit, X-Total-Count; anything else is a 400.
+    let paged = http()
+        .get(registry.url("/api/v01/admin/rejected-events?offset=1&limit=2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paged.headers()["x-total-count"], "4");
+    let page: Value = paged.json().await.unwrap();
+    assert_eq!(page, json!(rejected.as_array().unwrap()[1..3]));
+    for refused in ["limit=0", "limit=1001", "accountId=4", "offset=-1"] {
+        let path = format!("/api/v01/admin/rejected-events?{refused}");
+        let (status, problem) = get(&registry, &path).await;
+        assert_eq!(status, 400, "{refused}: {problem}");
+    }
 
     // A restart neither re-applies nor re-lists them.
     assert!(registry.stop());

@@ -9,7 +9,7 @@ use crate::domain::{
     ValidationErrors,
 };
 use crate::projection::LogPosition;
-use crate::read_model::{CustomerQuery, ReadModelError, Work, INLINE_WORK, MAX_WORK};
+use crate::read_model::{parse_page, CustomerQuery, ReadModelError, Work, INLINE_WORK, MAX_WORK};
 use std::sync::Arc;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
@@ -83,8 +83,8 @@ fn json_answer(status: StatusCode, body: &impl serde::Serialize) -> Response {
 }
 
 /// `GET /api/v01/admin/rejected-events`: records the projector kept out of the read model.
-pub async fn list_rejected_events(meta: RequestMeta, state: ApiState) -> Response {
-    let result = rejected_events(&meta, &state).await;
+pub async fn list_rejected_events(meta: RequestMeta, query: String, state: ApiState) -> Response {
+    let result = rejected_events(&meta, &query, &state).await;
     respond(&meta, result)
 }
 
@@ -311,12 +311,18 @@ async fn history(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Respo
     Ok(response)
 }
 
-async fn rejected_events(meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> {
+async fn rejected_events(
+    meta: &RequestMeta,
+    query: &str,
+    state: &ApiState,
+) -> Result<Response, ApiError> {
     let answer = answer_format(meta.accept.as_deref())?;
+    let (offset, limit) = parse_page(&query_string::decode(query)?)?;
     let read_model = state.read_model.clone();
-    let rejected = tokio::task::spawn_blocking(move || read_model.rejected_events())
-        .await
-        .map_err(|_| ApiError::Internal("the listing task was cancelled".into()))??;
+    let (rejected, total) =
+        tokio::task::spawn_blocking(move || read_model.rejected_events_page(offset, limit))
+            .await
+            .map_err(|_| ApiError::Internal("the listing task was cancelled".into()))??;
     let body = match answer {
         Format::Json => serde_json::to_vec(&rejected).expect("rejections always serialise"),
         Format::Xml => xml::rejected_events_document(&rejected).into_bytes(),
@@ -324,7 +330,7 @@ async fn rejected_events(meta: &RequestMeta, state: &ApiState) -> Result<Respons
     let mut response = response_with(answer, body);
     response
         .headers_mut()
-        .insert(TOTAL_COUNT, HeaderValue::from(rejected.len()));
+        .insert(TOTAL_COUNT, HeaderValue::from(total));
     Ok(response)
 }
 

@@ -170,6 +170,7 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Inf
     let list_rejected = rejected_events
         .and(get_or_head())
         .and(request_meta())
+        .and(raw_query())
         .and(with_state(state.clone()))
         .then(handlers::list_rejected_events);
     let rejected_other_method = rejected_events

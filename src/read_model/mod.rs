@@ -33,7 +33,7 @@ mod tests;
 mod writer;
 
 pub use planner::{Page, Work, INLINE_WORK, MAX_WORK};
-pub use query::{CustomerQuery, DEFAULT_LIMIT, MAX_LIMIT};
+pub use query::{parse_page, CustomerQuery, DEFAULT_LIMIT, MAX_LIMIT};
 pub use record::{CustomerRecord, LogPlace};
 pub use rejected::{RejectedEvent, RejectionKind};
 pub use store::FORMAT;
@@ -338,5 +338,17 @@ impl ReadModel {
     /// [`ReadModelError`] when sled fails or an entry cannot be read.
     pub fn rejected_events(&self) -> Result<Vec<RejectedEvent>, ReadModelError> {
         self.shared.store.rejected_events()
+    }
+
+    /// A page of [`ReadModel::rejected_events`], and how many there are in all.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when the store fails.
+    pub fn rejected_events_page(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<RejectedEvent>, usize), ReadModelError> {
+        self.shared.store.rejected_events_page(offset, limit)
     }
 }

@@ -128,6 +128,44 @@ fn error(name: &str, code: &'static str, message: String) -> FieldError {
     }
 }
 
+/// The page of a listing that takes only `offset` and `limit`, by the same rules as `find`'s:
+/// the admin listing of rejected events.
+///
+/// # Errors
+/// Every unknown or repeated parameter and every count out of its bounds.
+pub fn parse_page(pairs: &[(String, String)]) -> Result<(usize, usize), ValidationErrors> {
+    let (mut offset, mut limit) = (0, DEFAULT_LIMIT);
+    let mut errors = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
+    for (name, value) in pairs {
+        let outcome = match name.as_str() {
+            _ if !seen.insert(name) => Err(error(
+                &shown(name, NAME_SHOWN),
+                "repeated_parameter",
+                format!("{} may be given once", shown(name, NAME_SHOWN)),
+            )),
+            "offset" => parse_count(name, value, 0, usize::MAX).map(|n| offset = n),
+            "limit" => parse_count(name, value, 1, MAX_LIMIT).map(|n| limit = n),
+            _ => Err(error(
+                &shown(name, NAME_SHOWN),
+                "unknown_parameter",
+                format!(
+                    "{} is not a parameter of this listing",
+                    shown(name, NAME_SHOWN)
+                ),
+            )),
+        };
+        if let Err(broken) = outcome {
+            errors.push(broken);
+        }
+    }
+    if errors.is_empty() {
+        Ok((offset, limit))
+    } else {
+        Err(ValidationErrors(errors))
+    }
+}
+
 fn parse_count(name: &str, value: &str, min: usize, max: usize) -> Result<usize, FieldError> {
     let rule = if max == usize::MAX {
         format!("{name} must be a whole number ≥ {min}")
@@ -231,6 +269,27 @@ mod tests {
                 ("accountId", "invalid_type"),
                 ("city", "repeated_parameter"),
             ]
+        );
+    }
+
+    #[test]
+    fn a_listing_page_takes_offset_and_limit_only() {
+        assert_eq!(parse_page(&[]).unwrap(), (0, DEFAULT_LIMIT));
+        assert_eq!(
+            parse_page(&pairs(&[("offset", "5"), ("limit", "2")])).unwrap(),
+            (5, 2)
+        );
+        let errors = parse_page(&pairs(&[
+            ("limit", "0"),
+            ("accountId", "1"),
+            ("offset", "1"),
+            ("offset", "2"),
+        ]))
+        .unwrap_err();
+        let codes: Vec<&str> = errors.0.iter().map(|error| error.code).collect();
+        assert_eq!(
+            codes,
+            ["out_of_range", "unknown_parameter", "repeated_parameter"]
         );
     }
 

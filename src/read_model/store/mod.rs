@@ -503,15 +503,32 @@ impl Store {
     /// # Errors
     /// [`ReadModelError`] when sled fails or an entry cannot be read.
     pub fn rejected_events(&self) -> Result<Vec<RejectedEvent>, ReadModelError> {
-        self.rejected
-            .iter()
-            .values()
-            .map(|value| {
-                serde_json::from_slice(&value?).map_err(|error| {
+        self.rejected_events_page(0, usize::MAX)
+            .map(|(page, _)| page)
+    }
+
+    /// `limit` rejections from the `offset`-th, in log order, and how many there are in all.
+    /// Only the page is decoded; the rest are counted by key.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails or a stored rejection is unreadable.
+    pub fn rejected_events_page(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<RejectedEvent>, usize), ReadModelError> {
+        let mut page = Vec::new();
+        let mut total = 0;
+        for value in self.rejected.iter().values() {
+            let value = value?;
+            if total >= offset && page.len() < limit {
+                page.push(serde_json::from_slice(&value).map_err(|error| {
                     ReadModelError::Corrupt(format!("a rejected event is unreadable: {error}"))
-                })
-            })
-            .collect()
+                })?);
+            }
+            total += 1;
+        }
+        Ok((page, total))
     }
 
     /// Writes everything written so far to disk, blocking the calling thread.
