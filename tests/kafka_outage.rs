@@ -156,6 +156,21 @@ async fn a_kafka_outage_under_load_loses_nothing_and_the_service_recovers() {
         );
     }
 
+    // The outage was logged as a state, not once per failed poll: a line when it began, repeats
+    // with a growing interval, a line when it ended; librdkafka's own lines only at debug level.
+    let log = std::fs::read_to_string(&registry.log_path).unwrap();
+    let outage_lines = log
+        .lines()
+        .filter(|line| line.contains("the event log is"))
+        .count();
+    eprintln!("kafka outage: {outage_lines} outage lines in the log");
+    assert!(
+        (2..=20).contains(&outage_lines),
+        "{outage_lines} outage lines:\n{log}"
+    );
+    assert!(log.contains("the event log is reachable again"), "{log}");
+    assert!(!log.contains("librdkafka"), "{log}");
+
     // Recovered by itself: a create now goes through on the same process.
     let (status, after) =
         common::create(&registry, &json!({"accountId": 81, "lastName": "After"})).await;

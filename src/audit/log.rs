@@ -3,6 +3,7 @@
 
 use super::AuditError;
 use crate::config::EventLogSettings;
+use crate::kafka_logs::KafkaLogs;
 use crate::projection::LogPosition;
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -56,7 +57,7 @@ impl PublishedRecord {
 }
 
 /// A consumer that commits nothing and joins no group: auditors read, never move anyone's offsets.
-pub fn reader(settings: &EventLogSettings) -> Result<BaseConsumer, AuditError> {
+pub fn reader(settings: &EventLogSettings) -> Result<BaseConsumer<KafkaLogs>, AuditError> {
     Ok(ClientConfig::new()
         .set("bootstrap.servers", &settings.kafka_bootstrap)
         .set("group.id", "customer-registry.audit")
@@ -64,14 +65,14 @@ pub fn reader(settings: &EventLogSettings) -> Result<BaseConsumer, AuditError> {
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
         .set("allow.auto.create.topics", "false")
-        .create()?)
+        .create_with_context(KafkaLogs)?)
 }
 
 /// Reads single records back for customers' histories, over one long-lived consumer: requests
 /// take turns on it, so a burst of history requests costs one connection, not one per request.
 pub struct HistoryReader {
     settings: EventLogSettings,
-    consumer: Mutex<Option<BaseConsumer>>,
+    consumer: Mutex<Option<BaseConsumer<KafkaLogs>>>,
 }
 
 impl HistoryReader {
@@ -101,7 +102,7 @@ impl HistoryReader {
 }
 
 fn read_records(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<KafkaLogs>,
     topic: &str,
     positions: &[(i32, i64)],
 ) -> Result<Vec<PublishedRecord>, AuditError> {
@@ -135,7 +136,7 @@ fn read_records(
 /// Where a replay stops: the end of the log as it is when the replay begins, or a position before
 /// it (partitions a position leaves out are not read).
 pub fn replay_ends(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<KafkaLogs>,
     topic: &str,
     until: Option<&LogPosition>,
 ) -> Result<BTreeMap<i32, i64>, AuditError> {

@@ -4,6 +4,7 @@
 use super::log::PublishedRecord;
 use super::AuditError;
 use crate::config::TailSettings;
+use crate::kafka_logs::KafkaLogs;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::io::Write;
@@ -16,13 +17,13 @@ use std::time::Duration;
 /// [`AuditError`] when the topic cannot be read.
 pub async fn tail(settings: &TailSettings) -> Result<ExitCode, AuditError> {
     let event_log = &settings.event_log;
-    let consumer: StreamConsumer = ClientConfig::new()
+    let consumer: StreamConsumer<KafkaLogs> = ClientConfig::new()
         .set("bootstrap.servers", &event_log.kafka_bootstrap)
         .set("group.id", "customer-registry.tail")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         .set("allow.auto.create.topics", "false")
-        .create()?;
+        .create_with_context(KafkaLogs)?;
     let metadata = consumer.fetch_metadata(Some(&event_log.topic), Duration::from_secs(10))?;
     // The end is resolved to an offset now, so "after it started" means after this line.
     let mut assignment = TopicPartitionList::new();

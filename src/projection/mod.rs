@@ -21,6 +21,7 @@ pub use progress::ProjectionProgress;
 pub use replay::BatchApplier;
 
 use crate::domain::{EventDecodeError, RegistryEvent};
+use crate::kafka_logs::{KafkaLogs, OutageLog};
 use crate::read_model::{
     ApplyOutcome, LogRecord, PreparedBatch, ReadModel, ReadModelError, ReadModelWriter,
     RecordChange, RejectionKind,
@@ -39,7 +40,11 @@ use tokio::time::MissedTickBehavior;
 /// The end of one partition's log. A partition whose leader is being elected (just after the
 /// topic was created, or during a broker restart) answers "not leader" for a moment: that is
 /// retried until [`WATERMARK_TIMEOUT`] has passed. (A blocking call, made at start-up only.)
-fn log_end_of(consumer: &StreamConsumer, topic: &str, partition: i32) -> Result<i64, KafkaError> {
+fn log_end_of(
+    consumer: &StreamConsumer<KafkaLogs>,
+    topic: &str,
+    partition: i32,
+) -> Result<i64, KafkaError> {
     let deadline = std::time::Instant::now() + WATERMARK_TIMEOUT;
     loop {
         match consumer.fetch_watermarks(topic, partition, WATERMARK_TIMEOUT) {
@@ -120,7 +125,7 @@ const FLUSH_CHECK: Duration = Duration::from_secs(1);
 
 /// Consumes the topic into the read model.
 pub struct Projector {
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<StreamConsumer<KafkaLogs>>,
     topic: String,
     assigned: BTreeSet<i32>,
     partition_check: Duration,
@@ -128,6 +133,8 @@ pub struct Projector {
     /// Taken while a batch is applied on the blocking pool.
     writer: Option<ReadModelWriter>,
     progress: watch::Sender<BTreeMap<i32, i64>>,
+    /// Consuming failures, logged once per outage rather than once each.
+    outage: OutageLog,
 }
 
 impl Projector {
@@ -145,7 +152,7 @@ impl Projector {
         read_model: ReadModel,
         writer: ReadModelWriter,
     ) -> Result<(Self, ProjectionProgress), ProjectionError> {
-        let consumer: StreamConsumer = ClientConfig::new()
+        let consumer: StreamConsumer<KafkaLogs> = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
             // librdkafka wants a group id even for self-assigned partitions; nothing is ever
             // committed under it, and no group is joined.
@@ -155,7 +162,7 @@ impl Projector {
             .set("enable.partition.eof", "false")
             .set("auto.offset.reset", "earliest")
             .set("allow.auto.create.topics", "false")
-            .create()?;
+            .create_with_context(KafkaLogs)?;
         let next_offsets = read_model.next_offsets()?;
         // A read model ahead of the log means the log was recreated or truncated under it:
         // following it would skip records silently. The log's end now is also how far the
@@ -184,6 +191,7 @@ impl Projector {
                 read_model,
                 writer: Some(writer),
                 progress,
+                outage: OutageLog::new("the event log"),
             },
             ProjectionProgress::new(watcher, LogPosition::from_next_offsets(log_end)),
         ))
@@ -211,12 +219,13 @@ impl Projector {
                 _ = flush_check.tick() => self.with_writer(|writer| writer.flush_if_due(false)).await?,
                 received = self.consumer.recv() => match received {
                     Ok(message) => {
+                        self.outage.recovered();
                         let first = decode_record(message.partition(), message.offset(), message.payload());
                         drop(message);
                         self.project_batch(first).await?;
                     }
                     // librdkafka reconnects by itself; a broker outage shows up here meanwhile.
-                    Err(error) => tracing::warn!(%error, "consuming the event log failed; retrying"),
+                    Err(error) => self.outage.failed(&error),
                 },
             }
         }
@@ -285,7 +294,7 @@ impl Projector {
                     message.payload(),
                 )),
                 Some(Err(error)) => {
-                    tracing::warn!(%error, "consuming the event log failed; retrying");
+                    self.outage.failed(&error);
                     break;
                 }
                 None => break,

@@ -3,6 +3,7 @@
 //! reads the log's end every second; `/readyz` reports its last verdict.
 
 use super::ProjectionProgress;
+use crate::kafka_logs::KafkaLogs;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
@@ -59,12 +60,12 @@ pub fn spawn(
     max_lag: u64,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Readiness, rdkafka::error::KafkaError> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    let consumer: BaseConsumer<KafkaLogs> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "customer-registry.readiness")
         .set("enable.auto.commit", "false")
         .set("allow.auto.create.topics", "false")
-        .create()?;
+        .create_with_context(KafkaLogs)?;
     let consumer = Arc::new(consumer);
     let topic = topic.to_owned();
     let first = not_ready("not checked yet", None);
@@ -89,7 +90,7 @@ pub fn spawn(
 
 /// One check: the log's end per partition, against what the projection has applied.
 fn check(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<KafkaLogs>,
     topic: &str,
     progress: &ProjectionProgress,
     max_lag: u64,

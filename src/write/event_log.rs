@@ -2,6 +2,7 @@
 
 use crate::config::EventLogSettings;
 use crate::domain::{RegistryEvent, SCHEMA_VERSION};
+use crate::kafka_logs::KafkaLogs;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -64,7 +65,7 @@ impl EventLogError {
 pub struct EventLog {
     /// Replaced when librdkafka declares the producer fatally broken (a fenced idempotent
     /// producer cannot send again); a new one starts a fresh idempotent session.
-    producer: RwLock<FutureProducer>,
+    producer: RwLock<FutureProducer<KafkaLogs>>,
     settings: EventLogSettings,
 }
 
@@ -129,7 +130,7 @@ impl EventLog {
             .map_err(EventLogError::NotConfirmed)
     }
 
-    fn current_producer(&self) -> FutureProducer {
+    fn current_producer(&self) -> FutureProducer<KafkaLogs> {
         self.producer
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -138,7 +139,7 @@ impl EventLog {
 
     /// After a failed send: if `failed` is fatally broken and still the current producer, put a
     /// new one in its place, so the next create can succeed without a restart.
-    fn replace_if_fatal(&self, failed: &FutureProducer) {
+    fn replace_if_fatal(&self, failed: &FutureProducer<KafkaLogs>) {
         let Some((code, reason)) = failed.client().fatal_error() else {
             return;
         };
@@ -156,7 +157,7 @@ impl EventLog {
     }
 }
 
-fn new_producer(settings: &EventLogSettings) -> Result<FutureProducer, EventLogError> {
+fn new_producer(settings: &EventLogSettings) -> Result<FutureProducer<KafkaLogs>, EventLogError> {
     ClientConfig::new()
         .set("bootstrap.servers", &settings.kafka_bootstrap)
         .set("enable.idempotence", "true")
@@ -166,6 +167,6 @@ fn new_producer(settings: &EventLogSettings) -> Result<FutureProducer, EventLogE
             "message.timeout.ms",
             DELIVERY_TIMEOUT.as_millis().to_string(),
         )
-        .create()
+        .create_with_context(KafkaLogs)
         .map_err(EventLogError::Setup)
 }
