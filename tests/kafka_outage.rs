@@ -137,8 +137,13 @@ async fn a_kafka_outage_under_load_loses_nothing_and_the_service_recovers() {
     assert_eq!(probe("/healthz").await.0, 200);
 
     broker.run("start");
+    let restarted = Instant::now();
     let ready = wait_for_status(|| probe("/readyz"), 200).await;
     assert_eq!(ready["ready"], true, "{ready}");
+    eprintln!(
+        "kafka outage: ready {} ms after the broker's start script returned",
+        restarted.elapsed().as_millis()
+    );
     let outcome = load.await.unwrap();
     assert_eq!(outcome.acknowledged.len(), 4 * 40);
     assert!(outcome.retries > 0, "the outage happened during the load");
@@ -175,6 +180,12 @@ async fn a_kafka_outage_under_load_loses_nothing_and_the_service_recovers() {
     let (status, after) =
         common::create(&registry, &json!({"accountId": 81, "lastName": "After"})).await;
     assert_eq!(status, 201, "{after}");
+    let (_, found) = get(&registry, "/api/v01/customers?accountId=81").await;
+    assert_eq!(
+        found,
+        json!([before, after]),
+        "found at once after the outage"
+    );
     eprintln!(
         "kafka outage: {} creates acknowledged, {} found, 0 duplicates, {} retries, failures by status {:?}",
         outcome.acknowledged.len(),

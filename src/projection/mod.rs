@@ -162,6 +162,10 @@ impl Projector {
             .set("enable.partition.eof", "false")
             .set("auto.offset.reset", "earliest")
             .set("allow.auto.create.topics", "false")
+            // After a broker restart, reconnect within a second (librdkafka backs off up to
+            // 10 s by default) and look for the partitions' new leaders at once.
+            .set("reconnect.backoff.max.ms", "1000")
+            .set("topic.metadata.refresh.fast.interval.ms", "100")
             .create_with_context(KafkaLogs)?;
         let next_offsets = read_model.next_offsets()?;
         // A read model ahead of the log means the log was recreated or truncated under it:

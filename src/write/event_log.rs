@@ -163,6 +163,8 @@ fn new_producer(settings: &EventLogSettings) -> Result<FutureProducer<KafkaLogs>
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "2")
+        // Back within a second of a broker's return (the default backs off up to 10 s).
+        .set("reconnect.backoff.max.ms", "1000")
         .set(
             "message.timeout.ms",
             DELIVERY_TIMEOUT.as_millis().to_string(),
