@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{create_all, find_eventually, get, kafka_bootstrap, unique_topic, Registry, PATIENCE};
+use common::{
+    create_all, find_eventually, get, http, kafka_bootstrap, unique_topic, Registry, PATIENCE,
+};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -198,6 +200,38 @@ async fn a_customers_history_is_read_back_from_the_log() {
     let unknown = uuid::Uuid::now_v7();
     let (status, _) = get(&registry, &format!("/api/v01/customers/{unknown}/events")).await;
     assert_eq!(status, 404);
+
+    // A burst of 40: each is answered (the record, or 503 busy with Retry-After: a few run at
+    // once on readers of their own), and creates keep being projected meanwhile.
+    let path = format!("/api/v01/customers/{id}/events");
+    let burst = (0..40).map(|_| {
+        let url = registry.url(&path);
+        async move {
+            let response = http().get(url).send().await.unwrap();
+            let status = response.status().as_u16();
+            let retry_after = response.headers().contains_key("retry-after");
+            (status, retry_after, response.json::<Value>().await.unwrap())
+        }
+    });
+    let during = create_batch(&registry, 95, &["During"]);
+    let (answers, created) = tokio::join!(futures::future::join_all(burst), during);
+    assert_eq!(created.len(), 1);
+    let mut served = 0;
+    for (status, retry_after, body) in answers {
+        match status {
+            200 => {
+                served += 1;
+                assert_eq!(body.as_array().unwrap().len(), 1, "{body}");
+            }
+            503 => {
+                assert!(retry_after, "{body}");
+                assert_eq!(body["type"], "/problems/history-busy", "{body}");
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(served >= 1, "at least one of the burst is served");
+    eprintln!("history burst: {served} of 40 served, the rest 503 busy");
 }
 
 #[tokio::test]

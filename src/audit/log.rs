@@ -12,8 +12,9 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How long a read waits for the broker.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -68,35 +69,68 @@ pub fn reader(settings: &EventLogSettings) -> Result<BaseConsumer<KafkaLogs>, Au
         .create_with_context(KafkaLogs)?)
 }
 
-/// Reads single records back for customers' histories, over one long-lived consumer: requests
-/// take turns on it, so a burst of history requests costs one connection, not one per request.
+/// Reads single records back for customers' histories, over a few long-lived consumers: at most
+/// [`HISTORY_READERS`] reads run at once, each on a consumer of its own (no lock is held while
+/// Kafka is polled), and a burst past that is refused at once rather than queued, so history
+/// reads never take more than that many of the blocking threads the projector also uses.
 pub struct HistoryReader {
     settings: EventLogSettings,
-    consumer: Mutex<Option<BaseConsumer<KafkaLogs>>>,
+    idle: Mutex<Vec<BaseConsumer<KafkaLogs>>>,
+    permits: Arc<Semaphore>,
+}
+
+/// How many history reads run at once.
+pub const HISTORY_READERS: usize = 4;
+
+/// The right to run one history read: take it before going to a blocking thread. Dropping it
+/// gives the place back.
+pub struct HistoryPermit {
+    _held: OwnedSemaphorePermit,
 }
 
 impl HistoryReader {
-    /// A reader of `settings.topic`; it connects on first use.
+    /// A reader of `settings.topic`; its consumers connect on first use.
     pub fn new(settings: EventLogSettings) -> Self {
         Self {
             settings,
-            consumer: Mutex::new(None),
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(HISTORY_READERS)),
         }
     }
 
-    /// The records at `positions` (partition, offset), in that order. A blocking call.
+    /// A permit to read, or `None` when [`HISTORY_READERS`] reads are already running.
+    pub fn try_reserve(&self) -> Option<HistoryPermit> {
+        Arc::clone(&self.permits)
+            .try_acquire_owned()
+            .ok()
+            .map(|held| HistoryPermit { _held: held })
+    }
+
+    /// The records at `positions` (partition, offset), in that order. A blocking call, made
+    /// holding a permit.
     ///
     /// # Errors
     /// [`AuditError::Kafka`] when the broker cannot be read, [`AuditError::TimedOut`] when it does
     /// not answer in time, [`AuditError::Missing`] when a record is no longer in the log.
-    pub fn read_at(&self, positions: &[(i32, i64)]) -> Result<Vec<PublishedRecord>, AuditError> {
-        let mut guard = self.consumer.lock().unwrap_or_else(PoisonError::into_inner);
-        let consumer = match guard.take() {
+    pub fn read_at(
+        &self,
+        _permit: &HistoryPermit,
+        positions: &[(i32, i64)],
+    ) -> Result<Vec<PublishedRecord>, AuditError> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let consumer = match idle {
             Some(consumer) => consumer,
             None => reader(&self.settings)?,
         };
         let records = read_records(&consumer, &self.settings.topic, positions);
-        *guard = Some(consumer);
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(consumer);
         records
     }
 }

@@ -295,8 +295,9 @@ async fn history(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Respo
     let position = catch_up(meta, state).await?;
     let id = known_customer(id, state)?.id;
     let positions = state.read_model.history_of(id)?;
+    let permit = state.history.try_reserve().ok_or(ApiError::HistoryBusy)?;
     let history = Arc::clone(&state.history);
-    let records = tokio::task::spawn_blocking(move || history.read_at(&positions))
+    let records = tokio::task::spawn_blocking(move || history.read_at(&permit, &positions))
         .await
         .map_err(|_| ApiError::Internal("the history task was cancelled".into()))?
         .map_err(|error| ApiError::LogUnreadable(error.to_string()))?;

@@ -3,6 +3,7 @@
 
 use super::negotiation::Format;
 use super::xml;
+use crate::audit::log::HISTORY_READERS;
 use crate::domain::{FieldError, ValidationErrors};
 use crate::read_model::ReadModelError;
 use crate::write::{CreateError, EventLogError};
@@ -66,6 +67,12 @@ pub enum ApiError {
         /// Where the projection is.
         reached: String,
     },
+    /// As many history reads as may run at once are running.
+    #[error(
+        "this replica is reading {HISTORY_READERS} histories back from the event log already; \
+         retry shortly"
+    )]
+    HistoryBusy,
     /// A find would need more work than any find may do.
     #[error(
         "this find would read more of the registry than one request may (the bound is documented \
@@ -206,6 +213,11 @@ impl ApiError {
                 "/problems/replica-behind",
                 "This replica has not caught up yet",
             ),
+            ApiError::HistoryBusy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/history-busy",
+                "Too many history reads at once",
+            ),
             ApiError::QueryTooBroad(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "/problems/query-too-broad",
@@ -235,7 +247,9 @@ impl ApiError {
         match self {
             // Waiting for the projection is a state of the replica, not a failure: logged once
             // per request at error level, a burst of such reads flooded the log.
-            ApiError::ReplicaBehind { .. } | ApiError::CatchingUp { .. } => {
+            ApiError::ReplicaBehind { .. }
+            | ApiError::CatchingUp { .. }
+            | ApiError::HistoryBusy => {
                 tracing::debug!(error = %self, "read refused until the projection catches up");
             }
             _ if status.is_server_error() => tracing::error!(error = %self, "request failed"),
@@ -296,7 +310,9 @@ impl ApiError {
             ApiError::EventLog { .. } | ApiError::LogUnreadable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
-            ApiError::ReplicaBehind { .. } | ApiError::CatchingUp { .. } => {
+            ApiError::ReplicaBehind { .. }
+            | ApiError::CatchingUp { .. }
+            | ApiError::HistoryBusy => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
