@@ -83,7 +83,20 @@ async fn a_kafka_outage_under_load_loses_nothing_and_the_service_recovers() {
             .await
         }
     });
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Under load: the broker stops once the clients' first creates are acknowledged (a 201
+    // waits for its projection, so a found customer was acknowledged), with more to come.
+    let load_started = Instant::now();
+    loop {
+        let (_, found) = get(&registry, "/api/v01/customers?accountId=82").await;
+        if found.as_array().is_some_and(|found| !found.is_empty()) {
+            break;
+        }
+        assert!(
+            load_started.elapsed() < Duration::from_secs(60),
+            "the load acknowledged nothing in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     broker.run("stop");
 
     // Kafka is down: reads answer from the read model, a create fails within the bound.
