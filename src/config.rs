@@ -10,9 +10,24 @@ use std::time::Duration;
 #[derive(Debug, Parser)]
 #[command(name = "customer-registry", version, about)]
 pub struct Cli {
+    /// How log lines are written to stderr: `text` for people, `json` (one object a line) for
+    /// log shippers.
+    #[arg(long, env = "REGISTRY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text,
+          global = true)]
+    pub log_format: LogFormat,
+
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The form of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text an event (colours on a terminal).
+    Text,
+    /// One JSON object an event: `timestamp`, `level`, `fields` (`message` among them), `target`.
+    Json,
 }
 
 /// The binary's subcommands. Tools exit 0 on success, 1 on drift (`audit`), 2 on error.

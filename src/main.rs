@@ -3,7 +3,7 @@
 use clap::Parser;
 use customer_registry::app::Application;
 use customer_registry::audit;
-use customer_registry::config::{Cli, Command, EventsCommand};
+use customer_registry::config::{Cli, Command, EventsCommand, LogFormat};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -16,14 +16,16 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().init(),
+    }
 
     match cli.command {
         Command::Serve(settings) => match Application::build(settings).await {

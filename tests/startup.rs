@@ -93,3 +93,29 @@ async fn a_data_dir_follows_one_topic_and_one_process() {
         "names the topic it was built from: {output}"
     );
 }
+
+#[tokio::test]
+async fn json_logs_are_one_object_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start_with_env(
+        &kafka_bootstrap(),
+        &unique_topic("json-logs"),
+        &dir.path().join("data"),
+        &[],
+        &[("REGISTRY_LOG_FORMAT", "json")],
+    );
+    let (status, _) = create(&registry, &json!({"accountId": 5})).await;
+    assert_eq!(status, 201);
+    let log_path = registry.log_path.clone();
+    assert!(registry.stop());
+    let log = std::fs::read_to_string(log_path).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(lines.len() >= 2, "{log}");
+    for line in lines {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|error| panic!("not JSON ({error}): {line}"));
+        assert!(event["level"].is_string(), "{line}");
+        assert!(event["timestamp"].is_string(), "{line}");
+        assert!(event["fields"]["message"].is_string(), "{line}");
+    }
+}

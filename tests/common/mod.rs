@@ -86,7 +86,13 @@ impl Registry {
             let address = log
                 .lines()
                 .find_map(|line| line.split("listening on http://").nth(1))
-                .and_then(|rest| rest.split_whitespace().next());
+                .map(|rest| {
+                    // The address alone, whether the line is text or JSON.
+                    let end = rest
+                        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+                        .unwrap_or(rest.len());
+                    &rest[..end]
+                });
             if let (Some(address), true) = (address, log.contains("ready: the projection")) {
                 return Registry {
                     child,
