@@ -200,21 +200,12 @@ fn min_log_position(raw: &HeaderText) -> Result<LogPosition, ApiError> {
         .as_deref()
         .map_err(|why| unreadable_header("X-Min-Log-Position", *why))?;
     if raw.len() > MAX_POSITION_HEADER {
-        return Err(ApiError::Validation(ValidationErrors(vec![
-            FieldError::new(
-                "X-Min-Log-Position",
-                "too_long",
-                format!("X-Min-Log-Position must be at most {MAX_POSITION_HEADER} bytes"),
-            ),
-        ])));
+        let message = format!("X-Min-Log-Position must be at most {MAX_POSITION_HEADER} bytes");
+        return Err(header_refused("X-Min-Log-Position", "too_long", message));
     }
     LogPosition::parse(raw).map_err(|reason| {
         let message = format!("X-Min-Log-Position {reason}; it takes what X-Log-Position gave");
-        ApiError::Validation(ValidationErrors(vec![FieldError::new(
-            "X-Min-Log-Position",
-            "invalid_format",
-            message,
-        )]))
+        header_refused("X-Min-Log-Position", "invalid_format", message)
     })
 }
 
@@ -225,10 +216,13 @@ fn unreadable_header(header: &str, why: UnreadableHeader) -> ApiError {
         UnreadableHeader::NotAscii => format!("{header} must be visible ASCII characters"),
         UnreadableHeader::Repeated => format!("{header} may be given once"),
     };
+    header_refused(header, "invalid_format", message)
+}
+
+/// A 400 naming `header`, the rule it broke (`code`) and how (`message`).
+fn header_refused(header: &str, code: &'static str, message: String) -> ApiError {
     ApiError::Validation(ValidationErrors(vec![FieldError::new(
-        header,
-        "invalid_format",
-        message,
+        header, code, message,
     )]))
 }
 

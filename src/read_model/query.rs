@@ -48,9 +48,7 @@ impl CustomerQuery {
         let mut seen: HashSet<&str> = HashSet::new();
         for (name, value) in pairs {
             if !seen.insert(name.as_str()) {
-                let quoted = shown(name, NAME_SHOWN);
-                let message = format!("{quoted} may be given once");
-                errors.push(error(&quoted, "repeated_parameter", message));
+                errors.push(repeated_parameter(name));
                 continue;
             }
             // Text filters get the raw value: a prefix's trailing space is part of the prefix.
@@ -66,11 +64,7 @@ impl CustomerQuery {
                     Some(_) if trimmed.is_empty() => Ok(()),
                     Some(field) => parse_filter(field, value)
                         .map(|needle| query.text_filters.push((field, needle))),
-                    None => {
-                        let quoted = shown(name, NAME_SHOWN);
-                        let message = format!("{quoted} is not a parameter of find");
-                        Err(error(&quoted, "unknown_parameter", message))
-                    }
+                    None => Err(unknown_parameter(name, "find")),
                 },
             };
             if let Err(broken) = outcome {
@@ -139,21 +133,10 @@ pub fn parse_page(pairs: &[(String, String)]) -> Result<(usize, usize), Validati
     let mut seen: HashSet<&str> = HashSet::new();
     for (name, value) in pairs {
         let outcome = match name.as_str() {
-            _ if !seen.insert(name) => Err(error(
-                &shown(name, NAME_SHOWN),
-                "repeated_parameter",
-                format!("{} may be given once", shown(name, NAME_SHOWN)),
-            )),
+            _ if !seen.insert(name) => Err(repeated_parameter(name)),
             "offset" => parse_count(name, value, 0, usize::MAX).map(|n| offset = n),
             "limit" => parse_count(name, value, 1, MAX_LIMIT).map(|n| limit = n),
-            _ => Err(error(
-                &shown(name, NAME_SHOWN),
-                "unknown_parameter",
-                format!(
-                    "{} is not a parameter of this listing",
-                    shown(name, NAME_SHOWN)
-                ),
-            )),
+            _ => Err(unknown_parameter(name, "this listing")),
         };
         if let Err(broken) = outcome {
             errors.push(broken);
@@ -164,6 +147,20 @@ pub fn parse_page(pairs: &[(String, String)]) -> Result<(usize, usize), Validati
     } else {
         Err(ValidationErrors(errors))
     }
+}
+
+/// A parameter given twice, quoted in part.
+fn repeated_parameter(name: &str) -> FieldError {
+    let quoted = shown(name, NAME_SHOWN);
+    let message = format!("{quoted} may be given once");
+    error(&quoted, "repeated_parameter", message)
+}
+
+/// A parameter `listing` does not take, quoted in part.
+fn unknown_parameter(name: &str, listing: &str) -> FieldError {
+    let quoted = shown(name, NAME_SHOWN);
+    let message = format!("{quoted} is not a parameter of {listing}");
+    error(&quoted, "unknown_parameter", message)
 }
 
 fn parse_count(name: &str, value: &str, min: usize, max: usize) -> Result<usize, FieldError> {
