@@ -93,9 +93,15 @@ fi
 if [ "${BENCH_POSTGRES_ONLY:-0}" != 1 ]; then
 scripts/kafka.sh start >&2
 
+# Requests carry an admin API key, as production's would (a key lookup costs a SHA-256).
+api_keys=$work/api-keys.jsonl
+rm -f "$api_keys"
+LOADGEN_API_KEY=$("$registry" keys add --file "$api_keys" --name bench --admin | tail -n 1)
+export LOADGEN_API_KEY
+
 start_registry() {
   "$registry" serve --listen "127.0.0.1:$http_port" --kafka-bootstrap "$bootstrap" --topic "$topic" \
-    --data-dir "$1" >"$work/registry.log" 2>&1 &
+    --data-dir "$1" --api-keys "$api_keys" >"$work/registry.log" 2>&1 &
   registry_pid=$!
   for _ in $(seq 1 600); do
     grep -q "listening on" "$work/registry.log" && return 0

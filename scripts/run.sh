@@ -2,9 +2,39 @@
 # Starts everything: the Kafka broker (scripts/kafka.sh, installed on first use) and then the
 # registry on http://127.0.0.1:8080 in the foreground. Ctrl-C stops the registry; the broker keeps
 # running until `scripts/kafka.sh stop`. Extra arguments go to `customer-registry serve`.
+#
+# Requests need an API key. On first use this creates a local key file, .local/api-keys.jsonl,
+# with one admin key, `local-admin`, and keeps a copy of that key in .local/local-admin.key
+# (both readable by you only) so that it can print it and a curl example on every start.
+# REGISTRY_API_KEYS names another key file; `--no-auth` (or REGISTRY_NO_AUTH=1) serves without.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/kafka.sh start
 export REGISTRY_KAFKA_BOOTSTRAP=${REGISTRY_KAFKA_BOOTSTRAP:-127.0.0.1:${KAFKA_PORT:-9092}}
-exec cargo run --locked --release -- serve "$@"
+cargo build --locked --release --bin customer-registry
+registry=${CARGO_TARGET_DIR:-target}/release/customer-registry
+
+no_auth=${REGISTRY_NO_AUTH:-}
+for argument in "$@"; do
+  [ "$argument" = --no-auth ] && no_auth=1
+done
+if [ -z "$no_auth" ] || [ "$no_auth" = 0 ] || [ "$no_auth" = false ]; then
+  if [ -z "${REGISTRY_API_KEYS:-}" ]; then
+    export REGISTRY_API_KEYS=.local/api-keys.jsonl
+    if [ ! -f "$REGISTRY_API_KEYS" ]; then
+      mkdir -p .local
+      (umask 077 && "$registry" keys add --file "$REGISTRY_API_KEYS" --name local-admin --admin |
+        tail -n 1 >.local/local-admin.key)
+      echo "run.sh: created $REGISTRY_API_KEYS with the admin key local-admin" >&2
+    fi
+  fi
+  if [ -f .local/local-admin.key ] && [ "$REGISTRY_API_KEYS" = .local/api-keys.jsonl ]; then
+    key=$(cat .local/local-admin.key)
+    cat >&2 <<USAGE
+run.sh: API key (admin, from .local/local-admin.key): $key
+run.sh: try  curl -s -H "Authorization: Bearer $key" 'http://127.0.0.1:8080/api/v01/customers?limit=5'
+USAGE
+  fi
+fi
+exec "$registry" serve "$@"

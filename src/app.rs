@@ -2,6 +2,7 @@
 //! them in order on SIGTERM or SIGINT.
 
 use crate::audit::log::HistoryReader;
+use crate::auth::{self, key_file::KeyFileError, Authenticator};
 use crate::config::ServeSettings;
 use crate::http::{self, ApiState};
 use crate::projection::{readiness, ProjectionError, Projector};
@@ -23,6 +24,20 @@ const PRODUCER_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    /// Neither a key file nor `--no-auth`: the registry does not serve unauthenticated by
+    /// accident.
+    #[error(
+        "serve needs API keys: --api-keys FILE (REGISTRY_API_KEYS; create one with \
+         `customer-registry keys add --file FILE --name NAME --admin`), or --no-auth \
+         (REGISTRY_NO_AUTH=1) to serve without authentication"
+    )]
+    NoKeyFile,
+    /// Both a key file and `--no-auth`.
+    #[error("--api-keys and --no-auth exclude each other; give one")]
+    AuthConflict,
+    /// The key file is missing, unreadable or invalid.
+    #[error("cannot use the API key file: {0}")]
+    KeyFile(#[from] KeyFileError),
     /// The read model's directory could not be opened.
     #[error("cannot open the read model in {dir}: {source}")]
     ReadModel {
@@ -57,6 +72,7 @@ pub struct Application {
     stop_projector: watch::Sender<bool>,
     server: JoinHandle<()>,
     projector: JoinHandle<Result<(), ProjectionError>>,
+    key_file_watch: JoinHandle<()>,
     event_log: Arc<EventLog>,
 }
 
@@ -67,6 +83,18 @@ impl Application {
     /// # Errors
     /// [`StartupError`] naming the part that could not start.
     pub async fn build(settings: ServeSettings) -> Result<Self, StartupError> {
+        let authenticator = match (&settings.api_keys, settings.no_auth) {
+            (Some(_), true) => return Err(StartupError::AuthConflict),
+            (None, false) => return Err(StartupError::NoKeyFile),
+            (Some(path), false) => Authenticator::from_file(path)?,
+            (None, true) => {
+                tracing::warn!(
+                    "serving WITHOUT authentication (--no-auth): anyone who reaches the port \
+                     may read and write every account"
+                );
+                Authenticator::disabled()
+            }
+        };
         let read_model_dir = settings.data_dir.join("read-model");
         let (read_model, writer) = read_model::open_with(&read_model_dir, settings.flush_policy())
             .map_err(|source| StartupError::ReadModel {
@@ -100,6 +128,10 @@ impl Application {
         )
         .map_err(ProjectionError::Consumer)?;
         let projector = tokio::spawn(projector.run(projector_stopped));
+        let key_file_watch = tokio::spawn(auth::watch_key_file(
+            authenticator.clone(),
+            stop_projector.subscribe(),
+        ));
         let registrar = Registrar::new(
             event_log.clone(),
             read_model.clone(),
@@ -113,6 +145,7 @@ impl Application {
             catch_up_wait: settings.projection_wait(),
             history: Arc::new(HistoryReader::new(settings.event_log.clone())),
             readiness,
+            auth: authenticator.clone(),
         });
         let (stop_server, mut server_stopped) = watch::channel(false);
         let (address, server) = warp::serve(routes)
@@ -127,6 +160,7 @@ impl Application {
             topic = %settings.event_log.topic,
             partitions = layout.partitions.len(),
             data_dir = %settings.data_dir.display(),
+            authentication = if authenticator.is_enabled() { "api keys" } else { "off" },
             "customer-registry listening on http://{address}"
         );
         let catching_up = progress.clone();
@@ -143,6 +177,7 @@ impl Application {
             stop_projector,
             server: tokio::spawn(server),
             projector,
+            key_file_watch,
             event_log,
         })
     }
@@ -175,6 +210,7 @@ impl Application {
             self.server.abort();
         }
         let _ = self.stop_projector.send(true);
+        let _ = self.key_file_watch.await;
         let projector_outcome = match failed_projector {
             Some(outcome) => outcome,
             None => self.projector.await,

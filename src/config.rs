@@ -47,6 +47,78 @@ pub enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// Manage the API key file that `serve --api-keys` reads.
+    Keys {
+        /// What to do with the key file.
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+/// Subcommands of `customer-registry keys`. A running `serve` picks changes up by itself.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a random key, append its hash to the file, and print the key on the last line of
+    /// stdout (the only time it is shown).
+    Add(KeysAddSettings),
+    /// Show each key's name and scope (never the keys, which the file does not hold).
+    List(KeyFileSettings),
+    /// Remove a key from the file.
+    Revoke(KeysRevokeSettings),
+}
+
+/// The key file a `keys` subcommand works on.
+#[derive(Debug, Clone, Args)]
+pub struct KeyFileSettings {
+    /// The API key file (JSON Lines of name, SHA-256 and scope).
+    #[arg(long, env = "REGISTRY_API_KEYS")]
+    pub file: PathBuf,
+
+    /// Print one JSON object a key instead of a table (`list` only).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Settings of `customer-registry keys add`.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("scope").required(true).args(["accounts", "admin"])))]
+pub struct KeysAddSettings {
+    /// The API key file; created (mode 0600) when missing.
+    #[arg(long, env = "REGISTRY_API_KEYS")]
+    pub file: PathBuf,
+
+    /// The key's name: the `actor` of the events its requests cause.
+    #[arg(long)]
+    pub name: String,
+
+    /// The accounts the key may reach, comma-separated (e.g. `42,43`).
+    #[arg(long, value_delimiter = ',', num_args = 1.., value_parser = parse_account_id)]
+    pub accounts: Vec<crate::domain::AccountId>,
+
+    /// The key may reach every account and the admin endpoints.
+    #[arg(long)]
+    pub admin: bool,
+}
+
+/// Settings of `customer-registry keys revoke`.
+#[derive(Debug, Clone, Args)]
+pub struct KeysRevokeSettings {
+    /// The API key file.
+    #[arg(long, env = "REGISTRY_API_KEYS")]
+    pub file: PathBuf,
+
+    /// The name of the key to remove.
+    #[arg(long)]
+    pub name: String,
+}
+
+fn parse_account_id(text: &str) -> Result<crate::domain::AccountId, String> {
+    let number: i64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not an account id"))?;
+    crate::domain::AccountId::parse(number)
+        .map_err(|_| format!("an account id is in 1..={}", crate::domain::AccountId::MAX))
 }
 
 /// Subcommands of `customer-registry events`.
@@ -172,6 +244,17 @@ pub struct ServeSettings {
     /// Address the HTTP API listens on (port 0 picks a free port and logs it).
     #[arg(long, env = "REGISTRY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+
+    /// The API key file (see `customer-registry keys add`); requests then need
+    /// `Authorization: Bearer <key>`. Read again on SIGHUP and when it changes.
+    #[arg(long, env = "REGISTRY_API_KEYS")]
+    pub api_keys: Option<PathBuf>,
+
+    /// Serve without authentication: anyone who reaches the port may read and write every
+    /// account. Only for local development; `serve` refuses to start with neither this nor
+    /// `--api-keys`. In the environment: `1`, `true`, `yes` or `on` (`0`, `false`, ... for off).
+    #[arg(long, env = "REGISTRY_NO_AUTH", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_auth: bool,
 
     /// The event log.
     #[command(flatten)]

@@ -8,6 +8,8 @@
 //! - [`projection`]: consumes the topic and applies each event to the read model, recording the
 //!   next offset of every partition in the same sled transaction; log positions and progress.
 //! - [`read_model`]: the sled trees, their indexes and the query that `find` runs.
+//! - [`auth`]: API keys (hashes in a key file), each scoped to accounts or admin; the caller of
+//!   a request, and the `keys` tool that edits the file.
 //! - [`http`]: warp routes and handlers, and the one place where errors become HTTP answers.
 //! - [`app`]: wires the parts together, binds the listener and runs until shut down.
 //! - [`audit`]: tools that replay the log: rebuild, audit, export, tail, a customer's history.
@@ -15,6 +17,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod http;

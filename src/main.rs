@@ -2,8 +2,8 @@
 
 use clap::Parser;
 use customer_registry::app::Application;
-use customer_registry::audit;
 use customer_registry::config::{Cli, Command, EventsCommand, LogFormat};
+use customer_registry::{audit, auth};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -47,6 +47,13 @@ async fn main() -> ExitCode {
         Command::Events {
             command: EventsCommand::Tail(settings),
         } => tool_exit(audit::tail(&settings).await),
+        Command::Keys { command } => match auth::keys_tool::run(&command, &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 

@@ -156,8 +156,17 @@ fn summary(mut latencies_us: Vec<u32>, elapsed: Duration, errors: u64) -> Value 
     })
 }
 
+/// An HTTP client; with `LOADGEN_API_KEY` set, every request carries it as a bearer token.
 fn http_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(key) = std::env::var("LOADGEN_API_KEY") {
+        let value = format!("Bearer {key}")
+            .parse()
+            .expect("an API key is ASCII");
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     reqwest::Client::builder()
+        .default_headers(headers)
         .pool_max_idle_per_host(256)
         .timeout(Duration::from_secs(60))
         .build()

@@ -4,9 +4,10 @@
 use super::body::{self, BodyStream};
 use super::negotiation::{answer_format, body_format, problem_format, Format};
 use super::{query_string, xml, ApiError, ApiState, HeaderText, RequestMeta, UnreadableHeader};
+use crate::auth::{AuthError, Caller};
 use crate::domain::{
-    shown, Customer, CustomerDetails, CustomerId, FieldError, IdempotencyKey, RuleViolation,
-    ValidationErrors,
+    shown, AccountId, Customer, CustomerDetails, CustomerId, FieldError, IdempotencyKey,
+    RuleViolation, ValidationErrors,
 };
 use crate::projection::LogPosition;
 use crate::read_model::{parse_page, CustomerQuery, ReadModelError, Work, INLINE_WORK, MAX_WORK};
@@ -117,6 +118,7 @@ async fn create(
     body: BodyStream,
     state: &ApiState,
 ) -> Result<Response, ApiError> {
+    let caller = authenticate(meta, state)?;
     let answer = answer_format(meta.accept.as_deref())?;
     let body_format = body_format(meta.content_type.as_deref())?;
     let key = meta
@@ -131,9 +133,12 @@ async fn create(
         .transpose()?;
     let body = body::read_limited(meta.content_length, body).await?;
     let details = CustomerDetails::parse(body::customer_fields(body_format, &body)?)?;
+    if !caller.may_reach(details.account_id) {
+        return Err(outside_scope(&caller, details.account_id));
+    }
     let registered = state
         .registrar
-        .create(details, key.as_ref(), meta.audit_trail())
+        .create(details, key.as_ref(), meta.audit_trail(&caller))
         .await
         .map_err(|error| ApiError::from_create(error, key.is_some()))?;
     let mut response = customer_response(answer, &registered.customer);
@@ -226,6 +231,20 @@ fn header_refused(header: &str, code: &'static str, message: String) -> ApiError
     )]))
 }
 
+/// The caller of a request: its API key's, or the anonymous admin when authentication is off.
+fn authenticate(meta: &RequestMeta, state: &ApiState) -> Result<Caller, ApiError> {
+    let presented = meta.authorization().map_err(|_| AuthError::Malformed)?;
+    Ok(state.auth.authenticate(presented)?)
+}
+
+/// A 403 for a request about `account`, which `caller`'s key does not reach.
+fn outside_scope(caller: &Caller, account: AccountId) -> ApiError {
+    ApiError::Forbidden(format!(
+        "the API key {:?} does not reach account {account}",
+        caller.name()
+    ))
+}
+
 fn header_error(header: &str, rule: RuleViolation) -> ApiError {
     ApiError::Validation(ValidationErrors(vec![FieldError::broken(header, rule)]))
 }
@@ -236,8 +255,16 @@ fn position_header(position: &LogPosition) -> HeaderValue {
 }
 
 async fn find(meta: &RequestMeta, query: &str, state: &ApiState) -> Result<Response, ApiError> {
+    let caller = authenticate(meta, state)?;
     let answer = answer_format(meta.accept.as_deref())?;
-    let query = CustomerQuery::parse(&query_string::decode(query)?)?;
+    let mut query = CustomerQuery::parse(&query_string::decode(query)?)?;
+    if let Some(account) = query.account_id {
+        if !caller.may_reach(account) {
+            return Err(outside_scope(&caller, account));
+        }
+    }
+    // A scoped key's find without accountId covers its own accounts only.
+    query.within_accounts = caller.visible_accounts().map(<[_]>::to_vec);
     let position = catch_up(meta, state).await?;
     // Most finds take well under a millisecond and run right here: handing each to the blocking
     // pool cost more in thread switches than the find itself. One that needs more than
@@ -274,9 +301,10 @@ async fn find(meta: &RequestMeta, query: &str, state: &ApiState) -> Result<Respo
 }
 
 async fn get(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> {
+    let caller = authenticate(meta, state)?;
     let answer = answer_format(meta.accept.as_deref())?;
     let position = catch_up(meta, state).await?;
-    let customer = known_customer(id, state)?;
+    let customer = known_customer(id, &caller, state)?;
     let mut response = customer_response(answer, &customer);
     response
         .headers_mut()
@@ -285,9 +313,10 @@ async fn get(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Response,
 }
 
 async fn history(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> {
+    let caller = authenticate(meta, state)?;
     let answer = answer_format(meta.accept.as_deref())?;
     let position = catch_up(meta, state).await?;
-    let id = known_customer(id, state)?.id;
+    let id = known_customer(id, &caller, state)?.id;
     let positions = state.read_model.history_of(id)?;
     let permit = state.history.try_reserve().ok_or(ApiError::HistoryBusy)?;
     let history = Arc::clone(&state.history);
@@ -311,6 +340,13 @@ async fn rejected_events(
     query: &str,
     state: &ApiState,
 ) -> Result<Response, ApiError> {
+    let caller = authenticate(meta, state)?;
+    if !caller.is_admin() {
+        return Err(ApiError::Forbidden(format!(
+            "the rejected events are for admin keys; the API key {:?} is not one",
+            caller.name()
+        )));
+    }
     let answer = answer_format(meta.accept.as_deref())?;
     let (offset, limit) = parse_page(&query_string::decode(query)?)?;
     let read_model = state.read_model.clone();
@@ -329,14 +365,20 @@ async fn rejected_events(
     Ok(response)
 }
 
-/// The customer `id` names, or 404. Only the canonical hyphenated form of a UUID names one.
-fn known_customer(id: &str, state: &ApiState) -> Result<Customer, ApiError> {
+/// The customer `id` names, or 404. Only the canonical hyphenated form of a UUID names one. A
+/// customer of an account the caller's key does not reach is a 404 too, worded the same, so
+/// that answers never tell whether another merchant's customer exists.
+fn known_customer(id: &str, caller: &Caller, state: &ApiState) -> Result<Customer, ApiError> {
     let not_found = || ApiError::NotFound(format!("no customer with id {id}"));
     if id.len() != 36 {
         return Err(not_found());
     }
     let id: CustomerId = id.parse().map_err(|_| not_found())?;
-    state.read_model.get(id)?.ok_or_else(not_found)
+    state
+        .read_model
+        .get(id)?
+        .filter(|customer| caller.may_reach(customer.details.account_id))
+        .ok_or_else(not_found)
 }
 
 fn customer_response(format: Format, customer: &Customer) -> Response {

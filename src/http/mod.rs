@@ -14,6 +14,7 @@ mod xml;
 pub use problem::ApiError;
 
 use crate::audit::log::HistoryReader;
+use crate::auth::{Authenticator, Caller};
 use crate::domain::AuditTrail;
 use crate::projection::readiness::Readiness;
 use crate::projection::ProjectionProgress;
@@ -46,6 +47,8 @@ pub struct ApiState {
     pub history: Arc<HistoryReader>,
     /// Whether this replica should get traffic, for `/readyz`.
     pub readiness: Readiness,
+    /// Who is asking: the API keys, or none when authentication is off.
+    pub auth: Authenticator,
 }
 
 /// The request headers the handlers negotiate on. Negotiation headers are read leniently (an
@@ -58,7 +61,19 @@ pub struct RequestMeta {
     content_length: Option<u64>,
     idempotency_key: Option<HeaderText>,
     min_log_position: Option<HeaderText>,
+    authorization: Option<Credentials>,
     request_id: String,
+}
+
+/// The `Authorization` header as read: shown by `Debug` as `<redacted>`, so that no log line
+/// or panic message can carry a key.
+#[derive(Clone)]
+pub struct Credentials(HeaderText);
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// A header's value as text, or why it cannot be read.
@@ -105,6 +120,7 @@ impl RequestMeta {
                 .and_then(|length| length.trim().parse().ok()),
             idempotency_key: strict(HeaderName::from_static("idempotency-key"), false),
             min_log_position: strict(HeaderName::from_static("x-min-log-position"), true),
+            authorization: strict(warp::http::header::AUTHORIZATION, false).map(Credentials),
             request_id: text(warp::http::HeaderName::from_static("x-request-id"))
                 .filter(|id| is_request_id(id))
                 .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
@@ -112,16 +128,21 @@ impl RequestMeta {
     }
 
     /// Who asked, for the events this request causes.
-    fn audit_trail(&self) -> AuditTrail {
+    fn audit_trail(&self, caller: &Caller) -> AuditTrail {
         AuditTrail {
             request_id: Some(self.request_id.clone()),
-            actor: Some(ANONYMOUS.to_owned()),
+            actor: Some(caller.name().to_owned()),
         }
     }
-}
 
-/// The actor of every request until the API has authentication.
-const ANONYMOUS: &str = "anonymous";
+    /// The `Authorization` header's value; `Err` when it cannot be read.
+    fn authorization(&self) -> Result<Option<&str>, UnreadableHeader> {
+        self.authorization
+            .as_ref()
+            .map(|Credentials(text)| text.as_deref().map_err(|why| *why))
+            .transpose()
+    }
+}
 
 /// A client's `X-Request-Id` is kept when it is 1 to 128 visible ASCII characters; otherwise the
 /// server assigns one.
@@ -280,6 +301,7 @@ mod tests {
             progress: progress.clone(),
             catch_up_wait: Duration::from_millis(10),
             history: Arc::new(HistoryReader::new(settings.clone())),
+            auth: Authenticator::disabled(),
             readiness: crate::projection::readiness::spawn(
                 &settings.kafka_bootstrap,
                 &settings.topic,

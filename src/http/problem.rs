@@ -4,6 +4,7 @@
 use super::negotiation::Format;
 use super::xml;
 use crate::audit::log::HISTORY_READERS;
+use crate::auth::AuthError;
 use crate::domain::{FieldError, ValidationErrors};
 use crate::read_model::ReadModelError;
 use crate::write::{CreateError, EventLogError};
@@ -34,6 +35,12 @@ pub enum ApiError {
         /// The limit, in bytes.
         limit: u64,
     },
+    /// No valid API key: missing, malformed, unknown or revoked.
+    #[error(transparent)]
+    Unauthorized(#[from] AuthError),
+    /// The key is valid but its scope does not reach what the request asks for.
+    #[error("{0}")]
+    Forbidden(String),
     /// No such resource.
     #[error("{0}")]
     NotFound(String),
@@ -187,6 +194,16 @@ impl ApiError {
                 "/problems/payload-too-large",
                 "The body is too large",
             ),
+            ApiError::Unauthorized(_) => (
+                StatusCode::UNAUTHORIZED,
+                "/problems/unauthorized",
+                "A valid API key is needed",
+            ),
+            ApiError::Forbidden(_) => (
+                StatusCode::FORBIDDEN,
+                "/problems/forbidden",
+                "The API key's scope does not reach this",
+            ),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "/problems/not-found", "Not found"),
             ApiError::MethodNotAllowed { .. } => (
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -304,6 +321,21 @@ impl ApiError {
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         match self {
+            ApiError::Unauthorized(why) => {
+                let challenge = match why {
+                    AuthError::Missing => r#"Bearer realm="customer-registry""#,
+                    AuthError::Malformed => {
+                        r#"Bearer realm="customer-registry", error="invalid_request""#
+                    }
+                    AuthError::UnknownKey => {
+                        r#"Bearer realm="customer-registry", error="invalid_token""#
+                    }
+                };
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
+            }
             ApiError::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }

@@ -236,9 +236,12 @@ impl Directory {
         self.keys[ordinal as usize]
     }
 
-    /// Whether `ordinal`'s customer belongs to `account`.
-    pub fn is_in(&self, ordinal: u32, account: AccountId) -> bool {
-        self.accounts[ordinal as usize] == account.get()
+    /// Whether `ordinal`'s customer belongs to one of `accounts` (sorted).
+    pub fn is_in(&self, ordinal: u32, accounts: &[AccountId]) -> bool {
+        let account = self.accounts[ordinal as usize];
+        accounts
+            .binary_search_by_key(&account, |listed| listed.get())
+            .is_ok()
     }
 
     /// How many live customers `account` has.
@@ -377,7 +380,7 @@ mod tests {
         assert_eq!(directory.ordinal_of(id(1)), Some(first));
         assert_eq!(directory.ordinal_of(id(2)), Some(second));
         assert_eq!(directory.account_size(AccountId::parse(2).unwrap()), 1);
-        assert!(directory.is_in(first, AccountId::parse(2).unwrap()));
+        assert!(directory.is_in(first, &[AccountId::parse(2).unwrap()]));
         directory.remove(first);
         assert_eq!(directory.account_size(AccountId::parse(2).unwrap()), 0);
         assert_eq!(directory.ordinal_of(id(1)), None);

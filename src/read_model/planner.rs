@@ -2,8 +2,9 @@
 //! that would cost more than a bound is refused rather than run.
 //!
 //! 1. **Select.** Each whole-value filter's term, then each prefix filter's term range (the union
-//!    of every term under it), intersected; then the account: looked up ordinal by ordinal in the
-//!    directory when few remain, else intersected with the account's set. A prefix whose range
+//!    of every term under it), intersected; then the account (or the accounts an API key is
+//!    confined to): looked up ordinal by ordinal in the directory when few remain, else
+//!    intersected with the accounts' sets. A prefix whose range
 //!    holds more terms than checking the candidates so far (or the account's customers) would
 //!    cost is instead checked on their records. No filter at all selects every live customer.
 //! 2. **Count.** `X-Total-Count` is the selection's cardinality.
@@ -127,9 +128,13 @@ fn select(
     work: &Work,
 ) -> Result<Option<RoaringBitmap>, ReadModelError> {
     let directory = &index.directory;
-    let account_size = query
-        .account_id
-        .map(|account| directory.account_size(account));
+    let accounts = query.accounts();
+    let account_size = accounts.as_ref().map(|accounts| {
+        accounts
+            .iter()
+            .map(|account| directory.account_size(*account))
+            .sum::<usize>()
+    });
     if account_size == Some(0) {
         return Ok(Some(RoaringBitmap::new()));
     }
@@ -162,21 +167,24 @@ fn select(
             None => to_check.push((*field, needle.as_str())),
         }
     }
-    if let Some(account_id) = query.account_id {
+    if let Some(accounts) = accounts {
         selection = Some(match selection.take() {
             // Few enough to look each up.
             Some(mut so_far) if so_far.len() <= ACCOUNT_CHECK_LIMIT => {
                 work.spend(so_far.len() as usize * ORDINAL_COST)?;
-                so_far.retain(|ordinal| directory.is_in(ordinal, account_id));
+                so_far.retain(|ordinal| directory.is_in(ordinal, &accounts));
                 so_far
             }
             so_far => {
-                let range = TermRange::exactly(account_term(account_id));
-                let account = read_range(index, store, &range, work, usize::MAX)?
-                    .expect("an exact range holds one term");
+                let mut in_accounts = RoaringBitmap::new();
+                for account in accounts {
+                    let range = TermRange::exactly(account_term(account));
+                    in_accounts |= read_range(index, store, &range, work, usize::MAX)?
+                        .expect("an exact range holds one term");
+                }
                 match so_far {
-                    Some(so_far) => so_far & account,
-                    None => account,
+                    Some(so_far) => so_far & in_accounts,
+                    None => in_accounts,
                 }
             }
         });

@@ -16,6 +16,9 @@ pub const MAX_LIMIT: usize = 1000;
 pub struct CustomerQuery {
     /// Exact account match.
     pub account_id: Option<AccountId>,
+    /// The accounts the caller may see (sorted), set from its API key rather than the query
+    /// string; `None` for every account.
+    pub within_accounts: Option<Vec<AccountId>>,
     /// Text filters, each needle in its field's search form (see [`CustomerQuery::matches`]).
     pub text_filters: Vec<(TextField, String)>,
     /// Matches to skip.
@@ -28,6 +31,7 @@ impl Default for CustomerQuery {
     fn default() -> Self {
         Self {
             account_id: None,
+            within_accounts: None,
             text_filters: Vec::new(),
             offset: 0,
             limit: DEFAULT_LIMIT,
@@ -96,11 +100,26 @@ impl CustomerQuery {
         names
     }
 
-    /// Whether `customer` passes every filter: the account exactly, and each text filter on the
-    /// value's search form: whole-value for `state` and `countryCode`, prefix for the rest.
+    /// The accounts this find is confined to: `accountId` (if the caller may see it), else the
+    /// caller's; `None` for every account.
+    pub fn accounts(&self) -> Option<Vec<AccountId>> {
+        match (self.account_id, &self.within_accounts) {
+            (Some(id), Some(visible)) if visible.binary_search(&id).is_err() => Some(Vec::new()),
+            (Some(id), _) => Some(vec![id]),
+            (None, visible) => visible.clone(),
+        }
+    }
+
+    /// Whether `customer` passes every filter: the account exactly (and within the caller's),
+    /// and each text filter on the value's search form: whole-value for `state` and
+    /// `countryCode`, prefix for the rest.
     pub fn matches(&self, customer: &Customer) -> bool {
         let details = &customer.details;
         self.account_id.is_none_or(|id| id == details.account_id)
+            && self
+                .within_accounts
+                .as_ref()
+                .is_none_or(|visible| visible.binary_search(&details.account_id).is_ok())
             && self.text_filters.iter().all(|(field, needle)| {
                 details.text(*field).is_some_and(|value| {
                     let value = search_form(*field, value);

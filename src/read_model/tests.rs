@@ -510,7 +510,8 @@ mod oracle {
         proptest::collection::vec(step, 0..60)
     }
 
-    fn queries() -> impl Strategy<Value = Vec<(String, String)>> {
+    /// Query-string pairs, and the accounts an API key confines the find to.
+    fn queries() -> impl Strategy<Value = (Vec<(String, String)>, Option<Vec<AccountId>>)> {
         let fields = [
             TextField::FirstName,
             TextField::LastName,
@@ -536,14 +537,22 @@ mod oracle {
             proptest::option::of(1u32..=3),
             0usize..8,
             1usize..8,
+            // The accounts an API key confines the find to.
+            proptest::option::of(proptest::collection::btree_set(1i64..=4, 1..=3)),
         )
-            .prop_map(|(mut pairs, account, offset, limit)| {
+            .prop_map(|(mut pairs, account, offset, limit, scope)| {
                 if let Some(account) = account {
                     pairs.push(("accountId".into(), account.to_string()));
                 }
                 pairs.push(("offset".into(), offset.to_string()));
                 pairs.push(("limit".into(), limit.to_string()));
-                pairs
+                let scope = scope.map(|accounts| {
+                    accounts
+                        .into_iter()
+                        .map(|id| AccountId::parse(id).unwrap())
+                        .collect()
+                });
+                (pairs, scope)
             })
     }
 
@@ -644,8 +653,9 @@ mod oracle {
                     }
                 }
             }
-            for pairs in finds {
-                let query = CustomerQuery::parse(&pairs).unwrap();
+            for (pairs, scope) in finds {
+                let mut query = CustomerQuery::parse(&pairs).unwrap();
+                query.within_accounts = scope;
                 let mut naive: Vec<&Customer> = oracle.values().filter(|c| query.matches(c)).collect();
                 naive.sort_by_key(|customer| directory::OrderKey::of(customer));
                 let expected: Vec<Customer> = naive

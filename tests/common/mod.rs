@@ -169,8 +169,20 @@ pub fn run_to_exit(
     data_dir: &Path,
     limit: Duration,
 ) -> (Option<i32>, String) {
+    run_to_exit_with(bootstrap, topic, data_dir, limit, &[], &[])
+}
+
+/// [`run_to_exit`] with extra `serve` flags and environment variables.
+pub fn run_to_exit_with(
+    bootstrap: &str,
+    topic: &str,
+    data_dir: &Path,
+    limit: Duration,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Option<i32>, String) {
     let log_path = log_path_for(data_dir);
-    let mut child = spawn(bootstrap, topic, data_dir, &[], &[], &log_path);
+    let mut child = spawn(bootstrap, topic, data_dir, extra, env, &log_path);
     let deadline = Instant::now() + limit;
     let status = loop {
         if let Some(status) = child.try_wait().expect("polling customer-registry") {
@@ -204,6 +216,17 @@ fn spawn(
     log_path: &Path,
 ) -> Child {
     let log = fs::File::create(log_path).expect("creating the log file");
+    // Tests about other things serve without authentication; a test that gives a key file (or
+    // says REGISTRY_NO_AUTH itself) gets exactly what it asked for.
+    let chooses_auth = extra.iter().any(|flag| flag.starts_with("--api-keys"))
+        || env
+            .iter()
+            .any(|(name, _)| *name == "REGISTRY_API_KEYS" || *name == "REGISTRY_NO_AUTH");
+    let no_auth: &[(&str, &str)] = if chooses_auth {
+        &[]
+    } else {
+        &[("REGISTRY_NO_AUTH", "1")]
+    };
     Command::new(env!("CARGO_BIN_EXE_customer-registry"))
         .arg("serve")
         .args([
@@ -218,6 +241,9 @@ fn spawn(
         .arg(data_dir)
         .args(extra)
         .env("RUST_LOG", "info")
+        .env_remove("REGISTRY_API_KEYS")
+        .env_remove("REGISTRY_NO_AUTH")
+        .envs(no_auth.iter().copied())
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("duplicating the log handle"))
