@@ -5,6 +5,7 @@ use crate::audit::log::HistoryReader;
 use crate::auth::{self, key_file::KeyFileError, Authenticator};
 use crate::config::ServeSettings;
 use crate::http::{self, ApiState};
+use crate::metrics::Metrics;
 use crate::projection::{readiness, ProjectionError, Projector};
 use crate::read_model::{self, ReadModelError};
 use crate::write::{self, EventLog, EventLogError, Registrar, TopicError};
@@ -73,6 +74,7 @@ pub struct Application {
     server: JoinHandle<()>,
     projector: JoinHandle<Result<(), ProjectionError>>,
     key_file_watch: JoinHandle<()>,
+    metrics_server: Option<JoinHandle<()>>,
     event_log: Arc<EventLog>,
 }
 
@@ -109,6 +111,7 @@ impl Application {
                 source,
             })?;
         let event_log = Arc::new(EventLog::connect(&settings.event_log)?);
+        let metrics = Metrics::new();
         let (projector, progress) = Projector::new(
             &settings.event_log.kafka_bootstrap,
             &settings.event_log.topic,
@@ -116,6 +119,7 @@ impl Application {
             settings.partition_check(),
             read_model.clone(),
             writer,
+            metrics.clone(),
         )?;
 
         let (stop_projector, projector_stopped) = watch::channel(false);
@@ -138,7 +142,7 @@ impl Application {
             progress.clone(),
             settings.projection_wait(),
         );
-        let routes = http::routes(ApiState {
+        let state = ApiState {
             registrar: Arc::new(registrar),
             read_model: read_model.clone(),
             progress: progress.clone(),
@@ -146,12 +150,27 @@ impl Application {
             history: Arc::new(HistoryReader::new(settings.event_log.clone())),
             readiness,
             auth: authenticator.clone(),
-        });
-        let (stop_server, mut server_stopped) = watch::channel(false);
-        let (address, server) = warp::serve(routes)
-            .try_bind_with_graceful_shutdown(settings.listen, async move {
-                let _ = server_stopped.wait_for(|stop| *stop).await;
-            })
+            metrics,
+        };
+        let (stop_server, server_stopped) = watch::channel(false);
+        let stopped = |mut stop: watch::Receiver<bool>| async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
+        let metrics_server = match settings.metrics_listen {
+            Some(listen) => {
+                let (address, server) = warp::serve(http::metrics_routes(state.clone()))
+                    .try_bind_with_graceful_shutdown(listen, stopped(server_stopped.clone()))
+                    .map_err(|source| StartupError::Bind {
+                        address: listen,
+                        source,
+                    })?;
+                tracing::info!("metrics (no key needed) on http://{address}/metrics");
+                Some(tokio::spawn(server))
+            }
+            None => None,
+        };
+        let (address, server) = warp::serve(http::routes(state))
+            .try_bind_with_graceful_shutdown(settings.listen, stopped(server_stopped))
             .map_err(|source| StartupError::Bind {
                 address: settings.listen,
                 source,
@@ -178,6 +197,7 @@ impl Application {
             server: tokio::spawn(server),
             projector,
             key_file_watch,
+            metrics_server,
             event_log,
         })
     }
@@ -208,6 +228,9 @@ impl Application {
         {
             tracing::warn!("requests still open after {SERVER_DRAIN_TIMEOUT:?}; closing them");
             self.server.abort();
+        }
+        if let Some(metrics_server) = self.metrics_server {
+            metrics_server.abort();
         }
         let _ = self.stop_projector.send(true);
         let _ = self.key_file_watch.await;

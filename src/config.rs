@@ -245,6 +245,11 @@ pub struct ServeSettings {
     #[arg(long, env = "REGISTRY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// A second address serving only `GET /metrics`, to anyone who reaches it (no key). Without
+    /// it, `/metrics` on `--listen` answers loopback clients and admin keys only.
+    #[arg(long, env = "REGISTRY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// The API key file (see `customer-registry keys add`); requests then need
     /// `Authorization: Bearer <key>`. Read again on SIGHUP and when it changes.
     #[arg(long, env = "REGISTRY_API_KEYS")]

@@ -13,6 +13,7 @@
 //! - [`http`]: warp routes and handlers, and the one place where errors become HTTP answers.
 //! - [`app`]: wires the parts together, binds the listener and runs until shut down.
 //! - [`audit`]: tools that replay the log: rebuild, audit, export, tail, a customer's history.
+//! - [`metrics`]: Prometheus series, counted where things happen and read at scrape time.
 //! - [`kafka_logs`]: librdkafka's own logs kept at debug level; outages logged once per change.
 
 pub mod app;
@@ -22,6 +23,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod kafka_logs;
+pub mod metrics;
 pub mod projection;
 pub mod read_model;
 pub mod write;

@@ -9,8 +9,10 @@ use crate::domain::{
     shown, AccountId, Customer, CustomerDetails, CustomerId, FieldError, IdempotencyKey,
     RuleViolation, ValidationErrors,
 };
+use crate::metrics::Snapshot;
 use crate::projection::LogPosition;
 use crate::read_model::{parse_page, CustomerQuery, ReadModelError, Work, INLINE_WORK, MAX_WORK};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
@@ -83,6 +85,47 @@ fn json_answer(status: StatusCode, body: &impl serde::Serialize) -> Response {
     response
 }
 
+/// `GET /metrics` on the API's address: open to loopback clients (a local Prometheus agent),
+/// otherwise for admin keys only.
+pub fn metrics(remote: Option<SocketAddr>, meta: RequestMeta, state: ApiState) -> Response {
+    let allowed = if remote.is_some_and(|remote| remote.ip().is_loopback()) {
+        Ok(())
+    } else {
+        authenticate(&meta, &state).and_then(|caller| {
+            if caller.is_admin() {
+                Ok(())
+            } else {
+                Err(ApiError::Forbidden(format!(
+                    "metrics are for loopback clients and admin keys; the API key {:?} is not one",
+                    caller.name()
+                )))
+            }
+        })
+    };
+    match allowed {
+        Ok(()) => metrics_text(state),
+        Err(error) => respond(&meta, Err(error)),
+    }
+}
+
+/// The Prometheus text exposition of every metric.
+pub fn metrics_text(state: ApiState) -> Response {
+    let verdict = state.readiness.verdict();
+    let snapshot = Snapshot {
+        lag: verdict.partition_lag,
+        ready: verdict.ready,
+        producer_queue: state.registrar.producer_queue(),
+        customers: state.read_model.len(),
+        disk_bytes: state.read_model.size_on_disk().unwrap_or(0),
+    };
+    let mut response = Response::new(state.metrics.render(&snapshot).into());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+    );
+    response
+}
+
 /// `GET /api/v01/admin/rejected-events`: records the projector kept out of the read model.
 pub async fn list_rejected_events(meta: RequestMeta, query: String, state: ApiState) -> Response {
     let result = rejected_events(&meta, &query, &state).await;
@@ -136,6 +179,7 @@ async fn create(
     if !caller.may_reach(details.account_id) {
         return Err(outside_scope(&caller, details.account_id));
     }
+    let _in_flight = state.metrics.create_in_flight();
     let registered = state
         .registrar
         .create(details, key.as_ref(), meta.audit_trail(&caller))

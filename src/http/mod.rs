@@ -16,6 +16,7 @@ pub use problem::ApiError;
 use crate::audit::log::HistoryReader;
 use crate::auth::{Authenticator, Caller};
 use crate::domain::AuditTrail;
+use crate::metrics::Metrics;
 use crate::projection::readiness::Readiness;
 use crate::projection::ProjectionProgress;
 use crate::read_model::ReadModel;
@@ -27,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use warp::http::{HeaderMap, HeaderName, HeaderValue};
 use warp::reply::Response;
-use warp::{Filter, Rejection};
+use warp::{Filter, Rejection, Reply};
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: u64 = 64 * 1024;
@@ -49,6 +50,8 @@ pub struct ApiState {
     pub readiness: Readiness,
     /// Who is asking: the API keys, or none when authentication is off.
     pub auth: Authenticator,
+    /// Where requests, creates and projected records are counted.
+    pub metrics: Metrics,
 }
 
 /// The request headers the handlers negotiate on. Negotiation headers are read leniently (an
@@ -150,8 +153,51 @@ fn is_request_id(id: &str) -> bool {
     (1..=128).contains(&id.len()) && id.bytes().all(|byte| byte.is_ascii_graphic())
 }
 
-/// Every route of the API.
-pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+/// Every route of the API, each request counted in the metrics by its route's template.
+pub fn routes(state: ApiState) -> impl Filter<Extract = impl Reply, Error = Infallible> + Clone {
+    let metrics = state.metrics.clone();
+    api_routes(state).with(warp::log::custom(move |info| {
+        metrics.observe_request(
+            route_template(info.path()),
+            info.method().as_str(),
+            info.status().as_u16(),
+            info.elapsed(),
+        );
+    }))
+}
+
+/// The routes on the `--metrics-listen` address: `/metrics` without a key (whoever can reach
+/// that address may scrape), and 404 for anything else.
+pub fn metrics_routes(
+    state: ApiState,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    warp::path!("metrics")
+        .and(get_or_head())
+        .and(with_state(state))
+        .map(handlers::metrics_text)
+        .or(warp::any().and(request_meta()).map(handlers::no_such_path))
+        .unify()
+}
+
+/// A request's route, as the metrics label it: the template, never the path, so that ids and
+/// random paths do not each make a series. (`:id` rather than `{id}`: some text-format parsers
+/// drop samples whose label values hold braces.)
+fn route_template(path: &str) -> &'static str {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["api", "v01", "customers"] => "/api/v01/customers",
+        ["api", "v01", "customers", _] => "/api/v01/customers/:id",
+        ["api", "v01", "customers", _, "events"] => "/api/v01/customers/:id/events",
+        ["api", "v01", "admin", "rejected-events"] => "/api/v01/admin/rejected-events",
+        ["healthz"] => "/healthz",
+        ["readyz"] => "/readyz",
+        ["metrics"] => "/metrics",
+        _ => "other",
+    }
+}
+
+/// The routes of the API, every request answered by one of them.
+fn api_routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let collection = || warp::path!("api" / "v01" / "customers");
     let item = || warp::path!("api" / "v01" / "customers" / String);
     let history = || warp::path!("api" / "v01" / "customers" / String / "events");
@@ -204,6 +250,12 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(get_or_head())
         .and(with_state(state.clone()))
         .map(handlers::readiness);
+    let metrics = warp::path!("metrics")
+        .and(get_or_head())
+        .and(warp::addr::remote())
+        .and(request_meta())
+        .and(with_state(state.clone()))
+        .map(handlers::metrics);
     let anything_else = warp::any().and(request_meta()).map(handlers::no_such_path);
 
     create
@@ -226,6 +278,8 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Inf
         .or(liveness)
         .unify()
         .or(ready)
+        .unify()
+        .or(metrics)
         .unify()
         .or(anything_else)
         .unify()
@@ -280,6 +334,17 @@ mod tests {
         impl Filter<Extract = (Response,), Error = Infallible> + Clone,
         watch::Sender<BTreeMap<i32, i64>>,
     ) {
+        api_with(dir, Authenticator::disabled())
+    }
+
+    /// [`api`], with `auth` deciding who may do what.
+    fn api_with(
+        dir: &std::path::Path,
+        auth: Authenticator,
+    ) -> (
+        impl Filter<Extract = (Response,), Error = Infallible> + Clone,
+        watch::Sender<BTreeMap<i32, i64>>,
+    ) {
         let (read_model, _) = crate::read_model::open(dir).unwrap();
         let (progress_sender, progress) = watch::channel(BTreeMap::new());
         let progress = ProjectionProgress::new(progress, LogPosition::parse("0:5").unwrap());
@@ -301,7 +366,8 @@ mod tests {
             progress: progress.clone(),
             catch_up_wait: Duration::from_millis(10),
             history: Arc::new(HistoryReader::new(settings.clone())),
-            auth: Authenticator::disabled(),
+            auth,
+            metrics: Metrics::new(),
             readiness: crate::projection::readiness::spawn(
                 &settings.kafka_bootstrap,
                 &settings.topic,
@@ -311,7 +377,7 @@ mod tests {
             )
             .unwrap(),
         };
-        (routes(state), progress_sender)
+        (api_routes(state), progress_sender)
     }
 
     #[tokio::test]
@@ -361,5 +427,40 @@ mod tests {
         let verdict: serde_json::Value = serde_json::from_slice(ready.body()).unwrap();
         assert_eq!(verdict["ready"], false);
         assert!(verdict["reason"].is_string(), "{verdict}");
+    }
+
+    #[tokio::test]
+    async fn metrics_are_open_to_loopback_and_to_admin_keys_only() {
+        use crate::auth::{key_file, Scope};
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys.jsonl");
+        let admin = key_file::add(&keys, "ops", Scope::Admin).unwrap();
+        let account = crate::domain::AccountId::parse(1).unwrap();
+        let scoped = key_file::add(&keys, "eu", Scope::accounts(vec![account])).unwrap();
+        let auth = Authenticator::from_file(&keys).unwrap();
+        let (api, _progress) = api_with(&dir.path().join("read-model"), auth);
+        let scrape = |remote: &str, key: Option<&str>| {
+            let mut request = warp::test::request()
+                .path("/metrics")
+                .remote_addr(remote.parse().unwrap());
+            if let Some(key) = key {
+                request = request.header("authorization", format!("Bearer {key}"));
+            }
+            request.reply(&api)
+        };
+        assert_eq!(scrape("127.0.0.1:5000", None).await.status(), 200);
+        assert_eq!(scrape("[::1]:5000", None).await.status(), 200);
+        let remote = "10.1.2.3:5000";
+        let refused = scrape(remote, None).await;
+        assert_eq!(refused.status(), 401);
+        assert!(refused.headers().contains_key("www-authenticate"));
+        assert_eq!(scrape(remote, Some(&scoped)).await.status(), 403);
+        let scraped = scrape(remote, Some(&admin)).await;
+        assert_eq!(scraped.status(), 200);
+        let text = String::from_utf8(scraped.body().to_vec()).unwrap();
+        assert!(
+            text.contains("# TYPE registry_creates_in_flight gauge"),
+            "{text}"
+        );
     }
 }

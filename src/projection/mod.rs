@@ -22,6 +22,7 @@ pub use replay::BatchApplier;
 
 use crate::domain::{EventDecodeError, RegistryEvent};
 use crate::kafka_logs::{KafkaLogs, OutageLog};
+use crate::metrics::Metrics;
 use crate::read_model::{
     ApplyOutcome, LogRecord, PreparedBatch, ReadModel, ReadModelError, ReadModelWriter,
     RecordChange, RejectionKind,
@@ -135,6 +136,8 @@ pub struct Projector {
     progress: watch::Sender<BTreeMap<i32, i64>>,
     /// Consuming failures, logged once per outage rather than once each.
     outage: OutageLog,
+    /// Counts the records applied, by outcome.
+    metrics: Metrics,
 }
 
 impl Projector {
@@ -151,6 +154,7 @@ impl Projector {
         partition_check: Duration,
         read_model: ReadModel,
         writer: ReadModelWriter,
+        metrics: Metrics,
     ) -> Result<(Self, ProjectionProgress), ProjectionError> {
         let consumer: StreamConsumer<KafkaLogs> = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
@@ -196,6 +200,7 @@ impl Projector {
                 writer: Some(writer),
                 progress,
                 outage: OutageLog::new("the event log"),
+                metrics,
             },
             ProjectionProgress::new(watcher, LogPosition::from_next_offsets(log_end)),
         ))
@@ -304,8 +309,10 @@ impl Projector {
                 None => break,
             }
         }
-        self.with_writer(move |writer| apply_records(writer, &mut PreparedBatch::new(batch)))
+        let outcomes = self
+            .with_writer(move |writer| apply_records(writer, &mut PreparedBatch::new(batch)))
             .await?;
+        self.metrics.count_records(&outcomes);
         let applied = self.read_model.applied_offsets();
         self.progress.send_modify(|next| {
             for (partition, offset) in applied {
@@ -355,9 +362,9 @@ pub fn decode_record(partition: i32, offset: i64, payload: Option<&[u8]>) -> Log
 pub fn apply_records(
     writer: &mut ReadModelWriter,
     batch: &mut PreparedBatch,
-) -> Result<(), ReadModelError> {
+) -> Result<Vec<ApplyOutcome>, ReadModelError> {
     let outcomes = writer.apply_prepared(batch)?;
-    for (record, outcome) in batch.records().iter().zip(outcomes) {
+    for (record, outcome) in batch.records().iter().zip(outcomes.iter().copied()) {
         let (partition, offset) = (record.partition, record.offset);
         match (&record.change, outcome) {
             (RecordChange::Created(created), ApplyOutcome::Duplicate) => tracing::debug!(
@@ -375,7 +382,7 @@ pub fn apply_records(
             _ => {}
         }
     }
-    Ok(())
+    Ok(outcomes)
 }
 
 /// The most records the live projector applies at once.

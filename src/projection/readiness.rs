@@ -29,6 +29,9 @@ pub struct Verdict {
     /// Records of the log not yet applied, summed over partitions, when the log's end is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lag: Option<i64>,
+    /// The same, partition by partition (for metrics), when the log's end is known.
+    #[serde(skip)]
+    pub partition_lag: Vec<(i32, i64)>,
 }
 
 /// A cloneable view of the latest verdict.
@@ -97,27 +100,34 @@ fn check(
 ) -> Verdict {
     let applied = progress.position();
     let mut lag = 0i64;
+    let mut partition_lag = Vec::new();
     for partition in progress.partitions() {
         match consumer.fetch_watermarks(topic, partition, WATERMARK_TIMEOUT) {
-            Ok((_, high)) => lag += (high - applied.next_offset(partition)).max(0),
+            Ok((_, high)) => {
+                let behind = (high - applied.next_offset(partition)).max(0);
+                partition_lag.push((partition, behind));
+                lag += behind;
+            }
             Err(error) => {
                 let reason = format!("the event log cannot be reached: {error}");
                 return not_ready(&reason, None);
             }
         }
     }
-    if !progress.is_caught_up() {
-        let reason = "catching up with the log after a restart";
-        return not_ready(reason, Some(lag));
-    }
-    if lag > i64::try_from(max_lag).unwrap_or(i64::MAX) {
-        let reason = format!("the projection trails the log by {lag} records (at most {max_lag})");
-        return not_ready(&reason, Some(lag));
-    }
+    let reason = if !progress.is_caught_up() {
+        Some("catching up with the log after a restart".to_owned())
+    } else if lag > i64::try_from(max_lag).unwrap_or(i64::MAX) {
+        Some(format!(
+            "the projection trails the log by {lag} records (at most {max_lag})"
+        ))
+    } else {
+        None
+    };
     Verdict {
-        ready: true,
-        reason: None,
+        ready: reason.is_none(),
+        reason,
         lag: Some(lag),
+        partition_lag,
     }
 }
 
@@ -126,5 +136,6 @@ fn not_ready(reason: &str, lag: Option<i64>) -> Verdict {
         ready: false,
         reason: Some(reason.to_owned()),
         lag,
+        partition_lag: Vec::new(),
     }
 }

@@ -109,7 +109,7 @@ impl<'a> BatchApplier<'a> {
             .recv()
             .expect("the decoder answers every batch it is handed");
         self.in_flight -= 1;
-        apply_records(self.writer, &mut batch)
+        apply_records(self.writer, &mut batch).map(drop)
     }
 
     /// Applies what is queued and commits everything to disk.

@@ -332,6 +332,14 @@ impl ReadModel {
         self.len() == 0
     }
 
+    /// Bytes the read model takes on disk.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when its directory cannot be read.
+    pub fn size_on_disk(&self) -> Result<u64, ReadModelError> {
+        self.shared.store.size_on_disk()
+    }
+
     /// Every rejected record, by partition then offset.
     ///
     /// # Errors

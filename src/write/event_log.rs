@@ -120,6 +120,11 @@ impl EventLog {
         })
     }
 
+    /// Records handed to the producer and not yet confirmed by Kafka.
+    pub fn queued(&self) -> u64 {
+        u64::try_from(self.current_producer().in_flight_count()).unwrap_or(0)
+    }
+
     /// Waits, up to `timeout`, for every record in flight to be confirmed.
     ///
     /// # Errors

@@ -83,6 +83,11 @@ impl Registrar {
         }
     }
 
+    /// Records handed to the producer and not yet confirmed by Kafka.
+    pub fn producer_queue(&self) -> u64 {
+        self.event_log.queued()
+    }
+
     /// Registers a customer with `details`: appends `CustomerCreated`, keyed by the customer id,
     /// and waits (bounded) until this replica has projected it.
     ///

@@ -300,6 +300,14 @@ impl Store {
             .unwrap_or(0))
     }
 
+    /// Bytes the store takes on disk.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when the directory cannot be read.
+    pub fn size_on_disk(&self) -> Result<u64, ReadModelError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
     /// What the last commit left: offsets, ordinals, segments and the column.
     ///
     /// # Errors
