@@ -5,10 +5,22 @@
 //! `librdkafka`).
 
 use rdkafka::client::ClientContext;
-use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
 use std::time::{Duration, Instant};
+
+/// The settings every Kafka client of the service starts from: the brokers, and a reconnect
+/// backoff of at most a second (librdkafka's default grows to 10 s, which kept clients away for
+/// seconds after a broker's return) with a fast metadata refresh to find partitions' new leaders.
+pub fn client_config(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("reconnect.backoff.max.ms", "1000")
+        .set("topic.metadata.refresh.fast.interval.ms", "100");
+    config
+}
 
 /// The client context of every Kafka client the service runs: librdkafka's logs and errors at
 /// debug level.

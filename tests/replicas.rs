@@ -114,6 +114,32 @@ async fn a_position_this_replica_cannot_reach_is_503_and_a_malformed_one_is_400(
         .unwrap();
     assert_eq!(split.status().as_u16(), 503);
 
+    // A partition the topic lacks can never be reached: a 400 at once, not a wait and a 503.
+    let many: Vec<String> = (0..1_000)
+        .map(|partition| format!("{partition}:1"))
+        .collect();
+    for position in ["99:5", "0:1,7:0", &many.join(",")] {
+        let unknown = http()
+            .get(registry.url("/api/v01/customers"))
+            .header("x-min-log-position", position)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unknown.status().as_u16(), 400);
+        let body = unknown.text().await.unwrap();
+        assert!(body.len() < 1_000, "bounded: {body}");
+        let problem: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(problem["errors"][0]["field"], "X-Min-Log-Position");
+        assert_eq!(problem["errors"][0]["code"], "unknown_partition");
+        assert!(
+            problem["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("partitions 0..2"),
+            "{problem}"
+        );
+    }
+
     // Refused without being read as absent, and never echoed whole.
     let long = format!("0:{}", "1".repeat(9_000));
     let header_cases: [(&[u8], &str); 3] = [

@@ -3,13 +3,13 @@
 
 use super::AuditError;
 use crate::config::EventLogSettings;
-use crate::kafka_logs::KafkaLogs;
+use crate::kafka_logs::{client_config, KafkaLogs};
 use crate::projection::LogPosition;
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -59,8 +59,7 @@ impl PublishedRecord {
 
 /// A consumer that commits nothing and joins no group: auditors read, never move anyone's offsets.
 pub fn reader(settings: &EventLogSettings) -> Result<BaseConsumer<KafkaLogs>, AuditError> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", &settings.kafka_bootstrap)
+    Ok(client_config(&settings.kafka_bootstrap)
         .set("group.id", "customer-registry.audit")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")

@@ -4,9 +4,9 @@
 use super::log::PublishedRecord;
 use super::AuditError;
 use crate::config::TailSettings;
-use crate::kafka_logs::KafkaLogs;
+use crate::kafka_logs::{client_config, KafkaLogs};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -17,8 +17,7 @@ use std::time::Duration;
 /// [`AuditError`] when the topic cannot be read.
 pub async fn tail(settings: &TailSettings) -> Result<ExitCode, AuditError> {
     let event_log = &settings.event_log;
-    let consumer: StreamConsumer<KafkaLogs> = ClientConfig::new()
-        .set("bootstrap.servers", &event_log.kafka_bootstrap)
+    let consumer: StreamConsumer<KafkaLogs> = client_config(&event_log.kafka_bootstrap)
         .set("group.id", "customer-registry.tail")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")

@@ -219,6 +219,9 @@ async fn catch_up(meta: &RequestMeta, state: &ApiState) -> Result<LogPosition, A
         .as_ref()
         .map(min_log_position)
         .transpose()?;
+    if let Some(wanted) = &wanted {
+        refuse_unknown_partitions(wanted, state)?;
+    }
     if !state.progress.is_caught_up() {
         return Err(ApiError::CatchingUp {
             wanted: state.progress.log_end_at_start().to_string(),
@@ -238,6 +241,43 @@ async fn catch_up(meta: &RequestMeta, state: &ApiState) -> Result<LogPosition, A
         }
     }
     Ok(state.progress.position())
+}
+
+/// A position naming a partition the topic does not have can never be reached: 400, not a wait
+/// and a 503. (A partition added to the topic is known to this replica once its projector has
+/// found it, within `--partition-check-ms`.)
+fn refuse_unknown_partitions(wanted: &LogPosition, state: &ApiState) -> Result<(), ApiError> {
+    let known = state.progress.partitions();
+    let Some(unknown) = wanted
+        .partitions()
+        .find(|partition| !known.contains(partition))
+    else {
+        return Ok(());
+    };
+    let message = format!(
+        "X-Min-Log-Position names partition {unknown}, which the topic does not have \
+         (partitions {}); it takes what X-Log-Position gave",
+        shown(&partition_list(&known), POSITION_SHOWN)
+    );
+    Err(header_refused(
+        "X-Min-Log-Position",
+        "unknown_partition",
+        message,
+    ))
+}
+
+/// `0..2` for partitions 0, 1 and 2; a list when there are gaps.
+fn partition_list(partitions: &std::collections::BTreeSet<i32>) -> String {
+    match (partitions.first(), partitions.last()) {
+        (Some(first), Some(last)) if (last - first) as usize + 1 == partitions.len() => {
+            format!("{first}..{last}")
+        }
+        _ => partitions
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    }
 }
 
 /// How much of a position a refusal quotes.

@@ -21,7 +21,7 @@ pub use progress::ProjectionProgress;
 pub use replay::BatchApplier;
 
 use crate::domain::{EventDecodeError, RegistryEvent};
-use crate::kafka_logs::{KafkaLogs, OutageLog};
+use crate::kafka_logs::{client_config, KafkaLogs, OutageLog};
 use crate::metrics::Metrics;
 use crate::read_model::{
     ApplyOutcome, LogRecord, PreparedBatch, ReadModel, ReadModelError, ReadModelWriter,
@@ -31,7 +31,7 @@ use futures::FutureExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -156,8 +156,7 @@ impl Projector {
         writer: ReadModelWriter,
         metrics: Metrics,
     ) -> Result<(Self, ProjectionProgress), ProjectionError> {
-        let consumer: StreamConsumer<KafkaLogs> = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
+        let consumer: StreamConsumer<KafkaLogs> = client_config(bootstrap)
             // librdkafka wants a group id even for self-assigned partitions; nothing is ever
             // committed under it, and no group is joined.
             .set("group.id", "customer-registry.projector")
@@ -166,10 +165,6 @@ impl Projector {
             .set("enable.partition.eof", "false")
             .set("auto.offset.reset", "earliest")
             .set("allow.auto.create.topics", "false")
-            // After a broker restart, reconnect within a second (librdkafka backs off up to
-            // 10 s by default) and look for the partitions' new leaders at once.
-            .set("reconnect.backoff.max.ms", "1000")
-            .set("topic.metadata.refresh.fast.interval.ms", "100")
             .create_with_context(KafkaLogs)?;
         let next_offsets = read_model.next_offsets()?;
         // A read model ahead of the log means the log was recreated or truncated under it:
@@ -271,6 +266,12 @@ impl Projector {
         self.consumer
             .incremental_assign(&assignment(&self.topic, &added, &next_offsets)?)?;
         tracing::info!(topic = %self.topic, ?added, "reading partitions added to the topic");
+        // Known from now on, before any record of theirs is applied: a read may name them.
+        self.progress.send_modify(|next| {
+            for partition in &added {
+                next.entry(*partition).or_insert(0);
+            }
+        });
         self.assigned.extend(added);
         Ok(())
     }

@@ -3,8 +3,7 @@
 //! reads the log's end every second; `/readyz` reports its last verdict.
 
 use super::ProjectionProgress;
-use crate::kafka_logs::KafkaLogs;
-use rdkafka::config::ClientConfig;
+use crate::kafka_logs::{client_config, KafkaLogs};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
 use std::sync::Arc;
@@ -63,8 +62,7 @@ pub fn spawn(
     max_lag: u64,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Readiness, rdkafka::error::KafkaError> {
-    let consumer: BaseConsumer<KafkaLogs> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let consumer: BaseConsumer<KafkaLogs> = client_config(bootstrap)
         .set("group.id", "customer-registry.readiness")
         .set("enable.auto.commit", "false")
         .set("allow.auto.create.topics", "false")

@@ -2,12 +2,11 @@
 
 use crate::config::EventLogSettings;
 use crate::domain::{RegistryEvent, SCHEMA_VERSION};
-use crate::kafka_logs::KafkaLogs;
+use crate::kafka_logs::{client_config, KafkaLogs};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
-use rdkafka::ClientConfig;
 use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
@@ -163,13 +162,10 @@ impl EventLog {
 }
 
 fn new_producer(settings: &EventLogSettings) -> Result<FutureProducer<KafkaLogs>, EventLogError> {
-    ClientConfig::new()
-        .set("bootstrap.servers", &settings.kafka_bootstrap)
+    client_config(&settings.kafka_bootstrap)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "2")
-        // Back within a second of a broker's return (the default backs off up to 10 s).
-        .set("reconnect.backoff.max.ms", "1000")
         .set(
             "message.timeout.ms",
             DELIVERY_TIMEOUT.as_millis().to_string(),
