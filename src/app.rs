@@ -4,7 +4,7 @@
 use crate::audit::log::HistoryReader;
 use crate::auth::{self, key_file::KeyFileError, Authenticator};
 use crate::config::ServeSettings;
-use crate::http::{self, ApiState};
+use crate::http::{self, server, ApiState};
 use crate::metrics::Metrics;
 use crate::projection::{readiness, ProjectionError, Projector};
 use crate::read_model::{self, ReadModelError};
@@ -61,8 +61,8 @@ pub enum StartupError {
     Bind {
         /// The address.
         address: SocketAddr,
-        /// What warp said.
-        source: warp::Error,
+        /// What the system said.
+        source: std::io::Error,
     },
 }
 
@@ -153,28 +153,27 @@ impl Application {
             metrics,
         };
         let (stop_server, server_stopped) = watch::channel(false);
-        let stopped = |mut stop: watch::Receiver<bool>| async move {
-            let _ = stop.wait_for(|stop| *stop).await;
-        };
+        let limits = settings.server_limits();
         let metrics_server = match settings.metrics_listen {
             Some(listen) => {
-                let (address, server) = warp::serve(http::metrics_routes(state.clone()))
-                    .try_bind_with_graceful_shutdown(listen, stopped(server_stopped.clone()))
-                    .map_err(|source| StartupError::Bind {
-                        address: listen,
-                        source,
-                    })?;
+                let (listener, address) = bind(listen).await?;
                 tracing::info!("metrics (no key needed) on http://{address}/metrics");
-                Some(tokio::spawn(server))
+                Some(tokio::spawn(server::serve(
+                    listener,
+                    warp::service(http::metrics_routes(state.clone())),
+                    limits,
+                    server_stopped.clone(),
+                )))
             }
             None => None,
         };
-        let (address, server) = warp::serve(http::routes(state))
-            .try_bind_with_graceful_shutdown(settings.listen, stopped(server_stopped))
-            .map_err(|source| StartupError::Bind {
-                address: settings.listen,
-                source,
-            })?;
+        let (listener, address) = bind(settings.listen).await?;
+        let server = server::serve(
+            listener,
+            warp::service(http::routes(state)),
+            limits,
+            server_stopped,
+        );
         tracing::info!(
             topic = %settings.event_log.topic,
             partitions = layout.partitions.len(),
@@ -250,6 +249,16 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// A listener on `address`, and the address it got (a port 0 becomes a free port).
+async fn bind(address: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), StartupError> {
+    let bound = |source| StartupError::Bind { address, source };
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(bound)?;
+    let local = listener.local_addr().map_err(bound)?;
+    Ok((listener, local))
 }
 
 /// Resolves on the first SIGTERM or SIGINT.

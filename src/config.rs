@@ -280,6 +280,26 @@ pub struct ServeSettings {
           value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub partition_check_ms: u64,
 
+    /// Most HTTP connections open at once; more wait in the listen backlog.
+    #[arg(long, env = "REGISTRY_MAX_CONNECTIONS", default_value_t = 1_024,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+
+    /// Most requests answered at once (probes and /metrics aside); past it, 503 at once.
+    #[arg(long, env = "REGISTRY_MAX_IN_FLIGHT", default_value_t = 512,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_in_flight: u64,
+
+    /// How long a request's head may take to arrive, and an idle connection may stay open.
+    #[arg(long, env = "REGISTRY_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub header_read_timeout_ms: u64,
+
+    /// How long a request may take before it is answered 503.
+    #[arg(long, env = "REGISTRY_REQUEST_DEADLINE_MS", default_value_t = 40_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub request_deadline_ms: u64,
+
     /// `/readyz` answers 503 while the projection trails the log's end by more records than this.
     #[arg(long, env = "REGISTRY_READY_MAX_LAG", default_value_t = 1_000)]
     pub ready_max_lag: u64,
@@ -313,6 +333,16 @@ impl ServeSettings {
     /// The bound on a create's wait for its own event to reach the read model.
     pub fn projection_wait(&self) -> Duration {
         Duration::from_millis(self.projection_wait_ms)
+    }
+
+    /// The bounds of the HTTP server.
+    pub fn server_limits(&self) -> crate::http::server::Limits {
+        crate::http::server::Limits {
+            max_connections: self.max_connections as usize,
+            max_in_flight: self.max_in_flight as usize,
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            request_deadline: Duration::from_millis(self.request_deadline_ms),
+        }
     }
 
     /// When the read model commits what it applied.

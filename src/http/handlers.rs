@@ -3,6 +3,7 @@
 
 use super::body::{self, BodyStream};
 use super::negotiation::{answer_format, body_format, problem_format, Format};
+use super::server::ClientAddress;
 use super::{query_string, xml, ApiError, ApiState, HeaderText, RequestMeta, UnreadableHeader};
 use crate::auth::{AuthError, Caller};
 use crate::domain::{
@@ -12,7 +13,6 @@ use crate::domain::{
 use crate::metrics::Snapshot;
 use crate::projection::LogPosition;
 use crate::read_model::{parse_page, CustomerQuery, ReadModelError, Work, INLINE_WORK, MAX_WORK};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
@@ -87,8 +87,8 @@ fn json_answer(status: StatusCode, body: &impl serde::Serialize) -> Response {
 
 /// `GET /metrics` on the API's address: open to loopback clients (a local Prometheus agent),
 /// otherwise for admin keys only.
-pub fn metrics(remote: Option<SocketAddr>, meta: RequestMeta, state: ApiState) -> Response {
-    let allowed = if remote.is_some_and(|remote| remote.ip().is_loopback()) {
+pub fn metrics(client: Option<ClientAddress>, meta: RequestMeta, state: ApiState) -> Response {
+    let allowed = if client.is_some_and(|ClientAddress(address)| address.ip().is_loopback()) {
         Ok(())
     } else {
         authenticate(&meta, &state).and_then(|caller| {

@@ -9,6 +9,8 @@ mod handlers;
 mod negotiation;
 mod problem;
 mod query_string;
+pub mod server;
+mod unparsable;
 mod xml;
 
 pub use problem::ApiError;
@@ -252,7 +254,7 @@ fn api_routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Inf
         .map(handlers::readiness);
     let metrics = warp::path!("metrics")
         .and(get_or_head())
-        .and(warp::addr::remote())
+        .and(warp::ext::optional::<server::ClientAddress>())
         .and(request_meta())
         .and(with_state(state.clone()))
         .map(handlers::metrics);
@@ -442,7 +444,7 @@ mod tests {
         let scrape = |remote: &str, key: Option<&str>| {
             let mut request = warp::test::request()
                 .path("/metrics")
-                .remote_addr(remote.parse().unwrap());
+                .extension(server::ClientAddress(remote.parse().unwrap()));
             if let Some(key) = key {
                 request = request.header("authorization", format!("Bearer {key}"));
             }

@@ -80,6 +80,15 @@ pub enum ApiError {
          retry shortly"
     )]
     HistoryBusy,
+    /// As many requests as may run at once are running (load shedding).
+    #[error(
+        "this replica is answering as many requests as it takes at once; retry shortly (or on \
+         another replica)"
+    )]
+    Overloaded,
+    /// The request was not answered within the per-request deadline.
+    #[error("the request was not answered within {} s; retry shortly", .0.as_secs())]
+    DeadlineExceeded(std::time::Duration),
     /// A find would need more work than any find may do.
     #[error(
         "this find would read more of the registry than one request may (the bound is documented \
@@ -235,6 +244,16 @@ impl ApiError {
                 "/problems/history-busy",
                 "Too many history reads at once",
             ),
+            ApiError::Overloaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/overloaded",
+                "Too many requests at once",
+            ),
+            ApiError::DeadlineExceeded(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/deadline-exceeded",
+                "The request took too long",
+            ),
             ApiError::QueryTooBroad(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "/problems/query-too-broad",
@@ -266,8 +285,9 @@ impl ApiError {
             // per request at error level, a burst of such reads flooded the log.
             ApiError::ReplicaBehind { .. }
             | ApiError::CatchingUp { .. }
-            | ApiError::HistoryBusy => {
-                tracing::debug!(error = %self, "read refused until the projection catches up");
+            | ApiError::HistoryBusy
+            | ApiError::Overloaded => {
+                tracing::debug!(error = %self, "request refused for now");
             }
             _ if status.is_server_error() => tracing::error!(error = %self, "request failed"),
             _ => {}
@@ -344,7 +364,9 @@ impl ApiError {
             }
             ApiError::ReplicaBehind { .. }
             | ApiError::CatchingUp { .. }
-            | ApiError::HistoryBusy => {
+            | ApiError::HistoryBusy
+            | ApiError::Overloaded
+            | ApiError::DeadlineExceeded(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}

@@ -1,0 +1,184 @@
+//! The HTTP server around the routes: how much work it takes on at once, and for how long.
+//!
+//! - At most [`Limits::max_connections`] connections are open; past that, new ones wait in the
+//!   listen backlog until one closes.
+//! - A request's head must arrive within [`Limits::header_read_timeout`], and an idle keep-alive
+//!   connection is closed after the same time: a client that trickles header lines (or sends
+//!   nothing) cannot hold a connection open.
+//! - A head larger than [`MAX_HEAD_BYTES`] is refused (431) by hyper; that answer, and hyper's
+//!   other answers to requests it cannot parse, carry problem documents (`unparsable.rs`).
+//! - At most [`Limits::max_in_flight`] requests run at once; past that a request is refused at
+//!   once with 503 and `Retry-After` (load shedding) instead of queueing behind the others. The
+//!   probes and `/metrics` are never shed, so an orchestrator sees the truth under overload.
+//! - A request that has not been answered within [`Limits::request_deadline`] is answered 503.
+
+use super::negotiation::problem_format;
+use super::unparsable::ProblemAnswers;
+use super::ApiError;
+use crate::kafka_logs::OutageLog;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tower_service::Service;
+use warp::http::{header, Request};
+use warp::reply::Response;
+
+/// The largest request head (request line and headers) read, in bytes; past it, 431.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// How long a request's head may take to arrive, and a keep-alive connection may stay idle.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long an accept loop waits after the system refused a connection (out of file
+/// descriptors), so that the loop does not spin while none is free.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// The bounds the server keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Requests being answered at once, probes aside.
+    pub max_in_flight: usize,
+    /// How long a request head may take, and an idle connection may stay open.
+    pub header_read_timeout: Duration,
+    /// How long a request may take to be answered.
+    pub request_deadline: Duration,
+}
+
+/// The client's address, as the server accepted the connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress(pub SocketAddr);
+
+/// Serves `routes` (a filter made a service by [`warp::service`]) on `listener` within
+/// `limits` until `stop` turns true, then stops accepting and waits for the requests in flight
+/// to be answered.
+pub async fn serve<S>(
+    listener: TcpListener,
+    routes: S,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: Service<Request<Incoming>, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send,
+{
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
+    let graceful = GracefulShutdown::new();
+    let mut accept_failures = OutageLog::new("accepting HTTP connections");
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => break,
+            accepted = accept(&listener, &connections) => accepted,
+        };
+        let (stream, remote, permit) = match accepted {
+            Ok(accepted) => {
+                accept_failures.recovered();
+                accepted
+            }
+            Err(error) => {
+                accept_failures.failed(&error);
+                tokio::time::sleep(ACCEPT_RETRY).await;
+                continue;
+            }
+        };
+        let service = Guarded {
+            routes: routes.clone(),
+            client: ClientAddress(remote),
+            in_flight: Arc::clone(&in_flight),
+            deadline: limits.request_deadline,
+        };
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(MAX_HEAD_BYTES)
+            .serve_connection(
+                TokioIo::new(ProblemAnswers::new(stream)),
+                hyper::service::service_fn(move |request| service.clone().answer(request)),
+            );
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // A client that goes away mid-request, or never finishes its head, is no news.
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "HTTP connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// The next connection, once fewer than the maximum are open.
+async fn accept(
+    listener: &TcpListener,
+    connections: &Arc<Semaphore>,
+) -> std::io::Result<(
+    tokio::net::TcpStream,
+    SocketAddr,
+    tokio::sync::OwnedSemaphorePermit,
+)> {
+    let permit = Arc::clone(connections)
+        .acquire_owned()
+        .await
+        .expect("the connection semaphore is never closed");
+    let (stream, remote) = listener.accept().await?;
+    Ok((stream, remote, permit))
+}
+
+/// The routes, behind the in-flight bound and the deadline.
+#[derive(Clone)]
+struct Guarded<S> {
+    routes: S,
+    client: ClientAddress,
+    in_flight: Arc<Semaphore>,
+    deadline: Duration,
+}
+
+impl<S> Guarded<S>
+where
+    S: Service<Request<Incoming>, Response = Response, Error = Infallible> + Send,
+    S::Future: Send,
+{
+    fn answer(
+        mut self,
+        mut request: Request<Incoming>,
+    ) -> impl Future<Output = Result<Response, Infallible>> + Send {
+        request.extensions_mut().insert(self.client);
+        let format = problem_format(
+            request
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|accept| accept.to_str().ok()),
+        );
+        let exempt = matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics");
+        let permit = if exempt {
+            Ok(None)
+        } else {
+            Arc::clone(&self.in_flight).try_acquire_owned().map(Some)
+        };
+        let answering = permit.map(|permit| (permit, self.routes.call(request)));
+        let deadline = self.deadline;
+        async move {
+            let Ok((_permit, answering)) = answering else {
+                return Ok(ApiError::Overloaded.into_response(format));
+            };
+            Ok(match tokio::time::timeout(deadline, answering).await {
+                Ok(answered) => answered?,
+                Err(_) => ApiError::DeadlineExceeded(deadline).into_response(format),
+            })
+        }
+    }
+}

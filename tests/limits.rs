@@ -1,0 +1,243 @@
+//! Bounded work, from outside over raw TCP: idle and trickling connections are closed, the
+//! number of open connections is capped, a saturated server sheds load with 503, a request past
+//! its deadline is answered 503, and requests hyper cannot parse get problem documents.
+
+mod common;
+
+use common::{kafka_bootstrap, unique_topic, Registry, PATIENCE};
+use serde_json::Value;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+fn start(test: &str, flags: &[&str]) -> (Registry, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start_with(
+        &kafka_bootstrap(),
+        &unique_topic(test),
+        &dir.path().join("data"),
+        flags,
+    );
+    (registry, dir)
+}
+
+fn connect(registry: &Registry) -> TcpStream {
+    let address = registry.base_url.trim_start_matches("http://");
+    let stream = TcpStream::connect(address).expect("connecting to the registry");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream
+}
+
+/// Reads one whole answer (the server closes the connection after it: every request here says
+/// `Connection: close`), returning its status line, its headers and its body.
+fn answer(stream: &mut TcpStream) -> (u16, String, String) {
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("reading the answer");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+fn request(registry: &Registry, raw: &str) -> (u16, String, String) {
+    let mut stream = connect(registry);
+    stream.write_all(raw.as_bytes()).unwrap();
+    answer(&mut stream)
+}
+
+/// Whether the server closed `stream` (a read gives end of file or a reset) before `patience`.
+fn closed_by_server(stream: &mut TcpStream, patience: Duration) -> bool {
+    stream.set_read_timeout(Some(patience)).unwrap();
+    let mut buffer = [0; 1024];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(error) if error.kind() == ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[test]
+fn idle_and_trickling_connections_are_closed() {
+    let (registry, _dir) = start("limits-idle", &["--header-read-timeout-ms", "500"]);
+    // Nothing sent at all.
+    let mut silent = connect(&registry);
+    assert!(closed_by_server(&mut silent, PATIENCE));
+
+    // A header line now and then, never the end of the head: closed while it still trickles.
+    let mut trickling = connect(&registry);
+    trickling
+        .write_all(b"GET /api/v01/customers HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let mut closed = false;
+    while started.elapsed() < PATIENCE {
+        std::thread::sleep(Duration::from_millis(100));
+        if trickling.write_all(b"X-Trickle: 1\r\n").is_err() {
+            closed = true;
+            break;
+        }
+        trickling.set_nonblocking(true).unwrap();
+        let mut probe = [0; 512];
+        let read = trickling.read(&mut probe);
+        trickling.set_nonblocking(false).unwrap();
+        match read {
+            Ok(_) => {
+                closed = true;
+                break;
+            }
+            Err(error) if error.kind() == ErrorKind::WouldBlock => {}
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        closed,
+        "a trickling head kept its connection for {PATIENCE:?}"
+    );
+
+    // A normal request on a fresh connection is still served.
+    let (status, _, _) = request(
+        &registry,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn connections_past_the_cap_wait_until_one_closes() {
+    let (registry, _dir) = start("limits-connections", &["--max-connections", "3"]);
+    let held: Vec<TcpStream> = (0..3).map(|_| connect(&registry)).collect();
+    // Every held connection is accepted before the next is opened.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut waiting = connect(&registry);
+    waiting
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    waiting.set_nonblocking(true).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut buffer = [0; 64];
+    let read = waiting.read(&mut buffer);
+    assert!(
+        matches!(&read, Err(error) if error.kind() == ErrorKind::WouldBlock),
+        "answered while 3 connections were open: {read:?}"
+    );
+    waiting.set_nonblocking(false).unwrap();
+    drop(held);
+    let (status, _, _) = answer(&mut waiting);
+    assert_eq!(status, 200, "answered once a connection closed");
+}
+
+#[test]
+fn a_saturated_server_sheds_load_and_still_answers_probes() {
+    let (registry, _dir) = start(
+        "limits-shedding",
+        &["--max-in-flight", "1", "--request-deadline-ms", "60000"],
+    );
+    // A create whose body is still on its way holds the one slot.
+    let body = r#"{"accountId": 5, "lastName": "Slow"}"#;
+    let mut slow = connect(&registry);
+    write!(
+        slow,
+        "PUT /api/v01/customers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{}",
+        body.len(),
+        &body[..10]
+    )
+    .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let (status, head, problem) = loop {
+        let answered = request(
+            &registry,
+            "GET /api/v01/customers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        // The slow create may not have reached the handler yet.
+        if answered.0 == 503 || Instant::now() > deadline {
+            break answered;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status, 503, "{problem}");
+    assert!(head.contains("retry-after: 1"), "{head}");
+    let problem: Value = serde_json::from_str(&problem).unwrap();
+    assert_eq!(problem["type"], "/problems/overloaded");
+    let (status, _, _) = request(
+        &registry,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200, "probes are never shed");
+
+    slow.write_all(&body.as_bytes()[10..]).unwrap();
+    let (status, _, created) = answer(&mut slow);
+    assert_eq!(status, 201, "{created}");
+    let (status, _, _) = request(
+        &registry,
+        "GET /api/v01/customers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200, "the slot is free again");
+}
+
+#[test]
+fn a_request_past_its_deadline_is_answered_503() {
+    let (registry, _dir) = start("limits-deadline", &["--request-deadline-ms", "300"]);
+    let mut stalled = connect(&registry);
+    stalled
+        .write_all(
+            b"PUT /api/v01/customers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\nConnection: close\r\n\r\n{\"accountId\"",
+        )
+        .unwrap();
+    let (status, head, body) = answer(&mut stalled);
+    assert_eq!(status, 503, "{body}");
+    assert!(head.contains("retry-after"), "{head}");
+    let problem: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(problem["type"], "/problems/deadline-exceeded");
+}
+
+#[test]
+fn requests_the_http_library_refuses_get_problem_documents() {
+    let (registry, _dir) = start("limits-parse", &[]);
+    let huge_header = format!(
+        "GET /api/v01/customers HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(20 * 1024)
+    );
+    let long_uri = format!(
+        "GET /api/v01/customers?firstName={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "a".repeat(20 * 1024)
+    );
+    let cases = [
+        (huge_header, 431),
+        (long_uri, 431),
+        (
+            "PUT /api/v01/customers HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n".to_owned(),
+            400,
+        ),
+        (
+            "PUT /api/v01/customers HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\
+             Content-Length: 3\r\n\r\n{}"
+                .to_owned(),
+            400,
+        ),
+        ("GARBAGE\r\n\r\n".to_owned(), 400),
+    ];
+    for (raw, expected) in cases {
+        let (status, head, body) = request(&registry, &raw);
+        let shown = &raw[..raw.len().min(60)];
+        assert_eq!(status, expected, "{shown:?}");
+        assert!(
+            head.contains("content-type: application/problem+json"),
+            "{shown:?}: {head}"
+        );
+        let problem: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{body:?}"));
+        assert_eq!(problem["status"], expected, "{problem}");
+        assert!(problem["type"].as_str().unwrap().starts_with("/problems/"));
+    }
+}
