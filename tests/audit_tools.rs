@@ -3,13 +3,16 @@
 
 mod common;
 
+use chrono::{DateTime, Utc};
 use common::{
     create_all, find_eventually, get, http, kafka_bootstrap, unique_topic, Registry, PATIENCE,
 };
 use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 fn tool(args: &[&str], bootstrap: &str, topic: &str, data_dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_customer-registry"))
@@ -35,6 +38,36 @@ async fn create_batch(registry: &Registry, account: u32, names: &[&str]) -> Vec<
         .map(|name| json!({"accountId": account, "lastName": name}))
         .collect();
     create_all(registry, &bodies).await
+}
+
+/// The one record the log holds for `customer` (its creation), read back through the history
+/// endpoint: partition, offset, Kafka timestamp, key and event. The customer must be projected.
+async fn published_record(registry: &Registry, customer: &Value) -> Value {
+    let id = customer["id"].as_str().expect("a customer id");
+    let (status, history) = get(registry, &format!("/api/v01/customers/{id}/events")).await;
+    assert_eq!(status, 200, "the history of {id}: {history}");
+    let records = history.as_array().expect("a history is an array");
+    assert_eq!(records.len(), 1, "{id} has one event: {history}");
+    assert_eq!(&records[0]["event"]["data"], customer, "{history}");
+    records[0].clone()
+}
+
+/// When Kafka says `record` was written (the timestamp `export --as-of` compares with).
+fn written_at(record: &Value) -> DateTime<Utc> {
+    record["timestamp"]
+        .as_str()
+        .and_then(|timestamp| timestamp.parse().ok())
+        .unwrap_or_else(|| panic!("a record with an RFC 3339 timestamp: {record}"))
+}
+
+/// Waits until the clock reads a later millisecond than `moment` (Kafka timestamps are whole
+/// milliseconds), so that what is written next gets a later timestamp.
+async fn wait_for_the_clock_to_pass(moment: DateTime<Utc>) {
+    let deadline = Instant::now() + PATIENCE;
+    while Utc::now().timestamp_millis() <= moment.timestamp_millis() {
+        assert!(Instant::now() < deadline, "the clock never passed {moment}");
+        tokio::task::yield_now().await;
+    }
 }
 
 #[tokio::test]
@@ -93,7 +126,8 @@ async fn rebuild_swaps_in_a_read_model_with_the_same_answers_and_audit_finds_tam
             "{query} after rebuild"
         );
     }
-    let (_, all) = get(&registry, "/api/v01/customers").await;
+    let (status, all) = get(&registry, "/api/v01/customers").await;
+    assert_eq!(status, 200, "{all}");
     let tampered_id = all[1]["id"].as_str().unwrap().to_owned();
     assert!(registry.stop());
 
@@ -147,10 +181,31 @@ async fn export_as_of_a_moment_between_two_batches_holds_the_first_batch_only() 
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::start(&bootstrap, &topic, &dir.path().join("data"));
     let first = create_batch(&registry, 93, &["One", "Two"]).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let moment = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    find_eventually(&registry, "/api/v01/customers?accountId=93", first.len()).await;
+    let mut first_written = Vec::new();
+    for customer in &first {
+        first_written.push(written_at(&published_record(&registry, customer).await));
+    }
+    let first_written = first_written.into_iter().max().unwrap();
+    // The bound is compared with Kafka's millisecond timestamps: the second batch must be written
+    // in a later millisecond than the first.
+    wait_for_the_clock_to_pass(first_written).await;
     let second = create_batch(&registry, 93, &["Three"]).await;
+    find_eventually(
+        &registry,
+        "/api/v01/customers?accountId=93",
+        first.len() + second.len(),
+    )
+    .await;
+    let second_written = written_at(&published_record(&registry, &second[0]).await);
+    assert!(
+        first_written < second_written,
+        "the second batch was written ({second_written}) after the first ({first_written})"
+    );
+    // Strictly between the last record of the first batch and the record of the second.
+    let moment = first_written + (second_written - first_written) / 2;
+    assert!(first_written < moment && moment < second_written);
+    let moment = moment.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
 
     let export_dir = dir.path().join("export-data");
     let as_of = tool(
@@ -164,7 +219,11 @@ async fn export_as_of_a_moment_between_two_batches_holds_the_first_batch_only() 
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
-    assert_eq!(lines, first, "as of {moment}");
+    assert_eq!(
+        lines, first,
+        "as of {moment}: the first batch (written by {first_written}), not the second (written \
+         {second_written})"
+    );
 
     let now = tool(
         &["export", "--format", "csv"],
@@ -234,15 +293,45 @@ async fn a_customers_history_is_read_back_from_the_log() {
     eprintln!("history burst: {served} of 40 served, the rest 503 busy");
 }
 
+/// Reads `stdout` line by line on a thread of its own and passes each line on; the channel
+/// closes when the stream ends (the process exited).
+fn lines_of(stdout: ChildStdout) -> mpsc::UnboundedReceiver<String> {
+    let (lines, received) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    received
+}
+
+/// The next line `lines` passes on, parsed as JSON; `None` when the stream ended. Fails the
+/// test when none comes by `deadline`.
+async fn next_json_line(
+    lines: &mut mpsc::UnboundedReceiver<String>,
+    deadline: Instant,
+    waiting_for: &str,
+) -> Option<Value> {
+    let line = tokio::time::timeout_at(deadline.into(), lines.recv())
+        .await
+        .unwrap_or_else(|_| panic!("no line came within {PATIENCE:?}: {waiting_for}"))?;
+    Some(
+        serde_json::from_str(&line)
+            .unwrap_or_else(|error| panic!("a JSON line, not {line:?}: {error}")),
+    )
+}
+
 #[tokio::test]
 async fn tail_prints_the_events_created_after_it_started() {
     let bootstrap = kafka_bootstrap();
     let topic = unique_topic("tail");
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::start(&bootstrap, &topic, &dir.path().join("data"));
-    create_batch(&registry, 96, &["Earlier"]).await;
+    let earlier = create_batch(&registry, 96, &["Earlier"]).await.remove(0);
 
-    let out_path = dir.path().join("tail.out");
     let err_path = dir.path().join("tail.err");
     let mut tail = Command::new(env!("CARGO_BIN_EXE_customer-registry"))
         .args([
@@ -255,11 +344,12 @@ async fn tail_prints_the_events_created_after_it_started() {
             "--account",
             "96",
         ])
-        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&err_path).unwrap())
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
+    let mut printed = lines_of(tail.stdout.take().expect("the tail's stdout"));
     let deadline = Instant::now() + PATIENCE;
     while !std::fs::read_to_string(&err_path)
         .unwrap_or_default()
@@ -268,23 +358,73 @@ async fn tail_prints_the_events_created_after_it_started() {
         assert!(Instant::now() < deadline, "tail did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    create_batch(&registry, 95, &["Other account"]).await;
-    let wanted = create_batch(&registry, 96, &["Later1", "Later2"]).await;
+    let other = create_batch(&registry, 95, &["Other account"])
+        .await
+        .remove(0);
+    let mut wanted = create_batch(&registry, 96, &["Later1", "Later2"]).await;
 
-    let lines = loop {
-        let output = std::fs::read_to_string(&out_path).unwrap_or_default();
-        let lines: Vec<Value> = output
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect();
-        if lines.len() >= 2 || Instant::now() > deadline {
-            break lines;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    // What the tail must leave out: a record from before it started, one of another account.
+    find_eventually(&registry, "/api/v01/customers", 2 + wanted.len()).await;
+    let left_out = [
+        published_record(&registry, &earlier).await,
+        published_record(&registry, &other).await,
+    ];
+    let mut expected = Vec::new();
+    for customer in &wanted {
+        expected.push(published_record(&registry, customer).await);
+    }
+    // Records keep their order within a partition only. So that the tail's printing every wanted
+    // record proves it has read past those it must leave out, account 96 gets more creates until
+    // each partition holding one of those also holds a wanted record written after it.
+    while let Some(uncovered) = left_out.iter().find(|skipped| {
+        !expected
+            .iter()
+            .any(|record| record["partition"] == skipped["partition"])
+    }) {
+        assert!(
+            wanted.len() < 60,
+            "{} creates of account 96 and none landed on partition {}",
+            wanted.len(),
+            uncovered["partition"]
+        );
+        let name = format!("Later{}", wanted.len() + 1);
+        let customer = create_batch(&registry, 96, &[name.as_str()])
+            .await
+            .remove(0);
+        find_eventually(&registry, "/api/v01/customers", 2 + wanted.len() + 1).await;
+        expected.push(published_record(&registry, &customer).await);
+        wanted.push(customer);
+    }
+
+    let deadline = Instant::now() + PATIENCE;
+    let mut lines: Vec<Value> = Vec::new();
+    while lines.len() < expected.len() {
+        let waiting_for = format!(
+            "tail printed {} of the {} records of account 96 written after it started: {lines:?}",
+            lines.len(),
+            expected.len()
+        );
+        let line = next_json_line(&mut printed, deadline, &waiting_for)
+            .await
+            .unwrap_or_else(|| panic!("tail exited: {waiting_for}"));
+        lines.push(line);
+    }
     let _ = tail.kill();
     let _ = tail.wait();
-    // Records arrive in order within a partition only; the two may sit on different ones.
+    // Whatever else it printed before it was killed is part of its output too.
+    let deadline = Instant::now() + PATIENCE;
+    while let Some(line) = next_json_line(&mut printed, deadline, "the end of tail's output").await
+    {
+        lines.push(line);
+    }
+
+    for skipped in &left_out {
+        assert!(
+            lines.iter().all(|line| line["key"] != skipped["key"]),
+            "tail leaves out {skipped}: {lines:#?}"
+        );
+    }
+    // Records arrive in order within a partition only; they may sit on different ones.
     let by_id = |customer: &&Value| customer["id"].as_str().unwrap_or_default().to_owned();
     let mut data: Vec<&Value> = lines.iter().map(|line| &line["event"]["data"]).collect();
     data.sort_by_key(by_id);
@@ -293,10 +433,18 @@ async fn tail_prints_the_events_created_after_it_started() {
     assert_eq!(data, wanted, "only account 96, only what came after");
     for line in &lines {
         assert!(
-            line["partition"].is_i64() && line["offset"].is_i64() && line["timestamp"].is_string()
+            line["partition"].is_i64() && line["offset"].is_i64() && line["timestamp"].is_string(),
+            "{line}"
         );
     }
-    find_eventually(&registry, "/api/v01/customers", 4).await;
+    let place = |record: &Value| (record["partition"].as_i64(), record["offset"].as_i64());
+    lines.sort_by_key(place);
+    expected.sort_by_key(place);
+    assert_eq!(
+        lines, expected,
+        "each record exactly as the log holds it (partition, offset, timestamp, key, event)"
+    );
+    find_eventually(&registry, "/api/v01/customers", 2 + wanted.len()).await;
 }
 
 #[tokio::test]
@@ -332,7 +480,8 @@ async fn tools_refuse_what_they_cannot_do_with_exit_code_2() {
         );
     }
     let registry = Registry::start(&bootstrap, &topic, &data_dir);
-    let (_, customers) = get(&registry, "/api/v01/customers").await;
+    let (status, customers) = get(&registry, "/api/v01/customers").await;
+    assert_eq!(status, 200, "{customers}");
     assert_eq!(
         customers.as_array().unwrap().len(),
         1,

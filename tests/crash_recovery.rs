@@ -5,12 +5,15 @@ mod common;
 
 use common::load::{create_all, LoadOutcome, Target};
 use common::{
-    create_all as create_each, find_eventually, get, kafka_bootstrap, unique_topic, Registry,
-    PATIENCE,
+    create_all as create_each, find_eventually, get_caught_up, kafka_bootstrap, unique_topic,
+    Registry, PATIENCE,
 };
 use serde_json::{json, Value};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 const KILLS: usize = 5;
 
@@ -73,8 +76,7 @@ async fn kill_9_under_load_loses_nothing_and_doubles_nothing() {
     let outcome = load.await.unwrap();
     assert_eq!(outcome.acknowledged.len(), 8 * 30);
 
-    let (status, customers) = get(&registry, "/api/v01/customers?accountId=71&limit=1000").await;
-    assert_eq!(status, 200);
+    let customers = get_caught_up(&registry, "/api/v01/customers?accountId=71&limit=1000").await;
     let customers = customers.as_array().unwrap().clone();
     assert_exactly_once(&outcome, &customers);
 
@@ -99,6 +101,176 @@ async fn kill_9_under_load_loses_nothing_and_doubles_nothing() {
     );
 }
 
+/// How one create attempt of the SIGTERM test's clients ended.
+#[derive(Debug)]
+enum Ending {
+    /// 201: the customer, acknowledged.
+    Acknowledged(Value),
+    /// 503 with a problem document: refused, to be retried with the same key.
+    Refused(Value),
+    /// No connection could be made (the listener is closed): nothing was sent.
+    NotConnected(String),
+    /// The request went out and the connection failed before a whole answer came back.
+    Dropped(String),
+    /// An answer that is neither 201 nor a 503 problem.
+    Unexpected(u16, String),
+}
+
+/// One create attempt: its idempotency key, when it was sent and when it ended, and how.
+#[derive(Debug)]
+struct Attempt {
+    key: String,
+    started: Instant,
+    ended: Instant,
+    ending: Ending,
+}
+
+impl Attempt {
+    /// Whether the request reached a connection, so it must be answered: everything but a
+    /// failed connect.
+    fn was_sent(&self) -> bool {
+        !matches!(self.ending, Ending::NotConnected(_))
+    }
+
+    /// Whether it ended outside the contract of a graceful shutdown (dropped, or answered with
+    /// something else than 201 or a 503 problem).
+    fn failed(&self) -> bool {
+        matches!(self.ending, Ending::Dropped(_) | Ending::Unexpected(..))
+    }
+
+    /// The attempt in a line, for assertion messages.
+    fn describe(&self, signal_before: Instant) -> String {
+        let at = |moment: Instant| match moment.checked_duration_since(signal_before) {
+            Some(after) => format!("{after:?} after SIGTERM"),
+            None => format!("{:?} before SIGTERM", signal_before - moment),
+        };
+        let ending = match &self.ending {
+            Ending::Acknowledged(customer) => format!("201 {customer}"),
+            Ending::Refused(problem) => format!("503 {problem}"),
+            Ending::NotConnected(error) => format!("not connected: {error}"),
+            Ending::Dropped(error) => format!("dropped: {error}"),
+            Ending::Unexpected(status, answer) => format!("answered {status}: {answer}"),
+        };
+        format!(
+            "{} sent {}, ended {}: {ending}",
+            self.key,
+            at(self.started),
+            at(self.ended)
+        )
+    }
+}
+
+/// What the SIGTERM test's clients are doing right now.
+struct Progress {
+    /// Attempts sent and not yet ended.
+    in_flight: AtomicUsize,
+    /// Creates acknowledged so far.
+    acknowledged: watch::Sender<usize>,
+}
+
+/// An error and its causes, on one line (reqwest's own message names only the URL).
+fn error_chain(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// One PUT of `body` with `key` to `base_url`, on a connection of its own (so that a refused
+/// connect is told apart from a request dropped on a kept-alive connection), classified.
+async fn create_once(http: &reqwest::Client, base_url: &str, key: &str, body: &Value) -> Ending {
+    let sent = http
+        .put(format!("{base_url}/api/v01/customers"))
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await;
+    let response = match sent {
+        Ok(response) => response,
+        Err(error) if error.is_connect() => return Ending::NotConnected(error_chain(&error)),
+        Err(error) => return Ending::Dropped(error_chain(&error)),
+    };
+    let status = response.status().as_u16();
+    let answer = match response.bytes().await {
+        Ok(answer) => answer,
+        Err(error) => return Ending::Dropped(format!("{status}, then {}", error_chain(&error))),
+    };
+    match (status, serde_json::from_slice::<Value>(&answer)) {
+        (201, Ok(customer)) => Ending::Acknowledged(customer),
+        (503, Ok(problem))
+            if problem["type"]
+                .as_str()
+                .is_some_and(|kind| kind.starts_with("/problems/")) =>
+        {
+            Ending::Refused(problem)
+        }
+        _ => Ending::Unexpected(status, String::from_utf8_lossy(&answer).into_owned()),
+    }
+}
+
+/// Runs `clients` concurrent clients, each creating `per_client` customers in `account` without
+/// pause, each create retried with its own idempotency key until the registry `target` points
+/// at answers 201 (or `patience` runs out, which fails the test); counts what is in flight and
+/// what is acknowledged in `progress`, and returns every attempt.
+async fn create_through_a_restart(
+    target: watch::Receiver<String>,
+    account: u32,
+    (clients, per_client): (usize, usize),
+    progress: Arc<Progress>,
+    patience: Duration,
+) -> Vec<Attempt> {
+    let deadline = Instant::now() + patience;
+    let tasks: Vec<_> = (0..clients)
+        .map(|client| {
+            let target = target.clone();
+            let progress = Arc::clone(&progress);
+            tokio::spawn(async move {
+                let http = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(40))
+                    .pool_max_idle_per_host(0)
+                    .build()
+                    .unwrap();
+                let mut attempts = Vec::new();
+                for n in 0..per_client {
+                    let key = format!("client{client}-create{n}");
+                    let body = json!({"accountId": account, "firstName": format!("C{client}"),
+                                      "lastName": format!("N{n}")});
+                    loop {
+                        assert!(Instant::now() < deadline, "{key} was never acknowledged");
+                        let base_url = target.borrow().clone();
+                        progress.in_flight.fetch_add(1, Ordering::SeqCst);
+                        let started = Instant::now();
+                        let ending = create_once(&http, &base_url, &key, &body).await;
+                        let ended = Instant::now();
+                        progress.in_flight.fetch_sub(1, Ordering::SeqCst);
+                        let acknowledged = matches!(ending, Ending::Acknowledged(_));
+                        attempts.push(Attempt {
+                            key: key.clone(),
+                            started,
+                            ended,
+                            ending,
+                        });
+                        if acknowledged {
+                            progress.acknowledged.send_modify(|count| *count += 1);
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+                attempts
+            })
+        })
+        .collect();
+    let mut attempts = Vec::new();
+    for task in tasks {
+        attempts.extend(task.await.expect("a client task"));
+    }
+    attempts
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_under_load_exits_0_and_keeps_every_acknowledged_create() {
     let bootstrap = kafka_bootstrap();
@@ -106,28 +278,102 @@ async fn sigterm_under_load_exits_0_and_keeps_every_acknowledged_create() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     let registry = Registry::start(&bootstrap, &topic, &data_dir);
-    let target = Target::new(&registry.base_url);
-
-    let load = tokio::spawn({
-        let target = target.clone();
-        async move {
-            create_all(
-                &target,
-                72,
-                (4, 20, Duration::ZERO),
-                Duration::from_secs(120),
-            )
-            .await
-        }
+    let (target, aimed) = watch::channel(registry.base_url.clone());
+    let progress = Arc::new(Progress {
+        in_flight: AtomicUsize::new(0),
+        acknowledged: watch::channel(0).0,
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(registry.stop(), "SIGTERM under load ends with exit code 0");
-    let registry = Registry::start(&bootstrap, &topic, &data_dir);
-    target.set(&registry.base_url);
-    let outcome = load.await.unwrap();
+    let (clients, per_client) = (4, 20);
 
-    let (_, customers) = get(&registry, "/api/v01/customers?accountId=72&limit=1000").await;
+    let mut acknowledged = progress.acknowledged.subscribe();
+    let load = tokio::spawn(create_through_a_restart(
+        aimed,
+        72,
+        (clients, per_client),
+        Arc::clone(&progress),
+        Duration::from_secs(120),
+    ));
+    // Signal only once the load is demonstrably under way: some creates acknowledged, some sent
+    // and not yet answered.
+    let under_way = acknowledged
+        .wait_for(|count| *count >= clients && progress.in_flight.load(Ordering::SeqCst) > 0);
+    tokio::time::timeout(PATIENCE, under_way)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the load never had creates acknowledged and others in flight ({} acknowledged)",
+                *progress.acknowledged.borrow()
+            )
+        })
+        .expect("the progress channel stays open");
+    let (exited_0, signal_before, signal_after) =
+        tokio::task::spawn_blocking(move || registry.stop_timed())
+            .await
+            .unwrap();
+    assert!(exited_0, "SIGTERM under load ends with exit code 0");
+    let registry = Registry::start(&bootstrap, &topic, &data_dir);
+    target.send_replace(registry.base_url.clone());
+    let attempts = load.await.unwrap();
+
+    // In flight at the signal: sent before it, ended after it.
+    let across_the_signal: Vec<&Attempt> = attempts
+        .iter()
+        .filter(|attempt| {
+            attempt.was_sent() && attempt.started < signal_before && attempt.ended > signal_after
+        })
+        .collect();
+    assert!(
+        !across_the_signal.is_empty(),
+        "at least one create was in flight when SIGTERM was sent"
+    );
+    let failed: Vec<String> = attempts
+        .iter()
+        .filter(|attempt| attempt.failed())
+        .map(|attempt| attempt.describe(signal_before))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "every create sent is answered 201 or with a 503 problem, never dropped:\n{}",
+        failed.join("\n")
+    );
+    let outcome = LoadOutcome {
+        acknowledged: attempts
+            .iter()
+            .filter_map(|attempt| match &attempt.ending {
+                Ending::Acknowledged(customer) => Some((attempt.key.clone(), customer.clone())),
+                _ => None,
+            })
+            .collect(),
+        ..LoadOutcome::default()
+    };
+    assert_eq!(
+        outcome.acknowledged.len(),
+        clients * per_client,
+        "every create is acknowledged in the end"
+    );
+
+    let customers = get_caught_up(&registry, "/api/v01/customers?accountId=72&limit=1000").await;
     assert_exactly_once(&outcome, customers.as_array().unwrap());
+    let mut endings: BTreeMap<String, usize> = BTreeMap::new();
+    for attempt in &attempts {
+        let ending = match &attempt.ending {
+            Ending::Acknowledged(_) => "201".to_owned(),
+            Ending::Refused(problem) => format!("503 {}", problem["type"]),
+            Ending::NotConnected(_) => "not connected".to_owned(),
+            Ending::Dropped(_) => "dropped".to_owned(),
+            Ending::Unexpected(status, _) => format!("unexpected {status}"),
+        };
+        *endings.entry(ending).or_default() += 1;
+    }
+    eprintln!(
+        "SIGTERM: {} creates in flight at the signal ({} of them acknowledged); attempts by \
+         ending {endings:?}",
+        across_the_signal.len(),
+        across_the_signal
+            .iter()
+            .filter(|attempt| matches!(attempt.ending, Ending::Acknowledged(_)))
+            .count(),
+    );
 }
 
 /// Waits until the registry's log holds `line`.
@@ -177,8 +423,7 @@ async fn kill_9_during_a_flush_loses_nothing_and_doubles_nothing() {
     registry.kill();
 
     let registry = Registry::start_with(&bootstrap, &topic, &data_dir, &small_flushes);
-    let (status, held) = get(&registry, "/api/v01/customers?accountId=73&limit=1000").await;
-    assert_eq!(status, 200);
+    let held = get_caught_up(&registry, "/api/v01/customers?accountId=73&limit=1000").await;
     let held = held.as_array().unwrap().clone();
     let ids: HashSet<&str> = held.iter().map(|c| c["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), held.len(), "no customer appears twice");
@@ -193,7 +438,7 @@ async fn kill_9_during_a_flush_loses_nothing_and_doubles_nothing() {
         held, sorted_acknowledged,
         "every acknowledged customer, once, in answer order"
     );
-    let (_, found) = get(
+    let found = get_caught_up(
         &registry,
         "/api/v01/customers?accountId=73&lastName=flush09&city=par",
     )

@@ -63,6 +63,16 @@ fn closed_by_server(stream: &mut TcpStream, patience: Duration) -> bool {
     }
 }
 
+/// Whether `stream` has had no answer yet (nothing to read, not closed).
+fn still_waiting(stream: &mut TcpStream) -> bool {
+    stream.set_nonblocking(true).unwrap();
+    let mut probe = [0; 1];
+    let waiting =
+        matches!(stream.peek(&mut probe), Err(error) if error.kind() == ErrorKind::WouldBlock);
+    stream.set_nonblocking(false).unwrap();
+    waiting
+}
+
 #[test]
 fn idle_and_trickling_connections_are_closed() {
     let (registry, _dir) = start("limits-idle", &["--header-read-timeout-ms", "500"]);
@@ -112,17 +122,58 @@ fn idle_and_trickling_connections_are_closed() {
     assert_eq!(status, 200);
 }
 
+/// Reads one answer of a kept-alive connection: its head, then as many body bytes as its
+/// `content-length` says; returns the status.
+fn read_one_answer(stream: &mut TcpStream) -> u16 {
+    let mut raw = Vec::new();
+    let mut byte = [0; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            stream.read(&mut byte).expect("reading a head"),
+            1,
+            "closed early"
+        );
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .map_or(0, |length| length.trim().parse().unwrap());
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).expect("reading a body");
+    head.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
 #[test]
 fn connections_past_the_cap_wait_until_one_closes() {
-    let (registry, _dir) = start("limits-connections", &["--max-connections", "3"]);
-    let held: Vec<TcpStream> = (0..3).map(|_| connect(&registry)).collect();
-    // Every held connection is accepted before the next is opened.
-    std::thread::sleep(Duration::from_millis(200));
+    let (registry, _dir) = start(
+        "limits-connections",
+        &[
+            "--max-connections",
+            "3",
+            "--header-read-timeout-ms",
+            "60000",
+        ],
+    );
+    // Three connections, each shown to be accepted by an answer, then kept open and idle.
+    let held: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut stream = connect(&registry);
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            assert_eq!(read_one_answer(&mut stream), 200);
+            stream
+        })
+        .collect();
     let mut waiting = connect(&registry);
     waiting
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
     waiting.set_nonblocking(true).unwrap();
+    // Half a second for a wrong answer to show: a server that answers would do so at once; a
+    // slow machine can only make this pass wrongly, never fail wrongly.
     std::thread::sleep(Duration::from_millis(500));
     let mut buffer = [0; 64];
     let read = waiting.read(&mut buffer);
@@ -142,25 +193,33 @@ fn a_saturated_server_sheds_load_and_still_answers_probes() {
         "limits-shedding",
         &["--max-in-flight", "1", "--request-deadline-ms", "60000"],
     );
-    // A create whose body is still on its way holds the one slot.
+    // A create whose body is still on its way holds the one slot. It may itself be refused if
+    // a probe below holds the slot when it arrives: then it is sent again.
     let body = r#"{"accountId": 5, "lastName": "Slow"}"#;
-    let mut slow = connect(&registry);
-    write!(
-        slow,
-        "PUT /api/v01/customers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{}",
-        body.len(),
-        &body[..10]
-    )
-    .unwrap();
+    let open_slow = || {
+        let mut slow = connect(&registry);
+        write!(
+            slow,
+            "PUT /api/v01/customers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{}",
+            body.len(),
+            &body[..10]
+        )
+        .unwrap();
+        slow
+    };
     let deadline = Instant::now() + PATIENCE;
+    let mut slow = open_slow();
     let (status, head, problem) = loop {
+        assert!(Instant::now() < deadline, "no request was ever shed");
+        if !still_waiting(&mut slow) {
+            slow = open_slow();
+        }
         let answered = request(
             &registry,
             "GET /api/v01/customers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         );
-        // The slow create may not have reached the handler yet.
-        if answered.0 == 503 || Instant::now() > deadline {
+        if answered.0 == 503 {
             break answered;
         }
         std::thread::sleep(Duration::from_millis(20));

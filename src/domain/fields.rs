@@ -125,7 +125,7 @@ const BIDI_CONTROLS: [char; 12] = [
 /// Whether `text` shows nothing: only whitespace that is not a control character, and invisible
 /// format characters (a zero-width space, a BOM, a soft hyphen). A control character is never
 /// blank: it is refused, not dropped.
-pub(super) fn is_blank(text: &str) -> bool {
+pub fn is_blank(text: &str) -> bool {
     text.chars().all(|c| {
         (c.is_whitespace() && !c.is_control()) || c.general_category() == GeneralCategory::Format
     })

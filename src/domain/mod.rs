@@ -13,8 +13,8 @@ mod validation;
 pub use customer::{AccountId, Customer, CustomerDetails, CustomerId};
 pub use events::{AuditTrail, CustomerCreated, EventDecodeError, RegistryEvent, SCHEMA_VERSION};
 pub use fields::{
-    City, CountryCode, Email, OrganizationName, PersonName, Phone, RuleViolation, State, Street,
-    ZipCode,
+    is_blank, City, CountryCode, Email, OrganizationName, PersonName, Phone, RuleViolation, State,
+    Street, ZipCode,
 };
 pub use idempotency::{IdempotencyKey, CUSTOMER_ID_NAMESPACE, EVENT_ID_NAMESPACE};
 pub use text_field::TextField;

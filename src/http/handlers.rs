@@ -62,6 +62,16 @@ pub fn alive() -> Response {
     json_answer(StatusCode::OK, &serde_json::json!({"status": "alive"}))
 }
 
+/// `GET /api/v01/openapi.json`: the API's OpenAPI 3.1 document. Needs no key.
+pub fn openapi_document() -> Response {
+    let mut response = Response::new(super::OPENAPI_DOCUMENT.into());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 /// `GET /readyz`: 200 when this replica should get traffic (caught up with the log, within the
 /// lag bound, brokers reachable), 503 with the reason otherwise.
 pub fn readiness(state: ApiState) -> Response {

@@ -5,6 +5,8 @@
 //! 405) is rendered by this module in the format the client asked for, never by warp's defaults.
 
 mod body;
+#[cfg(test)]
+mod fuzz;
 mod handlers;
 mod negotiation;
 mod problem;
@@ -31,6 +33,23 @@ use std::time::Duration;
 use warp::http::{HeaderMap, HeaderName, HeaderValue};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
+
+/// Every route: its path as the OpenAPI document names it, and the methods it answers (any
+/// other method is a 405 naming these in `Allow`). `docs/openapi.json` documents exactly these;
+/// a test holds the two, and the routes, together.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("/api/v01/customers", "GET, HEAD, PUT"),
+    ("/api/v01/customers/{customerId}", "GET, HEAD"),
+    ("/api/v01/customers/{customerId}/events", "GET, HEAD"),
+    ("/api/v01/admin/rejected-events", "GET, HEAD"),
+    ("/api/v01/openapi.json", "GET, HEAD"),
+    ("/healthz", "GET, HEAD"),
+    ("/readyz", "GET, HEAD"),
+    ("/metrics", "GET, HEAD"),
+];
+
+/// The OpenAPI 3.1 document of this API, served at `/api/v01/openapi.json`.
+pub const OPENAPI_DOCUMENT: &str = include_str!("../../docs/openapi.json");
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: u64 = 64 * 1024;
@@ -191,6 +210,7 @@ fn route_template(path: &str) -> &'static str {
         ["api", "v01", "customers", _] => "/api/v01/customers/:id",
         ["api", "v01", "customers", _, "events"] => "/api/v01/customers/:id/events",
         ["api", "v01", "admin", "rejected-events"] => "/api/v01/admin/rejected-events",
+        ["api", "v01", "openapi.json"] => "/api/v01/openapi.json",
         ["healthz"] => "/healthz",
         ["readyz"] => "/readyz",
         ["metrics"] => "/metrics",
@@ -248,6 +268,19 @@ fn api_routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Inf
     let liveness = warp::path!("healthz")
         .and(get_or_head())
         .map(handlers::alive);
+    let openapi = warp::path!("api" / "v01" / "openapi.json")
+        .and(get_or_head())
+        .map(handlers::openapi_document);
+    // The documents and probes answer GET and HEAD only, as the API's own resources do.
+    let read_only_other_method = warp::path!("healthz")
+        .or(warp::path!("readyz"))
+        .unify()
+        .or(warp::path!("metrics"))
+        .unify()
+        .or(warp::path!("api" / "v01" / "openapi.json"))
+        .unify()
+        .and(request_meta())
+        .map(|meta| handlers::method_not_allowed(meta, "GET, HEAD"));
     let ready = warp::path!("readyz")
         .and(get_or_head())
         .and(with_state(state.clone()))
@@ -282,6 +315,10 @@ fn api_routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Inf
         .or(ready)
         .unify()
         .or(metrics)
+        .unify()
+        .or(openapi)
+        .unify()
+        .or(read_only_other_method)
         .unify()
         .or(anything_else)
         .unify()
@@ -464,5 +501,73 @@ mod tests {
             text.contains("# TYPE registry_creates_in_flight gauge"),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_openapi_document_describes_exactly_the_routes() {
+        let document: serde_json::Value = serde_json::from_str(OPENAPI_DOCUMENT).unwrap();
+        let verbs = [
+            "get", "head", "put", "post", "patch", "delete", "options", "trace",
+        ];
+        let documented: BTreeMap<String, String> = document["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(path, item)| {
+                let mut methods: Vec<String> = item
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .filter(|key| verbs.contains(&key.as_str()))
+                    .map(|method| method.to_uppercase())
+                    .collect();
+                methods.sort();
+                (path.clone(), methods.join(", "))
+            })
+            .collect();
+        let routed: BTreeMap<String, String> = ROUTES
+            .iter()
+            .map(|(path, methods)| ((*path).to_owned(), (*methods).to_owned()))
+            .collect();
+        assert_eq!(documented, routed);
+
+        let dir = tempfile::tempdir().unwrap();
+        let (api, progress) = api(dir.path());
+        progress.send(BTreeMap::from([(0, 5)])).unwrap();
+        let served = warp::test::request()
+            .path("/api/v01/openapi.json")
+            .reply(&api)
+            .await;
+        assert_eq!(served.status(), 200);
+        assert_eq!(served.headers()["content-type"], "application/json");
+        assert_eq!(served.body(), OPENAPI_DOCUMENT.as_bytes());
+        for (path, methods) in ROUTES {
+            let concrete = path.replace("{customerId}", "01936a4e-8b1c-7def-8a00-000000000001");
+            for method in methods.split(", ") {
+                let response = warp::test::request()
+                    .method(method)
+                    .path(&concrete)
+                    .reply(&api)
+                    .await;
+                let body = String::from_utf8_lossy(response.body()).into_owned();
+                assert_ne!(response.status(), 405, "{method} {path}: {body}");
+                assert!(
+                    !body.contains("no resource at this path"),
+                    "{method} {path} is not routed"
+                );
+            }
+            for other in ["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"] {
+                if methods.split(", ").any(|method| method == other) {
+                    continue;
+                }
+                let response = warp::test::request()
+                    .method(other)
+                    .path(&concrete)
+                    .reply(&api)
+                    .await;
+                assert_eq!(response.status(), 405, "{other} {path}");
+                assert_eq!(response.headers()["allow"], *methods, "{other} {path}");
+            }
+        }
     }
 }

@@ -16,6 +16,7 @@ use super::negotiation::problem_format;
 use super::unparsable::ProblemAnswers;
 use super::ApiError;
 use crate::kafka_logs::OutageLog;
+use futures::FutureExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -23,10 +24,11 @@ use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tower_service::Service;
 use warp::http::{header, Request};
 use warp::reply::Response;
@@ -59,77 +61,149 @@ pub struct Limits {
 pub struct ClientAddress(pub SocketAddr);
 
 /// Serves `routes` (a filter made a service by [`warp::service`]) on `listener` within
-/// `limits` until `stop` turns true, then stops accepting and waits for the requests in flight
-/// to be answered.
-pub async fn serve<S>(
+/// `limits` until `stop` turns true, then shuts down without dropping a request a client has
+/// sent: connections already waiting in the listen backlog are accepted, every accepted
+/// connection gets its first request read (up to [`FIRST_REQUEST_GRACE`]), and the requests in
+/// flight are answered; idle keep-alive connections are closed.
+pub async fn serve(
     listener: TcpListener,
-    routes: S,
+    routes: impl Routes,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
-) where
-    S: Service<Request<Incoming>, Response = Response, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send,
-{
+) {
     let connections = Arc::new(Semaphore::new(limits.max_connections));
-    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
-    let graceful = GracefulShutdown::new();
+    let server = Connections {
+        routes,
+        limits,
+        in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
+        graceful: GracefulShutdown::new(),
+        unread: Arc::new(AtomicUsize::new(0)),
+    };
     let mut accept_failures = OutageLog::new("accepting HTTP connections");
     loop {
         let accepted = tokio::select! {
+            // Checked first: once stopping, nothing new is taken on through the loop.
+            biased;
             _ = stop.wait_for(|stop| *stop) => break,
             accepted = accept(&listener, &connections) => accepted,
         };
-        let (stream, remote, permit) = match accepted {
-            Ok(accepted) => {
+        match accepted {
+            Ok((stream, remote, permit)) => {
                 accept_failures.recovered();
-                accepted
+                server.spawn(stream, remote, Some(permit));
             }
             Err(error) => {
                 accept_failures.failed(&error);
                 tokio::time::sleep(ACCEPT_RETRY).await;
-                continue;
             }
+        }
+    }
+    // Clients in the backlog have sent their requests: they are answered, not reset.
+    while let Some(Ok((stream, remote))) = listener.accept().now_or_never() {
+        server.spawn(stream, remote, None);
+    }
+    drop(listener);
+    // hyper closes a connection whose first request it has not read yet at once on shutdown,
+    // even when the request waits in its buffer: each gets the chance to be read first.
+    let grace = tokio::time::Instant::now() + FIRST_REQUEST_GRACE;
+    while server.unread.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < grace {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.graceful.shutdown().await;
+}
+
+/// The routes as a service of hyper requests (what [`warp::service`] makes of a filter).
+pub trait Routes:
+    Service<Request<Incoming>, Response = Response, Error = Infallible, Future: Send>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> Routes for S where
+    S: Service<Request<Incoming>, Response = Response, Error = Infallible, Future: Send>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// How long shutdown waits for connections accepted last to have their first request read.
+pub const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
+
+/// What every connection of one server shares.
+struct Connections<S> {
+    routes: S,
+    limits: Limits,
+    in_flight: Arc<Semaphore>,
+    graceful: GracefulShutdown,
+    /// Connections whose first request has not been read yet.
+    unread: Arc<AtomicUsize>,
+}
+
+impl<S: Routes> Connections<S> {
+    /// Serves one accepted connection on a task of its own.
+    fn spawn(
+        &self,
+        stream: tokio::net::TcpStream,
+        remote: SocketAddr,
+        permit: Option<OwnedSemaphorePermit>,
+    ) {
+        self.unread.fetch_add(1, Ordering::AcqRel);
+        let first_read = FirstRead {
+            done: Arc::new(AtomicBool::new(false)),
+            unread: Arc::clone(&self.unread),
         };
         let service = Guarded {
-            routes: routes.clone(),
+            routes: self.routes.clone(),
             client: ClientAddress(remote),
-            in_flight: Arc::clone(&in_flight),
-            deadline: limits.request_deadline,
+            in_flight: Arc::clone(&self.in_flight),
+            deadline: self.limits.request_deadline,
+            first_read: first_read.clone(),
         };
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
+            .header_read_timeout(self.limits.header_read_timeout)
             .max_buf_size(MAX_HEAD_BYTES)
             .serve_connection(
                 TokioIo::new(ProblemAnswers::new(stream)),
                 hyper::service::service_fn(move |request| service.clone().answer(request)),
             );
-        let connection = graceful.watch(connection);
+        let connection = self.graceful.watch(connection);
         tokio::spawn(async move {
             // A client that goes away mid-request, or never finishes its head, is no news.
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "HTTP connection ended with an error");
             }
+            first_read.mark();
             drop(permit);
         });
     }
-    drop(listener);
-    graceful.shutdown().await;
+}
+
+/// Marks, once, that a connection's first request has been read (or that it ended without one).
+#[derive(Clone)]
+struct FirstRead {
+    done: Arc<AtomicBool>,
+    unread: Arc<AtomicUsize>,
+}
+
+impl FirstRead {
+    fn mark(&self) {
+        if !self.done.swap(true, Ordering::AcqRel) {
+            self.unread.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
 }
 
 /// The next connection, once fewer than the maximum are open.
 async fn accept(
     listener: &TcpListener,
     connections: &Arc<Semaphore>,
-) -> std::io::Result<(
-    tokio::net::TcpStream,
-    SocketAddr,
-    tokio::sync::OwnedSemaphorePermit,
-)> {
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr, OwnedSemaphorePermit)> {
     let permit = Arc::clone(connections)
         .acquire_owned()
         .await
@@ -145,6 +219,7 @@ struct Guarded<S> {
     client: ClientAddress,
     in_flight: Arc<Semaphore>,
     deadline: Duration,
+    first_read: FirstRead,
 }
 
 impl<S> Guarded<S>
@@ -156,6 +231,7 @@ where
         mut self,
         mut request: Request<Incoming>,
     ) -> impl Future<Output = Result<Response, Infallible>> + Send {
+        self.first_read.mark();
         request.extensions_mut().insert(self.client);
         let format = problem_format(
             request

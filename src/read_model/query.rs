@@ -2,7 +2,7 @@
 
 use super::fold::{matches_whole_value, search_form};
 use crate::domain::{
-    shown, AccountId, Customer, FieldError, TextField, ValidationErrors, NAME_SHOWN,
+    is_blank, shown, AccountId, Customer, FieldError, TextField, ValidationErrors, NAME_SHOWN,
 };
 use std::collections::HashSet;
 
@@ -56,16 +56,19 @@ impl CustomerQuery {
                 continue;
             }
             // Text filters get the raw value: a prefix's trailing space is part of the prefix.
+            // A blank value (spaces, invisible characters) is no filter; one holding a control
+            // character is refused, never read as blank (U+0085 is whitespace to `trim`).
             let trimmed = value.trim();
+            let blank = is_blank(value);
             let outcome = match name.as_str() {
                 // Counts are digits only, untrimmed: `limit=+5` (a space, in a query string)
                 // is refused, not read as 5.
                 "offset" => parse_count(name, value, 0, usize::MAX).map(|n| query.offset = n),
                 "limit" => parse_count(name, value, 1, MAX_LIMIT).map(|n| query.limit = n),
-                "accountId" if trimmed.is_empty() => Ok(()),
+                "accountId" if blank => Ok(()),
                 "accountId" => parse_account(trimmed).map(|id| query.account_id = Some(id)),
                 _ => match TextField::from_name(name) {
-                    Some(_) if trimmed.is_empty() => Ok(()),
+                    Some(_) if blank => Ok(()),
                     Some(field) => parse_filter(field, value)
                         .map(|needle| query.text_filters.push((field, needle))),
                     None => Err(unknown_parameter(name, "find")),
@@ -246,6 +249,22 @@ mod tests {
         list.iter()
             .map(|(name, value)| (name.to_string(), value.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn blank_filters_are_none_but_control_characters_are_refused() {
+        let blank = CustomerQuery::parse(&pairs(&[
+            ("zipCode", "   "),
+            ("firstName", "\u{200B}\u{FEFF}"),
+            ("accountId", " "),
+        ]))
+        .unwrap();
+        assert_eq!(blank, CustomerQuery::default());
+        for value in ["\u{85}\u{85}", "\u{85}", "a\u{85}", "\t"] {
+            let refused = CustomerQuery::parse(&pairs(&[("zipCode", value)])).unwrap_err();
+            assert_eq!(refused.0[0].field, "zipCode", "{value:?}");
+            assert_ne!(refused.0[0].code, "empty", "{value:?}");
+        }
     }
 
     fn customer(fill: impl FnOnce(&mut CustomerDetails)) -> Customer {

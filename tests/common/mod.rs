@@ -367,13 +367,31 @@ pub async fn get(registry: &Registry, path: &str) -> (u16, Value) {
     (status, response.json().await.expect("a JSON answer"))
 }
 
-/// Polls `find` at `path` until it answers `expected_len` customers (a fresh projection catching
-/// up), failing after [`PATIENCE`].
-pub async fn find_eventually(registry: &Registry, path: &str, expected_len: usize) -> Vec<Value> {
+/// GETs `path` from a registry just (re)started, waiting while it answers 503 catching-up (its
+/// projection has not caught up with the log yet); fails on any other answer than 200, or
+/// after [`PATIENCE`]. Returns the 200 answer's body.
+pub async fn get_caught_up(registry: &Registry, path: &str) -> Value {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let (status, body) = get(registry, path).await;
-        assert_eq!(status, 200, "{path} answered {body}");
+        match status {
+            200 => return body,
+            503 if body["type"] == "/problems/catching-up" => assert!(
+                Instant::now() < deadline,
+                "{path} still answers 503 catching-up after {PATIENCE:?}: {body}"
+            ),
+            _ => panic!("{path} answered {status}: {body}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls `find` at `path` (through [`get_caught_up`]) until it answers `expected_len`
+/// customers (a fresh projection catching up), failing after [`PATIENCE`].
+pub async fn find_eventually(registry: &Registry, path: &str, expected_len: usize) -> Vec<Value> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let body = get_caught_up(registry, path).await;
         let customers = body.as_array().expect("find answers an array").clone();
         if customers.len() == expected_len {
             return customers;
@@ -411,4 +429,40 @@ pub async fn produce_raw(
         .map(|delivery| delivery.offset)
         .map_err(|(error, _)| error)
         .expect("producing a raw record")
+}
+
+impl Registry {
+    /// [`Registry::stop`] for a test that must know when the signal went: sends SIGTERM once
+    /// (straight from this process, so the instants bracket it closely) and waits for the process
+    /// to exit; returns whether it exited with 0, and the instants just before and just after the
+    /// signal was sent. Fails the test like [`Registry::stop`] when the process outlives
+    /// `STOP_PATIENCE`.
+    pub fn stop_timed(mut self) -> (bool, Instant, Instant) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid that fits pid_t");
+        let before = Instant::now();
+        // SAFETY: kill(2) takes no pointers; the pid is our own child, not yet waited for.
+        let signalled = unsafe { libc::kill(pid, libc::SIGTERM) };
+        let after = Instant::now();
+        assert_eq!(
+            signalled,
+            0,
+            "cannot signal {pid}: {}",
+            std::io::Error::last_os_error()
+        );
+        let deadline = after + STOP_PATIENCE;
+        loop {
+            if let Some(status) = self
+                .child
+                .try_wait()
+                .expect("waiting for customer-registry")
+            {
+                return (status.success(), before, after);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "customer-registry still runs {STOP_PATIENCE:?} after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }

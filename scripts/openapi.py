@@ -1,0 +1,1049 @@
+#!/usr/bin/env python3
+"""Builds docs/openapi.json, the OpenAPI 3.1 document of customer-registry's HTTP API.
+
+Run `python3 scripts/openapi.py docs/openapi.json` after changing the API; the Rust test
+`http::tests::the_openapi_document_describes_exactly_the_routes` holds the document's paths and
+methods to the routes, and scripts/contract.sh (schemathesis, in CI) holds the responses to it.
+"""
+import json
+import re
+import sys
+
+OUT = sys.argv[1] if len(sys.argv) > 1 else "docs/openapi.json"
+
+# ---------------------------------------------------------------------------------------------
+# Character classes (regex text, valid in ECMA-262, Python `re` and Rust `regex`).
+# ---------------------------------------------------------------------------------------------
+# Control characters (Unicode Cc: C0, DEL, C1): refused anywhere in a value (`control_character`).
+CTRL = r"\u0000-\u001F\u007F-\u009F"
+# Bidi_Control characters: refused anywhere in a value that is not blank (`control_character`).
+BIDI = r"\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069"
+# White_Space that is not a control character: what trimming removes from an accepted value.
+NW = r" \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
+# Format characters (Cf, BMP): invisible; a body value of only these and NW is blank.
+CF = r"\u00AD\u0600-\u0605\u061C\u06DD\u070F\u0890\u0891\u08E2\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uFFF9-\uFFFB"
+
+# Blank (`domain::is_blank`): only White_Space that is not a control, and format characters. A
+# blank body value leaves its field out; a blank filter is no filter.
+BODY_BLANK = f"[{NW}{CF}]*"
+QUERY_BLANK = BODY_BLANK
+NO_CTRL = f"[^{CTRL}{BIDI}]"
+VISIBLE = f"[^{CTRL}{BIDI}{NW}{CF}]"
+
+ASSIGNED_ALPHA_2 = """AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS
+BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE
+EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM
+HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC
+LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA
+NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW
+SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO
+TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW""".split()
+assert len(ASSIGNED_ALPHA_2) == 249
+
+COUNTRY_ANY_CASE = "(?:" + "|".join(
+    f"[{c[0]}{c[0].lower()}][{c[1]}{c[1].lower()}]" for c in ASSIGNED_ALPHA_2
+) + ")"
+
+PHONE_CORE = r"\+?[-. ()]*(?:[0-9][-. ()]*){1,15}"
+STATE_CORE = r"[A-Za-z0-9]{1,3}"
+ZIP_CORE = r"[-A-Za-z0-9 ]*[A-Za-z0-9][-A-Za-z0-9 ]*"
+ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL_CORE = ATEXT + "{1,32}(?:\\." + ATEXT + "{1,15}){0,2}@" + LABEL + "(?:\\." + LABEL + ")+"
+
+
+def anchored(*alternatives):
+    return "^(?:" + "|".join(alternatives) + ")$"
+
+
+def trimmed(core):
+    return f"[{NW}]*{core}[{NW}]*"
+
+
+def blank_or(schema):
+    """Splits a schema whose pattern is `anchored(BODY_BLANK, core)` in two: a blank value is
+    accepted whatever its length (it is no value), and the length bounds apply to the rest."""
+    schema = dict(schema)
+    pattern = schema.pop("pattern")
+    prefix = "^(?:" + BODY_BLANK + "|"
+    assert pattern.startswith(prefix), pattern
+    core = "^(?:" + pattern[len(prefix):]
+    types = schema.pop("type")
+    description = schema.pop("description", None)
+    alternatives = [{"type": "null"}] if isinstance(types, list) and "null" in types else []
+    alternatives.append({"type": "string", "pattern": f"^{BODY_BLANK}$"})
+    alternatives.append({"type": "string", "pattern": core, **schema})
+    split = {"anyOf": alternatives}
+    if description:
+        split["description"] = description
+    return split
+
+
+# ---------------------------------------------------------------------------------------------
+# Problem types and field-error codes.
+# ---------------------------------------------------------------------------------------------
+PROBLEM_TYPES = [
+    ("/problems/validation-failed", 400, "The request broke validation rules (fields, query parameters or the Idempotency-Key / X-Min-Log-Position headers); `errors` names each."),
+    ("/problems/malformed-request", 400, "The body is not well-formed JSON or XML (the detail gives line and column), is not a JSON object / `<customer>` document, carries a DOCTYPE or an unknown entity, or the connection broke while it streamed in. Also the HTTP layer's answer (any path; application/problem+json only, no X-Request-Id, connection closed) to a request that is not well-formed HTTP/1.1: a broken request line or header, a Content-Length that is not a number or is given twice with different values."),
+    ("/problems/unauthorized", 401, "No valid API key: missing, not `Bearer <key>`, unknown or revoked."),
+    ("/problems/forbidden", 403, "The API key's scope does not reach the account (or the admin endpoint, or /metrics from a non-loopback client)."),
+    ("/problems/not-found", 404, "No such customer (or one of an account the key does not reach), or no resource at the path."),
+    ("/problems/method-not-allowed", 405, "A known path with a method it does not route; `Allow` lists the methods. (Not produced by any documented operation.)"),
+    ("/problems/not-acceptable", 406, "`Accept` allows neither JSON nor XML. Always answered as application/problem+json."),
+    ("/problems/uri-too-long", 414, "The HTTP layer's answer to an over-long URI (application/problem+json only, no X-Request-Id). Not reachable in practice: a head over 16 KiB is refused first with 431."),
+    ("/problems/request-head-too-large", 431, "The HTTP layer's answer (any path) to a request line and headers, query string included, larger than 16384 bytes: application/problem+json only, no X-Request-Id, connection closed."),
+    ("/problems/payload-too-large", 413, "The create body is over 65536 bytes (by Content-Length, or while it streams in)."),
+    ("/problems/unsupported-media-type", 415, "The create body's Content-Type is not application/json, application/xml or text/xml, or names a charset other than UTF-8."),
+    ("/problems/idempotency-key-reused", 422, "The Idempotency-Key already created a customer in this account with other details."),
+    ("/problems/query-too-broad", 422, "The find would need more than MAX_WORK (10,000,000 units); `errors` names its filters (and offset) with code `query_too_broad`."),
+    ("/problems/read-model-failure", 500, "The read model (sled) failed."),
+    ("/problems/internal-error", 500, "A worker task was cancelled (find, history or listing)."),
+    ("/problems/event-log-unavailable", 503, "Kafka did not confirm the create (Retry-After: 5). The detail says whether the outcome is unknown; retry with the same Idempotency-Key."),
+    ("/problems/event-log-unreadable", 503, "A customer's records could not be read back from Kafka (Retry-After: 5)."),
+    ("/problems/catching-up", 503, "The replica is still replaying the log it saw at start (Retry-After: 1)."),
+    ("/problems/replica-behind", 503, "The replica did not reach X-Min-Log-Position within --projection-wait-ms (Retry-After: 1)."),
+    ("/problems/history-busy", 503, "HISTORY_READERS (4) history reads are already running (Retry-After: 1)."),
+    ("/problems/overloaded", 503, "Load shedding: --max-in-flight requests are already being answered (Retry-After: 1). Never for /healthz, /readyz, /metrics. Carries no X-Request-Id."),
+    ("/problems/deadline-exceeded", 503, "The request was not answered within --request-deadline-ms (Retry-After: 1). Never for /healthz, /readyz, /metrics. Carries no X-Request-Id."),
+]
+
+FIELD_ERROR_CODES = [
+    ("required", "`accountId` is missing (or null) in a create body."),
+    ("invalid_type", "Wrong JSON type for a field (accountId not an integer, a text field not a string); a find/listing count (`offset`, `limit`) that is not digits only, or an `accountId` filter that is not an integer."),
+    ("out_of_range", "`accountId` outside 1..=2147483647; `limit` outside 1..=1000; `offset` larger than the platform's usize."),
+    ("too_long", "A value longer than its field allows (characters after trimming and NFC; phone: more than 15 digits or 30 characters); an X-Min-Log-Position over 8192 bytes."),
+    ("invalid_format", "A value that breaks its field's format (email, phone, state, zipCode, countryCode); a find filter that folds to nothing; a query parameter that is not well-formed percent-encoded UTF-8; an Idempotency-Key that is not 1-255 visible ASCII characters, or is sent twice; an X-Min-Log-Position that is not `partition:offset` pairs or holds non-ASCII bytes."),
+    ("control_character", "A value holding a control character (C0, DEL, C1, anywhere) or a bidirectional control (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069)."),
+    ("unknown_field", "A create body member that is not a Customer field (e.g. a typo such as `lastname`); the name is quoted up to 64 characters."),
+    ("repeated_field", "A create body member given twice."),
+    ("server_assigned", "`id` or `createdAt` sent in a create body."),
+    ("unknown_parameter", "A query parameter the find or listing does not take."),
+    ("repeated_parameter", "A query parameter given twice."),
+    ("unknown_partition", "X-Min-Log-Position names a partition the topic does not have (as known to this replica)."),
+    ("query_too_broad", "In a 422 /problems/query-too-broad: each parameter that shapes the refused find."),
+]
+
+
+def codes_table():
+    return "\n".join(f"- `{code}`: {text}" for code, text in FIELD_ERROR_CODES)
+
+
+def types_table():
+    return "\n".join(f"- `{t}` ({s}): {text}" for t, s, text in PROBLEM_TYPES)
+
+
+# ---------------------------------------------------------------------------------------------
+# Media types.
+# ---------------------------------------------------------------------------------------------
+JSON = "application/json"
+XML = "application/xml; charset=utf-8"
+PJSON = "application/problem+json"
+PXML = "application/problem+xml; charset=utf-8"
+METRICS = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def ref(kind, name):
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def sref(name):
+    return ref("schemas", name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Schemas.
+# ---------------------------------------------------------------------------------------------
+UUID_LOWER = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+MILLIS = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"
+
+TEXT_FIELDS = [
+    # name, max chars, description
+    ("firstName", 125, "Given name."),
+    ("lastName", 125, "Family name."),
+    ("organizationName", 255, "Company name."),
+    ("email", 100, "Email address."),
+    ("phone", 30, "Phone number, kept as given."),
+    ("street", 128, "Street of the mailing address."),
+    ("city", 50, "City of the mailing address."),
+    ("state", 3, "State code of the mailing address, stored upper-case."),
+    ("zipCode", 10, "ZIP or postal code of the mailing address."),
+    ("countryCode", 2, "Country code of the mailing address (ISO 3166-1 alpha-2), stored upper-case."),
+]
+
+
+def stored_text(name, max_chars, description):
+    """A field as the service answers it (trimmed, NFC, valid)."""
+    base = {"type": "string", "description": description}
+    if name == "email":
+        base.update(minLength=3, maxLength=100, pattern=r"^[\s\S]+@[^@]+\.[^@]+$",
+                    description=description + " At most 100 characters; an address `local@domain.tld` (RFC 5322 syntax: a dot-atom or quoted local part of at most 64 bytes, Unicode allowed; a domain of at least two labels, each starting and ending with a letter or digit; no display name, no IP literal).")
+    elif name == "phone":
+        base.update(minLength=1, maxLength=30, pattern=r"^\+?[-. ()0-9]*[0-9][-. ()0-9]*$",
+                    description=description + " 1 to 15 digits, with a leading `+`, spaces, `-`, `.`, `(` and `)` as formatting; at most 30 characters in all.")
+    elif name == "state":
+        base.update(pattern="^[A-Z0-9]{1,3}$", description=description + " 1 to 3 ASCII letters or digits.")
+    elif name == "zipCode":
+        base.update(minLength=1, maxLength=10, pattern=r"^[-A-Za-z0-9 ]*[A-Za-z0-9][-A-Za-z0-9 ]*$",
+                    description=description + " At most 10 ASCII letters, digits, spaces or dashes, at least one a letter or digit.")
+    elif name == "countryCode":
+        base.update(enum=ASSIGNED_ALPHA_2, description=description + " One of the 249 officially assigned codes.")
+    else:
+        base.update(minLength=1, maxLength=max_chars, pattern=f"^{NO_CTRL}+$",
+                    description=description + f" 1 to {max_chars} characters (Unicode scalar values after NFC), no control or bidirectional-control characters.")
+    return base
+
+
+def input_text(name, max_chars, description):
+    """A field as create takes it: null or blank leaves it out; otherwise trimmed, NFC, checked."""
+    common = (" An empty or blank value (only spaces and invisible format characters), or null (an empty"
+              " element in XML), leaves the field out. Otherwise the value is trimmed (Unicode White_Space)"
+              " and NFC-normalised, then checked; a control character anywhere (C0, DEL, C1, even at the"
+              " ends) or a bidirectional control is `control_character`.")
+    base = {"type": ["string", "null"]}
+    if name == "email":
+        base.update(maxLength=100, pattern=anchored(BODY_BLANK, trimmed(EMAIL_CORE)),
+                    description=description + " At most 100 characters (`too_long`); an address `local@domain.tld` in RFC 5322 syntax (a dot-atom or quoted local part of at most 64 bytes, Unicode allowed; a domain of at least two labels, each starting and ending with a letter or digit); no display name, no IP literal (`invalid_format`). The pattern describes plain ASCII dot-atom addresses, which are always accepted; the service also takes quoted local parts and non-ASCII letters." + common)
+    elif name == "phone":
+        base.update(maxLength=30, pattern=anchored(BODY_BLANK, trimmed(PHONE_CORE)),
+                    description=description + " Digits with a leading `+`, spaces, `-`, `.`, `(`, `)` as formatting, at least one digit (`invalid_format`); at most 15 digits and 30 characters in all (`too_long`). Kept as given (trimmed)." + common)
+    elif name == "state":
+        base.update(pattern=anchored(BODY_BLANK, trimmed(STATE_CORE)),
+                    description=description + " 1 to 3 ASCII letters or digits (`invalid_format`; more than 3 characters is `too_long`), any case, stored upper-case." + common)
+    elif name == "zipCode":
+        base.update(maxLength=10, pattern=anchored(BODY_BLANK, trimmed(ZIP_CORE)),
+                    description=description + " At most 10 characters (`too_long`) of ASCII letters, digits, spaces and dashes, at least one a letter or digit (`invalid_format`)." + common)
+    elif name == "countryCode":
+        base.update(pattern=anchored(BODY_BLANK, trimmed(COUNTRY_ANY_CASE)),
+                    description=description + " An officially assigned ISO 3166-1 alpha-2 code in any case, stored upper-case; anything else (user-assigned codes such as XK, reserved ones such as UK, control characters) is `invalid_format`." + common)
+    else:
+        base.update(maxLength=max_chars, pattern=anchored(BODY_BLANK, f"{NO_CTRL}*"),
+                    description=description + f" At most {max_chars} characters after trimming and NFC (`too_long`)." + common)
+    return blank_or(base)
+
+
+customer_props = {
+    "id": {"type": "string", "format": "uuid", "pattern": UUID_LOWER,
+           "description": "Server-assigned: a UUIDv7, or for a create with an Idempotency-Key a UUIDv5 derived from `<accountId>:<key>` (namespace 91a98d00-5cd8-4c03-9149-cfde498e7572). Lower-case hyphenated form."},
+    "accountId": sref("AccountId"),
+}
+for n, m, d in TEXT_FIELDS:
+    customer_props[n] = stored_text(n, m, d)
+customer_props["createdAt"] = {
+    "type": "string", "format": "date-time", "pattern": MILLIS,
+    "description": "Server-assigned creation time: RFC 3339, UTC, exactly three fractional digits (e.g. 2026-11-25T16:48:31.137Z).",
+}
+
+input_props = {"accountId": sref("AccountId")}
+for n, m, d in TEXT_FIELDS:
+    input_props[n] = input_text(n, m, d)
+
+schemas = {
+    "AccountId": {
+        "type": "integer", "minimum": 1, "maximum": 2147483647, "format": "int32",
+        "description": "The merchant account the customer belongs to: a positive 32-bit integer. In XML the element's text is read as an integer.",
+    },
+    "Customer": {
+        "type": "object",
+        "description": "A registered customer. Members appear in this order: id, accountId, each present optional field, createdAt. Absent optional fields are omitted, never null. XML: a `<customer>` element with one child element per member, named as in JSON.",
+        "required": ["id", "accountId", "createdAt"],
+        "properties": customer_props,
+        "xml": {"name": "customer"},
+        "examples": [{
+            "id": "019abb9c-4f2e-7a10-8c55-2f0d6e9b1c43", "accountId": 42, "firstName": "Émile",
+            "lastName": "Hamilton", "email": "emile@example.com", "phone": "+1 (212) 555-0101",
+            "city": "New York", "state": "NY", "countryCode": "US", "createdAt": "2026-11-25T16:48:31.137Z",
+        }],
+    },
+    "CustomerInput": {
+        "type": "object",
+        "description": (
+            "What create takes: `accountId` and the optional fields. JSON: one object; its members are read in order, "
+            "and every broken rule is reported (`errors`, at most 100, the rest counted in `omittedErrors`). "
+            "XML: a `<customer>` root element with one child element per field, named as in JSON; an empty element is null; "
+            "no DOCTYPE, only the five predefined entities and character references. "
+            "`id` or `createdAt` is `server_assigned`, any other member `unknown_field`, a member given twice `repeated_field` (400 /problems/validation-failed)."
+        ),
+        "required": ["accountId"],
+        "additionalProperties": False,
+        "properties": input_props,
+        "xml": {"name": "customer"},
+        "examples": [{
+            "accountId": 42, "firstName": "Émile", "lastName": "Hamilton", "email": "emile@example.com",
+            "phone": "+1 (212) 555-0101", "city": "New York", "state": "NY", "countryCode": "US",
+        }],
+    },
+    "CustomerList": {
+        "type": "array",
+        "description": "A page of customers in answer order (createdAt, then id). XML: `<customers>` holding one `<customer>` per customer (`<customers/>` when empty).",
+        "items": sref("Customer"),
+        "xml": {"name": "customers", "wrapped": True},
+    },
+    "FieldError": {
+        "type": "object",
+        "description": "One broken rule. XML: an `<i>` element of `<errors>` with `<field>`, `<code>`, `<message>`.\n\nCodes:\n" + codes_table(),
+        "required": ["field", "code", "message"],
+        "additionalProperties": False,
+        "properties": {
+            "field": {"type": "string", "description": "The field, query parameter or header as the client spelled it (a name the client sent is quoted up to 64 characters, then `…`), e.g. `lastName`, `limit`, `Idempotency-Key`, `X-Min-Log-Position`."},
+            "code": {"type": "string", "enum": [c for c, _ in FIELD_ERROR_CODES]},
+            "message": {"type": "string", "description": "What was wrong, in words."},
+        },
+    },
+    "Problem": {
+        "type": "object",
+        "description": "An RFC 9457 problem document. JSON: application/problem+json. XML: application/problem+xml; charset=utf-8, root `<problem xmlns=\"urn:ietf:rfc:7807\">`, array items as `<i>`.\n\nTypes:\n" + types_table(),
+        "required": ["type", "title", "status", "detail"],
+        "additionalProperties": False,
+        "properties": {
+            "type": {"type": "string", "format": "uri-reference", "enum": [t for t, _, _ in PROBLEM_TYPES],
+                     "description": "The problem's type, relative to the API's host."},
+            "title": {"type": "string", "description": "Fixed per type."},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599, "description": "The HTTP status."},
+            "detail": {"type": "string", "description": "What went wrong, for a person."},
+            "errors": {
+                "type": "array", "maxItems": 100,
+                "description": "Validation failures (and query_too_broad): every broken rule, in the order checked; at most the first 100.",
+                "items": {"$ref": "#/components/schemas/FieldError", "xml": {"name": "i"}},
+                "xml": {"wrapped": True},
+            },
+            "omittedErrors": {"type": "integer", "minimum": 1, "description": "How many errors past the first 100 were left out of `errors`."},
+        },
+        "xml": {"name": "problem", "namespace": "urn:ietf:rfc:7807"},
+    },
+    "Liveness": {
+        "type": "object",
+        "required": ["status"],
+        "additionalProperties": False,
+        "properties": {"status": {"const": "alive"}},
+        "examples": [{"status": "alive"}],
+    },
+    "Readiness": {
+        "type": "object",
+        "description": "The readiness verdict (checked in the background every second; a verdict older than 10 s counts as not ready).",
+        "required": ["ready"],
+        "additionalProperties": False,
+        "properties": {
+            "ready": {"type": "boolean"},
+            "reason": {"type": "string", "description": "Why not ready, for a person (e.g. `not checked yet`, `catching up with the log after a restart`, `the event log cannot be reached: ...`, `the projection trails the log by N records (at most M)`, `the readiness check has not run for over 10 s`). Absent when ready."},
+            "lag": {"type": "integer", "minimum": 0, "description": "Records of the log not yet applied, summed over partitions; absent when the log's end is not known."},
+        },
+        "examples": [{"ready": True, "lag": 0}],
+    },
+    "CustomerCreatedEvent": {
+        "type": "object",
+        "description": "A `CustomerCreated` v1 event as published (events/customer-created.v1.schema.json). Consumers ignore members they do not know.",
+        "required": ["eventId", "eventType", "schemaVersion", "occurredAt", "data"],
+        "properties": {
+            "eventId": {"type": "string", "format": "uuid", "pattern": UUID_LOWER},
+            "eventType": {"const": "CustomerCreated"},
+            "schemaVersion": {"const": 1},
+            "occurredAt": {"type": "string", "format": "date-time", "pattern": MILLIS},
+            "requestId": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[!-~]+$"},
+            "actor": {"type": "string", "minLength": 1},
+            "data": sref("Customer"),
+        },
+    },
+    "HistoryRecord": {
+        "type": "object",
+        "description": "One record of the log that built the customer, as it sits in Kafka (JSON form).",
+        "required": ["partition", "offset", "timestamp", "key", "event"],
+        "additionalProperties": False,
+        "properties": {
+            "partition": {"type": "integer", "minimum": 0, "format": "int32"},
+            "offset": {"type": "integer", "minimum": 0, "format": "int64"},
+            "timestamp": {"type": ["string", "null"], "format": "date-time",
+                          "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{3})?Z$",
+                          "description": "When Kafka says it was written (UTC; milliseconds shown unless zero); null when the record has none."},
+            "key": {"type": ["string", "null"], "description": "The record key as text (the customer id); null when the record has none."},
+            "event": {
+                "description": "The record's value as published: the event's JSON; the bytes as text when they are not JSON; null when there is no value.",
+                "anyOf": [sref("CustomerCreatedEvent"), {"type": "string"}, {"type": "null"}],
+            },
+        },
+        "xml": {"name": "record"},
+    },
+    "HistoryRecordList": {
+        "type": "array",
+        "description": "The records that built the customer, in log order (JSON form).",
+        "items": sref("HistoryRecord"),
+    },
+    "HistoryRecordXml": {
+        "type": "object",
+        "description": "One record in the XML form: `<record>` with `<partition>`, `<offset>`, `<timestamp>` (omitted when Kafka has none), `<key>` (omitted when none) and `<value>`, the value as published (JSON text).",
+        "required": ["partition", "offset", "value"],
+        "additionalProperties": False,
+        "properties": {
+            "partition": {"type": "integer", "minimum": 0},
+            "offset": {"type": "integer", "minimum": 0},
+            "timestamp": {"type": "string", "format": "date-time", "pattern": MILLIS,
+                          "description": "RFC 3339, UTC, three fractional digits."},
+            "key": {"type": "string"},
+            "value": {"type": "string", "description": "The record's value as JSON text (`null` when it has none)."},
+        },
+        "xml": {"name": "record"},
+    },
+    "HistoryRecordXmlList": {
+        "type": "array",
+        "description": "`<records>` holding one `<record>` per record, in log order.",
+        "items": sref("HistoryRecordXml"),
+        "xml": {"name": "records", "wrapped": True},
+    },
+    "RejectedEvent": {
+        "type": "object",
+        "description": "A record the projector kept out of the read model.",
+        "required": ["partition", "offset", "kind", "reason", "rejectedAt"],
+        "additionalProperties": False,
+        "properties": {
+            "partition": {"type": "integer", "minimum": 0, "format": "int32"},
+            "offset": {"type": "integer", "minimum": 0, "format": "int64"},
+            "kind": {"type": "string", "enum": ["malformed", "unknown_type", "unsupported_version", "conflict"],
+                     "description": "`malformed`: no payload, not JSON, or a payload that breaks its schema; `unknown_type`: an eventType this build does not know; `unsupported_version`: a newer schemaVersion; `conflict`: a CustomerCreated for an existing customer id from another event."},
+            "reason": {"type": "string", "description": "The details, in words."},
+            "rejectedAt": {"type": "string", "format": "date-time",
+                           "description": "When the projector rejected it: RFC 3339 UTC (`Z`), with 0, 3, 6 or 9 fractional digits."},
+        },
+        "xml": {"name": "rejectedEvent"},
+    },
+    "RejectedEventList": {
+        "type": "array",
+        "description": "Rejected records in log order. XML: `<rejectedEvents>` holding `<rejectedEvent>` elements.",
+        "items": sref("RejectedEvent"),
+        "xml": {"name": "rejectedEvents", "wrapped": True},
+    },
+}
+
+# The XML form of a create body: XML has no null, an empty element stands for it.
+_xml_props = {"accountId": sref("AccountId")}
+for _n, _spec in input_props.items():
+    if _n == "accountId":
+        continue
+    _copy = dict(_spec)
+    _copy["anyOf"] = [alternative for alternative in _copy["anyOf"] if alternative.get("type") != "null"]
+    _copy["description"] = _copy["description"].replace("or null (an empty element in XML)", "or an empty element")
+    _xml_props[_n] = _copy
+schemas["CustomerInputXml"] = {
+    "type": "object",
+    "description": (
+        "The XML form of CustomerInput: a `<customer>` root element with one child element per field, named as in JSON, in any order; "
+        "an empty element (`<city/>`, `<city></city>`) leaves the field out, as null does in JSON. `<accountId>`'s text is read as an integer when it is one "
+        "(otherwise `invalid_type`). No DOCTYPE (no DTD, no external entities); only the five predefined entities and character references are read; "
+        "elements may not nest below a field, and text outside field elements, a second root or another root name is 400 malformed-request."
+    ),
+    "required": ["accountId"],
+    "additionalProperties": False,
+    "properties": _xml_props,
+    "xml": {"name": "customer"},
+}
+
+# ---------------------------------------------------------------------------------------------
+# Headers.
+# ---------------------------------------------------------------------------------------------
+LOG_POSITION_OUT = "^(?:[0-9]+:[0-9]+(?:,[0-9]+:[0-9]+)*)?$"
+headers = {
+    "X-Request-Id": {
+        "description": "The request's id: the client's `X-Request-Id` when it is 1 to 128 visible ASCII characters, otherwise one the server assigned (a UUIDv7). Events the request causes carry it as `requestId`.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[!-~]+$"},
+    },
+    "X-Log-Position": {
+        "description": "The log position this answer reflects, as `partition:offset` pairs (next offsets), e.g. `0:15,1:7,2:33`; empty when the projection knows no partition yet. Send it back as X-Min-Log-Position for read-your-writes on any replica.",
+        "schema": {"type": "string", "pattern": LOG_POSITION_OUT},
+    },
+    "X-Total-Count": {
+        "description": "The number of matches over all pages.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "WWW-Authenticate": {
+        "description": "`Bearer realm=\"customer-registry\"`, with `error=\"invalid_request\"` for an Authorization that is not `Bearer <key>`, and `error=\"invalid_token\"` for an unknown or revoked key.",
+        "schema": {"type": "string", "enum": [
+            'Bearer realm="customer-registry"',
+            'Bearer realm="customer-registry", error="invalid_request"',
+            'Bearer realm="customer-registry", error="invalid_token"',
+        ]},
+    },
+    "Location": {
+        "description": "The customer's path.",
+        "schema": {"type": "string", "pattern": "^/api/v01/customers/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"},
+    },
+    "X-Projection-Pending": {
+        "description": "Present (`true`) when the event is durable in Kafka but this replica's read model had not applied it within --projection-wait-ms.",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+    "Idempotent-Replayed": {
+        "description": "Present (`true`) when a retried Idempotency-Key was answered with the customer it created before (same id and createdAt); nothing was appended.",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+}
+
+
+def retry_after(values, five_for=None):
+    desc = {
+        (1,): "Seconds to wait before retrying: always 1 here.",
+        (1, 5): f"Seconds to wait before retrying: 5 for {five_for}, 1 otherwise.",
+    }[tuple(values)]
+    return {"description": desc, "required": True, "schema": {"type": "integer", "enum": list(values)}}
+
+
+# In OAS 3.1 a Reference Object can't carry `required`; declare per-response header objects instead.
+def header(name, required):
+    base = dict(headers[name])
+    base["required"] = required
+    return base
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters.
+# ---------------------------------------------------------------------------------------------
+PAIR = r"\+?[0-9]{1,9}[ \t]*:[ \t]*\+?[0-9]{1,18}"
+MIN_LOG_POSITION_PATTERN = rf"^[ \t]*(?:{PAIR})?[ \t]*(?:,[ \t]*(?:{PAIR})?[ \t]*)*$"
+
+parameters = {
+    "XRequestId": {
+        "name": "X-Request-Id", "in": "header", "required": False,
+        "description": "Names the request; echoed in `X-Request-Id` and recorded as the events' `requestId`. Kept when it is 1 to 128 visible ASCII characters; any other value is never refused, but replaced by a server-assigned UUIDv7.",
+        "schema": {"type": "string"},
+    },
+    "MinLogPosition": {
+        "name": "X-Min-Log-Position", "in": "header", "required": False,
+        "description": (
+            "Read-your-writes: the `X-Log-Position` of an earlier answer. The replica waits (up to --projection-wait-ms, default 5 s) "
+            "until it has applied that much of the log, or answers 503 /problems/replica-behind with Retry-After: 1. "
+            "Comma-separated `partition:offset` pairs (partition a non-negative i32, offset a non-negative i64, each partition once; blanks around items and empty items ignored; "
+            "several header lines are joined as one list). 400 /problems/validation-failed naming `X-Min-Log-Position`: `invalid_format` for bytes outside visible ASCII or a value that is not such pairs, "
+            "`too_long` over 8192 bytes, `unknown_partition` for a partition the topic does not have (checked even while the replica is catching up). "
+            "An empty value asks for nothing. (The pattern bounds partitions to 9 digits and offsets to 18: a larger partition is always `unknown_partition`, "
+            "and a larger offset, up to the i64 maximum, is well-formed but is only reached by waiting, i.e. 503 replica-behind.)"
+        ),
+        "schema": {"type": "string", "maxLength": 8192, "pattern": MIN_LOG_POSITION_PATTERN},
+        "example": "0:0",
+    },
+    "IdempotencyKey": {
+        "name": "Idempotency-Key", "in": "header", "required": False,
+        "description": (
+            "1 to 255 visible ASCII characters (`!` to `~`), scoped to the body's accountId. A retry with the same key and the same customer answers the original customer "
+            "(201, same id and createdAt, `Idempotent-Replayed: true`) and appends nothing; the same key with other details is 422 /problems/idempotency-key-reused. "
+            "A key that is empty, longer than 255, holds other characters, or is sent on two header lines is 400 /problems/validation-failed, `invalid_format`, field `Idempotency-Key` (never read as absent)."
+        ),
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]{1,255}$"},
+    },
+    "Offset": {
+        "name": "offset", "in": "query", "required": False,
+        "description": "Matches to skip (default 0). Digits only (`+5`, ` 5`, `-1`, an empty value are `invalid_type`); past the platform's usize `out_of_range`.",
+        "schema": {"type": "integer", "minimum": 0, "maximum": 18446744073709551615, "default": 0},
+    },
+    "Limit": {
+        "name": "limit", "in": "query", "required": False,
+        "description": "Most matches to return, 1 to 1000 (default 100). Digits only (`invalid_type` otherwise); outside 1..=1000 `out_of_range`.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+    },
+    "CustomerId": {
+        "name": "customerId", "in": "path", "required": True,
+        "description": "The customer's id in the canonical hyphenated UUID form (36 characters). Anything else, an unknown id, or a customer of an account the API key does not reach is 404 /problems/not-found.",
+        "schema": {"type": "string", "format": "uuid", "minLength": 36, "maxLength": 36,
+                   "pattern": "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"},
+        "example": "019abb9c-4f2e-7a10-8c55-2f0d6e9b1c43",
+    },
+    "AccountIdFilter": {
+        "name": "accountId", "in": "query", "required": False,
+        "description": "Customers of this account only (exact match). An empty or blank value means no filter. Otherwise the trimmed value must be an integer (`invalid_type`) in 1..=2147483647 (`out_of_range`). With a scoped API key, an account outside its scope is 403; without accountId a scoped key finds in its own accounts only.",
+        "schema": {"anyOf": [
+            {"type": "integer", "minimum": 1, "maximum": 2147483647},
+            {"type": "string", "pattern": f"^{QUERY_BLANK}$", "description": "empty or blank: no filter"},
+        ]},
+    },
+}
+
+FILTER_COMMON = (
+    " An empty or blank value (only spaces, White_Space that is not a control character, and invisible format characters such as"
+    " a zero-width space) means no filter. Otherwise the value is checked by the same rules as the field in a create body: a"
+    " control character anywhere (U+0085 included) or a bidirectional control is `control_character`; lengths count characters"
+    " after trimming and NFC (`too_long`)."
+)
+TEXT_PREFIX_COMMON = (
+    " Matches as a case- and accent-insensitive prefix of the folded value (NFKD, combining marks dropped, full case folding, Latin"
+    " transliterated); leading spaces are trimmed, trailing spaces are part of the prefix. A value that folds to nothing (e.g. a lone"
+    " combining accent) is `invalid_format`."
+)
+
+filter_params = []
+for n, m, d in TEXT_FIELDS:
+    if n in ("firstName", "lastName", "organizationName", "email", "street", "city"):
+        schema = {"type": "string", "maxLength": m,
+                  "pattern": anchored(QUERY_BLANK, f"{NO_CTRL}*{VISIBLE}{NO_CTRL}*")}
+        desc = f"Filter on `{n}`: at most {m} characters." + TEXT_PREFIX_COMMON + FILTER_COMMON
+        if n == "email":
+            desc += " (As a prefix, an email filter need not be a whole address.)"
+    elif n == "phone":
+        schema = {"type": "string", "maxLength": 30, "pattern": anchored(QUERY_BLANK, trimmed(PHONE_CORE))}
+        desc = ("Filter on `phone`: a prefix of the digits alone (`(212) 555` finds `212-555-0101`). Must itself be a valid phone: digits with a"
+                " leading `+`, spaces, `-`, `.`, `(`, `)`, at least one digit (`invalid_format`), at most 15 digits and 30 characters (`too_long`)." + FILTER_COMMON)
+    elif n == "state":
+        schema = {"type": "string", "pattern": anchored(QUERY_BLANK, trimmed(STATE_CORE))}
+        desc = "Filter on `state`: a whole valid state, 1 to 3 ASCII letters or digits (`invalid_format`; longer is `too_long`), matched case-insensitively." + FILTER_COMMON
+    elif n == "zipCode":
+        schema = {"type": "string", "maxLength": 10, "pattern": anchored(QUERY_BLANK, trimmed(ZIP_CORE))}
+        desc = ("Filter on `zipCode`: must itself be a valid zip code, at most 10 ASCII letters, digits, spaces or dashes with at least one letter or digit"
+                " (`invalid_format`, `too_long`); matched as a case-insensitive prefix." + FILTER_COMMON)
+    else:  # countryCode
+        schema = {"type": "string", "pattern": anchored(QUERY_BLANK, trimmed(COUNTRY_ANY_CASE))}
+        desc = ("Filter on `countryCode`: a whole officially assigned ISO 3166-1 alpha-2 code, any case (anything else, control characters included, is"
+                " `invalid_format`), matched case-insensitively." + " An empty or blank value (only spaces and invisible characters) means no filter.")
+    name = n[0].upper() + n[1:] + "Filter"
+    parameters[name] = {"name": n, "in": "query", "required": False, "description": desc, "schema": blank_or(schema)}
+    filter_params.append(name)
+
+# ---------------------------------------------------------------------------------------------
+# Responses.
+# ---------------------------------------------------------------------------------------------
+TITLES = {
+    "/problems/validation-failed": "The request broke validation rules",
+    "/problems/malformed-request": "The request could not be parsed",
+    "/problems/unsupported-media-type": "Unsupported media type",
+    "/problems/not-acceptable": "No acceptable representation",
+    "/problems/payload-too-large": "The body is too large",
+    "/problems/unauthorized": "A valid API key is needed",
+    "/problems/forbidden": "The API key's scope does not reach this",
+    "/problems/not-found": "Not found",
+    "/problems/method-not-allowed": "Method not allowed",
+    "/problems/event-log-unavailable": "The event log did not confirm the write",
+    "/problems/event-log-unreadable": "The event log could not be read",
+    "/problems/idempotency-key-reused": "The idempotency key was used with another body",
+    "/problems/replica-behind": "This replica has not caught up yet",
+    "/problems/history-busy": "Too many history reads at once",
+    "/problems/overloaded": "Too many requests at once",
+    "/problems/deadline-exceeded": "The request took too long",
+    "/problems/query-too-broad": "The find is too broad",
+    "/problems/catching-up": "This replica is catching up with the log",
+    "/problems/read-model-failure": "The read model failed",
+    "/problems/internal-error": "Internal error",
+    "/problems/uri-too-long": "The URI is too long",
+    "/problems/request-head-too-large": "The request head is too large",
+}
+STATUS_OF = {t: s for t, s, _ in PROBLEM_TYPES}
+
+
+def problem_schema(status, types):
+    for t in types:
+        assert STATUS_OF[t] == status, (t, status)
+    name = f"Problem{status}" + "".join(
+        "".join(part.capitalize() for part in t.rsplit("/", 1)[1].split("-")) for t in types)
+    if name not in schemas:
+        schemas[name] = _problem_schema(status, types)
+    return sref(name)
+
+
+def _problem_schema(status, types):
+    return {
+        "description": f"A {status} problem document of type " + " or ".join(f"`{t}`" for t in types) + ".",
+        "allOf": [sref("Problem")],
+        "properties": {
+            "type": {"enum": list(types)},
+            "status": {"const": status},
+            "title": {"enum": sorted({TITLES[t] for t in types})},
+        },
+    }
+
+
+def content(pairs, head):
+    """Media types; HEAD answers carry the same Content-Type but no body, so no schema there."""
+    out = {}
+    for media, schema in pairs:
+        out[media] = {} if head else {"schema": schema}
+    return out
+
+
+def problem_response(status, types, description, head, extra_headers=None, request_id="required", json_only=False):
+    if status == 400 and request_id == "required":
+        # The HTTP layer's own 400 (a request that is not well-formed HTTP) carries no X-Request-Id.
+        request_id = "optional"
+    schema = problem_schema(status, types)
+    pairs = [(PJSON, schema)] if json_only else [(PJSON, schema), (PXML, schema)]
+    hdrs = {}
+    if request_id is not None:
+        hdrs["X-Request-Id"] = header("X-Request-Id", request_id == "required")
+    for k, v in (extra_headers or {}).items():
+        hdrs[k] = v
+    type_list = "; ".join(f"`{t}`" for t in types)
+    return {
+        "description": description + f" Problem type(s): {type_list}.",
+        "headers": hdrs,
+        "content": content(pairs, head),
+    }
+
+
+_AUTH_401 = lambda head: problem_response(
+    401, ["/problems/unauthorized"],
+    "No valid API key: no Authorization header, one that is not `Bearer <key>` (or longer than 1024 bytes, or not visible ASCII, or sent twice), or an unknown or revoked key.",
+    head, {"WWW-Authenticate": header("WWW-Authenticate", True)})
+
+_NOT_ACCEPTABLE = lambda head: problem_response(
+    406, ["/problems/not-acceptable"],
+    "`Accept` allows neither JSON (`application/json`, `application/problem+json`, `application/*`, `*/*`) nor XML (`application/xml`, `text/xml`, `application/problem+xml`, `text/*`). Always answered in JSON.",
+    head, json_only=True)
+
+_TOO_LARGE_HEAD = problem_response(
+    431, ["/problems/request-head-too-large"],
+    "The request head (request line and headers, query string included) is over 16384 bytes: refused by the HTTP layer before any route runs, always in JSON, without X-Request-Id; the connection is closed.",
+    False, request_id=None, json_only=True)
+_TOO_LARGE_HEAD_HEAD = problem_response(
+    431, ["/problems/request-head-too-large"],
+    "The request head (request line and headers, query string included) is over 16384 bytes: refused by the HTTP layer before any route runs, always in JSON, without X-Request-Id; the connection is closed.",
+    True, request_id=None, json_only=True)
+
+
+SHARED_RESPONSES = {
+    "Unauthorized": _AUTH_401(False),
+    "UnauthorizedHead": _AUTH_401(True),
+    "NotAcceptable": _NOT_ACCEPTABLE(False),
+    "NotAcceptableHead": _NOT_ACCEPTABLE(True),
+    "RequestHeadTooLarge": _TOO_LARGE_HEAD,
+    "RequestHeadTooLargeHead": _TOO_LARGE_HEAD_HEAD,
+}
+AUTH_401 = lambda head: ref("responses", "UnauthorizedHead" if head else "Unauthorized")
+NOT_ACCEPTABLE = lambda head: ref("responses", "NotAcceptableHead" if head else "NotAcceptable")
+TOO_LARGE_HEAD = ref("responses", "RequestHeadTooLarge")
+TOO_LARGE_HEAD_HEAD = ref("responses", "RequestHeadTooLargeHead")
+
+
+def shed_503_types():
+    return ["/problems/overloaded", "/problems/deadline-exceeded"]
+
+
+def success_headers(names):
+    return {n: header(n, req) for n, req in names}
+
+
+def op_tags(*t):
+    return list(t)
+
+
+def build_create():
+    responses = {
+        "201": {
+            "description": "Created: Kafka confirmed the `CustomerCreated` event (idempotent producer, acks=all) and, unless `X-Projection-Pending: true`, this replica's read model has applied it. Also the answer to a retried Idempotency-Key with the same details (`Idempotent-Replayed: true`). The body is the customer in the negotiated format.",
+            "headers": success_headers([("Location", True), ("X-Log-Position", True), ("X-Request-Id", True),
+                                        ("X-Projection-Pending", False), ("Idempotent-Replayed", False)]),
+            "content": content([(JSON, sref("Customer")), (XML, sref("Customer"))], False),
+            "links": {
+                "GetCreatedCustomer": {"operationId": "getCustomer", "parameters": {"customerId": "$response.body#/id"},
+                                       "description": "The customer just created."},
+                "GetCreatedCustomerHistory": {"operationId": "getCustomerHistory", "parameters": {"customerId": "$response.body#/id"},
+                                              "description": "The records that built the customer just created."},
+            },
+        },
+        "400": problem_response(400, ["/problems/validation-failed", "/problems/malformed-request"],
+                                "The body broke the field rules (`errors` lists every one: required, invalid_type, out_of_range, too_long, invalid_format, control_character, unknown_field, repeated_field, server_assigned), the Idempotency-Key header is not 1-255 visible ASCII or was sent twice (invalid_format), or the body is not well-formed JSON/XML (malformed-request, with line and column; the HTTP layer's malformed-request for a request that is not well-formed HTTP/1.1 comes in JSON without X-Request-Id).",
+                                False),
+        "401": AUTH_401(False),
+        "403": problem_response(403, ["/problems/forbidden"], "The API key's scope does not reach the body's accountId.", False),
+        "406": NOT_ACCEPTABLE(False),
+        "413": problem_response(413, ["/problems/payload-too-large"], "The body is over 65536 bytes (by Content-Length, before reading, or while it streams in).", False),
+        "415": problem_response(415, ["/problems/unsupported-media-type"], "Content-Type is not application/json, application/xml or text/xml (none at all is read as JSON), or its charset is not UTF-8.", False),
+        "422": problem_response(422, ["/problems/idempotency-key-reused"], "The Idempotency-Key already created a customer in this account with other details.", False),
+        "431": TOO_LARGE_HEAD,
+        "500": problem_response(500, ["/problems/read-model-failure"], "The read model failed while the create consulted it (idempotent creates).", False),
+        "503": problem_response(503, ["/problems/event-log-unavailable"] + shed_503_types(),
+                                "Kafka did not confirm the event within about 10 s (the whole create is bounded at 25 s): the detail says whether nothing was written or the outcome is unknown; retry with the same Idempotency-Key (Retry-After: 5). Or load shedding / the request deadline (Retry-After: 1, no X-Request-Id).",
+                                False, {"Retry-After": retry_after([1, 5], "event-log-unavailable")}, request_id="optional"),
+    }
+    return {
+        "operationId": "createCustomer",
+        "tags": ["customers"],
+        "summary": "Create a customer",
+        "description": (
+            "Validates a Customer and appends a `CustomerCreated` event to the Kafka topic; answers 201 once Kafka confirmed it and this replica's read model applied it "
+            "(bounded by --projection-wait-ms, past which the 201 still goes out with `X-Projection-Pending: true`). Checks run in this order: API key (401), Accept (406), "
+            "Content-Type (415), Idempotency-Key (400), body size (413), body syntax (400 malformed-request), field rules (400 validation-failed), key scope (403), then the write (422, 500, 503)."
+        ),
+        "parameters": [ref("parameters", "IdempotencyKey"), ref("parameters", "XRequestId")],
+        "requestBody": {
+            "required": True,
+            "description": "A Customer without `id` and `createdAt`, at most 65536 bytes, UTF-8. JSON (also assumed when Content-Type is absent) or XML (`application/xml` or `text/xml`); a `charset` parameter other than UTF-8 is 415.",
+            "content": {
+                "application/json": {"schema": sref("CustomerInput")},
+                "application/xml": {"schema": sref("CustomerInputXml")},
+                "text/xml": {"schema": sref("CustomerInputXml")},
+            },
+        },
+        "responses": responses,
+    }
+
+
+def read_503(head, history=False):
+    types = ["/problems/catching-up", "/problems/replica-behind"]
+    desc = "This replica is still replaying the log it saw at start (catching-up), or did not reach X-Min-Log-Position within --projection-wait-ms (replica-behind)"
+    values = [1]
+    five_for = None
+    if history:
+        types += ["/problems/history-busy", "/problems/event-log-unreadable"]
+        desc += ", or 4 history reads are already running (history-busy), or the records could not be read back from Kafka (event-log-unreadable, Retry-After: 5)"
+        values = [1, 5]
+        five_for = "event-log-unreadable"
+    types += shed_503_types()
+    desc += ", or load shedding / the request deadline (overloaded, deadline-exceeded: no X-Request-Id). Retry after Retry-After seconds."
+    return problem_response(503, types, desc, head, {"Retry-After": retry_after(values, five_for)}, request_id="optional")
+
+
+HTTP_400 = " (malformed-request: the HTTP layer's answer to a request that is not well-formed HTTP/1.1, in JSON, without X-Request-Id.)"
+MIN_POS_400 = "X-Min-Log-Position is not visible ASCII or not `partition:offset` pairs (invalid_format), is over 8192 bytes (too_long), or names a partition the topic does not have (unknown_partition)."
+
+
+def build_find(head):
+    op = {
+        "operationId": "findCustomersHead" if head else "findCustomers",
+        "tags": ["customers"],
+        "summary": ("Find customers (headers only)" if head else "Find customers"),
+        "description": (
+            "The page of customers the filters select, combined with AND, ordered by createdAt then id. Every field is a filter, checked by the same rules as in a create body. "
+            "Unknown or repeated parameters are a 400, and so is a parameter (name or value) that is not well-formed percent-encoded UTF-8 (`invalid_format`, naming it); "
+            "`+` reads as a space. Checks run in this order: API key (401), Accept (406), query string (400), key scope (403), X-Min-Log-Position (400), catching up (503), "
+            "waiting for X-Min-Log-Position (503), the find (422, 500). "
+            "A find's work is metered; one needing more than 10,000,000 units is refused with 422 /problems/query-too-broad."
+            + (" HEAD answers the same status and headers as GET, without a body." if head else "")
+        ),
+        "parameters": [ref("parameters", "Offset"), ref("parameters", "Limit"), ref("parameters", "AccountIdFilter")]
+        + [ref("parameters", p) for p in filter_params]
+        + [ref("parameters", "MinLogPosition"), ref("parameters", "XRequestId")],
+        "responses": {
+            "200": {
+                "description": "The page (possibly empty).",
+                "headers": success_headers([("X-Total-Count", True), ("X-Log-Position", True), ("X-Request-Id", True)]),
+                "content": content([(JSON, sref("CustomerList")), (XML, sref("CustomerList"))], head),
+            },
+            "400": problem_response(400, ["/problems/validation-failed", "/problems/malformed-request"],
+                                    "A parameter broke its rule (`errors` names every one: unknown_parameter, repeated_parameter, invalid_type, out_of_range, empty, too_long, invalid_format, control_character), or " + MIN_POS_400 + HTTP_400,
+                                    head),
+            "401": AUTH_401(head),
+            "403": problem_response(403, ["/problems/forbidden"], "`accountId` names an account the scoped API key does not reach.", head),
+            "406": NOT_ACCEPTABLE(head),
+            "422": problem_response(422, ["/problems/query-too-broad"], "The find would need more work than any find may do; `errors` names its filters (and offset) with code `query_too_broad`. Add accountId or another filter, use a longer prefix, or page less deep.", head),
+            "431": TOO_LARGE_HEAD_HEAD if head else TOO_LARGE_HEAD,
+            "500": problem_response(500, ["/problems/read-model-failure", "/problems/internal-error"], "The read model failed, or the find's worker task was cancelled.", head),
+            "503": read_503(head),
+        },
+    }
+    return op
+
+
+def build_get(head):
+    return {
+        "operationId": "getCustomerHead" if head else "getCustomer",
+        "tags": ["customers"],
+        "summary": "Get a customer (headers only)" if head else "Get a customer",
+        "description": "One customer. Checks run in this order: API key (401), Accept (406), X-Min-Log-Position (400), catching up / waiting (503), then the lookup (404, 500). A customer of an account the key does not reach is a 404 worded as for an unknown id." + (" HEAD answers the same status and headers as GET, without a body." if head else ""),
+        "parameters": [ref("parameters", "MinLogPosition"), ref("parameters", "XRequestId")],
+        "responses": {
+            "200": {
+                "description": "The customer.",
+                "headers": success_headers([("X-Log-Position", True), ("X-Request-Id", True)]),
+                "content": content([(JSON, sref("Customer")), (XML, sref("Customer"))], head),
+            },
+            "400": problem_response(400, ["/problems/validation-failed", "/problems/malformed-request"], MIN_POS_400 + HTTP_400, head),
+            "401": AUTH_401(head),
+            "404": problem_response(404, ["/problems/not-found"], "No customer with this id (an id not in canonical hyphenated UUID form names none), or one of an account the API key does not reach.", head),
+            "406": NOT_ACCEPTABLE(head),
+            "431": TOO_LARGE_HEAD_HEAD if head else TOO_LARGE_HEAD,
+            "500": problem_response(500, ["/problems/read-model-failure"], "The read model failed.", head),
+            "503": read_503(head),
+        },
+    }
+
+
+def build_history(head):
+    return {
+        "operationId": "getCustomerHistoryHead" if head else "getCustomerHistory",
+        "tags": ["customers"],
+        "summary": "A customer's records (headers only)" if head else "A customer's records",
+        "description": (
+            "The records of the log that built the customer, in log order, each with its partition, offset, timestamp, key and the event as published; "
+            "the payloads are read back from Kafka. At most 4 such reads run at once; one past that is refused at once with 503 /problems/history-busy. "
+            "JSON and XML differ in shape: JSON gives the event as a JSON value (`event`), XML as JSON text (`<value>`). "
+            "Checks run in this order: API key (401), Accept (406), X-Min-Log-Position (400), catching up / waiting (503), the lookup (404, 500), then the read (503, 500)."
+            + (" HEAD answers the same status and headers as GET, without a body (it still reads the records)." if head else "")
+        ),
+        "parameters": [ref("parameters", "MinLogPosition"), ref("parameters", "XRequestId")],
+        "responses": {
+            "200": {
+                "description": "The records.",
+                "headers": success_headers([("X-Log-Position", True), ("X-Request-Id", True)]),
+                "content": content([(JSON, sref("HistoryRecordList")), (XML, sref("HistoryRecordXmlList"))], head),
+            },
+            "400": problem_response(400, ["/problems/validation-failed", "/problems/malformed-request"], MIN_POS_400 + HTTP_400, head),
+            "401": AUTH_401(head),
+            "404": problem_response(404, ["/problems/not-found"], "No customer with this id, or one of an account the API key does not reach.", head),
+            "406": NOT_ACCEPTABLE(head),
+            "431": TOO_LARGE_HEAD_HEAD if head else TOO_LARGE_HEAD,
+            "500": problem_response(500, ["/problems/read-model-failure", "/problems/internal-error"], "The read model failed, or the read's worker task was cancelled.", head),
+            "503": read_503(head, history=True),
+        },
+    }
+
+
+def build_rejected(head):
+    return {
+        "operationId": "listRejectedEventsHead" if head else "listRejectedEvents",
+        "tags": ["admin"],
+        "summary": "List rejected records (headers only)" if head else "List rejected records",
+        "description": (
+            "Records the projector kept out of the read model (conflicts and records that are not events this build applies), in log order, paged like find. "
+            "Admin keys only. Takes `offset` and `limit` only; any other parameter is `unknown_parameter`. Checks run in this order: API key (401), admin scope (403), Accept (406), query string (400), the listing (500)."
+            + (" HEAD answers the same status and headers as GET, without a body." if head else "")
+        ),
+        "parameters": [ref("parameters", "Offset"), ref("parameters", "Limit"), ref("parameters", "XRequestId")],
+        "responses": {
+            "200": {
+                "description": "The page.",
+                "headers": success_headers([("X-Total-Count", True), ("X-Request-Id", True)]),
+                "content": content([(JSON, sref("RejectedEventList")), (XML, sref("RejectedEventList"))], head),
+            },
+            "400": problem_response(400, ["/problems/validation-failed", "/problems/malformed-request"], "`offset` or `limit` broke its rule, or an unknown, repeated or badly percent-encoded parameter (`errors`: invalid_type, out_of_range, unknown_parameter, repeated_parameter, invalid_format)." + HTTP_400, head),
+            "401": AUTH_401(head),
+            "403": problem_response(403, ["/problems/forbidden"], "The API key is not an admin key.", head),
+            "406": NOT_ACCEPTABLE(head),
+            "431": TOO_LARGE_HEAD_HEAD if head else TOO_LARGE_HEAD,
+            "500": problem_response(500, ["/problems/read-model-failure", "/problems/internal-error"], "The read model failed, or the listing's worker task was cancelled.", head),
+            "503": problem_response(503, shed_503_types(), "Load shedding or the request deadline (no X-Request-Id).", head,
+                                    {"Retry-After": retry_after([1])}, request_id=None),
+        },
+    }
+
+
+def build_healthz(head):
+    return {
+        "operationId": "livenessHead" if head else "liveness",
+        "tags": ["probes"],
+        "summary": "Liveness probe" + (" (headers only)" if head else ""),
+        "description": "200 while the process serves HTTP. No key; always JSON whatever Accept says; never shed.",
+        "security": [],
+        "responses": {
+            "200": {"description": "Alive.", "content": content([(JSON, sref("Liveness"))], head)},
+        },
+    }
+
+
+def build_readyz(head):
+    ready = {"allOf": [sref("Readiness")], "properties": {"ready": {"const": True}}, "required": ["ready"]}
+    not_ready = {"allOf": [sref("Readiness")], "properties": {"ready": {"const": False}}, "required": ["ready", "reason"]}
+    return {
+        "operationId": "readinessHead" if head else "readiness",
+        "tags": ["probes"],
+        "summary": "Readiness probe" + (" (headers only)" if head else ""),
+        "description": "200 when the projection has applied what the log held at start, trails the log's end by at most --ready-max-lag records, and the brokers answer; 503 otherwise. No key; always JSON whatever Accept says; never shed.",
+        "security": [],
+        "responses": {
+            "200": {"description": "Ready.", "content": content([(JSON, ready)], head)},
+            "503": {"description": "Not ready; `reason` says why.", "content": content([(JSON, not_ready)], head)},
+        },
+    }
+
+
+def build_metrics(head):
+    return {
+        "operationId": "metricsHead" if head else "metrics",
+        "tags": ["probes"],
+        "summary": "Prometheus metrics" + (" (headers only)" if head else ""),
+        "description": (
+            "The Prometheus text exposition format. Open to loopback clients without a key; any other client needs an admin key (401 without a valid key, 403 for a scoped key). "
+            "`--metrics-listen ADDR` serves it on a second address to anyone (that address answers only GET/HEAD /metrics, 404 otherwise). Never shed. "
+            "Series: registry_http_requests_total{route,method,status}, registry_http_request_duration_seconds{route}, registry_projector_records_total{outcome}, "
+            "registry_projection_lag_records{partition}, registry_ready, registry_creates_in_flight, registry_producer_queue_records, registry_customers, registry_read_model_disk_bytes."
+        ),
+        "security": [{}, {"apiKey": []}],
+        "responses": {
+            "200": {"description": "The metrics (no X-Request-Id).",
+                    "content": content([(METRICS, {"type": "string"})], head)},
+            "401": AUTH_401(head),
+            "403": problem_response(403, ["/problems/forbidden"], "Not a loopback client, and the API key is not an admin key.", head),
+        },
+    }
+
+
+def build_openapi(head):
+    body = {} if head else {"schema": {"type": "object", "required": ["openapi", "info", "paths"]}}
+    return {
+        "operationId": "openApiDocumentHead" if head else "openApiDocument",
+        "tags": ["meta"],
+        "summary": "This OpenAPI document" + (" (headers only)" if head else ""),
+        "description": "Serves this document (application/json). No key.",
+        "security": [],
+        "responses": {
+            "200": {"description": "The OpenAPI 3.1 document of the API.",
+                    "content": {JSON: body}},
+            "503": problem_response(503, shed_503_types(), "Load shedding or the request deadline (the path is not exempt from them).", False,
+                                    {"Retry-After": retry_after([1])}, request_id=None),
+        },
+    }
+
+
+paths = {
+    "/api/v01/customers": {
+        "put": build_create(),
+        "get": build_find(False),
+        "head": build_find(True),
+    },
+    "/api/v01/customers/{customerId}": {
+        "parameters": [ref("parameters", "CustomerId")],
+        "get": build_get(False),
+        "head": build_get(True),
+    },
+    "/api/v01/customers/{customerId}/events": {
+        "parameters": [ref("parameters", "CustomerId")],
+        "get": build_history(False),
+        "head": build_history(True),
+    },
+    "/api/v01/admin/rejected-events": {
+        "get": build_rejected(False),
+        "head": build_rejected(True),
+    },
+    "/api/v01/openapi.json": {"get": build_openapi(False), "head": build_openapi(True)},
+    "/healthz": {"get": build_healthz(False), "head": build_healthz(True)},
+    "/readyz": {"get": build_readyz(False), "head": build_readyz(True)},
+    "/metrics": {"get": build_metrics(False), "head": build_metrics(True)},
+}
+
+doc = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "customer-registry",
+        "version": "0.1.0",
+        "summary": "An event-sourced customer registry: the customers resource of a payment gateway's Management API.",
+        "description": (
+            "Creates append a `CustomerCreated` event to a Kafka topic (the source of truth); finds and gets answer from a read model projected from it.\n\n"
+            "**Authentication.** Every API request carries `Authorization: Bearer <key>`; a key is scoped to merchant accounts or is an admin key. "
+            "The probes (`/healthz`, `/readyz`) and this document need none; `/metrics` needs none from loopback clients.\n\n"
+            "**Formats.** Every answer is JSON or XML by `Accept`: JSON is the default and answers `*/*` and `application/*`; `application/xml`, `text/xml`, `text/*` or a higher q-value for XML "
+            "gives XML (`application/xml; charset=utf-8`); an `Accept` that allows neither is 406 (a q-value above 1 reads as 1). XML uses the JSON names.\n\n"
+            "**Errors** are RFC 9457 problem documents, `application/problem+json`, or `application/problem+xml; charset=utf-8` (root `<problem xmlns=\"urn:ietf:rfc:7807\">`, list items as `<i>`) when the client prefers XML. "
+            "Validation failures list every broken rule in `errors` (at most 100; the rest counted in `omittedErrors`).\n\n"
+            "Problem types:\n" + types_table() + "\n\nField-error codes:\n" + codes_table() + "\n\n"
+            "**Request ids.** Every answer of the API operations (customers, admin), errors included, carries `X-Request-Id`, except 503 overloaded / deadline-exceeded and the HTTP layer's own answers (400 malformed-request for a request that is not well-formed HTTP/1.1, 431 request-head-too-large, 414 uri-too-long), which are application/problem+json whatever Accept says. "
+            "The probes and a successful /metrics carry none.\n\n"
+            "**Methods.** A known API path asked with a method it does not route answers 405 with `Allow` (`GET, HEAD, PUT` on /api/v01/customers, `GET, HEAD` on the others)."
+        ),
+    },
+    "servers": [{"url": "/"}],
+    "security": [{"apiKey": []}],
+    "tags": [
+        {"name": "customers", "description": "The customers resource."},
+        {"name": "admin", "description": "Operator endpoints (admin keys only)."},
+        {"name": "probes", "description": "Liveness, readiness and metrics."},
+        {"name": "meta", "description": "This document."},
+    ],
+    "paths": paths,
+    "components": {
+        "securitySchemes": {
+            "apiKey": {
+                "type": "http", "scheme": "bearer",
+                "description": "An API key from the key file (`customer-registry keys add`), sent as `Authorization: Bearer <key>`. Scoped to accounts, or admin. Keys are compared in constant time; the key's name is the `actor` of the events its requests cause.",
+            }
+        },
+        "schemas": schemas,
+        "parameters": parameters,
+        "headers": headers,
+        "responses": SHARED_RESPONSES,
+    },
+}
+
+with open(OUT, "w", encoding="utf-8") as f:
+    json.dump(doc, f, indent=2, ensure_ascii=False)
+    f.write("\n")
+print("wrote", OUT)
