@@ -162,16 +162,19 @@ impl Application {
                     listener,
                     warp::service(http::metrics_routes(state.clone())),
                     limits,
+                    state.metrics.clone(),
                     server_stopped.clone(),
                 )))
             }
             None => None,
         };
         let (listener, address) = bind(settings.listen).await?;
+        let metrics = state.metrics.clone();
         let server = server::serve(
             listener,
             warp::service(http::routes(state)),
             limits,
+            metrics,
             server_stopped,
         );
         tracing::info!(

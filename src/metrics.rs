@@ -22,6 +22,7 @@ pub struct Metrics(Arc<Series>);
 struct Series {
     registry: Registry,
     requests: IntCounterVec,
+    refused: IntCounterVec,
     latency: HistogramVec,
     events: IntCounterVec,
     creates_in_flight: IntGauge,
@@ -83,6 +84,15 @@ impl Metrics {
             &["route", "method", "status"],
         )
         .expect("a valid counter");
+        let refused = IntCounterVec::new(
+            Opts::new(
+                "registry_http_requests_refused_total",
+                "Requests the server refused before any route ran: `overloaded` (load shedding), \
+                 `deadline` (not answered in time)",
+            ),
+            &["reason"],
+        )
+        .expect("a valid counter");
         let latency = HistogramVec::new(
             HistogramOpts::new(
                 "registry_http_request_duration_seconds",
@@ -129,6 +139,7 @@ impl Metrics {
         .expect("a valid gauge");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(refused.clone()),
             Box::new(latency.clone()),
             Box::new(events.clone()),
             Box::new(creates_in_flight.clone()),
@@ -145,9 +156,13 @@ impl Metrics {
         for outcome in OUTCOMES {
             events.with_label_values(&[outcome_label(outcome)]);
         }
+        for reason in [Refusal::Overloaded, Refusal::Deadline] {
+            refused.with_label_values(&[reason.label()]);
+        }
         Self(Arc::new(Series {
             registry,
             requests,
+            refused,
             latency,
             events,
             creates_in_flight,
@@ -171,6 +186,11 @@ impl Metrics {
             .latency
             .with_label_values(&[route])
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a request the server refused before any route ran.
+    pub fn count_refusal(&self, refusal: Refusal) {
+        self.0.refused.with_label_values(&[refusal.label()]).inc();
     }
 
     /// Counts the records of a batch the projector applied, by outcome.
@@ -220,6 +240,24 @@ impl Metrics {
     }
 }
 
+/// Why the server refused a request before any route ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// As many requests as may run at once were running.
+    Overloaded,
+    /// The request was not answered within its deadline.
+    Deadline,
+}
+
+impl Refusal {
+    fn label(self) -> &'static str {
+        match self {
+            Refusal::Overloaded => "overloaded",
+            Refusal::Deadline => "deadline",
+        }
+    }
+}
+
 /// A create counted in [`Metrics`]'s in-flight gauge until dropped.
 pub struct InFlight(IntGauge);
 
@@ -255,6 +293,7 @@ mod tests {
             r#"registry_projector_records_total{outcome="applied"} 5"#,
             r#"registry_projector_records_total{outcome="rejected"} 0"#,
             "registry_creates_in_flight 1",
+            r#"registry_http_requests_refused_total{reason="overloaded"} 0"#,
             r#"registry_projection_lag_records{partition="0"} 2"#,
             "registry_ready 1",
             "registry_producer_queue_records 1",

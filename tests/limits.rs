@@ -233,6 +233,18 @@ fn a_saturated_server_sheds_load_and_still_answers_probes() {
         "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(status, 200, "probes are never shed");
+    let (status, _, metrics) = request(
+        &registry,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200, "metrics are never shed");
+    let refused = metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(r#"registry_http_requests_refused_total{reason="overloaded"} "#)
+        })
+        .and_then(|count| count.parse::<u64>().ok());
+    assert!(refused.is_some_and(|count| count >= 1), "{metrics}");
 
     slow.write_all(&body.as_bytes()[10..]).unwrap();
     let (status, _, created) = answer(&mut slow);

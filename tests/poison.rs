@@ -27,7 +27,8 @@ async fn poison_records_are_listed_as_rejected_and_the_projector_goes_on() {
     let newer = produce_raw(&bootstrap, &topic, 0, "z", newer.to_string().as_bytes()).await;
     let invalid = json!({"eventId": "0199a000-0000-7000-8000-000000000003", "eventType": "CustomerCreated",
                          "schemaVersion": 1, "occurredAt": "2026-01-01T00:00:00.000Z",
-                         "data": {"id": "0199a000-0000-7000-8000-000000000004", "accountId": 4,
+                         "data": {"id": "0199a000-0000-7000-8000-000000000004",
+                                  "accountId": "alice.private@example.com",
                                   "countryCode": "ZZ", "createdAt": "2026-01-01T00:00:00.000Z"}});
     let invalid = produce_raw(&bootstrap, &topic, 0, "w", invalid.to_string().as_bytes()).await;
 
@@ -64,6 +65,20 @@ async fn poison_records_are_listed_as_rejected_and_the_projector_goes_on() {
         .unwrap()
         .iter()
         .all(|r| r["partition"] == 0 && r["reason"].is_string()));
+    // The reason may quote the record's values: the admin listing has it, the log does not.
+    assert!(
+        rejected[3]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("alice.private@example.com"),
+        "{rejected}"
+    );
+    let log = std::fs::read_to_string(&registry.log_path).unwrap();
+    assert!(log.contains("rejected a record"), "{log}");
+    assert!(
+        !log.contains("alice.private"),
+        "personal data in the log:\n{log}"
+    );
 
     // Paged like find: offset, limit, X-Total-Count; anything else is a 400.
     let paged = http()

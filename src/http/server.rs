@@ -16,6 +16,7 @@ use super::negotiation::problem_format;
 use super::unparsable::ProblemAnswers;
 use super::ApiError;
 use crate::kafka_logs::OutageLog;
+use crate::metrics::{Metrics, Refusal};
 use futures::FutureExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -69,12 +70,14 @@ pub async fn serve(
     listener: TcpListener,
     routes: impl Routes,
     limits: Limits,
+    metrics: Metrics,
     mut stop: watch::Receiver<bool>,
 ) {
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let server = Connections {
         routes,
         limits,
+        metrics,
         in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
         graceful: GracefulShutdown::new(),
         unread: Arc::new(AtomicUsize::new(0)),
@@ -138,6 +141,7 @@ pub const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
 struct Connections<S> {
     routes: S,
     limits: Limits,
+    metrics: Metrics,
     in_flight: Arc<Semaphore>,
     graceful: GracefulShutdown,
     /// Connections whose first request has not been read yet.
@@ -163,6 +167,7 @@ impl<S: Routes> Connections<S> {
             in_flight: Arc::clone(&self.in_flight),
             deadline: self.limits.request_deadline,
             first_read: first_read.clone(),
+            metrics: self.metrics.clone(),
         };
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
@@ -220,6 +225,7 @@ struct Guarded<S> {
     in_flight: Arc<Semaphore>,
     deadline: Duration,
     first_read: FirstRead,
+    metrics: Metrics,
 }
 
 impl<S> Guarded<S>
@@ -247,13 +253,18 @@ where
         };
         let answering = permit.map(|permit| (permit, self.routes.call(request)));
         let deadline = self.deadline;
+        let metrics = self.metrics;
         async move {
             let Ok((_permit, answering)) = answering else {
+                metrics.count_refusal(Refusal::Overloaded);
                 return Ok(ApiError::Overloaded.into_response(format));
             };
             Ok(match tokio::time::timeout(deadline, answering).await {
                 Ok(answered) => answered?,
-                Err(_) => ApiError::DeadlineExceeded(deadline).into_response(format),
+                Err(_) => {
+                    metrics.count_refusal(Refusal::Deadline);
+                    ApiError::DeadlineExceeded(deadline).into_response(format)
+                }
             })
         }
     }

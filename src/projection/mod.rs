@@ -376,10 +376,16 @@ pub fn apply_records(
                 partition, offset, customer = %created.customer.id, event = %created.event_id,
                 "conflict: another event already created this customer; recorded and skipped"
             ),
-            (RecordChange::Rejected { reason, .. }, _) => tracing::error!(
-                partition, offset, %reason,
-                "rejected a record the projector cannot apply; recorded and skipped"
-            ),
+            // The reason stays out of the log: it may quote the record's values (names,
+            // emails), and logs at this level carry no personal data. The admin listing of
+            // rejected events has it.
+            (RecordChange::Rejected { kind, .. }, _) => {
+                tracing::error!(
+                partition, offset, ?kind,
+                "rejected a record the projector cannot apply; recorded and skipped (the reason \
+                 is in GET /api/v01/admin/rejected-events)"
+            )
+            }
             _ => {}
         }
     }
