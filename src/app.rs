@@ -1,14 +1,15 @@
 //! Wires the parts together: read model, topic, event log, projector and HTTP server, and stops
 //! them in order on SIGTERM or SIGINT.
 
-use crate::audit::log::HistoryReader;
 use crate::auth::{self, key_file::KeyFileError, Authenticator};
 use crate::config::ServeSettings;
 use crate::http::{self, server, ApiState};
+use crate::log::{self, EventLog, EventLogError, HistoryReader, TopicError};
 use crate::metrics::Metrics;
 use crate::projection::{readiness, ProjectionError, Projector};
 use crate::read_model::{self, ReadModelError};
-use crate::write::{self, EventLog, EventLogError, Registrar, TopicError};
+use crate::shutdown;
+use crate::write::Registrar;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,7 +104,7 @@ impl Application {
                 dir: read_model_dir.display().to_string(),
                 source,
             })?;
-        let layout = write::ensure_topic(&settings.event_log).await?;
+        let layout = log::ensure_topic(&settings.event_log).await?;
         read_model
             .bind_to_log(&settings.event_log.topic, &layout.cluster_id)
             .map_err(|source| StartupError::ReadModel {
@@ -217,7 +218,7 @@ impl Application {
     /// When the projector failed, or state could not be flushed on the way out.
     pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
         let failed_projector = tokio::select! {
-            () = stop_signal() => None,
+            () = shutdown::stop_signal() => None,
             outcome = &mut self.projector => Some(outcome),
         };
         tracing::info!("shutting down");
@@ -262,26 +263,4 @@ async fn bind(address: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAdd
         .map_err(bound)?;
     let local = listener.local_addr().map_err(bound)?;
     Ok((listener, local))
-}
-
-/// Resolves on the first SIGTERM or SIGINT.
-pub(crate) async fn stop_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; stopping on SIGINT only");
-                let _ = interrupt.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
 }

@@ -1,11 +1,11 @@
 //! `customer-registry export`: the registry as it stood at a moment (or at a log position), from
 //! the log alone, as JSON Lines or CSV.
 
-use super::log::{reader, replay, replay_ends};
 use super::{AuditError, ScratchReadModel};
 use crate::config::{ExportFormat, ExportSettings};
 use crate::domain::{Customer, TextField};
-use crate::projection::{BatchApplier, LogPosition};
+use crate::log::{reader, replay, replay_ends, LogPosition};
+use crate::projection::BatchApplier;
 use rdkafka::message::Message;
 use std::io::Write;
 use std::process::ExitCode;
@@ -36,7 +36,7 @@ pub async fn export(settings: &ExportSettings) -> Result<ExitCode, AuditError> {
         let mut scratch = ScratchReadModel::create(scratch_dir)?;
         let ends = replay_ends(&reader(&event_log)?, &event_log.topic, until.as_ref())?;
         let mut applier = BatchApplier::new(&mut scratch.writer);
-        let events_read = replay(&event_log, &ends, |message| {
+        let events_read = replay::<AuditError>(&event_log, &ends, |message| {
             let written_at = message.timestamp().to_millis();
             let after_bound = as_of.is_some_and(|bound| {
                 written_at.is_some_and(|millis| millis > bound.timestamp_millis())

@@ -1,11 +1,10 @@
 //! Tools for auditors and downstream teams, all built on replaying the event log: rebuild the read
 //! model, verify it, export the registry as it stood at a moment, follow the log as consumers see
-//! it, and read one customer's history back from Kafka.
+//! it. (Reading the log itself, for them and for a customer's history, is [`crate::log`]'s.)
 //!
 //! Exit codes of the subcommands: 0 success, 1 drift found (`audit` only), 2 error.
 
 mod export;
-pub mod log;
 mod rebuild;
 mod tail;
 mod verify;
@@ -15,8 +14,8 @@ pub use rebuild::rebuild;
 pub use tail::tail;
 pub use verify::audit;
 
+use crate::log::{LogReadError, TopicError};
 use crate::read_model::{self, FlushPolicy, ReadModel, ReadModelError, ReadModelWriter};
-use crate::write::TopicError;
 use rdkafka::error::KafkaError;
 use std::path::{Path, PathBuf};
 
@@ -29,36 +28,12 @@ pub enum AuditError {
     /// The topic is unreachable or missing.
     #[error(transparent)]
     Topic(#[from] TopicError),
-    /// The topic does not exist.
-    #[error("topic {0} does not exist")]
-    NoTopic(String),
+    /// The log could not be read.
+    #[error(transparent)]
+    Read(#[from] LogReadError),
     /// A read model failed.
     #[error(transparent)]
     ReadModel(#[from] ReadModelError),
-    /// A record named by the read model is no longer in the log.
-    #[error("the record at partition {partition}, offset {offset} is not in the log")]
-    Missing {
-        /// Its partition.
-        partition: i32,
-        /// Its offset.
-        offset: i64,
-    },
-    /// The broker did not deliver a record in time.
-    #[error("reading partition {partition}, offset {offset} timed out: the broker did not answer")]
-    TimedOut {
-        /// Its partition.
-        partition: i32,
-        /// Its offset.
-        offset: i64,
-    },
-    /// The broker stopped delivering records mid-replay.
-    #[error("the replay stalled after {read} of {total} records: the broker stopped answering")]
-    Stalled {
-        /// Records read.
-        read: u64,
-        /// Records expected.
-        total: u64,
-    },
     /// A file could not be written or moved.
     #[error("{what}: {source}")]
     Io {

@@ -1,12 +1,11 @@
 //! `customer-registry rebuild`: a fresh projection from offset 0, built beside the live one and
 //! swapped in atomically once complete. A crash mid-way leaves the live one as it was.
 
-use super::log::{reader, replay, replay_ends};
 use super::{check_follows, live_read_model_dir, AuditError};
 use crate::config::ToolSettings;
+use crate::log::{existing_topic, reader, replay, replay_ends};
 use crate::projection::BatchApplier;
 use crate::read_model::{self, FlushPolicy, ReadModelError};
-use crate::write::existing_topic;
 use rdkafka::message::Message;
 use serde::Serialize;
 use std::ffi::CString;
@@ -62,7 +61,7 @@ pub async fn rebuild(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
             None,
         )?;
         let mut applier = BatchApplier::new(&mut writer);
-        let events_read = replay(&settings_for_replay, &ends, |message| {
+        let events_read = replay::<AuditError>(&settings_for_replay, &ends, |message| {
             Ok(applier.push(message.partition(), message.offset(), message.payload())?)
         })?;
         applier.finish()?;

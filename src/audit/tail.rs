@@ -1,10 +1,9 @@
 //! `customer-registry events tail`: the records of the topic as JSON Lines, with partition, offset
 //! and timestamp, exactly as a downstream consumer receives them.
 
-use super::log::PublishedRecord;
 use super::AuditError;
 use crate::config::TailSettings;
-use crate::kafka_logs::{client_config, KafkaLogs};
+use crate::log::{client_config, KafkaLogs, LogReadError, PublishedRecord};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::io::Write;
@@ -42,11 +41,11 @@ pub async fn tail(settings: &TailSettings) -> Result<ExitCode, AuditError> {
         }
     }
     if assignment.count() == 0 {
-        return Err(AuditError::NoTopic(event_log.topic.clone()));
+        return Err(LogReadError::NoTopic(event_log.topic.clone()).into());
     }
     consumer.assign(&assignment)?;
     eprintln!("following {} (Ctrl-C to stop)", event_log.topic);
-    let stop = crate::app::stop_signal();
+    let stop = crate::shutdown::stop_signal();
     tokio::pin!(stop);
     loop {
         tokio::select! {

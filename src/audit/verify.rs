@@ -3,14 +3,13 @@
 //! customer's JSON, fields in contract order; a stored customer that can no longer be read is
 //! digested by why, and so differs).
 
-use super::log::{reader, replay, replay_ends};
 use super::rebuild::in_use;
 use super::{check_follows, live_read_model_dir, AuditError, ScratchReadModel};
 use crate::config::ToolSettings;
 use crate::domain::CustomerId;
-use crate::projection::{BatchApplier, LogPosition};
+use crate::log::{existing_topic, reader, replay, replay_ends, LogPosition};
+use crate::projection::BatchApplier;
 use crate::read_model::{self, ReadModel, RejectedEvent};
-use crate::write::existing_topic;
 use rdkafka::message::Message;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -82,7 +81,7 @@ pub async fn audit(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
         let mut scratch = ScratchReadModel::create(scratch_dir)?;
         let ends = replay_ends(&reader(&event_log)?, &event_log.topic, None)?;
         let mut applier = BatchApplier::new(&mut scratch.writer);
-        let events_read = replay(&event_log, &ends, |message| {
+        let events_read = replay::<AuditError>(&event_log, &ends, |message| {
             Ok(applier.push(message.partition(), message.offset(), message.payload())?)
         })?;
         applier.finish()?;

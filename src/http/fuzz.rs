@@ -10,7 +10,7 @@
 use super::negotiation::Format;
 use super::{body, query_string, ApiError};
 use crate::domain::{Customer, CustomerDetails};
-use crate::projection::LogPosition;
+use crate::log::LogPosition;
 use crate::read_model::{parse_page, CustomerQuery};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};

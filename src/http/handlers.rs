@@ -10,8 +10,8 @@ use crate::domain::{
     shown, AccountId, Customer, CustomerDetails, CustomerId, FieldError, IdempotencyKey,
     RuleViolation, ValidationErrors,
 };
+use crate::log::LogPosition;
 use crate::metrics::Snapshot;
-use crate::projection::LogPosition;
 use crate::read_model::{parse_page, CustomerQuery, ReadModelError, Work, INLINE_WORK, MAX_WORK};
 use std::sync::Arc;
 use warp::http::{header, HeaderValue, StatusCode};

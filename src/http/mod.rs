@@ -17,9 +17,9 @@ mod xml;
 
 pub use problem::ApiError;
 
-use crate::audit::log::HistoryReader;
 use crate::auth::{Authenticator, Caller};
 use crate::domain::AuditTrail;
+use crate::log::HistoryReader;
 use crate::metrics::Metrics;
 use crate::projection::readiness::Readiness;
 use crate::projection::ProjectionProgress;
@@ -360,8 +360,7 @@ where
 mod tests {
     use super::*;
     use crate::config::EventLogSettings;
-    use crate::projection::LogPosition;
-    use crate::write::EventLog;
+    use crate::log::{EventLog, LogPosition};
     use std::collections::BTreeMap;
     use tokio::sync::watch;
 

@@ -3,11 +3,11 @@
 
 use super::negotiation::Format;
 use super::xml;
-use crate::audit::log::HISTORY_READERS;
 use crate::auth::AuthError;
 use crate::domain::{FieldError, ValidationErrors};
+use crate::log::{EventLogError, HISTORY_READERS};
 use crate::read_model::ReadModelError;
-use crate::write::{CreateError, EventLogError};
+use crate::write::CreateError;
 use serde::Serialize;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;

@@ -15,7 +15,7 @@
 use super::negotiation::problem_format;
 use super::unparsable::ProblemAnswers;
 use super::ApiError;
-use crate::kafka_logs::OutageLog;
+use crate::log::OutageLog;
 use crate::metrics::{Metrics, Refusal};
 use futures::FutureExt;
 use hyper::body::Incoming;

@@ -7,8 +7,8 @@
 
 use super::problem::ProblemFields;
 use super::ApiError;
-use crate::audit::log::PublishedRecord;
 use crate::domain::{Customer, FieldError, FieldValue};
+use crate::log::PublishedRecord;
 use crate::read_model::RejectedEvent;
 use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::Event;

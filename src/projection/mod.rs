@@ -11,17 +11,15 @@
 //! saw at start ([`ProjectionProgress::is_caught_up`]) the API does not serve reads: so nothing a
 //! client was shown before the crash is ever missing after it.
 
-mod position;
 mod progress;
 pub mod readiness;
 mod replay;
 
-pub use position::LogPosition;
 pub use progress::ProjectionProgress;
 pub use replay::BatchApplier;
 
 use crate::domain::{EventDecodeError, RegistryEvent};
-use crate::kafka_logs::{client_config, KafkaLogs, OutageLog};
+use crate::log::{client_config, KafkaLogs, LogPosition, OutageLog};
 use crate::metrics::Metrics;
 use crate::read_model::{
     ApplyOutcome, LogRecord, PreparedBatch, ReadModel, ReadModelError, ReadModelWriter,

@@ -1,6 +1,6 @@
 //! How far the projection has got, so a request can wait until what it needs has been applied.
 
-use super::position::LogPosition;
+use crate::log::LogPosition;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio::sync::watch;

@@ -3,7 +3,7 @@
 //! reads the log's end every second; `/readyz` reports its last verdict.
 
 use super::ProjectionProgress;
-use crate::kafka_logs::{client_config, KafkaLogs};
+use crate::log::{client_config, KafkaLogs};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
 use std::sync::Arc;

@@ -8,11 +8,11 @@
 //!   the projection applies the first and skips the second, and each replica answers the customer
 //!   its projection holds; a request whose details differ from it learns the key was taken.
 
-use super::event_log::{EventLog, EventLogError, RecordPosition};
 use crate::domain::{
     AuditTrail, Customer, CustomerCreated, CustomerDetails, IdempotencyKey, RegistryEvent,
 };
-use crate::projection::{LogPosition, ProjectionProgress};
+use crate::log::{EventLog, EventLogError, LogPosition, RecordPosition};
+use crate::projection::ProjectionProgress;
 use crate::read_model::{ReadModel, ReadModelError};
 use std::sync::Arc;
 use std::time::Duration;

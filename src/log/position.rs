@@ -1,12 +1,22 @@
-//! A position in the log: for each partition, the next offset, everything before which is
-//! included. Written in headers as `partition:offset` pairs, e.g. `0:15,1:7,2:33`.
+//! Positions in the log: where one record landed, and for a whole read model or a client's
+//! read, each partition's next offset, everything before which is included. Written in headers
+//! as `partition:offset` pairs, e.g. `0:15,1:7,2:33`.
 
 use crate::domain::shown;
-use crate::write::RecordPosition;
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// The part of the log a read model reflects, or that a client needs reflected.
+/// Where one appended record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordPosition {
+    /// The topic partition.
+    pub partition: i32,
+    /// The record's offset in it.
+    pub offset: i64,
+}
+
+/// The part of the log a read model reflects, or that a client needs reflected: the next offset
+/// of each partition.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogPosition(BTreeMap<i32, i64>);
 

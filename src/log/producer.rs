@@ -1,8 +1,9 @@
 //! The Kafka producer that appends events: idempotent, `acks=all`, keyed by customer id.
 
+use super::client::{client_config, KafkaLogs};
+use super::position::RecordPosition;
 use crate::config::EventLogSettings;
 use crate::domain::{RegistryEvent, SCHEMA_VERSION};
-use crate::kafka_logs::{client_config, KafkaLogs};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -12,15 +13,6 @@ use std::time::Duration;
 
 /// How long a record may wait for the broker's confirmation before the create fails.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Where an appended record landed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordPosition {
-    /// The topic partition.
-    pub partition: i32,
-    /// The record's offset in it.
-    pub offset: i64,
-}
 
 /// Why an event could not be appended.
 #[derive(Debug, thiserror::Error)]

@@ -1,13 +1,13 @@
 //! Reading the event log as it was published: single records by position, and whole replays from
 //! offset 0 up to the end the log had when the replay began (or an earlier bound).
 
-use super::AuditError;
+use super::client::{client_config, KafkaLogs};
+use super::position::LogPosition;
 use crate::config::EventLogSettings;
-use crate::kafka_logs::{client_config, KafkaLogs};
-use crate::projection::LogPosition;
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
@@ -15,6 +15,41 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Why the log could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LogReadError {
+    /// Kafka could not be read.
+    #[error("reading the event log failed: {0}")]
+    Kafka(#[from] KafkaError),
+    /// The topic does not exist.
+    #[error("topic {0} does not exist")]
+    NoTopic(String),
+    /// A record named by the read model is no longer in the log.
+    #[error("the record at partition {partition}, offset {offset} is not in the log")]
+    Missing {
+        /// Its partition.
+        partition: i32,
+        /// Its offset.
+        offset: i64,
+    },
+    /// The broker did not deliver a record in time.
+    #[error("reading partition {partition}, offset {offset} timed out: the broker did not answer")]
+    TimedOut {
+        /// Its partition.
+        partition: i32,
+        /// Its offset.
+        offset: i64,
+    },
+    /// The broker stopped delivering records mid-replay.
+    #[error("the replay stalled after {read} of {total} records: the broker stopped answering")]
+    Stalled {
+        /// Records read.
+        read: u64,
+        /// Records expected.
+        total: u64,
+    },
+}
 
 /// How long a read waits for the broker.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,7 +93,10 @@ impl PublishedRecord {
 }
 
 /// A consumer that commits nothing and joins no group: auditors read, never move anyone's offsets.
-pub fn reader(settings: &EventLogSettings) -> Result<BaseConsumer<KafkaLogs>, AuditError> {
+///
+/// # Errors
+/// [`LogReadError::Kafka`] when librdkafka refuses the configuration.
+pub fn reader(settings: &EventLogSettings) -> Result<BaseConsumer<KafkaLogs>, LogReadError> {
     Ok(client_config(&settings.kafka_bootstrap)
         .set("group.id", "customer-registry.audit")
         .set("enable.auto.commit", "false")
@@ -109,13 +147,13 @@ impl HistoryReader {
     /// holding a permit.
     ///
     /// # Errors
-    /// [`AuditError::Kafka`] when the broker cannot be read, [`AuditError::TimedOut`] when it does
-    /// not answer in time, [`AuditError::Missing`] when a record is no longer in the log.
+    /// [`LogReadError::Kafka`] when the broker cannot be read, [`LogReadError::TimedOut`] when it
+    /// does not answer in time, [`LogReadError::Missing`] when a record is no longer in the log.
     pub fn read_at(
         &self,
         _permit: &HistoryPermit,
         positions: &[(i32, i64)],
-    ) -> Result<Vec<PublishedRecord>, AuditError> {
+    ) -> Result<Vec<PublishedRecord>, LogReadError> {
         let idle = self
             .idle
             .lock()
@@ -138,7 +176,7 @@ fn read_records(
     consumer: &BaseConsumer<KafkaLogs>,
     topic: &str,
     positions: &[(i32, i64)],
-) -> Result<Vec<PublishedRecord>, AuditError> {
+) -> Result<Vec<PublishedRecord>, LogReadError> {
     let mut records = Vec::with_capacity(positions.len());
     for &(partition, offset) in positions {
         let mut assignment = TopicPartitionList::new();
@@ -147,7 +185,7 @@ fn read_records(
         let deadline = std::time::Instant::now() + BROKER_TIMEOUT;
         let record = loop {
             if std::time::Instant::now() > deadline {
-                return Err(AuditError::TimedOut { partition, offset });
+                return Err(LogReadError::TimedOut { partition, offset });
             }
             match consumer.poll(Duration::from_millis(200)) {
                 Some(Ok(message)) if message.partition() != partition => {}
@@ -155,7 +193,7 @@ fn read_records(
                     break PublishedRecord::of(&message)
                 }
                 Some(Ok(message)) if message.offset() > offset => {
-                    return Err(AuditError::Missing { partition, offset })
+                    return Err(LogReadError::Missing { partition, offset })
                 }
                 Some(Err(error)) => return Err(error.into()),
                 _ => {}
@@ -168,11 +206,15 @@ fn read_records(
 
 /// Where a replay stops: the end of the log as it is when the replay begins, or a position before
 /// it (partitions a position leaves out are not read).
+///
+/// # Errors
+/// [`LogReadError::NoTopic`] when the topic does not exist, [`LogReadError::Kafka`] when the
+/// broker cannot be read.
 pub fn replay_ends(
     consumer: &BaseConsumer<KafkaLogs>,
     topic: &str,
     until: Option<&LogPosition>,
-) -> Result<BTreeMap<i32, i64>, AuditError> {
+) -> Result<BTreeMap<i32, i64>, LogReadError> {
     let metadata = consumer.fetch_metadata(Some(topic), BROKER_TIMEOUT)?;
     let partitions: Vec<i32> = metadata
         .topics()
@@ -180,7 +222,7 @@ pub fn replay_ends(
         .flat_map(|found| found.partitions().iter().map(|partition| partition.id()))
         .collect();
     if partitions.is_empty() {
-        return Err(AuditError::NoTopic(topic.to_owned()));
+        return Err(LogReadError::NoTopic(topic.to_owned()));
     }
     let mut ends = BTreeMap::new();
     for partition in partitions {
@@ -199,20 +241,25 @@ pub fn replay_ends(
 /// A blocking call.
 ///
 /// # Errors
-/// [`AuditError`] from Kafka or from `on_record`.
-pub fn replay(
+/// [`LogReadError`] (converted into `E`) from Kafka, or `on_record`'s own error.
+pub fn replay<E: From<LogReadError>>(
     settings: &EventLogSettings,
     ends: &BTreeMap<i32, i64>,
-    mut on_record: impl FnMut(&BorrowedMessage<'_>) -> Result<(), AuditError>,
-) -> Result<u64, AuditError> {
+    mut on_record: impl FnMut(&BorrowedMessage<'_>) -> Result<(), E>,
+) -> Result<u64, E> {
+    let kafka = |error: KafkaError| E::from(LogReadError::Kafka(error));
     let consumer = reader(settings)?;
     let mut assignment = TopicPartitionList::new();
     let mut remaining: BTreeMap<i32, i64> = BTreeMap::new();
     let mut total = 0u64;
     for (&partition, &end) in ends {
-        let (low, _) = consumer.fetch_watermarks(&settings.topic, partition, BROKER_TIMEOUT)?;
+        let (low, _) = consumer
+            .fetch_watermarks(&settings.topic, partition, BROKER_TIMEOUT)
+            .map_err(kafka)?;
         if end > low {
-            assignment.add_partition_offset(&settings.topic, partition, Offset::Offset(low))?;
+            assignment
+                .add_partition_offset(&settings.topic, partition, Offset::Offset(low))
+                .map_err(kafka)?;
             remaining.insert(partition, end);
             total += (end - low) as u64;
         }
@@ -222,13 +269,13 @@ pub fn replay(
         progress.finish_and_clear();
         return Ok(0);
     }
-    consumer.assign(&assignment)?;
+    consumer.assign(&assignment).map_err(kafka)?;
     let mut read = 0u64;
     while !remaining.is_empty() {
         let Some(polled) = consumer.poll(BROKER_TIMEOUT) else {
-            return Err(AuditError::Stalled { read, total });
+            return Err(LogReadError::Stalled { read, total }.into());
         };
-        let message = polled?;
+        let message = polled.map_err(kafka)?;
         let partition = message.partition();
         let Some(&end) = remaining.get(&partition) else {
             continue;
