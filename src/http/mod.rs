@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use warp::http::{HeaderMap, HeaderName, HeaderValue};
 use warp::reply::Response;
+use warp::filters::BoxedFilter;
 use warp::{Filter, Rejection, Reply};
 
 /// Every route: its path as the OpenAPI document names it, and the methods it answers (any
@@ -175,7 +176,7 @@ fn is_request_id(id: &str) -> bool {
 }
 
 /// Every route of the API, each request counted in the metrics by its route's template.
-pub fn routes(state: ApiState) -> impl Filter<Extract = impl Reply, Error = Infallible> + Clone {
+pub fn routes(state: ApiState) -> impl Filter<Extract = impl Reply, Error = Rejection> + Clone {
     let metrics = state.metrics.clone();
     api_routes(state).with(warp::log::custom(move |info| {
         metrics.observe_request(
@@ -218,8 +219,9 @@ fn route_template(path: &str) -> &'static str {
     }
 }
 
-/// The routes of the API, every request answered by one of them.
-fn api_routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+/// The routes of the API, every request answered by one of them. Boxed: the chain of routes is
+/// deep enough as one type that the compiler's recursion limit stops a release build.
+fn api_routes(state: ApiState) -> BoxedFilter<(Response,)> {
     let collection = || warp::path!("api" / "v01" / "customers");
     let item = || warp::path!("api" / "v01" / "customers" / String);
     let history = || warp::path!("api" / "v01" / "customers" / String / "events");
@@ -322,6 +324,7 @@ fn api_routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Inf
         .unify()
         .or(anything_else)
         .unify()
+        .boxed()
 }
 
 fn with_state(state: ApiState) -> impl Filter<Extract = (ApiState,), Error = Infallible> + Clone {
@@ -369,7 +372,7 @@ mod tests {
     fn api(
         dir: &std::path::Path,
     ) -> (
-        impl Filter<Extract = (Response,), Error = Infallible> + Clone,
+        impl Filter<Extract = (Response,), Error = Rejection> + Clone,
         watch::Sender<BTreeMap<i32, i64>>,
     ) {
         api_with(dir, Authenticator::disabled())
@@ -380,7 +383,7 @@ mod tests {
         dir: &std::path::Path,
         auth: Authenticator,
     ) -> (
-        impl Filter<Extract = (Response,), Error = Infallible> + Clone,
+        impl Filter<Extract = (Response,), Error = Rejection> + Clone,
         watch::Sender<BTreeMap<i32, i64>>,
     ) {
         let (read_model, _) = crate::read_model::open(dir).unwrap();
