@@ -104,7 +104,7 @@ PROBLEM_TYPES = [
     ("/problems/replica-behind", 503, "The replica did not reach X-Min-Log-Position within --projection-wait-ms (Retry-After: 1)."),
     ("/problems/history-busy", 503, "HISTORY_READERS (4) history reads are already running (Retry-After: 1)."),
     ("/problems/overloaded", 503, "Load shedding: --max-in-flight requests are already being answered (Retry-After: 1). Never for /healthz, /readyz, /metrics. Carries no X-Request-Id."),
-    ("/problems/deadline-exceeded", 503, "The request was not answered within --request-deadline-ms (Retry-After: 1). Never for /healthz, /readyz, /metrics. Carries no X-Request-Id."),
+    ("/problems/deadline-exceeded", 503, "The request was not answered within --request-deadline-ms (Retry-After: 1). Carries no X-Request-Id."),
 ]
 
 FIELD_ERROR_CODES = [

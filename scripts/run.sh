@@ -15,11 +15,15 @@ export REGISTRY_KAFKA_BOOTSTRAP=${REGISTRY_KAFKA_BOOTSTRAP:-127.0.0.1:${KAFKA_PO
 cargo build --locked --release --bin customer-registry
 registry=${CARGO_TARGET_DIR:-target}/release/customer-registry
 
-no_auth=${REGISTRY_NO_AUTH:-}
+# REGISTRY_NO_AUTH is read as serve reads it: 1/true/yes/on serve without keys.
+no_auth=0
+case "$(printf '%s' "${REGISTRY_NO_AUTH:-}" | tr '[:upper:]' '[:lower:]')" in
+  1 | true | yes | on | y | t) no_auth=1 ;;
+esac
 for argument in "$@"; do
   [ "$argument" = --no-auth ] && no_auth=1
 done
-if [ -z "$no_auth" ] || [ "$no_auth" = 0 ] || [ "$no_auth" = false ]; then
+if [ "$no_auth" = 0 ]; then
   if [ -z "${REGISTRY_API_KEYS:-}" ]; then
     export REGISTRY_API_KEYS=.local/api-keys.jsonl
     if [ ! -f "$REGISTRY_API_KEYS" ]; then

@@ -9,6 +9,7 @@ use prometheus::{
 };
 use std::sync::Arc;
 use std::time::Duration;
+use warp::http::Method;
 
 /// Upper bounds of the request-latency buckets, in seconds: 0.5 ms to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -46,6 +47,21 @@ pub struct Snapshot {
     pub customers: usize,
     /// Bytes the read model takes on disk.
     pub disk_bytes: u64,
+}
+
+/// A method as the metrics label it: the methods of HTTP, and `other` for any name a client
+/// makes up.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::POST => "POST",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// Every outcome of a projected record, each a series from the start.
@@ -87,8 +103,8 @@ impl Metrics {
         let refused = IntCounterVec::new(
             Opts::new(
                 "registry_http_requests_refused_total",
-                "Requests the server refused before any route ran: `overloaded` (load shedding), \
-                 `deadline` (not answered in time)",
+                "Requests the server answered 503 itself: `overloaded` (load shedding, before any \
+                 route ran), `deadline` (cut off when not answered in time)",
             ),
             &["reason"],
         )
@@ -174,13 +190,19 @@ impl Metrics {
         }))
     }
 
-    /// Counts an answered request. `route` is the route's template, never the raw path, so
-    /// that ids and typos do not each make a series.
-    pub fn observe_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+    /// Counts an answered request. `route` is the route's template, never the raw path, and the
+    /// method one of a fixed set, so that nothing a client sends makes a series of its own.
+    pub fn observe_request(
+        &self,
+        route: &'static str,
+        method: &Method,
+        status: u16,
+        elapsed: Duration,
+    ) {
         let series = &self.0;
         series
             .requests
-            .with_label_values(&[route, method, &status.to_string()])
+            .with_label_values(&[route, method_label(method), &status.to_string()])
             .inc();
         series
             .latency
@@ -188,7 +210,7 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// Counts a request the server refused before any route ran.
+    /// Counts a request the server answered 503 itself (shed, or cut off at its deadline).
     pub fn count_refusal(&self, refusal: Refusal) {
         self.0.refused.with_label_values(&[refusal.label()]).inc();
     }
@@ -240,7 +262,7 @@ impl Metrics {
     }
 }
 
-/// Why the server refused a request before any route ran.
+/// Why the server answered a request 503 itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// As many requests as may run at once were running.
@@ -277,7 +299,9 @@ mod tests {
     #[test]
     fn every_series_is_exposed_from_the_start_and_counts_what_it_is_told() {
         let metrics = Metrics::new();
-        metrics.observe_request("customers", "GET", 200, Duration::from_millis(3));
+        metrics.observe_request("customers", &Method::GET, 200, Duration::from_millis(3));
+        let made_up = Method::from_bytes(b"MADEUP").unwrap();
+        metrics.observe_request("other", &made_up, 404, Duration::from_millis(1));
         metrics.count_records(&[ApplyOutcome::Applied; 5]);
         let guard = metrics.create_in_flight();
         let text = metrics.render(&Snapshot {
@@ -289,6 +313,7 @@ mod tests {
         });
         for line in [
             r#"registry_http_requests_total{method="GET",route="customers",status="200"} 1"#,
+            r#"registry_http_requests_total{method="other",route="other",status="404"} 1"#,
             r#"registry_http_request_duration_seconds_bucket{route="customers",le="0.005"} 1"#,
             r#"registry_projector_records_total{outcome="applied"} 5"#,
             r#"registry_projector_records_total{outcome="rejected"} 0"#,

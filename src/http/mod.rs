@@ -30,9 +30,9 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
+use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, HeaderName, HeaderValue};
 use warp::reply::Response;
-use warp::filters::BoxedFilter;
 use warp::{Filter, Rejection, Reply};
 
 /// Every route: its path as the OpenAPI document names it, and the methods it answers (any
@@ -181,7 +181,7 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = impl Reply, Error = Reje
     api_routes(state).with(warp::log::custom(move |info| {
         metrics.observe_request(
             route_template(info.path()),
-            info.method().as_str(),
+            info.method(),
             info.status().as_u16(),
             info.elapsed(),
         );

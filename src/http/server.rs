@@ -17,7 +17,6 @@ use super::unparsable::ProblemAnswers;
 use super::ApiError;
 use crate::log::OutageLog;
 use crate::metrics::{Metrics, Refusal};
-use futures::FutureExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -101,8 +100,10 @@ pub async fn serve(
             }
         }
     }
-    // Clients in the backlog have sent their requests: they are answered, not reset.
-    while let Some(Ok((stream, remote))) = listener.accept().now_or_never() {
+    // Clients in the backlog have sent their requests: they are answered, not reset. Each
+    // accept waits a moment, so that a connection the reactor has not reported yet is taken too.
+    while let Ok(Ok((stream, remote))) = tokio::time::timeout(BACKLOG_WAIT, listener.accept()).await
+    {
         server.spawn(stream, remote, None);
     }
     drop(listener);
@@ -133,6 +134,9 @@ impl<S> Routes for S where
         + 'static
 {
 }
+
+/// How long shutdown waits for one more connection from the backlog before closing the listener.
+const BACKLOG_WAIT: Duration = Duration::from_millis(10);
 
 /// How long shutdown waits for connections accepted last to have their first request read.
 pub const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
@@ -237,7 +241,10 @@ where
         mut self,
         mut request: Request<Incoming>,
     ) -> impl Future<Output = Result<Response, Infallible>> + Send {
+        let arrived = std::time::Instant::now();
         self.first_read.mark();
+        let route = super::route_template(request.uri().path());
+        let method = request.method().clone();
         request.extensions_mut().insert(self.client);
         let format = problem_format(
             request
@@ -255,16 +262,18 @@ where
         let deadline = self.deadline;
         let metrics = self.metrics;
         async move {
+            // The routes count what they answer; what the server answers itself is counted here.
+            let refused = |refusal, error: ApiError| {
+                metrics.count_refusal(refusal);
+                metrics.observe_request(route, &method, 503, arrived.elapsed());
+                error.into_response(format)
+            };
             let Ok((_permit, answering)) = answering else {
-                metrics.count_refusal(Refusal::Overloaded);
-                return Ok(ApiError::Overloaded.into_response(format));
+                return Ok(refused(Refusal::Overloaded, ApiError::Overloaded));
             };
             Ok(match tokio::time::timeout(deadline, answering).await {
                 Ok(answered) => answered?,
-                Err(_) => {
-                    metrics.count_refusal(Refusal::Deadline);
-                    ApiError::DeadlineExceeded(deadline).into_response(format)
-                }
+                Err(_) => refused(Refusal::Deadline, ApiError::DeadlineExceeded(deadline)),
             })
         }
     }

@@ -121,6 +121,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ProblemAnswers<S> {
 /// The problem answer standing for `written`, when `written` is hyper's own answer to a request
 /// it could not parse.
 fn problem_for(written: &[u8]) -> Option<Vec<u8>> {
+    // Most writes are bodies or ordinary heads: a cheap look at the start settles them.
+    if !written.starts_with(b"HTTP/1.1 4") {
+        return None;
+    }
     let head = std::str::from_utf8(written).ok()?;
     let head = head.strip_suffix("\r\n\r\n")?;
     let mut lines = head.split("\r\n");
