@@ -273,10 +273,14 @@ pub fn revoke(path: &Path, name: &str) -> Result<(), KeyFileError> {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");
     let temporary = PathBuf::from(temporary);
+    // Left over from an interrupted revoke, it may have other permissions: made afresh.
+    match fs::remove_file(&temporary) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(io(error)),
+        _ => {}
+    }
     let mut file = private_options()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .open(&temporary)
         .map_err(io)?;
     file.write_all(kept.as_bytes()).map_err(io)?;
