@@ -131,6 +131,11 @@ pub fn load(path: &Path) -> Result<Vec<KeyEntry>, KeyFileError> {
         path: path.to_owned(),
         source,
     })?;
+    parse(path, &text)
+}
+
+/// The entries of `text`, the contents of the file at `path`.
+fn parse(path: &Path, text: &str) -> Result<Vec<KeyEntry>, KeyFileError> {
     let mut entries: Vec<KeyEntry> = Vec::new();
     for (index, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -210,11 +215,17 @@ fn render(entry: &KeyEntry) -> String {
 /// The name is invalid or taken, the file is invalid, or it cannot be written.
 pub fn add(path: &Path, name: &str, scope: Scope) -> Result<String, KeyFileError> {
     check_name(name).map_err(KeyFileError::BadName)?;
-    let existing = if path.exists() {
-        load(path)?
-    } else {
-        Vec::new()
+    let io = |source| KeyFileError::Io {
+        path: path.to_owned(),
+        source,
     };
+    // Read once: for the names it holds, and whether its last line lacks its newline.
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(error) => return Err(io(error)),
+    };
+    let existing = parse(path, &text)?;
     if existing.iter().any(|entry| entry.name == name) {
         return Err(KeyFileError::NameTaken {
             path: path.to_owned(),
@@ -229,20 +240,13 @@ pub fn add(path: &Path, name: &str, scope: Scope) -> Result<String, KeyFileError
         sha256: digest(&key),
         scope,
     };
-    let io = |source| KeyFileError::Io {
-        path: path.to_owned(),
-        source,
-    };
     let mut file = private_options()
         .append(true)
         .create(true)
         .open(path)
         .map_err(io)?;
     // A file whose last line lacks its newline still gets the entry on a line of its own.
-    let needs_newline = fs::read(path)
-        .map_err(io)?
-        .last()
-        .is_some_and(|last| *last != b'\n');
+    let needs_newline = !text.is_empty() && !text.ends_with('\n');
     let separator = if needs_newline { "\n" } else { "" };
     writeln!(file, "{separator}{}", render(&entry)).map_err(io)?;
     file.sync_all().map_err(io)?;

@@ -245,14 +245,10 @@ where
         self.first_read.mark();
         let route = super::route_template(request.uri().path());
         let method = request.method().clone();
+        // Read only if the server answers itself (a cheap clone: header values share bytes).
+        let accept = request.headers().get(header::ACCEPT).cloned();
         request.extensions_mut().insert(self.client);
-        let format = problem_format(
-            request
-                .headers()
-                .get(header::ACCEPT)
-                .and_then(|accept| accept.to_str().ok()),
-        );
-        let exempt = matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics");
+        let exempt = matches!(route, "/healthz" | "/readyz" | "/metrics");
         let permit = if exempt {
             Ok(None)
         } else {
@@ -266,7 +262,8 @@ where
             let refused = |refusal, error: ApiError| {
                 metrics.count_refusal(refusal);
                 metrics.observe_request(route, &method, 503, arrived.elapsed());
-                error.into_response(format)
+                let accept = accept.as_ref().and_then(|accept| accept.to_str().ok());
+                error.into_response(problem_format(accept))
             };
             let Ok((_permit, answering)) = answering else {
                 return Ok(refused(Refusal::Overloaded, ApiError::Overloaded));
