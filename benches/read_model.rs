@@ -64,7 +64,9 @@ fn records(range: std::ops::Range<u32>) -> Vec<LogRecord> {
         .map(|n| LogRecord {
             partition: 0,
             offset: i64::from(n),
-            change: RecordChange::Created(Box::new(CustomerCreated::new(customer(n)))),
+            change: RecordChange::Event(Box::new(RegistryEvent::CustomerCreated(
+                CustomerCreated::new(customer(n)),
+            ))),
         })
         .collect()
 }

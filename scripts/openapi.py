@@ -116,7 +116,7 @@ FIELD_ERROR_CODES = [
     ("control_character", "A value holding a control character (C0, DEL, C1, anywhere) or a bidirectional control (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069)."),
     ("unknown_field", "A create body member that is not a Customer field (e.g. a typo such as `lastname`); the name is quoted up to 64 characters."),
     ("repeated_field", "A create body member given twice."),
-    ("server_assigned", "`id` or `createdAt` sent in a create body."),
+    ("server_assigned", "`id`, `createdAt`, `updatedAt` or `version` sent in a body."),
     ("unknown_parameter", "A query parameter the find or listing does not take."),
     ("repeated_parameter", "A query parameter given twice."),
     ("unknown_partition", "X-Min-Log-Position names a partition the topic does not have (as known to this replica)."),
@@ -232,6 +232,14 @@ customer_props["createdAt"] = {
     "type": "string", "format": "date-time", "pattern": MILLIS,
     "description": "Server-assigned creation time: RFC 3339, UTC, exactly three fractional digits (e.g. 2026-11-25T16:48:31.137Z).",
 }
+customer_props["updatedAt"] = {
+    "type": "string", "format": "date-time", "pattern": MILLIS,
+    "description": "When the last change applied (equals createdAt until the first update); same form as createdAt.",
+}
+customer_props["version"] = {
+    "type": "integer", "minimum": 1,
+    "description": "1 after the create, one more per applied update or delete. Answers carry it as `ETag: \"<version>\"`.",
+}
 
 input_props = {"accountId": sref("AccountId")}
 for n, m, d in TEXT_FIELDS:
@@ -244,14 +252,15 @@ schemas = {
     },
     "Customer": {
         "type": "object",
-        "description": "A registered customer. Members appear in this order: id, accountId, each present optional field, createdAt. Absent optional fields are omitted, never null. XML: a `<customer>` element with one child element per member, named as in JSON.",
-        "required": ["id", "accountId", "createdAt"],
+        "description": "A registered customer. Members appear in this order: id, accountId, each present optional field, createdAt, updatedAt, version. Absent optional fields are omitted, never null. XML: a `<customer>` element with one child element per member, named as in JSON.",
+        "required": ["id", "accountId", "createdAt", "updatedAt", "version"],
         "properties": customer_props,
         "xml": {"name": "customer"},
         "examples": [{
             "id": "019abb9c-4f2e-7a10-8c55-2f0d6e9b1c43", "accountId": 42, "firstName": "Émile",
             "lastName": "Hamilton", "email": "emile@example.com", "phone": "+1 (212) 555-0101",
             "city": "New York", "state": "NY", "countryCode": "US", "createdAt": "2026-11-25T16:48:31.137Z",
+            "updatedAt": "2026-11-25T16:48:31.137Z", "version": 1,
         }],
     },
     "CustomerInput": {
@@ -261,7 +270,7 @@ schemas = {
             "and every broken rule is reported (`errors`, at most 100, the rest counted in `omittedErrors`). "
             "XML: a `<customer>` root element with one child element per field, named as in JSON; an empty element is null; "
             "no DOCTYPE, only the five predefined entities and character references. "
-            "`id` or `createdAt` is `server_assigned`, any other member `unknown_field`, a member given twice `repeated_field` (400 /problems/validation-failed)."
+            "`id`, `createdAt`, `updatedAt` or `version` is `server_assigned`, any other member `unknown_field`, a member given twice `repeated_field` (400 /problems/validation-failed)."
         ),
         "required": ["accountId"],
         "additionalProperties": False,

@@ -65,10 +65,12 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 /// Every outcome of a projected record, each a series from the start.
-const OUTCOMES: [ApplyOutcome; 4] = [
+const OUTCOMES: [ApplyOutcome; 6] = [
     ApplyOutcome::Applied,
     ApplyOutcome::Duplicate,
     ApplyOutcome::Conflict,
+    ApplyOutcome::Stale,
+    ApplyOutcome::Absent,
     ApplyOutcome::Rejected,
 ];
 
@@ -78,6 +80,8 @@ fn outcome_label(outcome: ApplyOutcome) -> &'static str {
         ApplyOutcome::Applied => "applied",
         ApplyOutcome::Duplicate => "duplicate",
         ApplyOutcome::Conflict => "conflict",
+        ApplyOutcome::Stale => "stale",
+        ApplyOutcome::Absent => "absent",
         ApplyOutcome::Rejected => "rejected",
     }
 }

@@ -13,9 +13,15 @@ fn load(path: &str) -> Value {
 }
 
 fn schema() -> jsonschema::Validator {
+    schema_of("created")
+}
+
+/// The published schema of `CustomerCreated`, `CustomerUpdated` or `CustomerDeleted` (by the
+/// word after `Customer`, lower case).
+fn schema_of(kind: &str) -> jsonschema::Validator {
     jsonschema::options()
         .should_validate_formats(true)
-        .build(&load("events/customer-created.v1.schema.json"))
+        .build(&load(&format!("events/customer-{kind}.v1.schema.json")))
         .expect("the published schema is a valid JSON Schema")
 }
 
@@ -31,8 +37,47 @@ fn assert_valid(validator: &jsonschema::Validator, event: &Value) {
 }
 
 #[test]
-fn the_published_example_validates() {
-    assert_valid(&schema(), &load("events/examples/customer-created.v1.json"));
+fn the_published_examples_validate() {
+    for kind in ["created", "updated", "deleted"] {
+        let example = load(&format!("events/examples/customer-{kind}.v1.json"));
+        assert_valid(&schema_of(kind), &example);
+        // And the registry itself reads each as the event it describes.
+        let decoded =
+            customer_registry::domain::RegistryEvent::decode(example.to_string().as_bytes())
+                .unwrap_or_else(|error| panic!("the {kind} example: {error}"));
+        assert_eq!(
+            decoded.event_type().to_lowercase(),
+            format!("customer{kind}")
+        );
+    }
+}
+
+#[test]
+fn the_change_schemas_reject_what_the_contract_forbids() {
+    let updated = schema_of("updated");
+    let example = load("events/examples/customer-updated.v1.json");
+    let mut version_one = example.clone();
+    version_one["data"]["version"] = json!(1);
+    let mut no_changes = example.clone();
+    no_changes["data"]["changes"] = json!({});
+    let mut unknown_field = example.clone();
+    unknown_field["data"]["changes"]["nickname"] = json!("x");
+    let mut not_text = example.clone();
+    not_text["data"]["changes"]["city"] = json!(5);
+    for broken in [version_one, no_changes, unknown_field, not_text] {
+        assert!(!updated.is_valid(&broken), "{broken} should not validate");
+    }
+    let deleted = schema_of("deleted");
+    let mut no_version = load("events/examples/customer-deleted.v1.json");
+    no_version["data"]
+        .as_object_mut()
+        .unwrap()
+        .remove("version");
+    assert!(!deleted.is_valid(&no_version));
+    assert!(
+        !deleted.is_valid(&example),
+        "an update is not a delete (eventType)"
+    );
 }
 
 #[test]
@@ -79,9 +124,20 @@ async fn every_event_the_service_writes_validates_against_the_schema() {
             customer["id"].as_str().unwrap(),
             "keyed by customer id"
         );
-        assert!(
-            created.contains(customer),
-            "{customer} is what the API answered"
+        // The API answers the customer with its version and update time; the event carries
+        // the customer as v1 always did (version 1, updated when created).
+        let answered = created
+            .iter()
+            .find(|answer| answer["id"] == customer["id"])
+            .expect("the API answered this customer");
+        assert_eq!(answered["version"], 1);
+        assert_eq!(answered["updatedAt"], answered["createdAt"]);
+        let mut as_created = answered.clone();
+        as_created.as_object_mut().unwrap().remove("version");
+        as_created.as_object_mut().unwrap().remove("updatedAt");
+        assert_eq!(
+            &as_created, customer,
+            "the event carries what the API answered"
         );
         assert_eq!(record.value["occurredAt"], customer["createdAt"]);
         assert_eq!(record.value["actor"], "anonymous");

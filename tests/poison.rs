@@ -19,7 +19,7 @@ async fn poison_records_are_listed_as_rejected_and_the_projector_goes_on() {
     let (status, before) = create(&registry, &json!({"accountId": 4, "lastName": "Before"})).await;
     assert_eq!(status, 201, "{before}");
     let garbage = produce_raw(&bootstrap, &topic, 0, "x", b"\xff\xfe not an event").await;
-    let unknown = json!({"eventId": "0199a000-0000-7000-8000-000000000001", "eventType": "CustomerDeleted",
+    let unknown = json!({"eventId": "0199a000-0000-7000-8000-000000000001", "eventType": "CustomerMerged",
                          "schemaVersion": 1, "occurredAt": "2026-01-01T00:00:00.000Z", "data": {}});
     let unknown = produce_raw(&bootstrap, &topic, 0, "y", unknown.to_string().as_bytes()).await;
     let newer = json!({"eventId": "0199a000-0000-7000-8000-000000000002", "eventType": "CustomerCreated",

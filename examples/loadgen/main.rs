@@ -255,9 +255,9 @@ async fn produce(
                     if n >= customers {
                         return (latencies, errors);
                     }
-                    let event = event_for(&data::customer(seed, n));
-                    let RegistryEvent::CustomerCreated(created) = &event;
+                    let created = created_event_for(&data::customer(seed, n));
                     let json = serde_json::to_vec(&created.customer).expect("a customer's JSON");
+                    let event = RegistryEvent::CustomerCreated(created);
                     customer_json_bytes.fetch_add(json.len() as u64 + 1, Ordering::Relaxed);
                     let (key, payload) = (event.customer_id().to_string(), event.encode());
                     let sent = Instant::now();
@@ -277,7 +277,7 @@ async fn produce(
 }
 
 /// The event the registry would write for `body`.
-fn event_for(body: &Value) -> RegistryEvent {
+fn created_event_for(body: &Value) -> CustomerCreated {
     let fields = body
         .as_object()
         .expect("generated customers are objects")
@@ -293,7 +293,7 @@ fn event_for(body: &Value) -> RegistryEvent {
             (name.clone(), value)
         });
     let details = CustomerDetails::parse(fields).expect("generated customers are valid");
-    RegistryEvent::CustomerCreated(CustomerCreated::new(Customer::register(details)))
+    CustomerCreated::new(Customer::register(details))
 }
 
 fn consume(bootstrap: &str, topic: &str) -> Value {

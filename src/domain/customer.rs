@@ -176,10 +176,27 @@ impl CustomerDetails {
         }
         Ok(())
     }
+
+    /// Leaves `field` absent.
+    pub fn clear_text(&mut self, field: TextField) {
+        match field {
+            TextField::FirstName => self.first_name = None,
+            TextField::LastName => self.last_name = None,
+            TextField::OrganizationName => self.organization_name = None,
+            TextField::Email => self.email = None,
+            TextField::Phone => self.phone = None,
+            TextField::Street => self.street = None,
+            TextField::City => self.city = None,
+            TextField::State => self.state = None,
+            TextField::ZipCode => self.zip_code = None,
+            TextField::CountryCode => self.country_code = None,
+        }
+    }
 }
 
-/// A registered customer, as the API answers it and as `CustomerCreated` carries it. Its JSON is
-/// flat: `id`, `accountId`, each present text field in the seed's order, `createdAt`.
+/// A registered customer, as the API answers it. Its JSON is flat: `id`, `accountId`, each
+/// present text field in the seed's order, `createdAt`, `updatedAt`, `version`.
+/// (`CustomerCreated` carries it without the last two: see [`AsCreated`].)
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(from = "CustomerJson")]
 pub struct Customer {
@@ -189,18 +206,42 @@ pub struct Customer {
     pub details: CustomerDetails,
     /// Server-assigned creation time, UTC, millisecond precision.
     pub created_at: DateTime<Utc>,
+    /// When the last event changed it: `createdAt` until its first update.
+    pub updated_at: DateTime<Utc>,
+    /// 1 after the create, one more per update or delete: the `ETag` and `If-Match` value.
+    pub version: u64,
 }
 
 impl Serialize for Customer {
-    /// Field by field (serde's `flatten` would go through a map, and finds write pages of them).
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.serialize_fields(true, serializer)
+    }
+}
+
+/// A customer as `CustomerCreated` carries it: every field but `updatedAt` and `version` (a
+/// created customer's are `createdAt` and 1), so the v1 contract stays as it was.
+pub struct AsCreated<'a>(pub &'a Customer);
+
+impl Serialize for AsCreated<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_fields(false, serializer)
+    }
+}
+
+impl Customer {
+    /// Field by field (serde's `flatten` would go through a map, and finds write pages of them).
+    fn serialize_fields<S: Serializer>(
+        &self,
+        lifecycle: bool,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let details = &self.details;
         let present = TextField::ALL
             .iter()
             .filter(|field| details.text(**field).is_some())
             .count();
-        let mut json = serializer.serialize_struct("Customer", present + 3)?;
+        let mut json = serializer.serialize_struct("Customer", present + 5)?;
         json.serialize_field("id", &self.id)?;
         json.serialize_field("accountId", &details.account_id)?;
         for field in TextField::ALL {
@@ -209,6 +250,10 @@ impl Serialize for Customer {
             }
         }
         json.serialize_field("createdAt", &Rfc3339Millis(self.created_at))?;
+        if lifecycle {
+            json.serialize_field("updatedAt", &Rfc3339Millis(self.updated_at))?;
+            json.serialize_field("version", &self.version)?;
+        }
         json.end()
     }
 }
@@ -224,6 +269,7 @@ impl Serialize for Rfc3339Millis {
 
 /// The JSON form of a [`Customer`], field by field: read flat, it needs none of the buffering
 /// `flatten` costs (most of what decoding an event took). Every field is checked by its type.
+/// `updatedAt` and `version` are absent from `CustomerCreated`: then `createdAt` and 1.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CustomerJson {
@@ -241,6 +287,9 @@ struct CustomerJson {
     country_code: Option<CountryCode>,
     #[serde(with = "rfc3339_millis")]
     created_at: DateTime<Utc>,
+    #[serde(default, deserialize_with = "rfc3339_millis::deserialize_some")]
+    updated_at: Option<DateTime<Utc>>,
+    version: Option<u64>,
 }
 
 impl From<CustomerJson> for Customer {
@@ -261,6 +310,8 @@ impl From<CustomerJson> for Customer {
                 country_code: json.country_code,
             },
             created_at: json.created_at,
+            updated_at: json.updated_at.unwrap_or(json.created_at),
+            version: json.version.unwrap_or(1),
         }
     }
 }
@@ -273,16 +324,19 @@ impl Customer {
 
     /// Registers `details` now under a given id (one derived from an idempotency key).
     pub fn register_as(id: CustomerId, details: CustomerDetails) -> Self {
+        let now = now_millis();
         Self {
             id,
             details,
-            created_at: now_millis(),
+            created_at: now,
+            updated_at: now,
+            version: 1,
         }
     }
 }
 
 /// The current time truncated to milliseconds, so what is stored equals what is shown.
-fn now_millis() -> DateTime<Utc> {
+pub fn now_millis() -> DateTime<Utc> {
     let now = Utc::now();
     DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }
@@ -314,6 +368,13 @@ pub(crate) mod rfc3339_millis {
             )));
         }
         Ok(time)
+    }
+
+    /// [`deserialize`], for an optional field (`#[serde(default)]` supplies the `None`).
+    pub fn deserialize_some<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        deserialize(deserializer).map(Some)
     }
 }
 
@@ -361,6 +422,8 @@ mod tests {
             id: "01936a4e-8b1c-7def-8a00-000000000001".parse().unwrap(),
             details,
             created_at: DateTime::from_timestamp_millis(1_795_624_843_120).unwrap(),
+            updated_at: DateTime::from_timestamp_millis(1_795_624_843_120).unwrap(),
+            version: 1,
         };
         let json = serde_json::to_value(&customer).unwrap();
         assert_eq!(
@@ -369,7 +432,9 @@ mod tests {
                 "id": "01936a4e-8b1c-7def-8a00-000000000001",
                 "accountId": 42,
                 "lastName": "Hamilton",
-                "createdAt": "2026-11-25T16:40:43.120Z"
+                "createdAt": "2026-11-25T16:40:43.120Z",
+                "updatedAt": "2026-11-25T16:40:43.120Z",
+                "version": 1
             })
         );
         let back: Customer = serde_json::from_value(json).unwrap();

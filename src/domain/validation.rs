@@ -91,8 +91,8 @@ impl fmt::Display for ValidationErrors {
 impl CustomerDetails {
     /// Parses the fields of a create request into details that satisfy every rule of the seed.
     ///
-    /// An empty string or null leaves a field out. `id` and `createdAt` are the server's to
-    /// assign, so a client that sends them is refused, as is any field the seed lacks.
+    /// An empty string or null leaves a field out. `id`, `createdAt`, `updatedAt` and `version`
+    /// are the server's to assign, so a client that sends them is refused, as is any field the seed lacks.
     ///
     /// # Errors
     /// Returns every broken rule, not only the first.
@@ -129,7 +129,7 @@ impl CustomerDetails {
                 if let Err(error) = checked {
                     errors.push(error);
                 }
-            } else if name == "id" || name == "createdAt" {
+            } else if matches!(name.as_str(), "id" | "createdAt" | "updatedAt" | "version") {
                 let message = format!("{name} is assigned by the server and must not be sent");
                 errors.push(FieldError::new(&name, "server_assigned", message));
             } else {
@@ -171,7 +171,7 @@ fn parse_account_id(value: FieldValue) -> Result<Option<AccountId>, FieldError> 
 }
 
 /// The text of a text field; `None` for null or blank text, which leave the field out.
-fn text_of(field: TextField, value: FieldValue) -> Result<Option<String>, FieldError> {
+pub(super) fn text_of(field: TextField, value: FieldValue) -> Result<Option<String>, FieldError> {
     let name = field.name();
     let wrong_type = |kind: &str| {
         let message = format!("{name} must be a string, got {kind}");

@@ -79,20 +79,15 @@ impl EventLog {
     pub async fn append(&self, event: &RegistryEvent) -> Result<RecordPosition, EventLogError> {
         let key = event.customer_id().to_string();
         let payload = event.encode();
-        let version = SCHEMA_VERSION.to_string();
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "event-type",
-                value: Some(event.event_type()),
-            })
-            .insert(Header {
-                key: "schema-version",
-                value: Some(version.as_str()),
-            })
-            .insert(Header {
-                key: "content-type",
-                value: Some("application/json"),
+        let headers = record_headers(event, &self.settings.topic);
+        let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+        for (name, value) in &headers {
+            owned = owned.insert(Header {
+                key: name,
+                value: Some(value.as_str()),
             });
+        }
+        let headers = owned;
         let record = FutureRecord::to(&self.settings.topic)
             .key(&key)
             .payload(&payload)
@@ -153,6 +148,42 @@ impl EventLog {
     }
 }
 
+/// The headers of `event`'s record: the registry's own (`event-type`, `schema-version`) and the
+/// CloudEvents Kafka protocol binding's, binary mode (`ce_*`, `content-type`), so generic tooling
+/// routes and dedupes records without reading their value.
+fn record_headers(event: &RegistryEvent, topic: &str) -> Vec<(&'static str, String)> {
+    let event_type = event.event_type();
+    let schema = event_type
+        .strip_prefix("Customer")
+        .unwrap_or(event_type)
+        .to_ascii_lowercase();
+    vec![
+        ("event-type", event_type.to_owned()),
+        ("schema-version", SCHEMA_VERSION.to_string()),
+        ("content-type", "application/json".to_owned()),
+        ("ce_specversion", "1.0".to_owned()),
+        ("ce_id", event.event_id().to_string()),
+        (
+            "ce_type",
+            format!("customer-registry.{event_type}.v{SCHEMA_VERSION}"),
+        ),
+        ("ce_source", format!("/customer-registry/{topic}")),
+        (
+            "ce_time",
+            event
+                .occurred_at()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        ),
+        ("ce_subject", event.customer_id().to_string()),
+        (
+            "ce_dataschema",
+            format!(
+                "https://customer-registry.invalid/events/customer-{schema}.v{SCHEMA_VERSION}.schema.json"
+            ),
+        ),
+    ]
+}
+
 fn new_producer(settings: &EventLogSettings) -> Result<FutureProducer<KafkaLogs>, EventLogError> {
     client_config(&settings.kafka_bootstrap)
         .set("enable.idempotence", "true")
@@ -164,4 +195,47 @@ fn new_producer(settings: &EventLogSettings) -> Result<FutureProducer<KafkaLogs>
         )
         .create_with_context(KafkaLogs)
         .map_err(EventLogError::Setup)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AccountId, Customer, CustomerCreated, CustomerDeleted, CustomerDetails};
+
+    #[test]
+    fn records_carry_the_cloudevents_binary_mode_headers() {
+        let customer =
+            Customer::register(CustomerDetails::for_account(AccountId::parse(42).unwrap()));
+        let created = RegistryEvent::CustomerCreated(CustomerCreated::new(customer.clone()));
+        let deleted = RegistryEvent::CustomerDeleted(CustomerDeleted {
+            event_id: uuid::Uuid::now_v7(),
+            occurred_at: customer.created_at,
+            audit: Default::default(),
+            customer_id: customer.id,
+            account_id: customer.details.account_id,
+            version: 2,
+        });
+        for event in [created, deleted] {
+            let headers: std::collections::BTreeMap<&str, String> =
+                record_headers(&event, "customers.events")
+                    .into_iter()
+                    .collect();
+            let kind = event.event_type();
+            assert_eq!(headers["ce_specversion"], "1.0");
+            assert_eq!(headers["ce_id"], event.event_id().to_string());
+            assert_eq!(headers["ce_type"], format!("customer-registry.{kind}.v1"));
+            assert_eq!(headers["ce_source"], "/customer-registry/customers.events");
+            assert_eq!(headers["ce_subject"], customer.id.to_string());
+            assert_eq!(headers["content-type"], "application/json");
+            assert_eq!(headers["event-type"], kind);
+            assert!(headers["ce_dataschema"].ends_with(&format!(
+                "/events/customer-{}.v1.schema.json",
+                kind.trim_start_matches("Customer").to_lowercase()
+            )));
+            assert_eq!(
+                chrono::DateTime::parse_from_rfc3339(&headers["ce_time"]).unwrap(),
+                event.occurred_at()
+            );
+        }
+    }
 }

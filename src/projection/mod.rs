@@ -331,7 +331,7 @@ pub fn decode_record(partition: i32, offset: i64, payload: Option<&[u8]>) -> Log
         None => Err(EventDecodeError::Empty),
     };
     let change = match decoded {
-        Ok(RegistryEvent::CustomerCreated(created)) => RecordChange::Created(Box::new(created)),
+        Ok(event) => RecordChange::Event(Box::new(event)),
         Err(error) => {
             let kind = match error {
                 EventDecodeError::UnknownType(_) => RejectionKind::UnknownType,
@@ -366,14 +366,21 @@ pub fn apply_records(
     for (record, outcome) in batch.records().iter().zip(outcomes.iter().copied()) {
         let (partition, offset) = (record.partition, record.offset);
         match (&record.change, outcome) {
-            (RecordChange::Created(created), ApplyOutcome::Duplicate) => tracing::debug!(
-                partition, offset, event = %created.event_id,
+            (RecordChange::Event(event), ApplyOutcome::Duplicate) => tracing::debug!(
+                partition, offset, event = %event.event_id(),
                 "event already applied; nothing changed"
             ),
-            (RecordChange::Created(created), ApplyOutcome::Conflict) => tracing::warn!(
-                partition, offset, customer = %created.customer.id, event = %created.event_id,
-                "conflict: another event already created this customer; recorded and skipped"
+            (RecordChange::Event(event), ApplyOutcome::Conflict) => tracing::warn!(
+                partition, offset, customer = %event.customer_id(), event = %event.event_id(),
+                "conflict: the event contradicts the customer the log holds; recorded and skipped"
             ),
+            // Normal under concurrent changes: the request that wrote it learns it lost.
+            (RecordChange::Event(event), ApplyOutcome::Stale | ApplyOutcome::Absent) => {
+                tracing::debug!(
+                    partition, offset, customer = %event.customer_id(), event = %event.event_id(),
+                    ?outcome, "change refused by the version rule; recorded and skipped"
+                )
+            }
             // The reason stays out of the log: it may quote the record's values (names,
             // emails), and logs at this level carry no personal data. The admin listing of
             // rejected events has it.

@@ -6,7 +6,6 @@ use super::ProjectionProgress;
 use crate::log::{client_config, KafkaLogs};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -62,12 +61,8 @@ pub fn spawn(
     max_lag: u64,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Readiness, rdkafka::error::KafkaError> {
-    let consumer: BaseConsumer<KafkaLogs> = client_config(bootstrap)
-        .set("group.id", "customer-registry.readiness")
-        .set("enable.auto.commit", "false")
-        .set("allow.auto.create.topics", "false")
-        .create_with_context(KafkaLogs)?;
-    let consumer = Arc::new(consumer);
+    let bootstrap = bootstrap.to_owned();
+    let mut consumer = Some(checker_client(&bootstrap)?);
     let topic = topic.to_owned();
     let first = not_ready("not checked yet", None);
     let (publish, latest) = watch::channel((first, Instant::now()));
@@ -78,15 +73,43 @@ pub fn spawn(
                 _ = ticks.tick() => {}
                 _ = stop.wait_for(|stop| *stop) => return,
             }
-            let (consumer, topic, progress) = (consumer.clone(), topic.clone(), progress.clone());
-            let checked =
-                tokio::task::spawn_blocking(move || check(&consumer, &topic, &progress, max_lag))
-                    .await;
-            let Ok(verdict) = checked else { return };
+            let (bootstrap, topic, progress) = (bootstrap.clone(), topic.clone(), progress.clone());
+            let client = consumer.take();
+            let checked = tokio::task::spawn_blocking(move || {
+                let client = match client {
+                    Some(client) => client,
+                    None => match checker_client(&bootstrap) {
+                        Ok(client) => client,
+                        Err(error) => {
+                            let reason = format!("cannot create a Kafka client: {error}");
+                            return (None, not_ready(&reason, None));
+                        }
+                    },
+                };
+                let verdict = check(&client, &topic, &progress, max_lag);
+                // A client whose check failed is replaced: librdkafka can keep a stale view of the
+                // topic from a broker that was restarting (a partition "unknown" for minutes).
+                let keep = verdict.lag.is_some().then_some(client);
+                (keep, verdict)
+            })
+            .await;
+            let Ok((client, verdict)) = checked else {
+                return;
+            };
+            consumer = client;
             publish.send_replace((verdict, Instant::now()));
         }
     });
     Ok(Readiness { latest })
+}
+
+/// The checker's own Kafka client.
+fn checker_client(bootstrap: &str) -> Result<BaseConsumer<KafkaLogs>, rdkafka::error::KafkaError> {
+    client_config(bootstrap)
+        .set("group.id", "customer-registry.readiness")
+        .set("enable.auto.commit", "false")
+        .set("allow.auto.create.topics", "false")
+        .create_with_context(KafkaLogs)
 }
 
 /// One check: the log's end per partition, against what the projection has applied.

@@ -73,8 +73,9 @@ impl Listing {
 pub enum ColumnEntry {
     /// A customer with this listing holds the ordinal.
     Live(Listing),
-    /// The customer that held the ordinal was removed; ordinals are never reused.
-    Removed,
+    /// The customer with this listing was deleted: found by id (its history), in no answer.
+    /// Ordinals are never reused.
+    Deleted(Listing),
 }
 
 /// Most ordinals in one run of [`AnswerOrder`]; a run is split in two past it.
@@ -169,31 +170,30 @@ pub struct Directory {
     /// How many live customers each account has.
     account_sizes: HashMap<u32, u32>,
     live: RoaringBitmap,
-    /// Live ordinals, found by their customer id (hashed through `keys`).
+    /// Every ordinal, deleted ones included, found by its customer id (hashed through `keys`).
     ids: HashTable<u32>,
     hasher: hashbrown::DefaultHashBuilder,
     order: AnswerOrder,
 }
 
 impl Directory {
-    /// A directory of the ordinals `0..listings.len()`: each one's listing, `None` for a removed
-    /// customer's.
-    pub fn build(listings: &[Option<Listing>]) -> Self {
+    /// A directory of the ordinals `0..column.len()`, each as its column entry says.
+    pub fn build(column: &[ColumnEntry]) -> Self {
         let mut directory = Self::default();
-        for (ordinal, listing) in listings.iter().enumerate() {
-            let listing = listing.unwrap_or(Listing {
-                key: OrderKey::default(),
-                account: AccountId::parse(1).expect("1 is an account id"),
-            });
+        for (ordinal, entry) in column.iter().enumerate() {
+            let listing = match entry {
+                ColumnEntry::Live(listing) => {
+                    directory.live.insert(ordinal as u32);
+                    *directory
+                        .account_sizes
+                        .entry(listing.account.get())
+                        .or_default() += 1;
+                    listing
+                }
+                ColumnEntry::Deleted(listing) => listing,
+            };
             directory.keys.push(listing.key);
             directory.accounts.push(listing.account.get());
-            if listings[ordinal].is_some() {
-                directory.live.insert(ordinal as u32);
-                *directory
-                    .account_sizes
-                    .entry(listing.account.get())
-                    .or_default() += 1;
-            }
         }
         let Self {
             keys,
@@ -203,10 +203,10 @@ impl Directory {
             order,
             ..
         } = &mut directory;
-        ids.reserve(live.len() as usize, |ordinal| {
+        ids.reserve(keys.len(), |ordinal| {
             hasher.hash_one(keys[*ordinal as usize].id)
         });
-        for ordinal in live.iter() {
+        for ordinal in 0..keys.len() as u32 {
             let hash = hasher.hash_one(keys[ordinal as usize].id);
             ids.insert_unique(hash, ordinal, |other| {
                 hasher.hash_one(keys[*other as usize].id)
@@ -221,7 +221,7 @@ impl Directory {
         self.keys.len() as u32
     }
 
-    /// The ordinal the live customer `id` holds.
+    /// The ordinal customer `id` holds, deleted or not.
     pub fn ordinal_of(&self, id: CustomerId) -> Option<u32> {
         let id = *id.as_bytes();
         self.ids
@@ -279,8 +279,8 @@ impl Directory {
         ordinal
     }
 
-    /// Removes the live customer at `ordinal`; its ordinal is never assigned again.
-    pub fn remove(&mut self, ordinal: u32) {
+    /// Takes the live customer at `ordinal` out of every answer; it is still found by id.
+    pub fn delete(&mut self, ordinal: u32) {
         if !self.live.remove(ordinal) {
             return;
         }
@@ -288,12 +288,6 @@ impl Directory {
             *size -= 1;
         }
         let key = self.keys[ordinal as usize];
-        if let Ok(entry) = self
-            .ids
-            .find_entry(self.hasher.hash_one(key.id), |other| *other == ordinal)
-        {
-            entry.remove();
-        }
         let keys = &self.keys;
         self.order
             .remove(ordinal, key, |other| keys[other as usize]);
@@ -339,7 +333,7 @@ mod tests {
             directory.add(listing(*time, (n % 251) as u8));
         }
         for ordinal in (0..10_000).step_by(3) {
-            directory.remove(ordinal);
+            directory.delete(ordinal);
         }
         let walked: Vec<u32> = directory.answer_order().iter_from(0).collect();
         let mut expected: Vec<u32> = directory.live().iter().collect();
@@ -354,16 +348,22 @@ mod tests {
             None
         );
 
-        let listings: Vec<Option<Listing>> = (0..10_000)
+        let column: Vec<ColumnEntry> = (0..10_000)
             .map(|ordinal| {
-                directory.live().contains(ordinal).then(|| Listing {
+                let listing = Listing {
                     key: directory.key(ordinal),
                     account: AccountId::parse(i64::from(directory.accounts[ordinal as usize]))
                         .unwrap(),
-                })
+                };
+                if directory.live().contains(ordinal) {
+                    ColumnEntry::Live(listing)
+                } else {
+                    ColumnEntry::Deleted(listing)
+                }
             })
             .collect();
-        let rebuilt = Directory::build(&listings);
+        let rebuilt = Directory::build(&column);
+        assert_eq!(rebuilt.ordinal_of(CustomerId::from_bytes([0; 16])), Some(0));
         assert_eq!(rebuilt.account_sizes, directory.account_sizes);
         assert_eq!(
             rebuilt.answer_order().iter_from(0).collect::<Vec<_>>(),
@@ -372,7 +372,7 @@ mod tests {
     }
 
     #[test]
-    fn ids_find_live_ordinals_only() {
+    fn ids_find_deleted_ordinals_too_but_answers_hold_live_ones_only() {
         let mut directory = Directory::default();
         let first = directory.add(listing(5, 1));
         let second = directory.add(listing(5, 2));
@@ -381,9 +381,13 @@ mod tests {
         assert_eq!(directory.ordinal_of(id(2)), Some(second));
         assert_eq!(directory.account_size(AccountId::parse(2).unwrap()), 1);
         assert!(directory.is_in(first, &[AccountId::parse(2).unwrap()]));
-        directory.remove(first);
+        directory.delete(first);
         assert_eq!(directory.account_size(AccountId::parse(2).unwrap()), 0);
-        assert_eq!(directory.ordinal_of(id(1)), None);
+        assert_eq!(directory.ordinal_of(id(1)), Some(first));
+        assert_eq!(
+            directory.answer_order().iter_from(0).collect::<Vec<_>>(),
+            vec![second]
+        );
         assert_eq!(directory.ordinal_of(id(3)), None);
         assert_eq!(directory.live().len(), 1);
     }

@@ -244,12 +244,9 @@ fn write_records(
     committed_blocks: &mut Vec<(Vec<u8>, Vec<u8>)>,
 ) -> Result<(), ReadModelError> {
     let changes = frozen.records().iter().map(|(ordinal, record)| {
-        let encoded = record.as_ref().map(|record| {
-            let mut bytes = Vec::with_capacity(256);
-            encode_record(record, &mut bytes);
-            bytes
-        });
-        (*ordinal, encoded)
+        let mut bytes = Vec::with_capacity(256);
+        encode_record(record, &mut bytes);
+        (*ordinal, Some(bytes))
     });
     let stored = |block| -> Result<Vec<Option<Vec<u8>>>, ReadModelError> {
         Ok(match store.record_block(block)? {

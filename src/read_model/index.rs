@@ -86,7 +86,7 @@ impl Index {
     ) -> Result<Option<Arc<CustomerRecord>>, ReadModelError> {
         for layer in self.layers() {
             if let Some(record) = layer.record(ordinal) {
-                return Ok(record.cloned());
+                return Ok(Some(Arc::clone(record)));
             }
         }
         Ok(store.record(ordinal)?.map(Arc::new))
@@ -107,7 +107,7 @@ impl Index {
         'ordinals: for &ordinal in ordinals {
             for layer in self.layers() {
                 if let Some(record) = layer.record(ordinal) {
-                    records.push(record.cloned().ok_or_else(|| missing(ordinal))?);
+                    records.push(Arc::clone(record));
                     continue 'ordinals;
                 }
             }

@@ -8,7 +8,7 @@
 //! removed after they were written). A term's postings, seen through a layer, are
 //! `(beneath − superseded) ∪ own`.
 
-use super::directory::ColumnEntry;
+use super::directory::{ColumnEntry, Listing};
 use super::postings::{LayerPostings, PostingVisitor};
 use super::record::CustomerRecord;
 use super::terms::{TermRange, Terms};
@@ -23,8 +23,8 @@ use std::time::Instant;
 pub struct Memtable {
     /// Term key → the ordinals this layer indexes under it.
     postings: LayerPostings,
-    /// Records this layer wrote: `None` for a customer it removed.
-    records: HashMap<u32, Option<Arc<CustomerRecord>>>,
+    /// Records this layer wrote (a deleted customer's tombstone included).
+    records: HashMap<u32, Arc<CustomerRecord>>,
     /// Column slots this layer wrote.
     column: BTreeMap<u32, ColumnEntry>,
     /// Ordinals whose postings beneath this layer are void.
@@ -117,14 +117,13 @@ impl Memtable {
         &self.superseded
     }
 
-    /// What this layer says of `ordinal`'s record: `None` when it says nothing, `Some(None)` when
-    /// it removed the customer.
-    pub fn record(&self, ordinal: u32) -> Option<Option<&Arc<CustomerRecord>>> {
-        self.records.get(&ordinal).map(Option::as_ref)
+    /// The record this layer wrote for `ordinal`, if any.
+    pub fn record(&self, ordinal: u32) -> Option<&Arc<CustomerRecord>> {
+        self.records.get(&ordinal)
     }
 
     /// The records this layer wrote, by ordinal (for the flusher).
-    pub fn records(&self) -> &HashMap<u32, Option<Arc<CustomerRecord>>> {
+    pub fn records(&self) -> &HashMap<u32, Arc<CustomerRecord>> {
         &self.records
     }
 
@@ -143,7 +142,7 @@ impl Memtable {
     ) {
         self.touch();
         self.postings.add(ordinal, terms);
-        self.records.insert(ordinal, Some(record));
+        self.records.insert(ordinal, record);
         self.column.insert(ordinal, entry);
         self.next_ordinal = self.next_ordinal.max(ordinal + 1);
     }
@@ -152,7 +151,7 @@ impl Memtable {
     /// record added to its history).
     pub fn rewrite(&mut self, ordinal: u32, record: Arc<CustomerRecord>) {
         self.touch();
-        self.records.insert(ordinal, Some(record));
+        self.records.insert(ordinal, record);
     }
 
     /// Replaces the customer at `ordinal`, indexed under `old_terms`, with `record`, indexed
@@ -167,15 +166,22 @@ impl Memtable {
         self.touch();
         self.unindex(ordinal, old_terms);
         self.postings.add(ordinal, new_terms);
-        self.records.insert(ordinal, Some(record));
+        self.records.insert(ordinal, record);
     }
 
-    /// Removes the customer at `ordinal`, indexed under `old_terms`.
-    pub fn remove(&mut self, ordinal: u32, old_terms: &Terms) {
+    /// Deletes the customer at `ordinal`, indexed under `old_terms`: `tombstone` (listed as
+    /// `listing`) takes its place, under no term.
+    pub fn delete(
+        &mut self,
+        ordinal: u32,
+        old_terms: &Terms,
+        tombstone: Arc<CustomerRecord>,
+        listing: Listing,
+    ) {
         self.touch();
         self.unindex(ordinal, old_terms);
-        self.records.insert(ordinal, None);
-        self.column.insert(ordinal, ColumnEntry::Removed);
+        self.records.insert(ordinal, tombstone);
+        self.column.insert(ordinal, ColumnEntry::Deleted(listing));
     }
 
     fn touch(&mut self) {
@@ -195,8 +201,8 @@ impl Memtable {
 mod tests {
     use super::*;
     use crate::domain::{AccountId, Customer, CustomerDetails, TextField};
-    use crate::read_model::directory::{Listing, OrderKey};
-    use crate::read_model::record::LogPlace;
+    use crate::read_model::directory::OrderKey;
+    use crate::read_model::record::{HistoryEntry, LogPlace};
 
     fn named(last_name: &str) -> (Arc<CustomerRecord>, Terms) {
         let mut details = CustomerDetails::for_account(AccountId::parse(1).unwrap());
@@ -205,20 +211,27 @@ mod tests {
         let terms = Terms::of(&customer);
         let record = CustomerRecord {
             customer,
-            last_event_id: uuid::Uuid::now_v7(),
-            history: vec![LogPlace {
-                partition: 0,
-                offset: 0,
+            deleted: false,
+            history: vec![HistoryEntry {
+                place: LogPlace {
+                    partition: 0,
+                    offset: 0,
+                },
+                event_id: uuid::Uuid::now_v7(),
             }],
         };
         (Arc::new(record), terms)
     }
 
-    fn key() -> ColumnEntry {
-        ColumnEntry::Live(Listing {
+    fn listing() -> Listing {
+        Listing {
             key: OrderKey::default(),
             account: AccountId::parse(1).unwrap(),
-        })
+        }
+    }
+
+    fn key() -> ColumnEntry {
+        ColumnEntry::Live(listing())
     }
 
     fn under(layer: &Memtable, last_name: &str) -> Vec<u32> {
@@ -236,7 +249,7 @@ mod tests {
         let ((a, a_terms), (b, b_terms)) = (named("a"), named("b"));
         layer.add(10, a.clone(), &a_terms, key());
         layer.replace(10, &a_terms, b.clone(), &b_terms);
-        layer.replace(3, &a_terms, b, &b_terms);
+        layer.replace(3, &a_terms, b.clone(), &b_terms);
         assert_eq!(under(&layer, "a"), Vec::<u32>::new());
         assert_eq!(under(&layer, "b"), vec![3, 10]);
         assert_eq!(
@@ -244,9 +257,15 @@ mod tests {
             vec![3],
             "only what lies beneath"
         );
-        layer.remove(10, &b_terms);
+        let mut tombstone = b.as_ref().clone();
+        tombstone.deleted = true;
+        let tombstone = Arc::new(tombstone);
+        layer.delete(10, &b_terms, tombstone.clone(), listing());
         assert_eq!(under(&layer, "b"), vec![3]);
-        assert_eq!(layer.record(10), Some(None));
-        assert_eq!(layer.column().get(&10), Some(&ColumnEntry::Removed));
+        assert_eq!(layer.record(10), Some(&tombstone));
+        assert_eq!(
+            layer.column().get(&10),
+            Some(&ColumnEntry::Deleted(listing()))
+        );
     }
 }

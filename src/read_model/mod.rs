@@ -34,7 +34,7 @@ mod writer;
 
 pub use planner::{Page, Work, INLINE_WORK, MAX_WORK};
 pub use query::{parse_page, CustomerQuery, DEFAULT_LIMIT, MAX_LIMIT};
-pub use record::{CustomerRecord, LogPlace};
+pub use record::{CustomerRecord, HistoryEntry, LogPlace};
 pub use rejected::{RejectedEvent, RejectionKind};
 pub use store::FORMAT;
 pub use writer::{
@@ -42,7 +42,7 @@ pub use writer::{
 };
 
 use crate::domain::{Customer, CustomerId};
-use directory::{ColumnEntry, Directory};
+use directory::Directory;
 use index::Index;
 use memtable::Memtable;
 use parking_lot::RwLock;
@@ -120,20 +120,16 @@ pub fn open_with(
 ) -> Result<(ReadModel, ReadModelWriter), ReadModelError> {
     let store = Store::open(dir)?;
     let committed = store.committed()?;
-    let mut listings = Vec::with_capacity(committed.column.len());
+    let mut column = Vec::with_capacity(committed.column.len());
     for (ordinal, entry) in committed.column.iter().enumerate() {
-        listings.push(match entry {
-            Some(ColumnEntry::Live(listing)) => Some(*listing),
-            Some(ColumnEntry::Removed) => None,
-            None => {
-                return Err(ReadModelError::Corrupt(format!(
-                    "ordinal {ordinal} was committed but has no column entry"
-                )))
-            }
-        });
+        column.push(entry.ok_or_else(|| {
+            ReadModelError::Corrupt(format!(
+                "ordinal {ordinal} was committed but has no column entry"
+            ))
+        })?);
     }
     let index = Index {
-        directory: Directory::build(&listings),
+        directory: Directory::build(&column),
         active: Memtable::new(
             committed.next_ordinal,
             committed.next_offsets.clone(),
@@ -216,15 +212,18 @@ impl ReadModel {
         self.shared.index.read().applied_offsets().clone()
     }
 
-    /// The customer with `id`, if the projection has it.
+    /// The customer with `id`, if the projection has it and it was not deleted.
     ///
     /// # Errors
     /// [`ReadModelError`] when sled fails or the stored customer cannot be read.
     pub fn get(&self, id: CustomerId) -> Result<Option<Customer>, ReadModelError> {
-        Ok(self.record(id)?.map(|record| record.customer.clone()))
+        Ok(self
+            .record(id)?
+            .and_then(|record| record.live_customer().cloned()))
     }
 
-    /// The record of customer `id`: the customer, its last event and its history.
+    /// The record of customer `id` (a deleted customer's tombstone included): the customer, and
+    /// the records that built it.
     ///
     /// # Errors
     /// [`ReadModelError`] when sled fails or the stored record cannot be read.
@@ -237,7 +236,7 @@ impl ReadModel {
     }
 
     /// Where the records that built customer `id` are in the log (partition, offset), in the
-    /// order they were applied; empty for an unknown customer.
+    /// order they were applied, a deleted customer's included; empty for an unknown customer.
     ///
     /// # Errors
     /// [`ReadModelError`] when sled fails or the stored record cannot be read.
@@ -246,7 +245,7 @@ impl ReadModel {
             record
                 .history
                 .iter()
-                .map(|place| (place.partition, place.offset))
+                .map(|entry| (entry.place.partition, entry.place.offset))
                 .collect()
         }))
     }

@@ -1,5 +1,5 @@
-//! A customer as the read model holds it: the customer, the event that last changed it, and where
-//! the records that built it are in the log.
+//! A customer as the read model holds it: the customer, whether it was deleted, and the records
+//! of the log that built it.
 
 use crate::domain::Customer;
 use uuid::Uuid;
@@ -13,24 +13,44 @@ pub struct LogPlace {
     pub offset: i64,
 }
 
-/// One customer of the read model.
+/// One record of a customer's history: where it is, and the event it carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// Where the record is in the log.
+    pub place: LogPlace,
+    /// The event it carried: a record carrying an event already listed is a duplicate of it.
+    pub event_id: Uuid,
+}
+
+/// One customer of the read model. A deleted customer stays as a tombstone: out of every index
+/// and answer, but its history (and the event ids that dedupe retries) kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomerRecord {
-    /// The customer as the API answers it.
+    /// The customer as the API answers it (as it was when deleted, for a tombstone).
     pub customer: Customer,
-    /// The event that last changed it: a record carrying the same event again is a duplicate.
-    pub last_event_id: Uuid,
-    /// Where each record that built it (duplicates included) is in the log, in the order applied.
-    pub history: Vec<LogPlace>,
+    /// Whether a `CustomerDeleted` applied.
+    pub deleted: bool,
+    /// The records that built it (duplicates included), in the order applied.
+    pub history: Vec<HistoryEntry>,
 }
 
 impl CustomerRecord {
-    /// This record with `place` in its history, once: applying the same record again after a
-    /// crash adds nothing.
-    pub fn with_place(mut self, place: LogPlace) -> Self {
-        if !self.history.contains(&place) {
-            self.history.push(place);
+    /// This record with the record at `place` carrying `event_id` in its history, once:
+    /// applying the same record again after a crash adds nothing.
+    pub fn with_entry(mut self, place: LogPlace, event_id: Uuid) -> Self {
+        if !self.history.iter().any(|entry| entry.place == place) {
+            self.history.push(HistoryEntry { place, event_id });
         }
         self
+    }
+
+    /// Whether the event `event_id` built this record (it is applied, or was a duplicate).
+    pub fn has_event(&self, event_id: Uuid) -> bool {
+        self.history.iter().any(|entry| entry.event_id == event_id)
+    }
+
+    /// The customer, unless deleted.
+    pub fn live_customer(&self) -> Option<&Customer> {
+        (!self.deleted).then_some(&self.customer)
     }
 }

@@ -14,8 +14,15 @@ pub enum RejectionKind {
     UnknownType,
     /// A `schemaVersion` newer than this build reads.
     UnsupportedVersion,
-    /// A `CustomerCreated` for a customer id that already exists, from a different event.
+    /// A `CustomerCreated` for a customer id that already exists, from a different event; or a
+    /// change naming another account than the customer's.
     Conflict,
+    /// An update or delete whose version is not the customer's next one: another change to the
+    /// customer took that version first (the request that wrote it was answered 412).
+    VersionConflict,
+    /// An update or delete of a customer the log never created, or deleted already (the request
+    /// that wrote it was answered 404).
+    CustomerAbsent,
 }
 
 /// One record kept out of the read model.

@@ -2,7 +2,10 @@
 //! oracle that holds every find to a naive filter over random histories.
 
 use super::*;
-use crate::domain::{AccountId, CustomerCreated, CustomerDetails, TextField};
+use crate::domain::{
+    AccountId, CustomerCreated, CustomerDeleted, CustomerDetails, CustomerUpdated, FieldChange,
+    RegistryEvent, TextField,
+};
 use chrono::DateTime;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -14,11 +17,54 @@ fn customer(account: i64, last_name: &str) -> Customer {
 }
 
 fn created(event: &CustomerCreated, partition: i32, offset: i64) -> LogRecord {
+    record_of(
+        RegistryEvent::CustomerCreated(event.clone()),
+        partition,
+        offset,
+    )
+}
+
+fn record_of(event: RegistryEvent, partition: i32, offset: i64) -> LogRecord {
     LogRecord {
         partition,
         offset,
-        change: RecordChange::Created(Box::new(event.clone())),
+        change: RecordChange::Event(Box::new(event)),
     }
+}
+
+/// The update of `customer` to `version` that sets (or with `None` clears) `changes`.
+fn update(
+    customer: &Customer,
+    version: u64,
+    changes: &[(TextField, Option<&str>)],
+) -> RegistryEvent {
+    RegistryEvent::CustomerUpdated(CustomerUpdated {
+        event_id: uuid::Uuid::now_v7(),
+        occurred_at: customer.created_at + chrono::Duration::seconds(version as i64),
+        audit: Default::default(),
+        customer_id: customer.id,
+        account_id: customer.details.account_id,
+        version,
+        changes: changes
+            .iter()
+            .map(|(field, value)| FieldChange {
+                field: *field,
+                value: value.map(str::to_owned),
+            })
+            .collect(),
+    })
+}
+
+/// The delete of `customer` as `version`.
+fn delete(customer: &Customer, version: u64) -> RegistryEvent {
+    RegistryEvent::CustomerDeleted(CustomerDeleted {
+        event_id: uuid::Uuid::now_v7(),
+        occurred_at: customer.created_at + chrono::Duration::seconds(version as i64),
+        audit: Default::default(),
+        customer_id: customer.id,
+        account_id: customer.details.account_id,
+        version,
+    })
 }
 
 fn rejected(partition: i32, offset: i64, kind: RejectionKind) -> LogRecord {
@@ -63,10 +109,6 @@ fn reopen_with(dir: &std::path::Path, policy: FlushPolicy) -> (ReadModel, ReadMo
         }
     }
     panic!("{} stayed locked", dir.display());
-}
-
-fn place(partition: i32, offset: i64) -> LogPlace {
-    LogPlace { partition, offset }
 }
 
 #[test]
@@ -148,7 +190,7 @@ fn another_event_for_an_existing_customer_is_a_recorded_conflict() {
     rival.customer.id = first.customer.id;
     // Same customer, byte for byte, under another event id.
     let twin = CustomerCreated::new(first.customer.clone());
-    // The same event id, altered.
+    // The same event id, altered: the event id decides, so it is a duplicate.
     let mut altered = first.clone();
     altered
         .customer
@@ -169,7 +211,7 @@ fn another_event_for_an_existing_customer_is_a_recorded_conflict() {
             ApplyOutcome::Applied,
             ApplyOutcome::Conflict,
             ApplyOutcome::Conflict,
-            ApplyOutcome::Conflict
+            ApplyOutcome::Duplicate
         ]
     );
     assert_eq!(model.get(first.customer.id).unwrap(), Some(first.customer));
@@ -183,7 +225,6 @@ fn another_event_for_an_existing_customer_is_a_recorded_conflict() {
         places,
         vec![
             (0, 1, RejectionKind::Conflict),
-            (0, 2, RejectionKind::Conflict),
             (1, 7, RejectionKind::Conflict)
         ]
     );
@@ -246,32 +287,41 @@ fn what_was_flushed_survives_a_reopen_and_what_was_not_is_applied_again() {
 }
 
 #[test]
-fn replacing_a_customer_moves_it_between_terms_in_every_layer() {
+fn an_update_moves_a_customer_between_terms_in_every_layer() {
     let dir = tempfile::tempdir().unwrap();
     let (model, mut writer) = open(dir.path()).unwrap();
     let event = CustomerCreated::new(customer(3, "Old"));
     let id = event.customer.id;
     writer.apply_batch(&[created(&event, 0, 0)]).unwrap();
     writer.flush_all().unwrap();
-    let mut replaced = event.customer.clone();
-    replaced
-        .details
-        .set_text(TextField::LastName, "New")
-        .unwrap();
-    replaced.details.set_text(TextField::City, "Århus").unwrap();
-    assert!(writer
-        .replace(replaced.clone(), uuid::Uuid::now_v7(), place(0, 1))
-        .unwrap());
+    let change = update(
+        &event.customer,
+        2,
+        &[
+            (TextField::LastName, Some("New")),
+            (TextField::City, Some("Århus")),
+        ],
+    );
+    let RegistryEvent::CustomerUpdated(updated) = &change else {
+        unreachable!()
+    };
+    let expected = updated.applied_to(&event.customer);
+    assert_eq!(
+        writer
+            .apply_batch(&[record_of(change.clone(), 0, 1)])
+            .unwrap(),
+        vec![ApplyOutcome::Applied]
+    );
     for stage in ["in memory", "flushed"] {
         assert_eq!(find(&model, &[("lastName", "old")]).total, 0, "{stage}");
         assert_eq!(
             find(&model, &[("lastName", "new")]).customers,
-            vec![replaced.clone()],
+            vec![expected.clone()],
             "{stage}"
         );
         assert_eq!(find(&model, &[("city", "arhus")]).total, 1, "{stage}");
         assert_eq!(find(&model, &[("accountId", "3")]).total, 1, "{stage}");
-        assert_eq!(model.get(id).unwrap(), Some(replaced.clone()), "{stage}");
+        assert_eq!(model.get(id).unwrap(), Some(expected.clone()), "{stage}");
         assert_eq!(
             model.history_of(id).unwrap(),
             vec![(0, 0), (0, 1)],
@@ -279,14 +329,86 @@ fn replacing_a_customer_moves_it_between_terms_in_every_layer() {
         );
         writer.flush_all().unwrap();
     }
-    let unknown = customer(3, "Nobody");
-    assert!(!writer
-        .replace(unknown, uuid::Uuid::now_v7(), place(0, 2))
-        .unwrap());
+    assert_eq!(expected.version, 2);
+    assert_eq!(expected.updated_at, updated.occurred_at);
+    // Clearing a field takes the customer out of its terms.
+    let cleared = update(&expected, 3, &[(TextField::City, None)]);
+    writer.apply_batch(&[record_of(cleared, 0, 2)]).unwrap();
+    assert_eq!(find(&model, &[("city", "arhus")]).total, 0);
+    assert_eq!(
+        model
+            .get(id)
+            .unwrap()
+            .unwrap()
+            .details
+            .text(TextField::City),
+        None
+    );
+    // The same update again is a duplicate; a change of no customer is absent.
+    let again = writer.apply_batch(&[record_of(change, 1, 0)]).unwrap();
+    let unknown = update(
+        &customer(3, "Nobody"),
+        2,
+        &[(TextField::LastName, Some("X"))],
+    );
+    let nobody = writer.apply_batch(&[record_of(unknown, 0, 3)]).unwrap();
+    assert_eq!(
+        (again, nobody),
+        (vec![ApplyOutcome::Duplicate], vec![ApplyOutcome::Absent])
+    );
+    assert_eq!(
+        model.history_of(id).unwrap(),
+        vec![(0, 0), (0, 1), (0, 2), (1, 0)]
+    );
 }
 
 #[test]
-fn a_removed_customer_leaves_every_posting_and_its_record_is_gone() {
+fn only_the_next_version_applies_and_the_loser_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, mut writer) = open(dir.path()).unwrap();
+    let event = CustomerCreated::new(customer(5, "Race"));
+    let winner = update(&event.customer, 2, &[(TextField::City, Some("Lyon"))]);
+    let loser = update(&event.customer, 2, &[(TextField::City, Some("Nice"))]);
+    let skipping = update(&event.customer, 4, &[(TextField::City, Some("Pau"))]);
+    let outcomes = writer
+        .apply_batch(&[
+            created(&event, 0, 0),
+            record_of(winner, 0, 1),
+            record_of(loser, 0, 2),
+            record_of(skipping, 0, 3),
+        ])
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            ApplyOutcome::Applied,
+            ApplyOutcome::Applied,
+            ApplyOutcome::Stale,
+            ApplyOutcome::Stale
+        ]
+    );
+    let held = model.get(event.customer.id).unwrap().unwrap();
+    assert_eq!(
+        (held.version, held.details.text(TextField::City)),
+        (2, Some("Lyon"))
+    );
+    let kinds: Vec<(i64, RejectionKind)> = model
+        .rejected_events()
+        .unwrap()
+        .iter()
+        .map(|rejected| (rejected.offset, rejected.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (2, RejectionKind::VersionConflict),
+            (3, RejectionKind::VersionConflict)
+        ]
+    );
+}
+
+#[test]
+fn a_deleted_customer_leaves_every_answer_but_keeps_its_history() {
     let dir = tempfile::tempdir().unwrap();
     let (model, mut writer) = open(dir.path()).unwrap();
     let kept = CustomerCreated::new(customer(4, "Stays"));
@@ -296,12 +418,34 @@ fn a_removed_customer_leaves_every_posting_and_its_record_is_gone() {
         .apply_batch(&[created(&kept, 0, 0), created(&gone, 0, 1)])
         .unwrap();
     writer.flush_all().unwrap();
-    writer.apply_batch(&[created(&fresh, 0, 2)]).unwrap();
-    // One removed from the store beneath, one from the layer it was created in.
-    assert!(writer.remove(gone.customer.id, place(0, 3)).unwrap());
-    assert!(writer.remove(fresh.customer.id, place(0, 4)).unwrap());
-    assert!(!writer.remove(fresh.customer.id, place(0, 5)).unwrap());
-    for stage in ["in memory", "flushed", "reopened"] {
+    // One deleted from the store beneath, one in the batch that creates it.
+    let outcomes = writer
+        .apply_batch(&[
+            created(&fresh, 0, 2),
+            record_of(delete(&gone.customer, 2), 0, 3),
+            record_of(delete(&fresh.customer, 2), 0, 4),
+            record_of(delete(&fresh.customer, 3), 0, 5),
+            record_of(
+                update(&fresh.customer, 3, &[(TextField::City, Some("X"))]),
+                0,
+                6,
+            ),
+            created(&fresh, 1, 0),
+        ])
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            ApplyOutcome::Applied,
+            ApplyOutcome::Applied,
+            ApplyOutcome::Applied,
+            ApplyOutcome::Absent,
+            ApplyOutcome::Absent,
+            ApplyOutcome::Duplicate
+        ],
+        "a deleted customer takes no change, and its create seen again does not revive it"
+    );
+    for stage in ["in memory", "flushed"] {
         assert_eq!(find(&model, &[("lastName", "go")]).total, 0, "{stage}");
         assert_eq!(
             find(&model, &[("accountId", "4")]).customers,
@@ -311,12 +455,27 @@ fn a_removed_customer_leaves_every_posting_and_its_record_is_gone() {
         assert_eq!(find(&model, &[]).total, 1, "{stage}");
         assert_eq!(model.get(gone.customer.id).unwrap(), None, "{stage}");
         assert_eq!(model.get(fresh.customer.id).unwrap(), None, "{stage}");
+        assert_eq!(
+            model.history_of(fresh.customer.id).unwrap(),
+            vec![(0, 2), (0, 4), (1, 0)],
+            "{stage}"
+        );
+        let tombstone = model.record(fresh.customer.id).unwrap().unwrap();
+        assert!(
+            tombstone.deleted && tombstone.customer.version == 2,
+            "{stage}"
+        );
         writer.flush_all().unwrap();
     }
     drop((model, writer));
-    let (model, _) = reopen(dir.path());
-    assert_eq!(find(&model, &[]).customers, vec![kept.customer]);
+    let model = reopen(dir.path()).0;
+    assert_eq!(find(&model, &[]).customers, vec![kept.customer.clone()]);
     assert_eq!(model.get(gone.customer.id).unwrap(), None);
+    assert_eq!(
+        model.history_of(gone.customer.id).unwrap(),
+        vec![(0, 1), (0, 3)]
+    );
+    assert_eq!(model.len(), 1);
 }
 
 #[test]
@@ -483,12 +642,13 @@ mod oracle {
     enum Step {
         /// Create a customer (few distinct times, so ties are common and ids break them).
         Create(CustomerDetails, i64),
-        /// Create again the customer of an earlier step (a duplicate).
+        /// Apply again the event of an earlier step (a duplicate, or refused again).
         Repeat(usize),
-        /// Replace the fields of the nth customer created so far.
-        Replace(usize, CustomerDetails),
-        /// Remove the nth customer created so far.
-        Remove(usize),
+        /// Update the nth customer created so far to these fields (its account stays); with
+        /// `true`, naming the version it has rather than the next (a lost race).
+        Update(usize, CustomerDetails, bool),
+        /// Delete the nth customer created so far; `true` as for `Update`.
+        Delete(usize, bool),
         /// Flush everything to the store.
         Flush,
         /// Start a flush and go on while it runs.
@@ -501,8 +661,10 @@ mod oracle {
         let step = prop_oneof![
             6 => (details(), 0i64..4).prop_map(|(details, millis)| Step::Create(details, millis)),
             1 => any::<usize>().prop_map(Step::Repeat),
-            2 => (any::<usize>(), details()).prop_map(|(n, details)| Step::Replace(n, details)),
-            1 => any::<usize>().prop_map(Step::Remove),
+            3 => (any::<usize>(), details(), proptest::bool::weighted(0.2))
+                .prop_map(|(n, details, stale)| Step::Update(n, details, stale)),
+            1 => (any::<usize>(), proptest::bool::weighted(0.2))
+                .prop_map(|(n, stale)| Step::Delete(n, stale)),
             1 => Just(Step::Flush),
             1 => Just(Step::FlushInBackground),
             1 => Just(Step::Crash),
@@ -556,54 +718,119 @@ mod oracle {
             })
     }
 
-    /// Applies `step` (the `at`th) to the model and to the oracle's map.
-    fn apply(
-        step: &Step,
-        at: usize,
-        writer: &mut ReadModelWriter,
-        events: &mut Vec<CustomerCreated>,
-        oracle: &mut BTreeMap<CustomerId, Customer>,
-    ) {
+    /// What the model should hold: every event applied so far, the customers created, and each
+    /// customer as it stands (with whether it was deleted).
+    #[derive(Debug, Clone, Default)]
+    struct Oracle {
+        events: Vec<RegistryEvent>,
+        created: Vec<CustomerId>,
+        customers: BTreeMap<CustomerId, (Customer, bool)>,
+    }
+
+    /// The changes that take `from` to `to`'s text fields.
+    fn changes_between(from: &CustomerDetails, to: &CustomerDetails) -> Vec<FieldChange> {
+        TextField::ALL
+            .into_iter()
+            .filter(|field| from.text(*field) != to.text(*field))
+            .map(|field| FieldChange {
+                field,
+                value: to.text(field).map(str::to_owned),
+            })
+            .collect()
+    }
+
+    /// Applies `step` (the `at`th) to the model and to the oracle. Ids and times derive from
+    /// the step, so a replay after a crash writes the same events.
+    fn apply(step: &Step, at: usize, writer: &mut ReadModelWriter, oracle: &mut Oracle) {
         let offset = at as i64;
+        let event_id =
+            uuid::Uuid::from_u128(0xee00_0000_0000_0000_0000_0000_0000_0000 | at as u128);
+        let occurred_at = DateTime::from_timestamp_millis(1_800_000_000_000 + offset).unwrap();
+        let pick = |n: &usize, oracle: &Oracle| oracle.created[n % oracle.created.len()];
         match step {
             Step::Create(details, millis) => {
                 let mut customer = Customer::register(details.clone());
                 customer.created_at =
                     DateTime::from_timestamp_millis(1_700_000_000_000 + millis).unwrap();
-                // Ids derived from the step, so a replay after a crash creates the same customer.
+                customer.updated_at = customer.created_at;
                 customer.id = CustomerId::from_bytes([at as u8; 16]);
-                let event = CustomerCreated::with_event_id(
-                    uuid::Uuid::from_bytes([at as u8; 16]),
-                    customer.clone(),
+                let event = CustomerCreated::with_event_id(event_id, customer.clone());
+                let outcomes = writer.apply_batch(&[created(&event, 0, offset)]).unwrap();
+                assert_eq!(outcomes, vec![ApplyOutcome::Applied]);
+                oracle.events.push(RegistryEvent::CustomerCreated(event));
+                oracle.created.push(customer.id);
+                oracle.customers.insert(customer.id, (customer, false));
+            }
+            Step::Repeat(n) if !oracle.events.is_empty() => {
+                let event = oracle.events[n % oracle.events.len()].clone();
+                let outcomes = writer.apply_batch(&[record_of(event, 1, offset)]).unwrap();
+                assert_ne!(
+                    outcomes,
+                    vec![ApplyOutcome::Applied],
+                    "nothing applies twice"
                 );
-                writer.apply_batch(&[created(&event, 0, offset)]).unwrap();
-                events.push(event);
-                oracle.insert(customer.id, customer);
             }
-            Step::Repeat(n) if !events.is_empty() => {
-                let event = events[n % events.len()].clone();
-                writer.apply_batch(&[created(&event, 1, offset)]).unwrap();
-                // A removed customer leaves no trace: its create, seen again, creates it again.
-                oracle.entry(event.customer.id).or_insert(event.customer);
-            }
-            Step::Replace(n, details) if !events.is_empty() => {
-                let id = events[n % events.len()].customer.id;
-                let mut details = details.clone();
-                if let Some(customer) = oracle.get_mut(&id) {
-                    details.account_id = customer.details.account_id;
-                    customer.details = details.clone();
+            Step::Update(n, details, stale) if !oracle.created.is_empty() => {
+                let id = pick(n, oracle);
+                let (current, deleted) = oracle.customers[&id].clone();
+                let changes = changes_between(&current.details, details);
+                if changes.is_empty() {
+                    return;
                 }
-                let mut replaced = events[n % events.len()].customer.clone();
-                replaced.details = details;
-                let existed = writer
-                    .replace(replaced, uuid::Uuid::now_v7(), place(0, offset))
+                let version = current.version + u64::from(!stale);
+                let event = CustomerUpdated {
+                    event_id,
+                    occurred_at,
+                    audit: Default::default(),
+                    customer_id: id,
+                    account_id: current.details.account_id,
+                    version,
+                    changes,
+                };
+                let after = event.applied_to(&current);
+                let event = RegistryEvent::CustomerUpdated(event);
+                let outcomes = writer
+                    .apply_batch(&[record_of(event.clone(), 0, offset)])
                     .unwrap();
-                assert_eq!(existed, oracle.contains_key(&id));
+                let expected = match (deleted, stale) {
+                    (true, _) => ApplyOutcome::Absent,
+                    (false, true) => ApplyOutcome::Stale,
+                    (false, false) => {
+                        oracle.customers.insert(id, (after, false));
+                        ApplyOutcome::Applied
+                    }
+                };
+                assert_eq!(outcomes, vec![expected]);
+                oracle.events.push(event);
             }
-            Step::Remove(n) if !events.is_empty() => {
-                let id = events[n % events.len()].customer.id;
-                let existed = writer.remove(id, place(0, offset)).unwrap();
-                assert_eq!(existed, oracle.remove(&id).is_some());
+            Step::Delete(n, stale) if !oracle.created.is_empty() => {
+                let id = pick(n, oracle);
+                let (current, deleted) = oracle.customers[&id].clone();
+                let version = current.version + u64::from(!stale);
+                let event = RegistryEvent::CustomerDeleted(CustomerDeleted {
+                    event_id,
+                    occurred_at,
+                    audit: Default::default(),
+                    customer_id: id,
+                    account_id: current.details.account_id,
+                    version,
+                });
+                let outcomes = writer
+                    .apply_batch(&[record_of(event.clone(), 0, offset)])
+                    .unwrap();
+                let expected = match (deleted, stale) {
+                    (true, _) => ApplyOutcome::Absent,
+                    (false, true) => ApplyOutcome::Stale,
+                    (false, false) => {
+                        let mut tombstone = current;
+                        tombstone.version = version;
+                        tombstone.updated_at = occurred_at;
+                        oracle.customers.insert(id, (tombstone, true));
+                        ApplyOutcome::Applied
+                    }
+                };
+                assert_eq!(outcomes, vec![expected]);
+                oracle.events.push(event);
             }
             _ => {}
         }
@@ -622,10 +849,9 @@ mod oracle {
             // A live writer keeps its postings ordered; a replay's appends them.
             let policy = if replay { FlushPolicy::replay() } else { FlushPolicy::default() };
             let (mut model, mut writer) = open_with(dir.path(), policy).unwrap();
-            let mut events = Vec::new();
-            let mut oracle: BTreeMap<CustomerId, Customer> = BTreeMap::new();
+            let mut oracle = Oracle::default();
             // The oracle as of the last flush, and the steps since: what a crash loses.
-            let mut flushed = (Vec::new(), BTreeMap::new());
+            let mut flushed = Oracle::default();
             let mut since_flush: Vec<usize> = Vec::new();
             for (at, step) in steps.iter().enumerate() {
                 match step {
@@ -636,19 +862,19 @@ mod oracle {
                             // A crash waits for a flush under way: it is as good as done.
                             writer.flush_if_due(true).unwrap();
                         }
-                        flushed = (events.clone(), oracle.clone());
+                        flushed = oracle.clone();
                         since_flush.clear();
                     }
                     Step::Crash => {
                         drop((model, writer));
                         (model, writer) = reopen_with(dir.path(), policy);
-                        (events, oracle) = flushed.clone();
+                        oracle = flushed.clone();
                         for &lost in &since_flush {
-                            apply(&steps[lost], lost, &mut writer, &mut events, &mut oracle);
+                            apply(&steps[lost], lost, &mut writer, &mut oracle);
                         }
                     }
                     _ => {
-                        apply(step, at, &mut writer, &mut events, &mut oracle);
+                        apply(step, at, &mut writer, &mut oracle);
                         since_flush.push(at);
                     }
                 }
@@ -656,7 +882,12 @@ mod oracle {
             for (pairs, scope) in finds {
                 let mut query = CustomerQuery::parse(&pairs).unwrap();
                 query.within_accounts = scope;
-                let mut naive: Vec<&Customer> = oracle.values().filter(|c| query.matches(c)).collect();
+                let mut naive: Vec<&Customer> = oracle
+                    .customers
+                    .values()
+                    .filter(|(customer, deleted)| !deleted && query.matches(customer))
+                    .map(|(customer, _)| customer)
+                    .collect();
                 naive.sort_by_key(|customer| directory::OrderKey::of(customer));
                 let expected: Vec<Customer> = naive
                     .iter()
@@ -674,9 +905,16 @@ mod oracle {
                     Err(other) => prop_assert!(false, "unexpected error {}", other),
                 }
             }
-            for (id, customer) in &oracle {
-                prop_assert_eq!(model.get(*id).unwrap(), Some(customer.clone()));
+            for (id, (customer, deleted)) in &oracle.customers {
+                let expected = (!deleted).then(|| customer.clone());
+                prop_assert_eq!(model.get(*id).unwrap(), expected);
+                let record = model.record(*id).unwrap().unwrap();
+                prop_assert_eq!(&record.customer, customer, "tombstones keep the last state");
             }
+            prop_assert_eq!(
+                model.len(),
+                oracle.customers.values().filter(|(_, deleted)| !deleted).count()
+            );
         }
     }
 }

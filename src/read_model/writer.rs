@@ -2,23 +2,23 @@
 //! replaying the log). It applies records to the active layer in memory, freezes the layer when
 //! it is large or old, and has the flusher write it to the store in the background.
 //!
-//! Applying is idempotent by event id: a `CustomerCreated` for a customer that exists is a
-//! duplicate when it is the event that created it (same event id, same details), and otherwise a
-//! conflict, kept out and recorded. After a crash the projector reapplies everything past the
-//! committed position onto the committed state, so nothing is applied twice.
+//! Applying is idempotent by event id: an event already in a customer's history is a duplicate.
+//! Otherwise a `CustomerCreated` for a customer that exists is a conflict, and an update or delete
+//! applies only to a live customer at the version just before its own: anything else is kept
+//! out and recorded. After a crash the projector reapplies everything past the committed
+//! position onto the committed state, so nothing is applied twice.
 
 use super::directory::{ColumnEntry, Listing};
 use super::flusher::Flusher;
-use super::record::{CustomerRecord, LogPlace};
+use super::record::{CustomerRecord, HistoryEntry, LogPlace};
 use super::rejected::{RejectedEvent, RejectionKind};
 use super::terms::Terms;
 use super::{ReadModelError, Shared};
-use crate::domain::{Customer, CustomerCreated, CustomerId};
+use crate::domain::{CustomerId, RegistryEvent};
 use chrono::Utc;
 use hashbrown::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use uuid::Uuid;
 
 /// When the writer freezes its layer and has it flushed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +66,7 @@ const MAX_BACKLOG: usize = 2;
 #[derive(Debug, Clone)]
 pub enum RecordChange {
     /// Apply this event.
-    Created(Box<CustomerCreated>),
+    Event(Box<RegistryEvent>),
     /// Record that the record could not be applied, and why.
     Rejected {
         /// The kind of failure.
@@ -111,15 +111,21 @@ impl PreparedBatch {
         let fresh = records
             .iter()
             .map(|record| match &record.change {
-                RecordChange::Created(created) => {
-                    let customer = CustomerRecord {
-                        customer: created.customer.clone(),
-                        last_event_id: created.event_id,
-                        history: vec![record.place()],
-                    };
-                    let terms = Terms::of(&customer.customer);
-                    Some((Arc::new(customer), terms))
-                }
+                RecordChange::Event(event) => match event.as_ref() {
+                    RegistryEvent::CustomerCreated(created) => {
+                        let customer = CustomerRecord {
+                            customer: created.customer.clone(),
+                            deleted: false,
+                            history: vec![HistoryEntry {
+                                place: record.place(),
+                                event_id: created.event_id,
+                            }],
+                        };
+                        let terms = Terms::of(&customer.customer);
+                        Some((Arc::new(customer), terms))
+                    }
+                    _ => None,
+                },
                 RecordChange::Rejected { .. } => None,
             })
             .collect();
@@ -135,41 +141,171 @@ impl PreparedBatch {
 /// What applying a record did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApplyOutcome {
-    /// The customer is new and now in the read model.
+    /// The event changed the read model.
     Applied,
     /// This event was applied before (a producer retry, a replayed range, a racing idempotent
-    /// create): nothing changed but the customer's history.
+    /// request): nothing changed but the customer's history.
     Duplicate,
-    /// Another event already created a customer with this id: this one was kept out and recorded
-    /// in `rejected_events`.
+    /// A create for a customer id another event created: kept out, recorded in
+    /// `rejected_events`.
     Conflict,
-    /// The record was recorded in `rejected_events`.
+    /// An update or delete whose version is not the customer's next one (another change took
+    /// it first): kept out, recorded.
+    Stale,
+    /// An update or delete of a customer that does not exist, or no longer: kept out, recorded.
+    Absent,
+    /// A record that holds no event this build applies: recorded.
     Rejected,
 }
 
-/// A change decided before the index lock is taken.
-enum Planned {
-    /// A new customer, its terms folded already.
-    Add(Arc<CustomerRecord>, Terms),
-    /// An existing customer's record as the batch leaves it, and whether the batch changed it.
-    Rewrite(u32, Arc<CustomerRecord>, bool),
+/// What the read model decides about one event, given the customer as it stands.
+enum Decision {
+    /// The customer as the event leaves it.
+    Apply(Arc<CustomerRecord>),
+    /// The event built the customer already.
+    Duplicate,
+    /// The event is kept out, with its outcome, kind and reason.
+    Refuse(ApplyOutcome, RejectionKind, String),
+}
+
+/// The one rule of projection: what `event`, at `place`, does to `current` (the customer with the
+/// event's id as it stands, if any). `fresh` is the prepared record of a create.
+fn decide(
+    event: &RegistryEvent,
+    place: LogPlace,
+    current: Option<&CustomerRecord>,
+    fresh: &mut Option<(Arc<CustomerRecord>, Terms)>,
+) -> Decision {
+    let id = event.customer_id();
+    let event_id = event.event_id();
+    let Some(current) = current else {
+        return match event {
+            RegistryEvent::CustomerCreated(_) => {
+                let (record, _) = fresh.as_ref().expect("a create is prepared");
+                Decision::Apply(Arc::clone(record))
+            }
+            _ => Decision::Refuse(
+                ApplyOutcome::Absent,
+                RejectionKind::CustomerAbsent,
+                format!("event {event_id} changes customer {id}, which the log never created"),
+            ),
+        };
+    };
+    if current.has_event(event_id) {
+        return Decision::Duplicate;
+    }
+    let version = event.version();
+    let (account_id, deleting) = match event {
+        RegistryEvent::CustomerCreated(_) => {
+            return Decision::Refuse(
+                ApplyOutcome::Conflict,
+                RejectionKind::Conflict,
+                format!("event {event_id} creates customer {id}, which another event created"),
+            )
+        }
+        RegistryEvent::CustomerUpdated(updated) => (updated.account_id, false),
+        RegistryEvent::CustomerDeleted(deleted) => (deleted.account_id, true),
+    };
+    if current.deleted {
+        return Decision::Refuse(
+            ApplyOutcome::Absent,
+            RejectionKind::CustomerAbsent,
+            format!(
+                "event {event_id} changes customer {id}, deleted at version {}",
+                current.customer.version
+            ),
+        );
+    }
+    if account_id != current.customer.details.account_id {
+        return Decision::Refuse(
+            ApplyOutcome::Conflict,
+            RejectionKind::Conflict,
+            format!(
+                "event {event_id} names account {account_id} for customer {id}, which belongs \
+                 to account {}",
+                current.customer.details.account_id
+            ),
+        );
+    }
+    if version != current.customer.version + 1 {
+        return Decision::Refuse(
+            ApplyOutcome::Stale,
+            RejectionKind::VersionConflict,
+            format!(
+                "event {event_id} makes customer {id} version {version}, but it is at version {} \
+                 (only version {} may follow)",
+                current.customer.version,
+                current.customer.version + 1
+            ),
+        );
+    }
+    let mut next = current.clone().with_entry(place, event_id);
+    match event {
+        RegistryEvent::CustomerUpdated(updated) => {
+            next.customer = updated.applied_to(&current.customer);
+        }
+        _ => {
+            next.deleted = deleting;
+            next.customer.version = version;
+            next.customer.updated_at = event.occurred_at();
+        }
+    }
+    Decision::Apply(Arc::new(next))
+}
+
+/// A customer the batch touches: as it stood before the batch, and as the batch leaves it.
+struct Planned {
+    /// Its ordinal and record before the batch; `None` for a customer the batch creates.
+    before: Option<(u32, Arc<CustomerRecord>)>,
+    /// As the batch leaves it.
+    record: Arc<CustomerRecord>,
+    /// The terms prepared with its create, while the batch has not changed it since.
+    fresh_terms: Option<Terms>,
+}
+
+/// A planned change as the index takes it, its terms folded before the index lock is taken.
+enum IndexChange {
+    /// A new customer (a tombstone when the batch deleted it too).
+    Add(Listing, Arc<CustomerRecord>, Terms),
+    /// The same fields and terms: only the history changed.
+    Rewrite(u32, Arc<CustomerRecord>),
+    /// Fields changed: the old terms leave, the new ones join.
+    Replace(u32, Terms, Arc<CustomerRecord>, Terms),
+    /// Deleted: the old terms leave, the tombstone stays.
+    Delete(u32, Terms, Arc<CustomerRecord>),
 }
 
 impl Planned {
-    fn record(&self) -> Arc<CustomerRecord> {
-        match self {
-            Planned::Add(record, _) | Planned::Rewrite(_, record, _) => Arc::clone(record),
+    /// How the index takes this customer's change, if it changed.
+    fn into_change(self) -> Option<IndexChange> {
+        let Some((ordinal, before)) = self.before else {
+            let terms = match (self.record.deleted, self.fresh_terms) {
+                (true, _) => Terms::default(),
+                (false, Some(terms)) => terms,
+                (false, None) => Terms::of(&self.record.customer),
+            };
+            let listing = Listing::of(&self.record.customer);
+            return Some(IndexChange::Add(listing, self.record, terms));
+        };
+        if Arc::ptr_eq(&before, &self.record) {
+            return None;
         }
-    }
-
-    fn set_record(&mut self, new: Arc<CustomerRecord>) {
-        match self {
-            Planned::Add(record, _) => *record = new,
-            Planned::Rewrite(_, record, changed) => {
-                *record = new;
-                *changed = true;
-            }
+        let fields_same = before.deleted == self.record.deleted
+            && before.customer.details == self.record.customer.details;
+        if before.deleted || fields_same {
+            return Some(IndexChange::Rewrite(ordinal, self.record));
         }
+        let old_terms = Terms::of(&before.customer);
+        if self.record.deleted {
+            return Some(IndexChange::Delete(ordinal, old_terms, self.record));
+        }
+        let new_terms = Terms::of(&self.record.customer);
+        Some(IndexChange::Replace(
+            ordinal,
+            old_terms,
+            self.record,
+            new_terms,
+        ))
     }
 }
 
@@ -220,72 +356,106 @@ impl ReadModelWriter {
         {
             let index = self.shared.index.read();
             for (record, fresh) in records.iter().zip(fresh.iter_mut()) {
-                let RecordChange::Created(created) = &record.change else {
-                    if let RecordChange::Rejected { kind, reason } = &record.change {
+                let event = match &record.change {
+                    RecordChange::Event(event) => event.as_ref(),
+                    RecordChange::Rejected { kind, reason } => {
                         self.reject(record, *kind, reason.clone())?;
+                        outcomes.push(ApplyOutcome::Rejected);
+                        continue;
                     }
-                    outcomes.push(ApplyOutcome::Rejected);
-                    continue;
                 };
-                let id = created.customer.id;
-                let existing = match planned_for.get(&id) {
-                    Some(&at) => Some(planned[at].record()),
+                let id = event.customer_id();
+                let at = match planned_for.get(&id) {
+                    Some(&at) => Some(at),
                     None => match index.directory.ordinal_of(id) {
                         Some(ordinal) => {
                             let stored = index
                                 .record(&self.shared.store, ordinal)?
                                 .ok_or_else(|| missing(ordinal))?;
                             planned_for.insert(id, planned.len());
-                            planned.push(Planned::Rewrite(ordinal, Arc::clone(&stored), false));
-                            Some(stored)
+                            planned.push(Planned {
+                                before: Some((ordinal, Arc::clone(&stored))),
+                                record: stored,
+                                fresh_terms: None,
+                            });
+                            Some(planned.len() - 1)
                         }
                         None => None,
                     },
                 };
-                let outcome = match existing {
-                    None => {
-                        let (customer, terms) = fresh.take().expect("a create is prepared");
-                        planned_for.insert(id, planned.len());
-                        planned.push(Planned::Add(customer, terms));
+                let current = at.map(|at| Arc::clone(&planned[at].record));
+                let outcome = match decide(event, record.place(), current.as_deref(), fresh) {
+                    Decision::Apply(next) => {
+                        match at {
+                            Some(at) => {
+                                planned[at].record = next;
+                                planned[at].fresh_terms = None;
+                            }
+                            None => {
+                                let (_, terms) = fresh.take().expect("a create is prepared");
+                                planned_for.insert(id, planned.len());
+                                planned.push(Planned {
+                                    before: None,
+                                    record: next,
+                                    fresh_terms: Some(terms),
+                                });
+                            }
+                        }
                         ApplyOutcome::Applied
                     }
-                    Some(existing) if is_same_event(&existing, created) => {
-                        let at = planned_for[&id];
-                        planned[at].set_record(Arc::new(
-                            existing.as_ref().clone().with_place(record.place()),
-                        ));
+                    Decision::Duplicate => {
+                        let at = at.expect("a duplicate has a customer");
+                        let with_place = planned[at]
+                            .record
+                            .as_ref()
+                            .clone()
+                            .with_entry(record.place(), event.event_id());
+                        planned[at].record = Arc::new(with_place);
                         ApplyOutcome::Duplicate
                     }
-                    Some(_) => {
-                        let reason = format!(
-                            "event {} creates customer {id}, which exists already from another \
-                             event or with other details",
-                            created.event_id
-                        );
-                        self.reject(record, RejectionKind::Conflict, reason)?;
-                        ApplyOutcome::Conflict
+                    Decision::Refuse(outcome, kind, reason) => {
+                        self.reject(record, kind, reason)?;
+                        outcome
                     }
                 };
                 outcomes.push(outcome);
             }
         }
+        // Folding terms takes time: done before the index is locked for writing.
+        let mut changes: Vec<IndexChange> = planned
+            .into_iter()
+            .filter_map(Planned::into_change)
+            .collect();
+        changes.sort_by_key(|change| match change {
+            IndexChange::Add(listing, _, _) => Some(listing.key),
+            _ => None,
+        });
         let mut index = self.shared.index.write();
-        let mut adds: Vec<(Listing, Arc<CustomerRecord>, Terms)> = Vec::new();
-        for change in planned {
+        for change in changes {
             match change {
-                Planned::Add(record, terms) => {
-                    adds.push((Listing::of(&record.customer), record, terms));
+                IndexChange::Add(listing, record, terms) => {
+                    let ordinal = index.directory.add(listing);
+                    if record.deleted {
+                        index.directory.delete(ordinal);
+                        let entry = ColumnEntry::Deleted(listing);
+                        index.active.add(ordinal, record, &terms, entry);
+                    } else {
+                        let entry = ColumnEntry::Live(listing);
+                        index.active.add(ordinal, record, &terms, entry);
+                    }
                 }
-                Planned::Rewrite(ordinal, record, true) => index.active.rewrite(ordinal, record),
-                Planned::Rewrite(_, _, false) => {}
+                IndexChange::Rewrite(ordinal, record) => index.active.rewrite(ordinal, record),
+                IndexChange::Replace(ordinal, old_terms, record, new_terms) => {
+                    index
+                        .active
+                        .replace(ordinal, &old_terms, record, &new_terms);
+                }
+                IndexChange::Delete(ordinal, old_terms, record) => {
+                    let listing = Listing::of(&record.customer);
+                    index.active.delete(ordinal, &old_terms, record, listing);
+                    index.directory.delete(ordinal);
+                }
             }
-        }
-        adds.sort_by_key(|(listing, _, _)| listing.key);
-        for (listing, record, terms) in adds {
-            let ordinal = index.directory.add(listing);
-            index
-                .active
-                .add(ordinal, record, &terms, ColumnEntry::Live(listing));
         }
         for record in records.iter() {
             index.active.reach(record.partition, record.offset);
@@ -293,64 +463,6 @@ impl ReadModelWriter {
         drop(index);
         self.flush_if_due(false)?;
         Ok(outcomes)
-    }
-
-    /// Replaces the fields of customer `customer.id` (its id and `createdAt` stay), as the
-    /// event `event_id` at `place` asks: its old terms leave every posting, its new ones join.
-    /// Returns whether the customer existed.
-    ///
-    /// # Errors
-    /// [`ReadModelError`] when the store fails or a flush failed.
-    pub fn replace(
-        &mut self,
-        customer: Customer,
-        event_id: Uuid,
-        place: LogPlace,
-    ) -> Result<bool, ReadModelError> {
-        self.flusher.check()?;
-        let mut index = self.shared.index.write();
-        let Some(ordinal) = index.directory.ordinal_of(customer.id) else {
-            return Ok(false);
-        };
-        let old = index
-            .record(&self.shared.store, ordinal)?
-            .ok_or_else(|| missing(ordinal))?;
-        let mut record = old.as_ref().clone().with_place(place);
-        record.customer.details = customer.details;
-        record.last_event_id = event_id;
-        let new_terms = Terms::of(&record.customer);
-        index.active.replace(
-            ordinal,
-            &Terms::of(&old.customer),
-            Arc::new(record),
-            &new_terms,
-        );
-        index.active.reach(place.partition, place.offset);
-        drop(index);
-        self.flush_if_due(false)?;
-        Ok(true)
-    }
-
-    /// Removes customer `id`, as the record at `place` asks: its ordinal leaves every posting
-    /// and its record is gone. Returns whether the customer existed.
-    ///
-    /// # Errors
-    /// [`ReadModelError`] when the store fails or a flush failed.
-    pub fn remove(&mut self, id: CustomerId, place: LogPlace) -> Result<bool, ReadModelError> {
-        self.flusher.check()?;
-        let mut index = self.shared.index.write();
-        let Some(ordinal) = index.directory.ordinal_of(id) else {
-            return Ok(false);
-        };
-        let old = index
-            .record(&self.shared.store, ordinal)?
-            .ok_or_else(|| missing(ordinal))?;
-        index.active.remove(ordinal, &Terms::of(&old.customer));
-        index.directory.remove(ordinal);
-        index.active.reach(place.partition, place.offset);
-        drop(index);
-        self.flush_if_due(false)?;
-        Ok(true)
     }
 
     /// Freezes the active layer and has it flushed when it is large or old enough (or, with
@@ -412,13 +524,6 @@ impl ReadModelWriter {
             rejected_at: Utc::now(),
         })
     }
-}
-
-/// Whether `created` is the event that created `existing` (a duplicate of it in the log: the
-/// retry may carry another `createdAt`).
-fn is_same_event(existing: &CustomerRecord, created: &CustomerCreated) -> bool {
-    existing.last_event_id == created.event_id
-        && existing.customer.details == created.customer.details
 }
 
 fn missing(ordinal: u32) -> ReadModelError {

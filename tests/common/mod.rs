@@ -466,3 +466,15 @@ impl Registry {
         }
     }
 }
+
+/// A customer as the API answers it, as `CustomerCreated` carries it: without `version` and
+/// `updatedAt` (a created customer's are 1 and its `createdAt`, which this checks).
+pub fn as_created(customer: &Value) -> Value {
+    assert_eq!(customer["version"], 1, "{customer} is as created");
+    assert_eq!(customer["updatedAt"], customer["createdAt"], "{customer}");
+    let mut created = customer.clone();
+    let fields = created.as_object_mut().expect("a customer is an object");
+    fields.remove("version");
+    fields.remove("updatedAt");
+    created
+}

@@ -3,7 +3,7 @@
 //! (then big-endian, in `store/mod.rs`).
 
 use super::super::directory::{ColumnEntry, Listing, OrderKey};
-use super::super::record::{CustomerRecord, LogPlace};
+use super::super::record::{CustomerRecord, HistoryEntry, LogPlace};
 use crate::domain::{AccountId, Customer, CustomerDetails, CustomerId, TextField};
 use chrono::DateTime;
 use roaring::RoaringBitmap;
@@ -85,24 +85,37 @@ fn unzigzag(value: u64) -> i64 {
     ((value >> 1) as i64) ^ -((value & 1) as i64)
 }
 
-/// Version of the record encoding, its first byte.
+/// Version of the record encoding written before updates existed: read, never written.
 const RECORD_V1: u8 = 1;
+/// Version of the record encoding, its first byte.
+const RECORD_V2: u8 = 2;
 
-/// A record: version, last event id, history (partition, offset pairs), customer id, account,
-/// `createdAt` in milliseconds, a bit per present text field (in [`TextField::ALL`] order), then
-/// each present field's text.
+/// Flag bit of a deleted customer (a tombstone).
+const DELETED: u64 = 1;
+
+/// A record: version byte, flags, the customer's version, history (partition, offset, event id
+/// per record), customer id, account, `createdAt` in milliseconds, `updatedAt` as milliseconds
+/// after it, a bit per present text field (in [`TextField::ALL`] order), then each present
+/// field's text.
 pub fn encode_record(record: &CustomerRecord, out: &mut Vec<u8>) {
     let customer = &record.customer;
-    out.push(RECORD_V1);
-    out.extend_from_slice(record.last_event_id.as_bytes());
+    out.push(RECORD_V2);
+    put_varint(out, if record.deleted { DELETED } else { 0 });
+    put_varint(out, customer.version);
     put_varint(out, record.history.len() as u64);
-    for place in &record.history {
-        put_varint(out, zigzag(i64::from(place.partition)));
-        put_varint(out, zigzag(place.offset));
+    for entry in &record.history {
+        put_varint(out, zigzag(i64::from(entry.place.partition)));
+        put_varint(out, zigzag(entry.place.offset));
+        out.extend_from_slice(entry.event_id.as_bytes());
     }
     out.extend_from_slice(customer.id.as_bytes());
     put_varint(out, u64::from(customer.details.account_id.get()));
-    put_varint(out, zigzag(customer.created_at.timestamp_millis()));
+    let created = customer.created_at.timestamp_millis();
+    put_varint(out, zigzag(created));
+    put_varint(
+        out,
+        zigzag(customer.updated_at.timestamp_millis() - created),
+    );
     let present = TextField::ALL
         .iter()
         .enumerate()
@@ -116,31 +129,53 @@ pub fn encode_record(record: &CustomerRecord, out: &mut Vec<u8>) {
     }
 }
 
-/// Reads a record [`encode_record`] wrote.
+/// Reads a record [`encode_record`] wrote, or one of the first encoding (a customer at version
+/// 1, every record of its history carrying the one event that created it).
 ///
 /// # Errors
 /// [`Malformed`] when the bytes are not such a record.
 pub fn decode_record(bytes: &[u8]) -> Result<CustomerRecord, Malformed> {
     let mut reader = Reader::new(bytes);
-    if reader.bytes(1)? != [RECORD_V1] {
-        return Err(Malformed("unknown record version"));
-    }
-    let last_event_id = Uuid::from_bytes(reader.array()?);
-    let places = reader.varint()?;
-    let mut history = Vec::with_capacity(places.min(16) as usize);
-    for _ in 0..places {
+    let encoding = reader.bytes(1)?[0];
+    let (deleted, version, first_event) = match encoding {
+        RECORD_V1 => (false, 1, Some(Uuid::from_bytes(reader.array()?))),
+        RECORD_V2 => {
+            let flags = reader.varint()?;
+            (flags & DELETED != 0, reader.varint()?, None)
+        }
+        _ => return Err(Malformed("unknown record version")),
+    };
+    let entries = reader.varint()?;
+    let mut history = Vec::with_capacity(entries.min(16) as usize);
+    for _ in 0..entries {
         let partition = i32::try_from(unzigzag(reader.varint()?))
             .map_err(|_| Malformed("a partition exceeds 32 bits"))?;
         let offset = unzigzag(reader.varint()?);
-        history.push(LogPlace { partition, offset });
+        let event_id = match first_event {
+            Some(event_id) => event_id,
+            None => Uuid::from_bytes(reader.array()?),
+        };
+        history.push(HistoryEntry {
+            place: LogPlace { partition, offset },
+            event_id,
+        });
     }
     let id = CustomerId::from_bytes(reader.array()?);
     let account_id = i64::try_from(reader.varint()?)
         .ok()
         .and_then(|account| AccountId::parse(account).ok())
         .ok_or(Malformed("an account id is out of range"))?;
-    let created_at = DateTime::from_timestamp_millis(unzigzag(reader.varint()?))
+    let created_millis = unzigzag(reader.varint()?);
+    let created_at = DateTime::from_timestamp_millis(created_millis)
         .ok_or(Malformed("a creation time is out of range"))?;
+    let updated_at = if encoding == RECORD_V1 {
+        created_at
+    } else {
+        created_millis
+            .checked_add(unzigzag(reader.varint()?))
+            .and_then(DateTime::from_timestamp_millis)
+            .ok_or(Malformed("an update time is out of range"))?
+    };
     let present = reader.varint()?;
     let mut details = CustomerDetails::for_account(account_id);
     for (at, field) in TextField::ALL.into_iter().enumerate() {
@@ -158,8 +193,10 @@ pub fn decode_record(bytes: &[u8]) -> Result<CustomerRecord, Malformed> {
             id,
             details,
             created_at,
+            updated_at,
+            version,
         },
-        last_event_id,
+        deleted,
         history,
     })
 }
@@ -238,7 +275,8 @@ pub const COLUMN_ENTRY_LEN: usize = 29;
 
 const SLOT_EMPTY: u8 = 0;
 const SLOT_LIVE: u8 = 1;
-const SLOT_REMOVED: u8 = 2;
+// 2 marked a customer removed without a trace, which no release wrote.
+const SLOT_DELETED: u8 = 3;
 
 /// A column block: [`COLUMN_ENTRY_LEN`] bytes per slot (`None` for a slot not yet assigned).
 pub fn encode_column_block(slots: &[Option<ColumnEntry>]) -> Vec<u8> {
@@ -246,12 +284,9 @@ pub fn encode_column_block(slots: &[Option<ColumnEntry>]) -> Vec<u8> {
     for slot in slots {
         match slot {
             None => out.extend_from_slice(&[SLOT_EMPTY; COLUMN_ENTRY_LEN]),
-            Some(ColumnEntry::Removed) => {
-                out.push(SLOT_REMOVED);
-                out.extend_from_slice(&[0; COLUMN_ENTRY_LEN - 1]);
-            }
-            Some(ColumnEntry::Live(listing)) => {
-                out.push(SLOT_LIVE);
+            Some(ColumnEntry::Live(listing)) | Some(ColumnEntry::Deleted(listing)) => {
+                let live = matches!(slot, Some(ColumnEntry::Live(_)));
+                out.push(if live { SLOT_LIVE } else { SLOT_DELETED });
                 out.extend_from_slice(&listing.key.to_bytes());
                 out.extend_from_slice(&listing.account.get().to_be_bytes());
             }
@@ -272,13 +307,17 @@ pub fn decode_column_block(bytes: &[u8]) -> Result<Vec<Option<ColumnEntry>>, Mal
         .chunks_exact(COLUMN_ENTRY_LEN)
         .map(|entry| match entry[0] {
             SLOT_EMPTY => Ok(None),
-            SLOT_REMOVED => Ok(Some(ColumnEntry::Removed)),
-            SLOT_LIVE => {
+            state @ (SLOT_LIVE | SLOT_DELETED) => {
                 let key = OrderKey::from_bytes(entry[1..25].try_into().expect("24 bytes"));
                 let account = u32::from_be_bytes(entry[25..].try_into().expect("4 bytes"));
                 let account = AccountId::parse(i64::from(account))
                     .map_err(|_| Malformed("a column entry's account is out of range"))?;
-                Ok(Some(ColumnEntry::Live(Listing { key, account })))
+                let listing = Listing { key, account };
+                Ok(Some(if state == SLOT_LIVE {
+                    ColumnEntry::Live(listing)
+                } else {
+                    ColumnEntry::Deleted(listing)
+                }))
             }
             _ => Err(Malformed("a column slot has an unknown state")),
         })
@@ -527,19 +566,64 @@ mod tests {
                 id: CustomerId::new_v7(),
                 details,
                 created_at: DateTime::from_timestamp_millis(-5).unwrap(),
+                updated_at: DateTime::from_timestamp_millis(90_000).unwrap(),
+                version: 7,
             },
-            last_event_id: Uuid::now_v7(),
+            deleted: true,
             history: vec![
-                LogPlace {
-                    partition: 0,
-                    offset: 0,
+                HistoryEntry {
+                    place: LogPlace {
+                        partition: 0,
+                        offset: 0,
+                    },
+                    event_id: Uuid::now_v7(),
                 },
-                LogPlace {
-                    partition: 7,
-                    offset: 1 << 40,
+                HistoryEntry {
+                    place: LogPlace {
+                        partition: 7,
+                        offset: 1 << 40,
+                    },
+                    event_id: Uuid::now_v7(),
                 },
             ],
         }
+    }
+
+    #[test]
+    fn records_of_the_first_encoding_read_as_version_one() {
+        let event_id = Uuid::now_v7();
+        let id = CustomerId::new_v7();
+        let mut bytes = vec![RECORD_V1];
+        bytes.extend_from_slice(event_id.as_bytes());
+        put_varint(&mut bytes, 2);
+        for (partition, offset) in [(0i64, 4i64), (1, 9)] {
+            put_varint(&mut bytes, zigzag(partition));
+            put_varint(&mut bytes, zigzag(offset));
+        }
+        bytes.extend_from_slice(id.as_bytes());
+        put_varint(&mut bytes, 42);
+        put_varint(&mut bytes, zigzag(1_000));
+        put_varint(&mut bytes, 1 << 1);
+        put_length_prefixed(&mut bytes, b"Lee");
+        let record = decode_record(&bytes).unwrap();
+        assert_eq!(
+            (record.customer.version, record.deleted),
+            (1, false),
+            "{record:?}"
+        );
+        assert_eq!(record.customer.updated_at, record.customer.created_at);
+        assert_eq!(
+            record.customer.details.text(TextField::LastName),
+            Some("Lee")
+        );
+        assert_eq!(
+            record
+                .history
+                .iter()
+                .map(|entry| (entry.place.offset, entry.event_id))
+                .collect::<Vec<_>>(),
+            vec![(4, event_id), (9, event_id)]
+        );
     }
 
     #[test]
