@@ -95,6 +95,9 @@ PROBLEM_TYPES = [
     ("/problems/payload-too-large", 413, "The create body is over 65536 bytes (by Content-Length, or while it streams in)."),
     ("/problems/unsupported-media-type", 415, "The create body's Content-Type is not application/json, application/xml or text/xml, or names a charset other than UTF-8."),
     ("/problems/idempotency-key-reused", 422, "The Idempotency-Key already created a customer in this account with other details."),
+    ("/problems/version-mismatch", 412, "An update or delete with `If-Match` found the customer at another version (or another change took that version first); `currentVersion` and the `ETag` header give the version it is at."),
+    ("/problems/contended", 503, "An update or delete without `If-Match` lost the race for the customer's next version 8 times in a row (Retry-After: 1)."),
+    ("/problems/change-pending", 503, "The update or delete is in the log, but this replica did not apply it within --projection-wait-ms, so its outcome is not known here; `X-Log-Position` includes it (Retry-After: 1). Read the customer with it as X-Min-Log-Position to learn the outcome."),
     ("/problems/query-too-broad", 422, "The find would need more than MAX_WORK (10,000,000 units); `errors` names its filters (and offset) with code `query_too_broad`."),
     ("/problems/read-model-failure", 500, "The read model (sled) failed."),
     ("/problems/internal-error", 500, "A worker task was cancelled (find, history or listing)."),
@@ -114,8 +117,10 @@ FIELD_ERROR_CODES = [
     ("too_long", "A value longer than its field allows (characters after trimming and NFC; phone: more than 15 digits or 30 characters); an X-Min-Log-Position over 8192 bytes."),
     ("invalid_format", "A value that breaks its field's format (email, phone, state, zipCode, countryCode); a find filter that folds to nothing; a query parameter that is not well-formed percent-encoded UTF-8; an Idempotency-Key that is not 1-255 visible ASCII characters, or is sent twice; an X-Min-Log-Position that is not `partition:offset` pairs or holds non-ASCII bytes."),
     ("control_character", "A value holding a control character (C0, DEL, C1, anywhere) or a bidirectional control (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069)."),
-    ("unknown_field", "A create body member that is not a Customer field (e.g. a typo such as `lastname`); the name is quoted up to 64 characters."),
-    ("repeated_field", "A create body member given twice."),
+    ("unknown_field", "A create or update body member that is not a Customer field (e.g. a typo such as `lastname`); the name is quoted up to 64 characters."),
+    ("repeated_field", "A create or update body member given twice."),
+    ("create_only", "`accountId` sent in an update body: it is fixed when the customer is created."),
+    ("unsupported", "An Idempotency-Key on an update or delete (taken on creates only, so far)."),
     ("server_assigned", "`id`, `createdAt`, `updatedAt` or `version` sent in a body."),
     ("unknown_parameter", "A query parameter the find or listing does not take."),
     ("repeated_parameter", "A query parameter given twice."),
@@ -245,6 +250,39 @@ input_props = {"accountId": sref("AccountId")}
 for n, m, d in TEXT_FIELDS:
     input_props[n] = input_text(n, m, d)
 
+def event_schema(event_type, where, data):
+    """An event as published: the envelope around `data`."""
+    return {
+        "type": "object",
+        "description": f"A `{event_type}` v1 event as published ({where}).",
+        "required": ["eventId", "eventType", "schemaVersion", "occurredAt", "data"],
+        "properties": {
+            "eventId": {"type": "string", "format": "uuid", "pattern": UUID_LOWER},
+            "eventType": {"const": event_type},
+            "schemaVersion": {"const": 1},
+            "occurredAt": {"type": "string", "format": "date-time", "pattern": MILLIS},
+            "requestId": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[!-~]+$"},
+            "actor": {"type": "string", "minLength": 1},
+            "data": data,
+        },
+    }
+
+
+def change_data(with_changes):
+    """`data` of CustomerUpdated (with `changes`) or CustomerDeleted."""
+    properties = {
+        "id": {"type": "string", "format": "uuid", "pattern": UUID_LOWER},
+        "accountId": sref("AccountId"),
+        "version": {"type": "integer", "minimum": 2},
+    }
+    required = ["id", "accountId", "version"]
+    if with_changes:
+        properties["changes"] = {"type": "object", "minProperties": 1,
+                                 "description": "A JSON merge patch of the customer: each changed field's new value, or null when cleared."}
+        required.append("changes")
+    return {"type": "object", "required": required, "properties": properties}
+
+
 schemas = {
     "AccountId": {
         "type": "integer", "minimum": 1, "maximum": 2147483647, "format": "int32",
@@ -316,6 +354,7 @@ schemas = {
                 "xml": {"wrapped": True},
             },
             "omittedErrors": {"type": "integer", "minimum": 1, "description": "How many errors past the first 100 were left out of `errors`."},
+            "currentVersion": {"type": "integer", "minimum": 1, "description": "In a 412 /problems/version-mismatch: the version the customer is at."},
         },
         "xml": {"name": "problem", "namespace": "urn:ietf:rfc:7807"},
     },
@@ -338,20 +377,15 @@ schemas = {
         },
         "examples": [{"ready": True, "lag": 0}],
     },
-    "CustomerCreatedEvent": {
+    "CustomerCreatedEvent": event_schema("CustomerCreated", "events/customer-created.v1.schema.json. Consumers ignore members they do not know", sref("CreatedCustomer")),
+    "CreatedCustomer": {
         "type": "object",
-        "description": "A `CustomerCreated` v1 event as published (events/customer-created.v1.schema.json). Consumers ignore members they do not know.",
-        "required": ["eventId", "eventType", "schemaVersion", "occurredAt", "data"],
-        "properties": {
-            "eventId": {"type": "string", "format": "uuid", "pattern": UUID_LOWER},
-            "eventType": {"const": "CustomerCreated"},
-            "schemaVersion": {"const": 1},
-            "occurredAt": {"type": "string", "format": "date-time", "pattern": MILLIS},
-            "requestId": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[!-~]+$"},
-            "actor": {"type": "string", "minLength": 1},
-            "data": sref("Customer"),
-        },
+        "description": "A customer as `CustomerCreated` carries it: a Customer without `updatedAt` and `version` (a created customer's are its createdAt and 1).",
+        "required": ["id", "accountId", "createdAt"],
+        "properties": {n: v for n, v in customer_props.items() if n not in ("updatedAt", "version")},
     },
+    "CustomerUpdatedEvent": event_schema("CustomerUpdated", "events/customer-updated.v1.schema.json", change_data(True)),
+    "CustomerDeletedEvent": event_schema("CustomerDeleted", "events/customer-deleted.v1.schema.json", change_data(False)),
     "HistoryRecord": {
         "type": "object",
         "description": "One record of the log that built the customer, as it sits in Kafka (JSON form).",
@@ -366,7 +400,7 @@ schemas = {
             "key": {"type": ["string", "null"], "description": "The record key as text (the customer id); null when the record has none."},
             "event": {
                 "description": "The record's value as published: the event's JSON; the bytes as text when they are not JSON; null when there is no value.",
-                "anyOf": [sref("CustomerCreatedEvent"), {"type": "string"}, {"type": "null"}],
+                "anyOf": [sref("CustomerCreatedEvent"), sref("CustomerUpdatedEvent"), sref("CustomerDeletedEvent"), {"type": "string"}, {"type": "null"}],
             },
         },
         "xml": {"name": "record"},
@@ -444,11 +478,41 @@ schemas["CustomerInputXml"] = {
     "xml": {"name": "customer"},
 }
 
+patch_props = {n: dict(v) for n, v in input_props.items() if n != "accountId"}
+for n, v in patch_props.items():
+    v["description"] = v["description"].replace("leaves the field out", "clears the field")
+schemas["CustomerPatch"] = {
+    "type": "object",
+    "description": (
+        "What an update takes: the fields that change, as a JSON merge patch (RFC 7396). A value replaces the field, null (or a blank value) clears it, "
+        "a field not named is kept. Each value passes the same rules as in a create. `accountId` is `create_only`; `id`, `createdAt`, `updatedAt` and "
+        "`version` are `server_assigned`; any other member `unknown_field`; a member given twice `repeated_field` (400 /problems/validation-failed)."
+    ),
+    "additionalProperties": False,
+    "properties": patch_props,
+    "xml": {"name": "customer"},
+    "examples": [{"email": "emile@hamilton-fils.example", "phone": None}],
+}
+schemas["CustomerPatchXml"] = {
+    "type": "object",
+    "description": (
+        "The XML form of CustomerPatch: a `<customer>` root element with one child element per field that changes; an empty element (`<phone/>`) clears the field. "
+        "The same XML rules as a create body."
+    ),
+    "additionalProperties": False,
+    "properties": {n: v for n, v in _xml_props.items() if n != "accountId"},
+    "xml": {"name": "customer"},
+}
+
 # ---------------------------------------------------------------------------------------------
 # Headers.
 # ---------------------------------------------------------------------------------------------
 LOG_POSITION_OUT = "^(?:[0-9]+:[0-9]+(?:,[0-9]+:[0-9]+)*)?$"
 headers = {
+    "ETag": {
+        "description": "The customer's version as a strong entity tag, e.g. `\"3\"`. Send it back as If-Match to make an update or delete conditional.",
+        "schema": {"type": "string", "pattern": '^"[1-9][0-9]*"$'},
+    },
     "X-Request-Id": {
         "description": "The request's id: the client's `X-Request-Id` when it is 1 to 128 visible ASCII characters, otherwise one the server assigned (a UUIDv7). Events the request causes carry it as `requestId`.",
         "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[!-~]+$"},
@@ -524,6 +588,15 @@ parameters = {
         ),
         "schema": {"type": "string", "maxLength": 8192, "pattern": MIN_LOG_POSITION_PATTERN},
         "example": "0:0",
+    },
+    "IfMatch": {
+        "name": "If-Match", "in": "header", "required": False,
+        "description": (
+            "Makes the change conditional: one version as ETag gives it, in double quotes (`\"3\"`), or `*` (any current customer, the same as no header). "
+            "The change applies only if the customer is at that version when the log reaches it; otherwise 412 /problems/version-mismatch naming the current version. "
+            "Anything else (a weak tag, a list, no quotes) is 400 /problems/validation-failed, `invalid_format`, field `If-Match`."
+        ),
+        "schema": {"type": "string", "pattern": '^(\\*|"[0-9]{1,19}")$'},
     },
     "IdempotencyKey": {
         "name": "Idempotency-Key", "in": "header", "required": False,
@@ -616,6 +689,9 @@ TITLES = {
     "/problems/event-log-unavailable": "The event log did not confirm the write",
     "/problems/event-log-unreadable": "The event log could not be read",
     "/problems/idempotency-key-reused": "The idempotency key was used with another body",
+    "/problems/version-mismatch": "The customer is not at the version If-Match names",
+    "/problems/contended": "The customer kept changing while this change was applied",
+    "/problems/change-pending": "The change's outcome is not known on this replica yet",
     "/problems/replica-behind": "This replica has not caught up yet",
     "/problems/history-busy": "Too many history reads at once",
     "/problems/overloaded": "Too many requests at once",
@@ -774,6 +850,96 @@ def build_create():
             },
         },
         "responses": responses,
+    }
+
+
+CHANGE_ORDER = (
+    "Checks run in this order: API key (401), Accept (406){body}, If-Match (400), Idempotency-Key (400, not taken yet){size}, "
+    "X-Min-Log-Position (400), catching up / waiting (503), the lookup (404), then the change (412, 500, 503)."
+)
+
+
+def change_503():
+    return problem_response(
+        503, ["/problems/event-log-unavailable", "/problems/contended", "/problems/change-pending", "/problems/catching-up", "/problems/replica-behind"] + shed_503_types(),
+        "Kafka did not confirm the event (event-log-unavailable, Retry-After: 5); the customer kept changing (contended); the outcome is not known here yet "
+        "(change-pending, with X-Log-Position); the replica is catching up or behind X-Min-Log-Position; or load shedding / the request deadline (no X-Request-Id).",
+        False, {"Retry-After": retry_after([1, 5], "event-log-unavailable"), "X-Log-Position": header("X-Log-Position", False)}, request_id="optional")
+
+
+def build_update(patch):
+    content_types = {"application/merge-patch+json": {"schema": sref("CustomerPatch")}}
+    if not patch:
+        content_types = {
+            "application/json": {"schema": sref("CustomerPatch")},
+            "application/merge-patch+json": {"schema": sref("CustomerPatch")},
+            "application/xml": {"schema": sref("CustomerPatchXml")},
+            "text/xml": {"schema": sref("CustomerPatchXml")},
+        }
+    media = "application/merge-patch+json" if patch else "application/json, application/merge-patch+json, application/xml or text/xml"
+    return {
+        "operationId": "patchCustomer" if patch else "updateCustomer",
+        "tags": ["customers"],
+        "summary": "Update a customer (merge patch)" if patch else "Update a customer",
+        "description": (
+            ("The same update as POST, by PATCH with a JSON merge patch (RFC 7396). " if patch else
+             "Changes the fields the body names (RFC 7396 semantics: a value replaces, null clears, an absent field is kept) and appends a `CustomerUpdated` event naming the version it gives the customer. ")
+            + "Answers 200 with the whole customer once this replica applied the event (or at once, appending nothing, when nothing changes). "
+            "Without If-Match the change applies to whatever version is current (retried on the new state when another change takes the version first). "
+            + CHANGE_ORDER.format(body=", Content-Type (415)", size=", body size (413), body syntax and field rules (400)")
+        ),
+        "parameters": [ref("parameters", "IfMatch"), ref("parameters", "MinLogPosition"), ref("parameters", "XRequestId")],
+        "requestBody": {
+            "required": True,
+            "description": f"A CustomerPatch, at most 65536 bytes, UTF-8: {media} (no Content-Type is read as JSON).",
+            "content": content_types,
+        },
+        "responses": {
+            "200": {
+                "description": "The customer as the update left it (or as it is, when the update changed nothing).",
+                "headers": success_headers([("ETag", True), ("X-Log-Position", True), ("X-Request-Id", True)]),
+                "content": content([(JSON, sref("Customer")), (XML, sref("Customer"))], False),
+            },
+            "400": problem_response(400, ["/problems/validation-failed", "/problems/malformed-request"],
+                                    "The body broke the field rules (create_only, server_assigned, unknown_field, repeated_field, invalid_type and each field's rules), If-Match or X-Min-Log-Position is malformed, an Idempotency-Key was sent (unsupported), or the body is not well-formed JSON/XML." + HTTP_400, False),
+            "401": AUTH_401(False),
+            "404": problem_response(404, ["/problems/not-found"], "No customer with this id, a deleted one (or deleted by a change that came first), or one of an account the API key does not reach.", False),
+            "406": NOT_ACCEPTABLE(False),
+            "412": problem_response(412, ["/problems/version-mismatch"], "If-Match named a version the customer is not at.", False, {"ETag": header("ETag", True)}),
+            "413": problem_response(413, ["/problems/payload-too-large"], "The body is over 65536 bytes.", False),
+            "415": problem_response(415, ["/problems/unsupported-media-type"], f"Content-Type is not {media}, or its charset is not UTF-8.", False),
+            "431": TOO_LARGE_HEAD,
+            "500": problem_response(500, ["/problems/read-model-failure"], "The read model failed.", False),
+            "503": change_503(),
+        },
+    }
+
+
+def build_delete():
+    return {
+        "operationId": "deleteCustomer",
+        "tags": ["customers"],
+        "summary": "Delete a customer",
+        "description": (
+            "Appends a `CustomerDeleted` event; answers 204 once this replica applied it. A deleted customer is absent from find and get (404); its history still lists every event. "
+            + CHANGE_ORDER.format(body="", size="")
+        ),
+        "parameters": [ref("parameters", "IfMatch"), ref("parameters", "MinLogPosition"), ref("parameters", "XRequestId")],
+        "responses": {
+            "204": {
+                "description": "Deleted.",
+                "headers": success_headers([("X-Log-Position", True), ("X-Request-Id", True)]),
+            },
+            "400": problem_response(400, ["/problems/validation-failed", "/problems/malformed-request"],
+                                    "If-Match or X-Min-Log-Position is malformed, or an Idempotency-Key was sent (unsupported)." + HTTP_400, False),
+            "401": AUTH_401(False),
+            "404": problem_response(404, ["/problems/not-found"], "No customer with this id, one deleted already, or one of an account the API key does not reach.", False),
+            "406": NOT_ACCEPTABLE(False),
+            "412": problem_response(412, ["/problems/version-mismatch"], "If-Match named a version the customer is not at.", False, {"ETag": header("ETag", True)}),
+            "431": TOO_LARGE_HEAD,
+            "500": problem_response(500, ["/problems/read-model-failure"], "The read model failed.", False),
+            "503": change_503(),
+        },
     }
 
 
@@ -993,6 +1159,9 @@ paths = {
         "parameters": [ref("parameters", "CustomerId")],
         "get": build_get(False),
         "head": build_get(True),
+        "post": build_update(False),
+        "patch": build_update(True),
+        "delete": build_delete(),
     },
     "/api/v01/customers/{customerId}/events": {
         "parameters": [ref("parameters", "CustomerId")],
@@ -1026,7 +1195,7 @@ doc = {
             "Problem types:\n" + types_table() + "\n\nField-error codes:\n" + codes_table() + "\n\n"
             "**Request ids.** Every answer of the API operations (customers, admin), errors included, carries `X-Request-Id`, except 503 overloaded / deadline-exceeded and the HTTP layer's own answers (400 malformed-request for a request that is not well-formed HTTP/1.1, 431 request-head-too-large, 414 uri-too-long), which are application/problem+json whatever Accept says. "
             "The probes and a successful /metrics carry none.\n\n"
-            "**Methods.** A known API path asked with a method it does not route answers 405 with `Allow` (`GET, HEAD, PUT` on /api/v01/customers, `GET, HEAD` on the others)."
+            "**Methods.** A known API path asked with a method it does not route answers 405 with `Allow` (`GET, HEAD, PUT` on /api/v01/customers, `GET, HEAD, POST, PATCH, DELETE` on /api/v01/customers/{customerId}, `GET, HEAD` on the others)."
         ),
     },
     "servers": [{"url": "/"}],

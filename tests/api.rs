@@ -296,7 +296,10 @@ async fn wrong_methods_and_paths_answer_problem_documents() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 405);
-    assert_eq!(response.headers()["allow"], "GET, HEAD");
+    assert_eq!(
+        response.headers()["allow"],
+        "GET, HEAD, POST, PATCH, DELETE"
+    );
     let (status, problem) = get(&registry, "/api/v02/customers").await;
     assert_eq!(status, 404);
     assert_eq!(problem["type"], "/problems/not-found");

@@ -5,24 +5,13 @@ mod common;
 
 use chrono::{DateTime, Utc};
 use common::{
-    create_all, find_eventually, get, http, kafka_bootstrap, unique_topic, Registry, PATIENCE,
+    create_all, find_eventually, get, http, kafka_bootstrap, tool, unique_topic, Registry, PATIENCE,
 };
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-
-fn tool(args: &[&str], bootstrap: &str, topic: &str, data_dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_customer-registry"))
-        .args(args)
-        .args(["--kafka-bootstrap", bootstrap, "--topic", topic])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .output()
-        .expect("running a customer-registry tool")
-}
 
 fn text(output: &Output) -> String {
     format!(
@@ -504,4 +493,176 @@ async fn tools_refuse_what_they_cannot_do_with_exit_code_2() {
         1,
         "the read model survived the typo"
     );
+}
+
+/// POSTs `patch` to customer `id`, asserting 200; returns the customer.
+async fn update(registry: &Registry, id: &str, patch: Value) -> Value {
+    let response = http()
+        .post(registry.url(&format!("/api/v01/customers/{id}")))
+        .json(&patch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    response.json().await.unwrap()
+}
+
+/// DELETEs customer `id`, asserting 204.
+async fn delete(registry: &Registry, id: &str) {
+    let response = http()
+        .delete(registry.url(&format!("/api/v01/customers/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 204);
+}
+
+/// The Kafka timestamp of the `at`th record of customer `id`'s history.
+async fn history_written_at(registry: &Registry, id: &str, at: usize) -> DateTime<Utc> {
+    let (status, history) = get(registry, &format!("/api/v01/customers/{id}/events")).await;
+    assert_eq!(status, 200, "{history}");
+    written_at(&history[at])
+}
+
+#[tokio::test]
+async fn export_as_of_a_moment_between_an_update_and_a_delete_holds_the_updated_customer() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("export-lifecycle");
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(&bootstrap, &topic, &dir.path().join("data"));
+    let created = create_batch(&registry, 95, &["Before"]).await.remove(0);
+    let id = created["id"].as_str().unwrap().to_owned();
+    let updated = update(&registry, &id, json!({"lastName": "After", "city": "Lund"})).await;
+    let updated_at = history_written_at(&registry, &id, 1).await;
+    wait_for_the_clock_to_pass(updated_at).await;
+    delete(&registry, &id).await;
+    let deleted_at = history_written_at(&registry, &id, 2).await;
+    assert!(updated_at < deleted_at);
+    let moment = updated_at + (deleted_at - updated_at) / 2;
+    let moment = moment.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+
+    let export_dir = dir.path().join("export-data");
+    let as_of = tool(
+        &["export", "--as-of", &moment],
+        &bootstrap,
+        &topic,
+        &export_dir,
+    );
+    assert_eq!(as_of.status.code(), Some(0), "{}", text(&as_of));
+    let lines: Vec<Value> = String::from_utf8_lossy(&as_of.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        vec![updated.clone()],
+        "as of {moment}: the customer as updated"
+    );
+    assert_eq!(lines[0]["version"], 2);
+
+    let now = tool(&["export"], &bootstrap, &topic, &export_dir);
+    assert_eq!(now.status.code(), Some(0), "{}", text(&now));
+    assert_eq!(
+        String::from_utf8_lossy(&now.stdout),
+        "",
+        "deleted customers are absent"
+    );
+    let csv = tool(
+        &["export", "--as-of", &moment, "--format", "csv"],
+        &bootstrap,
+        &topic,
+        &export_dir,
+    );
+    let csv = String::from_utf8_lossy(&csv.stdout).into_owned();
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with(",createdAt,updatedAt,version"),
+        "{csv}"
+    );
+    assert!(csv.lines().nth(1).unwrap().ends_with(",2"), "{csv}");
+}
+
+#[tokio::test]
+async fn a_rebuild_equals_the_live_read_model_after_a_random_mix_of_changes() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("rebuild-mix");
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let registry = Registry::start(&bootstrap, &topic, &data_dir);
+    // A small deterministic generator: the mix differs per step, the run is repeatable.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |bound: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % bound
+    };
+    let names = ["Ada", "Bo", "Cy", "Di", "Ed"];
+    let cities = ["Oslo", "Lyon", "Graz", "Kiel"];
+    let mut live: Vec<String> = Vec::new();
+    let (mut creates, mut updates, mut deletes) = (0, 0, 0);
+    for step in 0..120 {
+        let choice = if live.len() < 3 { 0 } else { next(10) };
+        match choice {
+            0..=3 => {
+                let body = json!({"accountId": 96 + next(3), "lastName": names[next(5) as usize],
+                                  "city": cities[next(4) as usize]});
+                live.push(
+                    create_all(&registry, &[body]).await.remove(0)["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                );
+                creates += 1;
+            }
+            4..=7 => {
+                let id = live[next(live.len() as u64) as usize].clone();
+                let patch = match next(3) {
+                    0 => json!({"city": null}),
+                    1 => {
+                        json!({"lastName": names[next(5) as usize], "street": format!("{step} Rue")})
+                    }
+                    _ => json!({"city": cities[next(4) as usize]}),
+                };
+                update(&registry, &id, patch).await;
+                updates += 1;
+            }
+            _ => {
+                let id = live.swap_remove(next(live.len() as u64) as usize);
+                delete(&registry, &id).await;
+                deletes += 1;
+            }
+        }
+    }
+    assert!(
+        updates > 20 && deletes > 5,
+        "{creates} creates, {updates} updates, {deletes} deletes"
+    );
+    let queries = [
+        "/api/v01/customers?limit=1000".to_owned(),
+        "/api/v01/customers?accountId=97&limit=1000".to_owned(),
+        "/api/v01/customers?city=oslo&limit=1000".to_owned(),
+        "/api/v01/customers?lastName=c&limit=1000".to_owned(),
+    ];
+    let mut before = Vec::new();
+    for query in &queries {
+        before.push(get(&registry, query).await);
+    }
+    assert_eq!(before[0].1.as_array().unwrap().len(), live.len());
+    assert!(registry.stop());
+
+    let audit = tool(&["audit"], &bootstrap, &topic, &data_dir);
+    assert_eq!(audit.status.code(), Some(0), "{}", text(&audit));
+    let rebuilt = tool(&["rebuild"], &bootstrap, &topic, &data_dir);
+    assert_eq!(rebuilt.status.code(), Some(0), "{}", text(&rebuilt));
+    let registry = Registry::start(&bootstrap, &topic, &data_dir);
+    for (query, answer) in queries.iter().zip(&before) {
+        assert_eq!(
+            &get(&registry, query).await,
+            answer,
+            "{query} after rebuild"
+        );
+    }
 }

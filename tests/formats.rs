@@ -196,7 +196,7 @@ async fn every_error_status_answers_a_problem_in_the_clients_format() {
         (405, Method::DELETE, "/api/v01/customers", vec![], None),
         (
             405,
-            Method::POST,
+            Method::PUT,
             "/api/v01/customers/0199a000-0000-7000-8000-000000000000",
             vec![],
             None,

@@ -96,7 +96,7 @@ fn write_customers(
             let mut csv = csv::Writer::from_writer(sink);
             let mut header = vec!["id", "accountId"];
             header.extend(TextField::ALL.map(TextField::name));
-            header.push("createdAt");
+            header.extend(["createdAt", "updatedAt", "version"]);
             let csv_error = |error: csv::Error| AuditError::Usage(format!("writing CSV: {error}"));
             csv.write_record(&header).map_err(csv_error)?;
             for customer in customers {
@@ -109,11 +109,10 @@ fn write_customers(
                     TextField::ALL
                         .map(|field| customer.details.text(field).unwrap_or_default().to_owned()),
                 );
-                row.push(
-                    customer
-                        .created_at
-                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                );
+                for time in [customer.created_at, customer.updated_at] {
+                    row.push(time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+                }
+                row.push(customer.version.to_string());
                 csv.write_record(&row).map_err(csv_error)?;
                 written += 1;
             }

@@ -2,17 +2,18 @@
 //! side or the read model, and answer; every failure goes through [`ApiError`].
 
 use super::body::{self, BodyStream};
-use super::negotiation::{answer_format, body_format, problem_format, Format};
+use super::negotiation::{answer_format, body_format, problem_format, Consumes, Format};
 use super::server::ClientAddress;
 use super::{query_string, xml, ApiError, ApiState, HeaderText, RequestMeta, UnreadableHeader};
 use crate::auth::{AuthError, Caller};
 use crate::domain::{
-    shown, AccountId, Customer, CustomerDetails, CustomerId, FieldError, IdempotencyKey,
-    RuleViolation, ValidationErrors,
+    shown, AccountId, Customer, CustomerDetails, CustomerId, CustomerPatch, FieldError,
+    IdempotencyKey, RuleViolation, ValidationErrors,
 };
 use crate::log::LogPosition;
 use crate::metrics::Snapshot;
 use crate::read_model::{parse_page, CustomerQuery, ReadModelError, Work, INLINE_WORK, MAX_WORK};
+use crate::write::ChangeKind;
 use std::sync::Arc;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
@@ -36,6 +37,25 @@ const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 /// `PUT /api/v01/customers`: validate, append `CustomerCreated`, answer 201 once Kafka confirmed it.
 pub async fn create_customer(meta: RequestMeta, body: BodyStream, state: ApiState) -> Response {
     let result = create(&meta, body, &state).await;
+    respond(&meta, result)
+}
+
+/// `POST /api/v01/customers/{id}` (and `PATCH` with a merge patch): change the fields the body
+/// names, answer the whole customer.
+pub async fn update_customer(
+    id: String,
+    meta: RequestMeta,
+    body: BodyStream,
+    state: ApiState,
+    consumes: Consumes,
+) -> Response {
+    let result = update(&id, &meta, body, &state, consumes).await;
+    respond(&meta, result)
+}
+
+/// `DELETE /api/v01/customers/{id}`: 204 once this replica applied the delete.
+pub async fn delete_customer(id: String, meta: RequestMeta, state: ApiState) -> Response {
+    let result = delete(&id, &meta, &state).await;
     respond(&meta, result)
 }
 
@@ -173,7 +193,7 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let caller = authenticate(meta, state)?;
     let answer = answer_format(meta.accept.as_deref())?;
-    let body_format = body_format(meta.content_type.as_deref())?;
+    let body_format = body_format(meta.content_type.as_deref(), Consumes::Create)?;
     let key = meta
         .idempotency_key
         .as_ref()
@@ -211,6 +231,110 @@ async fn create(
         headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
     Ok(response)
+}
+
+async fn update(
+    id: &str,
+    meta: &RequestMeta,
+    body: BodyStream,
+    state: &ApiState,
+    consumes: Consumes,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(meta, state)?;
+    let answer = answer_format(meta.accept.as_deref())?;
+    let body_format = body_format(meta.content_type.as_deref(), consumes)?;
+    let if_match = if_match(meta)?;
+    refuse_change_key(meta)?;
+    let body = body::read_limited(meta.content_length, body).await?;
+    let patch = CustomerPatch::parse(body::customer_fields(body_format, &body)?)?;
+    catch_up(meta, state).await?;
+    let customer = known_customer(id, &caller, state)?;
+    let changed = state
+        .registrar
+        .change(
+            customer.id,
+            ChangeKind::Update(patch),
+            if_match,
+            meta.audit_trail(&caller),
+        )
+        .await
+        .map_err(ApiError::from_change)?;
+    let mut response = customer_response(answer, &changed.customer);
+    response
+        .headers_mut()
+        .insert(LOG_POSITION, position_header(&changed.position));
+    Ok(response)
+}
+
+async fn delete(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> {
+    let caller = authenticate(meta, state)?;
+    // Errors are answered in the client's format; a 204 has no body to negotiate.
+    let if_match = if_match(meta)?;
+    refuse_change_key(meta)?;
+    catch_up(meta, state).await?;
+    let customer = known_customer(id, &caller, state)?;
+    let changed = state
+        .registrar
+        .change(
+            customer.id,
+            ChangeKind::Delete,
+            if_match,
+            meta.audit_trail(&caller),
+        )
+        .await
+        .map_err(ApiError::from_change)?;
+    let mut response = Response::new(Vec::new().into());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+        .headers_mut()
+        .insert(LOG_POSITION, position_header(&changed.position));
+    Ok(response)
+}
+
+/// `If-Match`: one strong entity tag, a customer's version as `ETag` gives it (`"3"`), or `*`
+/// (any current customer: the same as none, since a change needs the customer to exist).
+fn if_match(meta: &RequestMeta) -> Result<Option<u64>, ApiError> {
+    let Some(raw) = &meta.if_match else {
+        return Ok(None);
+    };
+    let raw = raw
+        .as_deref()
+        .map_err(|why| unreadable_header("If-Match", *why))?
+        .trim();
+    if raw == "*" {
+        return Ok(None);
+    }
+    raw.strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+        .filter(|digits| !digits.is_empty() && digits.len() <= 19)
+        .filter(|digits| digits.bytes().all(|byte| byte.is_ascii_digit()))
+        .and_then(|digits| digits.parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            let message = format!(
+                "If-Match must be one version as ETag gives it, in double quotes (e.g. \"3\"), \
+                 or *; got {}",
+                shown(raw, POSITION_SHOWN)
+            );
+            header_refused("If-Match", "invalid_format", message)
+        })
+}
+
+/// Idempotency keys on updates and deletes are not taken yet: refused, never ignored, so that a
+/// client never believes a retry is safe when it is not.
+fn refuse_change_key(meta: &RequestMeta) -> Result<(), ApiError> {
+    if meta.idempotency_key.is_none() {
+        return Ok(());
+    }
+    let message = "Idempotency-Key is taken on creates only, so far; send updates with If-Match \
+                   to make a retry safe"
+        .to_owned();
+    Err(header_refused("Idempotency-Key", "unsupported", message))
+}
+
+/// The `ETag` of a customer at `version`.
+pub fn etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).expect("digits in quotes are a valid header")
 }
 
 /// The longest `X-Min-Log-Position` read: room for hundreds of partitions, and a bound on what a
@@ -410,7 +534,7 @@ async fn history(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Respo
     let caller = authenticate(meta, state)?;
     let answer = answer_format(meta.accept.as_deref())?;
     let position = catch_up(meta, state).await?;
-    let id = known_customer(id, &caller, state)?.id;
+    let id = recorded_customer(id, &caller, state)?;
     let positions = state.read_model.history_of(id)?;
     let permit = state.history.try_reserve().ok_or(ApiError::HistoryBusy)?;
     let history = Arc::clone(&state.history);
@@ -463,24 +587,48 @@ async fn rejected_events(
 /// customer of an account the caller's key does not reach is a 404 too, worded the same, so
 /// that answers never tell whether another merchant's customer exists.
 fn known_customer(id: &str, caller: &Caller, state: &ApiState) -> Result<Customer, ApiError> {
-    let not_found = || ApiError::NotFound(format!("no customer with id {id}"));
-    if id.len() != 36 {
-        return Err(not_found());
-    }
-    let id: CustomerId = id.parse().map_err(|_| not_found())?;
     state
         .read_model
-        .get(id)?
+        .get(customer_id(id)?)?
         .filter(|customer| caller.may_reach(customer.details.account_id))
-        .ok_or_else(not_found)
+        .ok_or_else(|| no_customer(id))
 }
 
+/// The id a path names: only the canonical hyphenated form of a UUID names one.
+fn customer_id(id: &str) -> Result<CustomerId, ApiError> {
+    if id.len() != 36 {
+        return Err(no_customer(id));
+    }
+    id.parse().map_err(|_| no_customer(id))
+}
+
+fn no_customer(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no customer with id {id}"))
+}
+
+/// The id of the customer `id` names, deleted ones included (their history stays readable), or
+/// 404 as [`known_customer`] words it.
+fn recorded_customer(id: &str, caller: &Caller, state: &ApiState) -> Result<CustomerId, ApiError> {
+    let parsed = customer_id(id)?;
+    state
+        .read_model
+        .record(parsed)?
+        .filter(|record| caller.may_reach(record.customer.details.account_id))
+        .map(|_| parsed)
+        .ok_or_else(|| no_customer(id))
+}
+
+/// A customer, with its version as the `ETag`.
 fn customer_response(format: Format, customer: &Customer) -> Response {
     let body = match format {
         Format::Json => serde_json::to_vec(customer).expect("a customer always serialises"),
         Format::Xml => xml::customer_document(customer).into_bytes(),
     };
-    response_with(format, body)
+    let mut response = response_with(format, body);
+    response
+        .headers_mut()
+        .insert(header::ETAG, etag(customer.version));
+    response
 }
 
 fn response_with(format: Format, body: Vec<u8>) -> Response {

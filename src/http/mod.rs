@@ -27,6 +27,7 @@ use crate::read_model::ReadModel;
 use crate::write::Registrar;
 use bytes::Buf;
 use futures::{Stream, StreamExt, TryStreamExt};
+use negotiation::Consumes;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +41,10 @@ use warp::{Filter, Rejection, Reply};
 /// a test holds the two, and the routes, together.
 pub const ROUTES: &[(&str, &str)] = &[
     ("/api/v01/customers", "GET, HEAD, PUT"),
-    ("/api/v01/customers/{customerId}", "GET, HEAD"),
+    (
+        "/api/v01/customers/{customerId}",
+        "GET, HEAD, POST, PATCH, DELETE",
+    ),
     ("/api/v01/customers/{customerId}/events", "GET, HEAD"),
     ("/api/v01/admin/rejected-events", "GET, HEAD"),
     ("/api/v01/openapi.json", "GET, HEAD"),
@@ -85,6 +89,7 @@ pub struct RequestMeta {
     content_type: Option<String>,
     content_length: Option<u64>,
     idempotency_key: Option<HeaderText>,
+    if_match: Option<HeaderText>,
     min_log_position: Option<HeaderText>,
     authorization: Option<Credentials>,
     request_id: String,
@@ -144,6 +149,7 @@ impl RequestMeta {
             content_length: text(warp::http::header::CONTENT_LENGTH)
                 .and_then(|length| length.trim().parse().ok()),
             idempotency_key: strict(HeaderName::from_static("idempotency-key"), false),
+            if_match: strict(warp::http::header::IF_MATCH, false),
             min_log_position: strict(HeaderName::from_static("x-min-log-position"), true),
             authorization: strict(warp::http::header::AUTHORIZATION, false).map(Credentials),
             request_id: text(warp::http::HeaderName::from_static("x-request-id"))
@@ -246,9 +252,30 @@ fn api_routes(state: ApiState) -> BoxedFilter<(Response,)> {
         .and(request_meta())
         .and(with_state(state.clone()))
         .then(handlers::get_customer);
-    let item_other_method = item()
+    let update = item()
+        .and(warp::post())
         .and(request_meta())
-        .map(|_id: String, meta| handlers::method_not_allowed(meta, "GET, HEAD"));
+        .and(body_stream())
+        .and(with_state(state.clone()))
+        .then(|id, meta, body, state| {
+            handlers::update_customer(id, meta, body, state, Consumes::Update)
+        });
+    let patch = item()
+        .and(warp::patch())
+        .and(request_meta())
+        .and(body_stream())
+        .and(with_state(state.clone()))
+        .then(|id, meta, body, state| {
+            handlers::update_customer(id, meta, body, state, Consumes::MergePatch)
+        });
+    let delete = item()
+        .and(warp::delete())
+        .and(request_meta())
+        .and(with_state(state.clone()))
+        .then(handlers::delete_customer);
+    let item_other_method = item().and(request_meta()).map(|_id: String, meta| {
+        handlers::method_not_allowed(meta, "GET, HEAD, POST, PATCH, DELETE")
+    });
     let customer_history = history()
         .and(get_or_head())
         .and(request_meta())
@@ -301,6 +328,12 @@ fn api_routes(state: ApiState) -> BoxedFilter<(Response,)> {
         .or(collection_other_method)
         .unify()
         .or(get)
+        .unify()
+        .or(update)
+        .unify()
+        .or(patch)
+        .unify()
+        .or(delete)
         .unify()
         .or(item_other_method)
         .unify()
@@ -529,7 +562,11 @@ mod tests {
             .collect();
         let routed: BTreeMap<String, String> = ROUTES
             .iter()
-            .map(|(path, methods)| ((*path).to_owned(), (*methods).to_owned()))
+            .map(|(path, methods)| {
+                let mut methods: Vec<&str> = methods.split(", ").collect();
+                methods.sort_unstable();
+                ((*path).to_owned(), methods.join(", "))
+            })
             .collect();
         assert_eq!(documented, routed);
 

@@ -13,24 +13,52 @@ pub enum Format {
     Xml,
 }
 
-/// The format of a request body, from its `Content-Type`. No `Content-Type` is taken as JSON;
-/// a `charset` parameter, when given, must be UTF-8 (the only encoding bodies are read in).
+/// The bodies a route consumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consumes {
+    /// A create: JSON or XML.
+    Create,
+    /// An update by `POST`: JSON, XML, or a JSON merge patch.
+    Update,
+    /// An update by `PATCH`: a JSON merge patch (RFC 7396).
+    MergePatch,
+}
+
+impl Consumes {
+    /// The media types, for the refusal.
+    fn described(self) -> &'static str {
+        match self {
+            Consumes::Create => "create consumes application/json or application/xml",
+            Consumes::Update => {
+                "update consumes application/json, application/merge-patch+json or \
+                 application/xml"
+            }
+            Consumes::MergePatch => "PATCH consumes application/merge-patch+json",
+        }
+    }
+}
+
+/// The format of a request body, from its `Content-Type`, for a route that consumes
+/// `consumes`. No `Content-Type` is taken as JSON; a `charset` parameter, when given, must be
+/// UTF-8 (the only encoding bodies are read in).
 ///
 /// # Errors
 /// [`ApiError::UnsupportedMediaType`] for any other media type or charset.
-pub fn body_format(content_type: Option<&str>) -> Result<Format, ApiError> {
+pub fn body_format(content_type: Option<&str>, consumes: Consumes) -> Result<Format, ApiError> {
     let Some(content_type) = content_type else {
         return Ok(Format::Json);
     };
     let media_type = media_type_of(content_type);
-    let format = match media_type.as_str() {
-        "application/json" => Format::Json,
-        "application/xml" | "text/xml" => Format::Xml,
+    let format = match (media_type.as_str(), consumes) {
+        ("application/merge-patch+json", Consumes::Update | Consumes::MergePatch) => Format::Json,
+        ("application/json", Consumes::Create | Consumes::Update) => Format::Json,
+        ("application/xml" | "text/xml", Consumes::Create | Consumes::Update) => Format::Xml,
         _ => {
-            return Err(ApiError::UnsupportedMediaType(shown(
-                &media_type,
-                NAME_SHOWN,
-            )))
+            let refused = shown(&media_type, NAME_SHOWN);
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "{}, in UTF-8, not {refused}",
+                consumes.described()
+            )));
         }
     };
     let charset = content_type
@@ -41,8 +69,11 @@ pub fn body_format(content_type: Option<&str>) -> Result<Format, ApiError> {
         .map(|(_, value)| value.trim().trim_matches('"'));
     match charset {
         Some(charset) if !charset.eq_ignore_ascii_case("utf-8") => {
-            let refused = format!("{media_type} in charset {charset}");
-            Err(ApiError::UnsupportedMediaType(shown(&refused, NAME_SHOWN)))
+            let refused = shown(&format!("{media_type} in charset {charset}"), NAME_SHOWN);
+            Err(ApiError::UnsupportedMediaType(format!(
+                "{}, in UTF-8, not {refused}",
+                consumes.described()
+            )))
         }
         _ => Ok(format),
     }
@@ -139,15 +170,16 @@ mod tests {
 
     #[test]
     fn bodies_are_json_or_xml_by_content_type() {
-        assert_eq!(body_format(None).unwrap(), Format::Json);
+        let create = |content_type| body_format(content_type, Consumes::Create);
+        assert_eq!(create(None).unwrap(), Format::Json);
         assert_eq!(
-            body_format(Some("application/json; charset=utf-8")).unwrap(),
+            create(Some("application/json; charset=utf-8")).unwrap(),
             Format::Json
         );
-        assert_eq!(body_format(Some("Application/XML")).unwrap(), Format::Xml);
-        assert_eq!(body_format(Some("text/xml")).unwrap(), Format::Xml);
+        assert_eq!(create(Some("Application/XML")).unwrap(), Format::Xml);
+        assert_eq!(create(Some("text/xml")).unwrap(), Format::Xml);
         assert_eq!(
-            body_format(Some("application/xml; charset=\"UTF-8\"")).unwrap(),
+            create(Some("application/xml; charset=\"UTF-8\"")).unwrap(),
             Format::Xml
         );
         for refused in [
@@ -155,13 +187,35 @@ mod tests {
             "application/json; charset=utf-16",
             "application/json;charset=ISO-8859-1",
             "text/xml; charset=\"latin1\"",
+            "application/merge-patch+json",
         ] {
             assert!(
                 matches!(
-                    body_format(Some(refused)),
+                    create(Some(refused)),
                     Err(ApiError::UnsupportedMediaType(_))
                 ),
                 "{refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn updates_take_merge_patches_and_patch_takes_nothing_else() {
+        let patch = Some("application/merge-patch+json");
+        assert_eq!(body_format(patch, Consumes::Update).unwrap(), Format::Json);
+        assert_eq!(
+            body_format(patch, Consumes::MergePatch).unwrap(),
+            Format::Json
+        );
+        assert_eq!(
+            body_format(Some("text/xml"), Consumes::Update).unwrap(),
+            Format::Xml
+        );
+        for refused in ["application/json", "application/xml"] {
+            let answer = body_format(Some(refused), Consumes::MergePatch);
+            assert!(
+                matches!(&answer, Err(ApiError::UnsupportedMediaType(why)) if why.contains("merge-patch")),
+                "{refused}: {answer:?}"
             );
         }
     }

@@ -7,7 +7,7 @@ use crate::auth::AuthError;
 use crate::domain::{FieldError, ValidationErrors};
 use crate::log::{EventLogError, HISTORY_READERS};
 use crate::read_model::ReadModelError;
-use crate::write::CreateError;
+use crate::write::{ChangeError, CreateError};
 use serde::Serialize;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
@@ -21,8 +21,8 @@ pub enum ApiError {
     /// The body or the query string is not well-formed; the text says where.
     #[error("{0}")]
     Malformed(String),
-    /// The body's media type is not one `create` consumes.
-    #[error("create consumes application/json or application/xml, in UTF-8, not {0}")]
+    /// The body's media type is not one the route consumes.
+    #[error("{0}")]
     UnsupportedMediaType(String),
     /// The client accepts no format the API produces.
     #[error(
@@ -63,6 +63,25 @@ pub enum ApiError {
     /// The idempotency key was used before with another body.
     #[error("{0}")]
     KeyReused(String),
+    /// `If-Match` named a version the customer is not at.
+    #[error("{detail}")]
+    PreconditionFailed {
+        /// What happened, for a person.
+        detail: String,
+        /// The version the customer is at (the problem's `currentVersion`, and the `ETag`).
+        current_version: u64,
+    },
+    /// An unconditional change lost the race for the next version every time it tried.
+    #[error("{0}")]
+    Contended(String),
+    /// A change is in the log but its outcome is not known on this replica yet.
+    #[error("{detail}")]
+    ChangePending {
+        /// What happened, for a person.
+        detail: String,
+        /// A position that includes the change, for `X-Min-Log-Position`.
+        position: String,
+    },
     /// The log could not be read back (a customer's history).
     #[error("the event log could not be read: {0}")]
     LogUnreadable(String),
@@ -128,6 +147,33 @@ impl ApiError {
             CreateError::ReadModel(error) => ApiError::ReadModel(error),
         }
     }
+
+    /// The answer to an update or delete that did not go through.
+    pub fn from_change(error: ChangeError) -> Self {
+        match error {
+            ChangeError::EventLog(error) => ApiError::EventLog {
+                outcome_unknown: error.outcome_unknown(),
+                error,
+                had_key: false,
+            },
+            ChangeError::ReadModel(error) => ApiError::ReadModel(error),
+            gone @ ChangeError::NotFound(_) => ApiError::NotFound(gone.to_string()),
+            stale @ ChangeError::VersionMismatch { current, .. } => ApiError::PreconditionFailed {
+                detail: stale.to_string(),
+                current_version: current,
+            },
+            busy @ ChangeError::Contended { .. } => ApiError::Contended(busy.to_string()),
+            pending @ ChangeError::Pending { .. } => {
+                let ChangeError::Pending { position } = &pending else {
+                    unreachable!()
+                };
+                ApiError::ChangePending {
+                    position: position.to_string(),
+                    detail: pending.to_string(),
+                }
+            }
+        }
+    }
 }
 
 fn event_log_detail(error: &EventLogError, outcome_unknown: bool, had_key: bool) -> String {
@@ -168,6 +214,9 @@ struct Problem<'a> {
     /// How many errors past [`ERRORS_LISTED`] were left out of `errors`.
     #[serde(rename = "omittedErrors", skip_serializing_if = "Option::is_none")]
     omitted_errors: Option<usize>,
+    /// For a version mismatch: the version the customer is at.
+    #[serde(rename = "currentVersion", skip_serializing_if = "Option::is_none")]
+    current_version: Option<u64>,
 }
 
 /// Most errors a problem document lists: a body of thousands of unknown members is refused with
@@ -238,6 +287,21 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "/problems/replica-behind",
                 "This replica has not caught up yet",
+            ),
+            ApiError::PreconditionFailed { .. } => (
+                StatusCode::PRECONDITION_FAILED,
+                "/problems/version-mismatch",
+                "The customer is not at the version If-Match names",
+            ),
+            ApiError::Contended(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/contended",
+                "The customer kept changing while this change was applied",
+            ),
+            ApiError::ChangePending { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/change-pending",
+                "The change's outcome is not known on this replica yet",
             ),
             ApiError::HistoryBusy => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -315,6 +379,12 @@ impl ApiError {
             .map(|errors| errors.len().saturating_sub(ERRORS_LISTED))
             .filter(|omitted| *omitted > 0);
         let errors = errors.map(|errors| &errors[..errors.len().min(ERRORS_LISTED)]);
+        let current_version = match &self {
+            ApiError::PreconditionFailed {
+                current_version, ..
+            } => Some(*current_version),
+            _ => None,
+        };
         let fields = ProblemFields {
             problem_type,
             title,
@@ -327,12 +397,13 @@ impl ApiError {
                     fields: &fields,
                     errors,
                     omitted_errors,
+                    current_version,
                 };
                 let json = serde_json::to_vec(&problem).expect("a problem always serialises");
                 (json, "application/problem+json")
             }
             Format::Xml => {
-                let xml = xml::problem_document(&fields, errors, omitted_errors);
+                let xml = xml::problem_document(&fields, errors, omitted_errors, current_version);
                 (xml.into_bytes(), "application/problem+xml; charset=utf-8")
             }
         };
@@ -361,6 +432,20 @@ impl ApiError {
             }
             ApiError::EventLog { .. } | ApiError::LogUnreadable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            ApiError::PreconditionFailed {
+                current_version, ..
+            } => {
+                headers.insert(header::ETAG, super::handlers::etag(current_version));
+            }
+            ApiError::ChangePending { position, .. } => {
+                if let Ok(position) = HeaderValue::from_str(&position) {
+                    headers.insert("x-log-position", position);
+                }
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::Contended(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             ApiError::ReplicaBehind { .. }
             | ApiError::CatchingUp { .. }

@@ -292,6 +292,7 @@ pub fn problem_document(
     fields: &ProblemFields<'_>,
     errors: Option<&[FieldError]>,
     omitted_errors: Option<usize>,
+    current_version: Option<u64>,
 ) -> String {
     #[derive(Serialize)]
     struct Problem<'a> {
@@ -306,6 +307,8 @@ pub fn problem_document(
         errors: Option<Items<'a>>,
         #[serde(rename = "omittedErrors", skip_serializing_if = "Option::is_none")]
         omitted_errors: Option<usize>,
+        #[serde(rename = "currentVersion", skip_serializing_if = "Option::is_none")]
+        current_version: Option<u64>,
     }
     #[derive(Serialize)]
     struct Items<'a> {
@@ -319,6 +322,7 @@ pub fn problem_document(
         detail: fields.detail,
         errors: errors.map(|errors| Items { i: errors }),
         omitted_errors,
+        current_version,
     };
     document("problem", &problem)
 }

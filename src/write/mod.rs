@@ -1,7 +1,11 @@
-//! The write side: a validated create becomes a `CustomerCreated` event appended to the event log
-//! ([`crate::log::EventLog`], the only writer of the topic). The [`Registrar`] handles the command,
-//! including idempotency keys and the wait for this replica's projection (read-your-writes).
+//! The write side: a validated command becomes an event appended to the event log
+//! ([`crate::log::EventLog`], the only writer of the topic): a create a `CustomerCreated`, an
+//! update or delete a `CustomerUpdated` or `CustomerDeleted` naming the version it gives the
+//! customer. The [`Registrar`] handles the commands, including idempotency keys on creates, and
+//! the wait for this replica's projection (read-your-writes).
 
+mod changes;
 mod registrar;
 
+pub use changes::{ChangeError, ChangeKind, Changed, MAX_ATTEMPTS};
 pub use registrar::{CreateError, Registered, Registrar};

@@ -56,12 +56,12 @@ pub struct Registered {
     pub replayed: bool,
 }
 
-/// Handles creates: the event log's only writer.
+/// Handles creates, updates and deletes: the event log's only writer.
 pub struct Registrar {
-    event_log: Arc<EventLog>,
-    read_model: ReadModel,
-    progress: ProjectionProgress,
-    projection_wait: Duration,
+    pub(super) event_log: Arc<EventLog>,
+    pub(super) read_model: ReadModel,
+    pub(super) progress: ProjectionProgress,
+    pub(super) projection_wait: Duration,
     key_locks: Vec<Mutex<()>>,
 }
 

@@ -478,3 +478,15 @@ pub fn as_created(customer: &Value) -> Value {
     fields.remove("updatedAt");
     created
 }
+
+/// Runs a `customer-registry` tool (`rebuild`, `audit`, `export`, ...) on `data_dir` to
+/// completion, and returns its output.
+pub fn tool(args: &[&str], bootstrap: &str, topic: &str, data_dir: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_customer-registry"))
+        .args(args)
+        .args(["--kafka-bootstrap", bootstrap, "--topic", topic])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .expect("running a customer-registry tool")
+}

@@ -1,0 +1,477 @@
+//! Updates and deletes through the real binary and a real broker: merge-patch semantics, versions
+//! and ETags, conditional changes decided by the log (across replicas too), deletes that leave
+//! the history, and the events they write.
+
+mod common;
+
+use common::{create, get, http, kafka_bootstrap, read_topic, unique_topic, Registry};
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// An answer: status, headers, and the body as JSON (`Null` when empty).
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} header: {:?}", self.headers))
+            .to_str()
+            .unwrap()
+    }
+}
+
+async fn send(request: reqwest::RequestBuilder) -> Answer {
+    let response = request.send().await.expect("the registry answers");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Creates `body` on `on`, and waits until every one of `replicas` holds it (read with the
+/// create's log position).
+async fn create_everywhere(on: &Registry, replicas: &[Registry], body: Value) -> Value {
+    let created = send(http().put(on.url("/api/v01/customers")).json(&body)).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let position = created.header("x-log-position").to_owned();
+    for replica in replicas {
+        let held = send(
+            http()
+                .get(item(replica, &created.body))
+                .header("x-min-log-position", &position),
+        )
+        .await;
+        assert_eq!(held.status, 200, "{}", held.body);
+        assert_eq!(held.body["version"], 1);
+    }
+    created.body
+}
+
+fn item(registry: &Registry, customer: &Value) -> String {
+    registry.url(&format!(
+        "/api/v01/customers/{}",
+        customer["id"].as_str().unwrap()
+    ))
+}
+
+async fn update(registry: &Registry, customer: &Value, patch: Value) -> Answer {
+    send(http().post(item(registry, customer)).json(&patch)).await
+}
+
+async fn update_if(registry: &Registry, customer: &Value, version: &str, patch: Value) -> Answer {
+    send(
+        http()
+            .post(item(registry, customer))
+            .header("if-match", version)
+            .json(&patch),
+    )
+    .await
+}
+
+async fn found(registry: &Registry, query: &str) -> Vec<Value> {
+    let (status, page) = get(registry, &format!("/api/v01/customers?{query}")).await;
+    assert_eq!(status, 200, "{page}");
+    page.as_array().unwrap().clone()
+}
+
+fn schema(kind: &str) -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("events/customer-{kind}.v1.schema.json"));
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_update_changes_what_find_sees_and_a_delete_leaves_only_the_history() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("lifecycle");
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(&bootstrap, &topic, &dir.path().join("data"));
+    let (status, created) = create(
+        &registry,
+        &json!({"accountId": 71, "lastName": "Oldname", "city": "Lyon", "email": "old@x.example"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["version"], 1);
+
+    // A value replaces, null clears, an absent field stays.
+    let updated = update(
+        &registry,
+        &created,
+        json!({"lastName": "Newname", "city": null, "phone": "+33 1 23 45 67 89"}),
+    )
+    .await;
+    assert_eq!(updated.status, 200, "{}", updated.body);
+    assert_eq!(updated.header("etag"), "\"2\"");
+    assert!(!updated.header("x-log-position").is_empty());
+    let customer = updated.body.clone();
+    assert_eq!(customer["version"], 2);
+    assert_eq!(customer["lastName"], "Newname");
+    assert_eq!(customer["email"], "old@x.example", "absent fields are kept");
+    assert_eq!(customer["phone"], "+33 1 23 45 67 89");
+    assert!(customer.get("city").is_none(), "null clears: {customer}");
+    assert_eq!(customer["createdAt"], created["createdAt"]);
+    assert!(customer["updatedAt"].as_str() >= created["updatedAt"].as_str());
+
+    // Read-your-writes: find sees the new values at once, the old ones no more.
+    assert_eq!(
+        found(&registry, "lastName=newn").await,
+        vec![customer.clone()]
+    );
+    assert!(found(&registry, "lastName=oldn").await.is_empty());
+    assert!(found(&registry, "city=lyon").await.is_empty());
+    assert_eq!(found(&registry, "accountId=71").await.len(), 1);
+    let (status, got) = get(
+        &registry,
+        &format!("/api/v01/customers/{}", created["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!((status, &got), (200, &customer));
+
+    // PATCH with a merge patch is the same update; an update that changes nothing writes nothing.
+    let patched = send(
+        http()
+            .patch(item(&registry, &created))
+            .header("content-type", "application/merge-patch+json")
+            .body(r#"{"city": "Paris"}"#),
+    )
+    .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(patched.body["version"], 3);
+    let unchanged = update(
+        &registry,
+        &created,
+        json!({"city": "Paris", "lastName": "Newname"}),
+    )
+    .await;
+    assert_eq!(unchanged.status, 200);
+    assert_eq!(unchanged.body, patched.body, "nothing changed");
+    let plain_json_patch = send(
+        http()
+            .patch(item(&registry, &created))
+            .header("content-type", "application/json")
+            .body("{}"),
+    )
+    .await;
+    assert_eq!(plain_json_patch.status, 415, "{}", plain_json_patch.body);
+
+    // XML: an empty element clears.
+    let xml = send(
+        http()
+            .post(item(&registry, &created))
+            .header("content-type", "application/xml")
+            .header("accept", "application/xml")
+            .body("<customer><phone/><firstName>Zoë</firstName></customer>"),
+    )
+    .await;
+    assert_eq!(xml.status, 200, "{}", xml.body);
+    let xml_text = xml.body.as_str().unwrap();
+    assert!(
+        xml_text.contains("<firstName>Zoë</firstName>") && !xml_text.contains("<phone>"),
+        "{xml_text}"
+    );
+    assert!(xml_text.contains("<version>4</version>"), "{xml_text}");
+
+    // Fixed and server-assigned fields are refused, each named.
+    let refused = update(
+        &registry,
+        &created,
+        json!({"accountId": 72, "version": 9, "id": "x"}),
+    )
+    .await;
+    assert_eq!(refused.status, 400);
+    let codes: Vec<(&str, &str)> = refused.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|error| {
+            (
+                error["field"].as_str().unwrap(),
+                error["code"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            ("accountId", "create_only"),
+            ("version", "server_assigned"),
+            ("id", "server_assigned")
+        ]
+    );
+
+    // Delete: 204, then gone from get and find, but every event stays in its history.
+    let deleted = send(http().delete(item(&registry, &created))).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    assert!(!deleted.header("x-log-position").is_empty());
+    let path = format!("/api/v01/customers/{}", created["id"].as_str().unwrap());
+    assert_eq!(get(&registry, &path).await.0, 404);
+    assert!(found(&registry, "accountId=71").await.is_empty());
+    let (_, counted) = get(&registry, "/api/v01/customers?accountId=71").await;
+    assert_eq!(counted, json!([]));
+    let (status, history) = get(&registry, &format!("{path}/events")).await;
+    assert_eq!(status, 200, "{history}");
+    let types: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|record| record["event"]["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        vec![
+            "CustomerCreated",
+            "CustomerUpdated",
+            "CustomerUpdated",
+            "CustomerUpdated",
+            "CustomerDeleted"
+        ]
+    );
+    assert_eq!(
+        update(&registry, &created, json!({"city": "Nice"}))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        send(http().delete(item(&registry, &created))).await.status,
+        404
+    );
+
+    // Every event validates against its schema and carries the CloudEvents headers.
+    let records = read_topic(&bootstrap, &topic);
+    assert_eq!(records.len(), 5, "the no-op update wrote nothing");
+    for record in &records {
+        let kind = record.value["eventType"].as_str().unwrap();
+        let validator = schema(&kind.trim_start_matches("Customer").to_lowercase());
+        let problems: Vec<String> = validator
+            .iter_errors(&record.value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(problems.is_empty(), "{}: {problems:?}", record.value);
+        let header = |name: &str| {
+            record
+                .headers
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+                .unwrap_or_else(|| panic!("no {name} on {:?}", record.headers))
+        };
+        assert_eq!(header("ce_specversion"), "1.0");
+        assert_eq!(header("ce_id"), record.value["eventId"]);
+        assert_eq!(header("ce_type"), format!("customer-registry.{kind}.v1"));
+        assert_eq!(header("ce_source"), format!("/customer-registry/{topic}"));
+        assert_eq!(header("ce_time"), record.value["occurredAt"]);
+        assert_eq!(header("ce_subject"), record.key);
+        assert_eq!(header("content-type"), "application/json");
+    }
+    let update_event = &records
+        .iter()
+        .find(|record| record.value["eventType"] == "CustomerUpdated")
+        .unwrap()
+        .value;
+    assert_eq!(
+        update_event["data"]["changes"],
+        json!({"lastName": "Newname", "phone": "+33 1 23 45 67 89", "city": null})
+    );
+    assert_eq!(update_event["data"]["version"], 2);
+}
+
+#[tokio::test]
+async fn if_match_makes_a_change_conditional_on_the_version() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("if-match");
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(&bootstrap, &topic, &dir.path().join("data"));
+    let (_, created) = create(&registry, &json!({"accountId": 72, "lastName": "Cond"})).await;
+
+    let first = update_if(&registry, &created, "\"1\"", json!({"city": "Oslo"})).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let stale = update_if(&registry, &created, "\"1\"", json!({"city": "Bergen"})).await;
+    assert_eq!(stale.status, 412, "{}", stale.body);
+    assert_eq!(stale.body["type"], "/problems/version-mismatch");
+    assert_eq!(stale.body["currentVersion"], 2);
+    assert_eq!(stale.header("etag"), "\"2\"");
+    assert!(stale.body["detail"].as_str().unwrap().contains("version 2"));
+    let ahead = update_if(&registry, &created, "\"7\"", json!({"city": "Bergen"})).await;
+    assert_eq!(ahead.status, 412, "{}", ahead.body);
+    for malformed in ["2", "W/\"2\"", "\"2\", \"3\"", "\"x\""] {
+        let refused = update_if(&registry, &created, malformed, json!({"city": "Bergen"})).await;
+        assert_eq!(refused.status, 400, "{malformed}: {}", refused.body);
+        assert_eq!(refused.body["errors"][0]["field"], "If-Match");
+    }
+    let any = update_if(&registry, &created, "*", json!({"city": "Tromsø"})).await;
+    assert_eq!((any.status, any.body["version"].clone()), (200, json!(3)));
+
+    let stale_delete = send(
+        http()
+            .delete(item(&registry, &created))
+            .header("if-match", "\"2\""),
+    )
+    .await;
+    assert_eq!(stale_delete.status, 412);
+    let deleted = send(
+        http()
+            .delete(item(&registry, &created))
+            .header("if-match", "\"3\""),
+    )
+    .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+
+    // An idempotency key on a change is refused, never silently ignored (not taken yet).
+    let (_, other) = create(&registry, &json!({"accountId": 72})).await;
+    let keyed = send(
+        http()
+            .post(item(&registry, &other))
+            .header("idempotency-key", "k-1")
+            .json(&json!({"city": "Oslo"})),
+    )
+    .await;
+    assert_eq!(keyed.status, 400, "{}", keyed.body);
+}
+
+#[tokio::test]
+async fn of_sixteen_conditional_updates_over_two_replicas_exactly_one_wins_everywhere() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("race");
+    let dir = tempfile::tempdir().unwrap();
+    let replicas = [
+        Registry::start(&bootstrap, &topic, &dir.path().join("a")),
+        Registry::start(&bootstrap, &topic, &dir.path().join("b")),
+    ];
+    // Both replicas hold version 1 before the race starts.
+    let created = create_everywhere(
+        &replicas[0],
+        &replicas,
+        json!({"accountId": 73, "lastName": "Race"}),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let racers: Vec<_> = (0..16)
+        .map(|n| {
+            let url = replicas[n % 2].url(&format!("/api/v01/customers/{id}"));
+            tokio::spawn(async move {
+                send(
+                    http()
+                        .post(url)
+                        .header("if-match", "\"1\"")
+                        .json(&json!({"city": format!("City{n}")})),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    let mut positions = Vec::new();
+    for (n, racer) in racers.into_iter().enumerate() {
+        let answer = racer.await.unwrap();
+        match answer.status {
+            200 => {
+                winners.push((n, answer.body.clone()));
+                positions.push(answer.header("x-log-position").to_owned());
+            }
+            412 => assert_eq!(answer.body["currentVersion"], 2, "{}", answer.body),
+            other => panic!("racer {n} answered {other}: {}", answer.body),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one wins: {winners:?}");
+    let (winner, won) = &winners[0];
+    assert_eq!(won["city"], format!("City{winner}"));
+    assert_eq!(won["version"], 2);
+    for replica in &replicas {
+        let held = send(
+            http()
+                .get(replica.url(&format!("/api/v01/customers/{id}")))
+                .header("x-min-log-position", &positions[0]),
+        )
+        .await;
+        assert_eq!(&held.body, won, "both replicas hold the winner");
+    }
+    // The losers' events that reached the log (a racer whose replica had already applied the
+    // winner answers 412 without writing) are skipped by the version rule on both replicas, and
+    // listed there as rejected changes.
+    let records = read_topic(&bootstrap, &topic);
+    assert!((2..=17).contains(&records.len()), "{}", records.len());
+    for replica in &replicas {
+        let (_, rejected) = get(replica, "/api/v01/admin/rejected-events?limit=100").await;
+        let conflicts = rejected
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|rejected| rejected["kind"] == "version_conflict")
+            .count();
+        assert_eq!(conflicts, records.len() - 2, "{rejected}");
+    }
+    // A rebuild from the log agrees: the audit replays it and compares with the live model.
+    let [first, _second] = replicas;
+    assert!(first.stop());
+    let audit = common::tool(&["audit"], &bootstrap, &topic, &dir.path().join("a"));
+    assert_eq!(
+        audit.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&audit.stdout)
+    );
+}
+
+#[tokio::test]
+async fn unconditional_updates_racing_over_two_replicas_all_apply_in_some_order() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("last-writer");
+    let dir = tempfile::tempdir().unwrap();
+    let replicas = [
+        Registry::start(&bootstrap, &topic, &dir.path().join("a")),
+        Registry::start(&bootstrap, &topic, &dir.path().join("b")),
+    ];
+    let created = create_everywhere(
+        &replicas[0],
+        &replicas,
+        json!({"accountId": 74, "lastName": "Busy"}),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let racers: Vec<_> = (0..8)
+        .map(|n| {
+            let url = replicas[n % 2].url(&format!("/api/v01/customers/{id}"));
+            tokio::spawn(async move {
+                send(
+                    http()
+                        .post(url)
+                        .json(&json!({"street": format!("{n} Main St")})),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for racer in racers {
+        let answer = racer.await.unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        versions.push(answer.body["version"].as_u64().unwrap());
+    }
+    versions.sort_unstable();
+    assert_eq!(
+        versions,
+        (2..=9).collect::<Vec<u64>>(),
+        "each applied once, in turn"
+    );
+}
