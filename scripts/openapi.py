@@ -94,7 +94,7 @@ PROBLEM_TYPES = [
     ("/problems/request-head-too-large", 431, "The HTTP layer's answer (any path) to a request line and headers, query string included, larger than 16384 bytes: application/problem+json only, no X-Request-Id, connection closed."),
     ("/problems/payload-too-large", 413, "The create body is over 65536 bytes (by Content-Length, or while it streams in)."),
     ("/problems/unsupported-media-type", 415, "The create body's Content-Type is not application/json, application/xml or text/xml, or names a charset other than UTF-8."),
-    ("/problems/idempotency-key-reused", 422, "The Idempotency-Key already created a customer in this account with other details."),
+    ("/problems/idempotency-key-reused", 422, "The Idempotency-Key already created a customer in this account with other details, or made another change to this customer."),
     ("/problems/version-mismatch", 412, "An update or delete with `If-Match` found the customer at another version (or another change took that version first); `currentVersion` and the `ETag` header give the version it is at."),
     ("/problems/contended", 503, "An update or delete without `If-Match` lost the race for the customer's next version 8 times in a row (Retry-After: 1)."),
     ("/problems/change-pending", 503, "The update or delete is in the log, but this replica did not apply it within --projection-wait-ms, so its outcome is not known here; `X-Log-Position` includes it (Retry-After: 1). Read the customer with it as X-Min-Log-Position to learn the outcome."),
@@ -120,7 +120,6 @@ FIELD_ERROR_CODES = [
     ("unknown_field", "A create or update body member that is not a Customer field (e.g. a typo such as `lastname`); the name is quoted up to 64 characters."),
     ("repeated_field", "A create or update body member given twice."),
     ("create_only", "`accountId` sent in an update body: it is fixed when the customer is created."),
-    ("unsupported", "An Idempotency-Key on an update or delete (taken on creates only, so far)."),
     ("server_assigned", "`id`, `createdAt`, `updatedAt` or `version` sent in a body."),
     ("unknown_parameter", "A query parameter the find or listing does not take."),
     ("repeated_parameter", "A query parameter given twice."),
@@ -389,7 +388,7 @@ schemas = {
     "HistoryRecord": {
         "type": "object",
         "description": "One record of the log that built the customer, as it sits in Kafka (JSON form).",
-        "required": ["partition", "offset", "timestamp", "key", "event"],
+        "required": ["partition", "offset", "timestamp", "key", "headers", "event"],
         "additionalProperties": False,
         "properties": {
             "partition": {"type": "integer", "minimum": 0, "format": "int32"},
@@ -398,6 +397,8 @@ schemas = {
                           "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{3})?Z$",
                           "description": "When Kafka says it was written (UTC; milliseconds shown unless zero); null when the record has none."},
             "key": {"type": ["string", "null"], "description": "The record key as text (the customer id); null when the record has none."},
+            "headers": {"type": "object", "additionalProperties": {"type": "string"},
+                        "description": "The record's headers, name to value (event-type, schema-version, content-type, the CloudEvents ce_* attributes; idempotency-key and request-digest on a change made with an Idempotency-Key)."},
             "event": {
                 "description": "The record's value as published: the event's JSON; the bytes as text when they are not JSON; null when there is no value.",
                 "anyOf": [sref("CustomerCreatedEvent"), sref("CustomerUpdatedEvent"), sref("CustomerDeletedEvent"), {"type": "string"}, {"type": "null"}],
@@ -542,7 +543,7 @@ headers = {
         "schema": {"type": "string", "enum": ["true"]},
     },
     "Idempotent-Replayed": {
-        "description": "Present (`true`) when a retried Idempotency-Key was answered with the customer it created before (same id and createdAt); nothing was appended.",
+        "description": "Present (`true`) when a retried Idempotency-Key was answered from its first request: the customer it created (same id and createdAt), or the customer as the key's change left it (or the 204 of its delete); nothing was appended.",
         "schema": {"type": "string", "enum": ["true"]},
     },
 }
@@ -597,6 +598,15 @@ parameters = {
             "Anything else (a weak tag, a list, no quotes) is 400 /problems/validation-failed, `invalid_format`, field `If-Match`."
         ),
         "schema": {"type": "string", "pattern": '^(\\*|"[0-9]{1,19}")$'},
+    },
+    "ChangeIdempotencyKey": {
+        "name": "Idempotency-Key", "in": "header", "required": False,
+        "description": (
+            "1 to 255 visible ASCII characters, scoped to the customer. A retry of the same request (same method, fields, values and If-Match) answers what the first answered "
+            "(the customer as that change left it, or 204, with `Idempotent-Replayed: true`) and appends nothing; the same key with another request is 422 /problems/idempotency-key-reused. "
+            "A key that is empty, longer than 255, holds other characters, or is sent on two header lines is 400 (`invalid_format`, field `Idempotency-Key`)."
+        ),
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]{1,255}$"},
     },
     "IdempotencyKey": {
         "name": "Idempotency-Key", "in": "header", "required": False,
@@ -854,8 +864,8 @@ def build_create():
 
 
 CHANGE_ORDER = (
-    "Checks run in this order: API key (401), Accept (406){body}, If-Match (400), Idempotency-Key (400, not taken yet){size}, "
-    "X-Min-Log-Position (400), catching up / waiting (503), the lookup (404), then the change (412, 500, 503)."
+    "Checks run in this order: API key (401), Accept (406){body}, If-Match (400), Idempotency-Key (400){size}, "
+    "X-Min-Log-Position (400), catching up / waiting (503), the lookup (404), then the change (412, 422, 500, 503)."
 )
 
 
@@ -888,7 +898,7 @@ def build_update(patch):
             "Without If-Match the change applies to whatever version is current (retried on the new state when another change takes the version first). "
             + CHANGE_ORDER.format(body=", Content-Type (415)", size=", body size (413), body syntax and field rules (400)")
         ),
-        "parameters": [ref("parameters", "IfMatch"), ref("parameters", "MinLogPosition"), ref("parameters", "XRequestId")],
+        "parameters": [ref("parameters", "IfMatch"), ref("parameters", "ChangeIdempotencyKey"), ref("parameters", "MinLogPosition"), ref("parameters", "XRequestId")],
         "requestBody": {
             "required": True,
             "description": f"A CustomerPatch, at most 65536 bytes, UTF-8: {media} (no Content-Type is read as JSON).",
@@ -897,15 +907,16 @@ def build_update(patch):
         "responses": {
             "200": {
                 "description": "The customer as the update left it (or as it is, when the update changed nothing).",
-                "headers": success_headers([("ETag", True), ("X-Log-Position", True), ("X-Request-Id", True)]),
+                "headers": success_headers([("ETag", True), ("X-Log-Position", True), ("X-Request-Id", True), ("Idempotent-Replayed", False)]),
                 "content": content([(JSON, sref("Customer")), (XML, sref("Customer"))], False),
             },
             "400": problem_response(400, ["/problems/validation-failed", "/problems/malformed-request"],
-                                    "The body broke the field rules (create_only, server_assigned, unknown_field, repeated_field, invalid_type and each field's rules), If-Match or X-Min-Log-Position is malformed, an Idempotency-Key was sent (unsupported), or the body is not well-formed JSON/XML." + HTTP_400, False),
+                                    "The body broke the field rules (create_only, server_assigned, unknown_field, repeated_field, invalid_type and each field's rules), If-Match, Idempotency-Key or X-Min-Log-Position is malformed, or the body is not well-formed JSON/XML." + HTTP_400, False),
             "401": AUTH_401(False),
             "404": problem_response(404, ["/problems/not-found"], "No customer with this id, a deleted one (or deleted by a change that came first), or one of an account the API key does not reach.", False),
             "406": NOT_ACCEPTABLE(False),
             "412": problem_response(412, ["/problems/version-mismatch"], "If-Match named a version the customer is not at.", False, {"ETag": header("ETag", True)}),
+            "422": problem_response(422, ["/problems/idempotency-key-reused"], "The Idempotency-Key made another change to this customer.", False),
             "413": problem_response(413, ["/problems/payload-too-large"], "The body is over 65536 bytes.", False),
             "415": problem_response(415, ["/problems/unsupported-media-type"], f"Content-Type is not {media}, or its charset is not UTF-8.", False),
             "431": TOO_LARGE_HEAD,
@@ -924,18 +935,19 @@ def build_delete():
             "Appends a `CustomerDeleted` event; answers 204 once this replica applied it. A deleted customer is absent from find and get (404); its history still lists every event. "
             + CHANGE_ORDER.format(body="", size="")
         ),
-        "parameters": [ref("parameters", "IfMatch"), ref("parameters", "MinLogPosition"), ref("parameters", "XRequestId")],
+        "parameters": [ref("parameters", "IfMatch"), ref("parameters", "ChangeIdempotencyKey"), ref("parameters", "MinLogPosition"), ref("parameters", "XRequestId")],
         "responses": {
             "204": {
-                "description": "Deleted.",
-                "headers": success_headers([("X-Log-Position", True), ("X-Request-Id", True)]),
+                "description": "Deleted (or, for a retried Idempotency-Key, deleted by the first request: `Idempotent-Replayed: true`).",
+                "headers": success_headers([("X-Log-Position", True), ("X-Request-Id", True), ("Idempotent-Replayed", False)]),
             },
             "400": problem_response(400, ["/problems/validation-failed", "/problems/malformed-request"],
-                                    "If-Match or X-Min-Log-Position is malformed, or an Idempotency-Key was sent (unsupported)." + HTTP_400, False),
+                                    "If-Match, Idempotency-Key or X-Min-Log-Position is malformed." + HTTP_400, False),
             "401": AUTH_401(False),
             "404": problem_response(404, ["/problems/not-found"], "No customer with this id, one deleted already, or one of an account the API key does not reach.", False),
             "406": NOT_ACCEPTABLE(False),
             "412": problem_response(412, ["/problems/version-mismatch"], "If-Match named a version the customer is not at.", False, {"ETag": header("ETag", True)}),
+            "422": problem_response(422, ["/problems/idempotency-key-reused"], "The Idempotency-Key made another change to this customer.", False),
             "431": TOO_LARGE_HEAD,
             "500": problem_response(500, ["/problems/read-model-failure"], "The read model failed.", False),
             "503": change_503(),

@@ -137,18 +137,20 @@ impl Application {
             authenticator.clone(),
             stop_projector.subscribe(),
         ));
+        let history = Arc::new(HistoryReader::new(settings.event_log.clone()));
         let registrar = Registrar::new(
             event_log.clone(),
             read_model.clone(),
             progress.clone(),
             settings.projection_wait(),
+            Arc::clone(&history),
         );
         let state = ApiState {
             registrar: Arc::new(registrar),
             read_model: read_model.clone(),
             progress: progress.clone(),
             catch_up_wait: settings.projection_wait(),
-            history: Arc::new(HistoryReader::new(settings.event_log.clone())),
+            history,
             readiness,
             auth: authenticator.clone(),
             metrics,

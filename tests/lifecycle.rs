@@ -62,6 +62,14 @@ async fn create_everywhere(on: &Registry, replicas: &[Registry], body: Value) ->
     created.body
 }
 
+/// Two replicas of the registry on one topic, with data dirs `a` and `b` in `dir`.
+fn two_replicas(bootstrap: &str, topic: &str, dir: &Path) -> [Registry; 2] {
+    [
+        Registry::start(bootstrap, topic, &dir.join("a")),
+        Registry::start(bootstrap, topic, &dir.join("b")),
+    ]
+}
+
 fn item(registry: &Registry, customer: &Value) -> String {
     registry.url(&format!(
         "/api/v01/customers/{}",
@@ -336,17 +344,6 @@ async fn if_match_makes_a_change_conditional_on_the_version() {
     )
     .await;
     assert_eq!(deleted.status, 204, "{}", deleted.body);
-
-    // An idempotency key on a change is refused, never silently ignored (not taken yet).
-    let (_, other) = create(&registry, &json!({"accountId": 72})).await;
-    let keyed = send(
-        http()
-            .post(item(&registry, &other))
-            .header("idempotency-key", "k-1")
-            .json(&json!({"city": "Oslo"})),
-    )
-    .await;
-    assert_eq!(keyed.status, 400, "{}", keyed.body);
 }
 
 #[tokio::test]
@@ -354,10 +351,7 @@ async fn of_sixteen_conditional_updates_over_two_replicas_exactly_one_wins_every
     let bootstrap = kafka_bootstrap();
     let topic = unique_topic("race");
     let dir = tempfile::tempdir().unwrap();
-    let replicas = [
-        Registry::start(&bootstrap, &topic, &dir.path().join("a")),
-        Registry::start(&bootstrap, &topic, &dir.path().join("b")),
-    ];
+    let replicas = two_replicas(&bootstrap, &topic, dir.path());
     // Both replicas hold version 1 before the race starts.
     let created = create_everywhere(
         &replicas[0],
@@ -438,10 +432,7 @@ async fn unconditional_updates_racing_over_two_replicas_all_apply_in_some_order(
     let bootstrap = kafka_bootstrap();
     let topic = unique_topic("last-writer");
     let dir = tempfile::tempdir().unwrap();
-    let replicas = [
-        Registry::start(&bootstrap, &topic, &dir.path().join("a")),
-        Registry::start(&bootstrap, &topic, &dir.path().join("b")),
-    ];
+    let replicas = two_replicas(&bootstrap, &topic, dir.path());
     let created = create_everywhere(
         &replicas[0],
         &replicas,
@@ -474,4 +465,161 @@ async fn unconditional_updates_racing_over_two_replicas_all_apply_in_some_order(
         (2..=9).collect::<Vec<u64>>(),
         "each applied once, in turn"
     );
+}
+
+#[tokio::test]
+async fn a_retried_idempotency_key_replays_the_first_answer_and_another_request_is_422() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("change-keys");
+    let dir = tempfile::tempdir().unwrap();
+    let replicas = two_replicas(&bootstrap, &topic, dir.path());
+    let created = create_everywhere(
+        &replicas[0],
+        &replicas,
+        json!({"accountId": 75, "lastName": "Keyed"}),
+    )
+    .await;
+    let keyed = |registry: &Registry, key: &str, patch: Value| {
+        http()
+            .post(item(registry, &created))
+            .header("idempotency-key", key)
+            .json(&patch)
+    };
+    // Racing retries of one keyed update on two replicas: one event applies, all answer it.
+    let racers: Vec<_> = (0..6)
+        .map(|n| {
+            let request = keyed(&replicas[n % 2], "move-1", json!({"city": "Aarhus"}));
+            tokio::spawn(send(request))
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for racer in racers {
+        let answer = racer.await.unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        answers.push(answer);
+    }
+    let first = answers[0].body.clone();
+    assert_eq!(first["version"], 2);
+    for answer in &answers {
+        assert_eq!(answer.body, first, "every retry answers the one change");
+    }
+    // Another change, then the first request retried: its own answer (version 2), replayed.
+    let other = update(&replicas[0], &created, json!({"street": "1 Side St"})).await;
+    assert_eq!(other.body["version"], 3);
+    let replayed = send(keyed(&replicas[1], "move-1", json!({"city": "Aarhus"}))).await;
+    assert_eq!(replayed.status, 200, "{}", replayed.body);
+    assert_eq!(replayed.body, first);
+    assert_eq!(replayed.header("idempotent-replayed"), "true");
+    // The same key with another request: 422.
+    let reused = send(keyed(&replicas[0], "move-1", json!({"city": "Odense"}))).await;
+    assert_eq!(reused.status, 422, "{}", reused.body);
+    assert_eq!(reused.body["type"], "/problems/idempotency-key-reused");
+    // A keyed delete, retried: 204 both times, one event.
+    let delete = || {
+        send(
+            http()
+                .delete(item(&replicas[1], &created))
+                .header("idempotency-key", "close-1"),
+        )
+    };
+    assert_eq!(delete().await.status, 204);
+    let again = delete().await;
+    assert_eq!(again.status, 204, "{}", again.body);
+    assert_eq!(again.header("idempotent-replayed"), "true");
+
+    let records = read_topic(&bootstrap, &topic);
+    let applied: Vec<&str> = records
+        .iter()
+        .map(|record| record.value["eventType"].as_str().unwrap())
+        .collect();
+    let updates = applied
+        .iter()
+        .filter(|kind| **kind == "CustomerUpdated")
+        .count();
+    let deletes = applied
+        .iter()
+        .filter(|kind| **kind == "CustomerDeleted")
+        .count();
+    assert_eq!(deletes, 1, "{applied:?}");
+    // Racing retries may each have written the event; every copy carries the same event id.
+    let keyed_ids: std::collections::BTreeSet<&str> = records
+        .iter()
+        .filter(|record| {
+            record
+                .headers
+                .iter()
+                .any(|(name, value)| name == "idempotency-key" && value == "move-1")
+        })
+        .map(|record| record.value["eventId"].as_str().unwrap())
+        .collect();
+    assert_eq!(keyed_ids.len(), 1, "{keyed_ids:?}");
+    assert!(updates >= 2, "{applied:?}");
+    let (_, history) = get(
+        &replicas[0],
+        &format!(
+            "/api/v01/customers/{}/events",
+            created["id"].as_str().unwrap()
+        ),
+    )
+    .await;
+    let versions: Vec<u64> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|record| record["event"]["data"]["version"].as_u64())
+        .collect();
+    let mut distinct = versions.clone();
+    distinct.dedup();
+    assert_eq!(
+        distinct,
+        vec![2, 3, 4],
+        "duplicates fold into one version each: {versions:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_retried_create_key_replays_the_created_customer_after_updates_and_a_delete() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("create-key-later");
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(&bootstrap, &topic, &dir.path().join("data"));
+    let body = json!({"accountId": 76, "lastName": "Original"});
+    let create = || {
+        send(
+            http()
+                .put(registry.url("/api/v01/customers"))
+                .header("idempotency-key", "signup-1")
+                .json(&body),
+        )
+    };
+    let first = create().await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let updated = update(&registry, &first.body, json!({"lastName": "Renamed"})).await;
+    assert_eq!(updated.status, 200);
+    let retried = create().await;
+    assert_eq!(retried.status, 201, "{}", retried.body);
+    assert_eq!(
+        retried.body, first.body,
+        "the created customer, not the updated one"
+    );
+    assert_eq!(retried.header("idempotent-replayed"), "true");
+    assert_eq!(
+        send(http().delete(item(&registry, &first.body)))
+            .await
+            .status,
+        204
+    );
+    let after_delete = create().await;
+    assert_eq!(after_delete.status, 201, "{}", after_delete.body);
+    assert_eq!(after_delete.body, first.body);
+    let other = send(
+        http()
+            .put(registry.url("/api/v01/customers"))
+            .header("idempotency-key", "signup-1")
+            .json(&json!({"accountId": 76, "lastName": "Other"})),
+    )
+    .await;
+    assert_eq!(other.status, 422, "{}", other.body);
+    let records = read_topic(&bootstrap, &topic);
+    assert_eq!(records.len(), 3, "one create, one update, one delete");
 }

@@ -63,6 +63,11 @@ impl CustomerPatch {
         }
     }
 
+    /// The changes the patch names, in the order named.
+    pub fn fields(&self) -> &[FieldChange] {
+        &self.changes
+    }
+
     /// The changes the patch makes to `details`: the fields it names whose value differs, in the
     /// seed's order. Empty when the patch changes nothing.
     pub fn changes_to(&self, details: &CustomerDetails) -> Vec<FieldChange> {

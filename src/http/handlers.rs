@@ -194,16 +194,7 @@ async fn create(
     let caller = authenticate(meta, state)?;
     let answer = answer_format(meta.accept.as_deref())?;
     let body_format = body_format(meta.content_type.as_deref(), Consumes::Create)?;
-    let key = meta
-        .idempotency_key
-        .as_ref()
-        .map(|raw| {
-            let raw = raw
-                .as_deref()
-                .map_err(|why| unreadable_header("Idempotency-Key", *why))?;
-            IdempotencyKey::parse(raw).map_err(|rule| header_error("Idempotency-Key", rule))
-        })
-        .transpose()?;
+    let key = idempotency_key(meta)?;
     let body = body::read_limited(meta.content_length, body).await?;
     let details = CustomerDetails::parse(body::customer_fields(body_format, &body)?)?;
     if !caller.may_reach(details.account_id) {
@@ -244,25 +235,26 @@ async fn update(
     let answer = answer_format(meta.accept.as_deref())?;
     let body_format = body_format(meta.content_type.as_deref(), consumes)?;
     let if_match = if_match(meta)?;
-    refuse_change_key(meta)?;
+    let key = idempotency_key(meta)?;
     let body = body::read_limited(meta.content_length, body).await?;
     let patch = CustomerPatch::parse(body::customer_fields(body_format, &body)?)?;
     catch_up(meta, state).await?;
-    let customer = known_customer(id, &caller, state)?;
+    // A deleted customer's id goes on to the registrar: a retried key may replay what its first
+    // request answered before the delete; anything else is a 404 there.
+    let id = recorded_customer(id, &caller, state)?;
     let changed = state
         .registrar
         .change(
-            customer.id,
+            id,
             ChangeKind::Update(patch),
             if_match,
+            key.as_ref(),
             meta.audit_trail(&caller),
         )
         .await
         .map_err(ApiError::from_change)?;
     let mut response = customer_response(answer, &changed.customer);
-    response
-        .headers_mut()
-        .insert(LOG_POSITION, position_header(&changed.position));
+    changed_headers(&mut response, &changed);
     Ok(response)
 }
 
@@ -270,24 +262,23 @@ async fn delete(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Respon
     let caller = authenticate(meta, state)?;
     // Errors are answered in the client's format; a 204 has no body to negotiate.
     let if_match = if_match(meta)?;
-    refuse_change_key(meta)?;
+    let key = idempotency_key(meta)?;
     catch_up(meta, state).await?;
-    let customer = known_customer(id, &caller, state)?;
+    let id = recorded_customer(id, &caller, state)?;
     let changed = state
         .registrar
         .change(
-            customer.id,
+            id,
             ChangeKind::Delete,
             if_match,
+            key.as_ref(),
             meta.audit_trail(&caller),
         )
         .await
         .map_err(ApiError::from_change)?;
     let mut response = Response::new(Vec::new().into());
     *response.status_mut() = StatusCode::NO_CONTENT;
-    response
-        .headers_mut()
-        .insert(LOG_POSITION, position_header(&changed.position));
+    changed_headers(&mut response, &changed);
     Ok(response)
 }
 
@@ -320,16 +311,28 @@ fn if_match(meta: &RequestMeta) -> Result<Option<u64>, ApiError> {
         })
 }
 
-/// Idempotency keys on updates and deletes are not taken yet: refused, never ignored, so that a
-/// client never believes a retry is safe when it is not.
-fn refuse_change_key(meta: &RequestMeta) -> Result<(), ApiError> {
-    if meta.idempotency_key.is_none() {
-        return Ok(());
+/// `Idempotency-Key`, when given: refused when it cannot be read, never taken as absent (a retry
+/// meant to be idempotent must never run as a fresh request).
+fn idempotency_key(meta: &RequestMeta) -> Result<Option<IdempotencyKey>, ApiError> {
+    meta.idempotency_key
+        .as_ref()
+        .map(|raw| {
+            let raw = raw
+                .as_deref()
+                .map_err(|why| unreadable_header("Idempotency-Key", *why))?;
+            IdempotencyKey::parse(raw).map_err(|rule| header_error("Idempotency-Key", rule))
+        })
+        .transpose()
+}
+
+/// The headers of a change's answer: the position it reflects, and whether it replays a retried
+/// key's first answer.
+fn changed_headers(response: &mut Response, changed: &crate::write::Changed) {
+    let headers = response.headers_mut();
+    headers.insert(LOG_POSITION, position_header(&changed.position));
+    if changed.replayed {
+        headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
-    let message = "Idempotency-Key is taken on creates only, so far; send updates with If-Match \
-                   to make a retry safe"
-        .to_owned();
-    Err(header_refused("Idempotency-Key", "unsupported", message))
 }
 
 /// The `ETag` of a customer at `version`.

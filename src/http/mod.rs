@@ -428,18 +428,20 @@ mod tests {
             topic_partitions: 1,
             topic_replication: 1,
         };
+        let history = Arc::new(HistoryReader::new(settings.clone()));
         let registrar = Registrar::new(
             Arc::new(EventLog::connect(&settings).unwrap()),
             read_model.clone(),
             progress.clone(),
             Duration::from_millis(10),
+            Arc::clone(&history),
         );
         let state = ApiState {
             registrar: Arc::new(registrar),
             read_model,
             progress: progress.clone(),
             catch_up_wait: Duration::from_millis(10),
-            history: Arc::new(HistoryReader::new(settings.clone())),
+            history,
             auth,
             metrics: Metrics::new(),
             readiness: crate::projection::readiness::spawn(

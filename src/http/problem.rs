@@ -145,6 +145,7 @@ impl ApiError {
             },
             reused @ CreateError::KeyReused { .. } => ApiError::KeyReused(reused.to_string()),
             CreateError::ReadModel(error) => ApiError::ReadModel(error),
+            CreateError::HistoryUnreadable(why) => ApiError::LogUnreadable(why),
         }
     }
 
@@ -163,6 +164,9 @@ impl ApiError {
                 current_version: current,
             },
             busy @ ChangeError::Contended { .. } => ApiError::Contended(busy.to_string()),
+            reused @ ChangeError::KeyReused { .. } => ApiError::KeyReused(reused.to_string()),
+            ChangeError::LogUnreadable(error) => ApiError::LogUnreadable(error.to_string()),
+            ChangeError::HistoryBusy => ApiError::HistoryBusy,
             pending @ ChangeError::Pending { .. } => {
                 let ChangeError::Pending { position } = &pending else {
                     unreachable!()

@@ -77,9 +77,22 @@ impl EventLog {
     /// # Errors
     /// [`EventLogError::NotConfirmed`] when the broker refused it or did not confirm it in time.
     pub async fn append(&self, event: &RegistryEvent) -> Result<RecordPosition, EventLogError> {
+        self.append_with(event, Vec::new()).await
+    }
+
+    /// [`EventLog::append`], with `extra` headers on the record.
+    ///
+    /// # Errors
+    /// As [`EventLog::append`].
+    pub async fn append_with(
+        &self,
+        event: &RegistryEvent,
+        extra: Vec<(&'static str, String)>,
+    ) -> Result<RecordPosition, EventLogError> {
         let key = event.customer_id().to_string();
         let payload = event.encode();
-        let headers = record_headers(event, &self.settings.topic);
+        let mut headers = record_headers(event, &self.settings.topic);
+        headers.extend(extra);
         let mut owned = OwnedHeaders::new_with_capacity(headers.len());
         for (name, value) in &headers {
             owned = owned.insert(Header {

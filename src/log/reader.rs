@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -66,6 +66,9 @@ pub struct PublishedRecord {
     pub timestamp: Option<DateTime<Utc>>,
     /// Its key, as text.
     pub key: Option<String>,
+    /// Its headers, name → value as text (the registry's own, the CloudEvents attributes, and
+    /// for a change made with an `Idempotency-Key`, the key and the request's digest).
+    pub headers: BTreeMap<String, String>,
     /// Its value as published: the event's JSON, or the bytes as text when they are not JSON.
     pub event: serde_json::Value,
 }
@@ -87,6 +90,21 @@ impl PublishedRecord {
             key: message
                 .key()
                 .map(|key| String::from_utf8_lossy(key).into_owned()),
+            headers: message
+                .headers()
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .map(|header| {
+                            let value = header.value.map(String::from_utf8_lossy);
+                            (
+                                header.key.to_owned(),
+                                value.unwrap_or_default().into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             event,
         }
     }

@@ -8,14 +8,23 @@
 //!   204), or skipped because another change took the version first (412);
 //! - an unconditional request ("whatever is current") whose event was skipped is applied again to
 //!   the customer as it now is, as a new event, up to [`MAX_ATTEMPTS`] times.
+//!
+//! With an `Idempotency-Key` (scoped to the customer) the records carry the key and a digest of
+//! the request as headers, and the event ids derive from account, key, customer, digest and
+//! attempt. A retry first reads the customer's records back: one with the same key and digest is
+//! the first request's, and the retry answers what it answered (the customer as that event left
+//! it); one with the same key and another digest makes the retry a 422. Racing retries (on any
+//! replica) write the same event ids, so the log applies one and skips the others as duplicates.
 
 use super::registrar::Registrar;
 use crate::domain::{
     now_millis, AuditTrail, Customer, CustomerDeleted, CustomerId, CustomerPatch, CustomerUpdated,
-    RegistryEvent,
+    IdempotencyKey, RegistryEvent, EVENT_ID_NAMESPACE,
 };
-use crate::log::{EventLogError, LogPosition};
+use crate::log::{EventLogError, LogPosition, LogReadError, PublishedRecord};
 use crate::read_model::ReadModelError;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -34,6 +43,11 @@ pub enum ChangeKind {
     Delete,
 }
 
+/// Kafka header naming the `Idempotency-Key` a change was made with.
+const KEY_HEADER: &str = "idempotency-key";
+/// Kafka header holding the digest of the request a keyed change was made by.
+const DIGEST_HEADER: &str = "request-digest";
+
 /// A change as this replica applied it.
 #[derive(Debug, Clone)]
 pub struct Changed {
@@ -42,6 +56,8 @@ pub struct Changed {
     /// The log position the answer reflects (it includes the change's event, when one was
     /// written).
     pub position: LogPosition,
+    /// Whether this answers a retried `Idempotency-Key` from the first request's event.
+    pub replayed: bool,
 }
 
 /// Why a change did not go through.
@@ -80,6 +96,23 @@ pub enum ChangeError {
         /// How many times the change was tried.
         attempts: u32,
     },
+    /// The idempotency key made another change to this customer before.
+    #[error(
+        "Idempotency-Key {key:?} was used for another change of customer {id}; a retry must repeat \
+         the same request"
+    )]
+    KeyReused {
+        /// The key.
+        key: String,
+        /// The customer.
+        id: CustomerId,
+    },
+    /// The customer's records could not be read back to look for the key's first request.
+    #[error("the customer's records could not be read back: {0}")]
+    LogUnreadable(#[from] LogReadError),
+    /// As many history reads as may run at once are running.
+    #[error("too many reads of the log at once")]
+    HistoryBusy,
     /// The event is in the log, but this replica has not applied it within the wait: its
     /// outcome is not known here yet.
     #[error(
@@ -106,27 +139,101 @@ impl Registrar {
         id: CustomerId,
         kind: ChangeKind,
         if_match: Option<u64>,
+        key: Option<&IdempotencyKey>,
         audit: AuditTrail,
     ) -> Result<Changed, ChangeError> {
-        tokio::time::timeout(
-            CHANGE_DEADLINE,
-            self.change_unbounded(id, kind, if_match, audit),
-        )
-        .await
-        .map_err(|_| ChangeError::EventLog(EventLogError::TimedOut(CHANGE_DEADLINE)))?
+        let request = ChangeRequest {
+            id,
+            kind,
+            if_match,
+            audit,
+        };
+        let work = async {
+            match key {
+                Some(key) => self.keyed_change(request, key).await,
+                None => self.change_unbounded(&request, None).await,
+            }
+        };
+        tokio::time::timeout(CHANGE_DEADLINE, work)
+            .await
+            .map_err(|_| ChangeError::EventLog(EventLogError::TimedOut(CHANGE_DEADLINE)))?
+    }
+
+    /// A change with an idempotency key: the first request's answer when this is a retry,
+    /// otherwise the change, its records marked with the key.
+    async fn keyed_change(
+        &self,
+        request: ChangeRequest,
+        key: &IdempotencyKey,
+    ) -> Result<Changed, ChangeError> {
+        let digest = request.digest();
+        let _only_one_per_key = self.key_lock(digest.as_bytes()).lock().await;
+        let records = self.records_of(request.id).await?;
+        let mut folded: Option<Customer> = None;
+        for record in &records {
+            folded = fold(folded, record);
+            if record.headers.get(KEY_HEADER).map(String::as_str) != Some(key.as_str()) {
+                continue;
+            }
+            if record.headers.get(DIGEST_HEADER) != Some(&digest) {
+                return Err(ChangeError::KeyReused {
+                    key: key.as_str().to_owned(),
+                    id: request.id,
+                });
+            }
+            let customer = folded.ok_or(ChangeError::NotFound(request.id))?;
+            return Ok(Changed {
+                customer,
+                position: self.position_including(request.id)?,
+                replayed: true,
+            });
+        }
+        let keyed = Keyed {
+            key,
+            digest: &digest,
+        };
+        self.change_unbounded(&request, Some(keyed)).await
+    }
+
+    /// Customer `id` as its create made it, read back from its first record.
+    pub(super) async fn created_customer(&self, id: CustomerId) -> Result<Customer, ChangeError> {
+        let records = self.records_of(id).await?;
+        records
+            .first()
+            .and_then(|first| fold(None, first))
+            .ok_or(ChangeError::NotFound(id))
+    }
+
+    /// Every record of customer `id`'s history, read back from the log.
+    async fn records_of(&self, id: CustomerId) -> Result<Vec<PublishedRecord>, ChangeError> {
+        let positions = self.read_model.history_of(id)?;
+        let permit = self.history.try_reserve().ok_or(ChangeError::HistoryBusy)?;
+        let history = Arc::clone(&self.history);
+        let read = tokio::task::spawn_blocking(move || history.read_at(&permit, &positions))
+            .await
+            .map_err(|_| ChangeError::HistoryBusy)?;
+        Ok(read?)
     }
 
     async fn change_unbounded(
         &self,
-        id: CustomerId,
-        kind: ChangeKind,
-        if_match: Option<u64>,
-        audit: AuditTrail,
+        request: &ChangeRequest,
+        keyed: Option<Keyed<'_>>,
     ) -> Result<Changed, ChangeError> {
-        for _ in 0..MAX_ATTEMPTS {
+        let ChangeRequest {
+            id,
+            kind,
+            if_match,
+            audit,
+        } = request;
+        let (id, if_match) = (*id, *if_match);
+        for attempt in 0..MAX_ATTEMPTS {
             let current = self.current(id, if_match).await?;
             let version = current.version + 1;
-            let event_id = Uuid::now_v7();
+            let event_id = match &keyed {
+                Some(keyed) => keyed.event_id(&current, attempt),
+                None => Uuid::now_v7(),
+            };
             let (event, after) = match &kind {
                 ChangeKind::Update(patch) => {
                     let changes = patch.changes_to(&current.details);
@@ -135,6 +242,7 @@ impl Registrar {
                         return Ok(Changed {
                             customer: current,
                             position,
+                            replayed: false,
                         });
                     }
                     let updated = CustomerUpdated {
@@ -164,7 +272,8 @@ impl Registrar {
                     (RegistryEvent::CustomerDeleted(deleted), after)
                 }
             };
-            let record = self.event_log.append(&event).await?;
+            let headers = keyed.as_ref().map_or_else(Vec::new, Keyed::headers);
+            let record = self.event_log.append_with(&event, headers).await?;
             let wanted = LogPosition::default().including(record);
             let position = self.progress.position().including(record);
             if !self
@@ -180,9 +289,17 @@ impl Registrar {
                 .record(id)?
                 .ok_or(ChangeError::NotFound(id))?;
             if held.has_event(event_id) {
+                // A retry racing on another replica may have written the same event first, with
+                // its own time: answer what the log applied while nothing has changed it since.
+                let customer = if held.customer.version == version {
+                    held.customer.clone()
+                } else {
+                    after
+                };
                 return Ok(Changed {
-                    customer: after,
+                    customer,
                     position,
+                    replayed: false,
                 });
             }
             // The projector skipped the event: the customer went away, or another change took
@@ -238,12 +355,104 @@ impl Registrar {
     }
 
     /// This replica's position, including every record of customer `id` it applied.
-    fn position_including(&self, id: CustomerId) -> Result<LogPosition, ChangeError> {
+    pub(super) fn position_including(&self, id: CustomerId) -> Result<LogPosition, ChangeError> {
         Ok(self.read_model.history_of(id)?.into_iter().fold(
             self.progress.position(),
             |position, (partition, offset)| {
                 position.including(crate::log::RecordPosition { partition, offset })
             },
         ))
+    }
+}
+
+/// One update or delete, as asked.
+struct ChangeRequest {
+    id: CustomerId,
+    kind: ChangeKind,
+    if_match: Option<u64>,
+    audit: AuditTrail,
+}
+
+impl ChangeRequest {
+    /// A digest of what the request asks (customer, kind, condition and the fields it names, in
+    /// order): two requests with the same digest are the same request.
+    fn digest(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(self.id.as_bytes());
+        match &self.if_match {
+            Some(version) => hasher.update(format!("if-match:{version};")),
+            None => hasher.update("unconditional;"),
+        }
+        match &self.kind {
+            ChangeKind::Delete => hasher.update("delete;"),
+            ChangeKind::Update(patch) => {
+                hasher.update("update;");
+                for change in patch.fields() {
+                    let value = serde_json::to_string(&change.value).expect("text serialises");
+                    hasher.update(format!("{}={value};", change.field.name()));
+                }
+            }
+        }
+        hasher
+            .finalize()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
+}
+
+/// What marks a keyed change's records.
+struct Keyed<'a> {
+    key: &'a IdempotencyKey,
+    digest: &'a str,
+}
+
+impl Keyed<'_> {
+    /// The id of the event of attempt `attempt` (UUIDv5 of
+    /// `<accountId>:<key>:<customerId>:<digest>:<attempt>`): the same on every replica and every
+    /// retry of the same request.
+    fn event_id(&self, customer: &Customer, attempt: u32) -> Uuid {
+        let name = format!(
+            "{}:{}:{}:{}:{attempt}",
+            customer.details.account_id,
+            self.key.as_str(),
+            customer.id,
+            self.digest
+        );
+        Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes())
+    }
+
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (KEY_HEADER, self.key.as_str().to_owned()),
+            (DIGEST_HEADER, self.digest.to_owned()),
+        ]
+    }
+}
+
+/// The customer as `record` leaves `customer` (a record of its history, read back: applied, or a
+/// duplicate of one applied).
+fn fold(customer: Option<Customer>, record: &PublishedRecord) -> Option<Customer> {
+    let Ok(bytes) = serde_json::to_vec(&record.event) else {
+        return customer;
+    };
+    let Ok(event) = RegistryEvent::decode(&bytes) else {
+        return customer;
+    };
+    match (customer, event) {
+        (None, RegistryEvent::CustomerCreated(created)) => Some(created.customer),
+        (Some(current), RegistryEvent::CustomerUpdated(updated))
+            if updated.version == current.version + 1 =>
+        {
+            Some(updated.applied_to(&current))
+        }
+        (Some(mut current), RegistryEvent::CustomerDeleted(deleted))
+            if deleted.version == current.version + 1 =>
+        {
+            current.version = deleted.version;
+            current.updated_at = deleted.occurred_at;
+            Some(current)
+        }
+        (customer, _) => customer,
     }
 }

@@ -11,7 +11,7 @@
 use crate::domain::{
     AuditTrail, Customer, CustomerCreated, CustomerDetails, IdempotencyKey, RegistryEvent,
 };
-use crate::log::{EventLog, EventLogError, LogPosition, RecordPosition};
+use crate::log::{EventLog, EventLogError, HistoryReader, LogPosition};
 use crate::projection::ProjectionProgress;
 use crate::read_model::{ReadModel, ReadModelError};
 use std::sync::Arc;
@@ -41,6 +41,10 @@ pub enum CreateError {
     /// The read model could not be consulted.
     #[error(transparent)]
     ReadModel(#[from] ReadModelError),
+    /// A retried key's customer changed since its create, and its first record could not be
+    /// read back to answer it.
+    #[error("the customer's first record could not be read back: {0}")]
+    HistoryUnreadable(String),
 }
 
 /// A customer registered (or, for a retried key, found registered).
@@ -62,23 +66,27 @@ pub struct Registrar {
     pub(super) read_model: ReadModel,
     pub(super) progress: ProjectionProgress,
     pub(super) projection_wait: Duration,
-    key_locks: Vec<Mutex<()>>,
+    /// Reads back the records of a customer that a change's idempotency key may have written.
+    pub(super) history: Arc<HistoryReader>,
+    pub(super) key_locks: Vec<Mutex<()>>,
 }
 
 impl Registrar {
     /// A registrar appending to `event_log` and waiting up to `projection_wait` for its events to
-    /// reach `read_model`.
+    /// reach `read_model`; `history` reads records back for idempotent changes.
     pub fn new(
         event_log: Arc<EventLog>,
         read_model: ReadModel,
         progress: ProjectionProgress,
         projection_wait: Duration,
+        history: Arc<HistoryReader>,
     ) -> Self {
         Self {
             event_log,
             read_model,
             progress,
             projection_wait,
+            history,
             key_locks: (0..KEY_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
         }
     }
@@ -119,26 +127,31 @@ impl Registrar {
         };
         let account_id = details.account_id;
         let customer_id = key.customer_id(account_id);
-        let stripe = customer_id.as_bytes()[15] as usize % KEY_LOCK_STRIPES;
-        let _only_one_per_key = self.key_locks[stripe].lock().await;
+        let _only_one_per_key = self.key_lock(customer_id.as_bytes()).lock().await;
         let key_reused = || CreateError::KeyReused {
             key: key.as_str().to_owned(),
             customer_id: customer_id.to_string(),
         };
-        if let Some(existing) = self.read_model.get(customer_id)? {
-            if existing.details != details {
+        if let Some(record) = self.read_model.record(customer_id)? {
+            // The customer as the key's create made it: as held while nothing changed it since,
+            // otherwise read back from its first record (it may have been updated or deleted).
+            let created = if record.customer.version == 1 && !record.deleted {
+                record.customer.clone()
+            } else {
+                self.created_customer(customer_id)
+                    .await
+                    .map_err(|error| CreateError::HistoryUnreadable(error.to_string()))?
+            };
+            if created.details != details {
                 return Err(key_reused());
             }
             // The answer's position includes the customer's own records, so a read elsewhere
             // with it sees the customer.
-            let position = self.read_model.history_of(customer_id)?.into_iter().fold(
-                self.progress.position(),
-                |position, (partition, offset)| {
-                    position.including(RecordPosition { partition, offset })
-                },
-            );
+            let position = self
+                .position_including(customer_id)
+                .map_err(|error| CreateError::HistoryUnreadable(error.to_string()))?;
             return Ok(Registered {
-                customer: existing,
+                customer: created,
                 position,
                 projected: true,
                 replayed: true,
@@ -159,6 +172,12 @@ impl Registrar {
             }
         }
         Ok(registered)
+    }
+
+    /// The lock that requests with the key that derives `derived` take turns on.
+    pub(super) fn key_lock(&self, derived: impl AsRef<[u8]>) -> &Mutex<()> {
+        let last = derived.as_ref().last().copied().unwrap_or(0);
+        &self.key_locks[last as usize % KEY_LOCK_STRIPES]
     }
 
     async fn append_and_project(

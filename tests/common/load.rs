@@ -21,7 +21,8 @@ impl Target {
         *self.0.write().unwrap() = base_url.to_owned();
     }
 
-    fn get(&self) -> String {
+    /// Where clients send requests now.
+    pub fn get(&self) -> String {
         self.0.read().unwrap().clone()
     }
 }
