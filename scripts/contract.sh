@@ -53,6 +53,11 @@ done
 # pattern describe only approximately (the document says so in prose). Those rules have unit,
 # property and fuzz tests of their own (src/domain, src/http/fuzz.rs).
 #
+# use_after_free is left out too: a deleted customer's history stays readable by design (GET
+# /api/v01/customers/{id}/events lists every record that built it, the delete included), which
+# that check counts as a deleted resource still available; get and find answering 404 after a
+# delete are held by tests/lifecycle.rs.
+#
 # X-Min-Log-Position is left to the fuzz targets (src/http/fuzz.rs): a well-formed position
 # ahead of the log is rightly answered 503 replica-behind after a wait, which schemathesis would
 # count as a server error.
@@ -61,7 +66,7 @@ export CONTRACT_API_KEY=$key
 status=0
 "$venv/bin/schemathesis" --config-file scripts/schemathesis.toml run docs/openapi.json \
   --url "http://$address" --checks all \
-  --exclude-checks negative_data_rejection,positive_data_acceptance \
+  --exclude-checks negative_data_rejection,positive_data_acceptance,use_after_free \
   --max-examples "${CONTRACT_EXAMPLES:-25}" --seed "${CONTRACT_SEED:-1}" "$@" || status=$?
 if [ "$status" != 0 ]; then
   echo "contract.sh: the registry's log:" >&2
