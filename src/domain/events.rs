@@ -128,6 +128,17 @@ impl CustomerUpdated {
     }
 }
 
+impl CustomerDeleted {
+    /// The customer as this event leaves `customer` (which must be at `version - 1`): its last
+    /// state, at the delete's version and time.
+    pub fn applied_to(&self, customer: &Customer) -> Customer {
+        let mut deleted = customer.clone();
+        deleted.version = self.version;
+        deleted.updated_at = self.occurred_at;
+        deleted
+    }
+}
+
 /// Why bytes read from the topic are not an event this build can apply.
 #[derive(Debug, thiserror::Error)]
 pub enum EventDecodeError {

@@ -3,7 +3,9 @@
 
 use super::customer::CustomerDetails;
 use super::text_field::TextField;
-use super::validation::{shown, text_of, FieldError, FieldValue, ValidationErrors, NAME_SHOWN};
+use super::validation::{
+    not_a_field, repeated_field, text_of, FieldError, FieldValue, ValidationErrors,
+};
 use std::collections::HashSet;
 
 /// One field's change: its new value (already checked and normalised), or `None` to clear it.
@@ -35,10 +37,8 @@ impl CustomerPatch {
         let mut errors = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         for (name, value) in fields {
-            if !seen.insert(name.clone()) {
-                let quoted = shown(&name, NAME_SHOWN);
-                let message = format!("{quoted} may be given once");
-                errors.push(FieldError::new(&quoted, "repeated_field", message));
+            if let Some(repeated) = repeated_field(&name, &mut seen) {
+                errors.push(repeated);
             } else if let Some(field) = TextField::from_name(&name) {
                 match checked_value(field, value) {
                     Ok(value) => changes.push(FieldChange { field, value }),
@@ -47,13 +47,8 @@ impl CustomerPatch {
             } else if name == "accountId" {
                 let message = "accountId is set when the customer is created and cannot change";
                 errors.push(FieldError::new(&name, "create_only", message));
-            } else if matches!(name.as_str(), "id" | "createdAt" | "updatedAt" | "version") {
-                let message = format!("{name} is assigned by the server and must not be sent");
-                errors.push(FieldError::new(&name, "server_assigned", message));
             } else {
-                let quoted = shown(&name, NAME_SHOWN);
-                let message = format!("{quoted} is not a field of Customer");
-                errors.push(FieldError::new(&quoted, "unknown_field", message));
+                errors.push(not_a_field(&name));
             }
         }
         if errors.is_empty() {

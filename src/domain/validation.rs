@@ -108,10 +108,8 @@ impl CustomerDetails {
         let mut account_id = None;
         let mut seen: HashSet<String> = HashSet::new();
         for (name, value) in fields {
-            if !seen.insert(name.clone()) {
-                let quoted = shown(&name, NAME_SHOWN);
-                let message = format!("{quoted} may be given once");
-                errors.push(FieldError::new(&quoted, "repeated_field", message));
+            if let Some(repeated) = repeated_field(&name, &mut seen) {
+                errors.push(repeated);
                 continue;
             }
             if name == "accountId" {
@@ -129,13 +127,8 @@ impl CustomerDetails {
                 if let Err(error) = checked {
                     errors.push(error);
                 }
-            } else if matches!(name.as_str(), "id" | "createdAt" | "updatedAt" | "version") {
-                let message = format!("{name} is assigned by the server and must not be sent");
-                errors.push(FieldError::new(&name, "server_assigned", message));
             } else {
-                let quoted = shown(&name, NAME_SHOWN);
-                let message = format!("{quoted} is not a field of Customer");
-                errors.push(FieldError::new(&quoted, "unknown_field", message));
+                errors.push(not_a_field(&name));
             }
         }
         match account_id {
@@ -152,6 +145,28 @@ impl CustomerDetails {
             Err(ValidationErrors(errors))
         }
     }
+}
+
+/// `repeated_field` when `name` is in `seen` already; otherwise records it.
+pub(super) fn repeated_field(name: &str, seen: &mut HashSet<String>) -> Option<FieldError> {
+    if seen.insert(name.to_owned()) {
+        return None;
+    }
+    let quoted = shown(name, NAME_SHOWN);
+    let message = format!("{quoted} may be given once");
+    Some(FieldError::new(&quoted, "repeated_field", message))
+}
+
+/// The error of a body member that names no field a client may send: `server_assigned` for the
+/// server's own (`id`, `createdAt`, `updatedAt`, `version`), `unknown_field` for anything else.
+pub(super) fn not_a_field(name: &str) -> FieldError {
+    if matches!(name, "id" | "createdAt" | "updatedAt" | "version") {
+        let message = format!("{name} is assigned by the server and must not be sent");
+        return FieldError::new(name, "server_assigned", message);
+    }
+    let quoted = shown(name, NAME_SHOWN);
+    let message = format!("{quoted} is not a field of Customer");
+    FieldError::new(&quoted, "unknown_field", message)
 }
 
 fn parse_account_id(value: FieldValue) -> Result<Option<AccountId>, FieldError> {

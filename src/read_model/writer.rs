@@ -195,7 +195,7 @@ fn decide(
         return Decision::Duplicate;
     }
     let version = event.version();
-    let (account_id, deleting) = match event {
+    let account_id = match event {
         RegistryEvent::CustomerCreated(_) => {
             return Decision::Refuse(
                 ApplyOutcome::Conflict,
@@ -203,8 +203,8 @@ fn decide(
                 format!("event {event_id} creates customer {id}, which another event created"),
             )
         }
-        RegistryEvent::CustomerUpdated(updated) => (updated.account_id, false),
-        RegistryEvent::CustomerDeleted(deleted) => (deleted.account_id, true),
+        RegistryEvent::CustomerUpdated(updated) => updated.account_id,
+        RegistryEvent::CustomerDeleted(deleted) => deleted.account_id,
     };
     if current.deleted {
         return Decision::Refuse(
@@ -244,11 +244,11 @@ fn decide(
         RegistryEvent::CustomerUpdated(updated) => {
             next.customer = updated.applied_to(&current.customer);
         }
-        _ => {
-            next.deleted = deleting;
-            next.customer.version = version;
-            next.customer.updated_at = event.occurred_at();
+        RegistryEvent::CustomerDeleted(deleted) => {
+            next.customer = deleted.applied_to(&current.customer);
+            next.deleted = true;
         }
+        RegistryEvent::CustomerCreated(_) => unreachable!("refused above: the customer exists"),
     }
     Decision::Apply(Arc::new(next))
 }

@@ -234,7 +234,8 @@ impl Registrar {
                 Some(keyed) => keyed.event_id(&current, attempt),
                 None => Uuid::now_v7(),
             };
-            let (event, after) = match &kind {
+            let occurred_at = now_millis().max(current.updated_at);
+            let (event, after) = match kind {
                 ChangeKind::Update(patch) => {
                     let changes = patch.changes_to(&current.details);
                     if changes.is_empty() {
@@ -247,7 +248,7 @@ impl Registrar {
                     }
                     let updated = CustomerUpdated {
                         event_id,
-                        occurred_at: now_millis().max(current.updated_at),
+                        occurred_at,
                         audit: audit.clone(),
                         customer_id: id,
                         account_id: current.details.account_id,
@@ -260,30 +261,27 @@ impl Registrar {
                 ChangeKind::Delete => {
                     let deleted = CustomerDeleted {
                         event_id,
-                        occurred_at: now_millis().max(current.updated_at),
+                        occurred_at,
                         audit: audit.clone(),
                         customer_id: id,
                         account_id: current.details.account_id,
                         version,
                     };
-                    let mut after = current.clone();
-                    after.version = version;
-                    after.updated_at = deleted.occurred_at;
+                    let after = deleted.applied_to(&current);
                     (RegistryEvent::CustomerDeleted(deleted), after)
                 }
             };
             let headers = keyed.as_ref().map_or_else(Vec::new, Keyed::headers);
             let record = self.event_log.append_with(&event, headers).await?;
             let wanted = LogPosition::default().including(record);
-            let position = self.progress.position().including(record);
-            if !self
+            let reached = self
                 .progress
                 .wait_until_reached(&wanted, self.projection_wait)
-                .await
-            {
+                .await;
+            let position = self.progress.position().including(record);
+            if !reached {
                 return Err(ChangeError::Pending { position });
             }
-            let position = self.progress.position().including(record);
             let held = self
                 .read_model
                 .record(id)?
@@ -446,12 +444,10 @@ fn fold(customer: Option<Customer>, record: &PublishedRecord) -> Option<Customer
         {
             Some(updated.applied_to(&current))
         }
-        (Some(mut current), RegistryEvent::CustomerDeleted(deleted))
+        (Some(current), RegistryEvent::CustomerDeleted(deleted))
             if deleted.version == current.version + 1 =>
         {
-            current.version = deleted.version;
-            current.updated_at = deleted.occurred_at;
-            Some(current)
+            Some(deleted.applied_to(&current))
         }
         (customer, _) => customer,
     }
