@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The benchmark of issue 6, in one run: builds in release mode, starts a Kafka broker of its own
 # (scripts/kafka.sh, separate ports and data dir), loads BENCH_CUSTOMERS generated customers over
-# HTTP, and measures every scenario side by side with its ceiling and with PostgreSQL. Prints one
-# Markdown table and writes the figures to target/bench/results.json.
+# HTTP, and measures every scenario (creates, finds, gets, updates, rebuild) side by side with its
+# ceiling and with PostgreSQL. Prints one Markdown table and writes the figures to
+# target/bench/results.json.
 #
 #   BENCH_CUSTOMERS     customers to load               (default 1000000; CI-sized smoke: 10000)
 #   BENCH_SECONDS       duration of each query scenario (default 10)
@@ -136,6 +137,11 @@ for kind in lastname email citystate get; do
   "$loadgen" query --url "$url" --export "$work/export.jsonl" --kind "$kind" --concurrency 32 \
     --seconds "$seconds" >"$results/query-$kind.json"
 done
+for mode in unconditional conditional keyed; do
+  say "update: $mode, 64 clients, ${seconds}s, random customers"
+  "$loadgen" update --url "$url" --export "$work/export.jsonl" --mode "$mode" --concurrency 64 \
+    --seconds "$seconds" >"$results/update-$mode.json"
+done
 stop_registry
 data_bytes=$(du -sb "$work/data" | cut -f1)
 raw_bytes=$(wc -c <"$work/export.jsonl")
@@ -172,7 +178,8 @@ CREATE FUNCTION f_unaccent(text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SA
 CREATE TABLE customers (
   id uuid PRIMARY KEY, account_id int NOT NULL, first_name text, last_name text,
   organization_name text, email text, phone text, street text, city text, state text,
-  zip_code text, country_code text, created_at timestamptz NOT NULL);
+  zip_code text, country_code text, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
+  version bigint NOT NULL);
 \copy customers FROM '$work/export.csv' WITH (FORMAT csv, HEADER true)
 CREATE INDEX ON customers (account_id, lower(f_unaccent(last_name)) text_pattern_ops);
 CREATE INDEX ON customers (account_id, lower(email) text_pattern_ops);
@@ -224,6 +231,16 @@ cat >"$work/get.sql" <<SQL
 \set n random(1, $(pg_rows get))
 SELECT c.* FROM p_get p JOIN customers c ON c.id = p.id WHERE p.n = :n;
 SQL
+# The update scenario's counterpart: a new email and phone for a random customer, its version and
+# updatedAt moved on, the whole row returned (PostgreSQL's defaults: every commit flushed to disk).
+cat >"$work/update.sql" <<SQL
+\set n random(1, $(pg_rows get))
+\set number random(0, 9999999)
+UPDATE customers c SET email = 'updated' || :number || '@example.com',
+ phone = '+1 (646) ' || lpad((:number / 10000 % 1000)::text, 3, '0') || '-' || lpad((:number % 10000)::text, 4, '0'),
+ version = c.version + 1, updated_at = now()
+ FROM p_get p WHERE p.n = :n AND c.id = p.id RETURNING c.*;
+SQL
 # The plans, kept with the results: every find must use its (account_id, ...) index.
 for kind in lastname email citystate get; do
   sed -e 's/^\\set n .*//' -e 's/:n/1/' "$work/$kind.sql" | sed '1s/^/EXPLAIN ANALYZE /; /^$/d' \
@@ -240,6 +257,12 @@ for kind in lastname email citystate get; do
   latency=$(awk '/^latency average = / {print $4; exit}' "$work/pgbench-$kind.txt")
   printf '{"perSecond": %s, "latencyAverageMs": %s}\n' "${tps:-0}" "${latency:-0}" >"$results/pg-$kind.json"
 done
+say "pgbench: update, 64 clients, ${seconds}s"
+pgbench -h /tmp -p "$pg_port" -U bench -n -M prepared -c 64 -j 2 -T "$seconds" \
+  -f "$work/update.sql" postgres >"$work/pgbench-update.txt" 2>&1
+tps=$(awk '/^tps = / {print $3; exit}' "$work/pgbench-update.txt")
+latency=$(awk '/^latency average = / {print $4; exit}' "$work/pgbench-update.txt")
+printf '{"perSecond": %s, "latencyAverageMs": %s}\n' "${tps:-0}" "${latency:-0}" >"$results/pg-update.json"
 
 python3 "$repo/scripts/bench_report.py" "$results" "$customers" "$seconds" >target/bench/results.md
 cat target/bench/results.md

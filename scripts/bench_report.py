@@ -94,6 +94,17 @@ get = queries["get"]
 row("get by id, 32 clients", "req/s; p99",
     f"{get['perSecond']:,.0f}/s; {get['p99Ms']:.2f} ms (PostgreSQL {postgres['get']['perSecond']:,.0f}/s)",
     "p99 ≤ 2 ms", get["p99Ms"] <= 2)
+updates = {mode: load("update-" + mode) for mode in ("unconditional", "conditional", "keyed")}
+postgres["update"] = load("pg-update")
+for mode, label in (("unconditional", "unconditional"), ("conditional", "GET, then If-Match"),
+                    ("keyed", "with a new Idempotency-Key")):
+    update = updates[mode]
+    overtaken = f"; {update['overtaken']} overtaken (412)" if update["overtaken"] else ""
+    row(f"update ({label}), 64 clients, random customers", "updates/s; p50 / p99; registry / PostgreSQL",
+        f"{update['perSecond']:,.0f}/s; {update['p50Ms']:.1f} / {update['p99Ms']:.1f} ms; "
+        f"{ratio(update['perSecond'], postgres['update']['perSecond']):.2f} "
+        f"(PostgreSQL {postgres['update']['perSecond']:,.0f}/s){overtaken}",
+        "no errors", update["errors"] == 0)
 disk_ratio = ratio(footprint["dataBytes"], footprint["rawJsonBytes"])
 row(f"footprint at {customers:,} customers", "RSS; data dir / raw JSON",
     f"{footprint['rssKib'] / 1024:,.0f} MiB; {disk_ratio:.1f}×", "RSS ≤ 1 GiB; disk ≤ 3×",
@@ -106,4 +117,4 @@ os.makedirs("target/bench", exist_ok=True)
 with open("target/bench/results.json", "w") as handle:
     json.dump({"customers": customers, "seconds": seconds, "machine": machine, "create": create,
                "produce": produce, "rebuild": rebuild, "consume": consume, "queries": queries,
-               "postgres": postgres, "footprint": footprint, "table": rows}, handle, indent=2)
+               "updates": updates, "postgres": postgres, "footprint": footprint, "table": rows}, handle, indent=2)

@@ -10,7 +10,7 @@ use common::{
 };
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -480,10 +480,13 @@ async fn kill_9_during_updates_loses_no_acknowledged_change_and_applies_none_twi
     }
     let target = Target::new(&registry.base_url);
     let started = Instant::now();
-    let (clients, per_client) = (4usize, 8usize);
+    // Each client sends keyed updates, one after another, until told to stop after the kills;
+    // a key whose answer was lost is retried until acknowledged.
+    let clients = 4usize;
+    let stop = Arc::new(AtomicBool::new(false));
     let load: Vec<_> = (0..clients)
         .map(|client| {
-            let (target, ids) = (target.clone(), ids.clone());
+            let (target, ids, stop) = (target.clone(), ids.clone(), stop.clone());
             tokio::spawn(async move {
                 let http = reqwest::Client::builder()
                     .timeout(Duration::from_secs(40))
@@ -491,7 +494,10 @@ async fn kill_9_during_updates_loses_no_acknowledged_change_and_applies_none_twi
                     .unwrap();
                 let mut acknowledged = Vec::new();
                 let deadline = Instant::now() + Duration::from_secs(240);
-                for n in 0..per_client {
+                for n in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
                     tokio::time::sleep(Duration::from_millis(150)).await;
                     let id = &ids[(client + n) % ids.len()];
                     let key = format!("c{client}-{n}");
@@ -527,21 +533,22 @@ async fn kill_9_during_updates_loses_no_acknowledged_change_and_applies_none_twi
             })
         })
         .collect();
-    for kill in 1..=2 {
+    for _ in 1..=2 {
         tokio::time::sleep(Duration::from_millis(800)).await;
-        assert!(
-            load.iter().any(|client| !client.is_finished()),
-            "kill {kill} would hit an idle service"
-        );
         registry.kill();
         registry = Registry::start(&bootstrap, &topic, &data_dir);
         target.set(&registry.base_url);
     }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stop.store(true, Ordering::Relaxed);
     let mut acknowledged = Vec::new();
     for client in load {
         acknowledged.extend(client.await.unwrap());
     }
-    assert_eq!(acknowledged.len(), clients * per_client);
+    assert!(
+        acknowledged.len() >= clients * 3,
+        "updates went on through both kills: {acknowledged:?}"
+    );
 
     let mut applied_keys: BTreeMap<String, u64> = BTreeMap::new();
     for id in &ids {

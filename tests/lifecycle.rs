@@ -554,6 +554,30 @@ async fn a_retried_idempotency_key_replays_the_first_answer_and_another_request_
         .collect();
     assert_eq!(keyed_ids.len(), 1, "{keyed_ids:?}");
     assert!(updates >= 2, "{applied:?}");
+    // The event id is derived as events/README.md says: UUIDv8 of the first half of
+    // UUIDv5(`<accountId>:<key>:<customerId>`) and the second half of
+    // UUIDv5(`<accountId>:<key>:<customerId>:<request-digest>:<attempt>`).
+    let keyed_record = records
+        .iter()
+        .find(|record| record.value["eventId"].as_str() == keyed_ids.first().copied())
+        .unwrap();
+    let digest = &keyed_record
+        .headers
+        .iter()
+        .find(|(name, _)| name == "request-digest")
+        .expect("a request-digest header")
+        .1;
+    let namespace = uuid::Uuid::parse_str("05bf6ed6-a70a-4417-9f91-f8841d6d20ec").unwrap();
+    let scope = format!("75:move-1:{}", created["id"].as_str().unwrap());
+    let key_half = uuid::Uuid::new_v5(&namespace, scope.as_bytes());
+    let request_half = uuid::Uuid::new_v5(&namespace, format!("{scope}:{digest}:0").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&key_half.as_bytes()[..8]);
+    bytes[8..].copy_from_slice(&request_half.as_bytes()[8..]);
+    assert_eq!(
+        keyed_ids.first().copied(),
+        Some(uuid::Uuid::new_v8(bytes).to_string().as_str())
+    );
     let (_, history) = get(
         &replicas[0],
         &format!(

@@ -81,6 +81,24 @@ enum Scenario {
         #[arg(long, default_value_t = 3)]
         warmup_seconds: u64,
     },
+    /// Update random customers drawn from an export, for `duration` seconds: each update sets a
+    /// new email and phone (the email index changes with it).
+    Update {
+        #[arg(long)]
+        url: String,
+        /// JSON Lines export of the registry (`customer-registry export`).
+        #[arg(long)]
+        export: String,
+        /// `unconditional` (POST), `conditional` (GET for the ETag, then POST with `If-Match`:
+        /// the read-modify-write cycle is what is timed) or `keyed` (POST with a new
+        /// `Idempotency-Key`).
+        #[arg(long)]
+        mode: UpdateMode,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// Write query parameters drawn from an export as CSV, for PostgreSQL's pgbench.
     Params {
         #[arg(long)]
@@ -121,6 +139,22 @@ async fn main() {
                 &kind,
                 concurrency,
                 Duration::from_secs(warmup_seconds),
+                Duration::from_secs(seconds),
+            )
+            .await
+        }
+        Scenario::Update {
+            url,
+            export,
+            mode,
+            concurrency,
+            seconds,
+        } => {
+            update(
+                &url,
+                &export,
+                mode,
+                concurrency,
                 Duration::from_secs(seconds),
             )
             .await
@@ -429,6 +463,92 @@ async fn query(
         .collect();
     let (latencies, errors) = gather(workers).await;
     summary(latencies, measured_from.elapsed(), errors)
+}
+
+/// How the update scenario sends its updates.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum UpdateMode {
+    Unconditional,
+    Conditional,
+    Keyed,
+}
+
+async fn update(
+    url: &str,
+    export: &str,
+    mode: UpdateMode,
+    concurrency: usize,
+    duration: Duration,
+) -> Value {
+    let ids: Arc<Vec<String>> = Arc::new(
+        read_export(export)
+            .iter()
+            .filter_map(|customer| customer["id"].as_str().map(str::to_owned))
+            .collect(),
+    );
+    let client = http_client();
+    // Conditional updates another client's change overtook (412): part of the work, not errors.
+    let overtaken = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let until = started + duration;
+    let workers: Vec<_> = (0..concurrency)
+        .map(|worker| {
+            let (ids, client, overtaken) = (ids.clone(), client.clone(), overtaken.clone());
+            let url = format!("{url}/api/v01/customers");
+            tokio::spawn(async move {
+                let mut rng = data::Rng::new(1000 + worker as u64);
+                let (mut latencies, mut errors) = (Vec::new(), 0u64);
+                while Instant::now() < until {
+                    let id = &ids[(rng.next_u64() % ids.len() as u64) as usize];
+                    let number = rng.next_u64() % 10_000_000;
+                    let body = json!({
+                        "email": format!("updated{number}@example.com"),
+                        "phone": format!("+1 (646) {:03}-{:04}", number / 10_000 % 1000, number % 10_000),
+                    });
+                    let sent = Instant::now();
+                    match update_once(&client, &format!("{url}/{id}"), mode, &body).await {
+                        Some(200) => latencies.push(sent.elapsed().as_micros() as u32),
+                        Some(412) => {
+                            overtaken.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => errors += 1,
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let (latencies, errors) = gather(workers).await;
+    let mut report = summary(latencies, started.elapsed(), errors);
+    report["overtaken"] = overtaken.load(Ordering::Relaxed).into();
+    report
+}
+
+/// Sends one update of `mode` to the customer at `url`; its status, or `None` when it failed.
+async fn update_once(
+    client: &reqwest::Client,
+    url: &str,
+    mode: UpdateMode,
+    body: &Value,
+) -> Option<u16> {
+    let request = client.post(url).json(body);
+    let request = match mode {
+        UpdateMode::Unconditional => request,
+        UpdateMode::Keyed => request.header("Idempotency-Key", uuid::Uuid::now_v7().to_string()),
+        UpdateMode::Conditional => {
+            let read = client.get(url).send().await.ok()?;
+            if !read.status().is_success() {
+                return None;
+            }
+            let etag = read.headers().get(reqwest::header::ETAG)?.clone();
+            read.bytes().await.ok()?;
+            request.header(reqwest::header::IF_MATCH, etag)
+        }
+    };
+    let response = request.send().await.ok()?;
+    let status = response.status().as_u16();
+    response.bytes().await.ok()?;
+    Some(status)
 }
 
 fn params(export: &str, count: usize) {

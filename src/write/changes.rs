@@ -11,10 +11,12 @@
 //!
 //! With an `Idempotency-Key` (scoped to the customer) the records carry the key and a digest of
 //! the request as headers, and the event ids derive from account, key, customer, digest and
-//! attempt. A retry first reads the customer's records back: one with the same key and digest is
-//! the first request's, and the retry answers what it answered (the customer as that event left
-//! it); one with the same key and another digest makes the retry a 422. Racing retries (on any
-//! replica) write the same event ids, so the log applies one and skips the others as duplicates.
+//! attempt, their first half from account, key and customer alone. A retry finds the key's
+//! events among the customer's event ids; when the key was used, the customer's records are read
+//! back: one with the same key and digest is the first request's, and the retry answers what it
+//! answered (the customer as that event left it); one with the same key and another digest makes
+//! the retry a 422. Racing retries (on any replica) write the same event ids, so the log applies
+//! one and skips the others as duplicates.
 
 use super::registrar::Registrar;
 use crate::domain::{
@@ -161,6 +163,11 @@ impl Registrar {
 
     /// A change with an idempotency key: the first request's answer when this is a retry,
     /// otherwise the change, its records marked with the key.
+    ///
+    /// The customer's event ids tell, without reading the log, whether the key was used on it:
+    /// a keyed change's event id starts with a part derived from account, key and customer
+    /// alone. Only a key found there makes the customer's records be read back, unless its
+    /// event made the version the customer is still at (then the answer is the customer).
     async fn keyed_change(
         &self,
         request: ChangeRequest,
@@ -168,16 +175,59 @@ impl Registrar {
     ) -> Result<Changed, ChangeError> {
         let digest = request.digest();
         let _only_one_per_key = self.key_lock(digest.as_bytes()).lock().await;
+        let keyed = Keyed {
+            key,
+            digest: &digest,
+        };
+        let held = self
+            .read_model
+            .record(request.id)?
+            .ok_or(ChangeError::NotFound(request.id))?;
+        let key_prefix = keyed.prefix(&held.customer);
+        let marked: Vec<Uuid> = held
+            .history
+            .iter()
+            .map(|entry| entry.event_id)
+            .filter(|event_id| event_id.as_bytes()[..8] == key_prefix)
+            .collect();
+        if marked.is_empty() {
+            return self.change_unbounded(&request, Some(keyed)).await;
+        }
+        let candidates: Vec<Uuid> = (0..MAX_ATTEMPTS)
+            .map(|attempt| keyed.event_id(&held.customer, attempt))
+            .collect();
+        let made_current = marked.iter().any(|event_id| {
+            candidates.contains(event_id)
+                && held.version_made_by(*event_id) == Some(held.customer.version)
+        });
+        if made_current {
+            return Ok(Changed {
+                customer: held.customer.clone(),
+                position: self.position_including(request.id)?,
+                replayed: true,
+            });
+        }
+        self.replay_from_records(&request, keyed).await
+    }
+
+    /// A keyed change whose key marks some of the customer's events: its records, read back from
+    /// the log, decide. The same key and digest → the first answer (the customer as that event
+    /// left it); the same key with another digest → [`ChangeError::KeyReused`].
+    async fn replay_from_records(
+        &self,
+        request: &ChangeRequest,
+        keyed: Keyed<'_>,
+    ) -> Result<Changed, ChangeError> {
         let records = self.records_of(request.id).await?;
         let mut folded: Option<Customer> = None;
         for record in &records {
             folded = fold(folded, record);
-            if record.headers.get(KEY_HEADER).map(String::as_str) != Some(key.as_str()) {
+            if record.headers.get(KEY_HEADER).map(String::as_str) != Some(keyed.key.as_str()) {
                 continue;
             }
-            if record.headers.get(DIGEST_HEADER) != Some(&digest) {
+            if record.headers.get(DIGEST_HEADER).map(String::as_str) != Some(keyed.digest) {
                 return Err(ChangeError::KeyReused {
-                    key: key.as_str().to_owned(),
+                    key: keyed.key.as_str().to_owned(),
                     id: request.id,
                 });
             }
@@ -188,11 +238,8 @@ impl Registrar {
                 replayed: true,
             });
         }
-        let keyed = Keyed {
-            key,
-            digest: &digest,
-        };
-        self.change_unbounded(&request, Some(keyed)).await
+        // Another key's event id shares the prefix (a 1 in 2^60 chance): the key is unused.
+        self.change_unbounded(request, Some(keyed)).await
     }
 
     /// Customer `id` as its create made it, read back from its first record.
@@ -406,18 +453,37 @@ struct Keyed<'a> {
 }
 
 impl Keyed<'_> {
-    /// The id of the event of attempt `attempt` (UUIDv5 of
-    /// `<accountId>:<key>:<customerId>:<digest>:<attempt>`): the same on every replica and every
-    /// retry of the same request.
-    fn event_id(&self, customer: &Customer, attempt: u32) -> Uuid {
-        let name = format!(
-            "{}:{}:{}:{}:{attempt}",
+    /// `<accountId>:<key>:<customerId>`: what the key's events for `customer` derive from.
+    fn scope(&self, customer: &Customer) -> String {
+        format!(
+            "{}:{}:{}",
             customer.details.account_id,
             self.key.as_str(),
-            customer.id,
-            self.digest
-        );
-        Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes())
+            customer.id
+        )
+    }
+
+    /// The first 8 bytes of every event id this key writes for `customer`, whatever the request:
+    /// those of UUIDv5(`<accountId>:<key>:<customerId>`), with UUIDv8's version bits.
+    fn prefix(&self, customer: &Customer) -> [u8; 8] {
+        let scope = Uuid::new_v5(&EVENT_ID_NAMESPACE, self.scope(customer).as_bytes());
+        let mut bytes = [0; 16];
+        bytes[..8].copy_from_slice(&scope.as_bytes()[..8]);
+        let mut prefix = [0; 8];
+        prefix.copy_from_slice(&Uuid::new_v8(bytes).as_bytes()[..8]);
+        prefix
+    }
+
+    /// The id of the event of attempt `attempt`: a UUIDv8 of [`Keyed::prefix`] and the last 8
+    /// bytes of UUIDv5(`<accountId>:<key>:<customerId>:<digest>:<attempt>`). The same on every
+    /// replica and every retry of the same request.
+    fn event_id(&self, customer: &Customer, attempt: u32) -> Uuid {
+        let name = format!("{}:{}:{attempt}", self.scope(customer), self.digest);
+        let request = Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes());
+        let mut bytes = [0; 16];
+        bytes[..8].copy_from_slice(&self.prefix(customer));
+        bytes[8..].copy_from_slice(&request.as_bytes()[8..]);
+        Uuid::new_v8(bytes)
     }
 
     fn headers(&self) -> Vec<(&'static str, String)> {
