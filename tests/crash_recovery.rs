@@ -461,7 +461,9 @@ async fn kill_9_during_a_flush_loses_nothing_and_doubles_nothing() {
 /// Keyed updates by careful clients (each retried with its key until 200) while the service is
 /// killed with SIGKILL twice: every acknowledged update is applied exactly once, at the version
 /// it was answered with, and the versions of each customer follow one another without a gap.
-#[tokio::test]
+// Several worker threads: the clients go on while the test blocks starting and killing the
+// service, so a kill finds requests in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_during_updates_loses_no_acknowledged_change_and_applies_none_twice() {
     let bootstrap = kafka_bootstrap();
     let topic = unique_topic("kill-9-updates");
@@ -484,9 +486,11 @@ async fn kill_9_during_updates_loses_no_acknowledged_change_and_applies_none_twi
     // a key whose answer was lost is retried until acknowledged.
     let clients = 4usize;
     let stop = Arc::new(AtomicBool::new(false));
+    let in_flight = Arc::new(AtomicUsize::new(0));
     let load: Vec<_> = (0..clients)
         .map(|client| {
             let (target, ids, stop) = (target.clone(), ids.clone(), stop.clone());
+            let in_flight = in_flight.clone();
             tokio::spawn(async move {
                 let http = reqwest::Client::builder()
                     .timeout(Duration::from_secs(40))
@@ -503,19 +507,26 @@ async fn kill_9_during_updates_loses_no_acknowledged_change_and_applies_none_twi
                     let key = format!("c{client}-{n}");
                     loop {
                         assert!(Instant::now() < deadline, "{key} never acknowledged");
-                        let sent = http
-                            .post(format!("{}/api/v01/customers/{id}", target.get()))
-                            .header("idempotency-key", &key)
-                            .json(&json!({"street": key}))
-                            .send()
-                            .await;
-                        let Ok(response) = sent else {
+                        in_flight.fetch_add(1, Ordering::SeqCst);
+                        let sent = async {
+                            let response = http
+                                .post(format!("{}/api/v01/customers/{id}", target.get()))
+                                .header("idempotency-key", &key)
+                                .json(&json!({"street": key}))
+                                .send()
+                                .await?;
+                            let status = response.status().as_u16();
+                            Ok::<_, reqwest::Error>((status, response.text().await?))
+                        }
+                        .await;
+                        in_flight.fetch_sub(1, Ordering::SeqCst);
+                        let Ok((status, text)) = sent else {
                             tokio::time::sleep(Duration::from_millis(100)).await;
                             continue;
                         };
-                        match response.status().as_u16() {
+                        match status {
                             200 => {
-                                let body: Value = response.json().await.unwrap();
+                                let body: Value = serde_json::from_str(&text).unwrap();
                                 assert_eq!(body["street"], key.as_str(), "{body}");
                                 acknowledged.push((
                                     key,
@@ -525,7 +536,7 @@ async fn kill_9_during_updates_loses_no_acknowledged_change_and_applies_none_twi
                                 break;
                             }
                             503 => tokio::time::sleep(Duration::from_millis(100)).await,
-                            other => panic!("{key}: {other} {}", response.text().await.unwrap()),
+                            other => panic!("{key}: {other} {text}"),
                         }
                     }
                 }
@@ -533,8 +544,16 @@ async fn kill_9_during_updates_loses_no_acknowledged_change_and_applies_none_twi
             })
         })
         .collect();
-    for _ in 1..=2 {
+    for kill in 1..=2 {
         tokio::time::sleep(Duration::from_millis(800)).await;
+        let waiting = Instant::now();
+        while in_flight.load(Ordering::SeqCst) == 0 {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(10),
+                "kill {kill}: no update in flight to interrupt"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         registry.kill();
         registry = Registry::start(&bootstrap, &topic, &data_dir);
         target.set(&registry.base_url);

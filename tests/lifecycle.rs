@@ -556,7 +556,7 @@ async fn a_retried_idempotency_key_replays_the_first_answer_and_another_request_
     assert!(updates >= 2, "{applied:?}");
     // The event id is derived as events/README.md says: UUIDv8 of the first half of
     // UUIDv5(`<accountId>:<key>:<customerId>`) and the second half of
-    // UUIDv5(`<accountId>:<key>:<customerId>:<request-digest>:<attempt>`).
+    // UUIDv5(`<accountId>:<key>:<customerId>:<request-digest>:<version>`).
     let keyed_record = records
         .iter()
         .find(|record| record.value["eventId"].as_str() == keyed_ids.first().copied())
@@ -570,7 +570,7 @@ async fn a_retried_idempotency_key_replays_the_first_answer_and_another_request_
     let namespace = uuid::Uuid::parse_str("05bf6ed6-a70a-4417-9f91-f8841d6d20ec").unwrap();
     let scope = format!("75:move-1:{}", created["id"].as_str().unwrap());
     let key_half = uuid::Uuid::new_v5(&namespace, scope.as_bytes());
-    let request_half = uuid::Uuid::new_v5(&namespace, format!("{scope}:{digest}:0").as_bytes());
+    let request_half = uuid::Uuid::new_v5(&namespace, format!("{scope}:{digest}:2").as_bytes());
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&key_half.as_bytes()[..8]);
     bytes[8..].copy_from_slice(&request_half.as_bytes()[8..]);
@@ -646,4 +646,58 @@ async fn a_retried_create_key_replays_the_created_customer_after_updates_and_a_d
     assert_eq!(other.status, 422, "{}", other.body);
     let records = read_topic(&bootstrap, &topic);
     assert_eq!(records.len(), 3, "one create, one update, one delete");
+}
+
+/// Two different requests with one key, sent at once to two replicas, for several customers:
+/// each time exactly one applies (200) and the other is refused as a reused key (422), whichever
+/// replica saw which first, and the customer holds the winner's value on both replicas.
+#[tokio::test]
+async fn two_requests_with_one_key_racing_over_two_replicas_apply_once() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("change-key-race");
+    let dir = tempfile::tempdir().unwrap();
+    let replicas = two_replicas(&bootstrap, &topic, dir.path());
+    for n in 0..6 {
+        let created = create_everywhere(
+            &replicas[n % 2],
+            &replicas,
+            json!({"accountId": 76, "lastName": format!("Race{n}")}),
+        )
+        .await;
+        let racers: Vec<_> = ["Aarhus", "Odense"]
+            .iter()
+            .enumerate()
+            .map(|(side, city)| {
+                let request = http()
+                    .post(item(&replicas[side], &created))
+                    .header("idempotency-key", "one-key")
+                    .json(&json!({ "city": city }));
+                tokio::spawn(send(request))
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for racer in racers {
+            answers.push(racer.await.unwrap());
+        }
+        let mut statuses: Vec<u16> = answers.iter().map(|answer| answer.status).collect();
+        statuses.sort_unstable();
+        assert_eq!(
+            statuses,
+            vec![200, 422],
+            "customer {n}: {:?}",
+            answers.iter().map(|a| &a.body).collect::<Vec<_>>()
+        );
+        let winner = answers.iter().find(|answer| answer.status == 200).unwrap();
+        assert_eq!(winner.body["version"], 2, "{}", winner.body);
+        let position = winner.header("x-log-position").to_owned();
+        for replica in &replicas {
+            let held = send(
+                http()
+                    .get(item(replica, &created))
+                    .header("x-min-log-position", &position),
+            )
+            .await;
+            assert_eq!(held.body, winner.body, "both replicas hold the winner only");
+        }
+    }
 }

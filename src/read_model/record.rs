@@ -49,18 +49,6 @@ impl CustomerRecord {
         self.history.iter().any(|entry| entry.event_id == event_id)
     }
 
-    /// The version event `event_id` gave the customer, when it built this record: every event
-    /// applied (not a duplicate) made the next version, from 1 for the create.
-    pub fn version_made_by(&self, event_id: Uuid) -> Option<u64> {
-        let mut applied = std::collections::HashSet::new();
-        for entry in &self.history {
-            if applied.insert(entry.event_id) && entry.event_id == event_id {
-                return Some(applied.len() as u64);
-            }
-        }
-        None
-    }
-
     /// The customer, unless deleted.
     pub fn live_customer(&self) -> Option<&Customer> {
         (!self.deleted).then_some(&self.customer)

@@ -408,33 +408,6 @@ fn only_the_next_version_applies_and_the_loser_is_recorded() {
 }
 
 #[test]
-fn the_history_tells_which_version_each_event_made() {
-    let dir = tempfile::tempdir().unwrap();
-    let (model, mut writer) = open(dir.path()).unwrap();
-    let event = CustomerCreated::new(customer(5, "Versions"));
-    let second = update(&event.customer, 2, &[(TextField::City, Some("Lyon"))]);
-    let stale = update(&event.customer, 2, &[(TextField::City, Some("Nice"))]);
-    let third = delete(&event.customer, 3);
-    let ids = [second.event_id(), stale.event_id(), third.event_id()];
-    writer
-        .apply_batch(&[
-            created(&event, 0, 0),
-            record_of(second.clone(), 0, 1),
-            record_of(second, 0, 2),
-            record_of(stale, 0, 3),
-            record_of(third, 0, 4),
-        ])
-        .unwrap();
-    let record = model.record(event.customer.id).unwrap().unwrap();
-    let made: Vec<Option<u64>> = [event.event_id]
-        .iter()
-        .chain(&ids)
-        .map(|id| record.version_made_by(*id))
-        .collect();
-    assert_eq!(made, vec![Some(1), Some(2), None, Some(3)]);
-}
-
-#[test]
 fn a_deleted_customer_leaves_every_answer_but_keeps_its_history() {
     let dir = tempfile::tempdir().unwrap();
     let (model, mut writer) = open(dir.path()).unwrap();

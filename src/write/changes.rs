@@ -10,13 +10,15 @@
 //!   the customer as it now is, as a new event, up to [`MAX_ATTEMPTS`] times.
 //!
 //! With an `Idempotency-Key` (scoped to the customer) the records carry the key and a digest of
-//! the request as headers, and the event ids derive from account, key, customer, digest and
-//! attempt, their first half from account, key and customer alone. A retry finds the key's
-//! events among the customer's event ids; when the key was used, the customer's records are read
+//! the request as headers, and the event ids derive from account, key, customer, digest and the
+//! version the event gives the customer; their first half from account, key and customer alone.
+//! So the customer's event ids in the read model tell whether the key was used on it: a new key
+//! reads nothing back. When the key's first event is this request's and made the current
+//! version, the retry answers the customer as it is; otherwise the customer's records are read
 //! back: one with the same key and digest is the first request's, and the retry answers what it
 //! answered (the customer as that event left it); one with the same key and another digest makes
-//! the retry a 422. Racing retries (on any replica) write the same event ids, so the log applies
-//! one and skips the others as duplicates.
+//! the retry a 422. Racing retries (on any replica) aiming at one version write the same event
+//! id, so the log applies one and skips the others as duplicates.
 
 use super::registrar::Registrar;
 use crate::domain::{
@@ -24,7 +26,7 @@ use crate::domain::{
     IdempotencyKey, RegistryEvent, EVENT_ID_NAMESPACE,
 };
 use crate::log::{EventLogError, LogPosition, LogReadError, PublishedRecord};
-use crate::read_model::ReadModelError;
+use crate::read_model::{CustomerRecord, ReadModelError};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
@@ -174,7 +176,6 @@ impl Registrar {
         key: &IdempotencyKey,
     ) -> Result<Changed, ChangeError> {
         let digest = request.digest();
-        let _only_one_per_key = self.key_lock(digest.as_bytes()).lock().await;
         let keyed = Keyed {
             key,
             digest: &digest,
@@ -183,41 +184,41 @@ impl Registrar {
             .read_model
             .record(request.id)?
             .ok_or(ChangeError::NotFound(request.id))?;
+        // Requests with one key for one customer take turns here, whatever they ask: the second
+        // finds the first's event.
         let key_prefix = keyed.prefix(&held.customer);
-        let marked: Vec<Uuid> = held
-            .history
-            .iter()
-            .map(|entry| entry.event_id)
-            .filter(|event_id| event_id.as_bytes()[..8] == key_prefix)
-            .collect();
-        if marked.is_empty() {
+        let _only_one_per_key = self.key_lock(key_prefix).lock().await;
+        let held = self
+            .read_model
+            .record(request.id)?
+            .ok_or(ChangeError::NotFound(request.id))?;
+        let Some(first_use) = keyed.first_use(&held) else {
             return self.change_unbounded(&request, Some(keyed)).await;
-        }
-        let candidates: Vec<Uuid> = (0..MAX_ATTEMPTS)
-            .map(|attempt| keyed.event_id(&held.customer, attempt))
-            .collect();
-        let made_current = marked.iter().any(|event_id| {
-            candidates.contains(event_id)
-                && held.version_made_by(*event_id) == Some(held.customer.version)
-        });
-        if made_current {
+        };
+        // The key's first event is this request's, and made the version the customer is at.
+        if first_use == keyed.event_id(&held.customer, held.customer.version) {
             return Ok(Changed {
                 customer: held.customer.clone(),
                 position: self.position_including(request.id)?,
                 replayed: true,
             });
         }
-        self.replay_from_records(&request, keyed).await
+        match self.first_answer(&request, &keyed).await? {
+            Some(answer) => Ok(answer),
+            None => self.change_unbounded(&request, Some(keyed)).await,
+        }
     }
 
-    /// A keyed change whose key marks some of the customer's events: its records, read back from
-    /// the log, decide. The same key and digest → the first answer (the customer as that event
-    /// left it); the same key with another digest → [`ChangeError::KeyReused`].
-    async fn replay_from_records(
+    /// The answer to a keyed change whose key marks some of the customer's events, from its
+    /// records read back from the log: the same key and digest → the first answer (the customer
+    /// as that event left it); the same key with another digest → [`ChangeError::KeyReused`];
+    /// no record with the key (another key's event id shares the prefix, a 1 in 2^60 chance) →
+    /// `None`, the key is unused.
+    async fn first_answer(
         &self,
         request: &ChangeRequest,
-        keyed: Keyed<'_>,
-    ) -> Result<Changed, ChangeError> {
+        keyed: &Keyed<'_>,
+    ) -> Result<Option<Changed>, ChangeError> {
         let records = self.records_of(request.id).await?;
         let mut folded: Option<Customer> = None;
         for record in &records {
@@ -232,14 +233,13 @@ impl Registrar {
                 });
             }
             let customer = folded.ok_or(ChangeError::NotFound(request.id))?;
-            return Ok(Changed {
+            return Ok(Some(Changed {
                 customer,
                 position: self.position_including(request.id)?,
                 replayed: true,
-            });
+            }));
         }
-        // Another key's event id shares the prefix (a 1 in 2^60 chance): the key is unused.
-        self.change_unbounded(request, Some(keyed)).await
+        Ok(None)
     }
 
     /// Customer `id` as its create made it, read back from its first record.
@@ -274,11 +274,11 @@ impl Registrar {
             audit,
         } = request;
         let (id, if_match) = (*id, *if_match);
-        for attempt in 0..MAX_ATTEMPTS {
+        for _ in 0..MAX_ATTEMPTS {
             let current = self.current(id, if_match).await?;
             let version = current.version + 1;
             let event_id = match &keyed {
-                Some(keyed) => keyed.event_id(&current, attempt),
+                Some(keyed) => keyed.event_id(&current, version),
                 None => Uuid::now_v7(),
             };
             let occurred_at = now_millis().max(current.updated_at);
@@ -348,7 +348,16 @@ impl Registrar {
                 });
             }
             // The projector skipped the event: the customer went away, or another change took
-            // the version first.
+            // the version first. With a key, that change may have been written with the same key
+            // (on another replica): this request's own retry, or another request with the key.
+            // Either way it is the first answer's, not a new version's, to give.
+            if let Some(keyed) = &keyed {
+                if keyed.first_use(&held).is_some() {
+                    if let Some(answer) = self.first_answer(request, keyed).await? {
+                        return Ok(answer);
+                    }
+                }
+            }
             if held.deleted {
                 return Err(ChangeError::NotFound(id));
             }
@@ -474,11 +483,22 @@ impl Keyed<'_> {
         prefix
     }
 
-    /// The id of the event of attempt `attempt`: a UUIDv8 of [`Keyed::prefix`] and the last 8
-    /// bytes of UUIDv5(`<accountId>:<key>:<customerId>:<digest>:<attempt>`). The same on every
-    /// replica and every retry of the same request.
-    fn event_id(&self, customer: &Customer, attempt: u32) -> Uuid {
-        let name = format!("{}:{}:{attempt}", self.scope(customer), self.digest);
+    /// The first event in `held`'s history written with this key (any request), if any.
+    fn first_use(&self, held: &CustomerRecord) -> Option<Uuid> {
+        let prefix = self.prefix(&held.customer);
+        held.history
+            .iter()
+            .map(|entry| entry.event_id)
+            .find(|event_id| event_id.as_bytes()[..8] == prefix)
+    }
+
+    /// The id of the request's event that makes `customer` version `version`: a UUIDv8 of
+    /// [`Keyed::prefix`] and the last 8 bytes of
+    /// UUIDv5(`<accountId>:<key>:<customerId>:<digest>:<version>`). The same on every replica and
+    /// every retry of the same request aiming at the same version, and different for each
+    /// version, so an id is never written again with other content.
+    fn event_id(&self, customer: &Customer, version: u64) -> Uuid {
+        let name = format!("{}:{}:{version}", self.scope(customer), self.digest);
         let request = Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes());
         let mut bytes = [0; 16];
         bytes[..8].copy_from_slice(&self.prefix(customer));
