@@ -40,6 +40,8 @@ SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ
 TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW""".split()
 assert len(ASSIGNED_ALPHA_2) == 249
 
+# An Idempotency-Key, on creates and on changes alike: 1 to 255 visible ASCII characters.
+IDEMPOTENCY_KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]{1,255}$"}
 COUNTRY_ANY_CASE = "(?:" + "|".join(
     f"[{c[0]}{c[0].lower()}][{c[1]}{c[1].lower()}]" for c in ASSIGNED_ALPHA_2
 ) + ")"
@@ -606,7 +608,7 @@ parameters = {
             "(the customer as that change left it, or 204, with `Idempotent-Replayed: true`) and appends nothing; the same key with another request is 422 /problems/idempotency-key-reused. "
             "A key that is empty, longer than 255, holds other characters, or is sent on two header lines is 400 (`invalid_format`, field `Idempotency-Key`)."
         ),
-        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]{1,255}$"},
+        "schema": IDEMPOTENCY_KEY_SCHEMA,
     },
     "IdempotencyKey": {
         "name": "Idempotency-Key", "in": "header", "required": False,
@@ -615,7 +617,7 @@ parameters = {
             "(201, same id and createdAt, `Idempotent-Replayed: true`) and appends nothing; the same key with other details is 422 /problems/idempotency-key-reused. "
             "A key that is empty, longer than 255, holds other characters, or is sent on two header lines is 400 /problems/validation-failed, `invalid_format`, field `Idempotency-Key` (never read as absent)."
         ),
-        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]{1,255}$"},
+        "schema": IDEMPOTENCY_KEY_SCHEMA,
     },
     "Offset": {
         "name": "offset", "in": "query", "required": False,

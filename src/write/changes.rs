@@ -180,14 +180,10 @@ impl Registrar {
             key,
             digest: &digest,
         };
-        let held = self
-            .read_model
-            .record(request.id)?
-            .ok_or(ChangeError::NotFound(request.id))?;
         // Requests with one key for one customer take turns here, whatever they ask: the second
         // finds the first's event.
-        let key_prefix = keyed.prefix(&held.customer);
-        let _only_one_per_key = self.key_lock(key_prefix).lock().await;
+        let turn = Sha256::digest(format!("{}:{}", key.as_str(), request.id));
+        let _only_one_per_key = self.key_lock(turn).lock().await;
         let held = self
             .read_model
             .record(request.id)?
