@@ -132,7 +132,7 @@ rss_kib=$(awk '/VmRSS/ {print $2}' "/proc/$registry_pid/status")
 "$registry" export --kafka-bootstrap "$bootstrap" --topic "$topic" --output "$work/export.jsonl" >&2
 "$registry" export --kafka-bootstrap "$bootstrap" --topic "$topic" --format csv --output "$work/export.csv" >&2
 
-for kind in lastname email citystate get; do
+for kind in lastname email citystate get code; do
   say "query: $kind, 32 clients, ${seconds}s (after 3 s of warm-up)"
   "$loadgen" query --url "$url" --export "$work/export.jsonl" --kind "$kind" --concurrency 32 \
     --seconds "$seconds" >"$results/query-$kind.json"
@@ -176,16 +176,17 @@ CREATE EXTENSION IF NOT EXISTS unaccent;
 CREATE FUNCTION f_unaccent(text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
   AS \$\$ SELECT public.unaccent('public.unaccent', \$1) \$\$;
 CREATE TABLE customers (
-  id uuid PRIMARY KEY, account_id int NOT NULL, first_name text, last_name text,
+  id uuid PRIMARY KEY, code text NOT NULL, account_id int NOT NULL, first_name text, last_name text,
   organization_name text, email text, phone text, street text, city text, state text,
   zip_code text, country_code text, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
   version bigint NOT NULL);
 \copy customers FROM '$work/export.csv' WITH (FORMAT csv, HEADER true)
+CREATE UNIQUE INDEX ON customers (account_id, code);
 CREATE INDEX ON customers (account_id, lower(f_unaccent(last_name)) text_pattern_ops);
 CREATE INDEX ON customers (account_id, lower(email) text_pattern_ops);
 CREATE INDEX ON customers (account_id, lower(f_unaccent(city)) text_pattern_ops, upper(state));
 CREATE INDEX ON customers (account_id, created_at, id);
-CREATE TABLE bench_params (n int PRIMARY KEY, account int, last3 text, email text, city text, state text, id uuid);
+CREATE TABLE bench_params (n int PRIMARY KEY, account int, last3 text, email text, city text, state text, id uuid, code text);
 \copy bench_params FROM '$work/params.tsv'
 -- One parameter table per query, numbered from 1, holding only customers that have the fields it
 -- filters on (the load generator picks its customers the same way). A prefix is the range
@@ -201,10 +202,12 @@ CREATE TABLE p_citystate AS SELECT row_number() OVER (ORDER BY n)::int AS n, acc
   lower(f_unaccent(city)) AS lo, lower(f_unaccent(city)) || chr(1114111) AS hi, upper(state) AS state
   FROM bench_params WHERE city IS NOT NULL AND state IS NOT NULL;
 CREATE TABLE p_get AS SELECT n, id FROM bench_params;
+CREATE TABLE p_code AS SELECT n, account, code FROM bench_params;
 ALTER TABLE p_lastname ADD PRIMARY KEY (n);
 ALTER TABLE p_email ADD PRIMARY KEY (n);
 ALTER TABLE p_citystate ADD PRIMARY KEY (n);
 ALTER TABLE p_get ADD PRIMARY KEY (n);
+ALTER TABLE p_code ADD PRIMARY KEY (n);
 VACUUM ANALYZE;
 SQL
 pg_rows() { psql_bench -t -A -c "SELECT count(*) FROM p_$1"; }
@@ -231,6 +234,12 @@ cat >"$work/get.sql" <<SQL
 \set n random(1, $(pg_rows get))
 SELECT c.* FROM p_get p JOIN customers c ON c.id = p.id WHERE p.n = :n;
 SQL
+# find by code: the (account_id, code) unique index.
+cat >"$work/code.sql" <<SQL
+\set n random(1, $(pg_rows code))
+SELECT c.* FROM p_code p JOIN customers c ON c.account_id = p.account AND c.code = p.code
+ WHERE p.n = :n;
+SQL
 # The update scenario's counterpart: a new email and phone for a random customer, its version and
 # updatedAt moved on, the whole row returned (PostgreSQL's defaults: every commit flushed to disk).
 cat >"$work/update.sql" <<SQL
@@ -242,11 +251,11 @@ UPDATE customers c SET email = 'updated' || :number || '@example.com',
  FROM p_get p WHERE p.n = :n AND c.id = p.id RETURNING c.*;
 SQL
 # The plans, kept with the results: every find must use its (account_id, ...) index.
-for kind in lastname email citystate get; do
+for kind in lastname email citystate get code; do
   sed -e 's/^\\set n .*//' -e 's/:n/1/' "$work/$kind.sql" | sed '1s/^/EXPLAIN ANALYZE /; /^$/d' \
     | psql_bench >"$results/pg-plan-$kind.txt"
 done
-for kind in lastname email citystate get; do
+for kind in lastname email citystate get code; do
   say "pgbench: $kind, 32 clients, ${seconds}s (after 3 s of warm-up, as the load generator's)"
   pgbench -h /tmp -p "$pg_port" -U bench -n -M prepared -c 32 -j 2 -T 3 -f "$work/$kind.sql" \
     postgres >/dev/null 2>&1

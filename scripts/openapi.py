@@ -51,6 +51,7 @@ STATE_CORE = r"[A-Za-z0-9]{1,3}"
 ZIP_CORE = r"[-A-Za-z0-9 ]*[A-Za-z0-9][-A-Za-z0-9 ]*"
 ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+CODE_CORE = r"[A-Za-z0-9._:/-]{1,60}"
 EMAIL_CORE = ATEXT + "{1,32}(?:\\." + ATEXT + "{1,15}){0,2}@" + LABEL + "(?:\\." + LABEL + ")+"
 
 
@@ -96,6 +97,7 @@ PROBLEM_TYPES = [
     ("/problems/request-head-too-large", 431, "The HTTP layer's answer (any path) to a request line and headers, query string included, larger than 16384 bytes: application/problem+json only, no X-Request-Id, connection closed."),
     ("/problems/payload-too-large", 413, "The create body is over 65536 bytes (by Content-Length, or while it streams in)."),
     ("/problems/unsupported-media-type", 415, "The create body's Content-Type is not application/json, application/xml or text/xml, or names a charset other than UTF-8."),
+    ("/problems/duplicate-code", 409, "Another customer of the account has the create's `code` (a deleted customer keeps its code): `customerId` and `Location` name it, and `errors` holds one `duplicate_code` error of field `code`."),
     ("/problems/idempotency-key-reused", 422, "The Idempotency-Key already created a customer in this account with other details, or made another change to this customer."),
     ("/problems/version-mismatch", 412, "An update or delete with `If-Match` found the customer at another version (or another change took that version first); `currentVersion` and the `ETag` header give the version it is at."),
     ("/problems/contended", 503, "An update or delete without `If-Match` lost the race for the customer's next version 8 times in a row (Retry-After: 1)."),
@@ -121,7 +123,8 @@ FIELD_ERROR_CODES = [
     ("control_character", "A value holding a control character (C0, DEL, C1, anywhere) or a bidirectional control (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069)."),
     ("unknown_field", "A create or update body member that is not a Customer field (e.g. a typo such as `lastname`); the name is quoted up to 64 characters."),
     ("repeated_field", "A create or update body member given twice."),
-    ("create_only", "`accountId` sent in an update body: it is fixed when the customer is created."),
+    ("create_only", "`accountId` or `code` sent in an update body: both are fixed when the customer is created."),
+    ("duplicate_code", "In a 409 /problems/duplicate-code: the account has a customer with this code."),
     ("server_assigned", "`id`, `createdAt`, `updatedAt` or `version` sent in a body."),
     ("unknown_parameter", "A query parameter the find or listing does not take."),
     ("repeated_parameter", "A query parameter given twice."),
@@ -227,10 +230,13 @@ def input_text(name, max_chars, description):
     return blank_or(base)
 
 
+ATTRIBUTE = {"attribute": True}
 customer_props = {
-    "id": {"type": "string", "format": "uuid", "pattern": UUID_LOWER,
-           "description": "Server-assigned: a UUIDv7, or for a create with an Idempotency-Key a UUIDv5 derived from `<accountId>:<key>` (namespace 91a98d00-5cd8-4c03-9149-cfde498e7572). Lower-case hyphenated form."},
-    "accountId": sref("AccountId"),
+    "id": {"type": "string", "format": "uuid", "pattern": UUID_LOWER, "xml": ATTRIBUTE,
+           "description": "Server-assigned: for a create with a `code` a UUIDv5 derived from `<accountId>:<code>` (namespace 23b3cf7b-500f-4ceb-9f3c-07117454bf87); otherwise a UUIDv7, or for a create with an Idempotency-Key a UUIDv5 derived from `<accountId>:<key>` (namespace 91a98d00-5cd8-4c03-9149-cfde498e7572). Lower-case hyphenated form. An attribute in XML."},
+    "code": {"type": "string", "pattern": f"^{CODE_CORE}$", "xml": ATTRIBUTE,
+             "description": "The merchant's own reference, unique per account and fixed at create: the create's `code`, or the customer's id when it gave none. An attribute in XML."},
+    "accountId": {"$ref": "#/components/schemas/AccountId", "xml": ATTRIBUTE},
 }
 for n, m, d in TEXT_FIELDS:
     customer_props[n] = stored_text(n, m, d)
@@ -247,7 +253,18 @@ customer_props["version"] = {
     "description": "1 after the create, one more per applied update or delete. Answers carry it as `ETag: \"<version>\"`.",
 }
 
-input_props = {"accountId": sref("AccountId")}
+input_props = {
+    "code": blank_or({
+        "type": ["string", "null"], "pattern": anchored(BODY_BLANK, trimmed(CODE_CORE)),
+        "description": (
+            "The merchant's own reference for the customer (an id in its own system), unique per account, case-sensitive, fixed at create "
+            "(`create_only` in updates). 1 to 60 characters, each an ASCII letter or digit or one of `-` `_` `.` `:` `/` (`invalid_format`, `too_long`), "
+            "trimmed first. An empty or blank value, or null (an empty element in XML), leaves it out: the code is then the customer's id. "
+            "A code another customer of the account has (deleted ones included) is 409 /problems/duplicate-code."
+        ),
+    }),
+    "accountId": sref("AccountId"),
+}
 for n, m, d in TEXT_FIELDS:
     input_props[n] = input_text(n, m, d)
 
@@ -291,12 +308,12 @@ schemas = {
     },
     "Customer": {
         "type": "object",
-        "description": "A registered customer. Members appear in this order: id, accountId, each present optional field, createdAt, updatedAt, version. Absent optional fields are omitted, never null. XML: a `<customer>` element with one child element per member, named as in JSON.",
-        "required": ["id", "accountId", "createdAt", "updatedAt", "version"],
+        "description": "A registered customer. Members appear in this order: id, code, accountId, each present optional field, createdAt, updatedAt, version. Absent optional fields are omitted, never null. XML, as the gateway writes it: `<customer id=\"…\" code=\"…\" accountId=\"42\">` with one child element per other member, named as in JSON.",
+        "required": ["id", "code", "accountId", "createdAt", "updatedAt", "version"],
         "properties": customer_props,
         "xml": {"name": "customer"},
         "examples": [{
-            "id": "019abb9c-4f2e-7a10-8c55-2f0d6e9b1c43", "accountId": 42, "firstName": "Émile",
+            "id": "a7331464-4ce4-581b-9532-a3c975e359b3", "code": "ERP-000742", "accountId": 42, "firstName": "Émile",
             "lastName": "Hamilton", "email": "emile@example.com", "phone": "+1 (212) 555-0101",
             "city": "New York", "state": "NY", "countryCode": "US", "createdAt": "2026-11-25T16:48:31.137Z",
             "updatedAt": "2026-11-25T16:48:31.137Z", "version": 1,
@@ -305,9 +322,9 @@ schemas = {
     "CustomerInput": {
         "type": "object",
         "description": (
-            "What create takes: `accountId` and the optional fields. JSON: one object; its members are read in order, "
+            "What create takes: `accountId`, the optional `code` and the optional fields. JSON: one object; its members are read in order, "
             "and every broken rule is reported (`errors`, at most 100, the rest counted in `omittedErrors`). "
-            "XML: a `<customer>` root element with one child element per field, named as in JSON; an empty element is null; "
+            "XML: a `<customer>` root element with one child element per field, named as in JSON, or with `code` and `accountId` as its attributes; an empty element is null; "
             "no DOCTYPE, only the five predefined entities and character references. "
             "`id`, `createdAt`, `updatedAt` or `version` is `server_assigned`, any other member `unknown_field`, a member given twice `repeated_field` (400 /problems/validation-failed)."
         ),
@@ -316,7 +333,7 @@ schemas = {
         "properties": input_props,
         "xml": {"name": "customer"},
         "examples": [{
-            "accountId": 42, "firstName": "Émile", "lastName": "Hamilton", "email": "emile@example.com",
+            "code": "ERP-000742", "accountId": 42, "firstName": "Émile", "lastName": "Hamilton", "email": "emile@example.com",
             "phone": "+1 (212) 555-0101", "city": "New York", "state": "NY", "countryCode": "US",
         }],
     },
@@ -356,6 +373,7 @@ schemas = {
             },
             "omittedErrors": {"type": "integer", "minimum": 1, "description": "How many errors past the first 100 were left out of `errors`."},
             "currentVersion": {"type": "integer", "minimum": 1, "description": "In a 412 /problems/version-mismatch: the version the customer is at."},
+            "customerId": {"type": "string", "format": "uuid", "pattern": UUID_LOWER, "description": "In a 409 /problems/duplicate-code: the customer that has the code."},
         },
         "xml": {"name": "problem", "namespace": "urn:ietf:rfc:7807"},
     },
@@ -467,10 +485,10 @@ for _n, _spec in input_props.items():
     _copy["anyOf"] = [alternative for alternative in _copy["anyOf"] if alternative.get("type") != "null"]
     _copy["description"] = _copy["description"].replace("or null (an empty element in XML)", "or an empty element")
     _xml_props[_n] = _copy
-schemas["CustomerInputXml"] = {
+schemas["CustomerInputXmlElements"] = {
     "type": "object",
     "description": (
-        "The XML form of CustomerInput: a `<customer>` root element with one child element per field, named as in JSON, in any order; "
+        "The XML form of CustomerInput with every field an element: a `<customer>` root element with one child element per field, named as in JSON, in any order; "
         "an empty element (`<city/>`, `<city></city>`) leaves the field out, as null does in JSON. `<accountId>`'s text is read as an integer when it is one "
         "(otherwise `invalid_type`). No DOCTYPE (no DTD, no external entities); only the five predefined entities and character references are read; "
         "elements may not nest below a field, and text outside field elements, a second root or another root name is 400 malformed-request."
@@ -480,15 +498,36 @@ schemas["CustomerInputXml"] = {
     "properties": _xml_props,
     "xml": {"name": "customer"},
 }
+_attribute_props = dict(_xml_props)
+for _n in ("code", "accountId"):
+    _attribute_props[_n] = {**_xml_props[_n], "xml": ATTRIBUTE}
+schemas["CustomerInputXmlAttributes"] = {
+    "type": "object",
+    "description": (
+        "The gateway's XML form of CustomerInput: `code` and `accountId` as attributes of `<customer>` "
+        "(`<customer code=\"ERP-000742\" accountId=\"42\"><firstName>Émile</firstName></customer>`), the other fields as child elements. "
+        "The forms mix: each field may be an attribute or an element, but one field given both ways, or twice, is 400 (`repeated_field`; a repeated attribute is malformed-request). "
+        "`id` as an attribute is `server_assigned`, like the element; another customer field as an attribute of `<customer>` is 400 malformed-request; other attributes (`xmlns`, `xml:lang`) are ignored."
+    ),
+    "required": ["accountId"],
+    "additionalProperties": False,
+    "properties": _attribute_props,
+    "xml": {"name": "customer"},
+}
+schemas["CustomerInputXml"] = {
+    "description": "A create body in XML: either form (elements, or the gateway's attributes).",
+    "oneOf": [sref("CustomerInputXmlElements"), sref("CustomerInputXmlAttributes")],
+    "xml": {"name": "customer"},
+}
 
-patch_props = {n: dict(v) for n, v in input_props.items() if n != "accountId"}
+patch_props = {n: dict(v) for n, v in input_props.items() if n not in ("accountId", "code")}
 for n, v in patch_props.items():
     v["description"] = v["description"].replace("leaves the field out", "clears the field")
 schemas["CustomerPatch"] = {
     "type": "object",
     "description": (
         "What an update takes: the fields that change, as a JSON merge patch (RFC 7396). A value replaces the field, null (or a blank value) clears it, "
-        "a field not named is kept. Each value passes the same rules as in a create. `accountId` is `create_only`; `id`, `createdAt`, `updatedAt` and "
+        "a field not named is kept. Each value passes the same rules as in a create. `accountId` and `code` are `create_only`; `id`, `createdAt`, `updatedAt` and "
         "`version` are `server_assigned`; any other member `unknown_field`; a member given twice `repeated_field` (400 /problems/validation-failed)."
     ),
     "additionalProperties": False,
@@ -503,7 +542,7 @@ schemas["CustomerPatchXml"] = {
         "The same XML rules as a create body."
     ),
     "additionalProperties": False,
-    "properties": {n: v for n, v in _xml_props.items() if n != "accountId"},
+    "properties": {n: v for n, v in _xml_props.items() if n not in ("accountId", "code")},
     "xml": {"name": "customer"},
 }
 
@@ -685,6 +724,17 @@ for n, m, d in TEXT_FIELDS:
     parameters[name] = {"name": n, "in": "query", "required": False, "description": desc, "schema": blank_or(schema)}
     filter_params.append(name)
 
+parameters["CodeFilter"] = {
+    "name": "code", "in": "query", "required": False,
+    "description": (
+        "The cross-reference lookup: the customer whose `code` is exactly this (case-sensitive; trimmed), the merchant's own reference given at create, or "
+        "the customer's id for one created without a code. A code is unique per account, so `accountId` plus `code` answers at most one customer; without "
+        "`accountId` the find looks in every account the API key reaches. 1 to 60 ASCII letters, digits or `-` `_` `.` `:` `/` (`invalid_format`, `too_long`); "
+        "an empty or blank value means no filter. Combines with the other filters by AND."
+    ),
+    "schema": blank_or({"type": "string", "pattern": anchored(QUERY_BLANK, trimmed(CODE_CORE))}),
+}
+
 # ---------------------------------------------------------------------------------------------
 # Responses.
 # ---------------------------------------------------------------------------------------------
@@ -700,6 +750,7 @@ TITLES = {
     "/problems/method-not-allowed": "Method not allowed",
     "/problems/event-log-unavailable": "The event log did not confirm the write",
     "/problems/event-log-unreadable": "The event log could not be read",
+    "/problems/duplicate-code": "Another customer of the account has this code",
     "/problems/idempotency-key-reused": "The idempotency key was used with another body",
     "/problems/version-mismatch": "The customer is not at the version If-Match names",
     "/problems/contended": "The customer kept changing while this change was applied",
@@ -835,12 +886,16 @@ def build_create():
         "406": NOT_ACCEPTABLE(False),
         "413": problem_response(413, ["/problems/payload-too-large"], "The body is over 65536 bytes (by Content-Length, before reading, or while it streams in).", False),
         "415": problem_response(415, ["/problems/unsupported-media-type"], "Content-Type is not application/json, application/xml or text/xml (none at all is read as JSON), or its charset is not UTF-8.", False),
+        "409": problem_response(409, ["/problems/duplicate-code"], "Another customer of the account has the body's `code` (deleted customers keep theirs): `customerId` and the `Location` header name it.",
+                                False, {"Location": header("Location", True)}),
         "422": problem_response(422, ["/problems/idempotency-key-reused"], "The Idempotency-Key already created a customer in this account with other details.", False),
         "431": TOO_LARGE_HEAD,
         "500": problem_response(500, ["/problems/read-model-failure"], "The read model failed while the create consulted it (idempotent creates).", False),
-        "503": problem_response(503, ["/problems/event-log-unavailable"] + shed_503_types(),
-                                "Kafka did not confirm the event within about 10 s (the whole create is bounded at 25 s): the detail says whether nothing was written or the outcome is unknown; retry with the same Idempotency-Key (Retry-After: 5). Or load shedding / the request deadline (Retry-After: 1, no X-Request-Id).",
-                                False, {"Retry-After": retry_after([1, 5], "event-log-unavailable")}, request_id="optional"),
+        "503": problem_response(503, ["/problems/event-log-unavailable", "/problems/change-pending"] + shed_503_types(),
+                                "Kafka did not confirm the event within about 10 s (the whole create is bounded at 25 s): the detail says whether nothing was written or the outcome is unknown; retry with the same Idempotency-Key (Retry-After: 5). "
+                                "A create with a `code` whose event this replica did not apply within --projection-wait-ms: whether it won the code is not known here yet (change-pending, with X-Log-Position; Retry-After: 1). "
+                                "Or load shedding / the request deadline (Retry-After: 1, no X-Request-Id).",
+                                False, {"Retry-After": retry_after([1, 5], "event-log-unavailable"), "X-Log-Position": header("X-Log-Position", False)}, request_id="optional"),
     }
     return {
         "operationId": "createCustomer",
@@ -989,7 +1044,7 @@ def build_find(head):
             "A find's work is metered; one needing more than 10,000,000 units is refused with 422 /problems/query-too-broad."
             + (" HEAD answers the same status and headers as GET, without a body." if head else "")
         ),
-        "parameters": [ref("parameters", "Offset"), ref("parameters", "Limit"), ref("parameters", "AccountIdFilter")]
+        "parameters": [ref("parameters", "Offset"), ref("parameters", "Limit"), ref("parameters", "AccountIdFilter"), ref("parameters", "CodeFilter")]
         + [ref("parameters", p) for p in filter_params]
         + [ref("parameters", "MinLogPosition"), ref("parameters", "XRequestId")],
         "responses": {

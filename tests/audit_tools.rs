@@ -238,7 +238,10 @@ async fn export_as_of_a_moment_between_two_batches_holds_the_first_batch_only() 
     );
     let csv = String::from_utf8_lossy(&now.stdout).into_owned();
     assert_eq!(csv.lines().count(), 1 + first.len() + second.len(), "{csv}");
-    assert!(csv.starts_with("id,accountId,firstName,lastName"), "{csv}");
+    assert!(
+        csv.starts_with("id,code,accountId,firstName,lastName"),
+        "{csv}"
+    );
     assert!(csv.contains("Three"));
 }
 

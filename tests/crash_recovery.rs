@@ -132,10 +132,21 @@ impl Attempt {
         !matches!(self.ending, Ending::NotConnected(_))
     }
 
-    /// Whether it ended outside the contract of a graceful shutdown (dropped, or answered with
-    /// something else than 201 or a 503 problem).
-    fn failed(&self) -> bool {
-        matches!(self.ending, Ending::Dropped(_) | Ending::Unexpected(..))
+    /// Whether it ended outside the contract of a graceful shutdown: answered with something
+    /// else than 201 or a 503 problem, or dropped although it was sent before the signal.
+    ///
+    /// A request sent after the signal may meet the listener as it closes: the kernel completes
+    /// handshakes into the accept queue until the socket is closed, and closing it resets the
+    /// connections still queued, which the server never saw. No server can close that window
+    /// (it can only narrow it: shutdown drains the queue until it stays empty for a moment), so
+    /// such a request is the client's to retry with its key, like a refused connect; the test
+    /// still holds that it is applied at most once and that nothing acknowledged is lost.
+    fn failed(&self, signal_before: Instant) -> bool {
+        match self.ending {
+            Ending::Unexpected(..) => true,
+            Ending::Dropped(_) => self.started < signal_before,
+            _ => false,
+        }
     }
 
     /// The attempt in a line, for assertion messages.
@@ -328,12 +339,13 @@ async fn sigterm_under_load_exits_0_and_keeps_every_acknowledged_create() {
     );
     let failed: Vec<String> = attempts
         .iter()
-        .filter(|attempt| attempt.failed())
+        .filter(|attempt| attempt.failed(signal_before))
         .map(|attempt| attempt.describe(signal_before))
         .collect();
     assert!(
         failed.is_empty(),
-        "every create sent is answered 201 or with a 503 problem, never dropped:\n{}",
+        "every create is answered 201 or with a 503 problem, and none sent before the signal is \
+         dropped:\n{}",
         failed.join("\n")
     );
     let outcome = LoadOutcome {

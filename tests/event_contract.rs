@@ -91,9 +91,11 @@ fn the_schema_rejects_what_the_contract_forbids() {
         .remove("accountId");
     let mut newer = example.clone();
     newer["schemaVersion"] = json!(2);
-    let mut null_field = example;
+    let mut null_field = example.clone();
     null_field["data"]["city"] = Value::Null;
-    for broken in [no_account, newer, null_field] {
+    let mut bad_code = example;
+    bad_code["data"]["code"] = json!("no spaces");
+    for broken in [no_account, newer, null_field, bad_code] {
         assert!(!validator.is_valid(&broken), "{broken} should not validate");
     }
 }
@@ -110,6 +112,7 @@ async fn every_event_the_service_writes_validates_against_the_schema() {
                "organizationName": "Ødegård AS", "email": "zoe@example.no",
                "phone": "+47 22 33 44 55", "street": "Karl Johans gate 1", "city": "Oslo",
                "state": "03", "zipCode": "0154", "countryCode": "no"}),
+        json!({"accountId": 1, "code": "ERP:cust/0042_a.b-C"}),
     ];
     let created = create_all(&registry, &bodies).await;
 
@@ -152,6 +155,10 @@ async fn every_event_the_service_writes_validates_against_the_schema() {
                 .find(|(key, _)| key == name)
                 .map(|(_, value)| value.as_str())
         };
+        assert!(
+            customer["code"].is_string(),
+            "v1.3: every create carries its code"
+        );
         assert_eq!(header("event-type"), Some("CustomerCreated"));
         assert_eq!(header("schema-version"), Some("1"));
         assert_eq!(header("content-type"), Some("application/json"));

@@ -47,5 +47,8 @@ async fn partitions_added_later_are_projected() {
 
     let found = find_eventually(&registry, "/api/v01/customers?accountId=61", 2).await;
     assert_eq!(found[0], first);
-    assert_eq!(common::as_created(&found[1]), late["data"]);
+    // An event written before contract v1.3 has no code: the customer's code is its id.
+    let mut expected = late["data"].clone();
+    expected["code"] = expected["id"].clone();
+    assert_eq!(common::as_created(&found[1]), expected);
 }

@@ -212,6 +212,10 @@ pub fn customer(seed: u64, n: u64) -> Value {
     let last = LAST_NAMES[rng.skewed(LAST_NAMES.len(), 2)];
     let (city, state, country) = CITIES[rng.skewed(CITIES.len(), 2)];
     let mut fields = Map::new();
+    // Every other customer has a code of the merchant's (the rest have their id as their code).
+    if n % 2 == 0 {
+        fields.insert("code".into(), json!(format!("ERP-{n:08}")));
+    }
     fields.insert("accountId".into(), json!(account));
     fields.insert("firstName".into(), json!(first));
     fields.insert("lastName".into(), json!(last));

@@ -69,7 +69,7 @@ enum Scenario {
         /// JSON Lines export of the registry (`customer-registry export`).
         #[arg(long)]
         export: String,
-        /// `lastname`, `email`, `citystate` or `get`.
+        /// `lastname`, `email`, `citystate`, `get` or `code`.
         #[arg(long)]
         kind: String,
         #[arg(long, default_value_t = 32)]
@@ -327,7 +327,12 @@ fn created_event_for(body: &Value) -> CustomerCreated {
             (name.clone(), value)
         });
     let details = CustomerDetails::parse(fields).expect("generated customers are valid");
-    CustomerCreated::new(Customer::register(details))
+    // A create with a code names the customer the code derives, as the registry's does.
+    let customer = match &details.code {
+        Some(code) => Customer::register_as(code.customer_id(details.account_id), details.clone()),
+        None => Customer::register(details),
+    };
+    CustomerCreated::new(customer)
 }
 
 fn consume(bootstrap: &str, topic: &str) -> Value {
@@ -393,6 +398,10 @@ fn request_path(kind: &str, customer: &Value) -> Option<String> {
             text("state")?
         ),
         "get" => format!("/api/v01/customers/{}", customer["id"].as_str()?),
+        "code" => format!(
+            "/api/v01/customers?accountId={account}&code={}",
+            text("code")?
+        ),
         other => panic!("unknown query kind {other}"),
     })
 }
@@ -570,13 +579,14 @@ fn params(export: &str, count: usize) {
         );
         writeln!(
             out,
-            "{n}\t{}\t{}\t{}\t{}\t{}\t{}",
+            "{n}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             customer["accountId"],
             last3,
             field("email"),
             field("city"),
             field("state"),
-            field("id")
+            field("id"),
+            field("code")
         )
         .expect("writing params");
     }

@@ -94,7 +94,7 @@ fn write_customers(
         }
         ExportFormat::Csv => {
             let mut csv = csv::Writer::from_writer(sink);
-            let mut header = vec!["id", "accountId"];
+            let mut header = vec!["id", "code", "accountId"];
             header.extend(TextField::ALL.map(TextField::name));
             header.extend(["createdAt", "updatedAt", "version"]);
             let csv_error = |error: csv::Error| AuditError::Usage(format!("writing CSV: {error}"));
@@ -103,6 +103,7 @@ fn write_customers(
                 let customer = customer?;
                 let mut row = vec![
                     customer.id.to_string(),
+                    customer.code().to_string(),
                     customer.details.account_id.to_string(),
                 ];
                 row.extend(

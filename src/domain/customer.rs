@@ -1,19 +1,21 @@
 //! The customer record: its identifiers and the fields of the seed's `Customer` object.
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 use std::str::FromStr;
 use uuid::Uuid;
 
+use super::code::CustomerCode;
+use super::customer_json::{CodeShown, CustomerJson};
 use super::fields::{
     City, CountryCode, Email, OrganizationName, PersonName, Phone, RuleViolation, State, Street,
     ZipCode,
 };
 use super::text_field::TextField;
 
-/// A customer's identifier, assigned by the server: a UUIDv7 (time-ordered), or for a create with
-/// an `Idempotency-Key` a UUIDv5 derived from the account and the key.
+/// A customer's identifier, assigned by the server: a UUIDv7 (time-ordered), or a UUIDv5 derived
+/// from the account and the create's `code` or, without one, its `Idempotency-Key`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct CustomerId(Uuid);
@@ -27,6 +29,12 @@ impl CustomerId {
     /// The id's 16 bytes, as stored in read-model keys.
     pub fn as_bytes(&self) -> &[u8; 16] {
         self.0.as_bytes()
+    }
+
+    /// Whether `text` is this id's text form (hyphenated, lower case), without allocating.
+    pub fn is_written_as(&self, text: &str) -> bool {
+        let mut buffer = Uuid::encode_buffer();
+        text == self.0.hyphenated().encode_lower(&mut buffer)
     }
 
     /// Rebuilds an id from the 16 bytes of a read-model key.
@@ -96,6 +104,8 @@ impl fmt::Display for AccountId {
 pub struct CustomerDetails {
     /// The owning merchant account.
     pub account_id: AccountId,
+    /// The merchant's own reference, fixed at create; `None` when it is the customer's id.
+    pub code: Option<CustomerCode>,
     /// Given name.
     pub first_name: Option<PersonName>,
     /// Family name.
@@ -123,6 +133,7 @@ impl CustomerDetails {
     pub fn for_account(account_id: AccountId) -> Self {
         Self {
             account_id,
+            code: None,
             first_name: None,
             last_name: None,
             organization_name: None,
@@ -194,11 +205,11 @@ impl CustomerDetails {
     }
 }
 
-/// A registered customer, as the API answers it. Its JSON is flat: `id`, `accountId`, each
-/// present text field in the seed's order, `createdAt`, `updatedAt`, `version`.
-/// (`CustomerCreated` carries it without the last two: see [`AsCreated`].)
+/// A registered customer, as the API answers it. Its JSON is flat: `id`, `code`, `accountId`,
+/// each present text field in the seed's order, `createdAt`, `updatedAt`, `version`.
+/// (`CustomerCreated` carries it without the last two: see [`super::customer_json::AsCreated`].)
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(from = "CustomerJson")]
+#[serde(try_from = "CustomerJson")]
 pub struct Customer {
     /// Server-assigned id.
     pub id: CustomerId,
@@ -212,106 +223,20 @@ pub struct Customer {
     pub version: u64,
 }
 
-impl Serialize for Customer {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.serialize_fields(true, serializer)
-    }
-}
-
-/// A customer as `CustomerCreated` carries it: every field but `updatedAt` and `version` (a
-/// created customer's are `createdAt` and 1), so the v1 contract stays as it was.
-pub struct AsCreated<'a>(pub &'a Customer);
-
-impl Serialize for AsCreated<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize_fields(false, serializer)
-    }
-}
-
 impl Customer {
-    /// Field by field (serde's `flatten` would go through a map, and finds write pages of them).
-    fn serialize_fields<S: Serializer>(
-        &self,
-        lifecycle: bool,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let details = &self.details;
-        let present = TextField::ALL
-            .iter()
-            .filter(|field| details.text(**field).is_some())
-            .count();
-        let mut json = serializer.serialize_struct("Customer", present + 5)?;
-        json.serialize_field("id", &self.id)?;
-        json.serialize_field("accountId", &details.account_id)?;
-        for field in TextField::ALL {
-            if let Some(text) = details.text(field) {
-                json.serialize_field(field.name(), text)?;
-            }
+    /// The customer's code: the one its create gave, else its id.
+    pub fn code(&self) -> CodeShown<'_> {
+        match &self.details.code {
+            Some(code) => CodeShown::Given(code),
+            None => CodeShown::Id(self.id),
         }
-        json.serialize_field("createdAt", &Rfc3339Millis(self.created_at))?;
-        if lifecycle {
-            json.serialize_field("updatedAt", &Rfc3339Millis(self.updated_at))?;
-            json.serialize_field("version", &self.version)?;
-        }
-        json.end()
     }
-}
 
-/// A time in the contract's form (see [`rfc3339_millis`]).
-struct Rfc3339Millis(DateTime<Utc>);
-
-impl Serialize for Rfc3339Millis {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        rfc3339_millis::serialize(&self.0, serializer)
-    }
-}
-
-/// The JSON form of a [`Customer`], field by field: read flat, it needs none of the buffering
-/// `flatten` costs (most of what decoding an event took). Every field is checked by its type.
-/// `updatedAt` and `version` are absent from `CustomerCreated`: then `createdAt` and 1.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CustomerJson {
-    id: CustomerId,
-    account_id: AccountId,
-    first_name: Option<PersonName>,
-    last_name: Option<PersonName>,
-    organization_name: Option<OrganizationName>,
-    email: Option<Email>,
-    phone: Option<Phone>,
-    street: Option<Street>,
-    city: Option<City>,
-    state: Option<State>,
-    zip_code: Option<ZipCode>,
-    country_code: Option<CountryCode>,
-    #[serde(with = "rfc3339_millis")]
-    created_at: DateTime<Utc>,
-    #[serde(default, deserialize_with = "rfc3339_millis::deserialize_some")]
-    updated_at: Option<DateTime<Utc>>,
-    version: Option<u64>,
-}
-
-impl From<CustomerJson> for Customer {
-    fn from(json: CustomerJson) -> Self {
-        Customer {
-            id: json.id,
-            details: CustomerDetails {
-                account_id: json.account_id,
-                first_name: json.first_name,
-                last_name: json.last_name,
-                organization_name: json.organization_name,
-                email: json.email,
-                phone: json.phone,
-                street: json.street,
-                city: json.city,
-                state: json.state,
-                zip_code: json.zip_code,
-                country_code: json.country_code,
-            },
-            created_at: json.created_at,
-            updated_at: json.updated_at.unwrap_or(json.created_at),
-            version: json.version.unwrap_or(1),
+    /// Whether the customer's code is `code` (exactly: codes are case-sensitive).
+    pub fn has_code(&self, code: &CustomerCode) -> bool {
+        match &self.details.code {
+            Some(own) => own == code,
+            None => self.id.is_written_as(code.as_str()),
         }
     }
 }
@@ -322,7 +247,7 @@ impl Customer {
         Self::register_as(CustomerId::new_v7(), details)
     }
 
-    /// Registers `details` now under a given id (one derived from an idempotency key).
+    /// Registers `details` now under a given id (one derived from a code or an idempotency key).
     pub fn register_as(id: CustomerId, details: CustomerDetails) -> Self {
         let now = now_millis();
         Self {
@@ -341,66 +266,9 @@ pub fn now_millis() -> DateTime<Utc> {
     DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }
 
-/// RFC 3339 timestamps in UTC with exactly three fractional digits, e.g. `2026-11-25T16:40:43.120Z`.
-pub(crate) mod rfc3339_millis {
-    use super::*;
-
-    pub fn serialize<S: Serializer>(
-        time: &DateTime<Utc>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&time.to_rfc3339_opts(SecondsFormat::Millis, true))
-    }
-
-    /// Reads exactly the form `serialize` writes (the event contract's `timestamp` pattern):
-    /// any other precision or offset would be stored differently from the event that carried it.
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<DateTime<Utc>, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        let time = DateTime::parse_from_rfc3339(&text)
-            .map(|time| time.with_timezone(&Utc))
-            .map_err(serde::de::Error::custom)?;
-        if time.to_rfc3339_opts(SecondsFormat::Millis, true) != text {
-            return Err(serde::de::Error::custom(format!(
-                "{text:?} is not RFC 3339 in UTC with exactly three fractional digits \
-                 (e.g. 2026-11-25T16:40:43.120Z)"
-            )));
-        }
-        Ok(time)
-    }
-
-    /// [`deserialize`], for an optional field (`#[serde(default)]` supplies the `None`).
-    pub fn deserialize_some<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Option<DateTime<Utc>>, D::Error> {
-        deserialize(deserializer).map(Some)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps_read_back_only_in_the_contract_form() {
-        let read = |text: &str| {
-            serde_json::from_value::<Customer>(serde_json::json!({
-                "id": "01a2144a-68d6-7312-9312-c68e6a44a089",
-                "accountId": 1,
-                "createdAt": text,
-            }))
-        };
-        assert!(read("2026-11-25T16:40:43.120Z").is_ok());
-        for other in [
-            "2026-11-25T16:40:43.120123Z",
-            "2026-11-25T16:40:43Z",
-            "2026-11-25T17:40:43.120+01:00",
-            "2026-11-25t16:40:43.120z",
-        ] {
-            assert!(read(other).is_err(), "{other} was accepted");
-        }
-    }
 
     #[test]
     fn account_id_accepts_the_positive_32_bit_range_only() {
@@ -412,33 +280,6 @@ mod tests {
         assert_eq!(AccountId::parse(0), Err(0));
         assert_eq!(AccountId::parse(-5), Err(-5));
         assert_eq!(AccountId::parse(2_147_483_648), Err(2_147_483_648));
-    }
-
-    #[test]
-    fn customer_json_has_the_seed_names_and_omits_absent_fields() {
-        let mut details = CustomerDetails::for_account(AccountId::parse(42).unwrap());
-        details.set_text(TextField::LastName, "Hamilton").unwrap();
-        let customer = Customer {
-            id: "01936a4e-8b1c-7def-8a00-000000000001".parse().unwrap(),
-            details,
-            created_at: DateTime::from_timestamp_millis(1_795_624_843_120).unwrap(),
-            updated_at: DateTime::from_timestamp_millis(1_795_624_843_120).unwrap(),
-            version: 1,
-        };
-        let json = serde_json::to_value(&customer).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({
-                "id": "01936a4e-8b1c-7def-8a00-000000000001",
-                "accountId": 42,
-                "lastName": "Hamilton",
-                "createdAt": "2026-11-25T16:40:43.120Z",
-                "updatedAt": "2026-11-25T16:40:43.120Z",
-                "version": 1
-            })
-        );
-        let back: Customer = serde_json::from_value(json).unwrap();
-        assert_eq!(back, customer);
     }
 
     #[test]

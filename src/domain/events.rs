@@ -1,7 +1,8 @@
 //! The events of the public contract (`events/`): an envelope naming the type and schema version,
 //! around a type-specific `data` object. Consumers read `eventType` and `schemaVersion` first.
 
-use super::customer::{rfc3339_millis, AccountId, AsCreated, Customer, CustomerId};
+use super::customer::{AccountId, Customer, CustomerId};
+use super::customer_json::{rfc3339_millis, AsCreated};
 use super::patch::{normalised, FieldChange};
 use super::text_field::TextField;
 use chrono::{DateTime, Utc};
@@ -455,6 +456,36 @@ mod tests {
     fn an_event_survives_encode_and_decode() {
         let event = created();
         assert_eq!(RegistryEvent::decode(&event.encode()).unwrap(), event);
+    }
+
+    #[test]
+    fn a_created_code_travels_with_the_event_and_must_derive_the_id() {
+        let account = AccountId::parse(9).unwrap();
+        let code = crate::domain::CustomerCode::parse("ERP-1").unwrap();
+        let mut details = CustomerDetails::for_account(account);
+        details.code = Some(code.clone());
+        let customer = Customer::register_as(code.customer_id(account), details);
+        let event = RegistryEvent::CustomerCreated(CustomerCreated::new(customer));
+        let bytes = event.encode();
+        assert_eq!(RegistryEvent::decode(&bytes).unwrap(), event);
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(json["data"]["code"], "ERP-1");
+
+        // Before contract v1.3 there was no code (it is the id), and a code equal to the id is
+        // the same; a code the id does not derive from is malformed.
+        let plain = created();
+        let mut json: serde_json::Value = serde_json::from_slice(&plain.encode()).unwrap();
+        assert_eq!(json["data"]["code"], json["data"]["id"]);
+        json["data"].as_object_mut().unwrap().remove("code");
+        assert_eq!(
+            RegistryEvent::decode(json.to_string().as_bytes()).unwrap(),
+            plain
+        );
+        json["data"]["code"] = "ERP-1".into();
+        let error = RegistryEvent::decode(json.to_string().as_bytes()).unwrap_err();
+        assert!(error.to_string().contains("derives"), "{error}");
+        json["data"]["code"] = " ERP-1".into();
+        assert!(RegistryEvent::decode(json.to_string().as_bytes()).is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! and the event id, so every retry and every racing duplicate (on any replica) names the same
 //! customer and the same event, and collapses to one in every projection.
 
+use super::code::CustomerCode;
 use super::customer::{AccountId, CustomerId};
 use super::fields::RuleViolation;
 use uuid::Uuid;
@@ -57,6 +58,14 @@ impl IdempotencyKey {
     pub fn event_id(&self, account_id: AccountId) -> Uuid {
         Uuid::new_v5(&EVENT_ID_NAMESPACE, self.name(account_id).as_bytes())
     }
+
+    /// The id of the `CustomerCreated` event this key writes for a create with `code` (whose
+    /// customer id derives from the code): from `<accountId>:<key> <code>` (neither holds a
+    /// space), so the key is scoped to account and code.
+    pub fn event_id_with_code(&self, account_id: AccountId, code: &CustomerCode) -> Uuid {
+        let name = format!("{} {code}", self.name(account_id));
+        Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes())
+    }
 }
 
 #[cfg(test)]
@@ -86,5 +95,10 @@ mod tests {
         );
         let expected = Uuid::new_v5(&CUSTOMER_ID_NAMESPACE, b"42:order-4711");
         assert_eq!(key.customer_id(account).to_string(), expected.to_string());
+        let code = CustomerCode::parse("ABC-1").unwrap();
+        assert_eq!(
+            key.event_id_with_code(account, &code),
+            Uuid::new_v5(&EVENT_ID_NAMESPACE, b"42:order-4711 ABC-1")
+        );
     }
 }

@@ -1,8 +1,10 @@
 //! The registry's domain: customers, the rules a create or an update must pass, and the events of the public
 //! contract in `events/`.
 
+mod code;
 mod country_codes;
 mod customer;
+mod customer_json;
 mod events;
 mod fields;
 mod idempotency;
@@ -11,7 +13,9 @@ mod text_field;
 mod trusted;
 mod validation;
 
+pub use code::{CustomerCode, CODE_NAMESPACE};
 pub use customer::{now_millis, AccountId, Customer, CustomerDetails, CustomerId};
+pub use customer_json::{CodeShown, Identity};
 pub use events::{
     AuditTrail, CustomerCreated, CustomerDeleted, CustomerUpdated, EventDecodeError, RegistryEvent,
     SCHEMA_VERSION,

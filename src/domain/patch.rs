@@ -24,8 +24,8 @@ pub struct CustomerPatch {
 }
 
 impl CustomerPatch {
-    /// Parses the fields of an update request. Null or blank text clears a field; `accountId` is
-    /// fixed at create (`create_only`); `id`, `createdAt`, `updatedAt` and `version` are the
+    /// Parses the fields of an update request. Null or blank text clears a field; `accountId` and
+    /// `code` are fixed at create (`create_only`); `id`, `createdAt`, `updatedAt` and `version` are the
     /// server's (`server_assigned`).
     ///
     /// # Errors
@@ -44,8 +44,9 @@ impl CustomerPatch {
                     Ok(value) => changes.push(FieldChange { field, value }),
                     Err(error) => errors.push(error),
                 }
-            } else if name == "accountId" {
-                let message = "accountId is set when the customer is created and cannot change";
+            } else if name == "accountId" || name == "code" {
+                let message =
+                    format!("{name} is set when the customer is created and cannot change");
                 errors.push(FieldError::new(&name, "create_only", message));
             } else {
                 errors.push(not_a_field(&name));
@@ -165,6 +166,7 @@ mod tests {
     fn fixed_and_server_fields_and_broken_rules_are_refused_together() {
         let refused = patch(vec![
             ("accountId", FieldValue::Integer(4)),
+            ("code", text("ABC")),
             ("version", FieldValue::Integer(2)),
             ("id", text("x")),
             ("countryCode", text("ZZ")),
@@ -182,6 +184,7 @@ mod tests {
             codes,
             vec![
                 ("accountId", "create_only"),
+                ("code", "create_only"),
                 ("version", "server_assigned"),
                 ("id", "server_assigned"),
                 ("countryCode", "invalid_format"),

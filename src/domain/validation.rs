@@ -1,5 +1,6 @@
 //! The rules a create must pass: raw fields in, [`CustomerDetails`] out, or every broken rule at once.
 
+use super::code::CustomerCode;
 use super::customer::{AccountId, CustomerDetails};
 use super::fields::{is_blank, RuleViolation};
 use super::text_field::TextField;
@@ -91,7 +92,8 @@ impl fmt::Display for ValidationErrors {
 impl CustomerDetails {
     /// Parses the fields of a create request into details that satisfy every rule of the seed.
     ///
-    /// An empty string or null leaves a field out. `id`, `createdAt`, `updatedAt` and `version`
+    /// An empty string or null leaves a field out (an absent `code` is the customer's id).
+    /// `id`, `createdAt`, `updatedAt` and `version`
     /// are the server's to assign, so a client that sends them is refused, as is any field the seed lacks.
     ///
     /// # Errors
@@ -115,6 +117,11 @@ impl CustomerDetails {
             if name == "accountId" {
                 match parse_account_id(value) {
                     Ok(parsed) => account_id = parsed,
+                    Err(error) => errors.push(error),
+                }
+            } else if name == "code" {
+                match parse_code(value) {
+                    Ok(parsed) => details.code = parsed,
                     Err(error) => errors.push(error),
                 }
             } else if let Some(field) = TextField::from_name(&name) {
@@ -181,6 +188,23 @@ fn parse_account_id(value: FieldValue) -> Result<Option<AccountId>, FieldError> 
             FieldError::new("accountId", "out_of_range", message)
         }),
         FieldValue::Text(_) => Err(wrong_type("a string")),
+        FieldValue::Other(kind) => Err(wrong_type(kind)),
+    }
+}
+
+/// A create's `code`: `None` for null or blank text (the code is then the customer's id).
+fn parse_code(value: FieldValue) -> Result<Option<CustomerCode>, FieldError> {
+    let wrong_type = |kind: &str| {
+        let message = format!("code must be a string, got {kind}");
+        FieldError::new("code", "invalid_type", message)
+    };
+    match value {
+        FieldValue::Null => Ok(None),
+        FieldValue::Text(text) if is_blank(&text) => Ok(None),
+        FieldValue::Text(text) => CustomerCode::parse(&text)
+            .map(Some)
+            .map_err(|violation| FieldError::broken("code", violation)),
+        FieldValue::Integer(_) => Err(wrong_type("a number")),
         FieldValue::Other(kind) => Err(wrong_type(kind)),
     }
 }

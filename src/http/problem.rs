@@ -63,6 +63,14 @@ pub enum ApiError {
     /// The idempotency key was used before with another body.
     #[error("{0}")]
     KeyReused(String),
+    /// Another customer of the account has the code the create gives.
+    #[error("{detail}")]
+    DuplicateCode {
+        /// What happened, for a person.
+        detail: String,
+        /// The customer that has the code (the problem's `customerId`, and the `Location`).
+        customer_id: String,
+    },
     /// `If-Match` named a version the customer is not at.
     #[error("{detail}")]
     PreconditionFailed {
@@ -137,6 +145,7 @@ pub enum ApiError {
 impl ApiError {
     /// The answer to a create that did not go through.
     pub fn from_create(error: CreateError, had_key: bool) -> Self {
+        let detail = error.to_string();
         match error {
             CreateError::EventLog(error) => ApiError::EventLog {
                 outcome_unknown: error.outcome_unknown(),
@@ -146,6 +155,14 @@ impl ApiError {
             reused @ CreateError::KeyReused { .. } => ApiError::KeyReused(reused.to_string()),
             CreateError::ReadModel(error) => ApiError::ReadModel(error),
             CreateError::HistoryUnreadable(why) => ApiError::LogUnreadable(why),
+            CreateError::DuplicateCode { customer_id, .. } => ApiError::DuplicateCode {
+                detail,
+                customer_id: customer_id.to_string(),
+            },
+            CreateError::Pending { position } => ApiError::ChangePending {
+                detail,
+                position: position.to_string(),
+            },
         }
     }
 
@@ -215,12 +232,23 @@ struct Problem<'a> {
     fields: &'a ProblemFields<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [FieldError]>,
+    #[serde(flatten)]
+    extra: &'a ExtraMembers,
+}
+
+/// The members a problem document has beside the standard ones, where they apply.
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtraMembers {
     /// How many errors past [`ERRORS_LISTED`] were left out of `errors`.
-    #[serde(rename = "omittedErrors", skip_serializing_if = "Option::is_none")]
-    omitted_errors: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub omitted_errors: Option<usize>,
     /// For a version mismatch: the version the customer is at.
-    #[serde(rename = "currentVersion", skip_serializing_if = "Option::is_none")]
-    current_version: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<u64>,
+    /// For a duplicate code: the customer that has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
 }
 
 /// Most errors a problem document lists: a body of thousands of unknown members is refused with
@@ -286,6 +314,11 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "/problems/idempotency-key-reused",
                 "The idempotency key was used with another body",
+            ),
+            ApiError::DuplicateCode { .. } => (
+                StatusCode::CONFLICT,
+                "/problems/duplicate-code",
+                "Another customer of the account has this code",
             ),
             ApiError::ReplicaBehind { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -361,11 +394,11 @@ impl ApiError {
             _ => {}
         }
         let detail = self.to_string();
-        let too_broad: Vec<FieldError>;
+        let derived: Vec<FieldError>;
         let errors = match &self {
             ApiError::Validation(ValidationErrors(errors)) => Some(errors.as_slice()),
             ApiError::QueryTooBroad(parameters) => {
-                too_broad = parameters
+                derived = parameters
                     .iter()
                     .map(|name| {
                         FieldError::new(
@@ -375,20 +408,30 @@ impl ApiError {
                         )
                     })
                     .collect();
-                Some(too_broad.as_slice())
+                Some(derived.as_slice())
+            }
+            ApiError::DuplicateCode { detail, .. } => {
+                derived = vec![FieldError::new("code", "duplicate_code", detail.clone())];
+                Some(derived.as_slice())
             }
             _ => None,
         };
-        let omitted_errors = errors
-            .map(|errors| errors.len().saturating_sub(ERRORS_LISTED))
-            .filter(|omitted| *omitted > 0);
-        let errors = errors.map(|errors| &errors[..errors.len().min(ERRORS_LISTED)]);
-        let current_version = match &self {
-            ApiError::PreconditionFailed {
-                current_version, ..
-            } => Some(*current_version),
-            _ => None,
+        let extra = ExtraMembers {
+            omitted_errors: errors
+                .map(|errors| errors.len().saturating_sub(ERRORS_LISTED))
+                .filter(|omitted| *omitted > 0),
+            current_version: match &self {
+                ApiError::PreconditionFailed {
+                    current_version, ..
+                } => Some(*current_version),
+                _ => None,
+            },
+            customer_id: match &self {
+                ApiError::DuplicateCode { customer_id, .. } => Some(customer_id.clone()),
+                _ => None,
+            },
         };
+        let errors = errors.map(|errors| &errors[..errors.len().min(ERRORS_LISTED)]);
         let fields = ProblemFields {
             problem_type,
             title,
@@ -400,14 +443,13 @@ impl ApiError {
                 let problem = Problem {
                     fields: &fields,
                     errors,
-                    omitted_errors,
-                    current_version,
+                    extra: &extra,
                 };
                 let json = serde_json::to_vec(&problem).expect("a problem always serialises");
                 (json, "application/problem+json")
             }
             Format::Xml => {
-                let xml = xml::problem_document(&fields, errors, omitted_errors, current_version);
+                let xml = xml::problem_document(&fields, errors, &extra);
                 (xml.into_bytes(), "application/problem+xml; charset=utf-8")
             }
         };
@@ -450,6 +492,12 @@ impl ApiError {
             }
             ApiError::Contended(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::DuplicateCode { customer_id, .. } => {
+                let location = format!("/api/v01/customers/{customer_id}");
+                if let Ok(location) = HeaderValue::from_str(&location) {
+                    headers.insert(header::LOCATION, location);
+                }
             }
             ApiError::ReplicaBehind { .. }
             | ApiError::CatchingUp { .. }

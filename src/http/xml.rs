@@ -1,13 +1,15 @@
 //! XML, read with quick-xml's pull parser and written with its serde serializer.
 //!
-//! A create body is `<customer>` with one child element per field, named as in JSON. Document
+//! A create body is `<customer>` with one child element per field, named as in JSON; `id`, `code`
+//! and `accountId` may instead be attributes of `<customer>`, as the gateway writes them (and as
+//! answers carry them). Document
 //! type declarations are refused outright, so there is no DTD, no external entity (XXE) and no
 //! entity expansion (billion laughs); only XML's five predefined entities and character
 //! references are resolved.
 
-use super::problem::ProblemFields;
+use super::problem::{ExtraMembers, ProblemFields};
 use super::ApiError;
-use crate::domain::{Customer, FieldError, FieldValue};
+use crate::domain::{Customer, FieldError, FieldValue, Identity, TextField};
 use crate::log::PublishedRecord;
 use crate::read_model::RejectedEvent;
 use quick_xml::escape::resolve_predefined_entity;
@@ -69,7 +71,7 @@ pub fn customer_fields(body: &[u8]) -> Result<Vec<(String, FieldValue)>, ApiErro
                 depth += 1;
                 match depth {
                     1 if root_read => return Err(second_root(at)),
-                    1 if name == "customer" => {}
+                    1 if name == "customer" => root_attributes(&element, at, &mut fields)?,
                     1 => {
                         let (line, column) = at();
                         let detail = format!("the root element must be <customer>, not <{name}>");
@@ -89,7 +91,10 @@ pub fn customer_fields(body: &[u8]) -> Result<Vec<(String, FieldValue)>, ApiErro
                 well_formed_attributes(&element, at)?;
                 match depth {
                     0 if root_read => return Err(second_root(at)),
-                    0 if name == "customer" => root_read = true,
+                    0 if name == "customer" => {
+                        root_attributes(&element, at, &mut fields)?;
+                        root_read = true;
+                    }
                     1 => fields.push((name, FieldValue::Null)),
                     _ => {
                         let (line, column) = at();
@@ -159,6 +164,46 @@ fn well_formed_attributes(
     Ok(())
 }
 
+/// The fields the gateway writes as attributes of `<customer>`.
+const ATTRIBUTE_FIELDS: [&str; 3] = ["id", "code", "accountId"];
+
+/// Adds the root's `id`, `code` and `accountId` attributes to `fields` (an empty value is a
+/// null). Any other field as an attribute is refused rather than dropped; other attributes
+/// (`xmlns`, `xml:lang`) are ignored.
+fn root_attributes(
+    element: &quick_xml::events::BytesStart<'_>,
+    at: impl Fn() -> (usize, usize),
+    fields: &mut Vec<(String, FieldValue)>,
+) -> Result<(), ApiError> {
+    for attribute in element.attributes().flatten() {
+        let name = attribute.key.as_ref().to_owned();
+        if ATTRIBUTE_FIELDS.contains(&name.as_str()) {
+            let value = attribute
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map_err(|error| {
+                    let (line, column) = at();
+                    malformed(line, column, &format!("attribute {name}: {error}"))
+                })?;
+            let had_text = !value.is_empty();
+            let value = field_value(&name, value.into_owned(), had_text);
+            fields.push((name, value));
+        } else if is_customer_member(&name) {
+            let (line, column) = at();
+            let detail = format!(
+                "{name} must be an element of <customer>, not an attribute (only id, code and \
+                 accountId may be attributes)"
+            );
+            return Err(malformed(line, column, &detail));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `name` is a member of the customer's JSON form.
+fn is_customer_member(name: &str) -> bool {
+    TextField::from_name(name).is_some() || matches!(name, "createdAt" | "updatedAt" | "version")
+}
+
 fn second_root(at: impl Fn() -> (usize, usize)) -> ApiError {
     let (line, column) = at();
     malformed(line, column, "a document has one root element, <customer>")
@@ -220,23 +265,30 @@ fn line_and_column(body: &[u8], offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// `<customer>…</customer>`.
-pub fn customer_document(customer: &Customer) -> String {
-    document("customer", customer)
+/// A customer as the gateway writes it in XML: `id`, `code` and `accountId` as attributes, the
+/// other fields as child elements.
+struct WithAttributes<'a>(&'a Customer);
+
+impl Serialize for WithAttributes<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0
+            .serialize_members(Identity::ATTRIBUTES, true, serializer)
+    }
 }
 
-/// `<customers><customer>…</customer>…</customers>`.
+/// `<customer id="…" code="…" accountId="…">…</customer>`.
+pub fn customer_document(customer: &Customer) -> String {
+    document("customer", &WithAttributes(customer))
+}
+
+/// `<customers><customer id="…" …>…</customer>…</customers>`.
 pub fn customers_document(customers: &[Customer]) -> String {
     #[derive(Serialize)]
     struct Customers<'a> {
-        customer: &'a [Customer],
+        customer: Vec<WithAttributes<'a>>,
     }
-    document(
-        "customers",
-        &Customers {
-            customer: customers,
-        },
-    )
+    let customer = customers.iter().map(WithAttributes).collect();
+    document("customers", &Customers { customer })
 }
 
 /// `<rejectedEvents><rejectedEvent>…</rejectedEvent>…</rejectedEvents>`.
@@ -291,8 +343,7 @@ pub fn history_document(records: &[PublishedRecord]) -> String {
 pub fn problem_document(
     fields: &ProblemFields<'_>,
     errors: Option<&[FieldError]>,
-    omitted_errors: Option<usize>,
-    current_version: Option<u64>,
+    extra: &ExtraMembers,
 ) -> String {
     #[derive(Serialize)]
     struct Problem<'a> {
@@ -309,6 +360,8 @@ pub fn problem_document(
         omitted_errors: Option<usize>,
         #[serde(rename = "currentVersion", skip_serializing_if = "Option::is_none")]
         current_version: Option<u64>,
+        #[serde(rename = "customerId", skip_serializing_if = "Option::is_none")]
+        customer_id: Option<&'a str>,
     }
     #[derive(Serialize)]
     struct Items<'a> {
@@ -321,8 +374,9 @@ pub fn problem_document(
         status: fields.status,
         detail: fields.detail,
         errors: errors.map(|errors| Items { i: errors }),
-        omitted_errors,
-        current_version,
+        omitted_errors: extra.omitted_errors,
+        current_version: extra.current_version,
+        customer_id: extra.customer_id.as_deref(),
     };
     document("problem", &problem)
 }
@@ -383,12 +437,42 @@ mod tests {
             assert!(refusal(two_roots).contains("one root"), "{two_roots}");
         }
         let twice = refusal("<customer a=\"1\" a=\"2\"><city>x</city></customer>");
+        let code_twice = refusal("<customer code=\"a\" code=\"b\"/>");
+        assert!(code_twice.contains("line 1"), "{code_twice}");
+        let attribute_field = refusal("<customer accountId=\"1\" city=\"Oslo\"/>");
+        assert!(
+            attribute_field.contains("city must be an element"),
+            "{attribute_field}"
+        );
         assert!(twice.contains("line 1"), "{twice}");
         let field_attribute = refusal("<customer><city x=\"1\" x=\"1\">a</city></customer>");
         assert!(field_attribute.contains("line 1"), "{field_attribute}");
         assert_eq!(
             fields("<customer lang=\"en\"><city>a</city></customer>\n<!-- trailing -->\n"),
             vec![("city".into(), FieldValue::Text("a".into()))]
+        );
+    }
+
+    #[test]
+    fn id_code_and_account_may_be_attributes_of_the_root() {
+        assert_eq!(
+            fields(
+                "<customer xmlns=\"urn:x\" id=\"x\" code=\" A&amp;B \" accountId=\"42\">\
+                 <city>Oslo</city></customer>"
+            ),
+            vec![
+                ("id".into(), FieldValue::Text("x".into())),
+                ("code".into(), FieldValue::Text(" A&B ".into())),
+                ("accountId".into(), FieldValue::Integer(42)),
+                ("city".into(), FieldValue::Text("Oslo".into())),
+            ]
+        );
+        assert_eq!(
+            fields("<customer code=\"\" accountId=\"x1\"/>"),
+            vec![
+                ("code".into(), FieldValue::Null),
+                ("accountId".into(), FieldValue::Text("x1".into())),
+            ]
         );
     }
 
@@ -420,7 +504,7 @@ mod tests {
     }
 
     #[test]
-    fn documents_are_written_with_the_json_names() {
+    fn documents_are_written_with_the_json_names_and_the_gateways_attributes() {
         let mut details = CustomerDetails::for_account(AccountId::parse(7).unwrap());
         details
             .set_text(TextField::FirstName, "Émile & Zoë")
@@ -428,15 +512,22 @@ mod tests {
         let customer = Customer::register(details);
         let xml = customer_document(&customer);
         assert!(xml.starts_with(DECLARATION));
-        assert!(xml.contains("<accountId>7</accountId>"), "{xml}");
+        let id = customer.id;
+        assert!(
+            xml.contains(&format!(
+                "<customer id=\"{id}\" code=\"{id}\" accountId=\"7\">"
+            )),
+            "{xml}"
+        );
         assert!(
             xml.contains("<firstName>Émile &amp; Zoë</firstName>"),
             "{xml}"
         );
         let round_trip = customer_fields(xml.as_bytes()).unwrap();
         assert!(round_trip.contains(&("firstName".into(), FieldValue::Text("Émile & Zoë".into()))));
+        assert!(round_trip.contains(&("accountId".into(), FieldValue::Integer(7))));
         let list = customers_document(&[customer.clone(), customer]);
-        assert_eq!(list.matches("<customer>").count(), 2, "{list}");
+        assert_eq!(list.matches("<customer id=").count(), 2, "{list}");
         assert!(customers_document(&[]).contains("<customers/>"));
     }
 
@@ -464,8 +555,10 @@ mod tests {
                 first in "[a-zA-Zéü&<>' \"]{1,20}",
                 city in "[a-zA-Z&;#]{1,20}",
                 account in 1i64..=2_147_483_647,
+                code in proptest::option::of("[A-Za-z0-9._:/-]{1,60}"),
             ) {
                 let mut details = CustomerDetails::for_account(AccountId::parse(account).unwrap());
+                details.code = code.map(|code| crate::domain::CustomerCode::parse(&code).unwrap());
                 prop_assume!(details.set_text(TextField::FirstName, &first).is_ok());
                 prop_assume!(details.set_text(TextField::City, &city).is_ok());
                 let customer = Customer::register(details.clone());
@@ -473,6 +566,8 @@ mod tests {
                     .unwrap()
                     .into_iter()
                     .filter(|(name, _)| !["id", "createdAt", "updatedAt", "version"].contains(&name.as_str()))
+                    // Without a code of its own, the code written is the id.
+                    .filter(|(name, _)| name != "code" || details.code.is_some())
                     .collect();
                 prop_assert_eq!(CustomerDetails::parse(fields), Ok(details));
             }

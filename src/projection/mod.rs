@@ -370,6 +370,16 @@ pub fn apply_records(
                 partition, offset, event = %event.event_id(),
                 "event already applied; nothing changed"
             ),
+            // Normal when creates of one code race: the request that wrote it answered 409.
+            (RecordChange::Event(event), ApplyOutcome::Conflict)
+                if matches!(&**event, RegistryEvent::CustomerCreated(created)
+                    if created.customer.details.code.is_some()) =>
+            {
+                tracing::debug!(
+                    partition, offset, customer = %event.customer_id(), event = %event.event_id(),
+                    "a create lost its code to an earlier create; recorded and skipped"
+                )
+            }
             (RecordChange::Event(event), ApplyOutcome::Conflict) => tracing::warn!(
                 partition, offset, customer = %event.customer_id(), event = %event.event_id(),
                 "conflict: the event contradicts the customer the log holds; recorded and skipped"

@@ -249,6 +249,16 @@ impl Directory {
         self.account_sizes.get(&account.get()).copied().unwrap_or(0) as usize
     }
 
+    /// Every account with a live customer, in no particular order.
+    pub fn accounts(&self) -> impl Iterator<Item = AccountId> + '_ {
+        self.account_sizes
+            .iter()
+            .filter(|(_, size)| **size > 0)
+            .map(|(account, _)| {
+                AccountId::parse(i64::from(*account)).expect("stored from an AccountId")
+            })
+    }
+
     /// Every live ordinal.
     pub fn live(&self) -> &RoaringBitmap {
         &self.live

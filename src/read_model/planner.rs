@@ -1,7 +1,8 @@
 //! How `find` answers, on postings: so a query costs what it selects and returns, and a query
 //! that would cost more than a bound is refused rather than run.
 //!
-//! 1. **Select.** Each whole-value filter's term, then each prefix filter's term range (the union
+//! 1. **Select.** A `code` filter looks its customer up (see [`code_selection`]). Otherwise each
+//!    whole-value filter's term, then each prefix filter's term range (the union
 //!    of every term under it), intersected; then the account (or the accounts an API key is
 //!    confined to): looked up ordinal by ordinal in the directory when few remain, else
 //!    intersected with the accounts' sets. A prefix whose range
@@ -24,7 +25,7 @@ use super::query::CustomerQuery;
 use super::store::Store;
 use super::terms::{account_term, TermRange};
 use super::ReadModelError;
-use crate::domain::Customer;
+use crate::domain::{AccountId, Customer, CustomerCode, CustomerId};
 use roaring::RoaringBitmap;
 use std::cell::Cell;
 use std::sync::Arc;
@@ -45,6 +46,8 @@ const ORDINAL_COST: usize = 1;
 const TERM_COST: usize = 25;
 /// A record loaded: a block read and a record decoded.
 const LOAD_COST: usize = 150;
+/// A code's customer id derived (a SHA-1) and looked up in the directory.
+const CODE_LOOKUP_COST: usize = 40;
 
 /// The work a find may do where it runs on an async worker (about half a millisecond): past it,
 /// it moves to the blocking pool.
@@ -138,6 +141,9 @@ fn select(
     if account_size == Some(0) {
         return Ok(Some(RoaringBitmap::new()));
     }
+    if let Some(code) = &query.code {
+        return code_selection(index, store, query, code, accounts.as_deref(), work).map(Some);
+    }
     let mut selection: Option<RoaringBitmap> = None;
     // Whole values first (one term each), then prefixes, longest (most selective) first.
     let mut filters: Vec<_> = query.text_filters.iter().collect();
@@ -208,6 +214,55 @@ fn select(
         }
     }
     Ok(selection)
+}
+
+/// The customers `query` selects when it has a `code`. Codes are not indexed: a code given at
+/// create names its customer (its id derives from account and code), and a customer created
+/// without one has its id as its code. So the candidates are, in each account the find may see
+/// (`accounts`, else every account), the customer the code's id names, plus the customer whose
+/// id the code is written as; each is then checked against the whole query.
+fn code_selection(
+    index: &Index,
+    store: &Store,
+    query: &CustomerQuery,
+    code: &CustomerCode,
+    accounts: Option<&[AccountId]>,
+    work: &Work,
+) -> Result<RoaringBitmap, ReadModelError> {
+    let directory = &index.directory;
+    let mut candidates = Vec::new();
+    let mut look_up = |id: CustomerId| -> Result<(), ReadModelError> {
+        work.spend(CODE_LOOKUP_COST)?;
+        if let Some(ordinal) = directory.ordinal_of(id) {
+            if directory.live().contains(ordinal) && !candidates.contains(&ordinal) {
+                candidates.push(ordinal);
+            }
+        }
+        Ok(())
+    };
+    match accounts {
+        Some(accounts) => {
+            for account in accounts {
+                look_up(code.customer_id(*account))?;
+            }
+        }
+        None => {
+            for account in directory.accounts() {
+                look_up(code.customer_id(account))?;
+            }
+        }
+    }
+    if let Ok(id) = code.as_str().parse::<CustomerId>() {
+        look_up(id)?;
+    }
+    work.spend(candidates.len() * LOAD_COST)?;
+    let records = index.records(store, &candidates)?;
+    Ok(candidates
+        .into_iter()
+        .zip(records)
+        .filter(|(_, record)| query.matches(&record.customer))
+        .map(|(ordinal, _)| ordinal)
+        .collect())
 }
 
 /// The ordinals under every term in `range`, or `None` past `max_terms` terms.

@@ -2,7 +2,8 @@
 
 use super::fold::{matches_whole_value, search_form};
 use crate::domain::{
-    is_blank, shown, AccountId, Customer, FieldError, TextField, ValidationErrors, NAME_SHOWN,
+    is_blank, shown, AccountId, Customer, CustomerCode, FieldError, TextField, ValidationErrors,
+    NAME_SHOWN,
 };
 use std::collections::HashSet;
 
@@ -16,6 +17,8 @@ pub const MAX_LIMIT: usize = 1000;
 pub struct CustomerQuery {
     /// Exact account match.
     pub account_id: Option<AccountId>,
+    /// Exact, case-sensitive match of the customer's code: the cross-reference lookup.
+    pub code: Option<CustomerCode>,
     /// The accounts the caller may see (sorted), set from its API key rather than the query
     /// string; `None` for every account.
     pub within_accounts: Option<Vec<AccountId>>,
@@ -31,6 +34,7 @@ impl Default for CustomerQuery {
     fn default() -> Self {
         Self {
             account_id: None,
+            code: None,
             within_accounts: None,
             text_filters: Vec::new(),
             offset: 0,
@@ -67,6 +71,10 @@ impl CustomerQuery {
                 "limit" => parse_count(name, value, 1, MAX_LIMIT).map(|n| query.limit = n),
                 "accountId" if blank => Ok(()),
                 "accountId" => parse_account(trimmed).map(|id| query.account_id = Some(id)),
+                "code" if blank => Ok(()),
+                "code" => CustomerCode::parse(value)
+                    .map(|code| query.code = Some(code))
+                    .map_err(|violation| FieldError::broken("code", violation)),
                 _ => match TextField::from_name(name) {
                     Some(_) if blank => Ok(()),
                     Some(field) => parse_filter(field, value)
@@ -92,6 +100,9 @@ impl CustomerQuery {
         if self.account_id.is_some() {
             names.push("accountId".to_owned());
         }
+        if self.code.is_some() {
+            names.push("code".to_owned());
+        }
         names.extend(
             self.text_filters
                 .iter()
@@ -114,11 +125,15 @@ impl CustomerQuery {
     }
 
     /// Whether `customer` passes every filter: the account exactly (and within the caller's),
-    /// and each text filter on the value's search form: whole-value for `state` and
-    /// `countryCode`, prefix for the rest.
+    /// the code exactly, and each text filter on the value's search form: whole-value for
+    /// `state` and `countryCode`, prefix for the rest.
     pub fn matches(&self, customer: &Customer) -> bool {
         let details = &customer.details;
         self.account_id.is_none_or(|id| id == details.account_id)
+            && self
+                .code
+                .as_ref()
+                .is_none_or(|code| customer.has_code(code))
             && self
                 .within_accounts
                 .as_ref()
@@ -409,6 +424,26 @@ mod tests {
         let errors = CustomerQuery::parse(&pairs(&[("firstName", "\u{301}")])).unwrap_err();
         assert_eq!(errors.0[0].code, "invalid_format");
         assert_eq!(errors.0[0].field, "firstName");
+    }
+
+    #[test]
+    fn codes_match_exactly_and_by_case() {
+        let coded = customer(|d| d.code = Some(CustomerCode::parse("ABC-1").unwrap()));
+        let query = CustomerQuery::parse(&pairs(&[("code", " ABC-1 ")])).unwrap();
+        assert!(query.matches(&coded));
+        for other in ["abc-1", "ABC", "ABC-10"] {
+            let query = CustomerQuery::parse(&pairs(&[("code", other)])).unwrap();
+            assert!(!query.matches(&coded), "{other}");
+        }
+        let uncoded = customer(|_| {});
+        let by_id = CustomerQuery::parse(&pairs(&[("code", &uncoded.id.to_string())])).unwrap();
+        assert!(by_id.matches(&uncoded));
+        assert!(!by_id.matches(&coded));
+        let refused = CustomerQuery::parse(&pairs(&[("code", "a b")])).unwrap_err();
+        assert_eq!(
+            (refused.0[0].field.as_str(), refused.0[0].code),
+            ("code", "invalid_format")
+        );
     }
 
     #[test]

@@ -49,6 +49,11 @@ impl CustomerRecord {
         self.history.iter().any(|entry| entry.event_id == event_id)
     }
 
+    /// The event that created the customer: the first its history holds.
+    pub fn created_by(&self) -> Option<Uuid> {
+        self.history.first().map(|entry| entry.event_id)
+    }
+
     /// The customer, unless deleted.
     pub fn live_customer(&self) -> Option<&Customer> {
         (!self.deleted).then_some(&self.customer)

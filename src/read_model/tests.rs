@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::domain::{
-    AccountId, CustomerCreated, CustomerDeleted, CustomerDetails, CustomerUpdated, FieldChange,
-    RegistryEvent, TextField,
+    AccountId, CustomerCode, CustomerCreated, CustomerDeleted, CustomerDetails, CustomerUpdated,
+    FieldChange, RegistryEvent, TextField,
 };
 use chrono::DateTime;
 use proptest::prelude::*;
@@ -604,9 +604,12 @@ mod oracle {
         proptest::option::of(proptest::sample::select(pool))
     }
 
+    /// Codes creates give (few, so that creates of one code meet, and one differs by case only).
+    const CODES: &[&str] = &["A-1", "B-2", "c-3", "a-1"];
+
     fn details() -> impl Strategy<Value = CustomerDetails> {
         (
-            1i64..=3,
+            (1i64..=3, maybe(CODES)),
             (
                 maybe(FIRST_NAMES),
                 maybe(LAST_NAMES),
@@ -616,9 +619,10 @@ mod oracle {
             (maybe(COUNTRIES), maybe(PHONES), maybe(EMAILS), maybe(ZIPS)),
         )
             .prop_map(
-                |(account, (first, last, city, state), (country, phone, email, zip))| {
+                |((account, code), (first, last, city, state), (country, phone, email, zip))| {
                     let mut details =
                         CustomerDetails::for_account(AccountId::parse(account).unwrap());
+                    details.code = code.map(|code| CustomerCode::parse(code).unwrap());
                     for (field, value) in [
                         (TextField::FirstName, first),
                         (TextField::LastName, last),
@@ -694,15 +698,27 @@ mod oracle {
                     })
                     .collect::<Vec<_>>()
             });
+        // Codes given at create, and ids (the code of a customer created without one).
+        let codes: Vec<String> = CODES
+            .iter()
+            .map(|code| code.to_string())
+            .chain((0u8..4).map(|at| CustomerId::from_bytes([at; 16]).to_string()))
+            .collect();
         (
-            filters,
+            (
+                filters,
+                proptest::option::of(proptest::sample::select(codes)),
+            ),
             proptest::option::of(1u32..=3),
             0usize..8,
             1usize..8,
             // The accounts an API key confines the find to.
             proptest::option::of(proptest::collection::btree_set(1i64..=4, 1..=3)),
         )
-            .prop_map(|(mut pairs, account, offset, limit, scope)| {
+            .prop_map(|((mut pairs, code), account, offset, limit, scope)| {
+                if let Some(code) = code {
+                    pairs.push(("code".into(), code));
+                }
                 if let Some(account) = account {
                     pairs.push(("accountId".into(), account.to_string()));
                 }
@@ -753,11 +769,25 @@ mod oracle {
                 customer.created_at =
                     DateTime::from_timestamp_millis(1_700_000_000_000 + millis).unwrap();
                 customer.updated_at = customer.created_at;
-                customer.id = CustomerId::from_bytes([at as u8; 16]);
+                customer.id = match &details.code {
+                    // A code names its customer: a second create of it in the account is a
+                    // conflict.
+                    Some(code) => code.customer_id(details.account_id),
+                    None => CustomerId::from_bytes([at as u8; 16]),
+                };
                 let event = CustomerCreated::with_event_id(event_id, customer.clone());
                 let outcomes = writer.apply_batch(&[created(&event, 0, offset)]).unwrap();
-                assert_eq!(outcomes, vec![ApplyOutcome::Applied]);
+                let taken = oracle.customers.contains_key(&customer.id);
+                let expected = if taken {
+                    ApplyOutcome::Conflict
+                } else {
+                    ApplyOutcome::Applied
+                };
+                assert_eq!(outcomes, vec![expected]);
                 oracle.events.push(RegistryEvent::CustomerCreated(event));
+                if taken {
+                    return;
+                }
                 oracle.created.push(customer.id);
                 oracle.customers.insert(customer.id, (customer, false));
             }

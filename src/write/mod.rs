@@ -5,6 +5,7 @@
 //! the wait for this replica's projection (read-your-writes).
 
 mod changes;
+mod coded;
 mod registrar;
 
 pub use changes::{ChangeError, ChangeKind, Changed, MAX_ATTEMPTS};

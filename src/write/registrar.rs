@@ -7,13 +7,16 @@
 //! - racing retries on two replicas may both append, but both records carry the same event id,
 //!   the projection applies the first and skips the second, and each replica answers the customer
 //!   its projection holds; a request whose details differ from it learns the key was taken.
+//!
+//! A create with a `code` takes its customer id from the code instead (see `coded.rs`).
 
 use crate::domain::{
-    AuditTrail, Customer, CustomerCreated, CustomerDetails, IdempotencyKey, RegistryEvent,
+    AccountId, AuditTrail, Customer, CustomerCreated, CustomerDetails, CustomerId, IdempotencyKey,
+    RegistryEvent,
 };
 use crate::log::{EventLog, EventLogError, HistoryReader, LogPosition};
 use crate::projection::ProjectionProgress;
-use crate::read_model::{ReadModel, ReadModelError};
+use crate::read_model::{CustomerRecord, ReadModel, ReadModelError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -45,6 +48,27 @@ pub enum CreateError {
     /// read back to answer it.
     #[error("the customer's first record could not be read back: {0}")]
     HistoryUnreadable(String),
+    /// Another customer of the account has the code.
+    #[error("code {code:?} is taken in account {account_id} by customer {customer_id}")]
+    DuplicateCode {
+        /// The code.
+        code: String,
+        /// The account.
+        account_id: AccountId,
+        /// The customer that has it.
+        customer_id: CustomerId,
+    },
+    /// The create (with a code) is in the log, but this replica has not applied it within the
+    /// wait: whether it won its code is not known here yet.
+    #[error(
+        "the create was written to the log (position {position}) but this replica has not \
+         applied it yet, so whether it won its code is not known here; find the code with \
+         X-Min-Log-Position: {position} to learn it"
+    )]
+    Pending {
+        /// A position that includes the event.
+        position: LogPosition,
+    },
 }
 
 /// A customer registered (or, for a retried key, found registered).
@@ -101,7 +125,8 @@ impl Registrar {
     ///
     /// # Errors
     /// [`CreateError::EventLog`] when Kafka did not confirm, [`CreateError::KeyReused`] when `key`
-    /// created a customer with other details, [`CreateError::ReadModel`] when sled fails.
+    /// created a customer with other details, [`CreateError::DuplicateCode`] when the account has
+    /// a customer with the code, [`CreateError::ReadModel`] when sled fails.
     pub async fn create(
         &self,
         details: CustomerDetails,
@@ -121,6 +146,9 @@ impl Registrar {
         key: Option<&IdempotencyKey>,
         audit: AuditTrail,
     ) -> Result<Registered, CreateError> {
+        if let Some(code) = details.code.clone() {
+            return self.create_with_code(details, code, key, audit).await;
+        }
         let Some(key) = key else {
             let created = CustomerCreated::new(Customer::register(details)).caused_by(audit);
             return self.append_and_project(created).await;
@@ -133,15 +161,7 @@ impl Registrar {
             customer_id: customer_id.to_string(),
         };
         if let Some(record) = self.read_model.record(customer_id)? {
-            // The customer as the key's create made it: as held while nothing changed it since,
-            // otherwise read back from its first record (it may have been updated or deleted).
-            let created = if record.customer.version == 1 && !record.deleted {
-                record.customer.clone()
-            } else {
-                self.created_customer(customer_id)
-                    .await
-                    .map_err(|error| CreateError::HistoryUnreadable(error.to_string()))?
-            };
+            let created = self.as_created(&record).await?;
             if created.details != details {
                 return Err(key_reused());
             }
@@ -174,13 +194,27 @@ impl Registrar {
         Ok(registered)
     }
 
+    /// The customer as its create made it: as `record` holds it while nothing changed it since,
+    /// otherwise read back from its first record (it may have been updated or deleted).
+    pub(super) async fn as_created(
+        &self,
+        record: &CustomerRecord,
+    ) -> Result<Customer, CreateError> {
+        if record.customer.version == 1 && !record.deleted {
+            return Ok(record.customer.clone());
+        }
+        self.created_customer(record.customer.id)
+            .await
+            .map_err(|error| CreateError::HistoryUnreadable(error.to_string()))
+    }
+
     /// The lock that requests with the key that derives `derived` take turns on.
     pub(super) fn key_lock(&self, derived: impl AsRef<[u8]>) -> &Mutex<()> {
         let last = derived.as_ref().last().copied().unwrap_or(0);
         &self.key_locks[last as usize % KEY_LOCK_STRIPES]
     }
 
-    async fn append_and_project(
+    pub(super) async fn append_and_project(
         &self,
         created: CustomerCreated,
     ) -> Result<Registered, CreateError> {

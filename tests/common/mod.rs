@@ -65,6 +65,18 @@ impl Registry {
         Self::start_with(bootstrap, topic, data_dir, &[])
     }
 
+    /// [`Registry::start`] on a topic of its own named after `test`, in a temporary directory
+    /// (kept while the returned guard lives).
+    pub fn start_alone(test: &str) -> (Registry, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let registry = Self::start(
+            &kafka_bootstrap(),
+            &unique_topic(test),
+            &dir.path().join("data"),
+        );
+        (registry, dir)
+    }
+
     /// [`Registry::start`] with extra `serve` flags.
     pub fn start_with(bootstrap: &str, topic: &str, data_dir: &Path, extra: &[&str]) -> Registry {
         Self::start_with_env(bootstrap, topic, data_dir, extra, &[])

@@ -4,7 +4,7 @@
 
 use super::super::directory::{ColumnEntry, Listing, OrderKey};
 use super::super::record::{CustomerRecord, HistoryEntry, LogPlace};
-use crate::domain::{AccountId, Customer, CustomerDetails, CustomerId, TextField};
+use crate::domain::{AccountId, Customer, CustomerCode, CustomerDetails, CustomerId, TextField};
 use chrono::DateTime;
 use roaring::RoaringBitmap;
 use uuid::Uuid;
@@ -92,15 +92,24 @@ const RECORD_V2: u8 = 2;
 
 /// Flag bit of a deleted customer (a tombstone).
 const DELETED: u64 = 1;
+/// Flag bit of a customer created with a code of its own (the code follows the text fields).
+const HAS_CODE: u64 = 2;
 
 /// A record: version byte, flags, the customer's version, history (partition, offset, event id
 /// per record), customer id, account, `createdAt` in milliseconds, `updatedAt` as milliseconds
 /// after it, a bit per present text field (in [`TextField::ALL`] order), then each present
-/// field's text.
+/// field's text, then the code when the create gave one (a code that is the id is not stored).
 pub fn encode_record(record: &CustomerRecord, out: &mut Vec<u8>) {
     let customer = &record.customer;
     out.push(RECORD_V2);
-    put_varint(out, if record.deleted { DELETED } else { 0 });
+    let mut flags = 0;
+    if record.deleted {
+        flags |= DELETED;
+    }
+    if customer.details.code.is_some() {
+        flags |= HAS_CODE;
+    }
+    put_varint(out, flags);
     put_varint(out, customer.version);
     put_varint(out, record.history.len() as u64);
     for entry in &record.history {
@@ -127,6 +136,9 @@ pub fn encode_record(record: &CustomerRecord, out: &mut Vec<u8>) {
             put_length_prefixed(out, text.as_bytes());
         }
     }
+    if let Some(code) = &customer.details.code {
+        put_length_prefixed(out, code.as_str().as_bytes());
+    }
 }
 
 /// Reads a record [`encode_record`] wrote, or one of the first encoding (a customer at version
@@ -137,11 +149,11 @@ pub fn encode_record(record: &CustomerRecord, out: &mut Vec<u8>) {
 pub fn decode_record(bytes: &[u8]) -> Result<CustomerRecord, Malformed> {
     let mut reader = Reader::new(bytes);
     let encoding = reader.bytes(1)?[0];
-    let (deleted, version, first_event) = match encoding {
-        RECORD_V1 => (false, 1, Some(Uuid::from_bytes(reader.array()?))),
+    let (flags, version, first_event) = match encoding {
+        RECORD_V1 => (0, 1, Some(Uuid::from_bytes(reader.array()?))),
         RECORD_V2 => {
             let flags = reader.varint()?;
-            (flags & DELETED != 0, reader.varint()?, None)
+            (flags, reader.varint()?, None)
         }
         _ => return Err(Malformed("unknown record version")),
     };
@@ -185,6 +197,13 @@ pub fn decode_record(bytes: &[u8]) -> Result<CustomerRecord, Malformed> {
             details.set_trusted_text(field, text.to_owned());
         }
     }
+    if flags & HAS_CODE != 0 {
+        let code = std::str::from_utf8(reader.length_prefixed()?)
+            .ok()
+            .and_then(|text| CustomerCode::parse(text).ok())
+            .ok_or(Malformed("a code is not a valid code"))?;
+        details.code = Some(code);
+    }
     if !reader.is_empty() {
         return Err(Malformed("a record has trailing bytes"));
     }
@@ -196,7 +215,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<CustomerRecord, Malformed> {
             updated_at,
             version,
         },
-        deleted,
+        deleted: flags & DELETED != 0,
         history,
     })
 }
@@ -561,6 +580,7 @@ mod tests {
             .unwrap();
         details.set_text(TextField::CountryCode, "DK").unwrap();
         details.set_text(TextField::Email, "a@b.dk").unwrap();
+        details.code = Some(CustomerCode::parse("erp:0042/a").unwrap());
         CustomerRecord {
             customer: Customer {
                 id: CustomerId::new_v7(),
@@ -628,10 +648,16 @@ mod tests {
 
     #[test]
     fn records_read_back_equal() {
+        let mut without_code = record();
+        without_code.customer.details.code = None;
+        for record in [record(), without_code] {
+            let mut bytes = Vec::new();
+            encode_record(&record, &mut bytes);
+            assert_eq!(decode_record(&bytes).unwrap(), record);
+        }
         let record = record();
         let mut bytes = Vec::new();
         encode_record(&record, &mut bytes);
-        assert_eq!(decode_record(&bytes).unwrap(), record);
         assert!(decode_record(&bytes[..bytes.len() - 1]).is_err());
         bytes.push(0);
         assert!(decode_record(&bytes).is_err());

@@ -1,0 +1,288 @@
+//! The customer's JSON form: written field by field (for answers, events, and XML with the
+//! identifying fields as attributes), and read back checked (events, where a code must derive
+//! the id it names).
+
+use super::code::CustomerCode;
+use super::customer::{AccountId, Customer, CustomerDetails, CustomerId};
+use super::fields::{
+    City, CountryCode, Email, OrganizationName, PersonName, Phone, State, Street, ZipCode,
+};
+use super::text_field::TextField;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+impl Serialize for Customer {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.serialize_members(Identity::MEMBERS, true, serializer)
+    }
+}
+
+/// The names the identifying fields (`id`, `code`, `accountId`) are serialised under: JSON
+/// members, or (`@`-prefixed, the convention of quick-xml's serializer) XML attributes.
+#[derive(Debug, Clone, Copy)]
+pub struct Identity {
+    id: &'static str,
+    code: &'static str,
+    account_id: &'static str,
+}
+
+impl Identity {
+    /// As members, like every other field.
+    pub const MEMBERS: Identity = Identity {
+        id: "id",
+        code: "code",
+        account_id: "accountId",
+    };
+    /// As attributes of the customer's element, as the gateway writes its XML.
+    pub const ATTRIBUTES: Identity = Identity {
+        id: "@id",
+        code: "@code",
+        account_id: "@accountId",
+    };
+}
+
+/// A customer's code as shown: the one given at create, else its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeShown<'a> {
+    /// The code the create gave.
+    Given(&'a CustomerCode),
+    /// No code was given: the code is the id.
+    Id(CustomerId),
+}
+
+impl fmt::Display for CodeShown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CodeShown::Given(code) => code.fmt(f),
+            CodeShown::Id(id) => id.fmt(f),
+        }
+    }
+}
+
+impl Serialize for CodeShown<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            CodeShown::Given(code) => serializer.serialize_str(code.as_str()),
+            CodeShown::Id(id) => serializer.collect_str(id),
+        }
+    }
+}
+
+/// A customer as `CustomerCreated` carries it: every field but `updatedAt` and `version` (a
+/// created customer's are `createdAt` and 1), so the v1 contract stays as it was.
+pub struct AsCreated<'a>(pub &'a Customer);
+
+impl Serialize for AsCreated<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0
+            .serialize_members(Identity::MEMBERS, false, serializer)
+    }
+}
+
+impl Customer {
+    /// Field by field (serde's `flatten` would go through a map, and finds write pages of them),
+    /// the identifying fields under `identity`'s names; `lifecycle` adds `updatedAt` and
+    /// `version`.
+    pub fn serialize_members<S: Serializer>(
+        &self,
+        identity: Identity,
+        lifecycle: bool,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let details = &self.details;
+        let present = TextField::ALL
+            .iter()
+            .filter(|field| details.text(**field).is_some())
+            .count();
+        let mut json = serializer.serialize_struct("customer", present + 6)?;
+        json.serialize_field(identity.id, &self.id)?;
+        json.serialize_field(identity.code, &self.code())?;
+        json.serialize_field(identity.account_id, &details.account_id)?;
+        for field in TextField::ALL {
+            if let Some(text) = details.text(field) {
+                json.serialize_field(field.name(), text)?;
+            }
+        }
+        json.serialize_field("createdAt", &Rfc3339Millis(self.created_at))?;
+        if lifecycle {
+            json.serialize_field("updatedAt", &Rfc3339Millis(self.updated_at))?;
+            json.serialize_field("version", &self.version)?;
+        }
+        json.end()
+    }
+}
+
+/// A time in the contract's form (see [`rfc3339_millis`]).
+struct Rfc3339Millis(DateTime<Utc>);
+
+impl Serialize for Rfc3339Millis {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        rfc3339_millis::serialize(&self.0, serializer)
+    }
+}
+
+/// The JSON form of a [`Customer`], field by field: read flat, it needs none of the buffering
+/// `flatten` costs (most of what decoding an event took). Every field is checked by its type.
+/// `updatedAt` and `version` are absent from `CustomerCreated`: then `createdAt` and 1.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct CustomerJson {
+    id: CustomerId,
+    code: Option<String>,
+    account_id: AccountId,
+    first_name: Option<PersonName>,
+    last_name: Option<PersonName>,
+    organization_name: Option<OrganizationName>,
+    email: Option<Email>,
+    phone: Option<Phone>,
+    street: Option<Street>,
+    city: Option<City>,
+    state: Option<State>,
+    zip_code: Option<ZipCode>,
+    country_code: Option<CountryCode>,
+    #[serde(with = "rfc3339_millis")]
+    created_at: DateTime<Utc>,
+    #[serde(default, deserialize_with = "rfc3339_millis::deserialize_some")]
+    updated_at: Option<DateTime<Utc>>,
+    version: Option<u64>,
+}
+
+impl TryFrom<CustomerJson> for Customer {
+    type Error = String;
+
+    /// A `code` other than the id must be a valid code in its stored form, and the id must be
+    /// the one the code derives (so a code is unique per account in every projection).
+    fn try_from(json: CustomerJson) -> Result<Self, String> {
+        let code = match json.code {
+            None => None,
+            Some(text) if json.id.is_written_as(&text) => None,
+            Some(text) => {
+                let code = CustomerCode::parse(&text)
+                    .map_err(|violation| format!("code {}", violation.message))?;
+                if code.as_str() != text {
+                    return Err("code is not in its stored form (trimmed)".into());
+                }
+                let derived = code.customer_id(json.account_id);
+                if derived != json.id {
+                    return Err(format!(
+                        "id must be {derived}, the id code {text:?} derives in account {}",
+                        json.account_id
+                    ));
+                }
+                Some(code)
+            }
+        };
+        Ok(Customer {
+            id: json.id,
+            details: CustomerDetails {
+                account_id: json.account_id,
+                code,
+                first_name: json.first_name,
+                last_name: json.last_name,
+                organization_name: json.organization_name,
+                email: json.email,
+                phone: json.phone,
+                street: json.street,
+                city: json.city,
+                state: json.state,
+                zip_code: json.zip_code,
+                country_code: json.country_code,
+            },
+            created_at: json.created_at,
+            updated_at: json.updated_at.unwrap_or(json.created_at),
+            version: json.version.unwrap_or(1),
+        })
+    }
+}
+
+/// RFC 3339 timestamps in UTC with exactly three fractional digits, e.g. `2026-11-25T16:40:43.120Z`.
+pub(crate) mod rfc3339_millis {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(
+        time: &DateTime<Utc>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&time.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    /// Reads exactly the form `serialize` writes (the event contract's `timestamp` pattern):
+    /// any other precision or offset would be stored differently from the event that carried it.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let time = DateTime::parse_from_rfc3339(&text)
+            .map(|time| time.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)?;
+        if time.to_rfc3339_opts(SecondsFormat::Millis, true) != text {
+            return Err(serde::de::Error::custom(format!(
+                "{text:?} is not RFC 3339 in UTC with exactly three fractional digits \
+                 (e.g. 2026-11-25T16:40:43.120Z)"
+            )));
+        }
+        Ok(time)
+    }
+
+    /// [`deserialize`], for an optional field (`#[serde(default)]` supplies the `None`).
+    pub fn deserialize_some<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        deserialize(deserializer).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_read_back_only_in_the_contract_form() {
+        let read = |text: &str| {
+            serde_json::from_value::<Customer>(serde_json::json!({
+                "id": "01a2144a-68d6-7312-9312-c68e6a44a089",
+                "accountId": 1,
+                "createdAt": text,
+            }))
+        };
+        assert!(read("2026-11-25T16:40:43.120Z").is_ok());
+        for other in [
+            "2026-11-25T16:40:43.120123Z",
+            "2026-11-25T16:40:43Z",
+            "2026-11-25T17:40:43.120+01:00",
+            "2026-11-25t16:40:43.120z",
+        ] {
+            assert!(read(other).is_err(), "{other} was accepted");
+        }
+    }
+
+    #[test]
+    fn customer_json_has_the_seed_names_and_omits_absent_fields() {
+        let mut details = CustomerDetails::for_account(AccountId::parse(42).unwrap());
+        details.set_text(TextField::LastName, "Hamilton").unwrap();
+        let customer = Customer {
+            id: "01936a4e-8b1c-7def-8a00-000000000001".parse().unwrap(),
+            details,
+            created_at: DateTime::from_timestamp_millis(1_795_624_843_120).unwrap(),
+            updated_at: DateTime::from_timestamp_millis(1_795_624_843_120).unwrap(),
+            version: 1,
+        };
+        let json = serde_json::to_value(&customer).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "id": "01936a4e-8b1c-7def-8a00-000000000001",
+                "code": "01936a4e-8b1c-7def-8a00-000000000001",
+                "accountId": 42,
+                "lastName": "Hamilton",
+                "createdAt": "2026-11-25T16:40:43.120Z",
+                "updatedAt": "2026-11-25T16:40:43.120Z",
+                "version": 1
+            })
+        );
+        let back: Customer = serde_json::from_value(json).unwrap();
+        assert_eq!(back, customer);
+    }
+}
