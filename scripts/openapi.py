@@ -590,12 +590,14 @@ headers = {
 }
 
 
-def retry_after(values, five_for=None):
+def retry_after(values, five_for=None, absent_for=None):
     desc = {
         (1,): "Seconds to wait before retrying: always 1 here.",
         (1, 5): f"Seconds to wait before retrying: 5 for {five_for}, 1 otherwise.",
     }[tuple(values)]
-    return {"description": desc, "required": True, "schema": {"type": "integer", "enum": list(values)}}
+    if absent_for:
+        desc += f" Absent for {absent_for}."
+    return {"description": desc, "required": not absent_for, "schema": {"type": "integer", "enum": list(values)}}
 
 
 # In OAS 3.1 a Reference Object can't carry `required`; declare per-response header objects instead.
@@ -893,9 +895,9 @@ def build_create():
         "500": problem_response(500, ["/problems/read-model-failure"], "The read model failed while the create consulted it (idempotent creates).", False),
         "503": problem_response(503, ["/problems/event-log-unavailable", "/problems/change-pending"] + shed_503_types(),
                                 "Kafka did not confirm the event within about 10 s (the whole create is bounded at 25 s): the detail says whether nothing was written or the outcome is unknown; retry with the same Idempotency-Key (Retry-After: 5). "
-                                "A create with a `code` whose event this replica did not apply within --projection-wait-ms: whether it won the code is not known here yet (change-pending, with X-Log-Position; Retry-After: 1). "
+                                "A create with a `code` whose event this replica did not apply within --projection-wait-ms: whether it won the code is not known here yet (change-pending, with X-Log-Position and Location naming the customer the code names, and no Retry-After: read that customer with X-Min-Log-Position rather than create again). "
                                 "Or load shedding / the request deadline (Retry-After: 1, no X-Request-Id).",
-                                False, {"Retry-After": retry_after([1, 5], "event-log-unavailable"), "X-Log-Position": header("X-Log-Position", False)}, request_id="optional"),
+                                False, {"Retry-After": retry_after([1, 5], "event-log-unavailable", "change-pending"), "X-Log-Position": header("X-Log-Position", False), "Location": header("Location", False)}, request_id="optional"),
     }
     return {
         "operationId": "createCustomer",

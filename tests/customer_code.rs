@@ -374,3 +374,53 @@ async fn xml_carries_id_code_and_account_as_attributes_both_ways() {
     let (status, body) = put_xml(&registry, "<customer accountId=\"42\" code=\"GW-7\"/>").await;
     assert_eq!(status, 201, "an empty root with attributes only: {body}");
 }
+
+#[tokio::test]
+async fn a_create_whose_outcome_this_replica_does_not_know_yet_points_at_its_customer() {
+    let dir = tempfile::tempdir().unwrap();
+    // No wait at all for the projection: a create with a code cannot know whether it won.
+    let registry = Registry::start_with(
+        &kafka_bootstrap(),
+        &unique_topic("code-pending"),
+        &dir.path().join("data"),
+        &["--projection-wait-ms", "0"],
+    );
+    let body = json!({"accountId": 4, "code": "SLOW-1"});
+    let (status, headers, pending) = put(&registry, &[], &body).await;
+    assert_eq!(status, 503, "{pending}");
+    assert_eq!(pending["type"], "/problems/change-pending");
+    assert!(
+        !headers.contains_key("retry-after"),
+        "creating again is not the way to learn the outcome"
+    );
+    let location = headers["location"].to_str().unwrap().to_owned();
+    let position = headers["x-log-position"].to_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let customer: Value = loop {
+        let response = http()
+            .get(registry.url(&location))
+            .header("x-min-log-position", &position)
+            .send()
+            .await
+            .unwrap();
+        if response.status().as_u16() == 200 {
+            break response.json().await.unwrap();
+        }
+        assert_eq!(response.status().as_u16(), 503, "{location}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{location} never read"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(customer["code"], "SLOW-1");
+    let (status, _, taken) = put(&registry, &[], &body).await;
+    assert_eq!(status, 409, "{taken}");
+    assert_eq!(
+        location,
+        format!(
+            "/api/v01/customers/{}",
+            taken["customerId"].as_str().unwrap()
+        )
+    );
+}

@@ -90,6 +90,18 @@ pub enum ApiError {
         /// A position that includes the change, for `X-Min-Log-Position`.
         position: String,
     },
+    /// A create with a code is in the log but its outcome is not known on this replica yet. No
+    /// `Retry-After`: creating again would meet the customer this create may have made; the
+    /// client reads that customer (`Location`) at `position` instead.
+    #[error("{detail}")]
+    CreatePending {
+        /// What happened, for a person.
+        detail: String,
+        /// A position that includes the create, for `X-Min-Log-Position`.
+        position: String,
+        /// The customer the code names.
+        customer_id: String,
+    },
     /// The log could not be read back (a customer's history).
     #[error("the event log could not be read: {0}")]
     LogUnreadable(String),
@@ -159,9 +171,13 @@ impl ApiError {
                 detail,
                 customer_id: customer_id.to_string(),
             },
-            CreateError::Pending { position } => ApiError::ChangePending {
+            CreateError::Pending {
+                position,
+                customer_id,
+            } => ApiError::CreatePending {
                 detail,
                 position: position.to_string(),
+                customer_id: customer_id.to_string(),
             },
         }
     }
@@ -335,7 +351,7 @@ impl ApiError {
                 "/problems/contended",
                 "The customer kept changing while this change was applied",
             ),
-            ApiError::ChangePending { .. } => (
+            ApiError::ChangePending { .. } | ApiError::CreatePending { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "/problems/change-pending",
                 "The change's outcome is not known on this replica yet",
@@ -494,10 +510,17 @@ impl ApiError {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             ApiError::DuplicateCode { customer_id, .. } => {
-                let location = format!("/api/v01/customers/{customer_id}");
-                if let Ok(location) = HeaderValue::from_str(&location) {
-                    headers.insert(header::LOCATION, location);
+                insert_location(headers, &customer_id);
+            }
+            ApiError::CreatePending {
+                position,
+                customer_id,
+                ..
+            } => {
+                if let Ok(position) = HeaderValue::from_str(&position) {
+                    headers.insert("x-log-position", position);
                 }
+                insert_location(headers, &customer_id);
             }
             ApiError::ReplicaBehind { .. }
             | ApiError::CatchingUp { .. }
@@ -509,5 +532,13 @@ impl ApiError {
             _ => {}
         }
         response
+    }
+}
+
+/// `Location` naming customer `id`.
+fn insert_location(headers: &mut warp::http::HeaderMap, id: &str) {
+    let location = format!("/api/v01/customers/{id}");
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        headers.insert(header::LOCATION, location);
     }
 }

@@ -168,8 +168,9 @@ fn well_formed_attributes(
 const ATTRIBUTE_FIELDS: [&str; 3] = ["id", "code", "accountId"];
 
 /// Adds the root's `id`, `code` and `accountId` attributes to `fields` (an empty value is a
-/// null). Any other field as an attribute is refused rather than dropped; other attributes
-/// (`xmlns`, `xml:lang`) are ignored.
+/// null). Any other field as an attribute is refused rather than dropped, as is a field's name
+/// under a namespace prefix (`x:code`); other attributes (`xmlns`, `xml:lang`) are ignored, once
+/// their values are known to be well-formed.
 fn root_attributes(
     element: &quick_xml::events::BytesStart<'_>,
     at: impl Fn() -> (usize, usize),
@@ -177,24 +178,33 @@ fn root_attributes(
 ) -> Result<(), ApiError> {
     for attribute in element.attributes().flatten() {
         let name = attribute.key.as_ref().to_owned();
-        if ATTRIBUTE_FIELDS.contains(&name.as_str()) {
-            let value = attribute
-                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .map_err(|error| {
-                    let (line, column) = at();
-                    malformed(line, column, &format!("attribute {name}: {error}"))
-                })?;
-            let had_text = !value.is_empty();
-            let value = field_value(&name, value.into_owned(), had_text);
-            fields.push((name, value));
-        } else if is_customer_member(&name) {
-            let (line, column) = at();
-            let detail = format!(
+        let value = attribute
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map_err(|error| {
+                let (line, column) = at();
+                malformed(line, column, &format!("attribute {name}: {error}"))
+            })?;
+        let local = attribute.key.local_name().as_ref().to_owned();
+        let is_field = ATTRIBUTE_FIELDS.contains(&local.as_str()) || is_customer_member(&local);
+        let prefixed = attribute.key.prefix().is_some();
+        let refusal = match (prefixed, ATTRIBUTE_FIELDS.contains(&name.as_str())) {
+            (false, true) => {
+                let had_text = !value.is_empty();
+                let value = field_value(&name, value.into_owned(), had_text);
+                fields.push((name, value));
+                continue;
+            }
+            (true, _) if is_field && !name.starts_with("xmlns:") => {
+                format!("{name}: a customer field takes no namespace prefix (write {local}=\"…\")")
+            }
+            (false, false) if is_field => format!(
                 "{name} must be an element of <customer>, not an attribute (only id, code and \
                  accountId may be attributes)"
-            );
-            return Err(malformed(line, column, &detail));
-        }
+            ),
+            _ => continue,
+        };
+        let (line, column) = at();
+        return Err(malformed(line, column, &refusal));
     }
     Ok(())
 }

@@ -65,7 +65,10 @@ impl Registrar {
             .await
         {
             let position = self.progress.position().including(appended);
-            return Err(CreateError::Pending { position });
+            return Err(CreateError::Pending {
+                position,
+                customer_id,
+            });
         }
         let held = self.read_model.record(customer_id)?.ok_or_else(|| {
             CreateError::HistoryUnreadable(format!(

@@ -38,8 +38,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// The layout of the stored trees and values. Format 3: records, order keys and the index as
-/// blocks and posting lists. `serve` refuses a read model of another format; `rebuild` makes one.
-pub const FORMAT: &str = "3";
+/// blocks and posting lists. Format 4, the same layout, is projected by a build that reads
+/// `code` (contract v1.3): a format 3 read model may hold creates with a code projected by an
+/// older build that dropped it, so it is rebuilt rather than trusted. `serve` refuses a read
+/// model of another format; `rebuild` makes one.
+pub const FORMAT: &str = "4";
 
 /// Customer records per record block.
 pub const RECORD_BLOCK: u32 = 16;
