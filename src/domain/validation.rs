@@ -194,24 +194,20 @@ fn parse_account_id(value: FieldValue) -> Result<Option<AccountId>, FieldError> 
 
 /// A create's `code`: `None` for null or blank text (the code is then the customer's id).
 fn parse_code(value: FieldValue) -> Result<Option<CustomerCode>, FieldError> {
-    let wrong_type = |kind: &str| {
-        let message = format!("code must be a string, got {kind}");
-        FieldError::new("code", "invalid_type", message)
-    };
-    match value {
-        FieldValue::Null => Ok(None),
-        FieldValue::Text(text) if is_blank(&text) => Ok(None),
-        FieldValue::Text(text) => CustomerCode::parse(&text)
-            .map(Some)
-            .map_err(|violation| FieldError::broken("code", violation)),
-        FieldValue::Integer(_) => Err(wrong_type("a number")),
-        FieldValue::Other(kind) => Err(wrong_type(kind)),
-    }
+    text_named("code", value)?
+        .map(|text| {
+            CustomerCode::parse(&text).map_err(|violation| FieldError::broken("code", violation))
+        })
+        .transpose()
 }
 
 /// The text of a text field; `None` for null or blank text, which leave the field out.
 pub(super) fn text_of(field: TextField, value: FieldValue) -> Result<Option<String>, FieldError> {
-    let name = field.name();
+    text_named(field.name(), value)
+}
+
+/// The text of the string field `name`; `None` for null or blank text.
+fn text_named(name: &str, value: FieldValue) -> Result<Option<String>, FieldError> {
     let wrong_type = |kind: &str| {
         let message = format!("{name} must be a string, got {kind}");
         FieldError::new(name, "invalid_type", message)
