@@ -2,6 +2,7 @@
 //! port with its own topic and temporary data dir, and a raw consumer to read what was published.
 #![allow(dead_code)] // each test crate uses its own subset of these helpers
 
+pub mod cluster;
 pub mod load;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
