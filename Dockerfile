@@ -1,5 +1,5 @@
-# The registry's image for docker-compose.yml. Not built by the tests (no Docker engine in CI);
-# kept correct by reading.
+# The registry's image for docker-compose.yml and deploy/kubernetes/. Not built by the tests (no
+# Docker engine in CI); kept correct by reading.
 FROM rust:1.95-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends cmake && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -12,10 +12,13 @@ RUN cargo build --locked --release --bin customer-registry
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --home /var/lib/customer-registry registry \
-    && mkdir -p /var/lib/customer-registry && chown registry /var/lib/customer-registry
+    && groupadd --system --gid 10001 registry \
+    && useradd --system --uid 10001 --gid registry --home /var/lib/customer-registry registry \
+    && mkdir -p /var/lib/customer-registry && chown registry:registry /var/lib/customer-registry
 COPY --from=build /src/target/release/customer-registry /usr/local/bin/customer-registry
-USER registry
+# The user `registry` by number, fixed: Kubernetes' runAsNonRoot can check a numeric user, and the
+# compose file and deploy/kubernetes/ give files and volumes to uid and gid 10001.
+USER 10001:10001
 ENV REGISTRY_LISTEN=0.0.0.0:8080 \
     REGISTRY_DATA_DIR=/var/lib/customer-registry
 VOLUME /var/lib/customer-registry
