@@ -106,6 +106,7 @@ PROBLEM_TYPES = [
     ("/problems/read-model-failure", 500, "The read model (sled) failed."),
     ("/problems/internal-error", 500, "A worker task was cancelled (find, history or listing)."),
     ("/problems/event-log-unavailable", 503, "Kafka did not confirm the create (Retry-After: 5). The detail says whether the outcome is unknown; retry with the same Idempotency-Key."),
+    ("/problems/not-enough-replicas", 503, "The event's partition has fewer in-sync replicas that answer than the topic's min.insync.replicas, so Kafka cannot acknowledge a write (two of three brokers down): refused at once, nothing written, or found after a send that failed, when the detail says the outcome is unknown (Retry-After: 5). Retry with the same Idempotency-Key; reads keep answering."),
     ("/problems/event-log-unreadable", 503, "A customer's records could not be read back from Kafka (Retry-After: 5)."),
     ("/problems/catching-up", 503, "The replica is still replaying the log it saw at start (Retry-After: 1)."),
     ("/problems/replica-behind", 503, "The replica did not reach X-Min-Log-Position within --projection-wait-ms (Retry-After: 1)."),
@@ -751,6 +752,7 @@ TITLES = {
     "/problems/not-found": "Not found",
     "/problems/method-not-allowed": "Method not allowed",
     "/problems/event-log-unavailable": "The event log did not confirm the write",
+    "/problems/not-enough-replicas": "Not enough in-sync replicas to accept the write",
     "/problems/event-log-unreadable": "The event log could not be read",
     "/problems/duplicate-code": "Another customer of the account has this code",
     "/problems/idempotency-key-reused": "The idempotency key was used with another body",
@@ -893,11 +895,12 @@ def build_create():
         "422": problem_response(422, ["/problems/idempotency-key-reused"], "The Idempotency-Key already created a customer in this account with other details.", False),
         "431": TOO_LARGE_HEAD,
         "500": problem_response(500, ["/problems/read-model-failure"], "The read model failed while the create consulted it (idempotent creates).", False),
-        "503": problem_response(503, ["/problems/event-log-unavailable", "/problems/change-pending"] + shed_503_types(),
+        "503": problem_response(503, ["/problems/event-log-unavailable", "/problems/not-enough-replicas", "/problems/change-pending"] + shed_503_types(),
                                 "Kafka did not confirm the event within about 10 s (the whole create is bounded at 25 s): the detail says whether nothing was written or the outcome is unknown; retry with the same Idempotency-Key (Retry-After: 5). "
+                                "The event's partition has too few in-sync replicas that answer for Kafka to acknowledge it (not-enough-replicas, Retry-After: 5): refused at once while the cluster is short. "
                                 "A create with a `code` whose event this replica did not apply within --projection-wait-ms: whether it won the code is not known here yet (change-pending, with X-Log-Position and Location naming the customer the code names, and no Retry-After: read that customer with X-Min-Log-Position rather than create again). "
                                 "Or load shedding / the request deadline (Retry-After: 1, no X-Request-Id).",
-                                False, {"Retry-After": retry_after([1, 5], "event-log-unavailable", "change-pending"), "X-Log-Position": header("X-Log-Position", False), "Location": header("Location", False)}, request_id="optional"),
+                                False, {"Retry-After": retry_after([1, 5], "event-log-unavailable and not-enough-replicas", "change-pending"), "X-Log-Position": header("X-Log-Position", False), "Location": header("Location", False)}, request_id="optional"),
     }
     return {
         "operationId": "createCustomer",
@@ -930,10 +933,10 @@ CHANGE_ORDER = (
 
 def change_503():
     return problem_response(
-        503, ["/problems/event-log-unavailable", "/problems/contended", "/problems/change-pending", "/problems/catching-up", "/problems/replica-behind"] + shed_503_types(),
-        "Kafka did not confirm the event (event-log-unavailable, Retry-After: 5); the customer kept changing (contended); the outcome is not known here yet "
+        503, ["/problems/event-log-unavailable", "/problems/not-enough-replicas", "/problems/contended", "/problems/change-pending", "/problems/catching-up", "/problems/replica-behind"] + shed_503_types(),
+        "Kafka did not confirm the event (event-log-unavailable, Retry-After: 5); its partition has too few in-sync replicas that answer (not-enough-replicas, Retry-After: 5); the customer kept changing (contended); the outcome is not known here yet "
         "(change-pending, with X-Log-Position); the replica is catching up or behind X-Min-Log-Position; or load shedding / the request deadline (no X-Request-Id).",
-        False, {"Retry-After": retry_after([1, 5], "event-log-unavailable"), "X-Log-Position": header("X-Log-Position", False)}, request_id="optional")
+        False, {"Retry-After": retry_after([1, 5], "event-log-unavailable and not-enough-replicas"), "X-Log-Position": header("X-Log-Position", False)}, request_id="optional")
 
 
 def build_update(patch):

@@ -4,7 +4,7 @@
 use crate::auth::{self, key_file::KeyFileError, Authenticator};
 use crate::config::ServeSettings;
 use crate::http::{self, server, ApiState};
-use crate::log::{self, EventLog, EventLogError, HistoryReader, TopicError};
+use crate::log::{self, ClusterHealth, EventLog, EventLogError, HistoryReader, TopicError};
 use crate::metrics::Metrics;
 use crate::projection::{readiness, ProjectionError, Projector};
 use crate::read_model::{self, ReadModelError};
@@ -111,7 +111,12 @@ impl Application {
                 dir: read_model_dir.display().to_string(),
                 source,
             })?;
-        let event_log = Arc::new(EventLog::connect(&settings.event_log)?);
+        let health = ClusterHealth::new(layout.durability.min_insync_replicas);
+        let event_log = Arc::new(EventLog::connect(
+            &settings.event_log,
+            layout.partitioning,
+            health.clone(),
+        )?);
         let metrics = Metrics::new();
         let (projector, progress) = Projector::new(
             &settings.event_log.kafka_bootstrap,
@@ -129,6 +134,7 @@ impl Application {
             &settings.event_log.topic,
             progress.clone(),
             settings.ready_max_lag,
+            health,
             stop_projector.subscribe(),
         )
         .map_err(ProjectionError::Consumer)?;
@@ -183,6 +189,10 @@ impl Application {
         tracing::info!(
             topic = %settings.event_log.topic,
             partitions = layout.partitions.len(),
+            partitioning = %layout.partitioning,
+            brokers = layout.durability.brokers,
+            replication = layout.durability.replication_factor,
+            min_insync_replicas = layout.durability.min_insync_replicas,
             data_dir = %settings.data_dir.display(),
             authentication = if authenticator.is_enabled() { "api keys" } else { "off" },
             "customer-registry listening on http://{address}"

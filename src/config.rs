@@ -41,6 +41,9 @@ pub enum Command {
     Audit(ToolSettings),
     /// The registry as it stood at a moment, from the log alone, as JSON Lines or CSV.
     Export(ExportSettings),
+    /// Copy the log into a new topic with another partition count, each customer's events in
+    /// order on the partition the new count gives it; resumable, and checked against the source.
+    Repartition(RepartitionSettings),
     /// Read the event log as downstream consumers receive it.
     Events {
         /// What to do with the log.
@@ -178,6 +181,57 @@ pub struct ExportSettings {
     pub output: Option<PathBuf>,
 }
 
+/// Settings of `customer-registry repartition`.
+#[derive(Debug, Clone, Args)]
+pub struct RepartitionSettings {
+    /// Kafka bootstrap servers, comma-separated host:port.
+    #[arg(
+        long,
+        env = "REGISTRY_KAFKA_BOOTSTRAP",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub kafka_bootstrap: String,
+
+    /// The topic to copy.
+    #[arg(long)]
+    pub from: String,
+
+    /// The topic to copy into: created when missing; a copy that stopped part-way resumes.
+    #[arg(long)]
+    pub to: String,
+
+    /// Partitions of the new topic; its customers are routed over all of them.
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    pub partitions: i32,
+
+    /// Replication factor of the new topic; by default as many replicas as the cluster has
+    /// brokers, up to three.
+    #[arg(long, env = "REGISTRY_TOPIC_REPLICATION",
+          value_parser = clap::value_parser!(i32).range(1..=16))]
+    pub topic_replication: Option<i32>,
+
+    /// Print the result as one JSON object, for machines.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Fault injection for the crash tests: abort the process (no flush) once this many records
+    /// were sent.
+    #[arg(long, env = "REGISTRY_TEST_CRASH_AFTER", hide = true)]
+    pub test_crash_after: Option<u64>,
+}
+
+impl RepartitionSettings {
+    /// The settings of `topic` on this cluster.
+    pub fn topic(&self, topic: &str) -> EventLogSettings {
+        EventLogSettings {
+            kafka_bootstrap: self.kafka_bootstrap.clone(),
+            topic: topic.to_owned(),
+            topic_partitions: self.partitions,
+            topic_replication: self.topic_replication,
+        }
+    }
+}
+
 /// Settings of `customer-registry events tail`.
 #[derive(Debug, Clone, Args)]
 pub struct TailSettings {
@@ -228,14 +282,18 @@ pub struct EventLogSettings {
     pub topic: String,
 
     /// Partitions of the topic when the registry creates it (an existing topic keeps its own).
-    #[arg(long, env = "REGISTRY_TOPIC_PARTITIONS", default_value_t = 3,
+    /// Each customer's events go to one of them, for the life of the topic: the count is recorded
+    /// on every record, and partitions added later receive nothing (see `repartition`). Twelve
+    /// leaves room to spread consumers of the topic over up to twelve processes.
+    #[arg(long, env = "REGISTRY_TOPIC_PARTITIONS", default_value_t = 12,
           value_parser = clap::value_parser!(i32).range(1..=10_000))]
     pub topic_partitions: i32,
 
-    /// Replication factor of the topic when the registry creates it.
-    #[arg(long, env = "REGISTRY_TOPIC_REPLICATION", default_value_t = 1,
+    /// Replication factor of the topic when the registry creates it; by default as many replicas
+    /// as the cluster has brokers, up to three.
+    #[arg(long, env = "REGISTRY_TOPIC_REPLICATION",
           value_parser = clap::value_parser!(i32).range(1..=16))]
-    pub topic_replication: i32,
+    pub topic_replication: Option<i32>,
 }
 
 /// Settings of `customer-registry serve`.

@@ -594,14 +594,8 @@ async fn a_rebuild_equals_the_live_read_model_after_a_random_mix_of_changes() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     let registry = Registry::start(&bootstrap, &topic, &data_dir);
-    // A small deterministic generator: the mix differs per step, the run is repeatable.
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move |bound: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % bound
-    };
+    // The mix differs per step; the run is repeatable.
+    let mut next = common::generator(0x2545_f491_4f6c_dd1d);
     let names = ["Ada", "Bo", "Cy", "Di", "Ed"];
     let cities = ["Oslo", "Lyon", "Graz", "Kiel"];
     let mut live: Vec<String> = Vec::new();

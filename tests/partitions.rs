@@ -1,12 +1,19 @@
-//! Partitions added to the topic while the registry runs are found and projected.
+//! Partitions added to the topic while the registry runs are found and projected, and never
+//! split a customer: every event about one customer stays on the partition the log's recorded
+//! partitioning gives it.
 
 mod common;
 
-use common::{create, find_eventually, kafka_bootstrap, produce_raw, unique_topic, Registry};
-use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions};
+use common::{
+    create, find_eventually, http, kafka_bootstrap, produce_raw, read_topic, unique_topic, Registry,
+};
+use customer_registry::log::Partitioning;
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;
-use serde_json::json;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn partitions_added_later_are_projected() {
@@ -51,4 +58,221 @@ async fn partitions_added_later_are_projected() {
     let mut expected = late["data"].clone();
     expected["code"] = expected["id"].clone();
     assert_eq!(common::as_created(&found[1]), expected);
+}
+
+/// A keyed write, retried on a 503 or a dropped connection until it is answered otherwise, with
+/// `X-Min-Log-Position` so that a replica that has not seen the customer yet waits for it.
+async fn send(request: impl Fn() -> reqwest::RequestBuilder) -> (u16, Value, String) {
+    let deadline = Instant::now() + common::PATIENCE;
+    loop {
+        assert!(Instant::now() < deadline, "a write was not answered");
+        match request().send().await {
+            Ok(response) if response.status().as_u16() != 503 => {
+                let status = response.status().as_u16();
+                let position = response
+                    .headers()
+                    .get("x-log-position")
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let body = response.json::<Value>().await.unwrap_or(Value::Null);
+                return (status, body, position);
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Creates `count` customers of `account` over `replicas` in turn, then updates each once on
+/// the next replica; answers the customers as last acknowledged.
+async fn create_and_update(
+    replicas: &[&Registry],
+    account: u32,
+    label: &str,
+    count: usize,
+) -> Vec<Value> {
+    let mut customers = Vec::new();
+    for n in 0..count {
+        let on = replicas[n % replicas.len()];
+        let key = format!("{label}-{n}");
+        let body = json!({"accountId": account, "lastName": format!("{label}{n}")});
+        let (status, created, position) = send(|| {
+            http()
+                .put(on.url("/api/v01/customers"))
+                .header("idempotency-key", &key)
+                .json(&body)
+        })
+        .await;
+        assert_eq!(status, 201, "{created}");
+        let next = replicas[(n + 1) % replicas.len()];
+        let path = format!("/api/v01/customers/{}", created["id"].as_str().unwrap());
+        let key = format!("{label}-{n}-update");
+        let (status, updated, _) = send(|| {
+            http()
+                .post(next.url(&path))
+                .header("idempotency-key", &key)
+                .header("x-min-log-position", &position)
+                .json(&json!({"city": format!("City{n}")}))
+        })
+        .await;
+        assert_eq!(status, 200, "{updated}");
+        customers.push(updated);
+    }
+    customers
+}
+
+#[tokio::test]
+async fn a_topic_that_gains_partitions_under_load_keeps_each_customer_on_one_partition() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("grow-under-load");
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--topic-partitions", "3", "--partition-check-ms", "200"];
+    let start =
+        |name: &str| Registry::start_with(&bootstrap, &topic, &dir.path().join(name), &flags);
+    let (a, b) = (start("a"), start("b"));
+    let mut customers = create_and_update(&[&a, &b], 62, "before", 30).await;
+
+    // The topic grows while both replicas write: what they write before and after stays routed
+    // over the three partitions the log was created with.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let replicas = [&a, &b];
+    let eight = NewPartitions::new(&topic, 8);
+    let options = AdminOptions::new();
+    let grow = async {
+        // Once the writes are under way.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        admin.create_partitions([&eight], &options).await
+    };
+    let (during, grown) = tokio::join!(create_and_update(&replicas, 62, "during", 30), grow);
+    assert!(grown.unwrap().iter().all(Result::is_ok));
+    customers.extend(during);
+
+    // A restarted replica and a new one read the partitioning back from the log.
+    drop(b);
+    let b = start("b");
+    let c = start("c");
+    customers.extend(create_and_update(&[&b, &c, &a], 62, "after", 30).await);
+
+    let records = read_topic(&bootstrap, &topic);
+    let mut partitions_of: BTreeMap<&str, BTreeSet<i32>> = BTreeMap::new();
+    for record in &records {
+        partitions_of
+            .entry(record.key.as_str())
+            .or_default()
+            .insert(record.partition);
+        let partitioning = record
+            .headers
+            .iter()
+            .find(|(name, _)| name == "partitioning")
+            .map(|(_, value)| value.as_str());
+        assert_eq!(partitioning, Some("crc32/3"), "{record:?}");
+    }
+    assert_eq!(partitions_of.len(), customers.len());
+    for (customer, partitions) in &partitions_of {
+        assert_eq!(partitions.len(), 1, "{customer} lies on {partitions:?}");
+        assert!(partitions.iter().all(|&partition| partition < 3));
+        let id: customer_registry::domain::CustomerId = customer.parse().unwrap();
+        assert_eq!(
+            *partitions.first().unwrap(),
+            Partitioning::over(3).partition_of(id)
+        );
+    }
+
+    // Every replica answers the same registry, and so do audits and a rebuild.
+    let everyone = "/api/v01/customers?accountId=62&limit=1000";
+    let expected = find_eventually(&a, everyone, customers.len()).await;
+    for replica in [&b, &c] {
+        assert_eq!(
+            find_eventually(replica, everyone, customers.len()).await,
+            expected
+        );
+    }
+    for customer in &customers {
+        assert!(expected.contains(customer), "{customer} as acknowledged");
+    }
+    for (name, replica) in [("a", a), ("b", b), ("c", c)] {
+        assert!(replica.stop());
+        let data_dir = dir.path().join(name);
+        let audit = common::tool(&["audit"], &bootstrap, &topic, &data_dir);
+        assert_eq!(audit.status.code(), Some(0), "{audit:?}");
+    }
+    let data_dir = dir.path().join("c");
+    let rebuilt = common::tool(&["rebuild"], &bootstrap, &topic, &data_dir);
+    assert_eq!(rebuilt.status.code(), Some(0), "{rebuilt:?}");
+    let c = Registry::start_with(&bootstrap, &topic, &data_dir, &flags);
+    assert_eq!(
+        find_eventually(&c, everyone, customers.len()).await,
+        expected
+    );
+}
+
+#[tokio::test]
+async fn librdkafkas_default_partitioner_routes_as_the_recorded_partitioning() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("default-partitioner");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let created = admin
+        .create_topics(
+            [&NewTopic::new(&topic, 12, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    // A producer as the registry's was before it routed records itself: no partition given.
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let partitioning = Partitioning::over(12);
+    for _ in 0..200 {
+        let key = uuid::Uuid::now_v7().to_string();
+        let delivered = producer
+            .send(
+                FutureRecord::to(&topic).key(&key).payload("{}"),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            delivered.partition,
+            partitioning.partition_of_key(key.as_bytes()),
+            "{key}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_log_routed_over_two_partition_counts_is_refused_with_the_way_out() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("mixed-partitioning");
+    common::create_topic_kept_forever(&bootstrap, &topic, 4).await;
+    for (partition, partitioning) in [(0, "crc32/2"), (1, "crc32/4")] {
+        common::produce_with_headers(
+            &bootstrap,
+            &topic,
+            partition,
+            "0199b000-0000-7000-8000-000000000009",
+            b"{}",
+            &[("partitioning", partitioning)],
+        )
+        .await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (code, output) = common::run_to_exit(
+        &bootstrap,
+        &topic,
+        &dir.path().join("data"),
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, Some(1), "{output}");
+    assert!(output.contains("crc32/2, crc32/4"), "{output}");
+    assert!(output.contains("customer-registry repartition"), "{output}");
 }

@@ -1,16 +1,18 @@
-//! Tools for auditors and downstream teams, all built on replaying the event log: rebuild the read
+//! Tools for auditors and operators, all built on replaying the event log: rebuild the read
 //! model, verify it, export the registry as it stood at a moment, follow the log as consumers see
-//! it. (Reading the log itself, for them and for a customer's history, is [`crate::log`]'s.)
+//! it, copy it into a topic with another partition count. (Reading the log itself, for them and for a customer's history, is [`crate::log`]'s.)
 //!
 //! Exit codes of the subcommands: 0 success, 1 drift found (`audit` only), 2 error.
 
 mod export;
 mod rebuild;
+mod repartition;
 mod tail;
 mod verify;
 
 pub use export::export;
 pub use rebuild::rebuild;
+pub use repartition::{repartition, SOURCE_POSITION_HEADER};
 pub use tail::tail;
 pub use verify::audit;
 

@@ -19,16 +19,16 @@ use std::process::ExitCode;
 /// What an audit found.
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct AuditReport {
+pub(super) struct AuditReport {
     events_read: u64,
     customers_in_log: usize,
     customers_in_read_model: usize,
     /// Customers whose stored form differs from the log's.
-    mismatched: Vec<Drift>,
+    pub(super) mismatched: Vec<Drift>,
     /// Customers the log has and the read model lacks.
-    missing: Vec<Drift>,
+    pub(super) missing: Vec<Drift>,
     /// Customers the read model has and the log does not.
-    extra: Vec<Drift>,
+    pub(super) extra: Vec<Drift>,
     /// Records the log replay rejected (poison records and conflicts).
     rejected_events: Vec<RejectedEvent>,
     /// Whether the read model lists the same rejected records.
@@ -41,7 +41,7 @@ struct AuditReport {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Drift {
+pub(super) struct Drift {
     customer_id: String,
     log_digest: Option<String>,
     read_model_digest: Option<String>,
@@ -111,7 +111,7 @@ pub async fn audit(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
 }
 
 /// Walks both read models' stored customers in id order, side by side.
-fn compare(from_log: &ReadModel, live: &ReadModel) -> Result<AuditReport, AuditError> {
+pub(super) fn compare(from_log: &ReadModel, live: &ReadModel) -> Result<AuditReport, AuditError> {
     let mut report = AuditReport::default();
     let mut log_side = from_log.stored_customers().peekable();
     let mut live_side = live.stored_customers().peekable();

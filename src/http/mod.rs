@@ -426,11 +426,18 @@ mod tests {
             kafka_bootstrap: "127.0.0.1:1".into(),
             topic: "unused".into(),
             topic_partitions: 1,
-            topic_replication: 1,
+            topic_replication: None,
         };
         let history = Arc::new(HistoryReader::new(settings.clone()));
         let registrar = Registrar::new(
-            Arc::new(EventLog::connect(&settings).unwrap()),
+            Arc::new(
+                EventLog::connect(
+                    &settings,
+                    crate::log::Partitioning::over(1),
+                    crate::log::ClusterHealth::new(1),
+                )
+                .unwrap(),
+            ),
             read_model.clone(),
             progress.clone(),
             Duration::from_millis(10),
@@ -449,6 +456,7 @@ mod tests {
                 &settings.topic,
                 progress.clone(),
                 0,
+                crate::log::ClusterHealth::new(1),
                 watch::channel(false).1,
             )
             .unwrap(),

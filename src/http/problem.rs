@@ -316,6 +316,14 @@ impl ApiError {
                 "/problems/method-not-allowed",
                 "Method not allowed",
             ),
+            ApiError::EventLog {
+                error: EventLogError::Unwritable { shortage, .. },
+                ..
+            } if !shortage.no_broker_answers() => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/not-enough-replicas",
+                "Not enough in-sync replicas to accept the write",
+            ),
             ApiError::EventLog { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "/problems/event-log-unavailable",

@@ -1,6 +1,10 @@
-//! The Kafka producer that appends events: idempotent, `acks=all`, keyed by customer id.
+//! The Kafka producer that appends events: idempotent, `acks=all`, keyed by customer id, each
+//! customer's events on the partition its [`Partitioning`] names, and none sent to a partition
+//! the cluster cannot acknowledge now ([`ClusterHealth`]).
 
 use super::client::{client_config, KafkaLogs};
+use super::health::{ClusterHealth, ReplicaShortage};
+use super::partitioning::{Partitioning, HEADER as PARTITIONING_HEADER};
 use super::position::RecordPosition;
 use crate::config::EventLogSettings;
 use crate::domain::{RegistryEvent, SCHEMA_VERSION};
@@ -26,6 +30,15 @@ pub enum EventLogError {
     /// The create as a whole ran past its deadline (waiting for Kafka or for its turn).
     #[error("the create did not complete within {0:?}")]
     TimedOut(Duration),
+    /// The event's partition cannot take a write now: too few of its in-sync replicas answer
+    /// (or no broker does). Refused before sending, or found after a failed send.
+    #[error("{shortage}")]
+    Unwritable {
+        /// What the cluster lacks.
+        shortage: ReplicaShortage,
+        /// Whether the event may have been written even so (a send was attempted).
+        outcome_unknown: bool,
+    },
 }
 
 impl EventLogError {
@@ -36,6 +49,9 @@ impl EventLogError {
         let code = match self {
             EventLogError::Setup(_) => return false,
             EventLogError::TimedOut(_) => return true,
+            EventLogError::Unwritable {
+                outcome_unknown, ..
+            } => return *outcome_unknown,
             EventLogError::NotConfirmed(error) => error.rdkafka_error_code(),
         };
         !matches!(
@@ -58,17 +74,26 @@ pub struct EventLog {
     /// producer cannot send again); a new one starts a fresh idempotent session.
     producer: RwLock<FutureProducer<KafkaLogs>>,
     settings: EventLogSettings,
+    partitioning: Partitioning,
+    health: ClusterHealth,
 }
 
 impl EventLog {
-    /// A producer for `settings.topic`.
+    /// A producer for `settings.topic` that routes by `partitioning` and refuses writes that
+    /// `health` says the cluster cannot acknowledge.
     ///
     /// # Errors
     /// [`EventLogError::Setup`] when librdkafka rejects the configuration.
-    pub fn connect(settings: &EventLogSettings) -> Result<Self, EventLogError> {
+    pub fn connect(
+        settings: &EventLogSettings,
+        partitioning: Partitioning,
+        health: ClusterHealth,
+    ) -> Result<Self, EventLogError> {
         Ok(Self {
             producer: RwLock::new(new_producer(settings)?),
             settings: settings.clone(),
+            partitioning,
+            health,
         })
     }
 
@@ -83,15 +108,23 @@ impl EventLog {
     /// [`EventLog::append`], with `extra` headers on the record.
     ///
     /// # Errors
-    /// As [`EventLog::append`].
+    /// As [`EventLog::append`], and [`EventLogError::Unwritable`] when the event's partition
+    /// cannot take a write now.
     pub async fn append_with(
         &self,
         event: &RegistryEvent,
         extra: Vec<(&'static str, String)>,
     ) -> Result<RecordPosition, EventLogError> {
+        let partition = self.partitioning.partition_of(event.customer_id());
+        if let Some(shortage) = self.health.shortage(partition) {
+            return Err(EventLogError::Unwritable {
+                shortage,
+                outcome_unknown: false,
+            });
+        }
         let key = event.customer_id().to_string();
         let payload = event.encode();
-        let mut headers = record_headers(event, &self.settings.topic);
+        let mut headers = record_headers(event, &self.settings.topic, self.partitioning);
         headers.extend(extra);
         let mut owned = OwnedHeaders::new_with_capacity(headers.len());
         for (name, value) in &headers {
@@ -102,6 +135,7 @@ impl EventLog {
         }
         let headers = owned;
         let record = FutureRecord::to(&self.settings.topic)
+            .partition(partition)
             .key(&key)
             .payload(&payload)
             .headers(headers);
@@ -111,7 +145,15 @@ impl EventLog {
             .await
             .map_err(|(error, _)| {
                 self.replace_if_fatal(&producer);
-                EventLogError::NotConfirmed(error)
+                let failed = EventLogError::NotConfirmed(error);
+                // The timeout hides why; the cluster's state tells it.
+                match self.health.shortage(partition) {
+                    Some(shortage) => EventLogError::Unwritable {
+                        shortage,
+                        outcome_unknown: failed.outcome_unknown(),
+                    },
+                    None => failed,
+                }
             })?;
         Ok(RecordPosition {
             partition: delivery.partition,
@@ -161,10 +203,15 @@ impl EventLog {
     }
 }
 
-/// The headers of `event`'s record: the registry's own (`event-type`, `schema-version`) and the
-/// CloudEvents Kafka protocol binding's, binary mode (`ce_*`, `content-type`), so generic tooling
-/// routes and dedupes records without reading their value.
-fn record_headers(event: &RegistryEvent, topic: &str) -> Vec<(&'static str, String)> {
+/// The headers of `event`'s record: the registry's own (`event-type`, `schema-version`, and the
+/// `partitioning` it was routed by) and the CloudEvents Kafka protocol binding's, binary mode
+/// (`ce_*`, `content-type`), so generic tooling routes and dedupes records without reading their
+/// value.
+fn record_headers(
+    event: &RegistryEvent,
+    topic: &str,
+    partitioning: Partitioning,
+) -> Vec<(&'static str, String)> {
     let event_type = event.event_type();
     let schema = event_type
         .strip_prefix("Customer")
@@ -173,6 +220,7 @@ fn record_headers(event: &RegistryEvent, topic: &str) -> Vec<(&'static str, Stri
     vec![
         ("event-type", event_type.to_owned()),
         ("schema-version", SCHEMA_VERSION.to_string()),
+        (PARTITIONING_HEADER, partitioning.to_string()),
         ("content-type", "application/json".to_owned()),
         ("ce_specversion", "1.0".to_owned()),
         ("ce_id", event.event_id().to_string()),
@@ -230,7 +278,7 @@ mod tests {
         });
         for event in [created, deleted] {
             let headers: std::collections::BTreeMap<&str, String> =
-                record_headers(&event, "customers.events")
+                record_headers(&event, "customers.events", Partitioning::over(12))
                     .into_iter()
                     .collect();
             let kind = event.event_type();
@@ -241,6 +289,7 @@ mod tests {
             assert_eq!(headers["ce_subject"], customer.id.to_string());
             assert_eq!(headers["content-type"], "application/json");
             assert_eq!(headers["event-type"], kind);
+            assert_eq!(headers["partitioning"], "crc32/12");
             assert!(headers["ce_dataschema"].ends_with(&format!(
                 "/events/customer-{}.v1.schema.json",
                 kind.trim_start_matches("Customer").to_lowercase()

@@ -1,13 +1,22 @@
-//! The topic is the source of truth, so it must never age out: the registry creates it with
-//! unlimited retention and refuses to run on one that deletes or compacts old events.
+//! The topic is the source of truth, so it must never lose an event: the registry creates it with
+//! unlimited retention and, on a cluster of three or more brokers, three replicas of which two
+//! must confirm every write (`min.insync.replicas=2`, no unclean leader election), and refuses to
+//! run on a topic whose settings would delete or could lose acknowledged events. It also reads
+//! back the partitioning the log was written with ([`Partitioning`]), so that every replica routes
+//! each customer to the same partition for the life of the topic.
 
+use super::client::client_config;
+use super::partitioning::{Partitioning, HEADER as PARTITIONING_HEADER};
 use crate::config::EventLogSettings;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::ClientConfig;
-use std::time::Duration;
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 /// How long start-up waits for the cluster to answer.
 const REACH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -18,6 +27,13 @@ const UNLIMITED_RETENTION: [(&str, &str); 3] = [
     ("retention.bytes", "-1"),
     ("cleanup.policy", "delete"),
 ];
+
+/// Brokers from which the registry asks for, and insists on, replicated durability.
+pub const DURABLE_CLUSTER: usize = 3;
+
+/// Replicas of every partition on a durable cluster, and how many must confirm each write.
+const DURABLE_REPLICAS: i32 = 3;
+const DURABLE_MIN_INSYNC: i32 = 2;
 
 /// Why the topic could not be made ready.
 #[derive(Debug, thiserror::Error)]
@@ -62,15 +78,61 @@ pub enum TopicError {
         /// The value it needs.
         wanted: &'static str,
     },
+    /// On a cluster of three or more brokers, the topic's replication could lose an event Kafka
+    /// acknowledged.
+    #[error("topic {topic} has {setting}={value} on a cluster of {brokers} brokers: {why}. {fix}")]
+    NotDurable {
+        /// The topic.
+        topic: String,
+        /// The brokers the cluster has (at least).
+        brokers: usize,
+        /// The offending setting.
+        setting: &'static str,
+        /// Its current value.
+        value: String,
+        /// What could happen.
+        why: &'static str,
+        /// How to fix it.
+        fix: String,
+    },
+    /// The log's records were routed over different partition counts.
+    #[error(
+        "the records of topic {topic} were routed over different partition counts ({found}): \
+         events of one customer may lie on two partitions. Copy the log into a new topic, which \
+         puts every customer's events on one partition in order: customer-registry repartition \
+         --from {topic} --to NEW_TOPIC --partitions N"
+    )]
+    MixedPartitioning {
+        /// The topic.
+        topic: String,
+        /// The partitionings found, as their header values.
+        found: String,
+    },
 }
 
-/// The partitions of the registry's topic, once it is known to keep events forever.
+/// How many brokers hold the topic, and how many must confirm each write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durability {
+    /// Brokers in the cluster, as far as the registry can tell (live brokers, or more when a
+    /// partition has more replicas).
+    pub brokers: usize,
+    /// Replicas of each partition (the fewest any partition has).
+    pub replication_factor: i32,
+    /// `min.insync.replicas`: replicas that must have a record before Kafka acknowledges it.
+    pub min_insync_replicas: i32,
+}
+
+/// The registry's topic, once it is known to keep events forever.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicLayout {
     /// Partition ids, ascending.
     pub partitions: Vec<i32>,
     /// The Kafka cluster's id, so a read model can tell which cluster's log it projects.
     pub cluster_id: String,
+    /// How customers are routed to partitions, as recorded in the log.
+    pub partitioning: Partitioning,
+    /// Its replication.
+    pub durability: Durability,
 }
 
 /// A client context that stays silent: start-up reports one clear error itself instead of
@@ -82,12 +144,16 @@ impl ClientContext for Silent {
     fn error(&self, _error: KafkaError, _reason: &str) {}
 }
 
-/// Makes sure the registry's topic exists with unlimited retention, creating it when missing.
+impl ConsumerContext for Silent {}
+
+/// Makes sure the registry's topic exists with unlimited retention and, on three or more
+/// brokers, replicated durability, creating it when missing.
 ///
 /// # Errors
 /// [`TopicError::Unreachable`] when no broker answers within 10 s, [`TopicError::Refused`] when
-/// the broker refuses to create or describe it, and [`TopicError::FiniteRetention`] when it exists
-/// with settings that would delete events.
+/// the broker refuses to create or describe it, [`TopicError::FiniteRetention`] and
+/// [`TopicError::NotDurable`] when it exists with settings that would delete or could lose
+/// events, [`TopicError::MixedPartitioning`] when its records were routed inconsistently.
 pub async fn ensure_topic(settings: &EventLogSettings) -> Result<TopicLayout, TopicError> {
     topic_layout(settings, Creation::CreateWhenMissing).await
 }
@@ -101,6 +167,30 @@ pub async fn existing_topic(settings: &EventLogSettings) -> Result<TopicLayout, 
     topic_layout(settings, Creation::MustExist).await
 }
 
+/// Creates `topic` as the registry would create its own (unlimited retention, replicated on a
+/// durable cluster) with `partitions` partitions, and answers its layout. Fails when it exists.
+///
+/// # Errors
+/// [`TopicError::Refused`] when it exists or the broker refuses, and the errors of
+/// [`ensure_topic`].
+pub async fn create_topic(
+    settings: &EventLogSettings,
+    partitions: i32,
+) -> Result<TopicLayout, TopicError> {
+    let admin = admin_client(settings)?;
+    let topic = settings.topic.as_str();
+    let found = describe(&admin, topic).map_err(unreachable(settings))?;
+    if !found.partitions.is_empty() {
+        return Err(TopicError::Refused {
+            action: "create",
+            topic: topic.to_owned(),
+            reason: "it exists already".into(),
+        });
+    }
+    create(&admin, settings, partitions, found.brokers).await?;
+    topic_layout(settings, Creation::MustExist).await
+}
+
 /// Whether a missing topic is created.
 #[derive(PartialEq, Eq)]
 enum Creation {
@@ -108,58 +198,53 @@ enum Creation {
     MustExist,
 }
 
+fn unreachable(settings: &EventLogSettings) -> impl Fn(KafkaError) -> TopicError + '_ {
+    move |reason| TopicError::Unreachable {
+        bootstrap: settings.kafka_bootstrap.clone(),
+        reason,
+    }
+}
+
+fn admin_client(settings: &EventLogSettings) -> Result<AdminClient<Silent>, TopicError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &settings.kafka_bootstrap)
+        .create_with_context(Silent)
+        .map_err(unreachable(settings))
+}
+
 async fn topic_layout(
     settings: &EventLogSettings,
     creation: Creation,
 ) -> Result<TopicLayout, TopicError> {
     let topic = settings.topic.as_str();
-    let unreachable = |reason| TopicError::Unreachable {
-        bootstrap: settings.kafka_bootstrap.clone(),
-        reason,
-    };
-    let admin: AdminClient<Silent> = ClientConfig::new()
-        .set("bootstrap.servers", &settings.kafka_bootstrap)
-        .create_with_context(Silent)
-        .map_err(unreachable)?;
-    let options = AdminOptions::new().request_timeout(Some(REACH_TIMEOUT));
-
-    let mut partitions = partitions_of(&admin, topic).map_err(unreachable)?;
-    if partitions.is_empty() && creation == Creation::MustExist {
+    let admin = admin_client(settings)?;
+    let mut found = describe(&admin, topic).map_err(unreachable(settings))?;
+    if found.partitions.is_empty() && creation == Creation::MustExist {
         return Err(TopicError::Missing(topic.to_owned()));
     }
-    if partitions.is_empty() {
-        let mut new_topic = NewTopic::new(
-            topic,
-            settings.topic_partitions,
-            TopicReplication::Fixed(settings.topic_replication),
-        );
-        for (key, value) in UNLIMITED_RETENTION {
-            new_topic = new_topic.set(key, value);
-        }
-        let results = admin
-            .create_topics([&new_topic], &options)
+    if found.partitions.is_empty() {
+        create(&admin, settings, settings.topic_partitions, found.brokers).await?;
+        found = wait_for_partitions(&admin, topic)
             .await
-            .map_err(unreachable)?;
-        for result in results {
-            match result {
-                Ok(_) => tracing::info!(topic, "created topic with unlimited retention"),
-                // Another replica created it first: fine, its settings are checked below.
-                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((_, code)) => {
-                    return Err(TopicError::Refused {
-                        action: "create",
-                        topic: topic.to_owned(),
-                        reason: code.to_string(),
-                    })
-                }
-            }
-        }
-        partitions = wait_for_partitions(&admin, topic)
-            .await
-            .map_err(unreachable)?;
+            .map_err(unreachable(settings))?;
     }
 
-    check_retention(&admin, topic, &options).await?;
+    let configs = topic_configs(&admin, topic).await?;
+    check_retention(topic, &configs)?;
+    let durability = Durability {
+        // A partition's replicas are brokers too, even when some are down right now.
+        brokers: found.brokers.max(found.fewest_replicas.max(0) as usize),
+        replication_factor: found.fewest_replicas,
+        min_insync_replicas: configs
+            .get("min.insync.replicas")
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(1),
+    };
+    let unclean = configs
+        .get("unclean.leader.election.enable")
+        .is_some_and(|value| value == "true");
+    check_durability(topic, durability, unclean, settings)?;
+
     let cluster_id = admin
         .inner()
         .fetch_cluster_id(REACH_TIMEOUT)
@@ -169,24 +254,193 @@ async fn topic_layout(
             topic: topic.to_owned(),
             reason: "the cluster id could not be read".into(),
         })?;
+    let partition_count = i32::try_from(found.partitions.len()).expect("fewer than 2^31");
+    let recorded =
+        recorded_partitionings(settings, &found.partitions).map_err(unreachable(settings))?;
+    let partitioning = choose_partitioning(partition_count, &recorded).map_err(|found| {
+        TopicError::MixedPartitioning {
+            topic: topic.to_owned(),
+            found: found
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    })?;
+    if partitioning.count() < partition_count {
+        tracing::warn!(
+            topic,
+            partitions = partition_count,
+            %partitioning,
+            "the topic has more partitions than its events are routed over (the count recorded \
+             in the log when it got its first event): the others receive nothing, so that no \
+             customer's events are split. To spread writes over more partitions, copy the log \
+             with `customer-registry repartition`"
+        );
+    }
     Ok(TopicLayout {
-        partitions,
+        partitions: found.partitions,
         cluster_id,
+        partitioning,
+        durability,
     })
 }
 
-async fn check_retention(
+/// Creates the topic, replicated as [`replication_for`] says, with unlimited retention and, on a
+/// durable cluster, `min.insync.replicas=2` and no unclean leader election.
+async fn create(
+    admin: &AdminClient<Silent>,
+    settings: &EventLogSettings,
+    partitions: i32,
+    brokers: usize,
+) -> Result<(), TopicError> {
+    let topic = settings.topic.as_str();
+    let replication = replication_for(settings.topic_replication, brokers);
+    if brokers >= DURABLE_CLUSTER && replication < DURABLE_REPLICAS {
+        return Err(not_durable_replication(topic, brokers, replication));
+    }
+    let mut new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+    for (key, value) in UNLIMITED_RETENTION {
+        new_topic = new_topic.set(key, value);
+    }
+    let min_insync = DURABLE_MIN_INSYNC.to_string();
+    if replication >= DURABLE_REPLICAS {
+        new_topic = new_topic
+            .set("min.insync.replicas", &min_insync)
+            .set("unclean.leader.election.enable", "false");
+    }
+    let options = AdminOptions::new().request_timeout(Some(REACH_TIMEOUT));
+    let results = admin
+        .create_topics([&new_topic], &options)
+        .await
+        .map_err(unreachable(settings))?;
+    for result in results {
+        match result {
+            Ok(_) => tracing::info!(
+                topic,
+                partitions,
+                replication,
+                "created topic with unlimited retention"
+            ),
+            // Another replica created it first: fine, its settings are checked next.
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => {
+                return Err(TopicError::Refused {
+                    action: "create",
+                    topic: topic.to_owned(),
+                    reason: code.to_string(),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The replication factor of a new topic: the one asked for, or as many replicas as the cluster
+/// has brokers, up to three.
+pub fn replication_for(asked: Option<i32>, brokers: usize) -> i32 {
+    asked
+        .unwrap_or_else(|| i32::try_from(brokers.clamp(1, DURABLE_CLUSTER)).expect("at most three"))
+}
+
+fn not_durable_replication(topic: &str, brokers: usize, replication: i32) -> TopicError {
+    TopicError::NotDurable {
+        topic: topic.to_owned(),
+        brokers,
+        setting: "replication.factor",
+        value: replication.to_string(),
+        why: "with fewer than three replicas, losing one broker's disk can lose acknowledged events, \
+              or stop writes",
+        fix: format!(
+            "Give every partition three replicas (kafka-reassign-partitions with a plan naming \
+             three brokers per partition), or copy the log into a new topic, which the registry \
+             creates with three: customer-registry repartition --from {topic} --to NEW_TOPIC \
+             --partitions N"
+        ),
+    }
+}
+
+/// Refuses, on a cluster of three or more brokers, settings under which Kafka could acknowledge
+/// an event and then lose it: fewer than three replicas, fewer than two that must confirm, or
+/// unclean leader election (an out-of-sync replica becoming leader drops what it missed). On
+/// fewer brokers the topic cannot be replicated that way: one warning says so.
+fn check_durability(
+    topic: &str,
+    durability: Durability,
+    unclean: bool,
+    settings: &EventLogSettings,
+) -> Result<(), TopicError> {
+    let Durability {
+        brokers,
+        replication_factor,
+        min_insync_replicas,
+    } = durability;
+    if brokers < DURABLE_CLUSTER {
+        tracing::warn!(
+            topic,
+            brokers,
+            replication_factor,
+            "the event log has no redundancy: fewer than three brokers cannot keep every \
+             acknowledged event through the loss of one (run three brokers; the registry then \
+             replicates its topic three times with min.insync.replicas=2)"
+        );
+        return Ok(());
+    }
+    if replication_factor < DURABLE_REPLICAS {
+        return Err(not_durable_replication(topic, brokers, replication_factor));
+    }
+    let alter = |setting: &str, value: &str| {
+        format!(
+            "Fix it with kafka-configs --bootstrap-server {} --alter --entity-type topics \
+             --entity-name {topic} --add-config {setting}={value}",
+            settings.kafka_bootstrap
+        )
+    };
+    if min_insync_replicas < DURABLE_MIN_INSYNC {
+        return Err(TopicError::NotDurable {
+            topic: topic.to_owned(),
+            brokers,
+            setting: "min.insync.replicas",
+            value: min_insync_replicas.to_string(),
+            why: "Kafka acknowledges a write that only the leader holds, and loses it if that \
+                  broker dies before a follower copied it",
+            fix: alter("min.insync.replicas", "2"),
+        });
+    }
+    if unclean {
+        return Err(TopicError::NotDurable {
+            topic: topic.to_owned(),
+            brokers,
+            setting: "unclean.leader.election.enable",
+            value: "true".into(),
+            why: "a replica that is not in sync may become leader and drop acknowledged events",
+            fix: alter("unclean.leader.election.enable", "false"),
+        });
+    }
+    if min_insync_replicas >= replication_factor {
+        tracing::warn!(
+            topic,
+            min_insync_replicas,
+            replication_factor,
+            "every replica must confirm each write: losing one broker stops writes until it returns"
+        );
+    }
+    Ok(())
+}
+
+/// The topic's effective configuration (broker defaults included).
+async fn topic_configs(
     admin: &AdminClient<Silent>,
     topic: &str,
-    options: &AdminOptions,
-) -> Result<(), TopicError> {
+) -> Result<BTreeMap<String, String>, TopicError> {
     let refused = |reason: String| TopicError::Refused {
         action: "describe",
         topic: topic.to_owned(),
         reason,
     };
+    let options = AdminOptions::new().request_timeout(Some(REACH_TIMEOUT));
     let described = admin
-        .describe_configs([&ResourceSpecifier::Topic(topic)], options)
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &options)
         .await
         .map_err(|error| refused(error.to_string()))?;
     let resource = described
@@ -194,11 +448,16 @@ async fn check_retention(
         .next()
         .ok_or_else(|| refused("no configuration returned".into()))?
         .map_err(|code| refused(code.to_string()))?;
+    Ok(resource
+        .entries
+        .into_iter()
+        .filter_map(|entry| Some((entry.name, entry.value?)))
+        .collect())
+}
+
+fn check_retention(topic: &str, configs: &BTreeMap<String, String>) -> Result<(), TopicError> {
     for (setting, wanted) in UNLIMITED_RETENTION {
-        let value = resource
-            .get(setting)
-            .and_then(|entry| entry.value.clone())
-            .unwrap_or_default();
+        let value = configs.get(setting).cloned().unwrap_or_default();
         if value != wanted {
             return Err(TopicError::FiniteRetention {
                 topic: topic.to_owned(),
@@ -211,10 +470,44 @@ async fn check_retention(
     Ok(())
 }
 
-/// The topic's partitions from cluster metadata; empty when the topic does not exist.
-fn partitions_of(admin: &AdminClient<Silent>, topic: &str) -> Result<Vec<i32>, KafkaError> {
-    // A blocking call, made only at start-up, before the service takes requests.
-    partitions_and_leadership(admin, topic).map(|(partitions, _)| partitions)
+/// What cluster metadata says of the topic.
+struct Described {
+    /// Its partitions, ascending; empty when it does not exist.
+    partitions: Vec<i32>,
+    /// Whether every partition has a leader and no error.
+    all_led: bool,
+    /// The fewest replicas any partition has (0 when there are none).
+    fewest_replicas: i32,
+    /// Live brokers in the cluster.
+    brokers: usize,
+}
+
+/// The topic as cluster metadata describes it. A blocking call, made only at start-up.
+fn describe(admin: &AdminClient<Silent>, topic: &str) -> Result<Described, KafkaError> {
+    // Asks for all topics, so the request can never auto-create this one.
+    let metadata = admin.inner().fetch_metadata(None, REACH_TIMEOUT)?;
+    let mut partitions = Vec::new();
+    let mut all_led = true;
+    let mut fewest_replicas = i32::MAX;
+    for found in metadata.topics().iter().filter(|t| t.name() == topic) {
+        for partition in found.partitions() {
+            partitions.push(partition.id());
+            all_led &= partition.leader() >= 0 && partition.error().is_none();
+            let replicas = i32::try_from(partition.replicas().len()).unwrap_or(i32::MAX);
+            fewest_replicas = fewest_replicas.min(replicas);
+        }
+    }
+    partitions.sort_unstable();
+    Ok(Described {
+        fewest_replicas: if partitions.is_empty() {
+            0
+        } else {
+            fewest_replicas
+        },
+        partitions,
+        all_led,
+        brokers: metadata.brokers().len(),
+    })
 }
 
 /// A topic just created may take a moment to appear in metadata, and its partitions a moment
@@ -222,32 +515,213 @@ fn partitions_of(admin: &AdminClient<Silent>, topic: &str) -> Result<Vec<i32>, K
 async fn wait_for_partitions(
     admin: &AdminClient<Silent>,
     topic: &str,
-) -> Result<Vec<i32>, KafkaError> {
+) -> Result<Described, KafkaError> {
     let deadline = tokio::time::Instant::now() + REACH_TIMEOUT;
     loop {
-        let (partitions, all_led) = partitions_and_leadership(admin, topic)?;
-        if (!partitions.is_empty() && all_led) || tokio::time::Instant::now() >= deadline {
-            return Ok(partitions);
+        let found = describe(admin, topic)?;
+        if (!found.partitions.is_empty() && found.all_led)
+            || tokio::time::Instant::now() >= deadline
+        {
+            return Ok(found);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-/// The topic's partitions, and whether every one of them has a leader and no error.
-fn partitions_and_leadership(
-    admin: &AdminClient<Silent>,
-    topic: &str,
-) -> Result<(Vec<i32>, bool), KafkaError> {
-    // Asks for all topics, so the request can never auto-create this one.
-    let metadata = admin.inner().fetch_metadata(None, REACH_TIMEOUT)?;
-    let mut partitions = Vec::new();
-    let mut all_led = true;
-    for found in metadata.topics().iter().filter(|t| t.name() == topic) {
-        for partition in found.partitions() {
-            partitions.push(partition.id());
-            all_led &= partition.leader() >= 0 && partition.error().is_none();
+/// The partitioning named by the newest record of each partition that holds any (`None` for a
+/// record written before records named theirs). A blocking call, made only at start-up.
+fn recorded_partitionings(
+    settings: &EventLogSettings,
+    partitions: &[i32],
+) -> Result<Vec<Option<Partitioning>>, KafkaError> {
+    let consumer: BaseConsumer<Silent> = client_config(&settings.kafka_bootstrap)
+        .set("group.id", "customer-registry.layout")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create_with_context(Silent)?;
+    let topic = settings.topic.as_str();
+    let mut assignment = TopicPartitionList::new();
+    let mut waiting = BTreeSet::new();
+    for &partition in partitions {
+        let (low, high) = watermarks(&consumer, topic, partition)?;
+        if high > low {
+            assignment.add_partition_offset(topic, partition, Offset::Offset(high - 1))?;
+            waiting.insert(partition);
         }
     }
-    partitions.sort_unstable();
-    Ok((partitions, all_led))
+    if waiting.is_empty() {
+        return Ok(Vec::new());
+    }
+    consumer.assign(&assignment)?;
+    let deadline = Instant::now() + REACH_TIMEOUT;
+    let mut found = Vec::with_capacity(waiting.len());
+    while !waiting.is_empty() {
+        if Instant::now() > deadline {
+            return Err(KafkaError::MessageConsumption(
+                RDKafkaErrorCode::RequestTimedOut,
+            ));
+        }
+        let Some(polled) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = polled?;
+        if !waiting.remove(&message.partition()) {
+            continue;
+        }
+        let named = message.headers().and_then(|headers| {
+            headers
+                .iter()
+                .find(|header| header.key == PARTITIONING_HEADER)
+                .and_then(|header| header.value)
+                .and_then(|value| std::str::from_utf8(value).ok())
+                .and_then(|text| Partitioning::parse(text).ok())
+        });
+        found.push(named);
+    }
+    Ok(found)
+}
+
+/// A partition's watermarks, retried while its leadership is being settled.
+fn watermarks(
+    consumer: &BaseConsumer<Silent>,
+    topic: &str,
+    partition: i32,
+) -> Result<(i64, i64), KafkaError> {
+    let deadline = Instant::now() + REACH_TIMEOUT;
+    loop {
+        match consumer.fetch_watermarks(topic, partition, REACH_TIMEOUT) {
+            Err(error)
+                if Instant::now() < deadline
+                    && matches!(
+                        error.rdkafka_error_code(),
+                        Some(
+                            RDKafkaErrorCode::NotLeaderForPartition
+                                | RDKafkaErrorCode::LeaderNotAvailable
+                        )
+                    ) =>
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// The partitioning to route by, from what the newest records name: theirs when they agree; the
+/// topic's partition count when none names one (an empty topic, or one written before records
+/// named their partitioning, which the Kafka client's default partitioner spread over the count
+/// it had). Records naming different ones are refused: the log is already split.
+fn choose_partitioning(
+    partition_count: i32,
+    recorded: &[Option<Partitioning>],
+) -> Result<Partitioning, Vec<Partitioning>> {
+    let named: BTreeSet<i32> = recorded.iter().flatten().map(Partitioning::count).collect();
+    match named.len() {
+        0 => Ok(Partitioning::over(partition_count)),
+        1 => {
+            let partitioning = Partitioning::over(*named.first().expect("one"));
+            if partitioning.count() > partition_count {
+                Err(vec![partitioning, Partitioning::over(partition_count)])
+            } else {
+                Ok(partitioning)
+            }
+        }
+        _ => Err(named.into_iter().map(Partitioning::over).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> EventLogSettings {
+        EventLogSettings {
+            kafka_bootstrap: "127.0.0.1:9092".into(),
+            topic: "customers.events".into(),
+            topic_partitions: 12,
+            topic_replication: None,
+        }
+    }
+
+    #[test]
+    fn the_recorded_partitioning_wins_over_partitions_added_later() {
+        let twelve = Partitioning::over(12);
+        assert_eq!(choose_partitioning(12, &[]), Ok(twelve));
+        assert_eq!(choose_partitioning(17, &[Some(twelve), None]), Ok(twelve));
+        assert_eq!(
+            choose_partitioning(17, &[None, None]),
+            Ok(Partitioning::over(17)),
+            "records from before the header: the count their producers hashed over"
+        );
+        assert!(choose_partitioning(17, &[Some(twelve), Some(Partitioning::over(17))]).is_err());
+        assert!(
+            choose_partitioning(6, &[Some(twelve)]).is_err(),
+            "more than the topic has"
+        );
+    }
+
+    #[test]
+    fn replication_follows_the_cluster_up_to_three() {
+        assert_eq!(replication_for(None, 1), 1);
+        assert_eq!(replication_for(None, 2), 2);
+        assert_eq!(replication_for(None, 3), 3);
+        assert_eq!(replication_for(None, 7), 3);
+        assert_eq!(replication_for(Some(5), 7), 5);
+    }
+
+    #[test]
+    fn a_durable_cluster_refuses_settings_that_could_lose_an_acknowledged_event() {
+        let durable = Durability {
+            brokers: 3,
+            replication_factor: 3,
+            min_insync_replicas: 2,
+        };
+        assert!(check_durability("t", durable, false, &settings()).is_ok());
+        let refused =
+            |durability, unclean| match check_durability("t", durability, unclean, &settings()) {
+                Err(TopicError::NotDurable { setting, .. }) => setting,
+                other => panic!("{other:?}"),
+            };
+        let thin = Durability {
+            replication_factor: 2,
+            ..durable
+        };
+        assert_eq!(refused(thin, false), "replication.factor");
+        let lax = Durability {
+            min_insync_replicas: 1,
+            ..durable
+        };
+        assert_eq!(refused(lax, false), "min.insync.replicas");
+        assert_eq!(refused(durable, true), "unclean.leader.election.enable");
+        let single = Durability {
+            brokers: 1,
+            replication_factor: 1,
+            min_insync_replicas: 1,
+        };
+        assert!(
+            check_durability("t", single, true, &settings()).is_ok(),
+            "one broker: a warning, not a refusal"
+        );
+    }
+
+    #[test]
+    fn a_refusal_names_the_setting_and_the_fix() {
+        let error = check_durability(
+            "customers.events",
+            Durability {
+                brokers: 3,
+                replication_factor: 3,
+                min_insync_replicas: 1,
+            },
+            false,
+            &settings(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("min.insync.replicas=1"), "{error}");
+        assert!(
+            error.contains("--add-config min.insync.replicas=2"),
+            "{error}"
+        );
+    }
 }

@@ -3,7 +3,7 @@
 //! reads the log's end every second; `/readyz` reports its last verdict.
 
 use super::ProjectionProgress;
-use crate::log::{client_config, KafkaLogs};
+use crate::log::{client_config, ClusterHealth, KafkaLogs};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -51,6 +51,7 @@ impl Readiness {
 
 /// Starts checking `topic`'s end against `progress` in the background, until `stop` turns true.
 /// Ready means caught up with the log end seen at start and at most `max_lag` records behind.
+/// Each check first looks at the cluster for `health` (which partitions can take writes).
 ///
 /// # Errors
 /// [`rdkafka::error::KafkaError`] when the checker's client cannot be created.
@@ -59,6 +60,7 @@ pub fn spawn(
     topic: &str,
     progress: ProjectionProgress,
     max_lag: u64,
+    health: ClusterHealth,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Readiness, rdkafka::error::KafkaError> {
     let bootstrap = bootstrap.to_owned();
@@ -73,7 +75,12 @@ pub fn spawn(
                 _ = ticks.tick() => {}
                 _ = stop.wait_for(|stop| *stop) => return,
             }
-            let (bootstrap, topic, progress) = (bootstrap.clone(), topic.clone(), progress.clone());
+            let (bootstrap, topic, progress, health) = (
+                bootstrap.clone(),
+                topic.clone(),
+                progress.clone(),
+                health.clone(),
+            );
             let client = consumer.take();
             let checked = tokio::task::spawn_blocking(move || {
                 let client = match client {
@@ -86,6 +93,7 @@ pub fn spawn(
                         }
                     },
                 };
+                health.observe(&client, &topic, &bootstrap);
                 let verdict = check(&client, &topic, &progress, max_lag);
                 // A client whose check failed is replaced: librdkafka can keep a stale view of the
                 // topic from a broker that was restarting (a partition "unknown" for minutes).

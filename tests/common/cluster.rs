@@ -119,3 +119,42 @@ fn data_dir() -> PathBuf {
         PathBuf::from,
     )
 }
+
+/// Starts whichever nodes of the cluster are not running (`scripts/kafka.sh start` starts the
+/// missing ones), ignoring failure: for a guard's `Drop`, which must not panic while a failed
+/// test unwinds.
+pub fn start_missing_nodes() {
+    let _ = kafka_sh(&["start"]);
+}
+
+/// Waits until every partition of `topic` has all three replicas in sync again (a restarted node
+/// catches up before it rejoins), failing the test after a minute.
+pub fn wait_until_in_sync(bootstrap: &str, topic: &str) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("a metadata client");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let in_sync = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .is_ok_and(|metadata| {
+                metadata.topics().iter().all(|found| {
+                    !found.partitions().is_empty()
+                        && found
+                            .partitions()
+                            .iter()
+                            .all(|partition| partition.isr().len() == usize::from(NODES))
+                })
+            });
+        if in_sync {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "topic {topic} did not get all {NODES} replicas in sync within a minute"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

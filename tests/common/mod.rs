@@ -50,6 +50,37 @@ pub fn unique_topic(test: &str) -> String {
     format!("test.{test}.{}", uuid::Uuid::now_v7().simple())
 }
 
+/// Creates `topic` with `partitions` partitions and one replica, keeping events forever, as an
+/// operator (or an older registry) would have before the registry starts on it.
+pub async fn create_topic_kept_forever(bootstrap: &str, topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("an admin client");
+    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1))
+        .set("retention.ms", "-1")
+        .set("retention.bytes", "-1");
+    let created = admin
+        .create_topics([&new_topic], &AdminOptions::new())
+        .await
+        .expect("creating a topic");
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+}
+
+/// A small deterministic generator (xorshift64): `next(bound)` is in `0..bound`, the same
+/// sequence for the same seed, so a test's random mix is repeatable.
+pub fn generator(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut state = seed;
+    move |bound| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % bound
+    }
+}
+
 /// A running `customer-registry serve` process.
 pub struct Registry {
     child: Child,
@@ -268,6 +299,10 @@ fn spawn(
 /// One record read back from the topic.
 #[derive(Debug)]
 pub struct Record {
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset there.
+    pub offset: i64,
     /// The record key, as text.
     pub key: String,
     /// The value, parsed as JSON.
@@ -333,6 +368,8 @@ pub fn read_topic(bootstrap: &str, topic: &str) -> Vec<Record> {
             })
             .unwrap_or_default();
         records.push(Record {
+            partition: message.partition(),
+            offset: message.offset(),
             key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
             value: serde_json::from_slice(message.payload().unwrap_or_default())
                 .expect("a record value that is JSON"),
@@ -427,15 +464,36 @@ pub async fn produce_raw(
     key: &str,
     payload: &[u8],
 ) -> i64 {
+    produce_with_headers(bootstrap, topic, partition, key, payload, &[]).await
+}
+
+/// [`produce_raw`], with `headers` on the record.
+pub async fn produce_with_headers(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    key: &str,
+    payload: &[u8],
+    headers: &[(&str, &str)],
+) -> i64 {
+    use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::producer::{FutureProducer, FutureRecord};
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("creating a test producer");
+    let mut owned = OwnedHeaders::new();
+    for (name, value) in headers {
+        owned = owned.insert(Header {
+            key: name,
+            value: Some(*value),
+        });
+    }
     let record = FutureRecord::to(topic)
         .key(key)
         .payload(payload)
-        .partition(partition);
+        .partition(partition)
+        .headers(owned);
     producer
         .send(record, Duration::from_secs(10))
         .await

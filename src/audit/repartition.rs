@@ -1,0 +1,357 @@
+//! `customer-registry repartition`: the way to more (or fewer) partitions. A topic's partitioning
+//! is fixed for its life (see [`crate::log::Partitioning`]), so growing means a new topic: every
+//! record is copied, in each source partition's order, to the partition the new count gives its
+//! customer. A customer lives on one source partition, so its events arrive in the new topic in
+//! the order they had.
+//!
+//! Copies keep their value (event ids included), key, timestamp and headers, with the new
+//! `partitioning` and a `source-position` header (`<topic>/<partition>:<offset>`) naming where the
+//! record was copied from.
+//!
+//! **Resuming.** The producer is idempotent with the gapless guarantee, so what reached one target
+//! partition from one source partition is a prefix of what was sent there, in order. After a
+//! crash the next run reads the target once, takes for each (target, source) partition pair the
+//! highest source offset it holds, and copies the rest, skipping each record whose pair already
+//! has it: nothing is copied twice and nothing is missed. It ends by comparing the two topics:
+//! as many records in each, and replays of both give the same customers.
+
+use super::verify::compare;
+use super::{AuditError, ScratchReadModel};
+use crate::config::{EventLogSettings, RepartitionSettings};
+use crate::log::{
+    client_config, create_topic, existing_topic, reader, replay, replay_ends, Partitioning,
+    PARTITIONING_HEADER,
+};
+use crate::projection::BatchApplier;
+use parking_lot::Mutex;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{DeliveryResult, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::util::Timeout;
+use rdkafka::ClientContext;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The header naming where a copied record came from.
+pub const SOURCE_POSITION_HEADER: &str = "source-position";
+
+/// How long the copy waits for Kafka to confirm what it sent, at the end.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What a repartition did.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RepartitionReport {
+    from: String,
+    to: String,
+    partitions: i32,
+    source_records: u64,
+    copied: u64,
+    copied_before: u64,
+    target_records: u64,
+    customers: usize,
+    mismatched_customers: usize,
+    seconds: f64,
+}
+
+/// Copies `settings.from` into `settings.to` (created with `settings.partitions` partitions when
+/// missing, or resumed when a copy stopped part-way), then checks that both give the same
+/// registry. Exit code 0 when they do, 1 when they differ.
+///
+/// # Errors
+/// [`AuditError`] (exit code 2) when a topic cannot be read or written, or the target holds
+/// records that were not copied from the source.
+pub async fn repartition(settings: &RepartitionSettings) -> Result<ExitCode, AuditError> {
+    let started = Instant::now();
+    if settings.from == settings.to {
+        return Err(AuditError::Usage(
+            "--from and --to name the same topic; copy into a new one".into(),
+        ));
+    }
+    let source = settings.topic(&settings.from);
+    let target = settings.topic(&settings.to);
+    let layout = match existing_topic(&target).await {
+        Ok(layout) => layout,
+        Err(crate::log::TopicError::Missing(_)) => {
+            // The source must exist before anything is created.
+            replay_ends(&reader(&source)?, &source.topic, None)?;
+            create_topic(&target, settings.partitions).await?
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let partition_count = i32::try_from(layout.partitions.len()).unwrap_or(i32::MAX);
+    if partition_count != settings.partitions || layout.partitioning.count() != settings.partitions
+    {
+        return Err(AuditError::Usage(format!(
+            "topic {} exists with {} partitions ({}), not {}: resume with --partitions {} or \
+             copy into another new topic",
+            settings.to,
+            partition_count,
+            layout.partitioning,
+            settings.partitions,
+            layout.partitioning.count()
+        )));
+    }
+    let partitioning = Partitioning::over(settings.partitions);
+    let crash_after = settings.test_crash_after;
+    let (from, to) = (source.clone(), target.clone());
+    let mut report = tokio::task::spawn_blocking(move || {
+        let copied_already = copied_so_far(&to, &from.topic)?;
+        copy(&from, &to, partitioning, &copied_already, crash_after)
+    })
+    .await
+    .map_err(|_| AuditError::Usage("the copy was cancelled".into()))??;
+
+    let (from, to) = (source.clone(), target.clone());
+    let (customers, mismatched, target_records) =
+        tokio::task::spawn_blocking(move || compare_topics(&from, &to))
+            .await
+            .map_err(|_| AuditError::Usage("the comparison was cancelled".into()))??;
+    report.customers = customers;
+    report.mismatched_customers = mismatched;
+    report.target_records = target_records;
+    report.from.clone_from(&settings.from);
+    report.to.clone_from(&settings.to);
+    report.partitions = settings.partitions;
+    report.seconds = started.elapsed().as_secs_f64();
+    let agree = mismatched == 0 && target_records == report.source_records;
+    if settings.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("a report serialises")
+        );
+    } else {
+        println!(
+            "copied {} records of {} into {} ({} partitions, {}; {} copied by an earlier run) in \
+             {:.1} s; {} holds {} records; {} customers, {} differ",
+            report.copied,
+            report.from,
+            report.to,
+            report.partitions,
+            partitioning,
+            report.copied_before,
+            report.seconds,
+            report.to,
+            report.target_records,
+            report.customers,
+            report.mismatched_customers
+        );
+    }
+    Ok(if agree {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// For each target partition, the highest offset of each source partition it holds a copy of.
+type CopiedSoFar = BTreeMap<(i32, i32), i64>;
+
+/// Reads the target once: what earlier runs copied into it.
+fn copied_so_far(target: &EventLogSettings, source_topic: &str) -> Result<CopiedSoFar, AuditError> {
+    let ends = replay_ends(&reader(target)?, &target.topic, None)?;
+    let mut copied = CopiedSoFar::new();
+    replay::<AuditError>(target, &ends, |message| {
+        let position = message
+            .headers()
+            .and_then(|headers| {
+                headers
+                    .iter()
+                    .find(|header| header.key == SOURCE_POSITION_HEADER)
+                    .and_then(|header| header.value)
+            })
+            .and_then(|value| std::str::from_utf8(value).ok())
+            .and_then(parse_source_position);
+        let Some((topic, partition, offset)) = position else {
+            return Err(AuditError::Usage(format!(
+                "topic {} holds a record (partition {}, offset {}) that was not copied by \
+                 repartition: copy into a new topic",
+                target.topic,
+                message.partition(),
+                message.offset()
+            )));
+        };
+        if topic != source_topic {
+            return Err(AuditError::Usage(format!(
+                "topic {} holds records copied from {topic}, not from {source_topic}",
+                target.topic
+            )));
+        }
+        let highest = copied.entry((message.partition(), partition)).or_insert(-1);
+        *highest = (*highest).max(offset);
+        Ok(())
+    })?;
+    Ok(copied)
+}
+
+/// `<topic>/<partition>:<offset>`.
+fn parse_source_position(text: &str) -> Option<(&str, i32, i64)> {
+    let (topic, place) = text.rsplit_once('/')?;
+    let (partition, offset) = place.split_once(':')?;
+    Some((topic, partition.parse().ok()?, offset.parse().ok()?))
+}
+
+/// Remembers the first failed delivery; the copy stops at it.
+#[derive(Default, Clone)]
+struct Deliveries {
+    failure: Arc<Mutex<Option<KafkaError>>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+        if let Err((error, _)) = result {
+            self.failure.lock().get_or_insert_with(|| error.clone());
+        }
+    }
+}
+
+impl Deliveries {
+    fn check(&self) -> Result<(), AuditError> {
+        match self.failure.lock().clone() {
+            Some(error) => Err(AuditError::Usage(format!(
+                "Kafka did not confirm a copied record ({error}); run the same command again to \
+                 resume"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Copies every source record not yet in the target.
+fn copy(
+    source: &EventLogSettings,
+    target: &EventLogSettings,
+    partitioning: Partitioning,
+    copied_already: &CopiedSoFar,
+    crash_after: Option<u64>,
+) -> Result<RepartitionReport, AuditError> {
+    let deliveries = Deliveries::default();
+    let producer: BaseProducer<Deliveries> = client_config(&target.kafka_bootstrap)
+        .set("enable.idempotence", "true")
+        // A record lost between two that arrived would break the prefix rule resuming rests on;
+        // with this, librdkafka stops with a fatal error instead.
+        .set("enable.gapless.guarantee", "true")
+        .set("acks", "all")
+        .set("linger.ms", "20")
+        .set("message.timeout.ms", "60000")
+        .create_with_context(deliveries.clone())?;
+    let ends = replay_ends(&reader(source)?, &source.topic, None)?;
+    let partitioning_header = partitioning.to_string();
+    let mut report = RepartitionReport {
+        source_records: ends.values().sum::<i64>().try_into().unwrap_or(0),
+        ..RepartitionReport::default()
+    };
+    replay::<AuditError>(source, &ends, |message| {
+        let key = message.key().unwrap_or_default();
+        let to_partition = partitioning.partition_of_key(key);
+        let from = (message.partition(), message.offset());
+        if copied_already
+            .get(&(to_partition, from.0))
+            .is_some_and(|&highest| from.1 <= highest)
+        {
+            report.copied_before += 1;
+            return Ok(());
+        }
+        let source_position = format!("{}/{}:{}", source.topic, from.0, from.1);
+        let mut headers = OwnedHeaders::new();
+        if let Some(original) = message.headers() {
+            for header in original.iter().filter(|header| {
+                header.key != SOURCE_POSITION_HEADER && header.key != PARTITIONING_HEADER
+            }) {
+                headers = headers.insert(header);
+            }
+        }
+        headers = headers
+            .insert(Header {
+                key: PARTITIONING_HEADER,
+                value: Some(partitioning_header.as_str()),
+            })
+            .insert(Header {
+                key: SOURCE_POSITION_HEADER,
+                value: Some(source_position.as_str()),
+            });
+        let mut record = BaseRecord::to(&target.topic)
+            .partition(to_partition)
+            .key(key)
+            .headers(headers);
+        if let Some(payload) = message.payload() {
+            record = record.payload(payload);
+        }
+        if let Some(millis) = message.timestamp().to_millis() {
+            record = record.timestamp(millis);
+        }
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    record = returned;
+                    producer.poll(Duration::from_millis(50));
+                    deliveries.check()?;
+                }
+                Err((error, _)) => return Err(error.into()),
+            }
+        }
+        producer.poll(Duration::ZERO);
+        report.copied += 1;
+        if crash_after.is_some_and(|limit| report.copied >= limit) {
+            // The test hook: some records confirmed, some in flight, then a crash.
+            producer.poll(Duration::from_millis(200));
+            std::process::abort();
+        }
+        deliveries.check()
+    })?;
+    producer.flush(Timeout::After(FLUSH_TIMEOUT))?;
+    deliveries.check()?;
+    Ok(report)
+}
+
+/// Replays both topics into scratch read models and compares them customer by customer. Answers
+/// the customers in the target, how many differ (or are missing on either side), and how many
+/// records the target holds.
+fn compare_topics(
+    source: &EventLogSettings,
+    target: &EventLogSettings,
+) -> Result<(usize, usize, u64), AuditError> {
+    let project = |settings: &EventLogSettings| -> Result<(ScratchReadModel, u64), AuditError> {
+        let mut scratch = ScratchReadModel::create(std::env::temp_dir().join(format!(
+            "customer-registry-repartition-{}",
+            uuid::Uuid::now_v7().simple()
+        )))?;
+        let ends = replay_ends(&reader(settings)?, &settings.topic, None)?;
+        let mut applier = BatchApplier::new(&mut scratch.writer);
+        let read = replay::<AuditError>(settings, &ends, |message| {
+            Ok(applier.push(message.partition(), message.offset(), message.payload())?)
+        })?;
+        applier.finish()?;
+        Ok((scratch, read))
+    };
+    let (from_source, _) = project(source)?;
+    let (from_target, target_records) = project(target)?;
+    let report = compare(&from_target.model, &from_source.model)?;
+    let differing = report.mismatched.len() + report.missing.len() + report.extra.len();
+    Ok((from_target.model.len(), differing, target_records))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_positions_read_back() {
+        assert_eq!(
+            parse_source_position("customers.events/3:1234"),
+            Some(("customers.events", 3, 1234))
+        );
+        assert_eq!(parse_source_position("a/b/0:1"), Some(("a/b", 0, 1)));
+        for bad in ["", "t", "t/1", "t/x:1", "t/1:y"] {
+            assert_eq!(parse_source_position(bad), None, "{bad}");
+        }
+    }
+}
