@@ -9,7 +9,8 @@
 #   BENCH_SECONDS       duration of each query scenario (default 10)
 #   BENCH_WORK_DIR      scratch space                   (default a new temp dir, removed at the end)
 #   BENCH_REBUILD_ONLY  1: only the rebuild, of events the load generator writes straight to Kafka
-#                       (no HTTP), with its peak RSS and disk per customer (e.g. at 10,000,000)
+#                       (no HTTP), with its peak RSS and disk per customer (e.g. at 10,000,000),
+#                       and a new replica's time to ready from a snapshot against from offset 0
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$(pwd)
@@ -74,6 +75,41 @@ target_dir=${CARGO_TARGET_DIR:-$repo/target}
 registry=$target_dir/release/customer-registry
 loadgen=$target_dir/release/examples/loadgen
 
+# A new replica's time to ready (its /readyz 200): started on an empty data dir with the
+# arguments given (`--restore-from FILE`, or none to replay the log from offset 0), timed from its
+# start; written to results/replica-NAME.json.
+replica_time_to_ready() {
+  local name=$1
+  shift
+  local port=$((http_port + 1)) log=$work/replica-$name.log data=$work/replica-$name
+  local started ready pid
+  started=$(date +%s.%N)
+  "$registry" serve --listen "127.0.0.1:$port" --kafka-bootstrap "$bootstrap" --topic "$topic" \
+    --data-dir "$data" --no-auth "$@" >"$log" 2>&1 &
+  pid=$!
+  until curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do
+    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$log" >&2; say "the new replica ($name) exited"; exit 1; }
+    sleep 0.05
+  done
+  ready=$(date +%s.%N)
+  kill "$pid"
+  wait "$pid" || true
+  printf '{"seconds": %s, "dataBytes": %s}\n' "$(python3 -c "print(round($ready - $started, 3))")" \
+    "$(du -sb "$data" | cut -f1)" >"$results/replica-$name.json"
+  rm -rf "$data"
+}
+
+# A snapshot of the read model in $1 (a running serve's, through its control socket, or a stopped
+# one's), then a new replica from it against a new replica from offset 0.
+new_replicas() {
+  say "snapshot: the read model of $1"
+  "$registry" snapshot --data-dir "$1" --out "$work/replica.snapshot" --json >"$results/snapshot.json"
+  say "new replica: from the snapshot, then from offset 0"
+  replica_time_to_ready from-snapshot --restore-from "$work/replica.snapshot"
+  replica_time_to_ready from-zero
+  rm -f "$work/replica.snapshot"
+}
+
 if [ "${BENCH_REBUILD_ONLY:-0}" = 1 ]; then
   scripts/kafka.sh start >&2
   say "produce: $customers customers' events straight to Kafka, 64 clients"
@@ -86,6 +122,7 @@ if [ "${BENCH_REBUILD_ONLY:-0}" = 1 ]; then
   "$loadgen" consume --bootstrap "$bootstrap" --topic "$topic" >"$results/consume.json"
   printf '{"peakRssKib": %s, "dataBytes": %s}\n' "$(cat "$results/rebuild-rss-kib")" \
     "$(du -sb "$work/rebuilt" | cut -f1)" >"$results/rebuild-footprint.json"
+  new_replicas "$work/rebuilt"
   python3 "$repo/scripts/bench_report.py" --rebuild-only "$results" "$customers" >target/bench/results.md
   cat target/bench/results.md
   exit 0
@@ -142,6 +179,7 @@ for mode in unconditional conditional keyed; do
   "$loadgen" update --url "$url" --export "$work/export.jsonl" --mode "$mode" --concurrency 64 \
     --seconds "$seconds" >"$results/update-$mode.json"
 done
+new_replicas "$work/data"
 stop_registry
 data_bytes=$(du -sb "$work/data" | cut -f1)
 raw_bytes=$(wc -c <"$work/export.jsonl")

@@ -51,16 +51,34 @@ def rebuild_rows(rebuild, consume, footprint, raw_json_bytes):
     ]
 
 
+def replica_rows():
+    """A snapshot of the read model, and a new replica's time to ready from it against from offset 0."""
+    snapshot = load("snapshot")
+    from_snapshot, from_zero = load("replica-from-snapshot"), load("replica-from-zero")
+    return [
+        {"scenario": f"snapshot of the read model ({snapshot['takenFrom']})", "measure": "seconds; MiB",
+         "value": f"{snapshot['seconds']:.1f} s; {snapshot['bytes'] / 2**20:,.0f} MiB", "target": "", "met": True},
+        {"scenario": "new replica from the snapshot (restore, catch up, /readyz 200)", "measure": "seconds; from snapshot / from offset 0",
+         "value": f"{from_snapshot['seconds']:.1f} s; {ratio(from_snapshot['seconds'], from_zero['seconds']):.2f}",
+         "target": "", "met": True},
+        {"scenario": "new replica replaying the log from offset 0 (/readyz 200)", "measure": "seconds",
+         "value": f"{from_zero['seconds']:.1f} s", "target": "", "met": True},
+    ]
+
+
 if rebuild_only:
     produce, rebuild, consume = load("produce"), load("rebuild"), load("consume")
     footprint = load("rebuild-footprint")
     rate, rows = rebuild_rows(rebuild, consume, footprint, produce["customerJsonBytes"])
+    rows.extend(replica_rows())
     table(f"Rebuild benchmark: {customers:,} customers' events produced straight to Kafka, {machine}, "
           "broker on the same machine.", rows)
     os.makedirs("target/bench", exist_ok=True)
     with open("target/bench/results.json", "w") as handle:
         json.dump({"customers": customers, "machine": machine, "produce": produce, "rebuild": rebuild,
-                   "consume": consume, "footprint": footprint, "table": rows}, handle, indent=2)
+                   "consume": consume, "footprint": footprint, "snapshot": load("snapshot"),
+                   "replicaFromSnapshot": load("replica-from-snapshot"),
+                   "replicaFromZero": load("replica-from-zero"), "table": rows}, handle, indent=2)
     sys.exit(0)
 
 create, produce = load("create"), load("produce")
@@ -112,6 +130,7 @@ for mode, label in (("unconditional", "unconditional"), ("conditional", "GET, th
         f"{ratio(update['perSecond'], postgres['update']['perSecond']):.2f} "
         f"(PostgreSQL {postgres['update']['perSecond']:,.0f}/s){overtaken}",
         "no errors", update["errors"] == 0)
+rows.extend(replica_rows())
 disk_ratio = ratio(footprint["dataBytes"], footprint["rawJsonBytes"])
 row(f"footprint at {customers:,} customers", "RSS; data dir / raw JSON",
     f"{footprint['rssKib'] / 1024:,.0f} MiB; {disk_ratio:.1f}×", "RSS ≤ 1 GiB; disk ≤ 3×",
@@ -124,4 +143,6 @@ os.makedirs("target/bench", exist_ok=True)
 with open("target/bench/results.json", "w") as handle:
     json.dump({"customers": customers, "seconds": seconds, "machine": machine, "create": create,
                "produce": produce, "rebuild": rebuild, "consume": consume, "queries": queries,
-               "updates": updates, "postgres": postgres, "footprint": footprint, "table": rows}, handle, indent=2)
+               "updates": updates, "postgres": postgres, "footprint": footprint,
+               "snapshot": load("snapshot"), "replicaFromSnapshot": load("replica-from-snapshot"),
+               "replicaFromZero": load("replica-from-zero"), "table": rows}, handle, indent=2)

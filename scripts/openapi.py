@@ -1156,6 +1156,33 @@ def build_rejected(head):
     }
 
 
+def build_snapshot():
+    return {
+        "operationId": "readModelSnapshot",
+        "tags": ["admin"],
+        "summary": "A snapshot of this replica's read model",
+        "description": (
+            "This replica's committed read model and the log position it reaches, streamed as one file (the layout `customer-registry snapshot` writes, "
+            "ending in a SHA-256 of its contents): what a new replica starts from with `serve --restore-from FILE`, catching up from the snapshot's offsets "
+            "instead of replaying the log from offset 0. The replica keeps projecting and answering meanwhile; its flushes to disk wait until the snapshot is read. "
+            "A body that ends early (the replica stopped) fails its checksum at restore. Admin keys only. Checks run in this order: API key (401), admin scope (403)."
+        ),
+        "parameters": [ref("parameters", "XRequestId")],
+        "responses": {
+            "200": {
+                "description": "The snapshot.",
+                "headers": success_headers([("X-Request-Id", True)]),
+                "content": {"application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}},
+            },
+            "401": AUTH_401(False),
+            "403": problem_response(403, ["/problems/forbidden"], "The API key is not an admin key.", False),
+            "431": TOO_LARGE_HEAD,
+            "503": problem_response(503, shed_503_types(), "Load shedding or the request deadline (no X-Request-Id).", False,
+                                    {"Retry-After": retry_after([1])}, request_id=None),
+        },
+    }
+
+
 def build_healthz(head):
     return {
         "operationId": "livenessHead" if head else "liveness",
@@ -1246,6 +1273,7 @@ paths = {
         "get": build_rejected(False),
         "head": build_rejected(True),
     },
+    "/api/v01/admin/snapshot": {"get": build_snapshot()},
     "/api/v01/openapi.json": {"get": build_openapi(False), "head": build_openapi(True)},
     "/healthz": {"get": build_healthz(False), "head": build_healthz(True)},
     "/readyz": {"get": build_readyz(False), "head": build_readyz(True)},

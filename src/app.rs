@@ -3,14 +3,18 @@
 
 use crate::auth::{self, key_file::KeyFileError, Authenticator};
 use crate::config::ServeSettings;
+use crate::control;
 use crate::http::{self, server, ApiState};
-use crate::log::{self, ClusterHealth, EventLog, EventLogError, HistoryReader, TopicError};
+use crate::log::{
+    self, ClusterHealth, EventLog, EventLogError, HistoryReader, LogPosition, TopicError,
+};
 use crate::metrics::Metrics;
 use crate::projection::{readiness, ProjectionError, Projector};
-use crate::read_model::{self, ReadModelError};
+use crate::read_model::{self, ReadModelError, SnapshotError};
 use crate::shutdown;
 use crate::write::Registrar;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -57,6 +61,14 @@ pub enum StartupError {
     /// The projector could not be set up.
     #[error(transparent)]
     Projection(#[from] ProjectionError),
+    /// `--restore-from` could not be restored.
+    #[error("cannot restore the snapshot {file}: {source}")]
+    Restore {
+        /// The snapshot.
+        file: String,
+        /// Why.
+        source: SnapshotError,
+    },
     /// The listen address is unusable.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -75,6 +87,7 @@ pub struct Application {
     server: JoinHandle<()>,
     projector: JoinHandle<Result<(), ProjectionError>>,
     key_file_watch: JoinHandle<()>,
+    control_socket: Option<JoinHandle<()>>,
     metrics_server: Option<JoinHandle<()>>,
     event_log: Arc<EventLog>,
 }
@@ -99,12 +112,36 @@ impl Application {
             }
         };
         let read_model_dir = settings.data_dir.join("read-model");
+        let restored_layout = match &settings.restore_from {
+            Some(snapshot) if !read_model_dir.exists() => {
+                let layout = log::ensure_topic(&settings.event_log).await?;
+                restore(
+                    snapshot,
+                    &read_model_dir,
+                    &settings.event_log.topic,
+                    &layout,
+                )
+                .await?;
+                Some(layout)
+            }
+            Some(snapshot) => {
+                tracing::info!(
+                    snapshot = %snapshot.display(),
+                    "the data dir holds a read model already: --restore-from is ignored"
+                );
+                None
+            }
+            None => None,
+        };
         let (read_model, writer) = read_model::open_with(&read_model_dir, settings.flush_policy())
             .map_err(|source| StartupError::ReadModel {
                 dir: read_model_dir.display().to_string(),
                 source,
             })?;
-        let layout = log::ensure_topic(&settings.event_log).await?;
+        let layout = match restored_layout {
+            Some(layout) => layout,
+            None => log::ensure_topic(&settings.event_log).await?,
+        };
         read_model
             .bind_to_log(&settings.event_log.topic, &layout.cluster_id)
             .map_err(|source| StartupError::ReadModel {
@@ -139,6 +176,22 @@ impl Application {
         )
         .map_err(ProjectionError::Consumer)?;
         let projector = tokio::spawn(projector.run(projector_stopped));
+        let control_socket = match control::listen(
+            &settings.data_dir,
+            read_model.clone(),
+            stop_projector.subscribe(),
+        ) {
+            Ok(listening) => Some(listening),
+            Err(error) => {
+                tracing::warn!(
+                    %error,
+                    socket = %control::socket_path(&settings.data_dir).display(),
+                    "no control socket: `customer-registry snapshot` cannot reach this serve \
+                     (GET /api/v01/admin/snapshot still can)"
+                );
+                None
+            }
+        };
         let key_file_watch = tokio::spawn(auth::watch_key_file(
             authenticator.clone(),
             stop_projector.subscribe(),
@@ -212,6 +265,7 @@ impl Application {
             server: tokio::spawn(server),
             projector,
             key_file_watch,
+            control_socket,
             metrics_server,
             event_log,
         })
@@ -249,6 +303,9 @@ impl Application {
         }
         let _ = self.stop_projector.send(true);
         let _ = self.key_file_watch.await;
+        if let Some(control_socket) = self.control_socket {
+            let _ = control_socket.await;
+        }
         let projector_outcome = match failed_projector {
             Some(outcome) => outcome,
             None => self.projector.await,
@@ -265,6 +322,50 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Restores the snapshot `file` into `dir`, checked against `topic` on `layout`'s cluster.
+async fn restore(
+    file: &Path,
+    dir: &Path,
+    topic: &str,
+    layout: &log::TopicLayout,
+) -> Result<(), StartupError> {
+    let failed = |source| StartupError::Restore {
+        file: file.display().to_string(),
+        source,
+    };
+    let started = std::time::Instant::now();
+    let (file_path, dir_path, topic, cluster) = (
+        file.to_owned(),
+        dir.to_owned(),
+        topic.to_owned(),
+        layout.cluster_id.clone(),
+    );
+    let restored = tokio::task::spawn_blocking(move || {
+        if let Some(parent) = dir_path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let snapshot = std::fs::File::open(&file_path)?;
+        read_model::restore_snapshot(snapshot, &dir_path, &topic, &cluster)
+    })
+    .await
+    .map_err(|_| {
+        failed(SnapshotError::Io(std::io::Error::other(
+            "the restore was cancelled",
+        )))
+    })?
+    .map_err(failed)?;
+    tracing::info!(
+        snapshot = %file.display(),
+        entries = restored.entries,
+        bytes = restored.bytes,
+        position = %LogPosition::from_next_offsets(restored.header.next_offsets),
+        taken_at = %restored.header.taken_at.to_rfc3339(),
+        ms = started.elapsed().as_millis() as u64,
+        "restored the read model from a snapshot; catching up with the log from its position"
+    );
+    Ok(())
 }
 
 /// A listener on `address`, and the address it got (a port 0 becomes a free port).

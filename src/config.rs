@@ -41,6 +41,9 @@ pub enum Command {
     Audit(ToolSettings),
     /// The registry as it stood at a moment, from the log alone, as JSON Lines or CSV.
     Export(ExportSettings),
+    /// Write a snapshot of a read model (a running `serve`'s too) to a file, for new replicas to
+    /// start from (`serve --restore-from`).
+    Snapshot(SnapshotSettings),
     /// Copy the log into a new topic with another partition count, each customer's events in
     /// order on the partition the new count gives it; resumable, and checked against the source.
     Repartition(RepartitionSettings),
@@ -179,6 +182,22 @@ pub struct ExportSettings {
     /// Write here instead of stdout.
     #[arg(long)]
     pub output: Option<PathBuf>,
+}
+
+/// Settings of `customer-registry snapshot`.
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotSettings {
+    /// The data dir whose read model to snapshot; a `serve` may be running on it.
+    #[arg(long, env = "REGISTRY_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// The file to write (replaced only once the snapshot is whole).
+    #[arg(long)]
+    pub out: PathBuf,
+
+    /// Print the result as one JSON object, for machines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Settings of `customer-registry repartition`.
@@ -326,6 +345,12 @@ pub struct ServeSettings {
     /// Directory of the sled read model (created when missing).
     #[arg(long, env = "REGISTRY_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+
+    /// A snapshot (`customer-registry snapshot`) to start from when the data dir holds no read
+    /// model yet: restored, checked against the topic and cluster, then caught up from its
+    /// offsets. Ignored, with a line in the log, when the data dir holds a read model already.
+    #[arg(long, env = "REGISTRY_RESTORE_FROM")]
+    pub restore_from: Option<PathBuf>,
 
     /// How long a create waits for this replica's projection to apply its event before answering,
     /// and how long a read waits for the position in `X-Min-Log-Position`.

@@ -16,13 +16,17 @@
 //! - [`http`]: warp routes and handlers, and the one place where errors become HTTP answers.
 //! - [`app`]: wires the parts together, binds the listener and runs until shut down.
 //! - [`shutdown`]: the stop signal (SIGTERM, SIGINT) the service and the tools wait for.
-//! - [`audit`]: tools that replay the log: rebuild, audit, export, tail.
+//! - [`control`]: the data dir's control socket, through which local tools reach a running
+//!   `serve` (a snapshot of the read model it holds locked).
+//! - [`audit`]: tools that replay the log (rebuild, audit, export, tail, repartition) or copy the
+//!   read model (snapshot).
 //! - [`metrics`]: Prometheus series, counted where things happen and read at scrape time.
 
 pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod control;
 pub mod domain;
 pub mod http;
 pub mod log;

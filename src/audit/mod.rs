@@ -1,18 +1,20 @@
 //! Tools for auditors and operators, all built on replaying the event log: rebuild the read
 //! model, verify it, export the registry as it stood at a moment, follow the log as consumers see
-//! it, copy it into a topic with another partition count. (Reading the log itself, for them and for a customer's history, is [`crate::log`]'s.)
+//! it, copy it into a topic with another partition count; and snapshot a read model. (Reading the log itself, for them and for a customer's history, is [`crate::log`]'s.)
 //!
 //! Exit codes of the subcommands: 0 success, 1 drift found (`audit` only), 2 error.
 
 mod export;
 mod rebuild;
 mod repartition;
+mod snapshot;
 mod tail;
 mod verify;
 
 pub use export::export;
 pub use rebuild::rebuild;
 pub use repartition::{repartition, SOURCE_POSITION_HEADER};
+pub use snapshot::snapshot;
 pub use tail::tail;
 pub use verify::audit;
 
@@ -44,6 +46,12 @@ pub enum AuditError {
         /// The operating system's answer.
         source: std::io::Error,
     },
+    /// A snapshot could not be written or read.
+    #[error(transparent)]
+    Snapshot(#[from] crate::read_model::SnapshotError),
+    /// The running serve could not be asked.
+    #[error(transparent)]
+    Control(#[from] crate::control::ControlError),
     /// An argument that cannot be used.
     #[error("{0}")]
     Usage(String),
@@ -53,6 +61,19 @@ impl AuditError {
     fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> AuditError {
         let what = what.into();
         move |source| AuditError::Io { what, source }
+    }
+}
+
+/// Prints a tool's report on stdout: as one JSON object with `--json`, for machines, else as
+/// `text` says, for people.
+fn print_outcome(report: &impl serde::Serialize, json: bool, text: impl FnOnce()) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(report).expect("a report serialises")
+        );
+    } else {
+        text();
     }
 }
 

@@ -93,17 +93,12 @@ pub async fn rebuild(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
         seconds: started.elapsed().as_secs_f64(),
         read_model: live_dir.display().to_string(),
     };
-    if settings.json {
-        println!(
-            "{}",
-            serde_json::to_string(&report).expect("a report serialises")
-        );
-    } else {
+    super::print_outcome(&report, settings.json, || {
         println!(
             "rebuilt {}: {} events read, {} customers, {} rejected events, in {:.1} s",
             report.read_model, events_read, customers, rejected_events, report.seconds
         );
-    }
+    });
     Ok(ExitCode::SUCCESS)
 }
 

@@ -118,12 +118,7 @@ pub async fn repartition(settings: &RepartitionSettings) -> Result<ExitCode, Aud
     report.partitions = settings.partitions;
     report.seconds = started.elapsed().as_secs_f64();
     let agree = mismatched == 0 && target_records == report.source_records;
-    if settings.json {
-        println!(
-            "{}",
-            serde_json::to_string(&report).expect("a report serialises")
-        );
-    } else {
+    super::print_outcome(&report, settings.json, || {
         println!(
             "copied {} records of {} into {} ({} partitions, {}; {} copied by an earlier run) in \
              {:.1} s; {} holds {} records; {} customers, {} differ",
@@ -139,7 +134,7 @@ pub async fn repartition(settings: &RepartitionSettings) -> Result<ExitCode, Aud
             report.customers,
             report.mismatched_customers
         );
-    }
+    });
     Ok(if agree {
         ExitCode::SUCCESS
     } else {

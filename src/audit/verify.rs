@@ -95,14 +95,9 @@ pub async fn audit(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
     .await
     .map_err(|_| AuditError::Usage("the audit task was cancelled".into()))??;
 
-    if settings.json {
-        println!(
-            "{}",
-            serde_json::to_string(&report).expect("a report serialises")
-        );
-    } else {
+    super::print_outcome(&report, settings.json, || {
         print_report(&report);
-    }
+    });
     Ok(if report.drifted() {
         ExitCode::from(1)
     } else {

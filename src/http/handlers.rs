@@ -17,6 +17,7 @@ use crate::write::ChangeKind;
 use std::sync::Arc;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
+use warp::Reply;
 
 /// Header set on a 201 whose event was durable but not yet in this replica's read model when the
 /// projection wait ran out.
@@ -159,6 +160,13 @@ pub fn metrics_text(state: ApiState) -> Response {
 /// `GET /api/v01/admin/rejected-events`: records the projector kept out of the read model.
 pub async fn list_rejected_events(meta: RequestMeta, query: String, state: ApiState) -> Response {
     let result = rejected_events(&meta, &query, &state).await;
+    respond(&meta, result)
+}
+
+/// `GET /api/v01/admin/snapshot` (admin keys): this replica's read model as a snapshot, streamed
+/// while it is written (flushes wait meanwhile; the projector and reads go on).
+pub fn read_model_snapshot(meta: RequestMeta, state: ApiState) -> Response {
+    let result = snapshot(&meta, &state);
     respond(&meta, result)
 }
 
@@ -357,7 +365,7 @@ async fn catch_up(meta: &RequestMeta, state: &ApiState) -> Result<LogPosition, A
         .map(min_log_position)
         .transpose()?;
     if let Some(wanted) = &wanted {
-        refuse_unknown_partitions(wanted, state)?;
+        refuse_unknown_partitions(wanted, state).await?;
     }
     if !state.progress.is_caught_up() {
         return Err(ApiError::CatchingUp {
@@ -380,13 +388,28 @@ async fn catch_up(meta: &RequestMeta, state: &ApiState) -> Result<LogPosition, A
     Ok(state.progress.position())
 }
 
+/// How long a request naming a partition this replica does not know waits for its projector to
+/// look at the topic again.
+const PARTITION_LOOK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A position naming a partition the topic does not have can never be reached: 400, not a wait
-/// and a 503. (A partition added to the topic is known to this replica once its projector has
-/// found it, within `--partition-check-ms`.)
-fn refuse_unknown_partitions(wanted: &LogPosition, state: &ApiState) -> Result<(), ApiError> {
+/// and a 503. A partition this replica does not know yet may have been added to the topic a
+/// moment ago (another replica found it first, and its position names it): the projector looks
+/// at the topic again before the request is refused.
+async fn refuse_unknown_partitions(wanted: &LogPosition, state: &ApiState) -> Result<(), ApiError> {
+    let unknown: std::collections::BTreeSet<i32> = {
+        let known = state.progress.partitions();
+        wanted
+            .partitions()
+            .filter(|partition| !known.contains(partition))
+            .collect()
+    };
+    if unknown.is_empty() || state.progress.look_for(&unknown, PARTITION_LOOK_WAIT).await {
+        return Ok(());
+    }
     let known = state.progress.partitions();
-    let Some(unknown) = wanted
-        .partitions()
+    let Some(unknown) = unknown
+        .into_iter()
         .find(|partition| !known.contains(partition))
     else {
         return Ok(());
@@ -554,6 +577,89 @@ async fn history(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Respo
         .headers_mut()
         .insert(LOG_POSITION, position_header(&position));
     Ok(response)
+}
+
+/// Bytes of a snapshot sent as one chunk of the body.
+const SNAPSHOT_CHUNK: usize = 1 << 16;
+
+/// Chunks written ahead of the client: the snapshot's writer waits beyond that, so a slow client
+/// costs this much memory, and holds flushes back, no more.
+const SNAPSHOT_CHUNKS_AHEAD: usize = 16;
+
+fn snapshot(meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> {
+    let caller = authenticate(meta, state)?;
+    if !caller.is_admin() {
+        return Err(ApiError::Forbidden(format!(
+            "snapshots are for admin keys; the API key {:?} is not one",
+            caller.name()
+        )));
+    }
+    let (chunks, receiver) = tokio::sync::mpsc::channel(SNAPSHOT_CHUNKS_AHEAD);
+    let read_model = state.read_model.clone();
+    tokio::task::spawn_blocking(move || {
+        let sink = ChunkSink {
+            chunks: chunks.clone(),
+            buffer: Vec::with_capacity(SNAPSHOT_CHUNK),
+        };
+        if let Err(error) = read_model.write_snapshot(sink) {
+            // The body ends in an error: the client sees a broken transfer, never a short file
+            // that looks whole (and a restore would refuse it by its checksum anyway).
+            tracing::warn!(%error, "a snapshot over HTTP failed");
+            let _ = chunks.blocking_send(Err(std::io::Error::other(error.to_string())));
+        }
+    });
+    let body = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    });
+    let mut response = warp::reply::stream(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"customer-registry.snapshot\""),
+    );
+    Ok(response)
+}
+
+/// Hands what a snapshot writes to the response body, a chunk at a time.
+struct ChunkSink {
+    chunks: tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>,
+    buffer: Vec<u8>,
+}
+
+impl ChunkSink {
+    fn send_buffer(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = bytes::Bytes::from(std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(SNAPSHOT_CHUNK),
+        ));
+        self.chunks.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the client went away before the snapshot was whole",
+            )
+        })
+    }
+}
+
+impl std::io::Write for ChunkSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= SNAPSHOT_CHUNK {
+            self.send_buffer()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send_buffer()
+    }
 }
 
 async fn rejected_events(

@@ -47,6 +47,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ),
     ("/api/v01/customers/{customerId}/events", "GET, HEAD"),
     ("/api/v01/admin/rejected-events", "GET, HEAD"),
+    ("/api/v01/admin/snapshot", "GET"),
     ("/api/v01/openapi.json", "GET, HEAD"),
     ("/healthz", "GET, HEAD"),
     ("/readyz", "GET, HEAD"),
@@ -217,6 +218,7 @@ fn route_template(path: &str) -> &'static str {
         ["api", "v01", "customers", _] => "/api/v01/customers/:id",
         ["api", "v01", "customers", _, "events"] => "/api/v01/customers/:id/events",
         ["api", "v01", "admin", "rejected-events"] => "/api/v01/admin/rejected-events",
+        ["api", "v01", "admin", "snapshot"] => "/api/v01/admin/snapshot",
         ["api", "v01", "openapi.json"] => "/api/v01/openapi.json",
         ["healthz"] => "/healthz",
         ["readyz"] => "/readyz",
@@ -294,6 +296,15 @@ fn api_routes(state: ApiState) -> BoxedFilter<(Response,)> {
     let rejected_other_method = rejected_events
         .and(request_meta())
         .map(|meta| handlers::method_not_allowed(meta, "GET, HEAD"));
+    let snapshot = warp::path!("api" / "v01" / "admin" / "snapshot");
+    let take_snapshot = snapshot
+        .and(warp::get())
+        .and(request_meta())
+        .and(with_state(state.clone()))
+        .map(handlers::read_model_snapshot);
+    let snapshot_other_method = snapshot
+        .and(request_meta())
+        .map(|meta| handlers::method_not_allowed(meta, "GET"));
     let liveness = warp::path!("healthz")
         .and(get_or_head())
         .map(handlers::alive);
@@ -322,7 +333,9 @@ fn api_routes(state: ApiState) -> BoxedFilter<(Response,)> {
         .map(handlers::metrics);
     let anything_else = warp::any().and(request_meta()).map(handlers::no_such_path);
 
-    create
+    // Boxed in groups: each `or` nests the type of everything before it, and a chain of them all
+    // took the compiler minutes to check.
+    let customers = create
         .or(find)
         .unify()
         .or(collection_other_method)
@@ -341,12 +354,16 @@ fn api_routes(state: ApiState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(history_other_method)
         .unify()
-        .or(list_rejected)
-        .unify()
+        .boxed();
+    let admin = list_rejected
         .or(rejected_other_method)
         .unify()
-        .or(liveness)
+        .or(take_snapshot)
         .unify()
+        .or(snapshot_other_method)
+        .unify()
+        .boxed();
+    let operations = liveness
         .or(ready)
         .unify()
         .or(metrics)
@@ -354,6 +371,12 @@ fn api_routes(state: ApiState) -> BoxedFilter<(Response,)> {
         .or(openapi)
         .unify()
         .or(read_only_other_method)
+        .unify()
+        .boxed();
+    customers
+        .or(admin)
+        .unify()
+        .or(operations)
         .unify()
         .or(anything_else)
         .unify()
@@ -420,8 +443,15 @@ mod tests {
         watch::Sender<BTreeMap<i32, i64>>,
     ) {
         let (read_model, _) = crate::read_model::open(dir).unwrap();
+        read_model.bind_to_log("unused", "no-cluster").unwrap();
         let (progress_sender, progress) = watch::channel(BTreeMap::new());
-        let progress = ProjectionProgress::new(progress, LogPosition::parse("0:5").unwrap());
+        let (_, looks) = watch::channel(0);
+        let progress = ProjectionProgress::new(
+            progress,
+            LogPosition::parse("0:5").unwrap(),
+            Arc::default(),
+            looks,
+        );
         let settings = EventLogSettings {
             kafka_bootstrap: "127.0.0.1:1".into(),
             topic: "unused".into(),

@@ -132,6 +132,10 @@ pub struct Projector {
     /// Taken while a batch is applied on the blocking pool.
     writer: Option<ReadModelWriter>,
     progress: watch::Sender<BTreeMap<i32, i64>>,
+    /// Rings when a request wants partitions looked for now.
+    look_for_partitions: Arc<tokio::sync::Notify>,
+    /// Counts finished looks for new partitions.
+    looks: watch::Sender<u64>,
     /// Consuming failures, logged once per outage rather than once each.
     outage: OutageLog,
     /// Counts the records applied, by outcome.
@@ -183,6 +187,8 @@ impl Projector {
         }
         consumer.assign(&assignment(topic, partitions, &next_offsets)?)?;
         let (progress, watcher) = watch::channel(next_offsets);
+        let look_for_partitions = Arc::new(tokio::sync::Notify::new());
+        let (looks, looks_watcher) = watch::channel(0);
         Ok((
             Self {
                 consumer: Arc::new(consumer),
@@ -192,10 +198,17 @@ impl Projector {
                 read_model,
                 writer: Some(writer),
                 progress,
+                look_for_partitions: Arc::clone(&look_for_partitions),
+                looks,
                 outage: OutageLog::new("the event log"),
                 metrics,
             },
-            ProjectionProgress::new(watcher, LogPosition::from_next_offsets(log_end)),
+            ProjectionProgress::new(
+                watcher,
+                LogPosition::from_next_offsets(log_end),
+                look_for_partitions,
+                looks_watcher,
+            ),
         ))
     }
 
@@ -211,6 +224,7 @@ impl Projector {
         partition_check.tick().await;
         let mut flush_check = tokio::time::interval(FLUSH_CHECK);
         flush_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let asked_to_look = Arc::clone(&self.look_for_partitions);
         loop {
             tokio::select! {
                 // Only a stop is ever sent; a dropped sender means the same.
@@ -218,6 +232,7 @@ impl Projector {
                     return self.with_writer(|writer| writer.flush_all()).await;
                 }
                 _ = partition_check.tick() => self.assign_new_partitions().await?,
+                () = asked_to_look.notified() => self.assign_new_partitions().await?,
                 _ = flush_check.tick() => self.with_writer(|writer| writer.flush_if_due(false)).await?,
                 received = self.consumer.recv() => match received {
                     Ok(message) => {
@@ -234,8 +249,15 @@ impl Projector {
     }
 
     /// Starts reading partitions added to the topic since the last look, from their beginning
-    /// (or from where the read model stopped, should it have seen them before).
+    /// (or from where the read model stopped, should it have seen them before), and counts the
+    /// look as done.
     async fn assign_new_partitions(&mut self) -> Result<(), ProjectionError> {
+        let looked = self.look_for_new_partitions().await;
+        self.looks.send_modify(|looks| *looks += 1);
+        looked
+    }
+
+    async fn look_for_new_partitions(&mut self) -> Result<(), ProjectionError> {
         let consumer = Arc::clone(&self.consumer);
         let topic = self.topic.clone();
         let looked = tokio::task::spawn_blocking(move || {

@@ -2,8 +2,9 @@
 
 use crate::log::LogPosition;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 /// A read-only view of the next offset the projector will apply, per partition.
 #[derive(Clone)]
@@ -11,17 +12,37 @@ pub struct ProjectionProgress {
     next_offsets: watch::Receiver<BTreeMap<i32, i64>>,
     /// The end of the log when the projector started.
     log_end_at_start: LogPosition,
+    /// Asks the projector to look for partitions added to the topic now.
+    look_for_partitions: Arc<Notify>,
+    /// How many looks for new partitions the projector has finished.
+    looks: watch::Receiver<u64>,
 }
 
 impl ProjectionProgress {
     pub(crate) fn new(
         next_offsets: watch::Receiver<BTreeMap<i32, i64>>,
         log_end_at_start: LogPosition,
+        look_for_partitions: Arc<Notify>,
+        looks: watch::Receiver<u64>,
     ) -> Self {
         Self {
             next_offsets,
             log_end_at_start,
+            look_for_partitions,
+            looks,
         }
+    }
+
+    /// Has the projector look for partitions added to the topic now, rather than at its next
+    /// periodic look, and waits (up to `timeout`) until that look is done; answers whether every
+    /// one of `wanted` is known then. For a client's position naming a partition added a moment
+    /// ago, which another replica already found.
+    pub async fn look_for(&self, wanted: &BTreeSet<i32>, timeout: Duration) -> bool {
+        let mut looks = self.looks.clone();
+        let before = *looks.borrow_and_update();
+        self.look_for_partitions.notify_one();
+        let looked = tokio::time::timeout(timeout, looks.wait_for(|done| *done > before)).await;
+        looked.is_ok() && wanted.is_subset(&self.partitions())
     }
 
     /// Whether the projection has applied everything the log held when the projector started:

@@ -141,6 +141,8 @@ fn flush(
 ) -> Result<(), ReadModelError> {
     let started = std::time::Instant::now();
     let store = &shared.store;
+    // From the first block written to the last segment dropped: a snapshot sees none of it.
+    let _still = store.hold_still();
     // The blocks and the index are written side by side: neither reads what the other writes.
     let (blocks, index) = std::thread::scope(|scope| {
         let blocks = scope.spawn(|| {

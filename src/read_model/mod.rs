@@ -10,7 +10,8 @@
 //! - `store`: records, order keys and index segments (posting lists) in sled, committed with the
 //!   log position they reach;
 //! - `writer` and `flusher`: applying records, and writing layers to the store in the background;
-//! - `index` and `planner`: reading all of the above as one state, and answering `find`.
+//! - `index` and `planner`: reading all of the above as one state, and answering `find`;
+//! - `snapshot`: the committed state in one checksummed file, and a read model restored from one.
 //!
 //! A customer costs about one sled key in sixteen (records by block, postings by term and block),
 //! so the store's cost per customer, not per key, bounds writes, disk and memory. Layout and
@@ -26,6 +27,7 @@ mod postings;
 mod query;
 mod record;
 mod rejected;
+mod snapshot;
 mod store;
 pub mod terms;
 #[cfg(test)]
@@ -36,6 +38,9 @@ pub use planner::{Page, Work, INLINE_WORK, MAX_WORK};
 pub use query::{parse_page, CustomerQuery, DEFAULT_LIMIT, MAX_LIMIT};
 pub use record::{CustomerRecord, HistoryEntry, LogPlace};
 pub use rejected::{RejectedEvent, RejectionKind};
+pub use snapshot::{
+    restore_snapshot, verify_snapshot, SnapshotError, SnapshotHeader, SnapshotSummary,
+};
 pub use store::FORMAT;
 pub use writer::{
     ApplyOutcome, FlushPolicy, LogRecord, PreparedBatch, ReadModelWriter, RecordChange,

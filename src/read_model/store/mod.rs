@@ -23,7 +23,10 @@
 //! them as orphans that the next flush overwrites or [`Store::open`] deletes.
 
 pub mod codec;
+mod entries;
 mod segment;
+
+pub use entries::{StoreImport, TREES};
 
 use segment::PostingCache;
 
@@ -144,6 +147,9 @@ pub struct Commit {
 /// The read model's sled database.
 #[derive(Clone)]
 pub struct Store {
+    /// Held by each flush from its first write to its last, and by a snapshot while it reads
+    /// the store: a snapshot sees one commit's state, never half a flush.
+    still: Arc<parking_lot::Mutex<()>>,
     postings_cache: Arc<PostingCache>,
     db: sled::Db,
     state: sled::Tree,
@@ -208,6 +214,7 @@ impl Store {
                 other => ReadModelError::Storage(other),
             })?;
         let store = Self {
+            still: Arc::default(),
             postings_cache: Arc::default(),
             state: db.open_tree("state")?,
             segments: db.open_tree("segments")?,
@@ -301,6 +308,12 @@ impl Store {
             .map(|bytes| read_u64(&bytes))
             .transpose()?
             .unwrap_or(0))
+    }
+
+    /// Keeps flushes from writing the store while the guard lives (a flush waits for it, and a
+    /// snapshot waits for a flush under way).
+    pub fn hold_still(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.still.lock()
     }
 
     /// Bytes the store takes on disk.
