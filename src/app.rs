@@ -113,8 +113,10 @@ impl Application {
         };
         let read_model_dir = settings.data_dir.join("read-model");
         let restored_layout = match &settings.restore_from {
+            // The topic must exist already: a snapshot is of a replica of it (and a mistyped
+            // --topic must not create an empty one).
             Some(snapshot) if !read_model_dir.exists() => {
-                let layout = log::ensure_topic(&settings.event_log).await?;
+                let layout = log::existing_topic(&settings.event_log).await?;
                 restore(
                     snapshot,
                     &read_model_dir,

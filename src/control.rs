@@ -22,6 +22,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest request line read.
 const MAX_REQUEST: u64 = 64;
 
+/// How long one write of a snapshot may wait for the tool to read.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The control socket of `data_dir`.
 pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join(SOCKET)
@@ -103,6 +106,8 @@ async fn answer(stream: UnixStream, read_model: ReadModel) {
     let written = async {
         let stream = stream.into_std()?;
         stream.set_nonblocking(false)?;
+        // A reader that stops reading gives the store back after this long, not never.
+        stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
         tokio::task::spawn_blocking(move || read_model.write_snapshot(stream))
             .await
             .map_err(io::Error::other)?

@@ -13,7 +13,7 @@ mod verify;
 
 pub use export::export;
 pub use rebuild::rebuild;
-pub use repartition::{repartition, SOURCE_POSITION_HEADER};
+pub use repartition::repartition;
 pub use snapshot::snapshot;
 pub use tail::tail;
 pub use verify::audit;

@@ -10,17 +10,27 @@
 //!
 //! **Resuming.** The producer is idempotent with the gapless guarantee, so what reached one target
 //! partition from one source partition is a prefix of what was sent there, in order. After a
-//! crash the next run reads the target once, takes for each (target, source) partition pair the
-//! highest source offset it holds, and copies the rest, skipping each record whose pair already
-//! has it: nothing is copied twice and nothing is missed. It ends by comparing the two topics:
-//! as many records in each, and replays of both give the same customers.
+//! crash the next run waits until the target's ends stop moving (records the crashed run sent may
+//! still be awaiting replication), reads the target once, takes for each (target, source)
+//! partition pair the highest source offset it holds, and copies the rest, skipping each record
+//! whose pair already has it. Nothing is missed; a record of the crashed run that commits only
+//! after that wait would be copied twice, which the end-of-run check reports.
+//!
+//! **The check.** Each run copies the source up to its end when the run began, then compares:
+//! the target holds as many records as the source had up to there, and replays of both (the
+//! source up to there) give the same customers. Records written to the source meanwhile are the
+//! next run's: run it again once the writers are stopped, and it copies only those.
+//!
+//! A record goes to the partition its key gives (the registry keys each record by its customer
+//! id); a customer whose events an older producer already split over two source partitions is
+//! copied in the order the replay reads them, which need not be its own.
 
 use super::verify::compare;
 use super::{AuditError, ScratchReadModel};
 use crate::config::{EventLogSettings, RepartitionSettings};
 use crate::log::{
-    client_config, create_topic, existing_topic, reader, replay, replay_ends, Partitioning,
-    PARTITIONING_HEADER,
+    client_config, create_topic, existing_topic, reader, replay, replay_ends, LogPosition,
+    Partitioning, PARTITIONING_HEADER,
 };
 use crate::projection::BatchApplier;
 use parking_lot::Mutex;
@@ -36,7 +46,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The header naming where a copied record came from.
-pub const SOURCE_POSITION_HEADER: &str = "source-position";
+const SOURCE_POSITION_HEADER: &str = "source-position";
 
 /// How long the copy waits for Kafka to confirm what it sent, at the end.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
@@ -98,7 +108,8 @@ pub async fn repartition(settings: &RepartitionSettings) -> Result<ExitCode, Aud
     let partitioning = Partitioning::over(settings.partitions);
     let crash_after = settings.test_crash_after;
     let (from, to) = (source.clone(), target.clone());
-    let mut report = tokio::task::spawn_blocking(move || {
+    let (mut report, copied_up_to) = tokio::task::spawn_blocking(move || {
+        wait_for_settled_ends(&to)?;
         let copied_already = copied_so_far(&to, &from.topic)?;
         copy(&from, &to, partitioning, &copied_already, crash_after)
     })
@@ -107,7 +118,7 @@ pub async fn repartition(settings: &RepartitionSettings) -> Result<ExitCode, Aud
 
     let (from, to) = (source.clone(), target.clone());
     let (customers, mismatched, target_records) =
-        tokio::task::spawn_blocking(move || compare_topics(&from, &to))
+        tokio::task::spawn_blocking(move || compare_topics(&from, &copied_up_to, &to))
             .await
             .map_err(|_| AuditError::Usage("the comparison was cancelled".into()))??;
     report.customers = customers;
@@ -144,6 +155,29 @@ pub async fn repartition(settings: &RepartitionSettings) -> Result<ExitCode, Aud
 
 /// For each target partition, the highest offset of each source partition it holds a copy of.
 type CopiedSoFar = BTreeMap<(i32, i32), i64>;
+
+/// How long the target's ends must stay still before it is read for what was copied.
+const SETTLED_FOR: Duration = Duration::from_secs(2);
+/// The longest wait for them to.
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Waits until the target's ends have not moved for [`SETTLED_FOR`] (or [`SETTLE_LIMIT`] has
+/// passed): a crashed run's last records may still be on their way to enough replicas.
+fn wait_for_settled_ends(target: &EventLogSettings) -> Result<(), AuditError> {
+    let consumer = reader(target)?;
+    let started = Instant::now();
+    let mut ends = replay_ends(&consumer, &target.topic, None)?;
+    let mut still_since = Instant::now();
+    while still_since.elapsed() < SETTLED_FOR && started.elapsed() < SETTLE_LIMIT {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = replay_ends(&consumer, &target.topic, None)?;
+        if now != ends {
+            ends = now;
+            still_since = Instant::now();
+        }
+    }
+    Ok(())
+}
 
 /// Reads the target once: what earlier runs copied into it.
 fn copied_so_far(target: &EventLogSettings, source_topic: &str) -> Result<CopiedSoFar, AuditError> {
@@ -219,14 +253,15 @@ impl Deliveries {
     }
 }
 
-/// Copies every source record not yet in the target.
+/// Copies every source record not yet in the target, up to the source's end as it is now;
+/// answers what it did and that end.
 fn copy(
     source: &EventLogSettings,
     target: &EventLogSettings,
     partitioning: Partitioning,
     copied_already: &CopiedSoFar,
     crash_after: Option<u64>,
-) -> Result<RepartitionReport, AuditError> {
+) -> Result<(RepartitionReport, LogPosition), AuditError> {
     let deliveries = Deliveries::default();
     let producer: BaseProducer<Deliveries> = client_config(&target.kafka_bootstrap)
         .set("enable.idempotence", "true")
@@ -272,10 +307,12 @@ fn copy(
                 key: SOURCE_POSITION_HEADER,
                 value: Some(source_position.as_str()),
             });
-        let mut record = BaseRecord::to(&target.topic)
+        let mut record = BaseRecord::<[u8], [u8]>::to(&target.topic)
             .partition(to_partition)
-            .key(key)
             .headers(headers);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
         if let Some(payload) = message.payload() {
             record = record.payload(payload);
         }
@@ -304,22 +341,25 @@ fn copy(
     })?;
     producer.flush(Timeout::After(FLUSH_TIMEOUT))?;
     deliveries.check()?;
-    Ok(report)
+    Ok((report, LogPosition::from_next_offsets(ends)))
 }
 
-/// Replays both topics into scratch read models and compares them customer by customer. Answers
-/// the customers in the target, how many differ (or are missing on either side), and how many
-/// records the target holds.
+/// Replays both topics into scratch read models, the source up to `source_until`, and compares
+/// them customer by customer. Answers the customers in the target, how many differ (or are
+/// missing on either side), and how many records the target holds.
 fn compare_topics(
     source: &EventLogSettings,
+    source_until: &LogPosition,
     target: &EventLogSettings,
 ) -> Result<(usize, usize, u64), AuditError> {
-    let project = |settings: &EventLogSettings| -> Result<(ScratchReadModel, u64), AuditError> {
+    let project = |settings: &EventLogSettings,
+                   until: Option<&LogPosition>|
+     -> Result<(ScratchReadModel, u64), AuditError> {
         let mut scratch = ScratchReadModel::create(std::env::temp_dir().join(format!(
             "customer-registry-repartition-{}",
             uuid::Uuid::now_v7().simple()
         )))?;
-        let ends = replay_ends(&reader(settings)?, &settings.topic, None)?;
+        let ends = replay_ends(&reader(settings)?, &settings.topic, until)?;
         let mut applier = BatchApplier::new(&mut scratch.writer);
         let read = replay::<AuditError>(settings, &ends, |message| {
             Ok(applier.push(message.partition(), message.offset(), message.payload())?)
@@ -327,8 +367,8 @@ fn compare_topics(
         applier.finish()?;
         Ok((scratch, read))
     };
-    let (from_source, _) = project(source)?;
-    let (from_target, target_records) = project(target)?;
+    let (from_source, _) = project(source, Some(source_until))?;
+    let (from_target, target_records) = project(target, None)?;
     let report = compare(&from_target.model, &from_source.model)?;
     let differing = report.mismatched.len() + report.missing.len() + report.extra.len();
     Ok((from_target.model.len(), differing, target_records))

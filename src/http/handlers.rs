@@ -583,8 +583,13 @@ async fn history(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Respo
 const SNAPSHOT_CHUNK: usize = 1 << 16;
 
 /// Chunks written ahead of the client: the snapshot's writer waits beyond that, so a slow client
-/// costs this much memory, and holds flushes back, no more.
+/// costs this much memory. It holds flushes back while it reads, up to
+/// [`crate::read_model::SNAPSHOT_MAX_HOLD`] in all and [`SNAPSHOT_CHUNK_WAIT`] for each chunk;
+/// past either, the snapshot is abandoned and the body ends in an error.
 const SNAPSHOT_CHUNKS_AHEAD: usize = 16;
+
+/// How long the snapshot's writer waits for the client to take a chunk.
+const SNAPSHOT_CHUNK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn snapshot(meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> {
     let caller = authenticate(meta, state)?;
@@ -596,10 +601,12 @@ fn snapshot(meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> 
     }
     let (chunks, receiver) = tokio::sync::mpsc::channel(SNAPSHOT_CHUNKS_AHEAD);
     let read_model = state.read_model.clone();
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let sink = ChunkSink {
             chunks: chunks.clone(),
             buffer: Vec::with_capacity(SNAPSHOT_CHUNK),
+            runtime,
         };
         if let Err(error) = read_model.write_snapshot(sink) {
             // The body ends in an error: the client sees a broken transfer, never a short file
@@ -628,6 +635,8 @@ fn snapshot(meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> 
 struct ChunkSink {
     chunks: tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>,
     buffer: Vec<u8>,
+    /// To wait for the client with a timeout from the blocking thread the snapshot runs on.
+    runtime: tokio::runtime::Handle,
 }
 
 impl ChunkSink {
@@ -639,12 +648,21 @@ impl ChunkSink {
             &mut self.buffer,
             Vec::with_capacity(SNAPSHOT_CHUNK),
         ));
-        self.chunks.blocking_send(Ok(chunk)).map_err(|_| {
-            std::io::Error::new(
+        let sent = self.runtime.block_on(tokio::time::timeout(
+            SNAPSHOT_CHUNK_WAIT,
+            self.chunks.send(Ok(chunk)),
+        ));
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(std::io::Error::new(
                 std::io::ErrorKind::BrokenPipe,
                 "the client went away before the snapshot was whole",
-            )
-        })
+            )),
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client stopped reading the snapshot",
+            )),
+        }
     }
 }
 

@@ -445,7 +445,7 @@ mod tests {
         let (read_model, _) = crate::read_model::open(dir).unwrap();
         read_model.bind_to_log("unused", "no-cluster").unwrap();
         let (progress_sender, progress) = watch::channel(BTreeMap::new());
-        let (_, looks) = watch::channel(0);
+        let (_, looks) = watch::channel((0, 0));
         let progress = ProjectionProgress::new(
             progress,
             LogPosition::parse("0:5").unwrap(),

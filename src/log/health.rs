@@ -1,7 +1,8 @@
 //! Whether the topic's partitions can take a write now. Kafka acknowledges a write (`acks=all`)
 //! only once `min.insync.replicas` replicas hold it; with fewer in sync, the broker refuses it and
 //! the producer retries until its delivery timeout, so a client would wait seconds for an answer
-//! that says only "timed out". The readiness check looks at the cluster every second (metadata:
+//! that says only "timed out". The readiness check looks at the cluster each round, about every
+//! second (metadata:
 //! each partition's in-sync replicas; a TCP connect to each broker, since a cluster that lost its
 //! controller quorum keeps listing dead brokers as in sync), and the producer refuses at once,
 //! saying why, a write to a partition that has too few in-sync replicas that answer.
@@ -19,8 +20,10 @@ use std::time::{Duration, Instant};
 const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a broker may take to accept a TCP connection before it counts as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-/// An observation older than this is not acted on: writes are then tried, as without one.
-const FRESH_FOR: Duration = Duration::from_secs(3);
+/// An observation older than this is not acted on: writes are then tried, as without one. The
+/// readiness check takes up to a few seconds a round while brokers are unreachable (a metadata
+/// request and a watermark request, each up to 2 s), so this covers its slowest rounds.
+const FRESH_FOR: Duration = Duration::from_secs(10);
 
 /// Why a partition cannot take a write now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +36,7 @@ pub struct ReplicaShortage {
     pub required: usize,
     /// Brokers that answer.
     pub brokers_up: usize,
-    /// Brokers the cluster lists.
+    /// Brokers the cluster lists (as metadata last listed them, when none answers).
     pub brokers: usize,
 }
 
@@ -78,6 +81,9 @@ enum Observation {
 pub struct ClusterHealth {
     required: usize,
     latest: Arc<RwLock<Option<(Instant, Observation)>>>,
+    /// The brokers' addresses as metadata last listed them: tried, with the bootstrap servers,
+    /// when metadata cannot be fetched.
+    known_brokers: Arc<RwLock<Vec<String>>>,
 }
 
 impl ClusterHealth {
@@ -86,16 +92,22 @@ impl ClusterHealth {
         Self {
             required: usize::try_from(min_insync_replicas.max(1)).unwrap_or(1),
             latest: Arc::new(RwLock::new(None)),
+            known_brokers: Arc::default(),
         }
     }
 
     /// Looks at the cluster through `consumer`: `topic`'s metadata, and whether each broker
-    /// accepts a connection. When metadata cannot be fetched, `bootstrap`'s addresses are tried:
-    /// only when none answers is the cluster taken to be down. A blocking call.
+    /// accepts a connection. When metadata cannot be fetched, `bootstrap`'s addresses and the
+    /// brokers metadata listed last are tried: only when none answers is the cluster taken to be
+    /// down. A blocking call.
     pub fn observe(&self, consumer: &BaseConsumer<KafkaLogs>, topic: &str, bootstrap: &str) {
         let observation = match consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT) {
             Ok(metadata) => {
                 let brokers = metadata.brokers();
+                *self.known_brokers.write() = brokers
+                    .iter()
+                    .map(|broker| format!("{}:{}", broker.host(), broker.port()))
+                    .collect();
                 let up: BTreeSet<i32> = brokers
                     .iter()
                     .filter(|broker| answers(&format!("{}:{}", broker.host(), broker.port())))
@@ -121,14 +133,18 @@ impl ClusterHealth {
                 }
             }
             Err(_) => {
-                let addresses: Vec<&str> = bootstrap.split(',').map(str::trim).collect();
+                let mut addresses: BTreeSet<String> = bootstrap
+                    .split(',')
+                    .map(|address| address.trim().to_owned())
+                    .collect();
+                addresses.extend(self.known_brokers.read().iter().cloned());
                 if addresses.iter().any(|address| answers(address)) {
                     // Reachable but slow to answer: nothing is known, nothing is refused.
                     *self.latest.write() = None;
                     return;
                 }
                 Observation::NoBrokerAnswers {
-                    brokers: addresses.len(),
+                    brokers: self.known_brokers.read().len(),
                 }
             }
         };
@@ -168,13 +184,12 @@ impl ClusterHealth {
     }
 }
 
-/// Whether something accepts a TCP connection at `address` (`host:port`).
+/// Whether something accepts a TCP connection at `address` (`host:port`), at any address the
+/// name resolves to.
 fn answers(address: &str) -> bool {
-    address
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut resolved| resolved.next())
-        .is_some_and(|resolved| TcpStream::connect_timeout(&resolved, CONNECT_TIMEOUT).is_ok())
+    address.to_socket_addrs().is_ok_and(|mut resolved| {
+        resolved.any(|resolved| TcpStream::connect_timeout(&resolved, CONNECT_TIMEOUT).is_ok())
+    })
 }
 
 #[cfg(test)]

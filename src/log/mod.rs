@@ -22,7 +22,4 @@ pub use reader::{
     reader, replay, replay_ends, HistoryPermit, HistoryReader, LogReadError, PublishedRecord,
     HISTORY_READERS,
 };
-pub use topic::{
-    create_topic, ensure_topic, existing_topic, replication_for, Durability, TopicError,
-    TopicLayout,
-};
+pub use topic::{create_topic, ensure_topic, existing_topic, Durability, TopicError, TopicLayout};

@@ -2,7 +2,7 @@
 //! unlimited retention and, on a cluster of three or more brokers, three replicas of which two
 //! must confirm every write (`min.insync.replicas=2`, no unclean leader election), and refuses to
 //! run on a topic whose settings would delete or could lose acknowledged events. It also reads
-//! back the partitioning the log was written with ([`Partitioning`]), so that every replica routes
+//! back the partitioning the newest records name ([`Partitioning`]), so that every replica routes
 //! each customer to the same partition for the life of the topic.
 
 use super::client::client_config;
@@ -98,14 +98,16 @@ pub enum TopicError {
     /// The log's records were routed over different partition counts.
     #[error(
         "the records of topic {topic} were routed over different partition counts ({found}): \
-         events of one customer may lie on two partitions. Copy the log into a new topic, which \
-         puts every customer's events on one partition in order: customer-registry repartition \
-         --from {topic} --to NEW_TOPIC --partitions N"
+         events of one customer may lie on two partitions, and a replay may meet a customer's \
+         change before its create. Copy the log into a new topic, whose partitioning is fixed \
+         for its life: customer-registry repartition --from {topic} --to NEW_TOPIC \
+         --partitions N (a customer already split keeps the order the copy reads its events in; \
+         `audit` on the new topic lists the changes that order refuses)"
     )]
     MixedPartitioning {
         /// The topic.
         topic: String,
-        /// The partitionings found, as their header values.
+        /// What was found.
         found: String,
     },
 }
@@ -232,8 +234,7 @@ async fn topic_layout(
     let configs = topic_configs(&admin, topic).await?;
     check_retention(topic, &configs)?;
     let durability = Durability {
-        // A partition's replicas are brokers too, even when some are down right now.
-        brokers: found.brokers.max(found.fewest_replicas.max(0) as usize),
+        brokers: found.brokers,
         replication_factor: found.fewest_replicas,
         min_insync_replicas: configs
             .get("min.insync.replicas")
@@ -255,16 +256,11 @@ async fn topic_layout(
             reason: "the cluster id could not be read".into(),
         })?;
     let partition_count = i32::try_from(found.partitions.len()).expect("fewer than 2^31");
-    let recorded =
-        recorded_partitionings(settings, &found.partitions).map_err(unreachable(settings))?;
-    let partitioning = choose_partitioning(partition_count, &recorded).map_err(|found| {
+    let newest = newest_records(settings, &found.partitions).map_err(unreachable(settings))?;
+    let partitioning = choose_partitioning(partition_count, &newest).map_err(|found| {
         TopicError::MixedPartitioning {
             topic: topic.to_owned(),
-            found: found
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
+            found,
         }
     })?;
     if partitioning.count() < partition_count {
@@ -338,7 +334,7 @@ async fn create(
 
 /// The replication factor of a new topic: the one asked for, or as many replicas as the cluster
 /// has brokers, up to three.
-pub fn replication_for(asked: Option<i32>, brokers: usize) -> i32 {
+fn replication_for(asked: Option<i32>, brokers: usize) -> i32 {
     asked
         .unwrap_or_else(|| i32::try_from(brokers.clamp(1, DURABLE_CLUSTER)).expect("at most three"))
 }
@@ -478,7 +474,8 @@ struct Described {
     all_led: bool,
     /// The fewest replicas any partition has (0 when there are none).
     fewest_replicas: i32,
-    /// Live brokers in the cluster.
+    /// Brokers in the cluster: those that answer, and any other that holds a replica of some
+    /// topic (a broker down right now is still one of the cluster's).
     brokers: usize,
 }
 
@@ -489,8 +486,17 @@ fn describe(admin: &AdminClient<Silent>, topic: &str) -> Result<Described, Kafka
     let mut partitions = Vec::new();
     let mut all_led = true;
     let mut fewest_replicas = i32::MAX;
-    for found in metadata.topics().iter().filter(|t| t.name() == topic) {
+    let mut brokers: BTreeSet<i32> = metadata
+        .brokers()
+        .iter()
+        .map(|broker| broker.id())
+        .collect();
+    for found in metadata.topics() {
         for partition in found.partitions() {
+            brokers.extend(partition.replicas());
+            if found.name() != topic {
+                continue;
+            }
             partitions.push(partition.id());
             all_led &= partition.leader() >= 0 && partition.error().is_none();
             let replicas = i32::try_from(partition.replicas().len()).unwrap_or(i32::MAX);
@@ -506,7 +512,7 @@ fn describe(admin: &AdminClient<Silent>, topic: &str) -> Result<Described, Kafka
         },
         partitions,
         all_led,
-        brokers: metadata.brokers().len(),
+        brokers: brokers.len(),
     })
 }
 
@@ -528,12 +534,25 @@ async fn wait_for_partitions(
     }
 }
 
-/// The partitioning named by the newest record of each partition that holds any (`None` for a
-/// record written before records named theirs). A blocking call, made only at start-up.
-fn recorded_partitionings(
+/// The newest record of a partition, as far as routing goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NewestRecord {
+    /// Its partition.
+    partition: i32,
+    /// Its key.
+    key: Option<Vec<u8>>,
+    /// The partitioning it names, when it names one (records written before they did, or by
+    /// someone else, name none).
+    named: Option<Partitioning>,
+}
+
+/// The newest record of each partition that holds any and delivers it within the start-up
+/// bound (a partition whose newest offset is a transaction marker, or whose leader is moving,
+/// is passed over: the others decide). A blocking call, made only at start-up.
+fn newest_records(
     settings: &EventLogSettings,
     partitions: &[i32],
-) -> Result<Vec<Option<Partitioning>>, KafkaError> {
+) -> Result<Vec<NewestRecord>, KafkaError> {
     let consumer: BaseConsumer<Silent> = client_config(&settings.kafka_bootstrap)
         .set("group.id", "customer-registry.layout")
         .set("enable.auto.commit", "false")
@@ -543,28 +562,24 @@ fn recorded_partitionings(
     let mut assignment = TopicPartitionList::new();
     let mut waiting = BTreeSet::new();
     for &partition in partitions {
-        let (low, high) = watermarks(&consumer, topic, partition)?;
+        let Ok((low, high)) = watermarks(&consumer, topic, partition) else {
+            continue;
+        };
         if high > low {
             assignment.add_partition_offset(topic, partition, Offset::Offset(high - 1))?;
             waiting.insert(partition);
         }
     }
+    let mut found = Vec::with_capacity(waiting.len());
     if waiting.is_empty() {
-        return Ok(Vec::new());
+        return Ok(found);
     }
     consumer.assign(&assignment)?;
-    let deadline = Instant::now() + REACH_TIMEOUT;
-    let mut found = Vec::with_capacity(waiting.len());
-    while !waiting.is_empty() {
-        if Instant::now() > deadline {
-            return Err(KafkaError::MessageConsumption(
-                RDKafkaErrorCode::RequestTimedOut,
-            ));
-        }
-        let Some(polled) = consumer.poll(Duration::from_millis(200)) else {
+    let deadline = Instant::now() + NEWEST_RECORD_WAIT;
+    while !waiting.is_empty() && Instant::now() < deadline {
+        let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
-        let message = polled?;
         if !waiting.remove(&message.partition()) {
             continue;
         }
@@ -576,10 +591,23 @@ fn recorded_partitionings(
                 .and_then(|value| std::str::from_utf8(value).ok())
                 .and_then(|text| Partitioning::parse(text).ok())
         });
-        found.push(named);
+        found.push(NewestRecord {
+            partition: message.partition(),
+            key: message.key().map(<[u8]>::to_vec),
+            named,
+        });
+    }
+    if !waiting.is_empty() {
+        tracing::debug!(
+            ?waiting,
+            "no newest record read from these partitions at start"
+        );
     }
     Ok(found)
 }
+
+/// How long start-up waits for the newest records of the topic's partitions.
+const NEWEST_RECORD_WAIT: Duration = Duration::from_secs(5);
 
 /// A partition's watermarks, retried while its leadership is being settled.
 fn watermarks(
@@ -607,26 +635,57 @@ fn watermarks(
     }
 }
 
-/// The partitioning to route by, from what the newest records name: theirs when they agree; the
-/// topic's partition count when none names one (an empty topic, or one written before records
-/// named their partitioning, which the Kafka client's default partitioner spread over the count
-/// it had). Records naming different ones are refused: the log is already split.
+/// The partitioning to route by, from the newest record of each partition: the one they name
+/// when they agree; the topic's partition count when none names one (an empty topic, or one
+/// written before records named their partitioning, which the Kafka client's default
+/// partitioner spread over the count it had, the same hash as ours). Refused, with what was
+/// found: records naming different counts, or a count past the topic's; and records naming
+/// none that the topic's count would not have put where they are (the topic grew since they
+/// were written, so some customers' events are already split).
 fn choose_partitioning(
     partition_count: i32,
-    recorded: &[Option<Partitioning>],
-) -> Result<Partitioning, Vec<Partitioning>> {
-    let named: BTreeSet<i32> = recorded.iter().flatten().map(Partitioning::count).collect();
+    newest: &[NewestRecord],
+) -> Result<Partitioning, String> {
+    let named: BTreeSet<i32> = newest
+        .iter()
+        .filter_map(|record| record.named)
+        .map(|partitioning| partitioning.count())
+        .collect();
+    let describe = |counts: &BTreeSet<i32>| {
+        counts
+            .iter()
+            .map(|&count| Partitioning::over(count).to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     match named.len() {
-        0 => Ok(Partitioning::over(partition_count)),
+        0 => {}
         1 => {
-            let partitioning = Partitioning::over(*named.first().expect("one"));
-            if partitioning.count() > partition_count {
-                Err(vec![partitioning, Partitioning::over(partition_count)])
-            } else {
-                Ok(partitioning)
+            let count = *named.first().expect("one");
+            if count > partition_count {
+                return Err(format!(
+                    "{}, on a topic of {partition_count} partitions",
+                    describe(&named)
+                ));
             }
+            return Ok(Partitioning::over(count));
         }
-        _ => Err(named.into_iter().map(Partitioning::over).collect()),
+        _ => return Err(describe(&named)),
+    }
+    let current = Partitioning::over(partition_count);
+    let misplaced = newest.iter().find(|record| {
+        record
+            .key
+            .as_deref()
+            .is_some_and(|key| current.partition_of_key(key) != record.partition)
+    });
+    match misplaced {
+        Some(record) => Err(format!(
+            "no partitioning named, and a record on partition {} that {current} would not have \
+             put there: written while the topic had another partition count",
+            record.partition
+        )),
+        None => Ok(current),
     }
 }
 
@@ -643,21 +702,58 @@ mod tests {
         }
     }
 
+    fn newest(key: &str, partition: i32, named: Option<Partitioning>) -> NewestRecord {
+        NewestRecord {
+            partition,
+            key: Some(key.as_bytes().to_vec()),
+            named,
+        }
+    }
+
+    /// A record without a header on the partition `count` partitions give `key`.
+    fn legacy(key: &str, count: i32) -> NewestRecord {
+        newest(
+            key,
+            Partitioning::over(count).partition_of_key(key.as_bytes()),
+            None,
+        )
+    }
+
     #[test]
     fn the_recorded_partitioning_wins_over_partitions_added_later() {
         let twelve = Partitioning::over(12);
         assert_eq!(choose_partitioning(12, &[]), Ok(twelve));
-        assert_eq!(choose_partitioning(17, &[Some(twelve), None]), Ok(twelve));
+        let mixed = [newest("a", 3, Some(twelve)), legacy("b", 12)];
+        assert_eq!(choose_partitioning(17, &mixed), Ok(twelve));
         assert_eq!(
-            choose_partitioning(17, &[None, None]),
+            choose_partitioning(17, &[legacy("a", 17), legacy("b", 17)]),
             Ok(Partitioning::over(17)),
             "records from before the header: the count their producers hashed over"
         );
-        assert!(choose_partitioning(17, &[Some(twelve), Some(Partitioning::over(17))]).is_err());
+        let two = [
+            newest("a", 1, Some(twelve)),
+            newest("b", 2, Some(Partitioning::over(17))),
+        ];
+        assert!(choose_partitioning(17, &two).is_err());
         assert!(
-            choose_partitioning(6, &[Some(twelve)]).is_err(),
+            choose_partitioning(6, &[newest("a", 1, Some(twelve))]).is_err(),
             "more than the topic has"
         );
+    }
+
+    #[test]
+    fn an_old_log_that_grew_under_the_default_partitioner_is_refused() {
+        // Written over 3 partitions, before records named their partitioning; the topic has 8
+        // now. A customer whose newest record sits where 8 would not put it is split.
+        let key = (0..100)
+            .map(|n| format!("customer-{n}"))
+            .find(|key| {
+                Partitioning::over(3).partition_of_key(key.as_bytes())
+                    != Partitioning::over(8).partition_of_key(key.as_bytes())
+            })
+            .unwrap();
+        let error = choose_partitioning(8, &[legacy(&key, 3)]).unwrap_err();
+        assert!(error.contains("would not have put there"), "{error}");
     }
 
     #[test]

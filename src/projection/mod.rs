@@ -134,8 +134,8 @@ pub struct Projector {
     progress: watch::Sender<BTreeMap<i32, i64>>,
     /// Rings when a request wants partitions looked for now.
     look_for_partitions: Arc<tokio::sync::Notify>,
-    /// Counts finished looks for new partitions.
-    looks: watch::Sender<u64>,
+    /// Counts looks for new partitions started, and finished.
+    looks: watch::Sender<(u64, u64)>,
     /// Consuming failures, logged once per outage rather than once each.
     outage: OutageLog,
     /// Counts the records applied, by outcome.
@@ -188,7 +188,7 @@ impl Projector {
         consumer.assign(&assignment(topic, partitions, &next_offsets)?)?;
         let (progress, watcher) = watch::channel(next_offsets);
         let look_for_partitions = Arc::new(tokio::sync::Notify::new());
-        let (looks, looks_watcher) = watch::channel(0);
+        let (looks, looks_watcher) = watch::channel((0, 0));
         Ok((
             Self {
                 consumer: Arc::new(consumer),
@@ -252,8 +252,9 @@ impl Projector {
     /// (or from where the read model stopped, should it have seen them before), and counts the
     /// look as done.
     async fn assign_new_partitions(&mut self) -> Result<(), ProjectionError> {
+        self.looks.send_modify(|(started, _)| *started += 1);
         let looked = self.look_for_new_partitions().await;
-        self.looks.send_modify(|looks| *looks += 1);
+        self.looks.send_modify(|(_, finished)| *finished += 1);
         looked
     }
 

@@ -14,8 +14,8 @@ pub struct ProjectionProgress {
     log_end_at_start: LogPosition,
     /// Asks the projector to look for partitions added to the topic now.
     look_for_partitions: Arc<Notify>,
-    /// How many looks for new partitions the projector has finished.
-    looks: watch::Receiver<u64>,
+    /// How many looks for new partitions the projector has started, and finished.
+    looks: watch::Receiver<(u64, u64)>,
 }
 
 impl ProjectionProgress {
@@ -23,7 +23,7 @@ impl ProjectionProgress {
         next_offsets: watch::Receiver<BTreeMap<i32, i64>>,
         log_end_at_start: LogPosition,
         look_for_partitions: Arc<Notify>,
-        looks: watch::Receiver<u64>,
+        looks: watch::Receiver<(u64, u64)>,
     ) -> Self {
         Self {
             next_offsets,
@@ -39,9 +39,13 @@ impl ProjectionProgress {
     /// ago, which another replica already found.
     pub async fn look_for(&self, wanted: &BTreeSet<i32>, timeout: Duration) -> bool {
         let mut looks = self.looks.clone();
-        let before = *looks.borrow_and_update();
+        // A look under way may have read the topic before the request came: wait for one that
+        // starts after it (the notification makes sure there is one).
+        let (started, _) = *looks.borrow_and_update();
         self.look_for_partitions.notify_one();
-        let looked = tokio::time::timeout(timeout, looks.wait_for(|done| *done > before)).await;
+        let looked =
+            tokio::time::timeout(timeout, looks.wait_for(|&(_, finished)| finished > started))
+                .await;
         looked.is_ok() && wanted.is_subset(&self.partitions())
     }
 

@@ -40,6 +40,7 @@ pub use record::{CustomerRecord, HistoryEntry, LogPlace};
 pub use rejected::{RejectedEvent, RejectionKind};
 pub use snapshot::{
     restore_snapshot, verify_snapshot, SnapshotError, SnapshotHeader, SnapshotSummary,
+    MAX_HOLD as SNAPSHOT_MAX_HOLD,
 };
 pub use store::FORMAT;
 pub use writer::{

@@ -29,6 +29,15 @@ pub const MAGIC: &[u8; 8] = b"CRSNAP\x00\x01";
 /// The longest header a restore reads.
 const MAX_HEADER: u32 = 1 << 20;
 
+/// The longest key or value a restore reads: far past any block the store writes, and a bound
+/// on what a damaged length can make it allocate.
+const MAX_PART: u32 = 256 << 20;
+
+/// The longest a snapshot may hold the store still. Flushes wait while a snapshot is read, and
+/// past a backlog the projector waits for them: a reader that stops reading (or crawls) must not
+/// stall the replica, so the snapshot is abandoned, with an error, after this long.
+pub const MAX_HOLD: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// What a snapshot is of, written before its entries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -90,6 +99,12 @@ pub enum SnapshotError {
     /// The read model has not been bound to a log yet (a replica that never started).
     #[error("the read model projects no log yet: start it once before taking a snapshot")]
     Unbound,
+    /// The snapshot was read too slowly and was abandoned, so that flushes could go on.
+    #[error(
+        "the snapshot was abandoned after {0:?}: it was read too slowly, and the read model's \
+         flushes cannot wait longer"
+    )]
+    TooSlow(std::time::Duration),
 }
 
 /// Counts and hashes what passes through, on the way to `inner`.
@@ -133,12 +148,14 @@ impl<R: Read> Read for Hashing<R> {
 
 impl ReadModel {
     /// Writes a snapshot of what this read model has committed to `out`. Flushes wait while it
-    /// is written (the projector keeps applying in memory meanwhile), so it holds one commit's
-    /// state and the offsets that state reaches.
+    /// is written (the projector keeps applying in memory meanwhile, until its backlog of
+    /// unflushed changes is full), so it holds one commit's state and the offsets that state
+    /// reaches. Abandoned after [`MAX_HOLD`].
     ///
     /// # Errors
     /// [`SnapshotError::Unbound`] for a read model that projects no log yet,
-    /// [`SnapshotError::Io`] when `out` fails, [`SnapshotError::ReadModel`] when sled fails.
+    /// [`SnapshotError::TooSlow`] past [`MAX_HOLD`], [`SnapshotError::Io`] when `out` fails,
+    /// [`SnapshotError::ReadModel`] when sled fails.
     pub fn write_snapshot(&self, out: impl Write) -> Result<SnapshotSummary, SnapshotError> {
         write_snapshot(&self.shared.store, out)
     }
@@ -146,6 +163,7 @@ impl ReadModel {
 
 fn write_snapshot(store: &Store, out: impl Write) -> Result<SnapshotSummary, SnapshotError> {
     let _still = store.hold_still();
+    let held_since = std::time::Instant::now();
     let (Some(topic), Some(cluster)) = (store.setting("topic")?, store.setting("cluster")?) else {
         return Err(SnapshotError::Unbound);
     };
@@ -176,6 +194,9 @@ fn write_snapshot(store: &Store, out: impl Write) -> Result<SnapshotSummary, Sna
             out.write_all(part)?;
         }
         entries += 1;
+        if entries % 1024 == 0 && held_since.elapsed() > MAX_HOLD {
+            return Err(SnapshotError::TooSlow(MAX_HOLD));
+        }
     }
     out.write_all(b"Z")?;
     out.write_all(&entries.to_be_bytes())?;
@@ -219,6 +240,18 @@ pub fn restore_snapshot(
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // What a restore that crashed left: nothing else writes these names.
+    if let Some(parent) = dir.parent().filter(|parent| parent.exists()) {
+        for entry in std::fs::read_dir(parent)?.flatten() {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{name}.restore-"))
+            {
+                std::fs::remove_dir_all(entry.path())?;
+            }
+        }
+    }
     let staging = dir.with_file_name(format!("{name}.restore-{}", uuid::Uuid::now_v7().simple()));
     let restored = import(input, &staging, topic, cluster);
     match restored {
@@ -364,7 +397,11 @@ fn read_u32(input: &mut impl Read, part: &'static str) -> Result<u32, SnapshotEr
 /// A length-prefixed key or value, into `buffer`. A length past what the rest of a damaged file
 /// could hold is read as far as the file goes, and found truncated or damaged there.
 fn read_part(input: &mut impl Read, buffer: &mut Vec<u8>) -> Result<(), SnapshotError> {
-    let length = read_u32(input, "entries")? as usize;
+    let length = read_u32(input, "entries")?;
+    if length > MAX_PART {
+        return Err(SnapshotError::Damaged);
+    }
+    let length = length as usize;
     buffer.clear();
     let read = input
         .take(length as u64)

@@ -44,7 +44,10 @@ impl StoreImport {
     /// # Errors
     /// [`ReadModelError::Storage`] when sled cannot create it.
     pub fn create(dir: &Path) -> Result<Self, ReadModelError> {
-        let db = sled::Config::new().path(dir).open()?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(super::CACHE_BYTES)
+            .open()?;
         let trees = TREES
             .iter()
             .map(|name| db.open_tree(name))
