@@ -4,10 +4,10 @@
 //! moves most customers the moment a partition is added: a customer's later events land on
 //! another partition than its create, and a replay that reads partitions interleaved can meet
 //! version 2 before version 1. So the registry routes every record itself: CRC-32 (IEEE) of the
-//! key, the customer id's text form, modulo a count fixed when the topic got its first event and
-//! written on every record (header [`HEADER`], e.g. `crc32/12`). Every replica and tool reads the
-//! same count back from the log; partitions added later receive nothing until the log is copied
-//! into a new topic (`customer-registry repartition`).
+//! key, the customer id's text form, modulo a count written on every record (header [`HEADER`],
+//! e.g. `crc32/12`). Every replica and tool reads the count back from the newest records (the
+//! topic's own count while it is empty); partitions added later receive nothing until the log is
+//! copied into a new topic (`customer-registry repartition`).
 //!
 //! CRC-32 modulo the count is also what librdkafka's default partitioner (`consistent_random`)
 //! computes for a keyed record, so a topic written before the header existed, and never grown,
