@@ -7,8 +7,8 @@
 mod common;
 
 use common::{
-    create_all, find_eventually, http, kafka_bootstrap, run_to_exit_with, tool, unique_topic,
-    Registry,
+    create_all, create_topic_kept_forever, find_eventually, http, kafka_bootstrap,
+    run_to_exit_with, tool, unique_topic, Registry,
 };
 use serde_json::{json, Value};
 use std::path::Path;
@@ -162,7 +162,9 @@ async fn a_truncated_damaged_or_foreign_snapshot_is_refused_and_nothing_is_resto
     let mut damaged = whole.clone();
     let middle = damaged.len() / 2;
     damaged[middle] ^= 0x20;
+    // Another topic that exists (a restore needs its topic there): the snapshot is not of it.
     let foreign_topic = unique_topic("snapshot-foreign");
+    create_topic_kept_forever(&bootstrap, &foreign_topic, 12).await;
     // Name, the file, the topic the replica follows, what the refusal says.
     type Case<'a> = (&'a str, Vec<u8>, &'a str, &'a str);
     let cases: [Case; 4] = [
