@@ -71,13 +71,15 @@ async fn a_kafka_outage_under_load_loses_nothing_and_the_service_recovers() {
     assert_eq!(status, 201, "{before}");
 
     let target = Target::new(&registry.base_url);
+    // 40 creates 300 ms apart per client: the load lasts over 12 s, well past the broker's stop
+    // (at 100 ms apart, a slow stop on a busy machine once let the load finish before it).
     let load = tokio::spawn({
         let target = target.clone();
         async move {
             create_all(
                 &target,
                 82,
-                (4, 40, Duration::from_millis(100)),
+                (4, 40, Duration::from_millis(300)),
                 Duration::from_secs(240),
             )
             .await
