@@ -23,12 +23,17 @@ NW = r" \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
 # Format characters (Cf, BMP): invisible; a body value of only these and NW is blank.
 CF = r"\u00AD\u0600-\u0605\u061C\u06DD\u070F\u0890\u0891\u08E2\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uFFF9-\uFFFB"
 
-# Blank (`domain::is_blank`): only White_Space that is not a control, and format characters. A
-# blank body value leaves its field out; a blank filter is no filter.
-BODY_BLANK = f"[{NW}{CF}]*"
+# Format characters that are not bidirectional controls: a value of only these and NW is blank.
+CF_NOT_BIDI = r"\u00AD\u0600-\u0605\u06DD\u070F\u0890\u0891\u08E2\u180E\u200B-\u200D\u2060-\u2064\u206A-\u206F\uFEFF\uFFF9-\uFFFB"
+
+# Blank (`domain::is_blank`): only White_Space that is not a control, and format characters that
+# are not bidirectional controls. A blank body value leaves its field out; a blank filter is a 400.
+BODY_BLANK = f"[{NW}{CF_NOT_BIDI}]*"
 QUERY_BLANK = BODY_BLANK
-NO_CTRL = f"[^{CTRL}{BIDI}]"
-VISIBLE = f"[^{CTRL}{BIDI}{NW}{CF}]"
+# Unicode's noncharacters in the BMP: refused anywhere (`noncharacter`; XML cannot hold them).
+NONCHAR = r"\uFDD0-\uFDEF\uFFFE\uFFFF"
+NO_CTRL = f"[^{CTRL}{BIDI}{NONCHAR}]"
+VISIBLE = f"[^{CTRL}{BIDI}{NONCHAR}{NW}{CF}]"
 
 ASSIGNED_ALPHA_2 = """AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS
 BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE
@@ -61,6 +66,16 @@ def anchored(*alternatives):
 
 def trimmed(core):
     return f"[{NW}]*{core}[{NW}]*"
+
+
+def non_blank(schema):
+    """A schema whose pattern is `anchored(BODY_BLANK, core)`, without the blank alternative: a
+    find filter must hold something (an empty or blank one is a 400 `empty`)."""
+    schema = dict(schema)
+    prefix = "^(?:" + BODY_BLANK + "|"
+    assert schema["pattern"].startswith(prefix), schema["pattern"]
+    schema["pattern"] = "^(?:" + schema["pattern"][len(prefix):]
+    return schema
 
 
 def blank_or(schema):
@@ -112,6 +127,7 @@ PROBLEM_TYPES = [
     ("/problems/replica-behind", 503, "The replica did not reach X-Min-Log-Position within --projection-wait-ms (Retry-After: 1)."),
     ("/problems/history-busy", 503, "HISTORY_READERS (4) history reads are already running (Retry-After: 1)."),
     ("/problems/overloaded", 503, "Load shedding: --max-in-flight requests are already being answered (Retry-After: 1). Never for /healthz, /readyz, /metrics. Carries no X-Request-Id."),
+    ("/problems/body-timeout", 408, "The request body did not arrive whole within --body-read-timeout-ms of its head (the connection is closed). Bodies are read before the request takes one of --max-in-flight slots, so a slow body holds only its own connection."),
     ("/problems/deadline-exceeded", 503, "The request was not answered within --request-deadline-ms (Retry-After: 1). Carries no X-Request-Id."),
 ]
 
@@ -121,6 +137,8 @@ FIELD_ERROR_CODES = [
     ("out_of_range", "`accountId` outside 1..=2147483647; `limit` outside 1..=1000; `offset` larger than the platform's usize."),
     ("too_long", "A value longer than its field allows (characters after trimming and NFC; phone: more than 15 digits or 30 characters); an X-Min-Log-Position over 8192 bytes."),
     ("invalid_format", "A value that breaks its field's format (email, phone, state, zipCode, countryCode); a find filter that folds to nothing; a query parameter that is not well-formed percent-encoded UTF-8; an Idempotency-Key that is not 1-255 visible ASCII characters, or is sent twice; an X-Min-Log-Position that is not `partition:offset` pairs or holds non-ASCII bytes."),
+    ("empty", "A find filter (`accountId`, `code` or a text field) given with an empty or blank value: leave the parameter out not to filter by it."),
+    ("noncharacter", "A value holding a Unicode noncharacter (U+FFFE, U+FFFF, U+FDD0-U+FDEF, the last two code points of every plane): no text holds them, and XML cannot."),
     ("control_character", "A value holding a control character (C0, DEL, C1, anywhere) or a bidirectional control (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069)."),
     ("unknown_field", "A create or update body member that is not a Customer field (e.g. a typo such as `lastname`); the name is quoted up to 64 characters."),
     ("repeated_field", "A create or update body member given twice."),
@@ -130,6 +148,7 @@ FIELD_ERROR_CODES = [
     ("unknown_parameter", "A query parameter the find or listing does not take."),
     ("repeated_parameter", "A query parameter given twice."),
     ("unknown_partition", "X-Min-Log-Position names a partition the topic does not have (as known to this replica)."),
+    ("beyond_log_end", "X-Min-Log-Position names an offset past its partition's end now: no write was acknowledged there, so no wait could reach it."),
     ("query_too_broad", "In a 422 /problems/query-too-broad: each parameter that shapes the refused find."),
 ]
 
@@ -625,11 +644,11 @@ parameters = {
         "description": (
             "Read-your-writes: the `X-Log-Position` of an earlier answer. The replica waits (up to --projection-wait-ms, default 5 s) "
             "until it has applied that much of the log, or answers 503 /problems/replica-behind with Retry-After: 1. "
-            "Comma-separated `partition:offset` pairs (partition a non-negative i32, offset a non-negative i64, each partition once; blanks around items and empty items ignored; "
+            "Comma-separated `partition:offset` pairs (partition a non-negative i32, offset a non-negative i64, each partition once; blanks around items ignored, an empty item such as `0:1,` refused; "
             "several header lines are joined as one list). 400 /problems/validation-failed naming `X-Min-Log-Position`: `invalid_format` for bytes outside visible ASCII or a value that is not such pairs, "
-            "`too_long` over 8192 bytes, `unknown_partition` for a partition the topic does not have (checked even while the replica is catching up). "
-            "An empty value asks for nothing. (The pattern bounds partitions to 9 digits and offsets to 18: a larger partition is always `unknown_partition`, "
-            "and a larger offset, up to the i64 maximum, is well-formed but is only reached by waiting, i.e. 503 replica-behind.)"
+            "`too_long` over 8192 bytes, `unknown_partition` for a partition the topic does not have (checked even while the replica is catching up), "
+            "`beyond_log_end` for an offset past the partition's end as Kafka reports it now (no write was acknowledged there: refused at once, not waited for). "
+            "An empty value asks for nothing (it is what an empty log's answers give). (The pattern bounds partitions to 9 digits and offsets to 18: a larger partition is always `unknown_partition`.)"
         ),
         "schema": {"type": "string", "maxLength": 8192, "pattern": MIN_LOG_POSITION_PATTERN},
         "example": "0:0",
@@ -680,17 +699,14 @@ parameters = {
     },
     "AccountIdFilter": {
         "name": "accountId", "in": "query", "required": False,
-        "description": "Customers of this account only (exact match). An empty or blank value means no filter. Otherwise the trimmed value must be an integer (`invalid_type`) in 1..=2147483647 (`out_of_range`). With a scoped API key, an account outside its scope is 403; without accountId a scoped key finds in its own accounts only.",
-        "schema": {"anyOf": [
-            {"type": "integer", "minimum": 1, "maximum": 2147483647},
-            {"type": "string", "pattern": f"^{QUERY_BLANK}$", "description": "empty or blank: no filter"},
-        ]},
+        "description": "Customers of this account only (exact match). The trimmed value must be an integer (`invalid_type`) in 1..=2147483647 (`out_of_range`); an empty or blank value is `empty` (leave the parameter out not to filter). With a scoped API key, an account outside its scope is 403; without accountId a scoped key finds in its own accounts only.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 2147483647},
     },
 }
 
 FILTER_COMMON = (
     " An empty or blank value (only spaces, White_Space that is not a control character, and invisible format characters such as"
-    " a zero-width space) means no filter. Otherwise the value is checked by the same rules as the field in a create body: a"
+    " a zero-width space) is `empty`: leave the parameter out not to filter by it. Otherwise the value is checked by the same rules as the field in a create body: a"
     " control character anywhere (U+0085 included) or a bidirectional control is `control_character`; lengths count characters"
     " after trimming and NFC (`too_long`)."
 )
@@ -722,9 +738,9 @@ for n, m, d in TEXT_FIELDS:
     else:  # countryCode
         schema = {"type": "string", "pattern": anchored(QUERY_BLANK, trimmed(COUNTRY_ANY_CASE))}
         desc = ("Filter on `countryCode`: a whole officially assigned ISO 3166-1 alpha-2 code, any case (anything else, control characters included, is"
-                " `invalid_format`), matched case-insensitively." + " An empty or blank value (only spaces and invisible characters) means no filter.")
+                " `invalid_format`), matched case-insensitively." + " An empty or blank value (only spaces and invisible characters) is `empty`.")
     name = n[0].upper() + n[1:] + "Filter"
-    parameters[name] = {"name": n, "in": "query", "required": False, "description": desc, "schema": blank_or(schema)}
+    parameters[name] = {"name": n, "in": "query", "required": False, "description": desc, "schema": non_blank(schema)}
     filter_params.append(name)
 
 parameters["CodeFilter"] = {
@@ -733,9 +749,9 @@ parameters["CodeFilter"] = {
         "The cross-reference lookup: the customer whose `code` is exactly this (case-sensitive; trimmed), the merchant's own reference given at create, or "
         "the customer's id for one created without a code. A code is unique per account, so `accountId` plus `code` answers at most one customer; without "
         "`accountId` the find looks in every account the API key reaches. 1 to 60 ASCII letters, digits or `-` `_` `.` `:` `/` (`invalid_format`, `too_long`); "
-        "an empty or blank value means no filter. Combines with the other filters by AND."
+        "an empty or blank value is `empty`. Combines with the other filters by AND."
     ),
-    "schema": blank_or({"type": "string", "pattern": anchored(QUERY_BLANK, trimmed(CODE_CORE))}),
+    "schema": non_blank({"type": "string", "pattern": anchored(QUERY_BLANK, trimmed(CODE_CORE))}),
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -762,6 +778,7 @@ TITLES = {
     "/problems/replica-behind": "This replica has not caught up yet",
     "/problems/history-busy": "Too many history reads at once",
     "/problems/overloaded": "Too many requests at once",
+    "/problems/body-timeout": "The request body took too long",
     "/problems/deadline-exceeded": "The request took too long",
     "/problems/query-too-broad": "The find is too broad",
     "/problems/catching-up": "This replica is catching up with the log",
@@ -856,6 +873,10 @@ TOO_LARGE_HEAD = ref("responses", "RequestHeadTooLarge")
 TOO_LARGE_HEAD_HEAD = ref("responses", "RequestHeadTooLargeHead")
 
 
+def body_timeout_408():
+    return problem_response(408, ["/problems/body-timeout"], "The body did not arrive whole within --body-read-timeout-ms of the request head; the connection is closed.", False)
+
+
 def shed_503_types():
     return ["/problems/overloaded", "/problems/deadline-exceeded"]
 
@@ -883,11 +904,12 @@ def build_create():
             },
         },
         "400": problem_response(400, ["/problems/validation-failed", "/problems/malformed-request"],
-                                "The body broke the field rules (`errors` lists every one: required, invalid_type, out_of_range, too_long, invalid_format, control_character, unknown_field, repeated_field, server_assigned), the Idempotency-Key header is not 1-255 visible ASCII or was sent twice (invalid_format), or the body is not well-formed JSON/XML (malformed-request, with line and column; the HTTP layer's malformed-request for a request that is not well-formed HTTP/1.1 comes in JSON without X-Request-Id).",
+                                "The body broke the field rules (`errors` lists every one: required, invalid_type, out_of_range, too_long, invalid_format, control_character, noncharacter, unknown_field, repeated_field, server_assigned), the Idempotency-Key header is not 1-255 visible ASCII or was sent twice (invalid_format), or the body is not well-formed JSON/XML (malformed-request, with line and column; the HTTP layer's malformed-request for a request that is not well-formed HTTP/1.1 comes in JSON without X-Request-Id).",
                                 False),
         "401": AUTH_401(False),
         "403": problem_response(403, ["/problems/forbidden"], "The API key's scope does not reach the body's accountId.", False),
         "406": NOT_ACCEPTABLE(False),
+        "408": body_timeout_408(),
         "413": problem_response(413, ["/problems/payload-too-large"], "The body is over 65536 bytes (by Content-Length, before reading, or while it streams in).", False),
         "415": problem_response(415, ["/problems/unsupported-media-type"], "Content-Type is not application/json, application/xml or text/xml (none at all is read as JSON), or its charset is not UTF-8.", False),
         "409": problem_response(409, ["/problems/duplicate-code"], "Another customer of the account has the body's `code` (deleted customers keep theirs): `customerId` and the `Location` header name it.",
@@ -979,7 +1001,8 @@ def build_update(patch):
             "406": NOT_ACCEPTABLE(False),
             "412": problem_response(412, ["/problems/version-mismatch"], "If-Match named a version the customer is not at.", False, {"ETag": header("ETag", True)}),
             "422": problem_response(422, ["/problems/idempotency-key-reused"], "The Idempotency-Key made another change to this customer.", False),
-            "413": problem_response(413, ["/problems/payload-too-large"], "The body is over 65536 bytes.", False),
+            "408": body_timeout_408(),
+        "413": problem_response(413, ["/problems/payload-too-large"], "The body is over 65536 bytes.", False),
             "415": problem_response(415, ["/problems/unsupported-media-type"], f"Content-Type is not {media}, or its charset is not UTF-8.", False),
             "431": TOO_LARGE_HEAD,
             "500": problem_response(500, ["/problems/read-model-failure"], "The read model failed.", False),
@@ -1033,7 +1056,7 @@ def read_503(head, history=False):
 
 
 HTTP_400 = " (malformed-request: the HTTP layer's answer to a request that is not well-formed HTTP/1.1, in JSON, without X-Request-Id.)"
-MIN_POS_400 = "X-Min-Log-Position is not visible ASCII or not `partition:offset` pairs (invalid_format), is over 8192 bytes (too_long), or names a partition the topic does not have (unknown_partition)."
+MIN_POS_400 = "X-Min-Log-Position is not visible ASCII or not `partition:offset` pairs (invalid_format), is over 8192 bytes (too_long), names a partition the topic does not have (unknown_partition), or an offset past its partition's end (beyond_log_end)."
 
 
 def build_find(head):
@@ -1059,7 +1082,7 @@ def build_find(head):
                 "content": content([(JSON, sref("CustomerList")), (XML, sref("CustomerList"))], head),
             },
             "400": problem_response(400, ["/problems/validation-failed", "/problems/malformed-request"],
-                                    "A parameter broke its rule (`errors` names every one: unknown_parameter, repeated_parameter, invalid_type, out_of_range, empty, too_long, invalid_format, control_character), or " + MIN_POS_400 + HTTP_400,
+                                    "A parameter broke its rule (`errors` names every one: unknown_parameter, repeated_parameter, invalid_type, out_of_range, empty, too_long, invalid_format, control_character, noncharacter), or " + MIN_POS_400 + HTTP_400,
                                     head),
             "401": AUTH_401(head),
             "403": problem_response(403, ["/problems/forbidden"], "`accountId` names an account the scoped API key does not reach.", head),

@@ -208,6 +208,7 @@ impl Application {
         );
         let state = ApiState {
             registrar: Arc::new(registrar),
+            event_log: Arc::clone(&event_log),
             read_model: read_model.clone(),
             progress: progress.clone(),
             catch_up_wait: settings.projection_wait(),

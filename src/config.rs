@@ -378,6 +378,11 @@ pub struct ServeSettings {
           value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub header_read_timeout_ms: u64,
 
+    /// How long a request's body may take to arrive once its head has; past it, 408.
+    #[arg(long, env = "REGISTRY_BODY_READ_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub body_read_timeout_ms: u64,
+
     /// How long a request may take before it is answered 503.
     #[arg(long, env = "REGISTRY_REQUEST_DEADLINE_MS", default_value_t = 40_000,
           value_parser = clap::value_parser!(u64).range(100..=600_000))]
@@ -424,6 +429,7 @@ impl ServeSettings {
             max_connections: self.max_connections as usize,
             max_in_flight: self.max_in_flight as usize,
             header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            body_read_timeout: Duration::from_millis(self.body_read_timeout_ms),
             request_deadline: Duration::from_millis(self.request_deadline_ms),
         }
     }

@@ -1,6 +1,7 @@
 //! Bounded work, from outside over raw TCP: idle and trickling connections are closed, the
 //! number of open connections is capped, a saturated server sheds load with 503, a request past
-//! its deadline is answered 503, and requests hyper cannot parse get problem documents.
+//! its deadline is answered 503, a trickling body holds no request slot and gets 408, and
+//! requests hyper cannot parse get problem documents.
 
 mod common;
 
@@ -11,14 +12,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 fn start(test: &str, flags: &[&str]) -> (Registry, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::start_with(
-        &kafka_bootstrap(),
-        &unique_topic(test),
-        &dir.path().join("data"),
-        flags,
-    );
-    (registry, dir)
+    start_failing(test, flags, "")
 }
 
 fn connect(registry: &Registry) -> TcpStream {
@@ -61,16 +55,6 @@ fn closed_by_server(stream: &mut TcpStream, patience: Duration) -> bool {
             Err(_) => return false,
         }
     }
-}
-
-/// Whether `stream` has had no answer yet (nothing to read, not closed).
-fn still_waiting(stream: &mut TcpStream) -> bool {
-    stream.set_nonblocking(true).unwrap();
-    let mut probe = [0; 1];
-    let waiting =
-        matches!(stream.peek(&mut probe), Err(error) if error.kind() == ErrorKind::WouldBlock);
-    stream.set_nonblocking(false).unwrap();
-    waiting
 }
 
 #[test]
@@ -187,38 +171,37 @@ fn connections_past_the_cap_wait_until_one_closes() {
     assert_eq!(status, 200, "answered once a connection closed");
 }
 
+/// [`start`], with failpoints set (`FAILPOINTS`, a test build's only; empty for none).
+fn start_failing(test: &str, flags: &[&str], failpoints: &str) -> (Registry, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start_with_env(
+        &kafka_bootstrap(),
+        &unique_topic(test),
+        &dir.path().join("data"),
+        flags,
+        &[("FAILPOINTS", failpoints)],
+    );
+    (registry, dir)
+}
+
+const LIST: &str = "GET /api/v01/customers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
 #[test]
 fn a_saturated_server_sheds_load_and_still_answers_probes() {
-    let (registry, _dir) = start(
+    // The first request the routes get takes 3 s (a failpoint), holding the one slot.
+    let (registry, _dir) = start_failing(
         "limits-shedding",
         &["--max-in-flight", "1", "--request-deadline-ms", "60000"],
+        "http-delay=1*return(3000)",
     );
-    // A create whose body is still on its way holds the one slot. It may itself be refused if
-    // a probe below holds the slot when it arrives: then it is sent again.
-    let body = r#"{"accountId": 5, "lastName": "Slow"}"#;
-    let open_slow = || {
-        let mut slow = connect(&registry);
-        write!(
-            slow,
-            "PUT /api/v01/customers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{}",
-            body.len(),
-            &body[..10]
-        )
-        .unwrap();
-        slow
-    };
+    let mut slow = connect(&registry);
+    slow.write_all(LIST.as_bytes()).unwrap();
+    // Its head start, so that it is the request the failpoint delays.
+    std::thread::sleep(Duration::from_millis(500));
     let deadline = Instant::now() + PATIENCE;
-    let mut slow = open_slow();
     let (status, head, problem) = loop {
         assert!(Instant::now() < deadline, "no request was ever shed");
-        if !still_waiting(&mut slow) {
-            slow = open_slow();
-        }
-        let answered = request(
-            &registry,
-            "GET /api/v01/customers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        );
+        let answered = request(&registry, LIST);
         if answered.0 == 503 {
             break answered;
         }
@@ -246,31 +229,61 @@ fn a_saturated_server_sheds_load_and_still_answers_probes() {
         .and_then(|count| count.parse::<u64>().ok());
     assert!(refused.is_some_and(|count| count >= 1), "{metrics}");
 
-    slow.write_all(&body.as_bytes()[10..]).unwrap();
-    let (status, _, created) = answer(&mut slow);
-    assert_eq!(status, 201, "{created}");
-    let (status, _, _) = request(
-        &registry,
-        "GET /api/v01/customers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
-    assert_eq!(status, 200, "the slot is free again");
+    let (status, _, listed) = answer(&mut slow);
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(request(&registry, LIST).0, 200, "the slot is free again");
 }
 
 #[test]
 fn a_request_past_its_deadline_is_answered_503() {
-    let (registry, _dir) = start("limits-deadline", &["--request-deadline-ms", "300"]);
-    let mut stalled = connect(&registry);
-    stalled
-        .write_all(
-            b"PUT /api/v01/customers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-              Content-Length: 100\r\nConnection: close\r\n\r\n{\"accountId\"",
-        )
-        .unwrap();
-    let (status, head, body) = answer(&mut stalled);
+    let (registry, _dir) = start_failing(
+        "limits-deadline",
+        &["--request-deadline-ms", "300"],
+        "http-delay=return(2000)",
+    );
+    let (status, head, body) = request(&registry, LIST);
     assert_eq!(status, 503, "{body}");
     assert!(head.contains("retry-after"), "{head}");
     let problem: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(problem["type"], "/problems/deadline-exceeded");
+}
+
+/// A body that trickles in holds its connection only: not one of the request slots (read
+/// before one is taken), and not past the body read timeout (408).
+#[test]
+fn slow_bodies_hold_no_request_slot_and_time_out_with_408() {
+    let (registry, _dir) = start(
+        "limits-slow-body",
+        &["--max-in-flight", "2", "--body-read-timeout-ms", "1500"],
+    );
+    let body = r#"{"accountId": 5, "lastName": "Slow"}"#;
+    let mut stalled: Vec<TcpStream> = (0..6)
+        .map(|_| {
+            let mut slow = connect(&registry);
+            write!(
+                slow,
+                "PUT /api/v01/customers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{}",
+                body.len(),
+                &body[..5]
+            )
+            .unwrap();
+            slow
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, _, listed) = request(&registry, LIST);
+    assert_eq!(
+        status, 200,
+        "six stalled bodies must not fill two slots: {listed}"
+    );
+    for slow in &mut stalled {
+        let (status, head, problem) = answer(slow);
+        assert_eq!(status, 408, "{problem}");
+        assert!(head.contains("connection: close"), "{head}");
+        let problem: Value = serde_json::from_str(&problem).unwrap();
+        assert_eq!(problem["type"], "/problems/body-timeout");
+    }
 }
 
 #[test]

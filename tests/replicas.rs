@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{create, find_eventually, get, http, kafka_bootstrap, unique_topic, Registry};
+use common::{find_eventually, get, http, kafka_bootstrap, unique_topic, Registry};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -69,29 +69,51 @@ async fn a_write_on_one_replica_is_read_on_another_with_the_log_position() {
 }
 
 #[tokio::test]
-async fn a_position_this_replica_cannot_reach_is_503_and_a_malformed_one_is_400() {
+async fn a_position_this_replica_has_not_reached_is_503_one_past_the_log_400_at_once() {
     let bootstrap = kafka_bootstrap();
     let topic = unique_topic("behind");
     let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::start_with(
+    // Every batch the projector applies takes 5 s: the replica trails the log it writes to.
+    let registry = Registry::start_with_env(
         &bootstrap,
         &topic,
         &dir.path().join("data"),
         &["--projection-wait-ms", "300"],
+        &[("FAILPOINTS", "projection-apply=sleep(5000)")],
     );
-    let (status, _) = create(&registry, &json!({"accountId": 1})).await;
-    assert_eq!(status, 201);
-
-    let ahead = http()
-        .get(registry.url("/api/v01/customers"))
-        .header("x-min-log-position", "0:1000000")
+    let created = http()
+        .put(registry.url("/api/v01/customers"))
+        .json(&json!({"accountId": 1}))
         .send()
         .await
         .unwrap();
-    assert_eq!(ahead.status().as_u16(), 503);
-    assert_eq!(ahead.headers()["retry-after"], "1");
-    let problem: Value = ahead.json().await.unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let position = created.headers()["x-log-position"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let behind = http()
+        .get(registry.url("/api/v01/customers"))
+        .header("x-min-log-position", &position)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(behind.status().as_u16(), 503, "{position}");
+    assert_eq!(behind.headers()["retry-after"], "1");
+    let problem: Value = behind.json().await.unwrap();
     assert_eq!(problem["type"], "/problems/replica-behind");
+
+    // Past the log's end no write was ever acknowledged: nothing to wait for.
+    let ahead = http()
+        .get(registry.url("/api/v01/customers"))
+        .header("x-min-log-position", "0:9223372036854775807")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ahead.status().as_u16(), 400);
+    let problem: Value = ahead.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "X-Min-Log-Position");
+    assert_eq!(problem["errors"][0]["code"], "beyond_log_end");
 
     let malformed = http()
         .get(registry.url("/api/v01/customers"))
@@ -103,8 +125,8 @@ async fn a_position_this_replica_cannot_reach_is_503_and_a_malformed_one_is_400(
     let problem: Value = malformed.json().await.unwrap();
     assert_eq!(problem["errors"][0]["field"], "X-Min-Log-Position");
 
-    // A list split over two header lines is read whole: the second line names a partition
-    // this replica never reaches.
+    // A list split over two header lines is read whole: the second line names a position past
+    // partition 1's end (it holds nothing).
     let split = http()
         .get(registry.url("/api/v01/customers"))
         .header("x-min-log-position", "0:0")
@@ -112,7 +134,9 @@ async fn a_position_this_replica_cannot_reach_is_503_and_a_malformed_one_is_400(
         .send()
         .await
         .unwrap();
-    assert_eq!(split.status().as_u16(), 503);
+    assert_eq!(split.status().as_u16(), 400);
+    let problem: Value = split.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["code"], "beyond_log_end");
 
     // A partition the topic lacks can never be reached: a 400 at once, not a wait and a 503.
     let many: Vec<String> = (0..1_000)

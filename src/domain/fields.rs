@@ -123,12 +123,19 @@ const BIDI_CONTROLS: [char; 12] = [
 ];
 
 /// Whether `text` shows nothing: only whitespace that is not a control character, and invisible
-/// format characters (a zero-width space, a BOM, a soft hyphen). A control character is never
-/// blank: it is refused, not dropped.
+/// format characters (a zero-width space, a BOM, a soft hyphen). A control character or a
+/// bidirectional control is never blank: it is refused, not dropped.
 pub fn is_blank(text: &str) -> bool {
     text.chars().all(|c| {
-        (c.is_whitespace() && !c.is_control()) || c.general_category() == GeneralCategory::Format
+        let invisible = (c.is_whitespace() && !c.is_control())
+            || c.general_category() == GeneralCategory::Format;
+        invisible && !BIDI_CONTROLS.contains(&c)
     })
+}
+
+/// Whether `c` is one of Unicode's 66 noncharacters, reserved for a program's own use.
+fn is_noncharacter(c: char) -> bool {
+    ('\u{FDD0}'..='\u{FDEF}').contains(&c) || (u32::from(c) & 0xFFFE) == 0xFFFE
 }
 
 /// Refuses control characters anywhere (checked before trimming, which would drop a C1 `NEL`
@@ -146,6 +153,13 @@ pub(super) fn bounded_text(raw: &str, max_chars: usize) -> Result<String, RuleVi
         return Err(RuleViolation::new(
             "control_character",
             "must not contain bidirectional controls (U+202A to U+202E, U+2066 to U+2069, marks)",
+        ));
+    }
+    if raw.chars().any(is_noncharacter) {
+        return Err(RuleViolation::new(
+            "noncharacter",
+            "must not contain Unicode noncharacters (U+FFFE, U+FFFF, U+FDD0 to U+FDEF and the \
+             last two code points of every plane): no text holds them, and XML cannot",
         ));
     }
     let text = raw.trim();
@@ -364,6 +378,14 @@ mod tests {
         assert_eq!(name.as_str().chars().count(), 5);
         let limit_in_decomposed_form = "e\u{301}".repeat(125);
         assert!(PersonName::parse(&limit_in_decomposed_form).is_ok());
+    }
+
+    #[test]
+    fn noncharacters_are_refused() {
+        for text in ["a\u{FFFF}b", "\u{FFFE}", "x\u{FDD0}", "\u{10FFFF}"] {
+            assert_eq!(code(City::parse(text)), "noncharacter", "{text:?}");
+        }
+        assert!(City::parse("a\u{FFFD}b").is_ok());
     }
 
     #[test]

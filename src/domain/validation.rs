@@ -242,12 +242,19 @@ mod tests {
             ("accountId", FieldValue::Integer(1)),
             ("firstName", text("\u{85}")),
             ("lastName", text("Lee\u{85}")),
+            // A bidirectional control alone is not blank: it is refused, never read as nothing.
+            ("email", text("\u{202E}")),
+            ("city", text(" \u{2067} ")),
+            ("code", text("\u{202E}")),
         ]);
         assert_eq!(
             codes(refused),
             vec![
                 ("firstName".to_owned(), "control_character"),
                 ("lastName".to_owned(), "control_character"),
+                ("email".to_owned(), "control_character"),
+                ("city".to_owned(), "control_character"),
+                ("code".to_owned(), "invalid_format"),
             ]
         );
     }

@@ -240,6 +240,7 @@ async fn update(
     consumes: Consumes,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(meta, state)?;
+    no_parameters(meta, "an update")?;
     let answer = answer_format(meta.accept.as_deref())?;
     let body_format = body_format(meta.content_type.as_deref(), consumes)?;
     let if_match = if_match(meta)?;
@@ -268,6 +269,7 @@ async fn update(
 
 async fn delete(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> {
     let caller = authenticate(meta, state)?;
+    no_parameters(meta, "a delete")?;
     // Errors are answered in the client's format; a 204 has no body to negotiate.
     let if_match = if_match(meta)?;
     let key = idempotency_key(meta)?;
@@ -333,6 +335,16 @@ fn idempotency_key(meta: &RequestMeta) -> Result<Option<IdempotencyKey>, ApiErro
         .transpose()
 }
 
+/// Refuses a query string on an operation that takes no parameters: a parameter it would
+/// ignore (`?fields=id`, a typo of a find) is a 400 naming it, as in a find.
+fn no_parameters(meta: &RequestMeta, operation: &str) -> Result<(), ApiError> {
+    if meta.query.is_empty() {
+        return Ok(());
+    }
+    let pairs = query_string::decode(&meta.query)?;
+    Ok(crate::read_model::no_parameters(&pairs, operation)?)
+}
+
 /// The headers of a change's answer: the position it reflects, and whether it replays a retried
 /// key's first answer.
 fn changed_headers(response: &mut Response, changed: &crate::write::Changed) {
@@ -374,6 +386,7 @@ async fn catch_up(meta: &RequestMeta, state: &ApiState) -> Result<LogPosition, A
         });
     }
     if let Some(wanted) = wanted {
+        refuse_beyond_log_end(&wanted, state).await?;
         if !state
             .progress
             .wait_until_reached(&wanted, state.catch_up_wait)
@@ -424,6 +437,36 @@ async fn refuse_unknown_partitions(wanted: &LogPosition, state: &ApiState) -> Re
         "unknown_partition",
         message,
     ))
+}
+
+/// A position past a partition's end now names no record anyone was given: nothing would ever
+/// satisfy a wait for it (every write is acknowledged below the end), so it is a 400 at once.
+/// Only partitions this replica has not reached yet are looked at; an end that cannot be read
+/// now is waited for as before.
+async fn refuse_beyond_log_end(wanted: &LogPosition, state: &ApiState) -> Result<(), ApiError> {
+    let applied = state.progress.position();
+    for partition in wanted.partitions() {
+        let next = wanted.next_offset(partition);
+        if applied.next_offset(partition) >= next {
+            continue;
+        }
+        let Some(end) = state.event_log.end_of(partition).await else {
+            continue;
+        };
+        if next > end {
+            let message = format!(
+                "X-Min-Log-Position asks for partition {partition} up to offset {next}, past the \
+                 log's end ({end}): no write was acknowledged there; it takes what \
+                 X-Log-Position gave"
+            );
+            return Err(header_refused(
+                "X-Min-Log-Position",
+                "beyond_log_end",
+                message,
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `0..2` for partitions 0, 1 and 2; a list when there are gaps.
@@ -546,6 +589,7 @@ async fn find(meta: &RequestMeta, query: &str, state: &ApiState) -> Result<Respo
 
 async fn get(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> {
     let caller = authenticate(meta, state)?;
+    no_parameters(meta, "reading a customer")?;
     let answer = answer_format(meta.accept.as_deref())?;
     let position = catch_up(meta, state).await?;
     let customer = known_customer(id, &caller, state)?;
@@ -558,6 +602,7 @@ async fn get(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Response,
 
 async fn history(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> {
     let caller = authenticate(meta, state)?;
+    no_parameters(meta, "reading a customer's history")?;
     let answer = answer_format(meta.accept.as_deref())?;
     let position = catch_up(meta, state).await?;
     let id = recorded_customer(id, &caller, state)?;
@@ -730,7 +775,9 @@ fn customer_id(id: &str) -> Result<CustomerId, ApiError> {
 }
 
 fn no_customer(id: &str) -> ApiError {
-    ApiError::NotFound(format!("no customer with id {id}"))
+    // A customer id is 36 characters: a longer path segment is quoted in part, never echoed
+    // whole.
+    ApiError::NotFound(format!("no customer with id {}", shown(id, 40)))
 }
 
 /// The id of the customer `id` names, deleted ones included (their history stays readable), or

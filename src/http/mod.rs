@@ -63,8 +63,10 @@ pub const MAX_BODY_BYTES: u64 = 64 * 1024;
 /// What the handlers share: the write side, the read model, and the projection's progress.
 #[derive(Clone)]
 pub struct ApiState {
-    /// Handles creates.
+    /// Handles creates, updates and deletes.
     pub registrar: Arc<Registrar>,
+    /// The topic, for its partitions' ends (a position past one is never reached).
+    pub event_log: Arc<crate::log::EventLog>,
     /// The read model that answers queries.
     pub read_model: ReadModel,
     /// How far the projection has got.
@@ -94,6 +96,8 @@ pub struct RequestMeta {
     min_log_position: Option<HeaderText>,
     authorization: Option<Credentials>,
     request_id: String,
+    /// The raw query string (empty without one): operations that take no parameters refuse it.
+    query: String,
 }
 
 /// The `Authorization` header as read: shown by `Debug` as `<redacted>`, so that no log line
@@ -156,6 +160,7 @@ impl RequestMeta {
             request_id: text(warp::http::HeaderName::from_static("x-request-id"))
                 .filter(|id| is_request_id(id))
                 .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+            query: String::new(),
         }
     }
 
@@ -388,7 +393,13 @@ fn with_state(state: ApiState) -> impl Filter<Extract = (ApiState,), Error = Inf
 }
 
 fn request_meta() -> impl Filter<Extract = (RequestMeta,), Error = Infallible> + Clone {
-    warp::header::headers_cloned().map(|headers: HeaderMap| RequestMeta::from_headers(&headers))
+    warp::header::headers_cloned()
+        .and(raw_query())
+        .map(|headers: HeaderMap, query: String| {
+            let mut meta = RequestMeta::from_headers(&headers);
+            meta.query = query;
+            meta
+        })
 }
 
 fn get_or_head() -> impl Filter<Extract = (), Error = Rejection> + Clone {
@@ -459,15 +470,16 @@ mod tests {
             topic_replication: None,
         };
         let history = Arc::new(HistoryReader::new(settings.clone()));
+        let event_log = Arc::new(
+            EventLog::connect(
+                &settings,
+                crate::log::Partitioning::over(1),
+                crate::log::ClusterHealth::new(1),
+            )
+            .unwrap(),
+        );
         let registrar = Registrar::new(
-            Arc::new(
-                EventLog::connect(
-                    &settings,
-                    crate::log::Partitioning::over(1),
-                    crate::log::ClusterHealth::new(1),
-                )
-                .unwrap(),
-            ),
+            Arc::clone(&event_log),
             read_model.clone(),
             progress.clone(),
             Duration::from_millis(10),
@@ -475,6 +487,7 @@ mod tests {
         );
         let state = ApiState {
             registrar: Arc::new(registrar),
+            event_log,
             read_model,
             progress: progress.clone(),
             catch_up_wait: Duration::from_millis(10),
@@ -524,6 +537,39 @@ mod tests {
             404,
             "caught up: an unknown customer is unknown"
         );
+    }
+
+    #[tokio::test]
+    async fn operations_without_parameters_refuse_them_and_a_long_id_is_not_echoed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (api, progress) = api(dir.path());
+        progress.send(BTreeMap::from([(0, 5)])).unwrap();
+        let item = "/api/v01/customers/01936a4e-8b1c-7def-8a00-000000000001";
+        for (method, path) in [
+            ("GET", format!("{item}?fields=id")),
+            ("HEAD", format!("{item}?fields=id")),
+            ("GET", format!("{item}/events?limit=5")),
+            ("DELETE", format!("{item}?force=1")),
+            ("POST", format!("{item}?dryRun")),
+            ("PATCH", format!("{item}?x=1&y=2")),
+        ] {
+            let response = warp::test::request()
+                .method(method)
+                .path(&path)
+                .header("content-type", "application/json")
+                .body("{}")
+                .reply(&api)
+                .await;
+            assert_eq!(response.status(), 400, "{method} {path}");
+            if method != "HEAD" {
+                let problem: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+                assert_eq!(problem["errors"][0]["code"], "unknown_parameter", "{path}");
+            }
+        }
+        let long = format!("/api/v01/customers/{}", "x".repeat(8_000));
+        let response = warp::test::request().path(&long).reply(&api).await;
+        assert_eq!(response.status(), 404);
+        assert!(response.body().len() < 1_000, "{}", response.body().len());
     }
 
     #[tokio::test]

@@ -125,6 +125,12 @@ pub enum ApiError {
          another replica)"
     )]
     Overloaded,
+    /// The request's body did not arrive within the body read timeout.
+    #[error(
+        "the request body did not arrive within {} ms of its head; send it whole, at once",
+        .0.as_millis()
+    )]
+    BodyTimeout(std::time::Duration),
     /// The request was not answered within the per-request deadline.
     #[error("the request was not answered within {} s; retry shortly", .0.as_secs())]
     DeadlineExceeded(std::time::Duration),
@@ -374,6 +380,11 @@ impl ApiError {
                 "/problems/overloaded",
                 "Too many requests at once",
             ),
+            ApiError::BodyTimeout(_) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "/problems/body-timeout",
+                "The request body took too long",
+            ),
             ApiError::DeadlineExceeded(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "/problems/deadline-exceeded",
@@ -536,6 +547,10 @@ impl ApiError {
             | ApiError::Overloaded
             | ApiError::DeadlineExceeded(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            // The rest of the body may still come: the connection cannot carry another request.
+            ApiError::BodyTimeout(_) => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
         }

@@ -7,6 +7,9 @@
 //!   nothing) cannot hold a connection open.
 //! - A head larger than [`MAX_HEAD_BYTES`] is refused (431) by hyper; that answer, and hyper's
 //!   other answers to requests it cannot parse, carry problem documents (`unparsable.rs`).
+//! - A request's body is read whole (up to [`MAX_BODY_BYTES`]) before the request takes a slot,
+//!   and must arrive within [`Limits::body_read_timeout`] (then 408): a client that trickles a
+//!   body holds only its own connection, never a slot others need.
 //! - At most [`Limits::max_in_flight`] requests run at once; past that a request is refused at
 //!   once with 503 and `Retry-After` (load shedding) instead of queueing behind the others. The
 //!   probes and `/metrics` are never shed, so an orchestrator sees the truth under overload.
@@ -14,15 +17,16 @@
 
 use super::negotiation::problem_format;
 use super::unparsable::ProblemAnswers;
-use super::ApiError;
+use super::{ApiError, MAX_BODY_BYTES};
 use crate::log::OutageLog;
 use crate::metrics::{Metrics, Refusal};
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -52,6 +56,8 @@ pub struct Limits {
     pub max_in_flight: usize,
     /// How long a request head may take, and an idle connection may stay open.
     pub header_read_timeout: Duration,
+    /// How long a request body may take to arrive once its head has.
+    pub body_read_timeout: Duration,
     /// How long a request may take to be answered.
     pub request_deadline: Duration,
 }
@@ -116,9 +122,12 @@ pub async fn serve(
     server.graceful.shutdown().await;
 }
 
-/// The routes as a service of hyper requests (what [`warp::service`] makes of a filter).
+/// A request as the routes get it: its body already read.
+pub type ReadRequest = Request<Full<Bytes>>;
+
+/// The routes as a service of read requests (what [`warp::service`] makes of a filter).
 pub trait Routes:
-    Service<Request<Incoming>, Response = Response, Error = Infallible, Future: Send>
+    Service<ReadRequest, Response = Response, Error = Infallible, Future: Send>
     + Clone
     + Send
     + Sync
@@ -127,7 +136,7 @@ pub trait Routes:
 }
 
 impl<S> Routes for S where
-    S: Service<Request<Incoming>, Response = Response, Error = Infallible, Future: Send>
+    S: Service<ReadRequest, Response = Response, Error = Infallible, Future: Send>
         + Clone
         + Send
         + Sync
@@ -170,6 +179,7 @@ impl<S: Routes> Connections<S> {
             client: ClientAddress(remote),
             in_flight: Arc::clone(&self.in_flight),
             deadline: self.limits.request_deadline,
+            body_read_timeout: self.limits.body_read_timeout,
             first_read: first_read.clone(),
             metrics: self.metrics.clone(),
         };
@@ -228,50 +238,113 @@ struct Guarded<S> {
     client: ClientAddress,
     in_flight: Arc<Semaphore>,
     deadline: Duration,
+    body_read_timeout: Duration,
     first_read: FirstRead,
     metrics: Metrics,
 }
 
 impl<S> Guarded<S>
 where
-    S: Service<Request<Incoming>, Response = Response, Error = Infallible> + Send,
+    S: Service<ReadRequest, Response = Response, Error = Infallible> + Send,
     S::Future: Send,
 {
-    fn answer(
-        mut self,
-        mut request: Request<Incoming>,
-    ) -> impl Future<Output = Result<Response, Infallible>> + Send {
+    async fn answer(mut self, request: Request<Incoming>) -> Result<Response, Infallible> {
         let arrived = std::time::Instant::now();
         self.first_read.mark();
         let route = super::route_template(request.uri().path());
         let method = request.method().clone();
         // Read only if the server answers itself (a cheap clone: header values share bytes).
         let accept = request.headers().get(header::ACCEPT).cloned();
+        let metrics = self.metrics.clone();
+        // The routes count what they answer; what the server answers itself is counted here.
+        let refused = |refusal: Option<Refusal>, error: ApiError| {
+            if let Some(refusal) = refusal {
+                metrics.count_refusal(refusal);
+            }
+            let accept = accept.as_ref().and_then(|accept| accept.to_str().ok());
+            let response = error.into_response(problem_format(accept));
+            metrics.observe_request(
+                route,
+                &method,
+                response.status().as_u16(),
+                arrived.elapsed(),
+            );
+            response
+        };
+        let (parts, body) = request.into_parts();
+        let body = match read_body(&parts, body, self.body_read_timeout).await {
+            Ok(body) => body,
+            Err(error) => return Ok(refused(None, error)),
+        };
+        let mut request = Request::from_parts(parts, Full::new(body));
         request.extensions_mut().insert(self.client);
         let exempt = matches!(route, "/healthz" | "/readyz" | "/metrics");
-        let permit = if exempt {
-            Ok(None)
+        let _permit = if exempt {
+            None
         } else {
-            Arc::clone(&self.in_flight).try_acquire_owned().map(Some)
+            match Arc::clone(&self.in_flight).try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => return Ok(refused(Some(Refusal::Overloaded), ApiError::Overloaded)),
+            }
         };
-        let answering = permit.map(|permit| (permit, self.routes.call(request)));
         let deadline = self.deadline;
-        let metrics = self.metrics;
-        async move {
-            // The routes count what they answer; what the server answers itself is counted here.
-            let refused = |refusal, error: ApiError| {
-                metrics.count_refusal(refusal);
-                metrics.observe_request(route, &method, 503, arrived.elapsed());
-                let accept = accept.as_ref().and_then(|accept| accept.to_str().ok());
-                error.into_response(problem_format(accept))
-            };
-            let Ok((_permit, answering)) = answering else {
-                return Ok(refused(Refusal::Overloaded, ApiError::Overloaded));
-            };
-            Ok(match tokio::time::timeout(deadline, answering).await {
-                Ok(answered) => answered?,
-                Err(_) => refused(Refusal::Deadline, ApiError::DeadlineExceeded(deadline)),
-            })
-        }
+        let answering = async {
+            if !exempt {
+                if let Some(delay) = injected_delay() {
+                    tokio::time::sleep(delay).await;
+                }
+            }
+            self.routes.call(request).await
+        };
+        Ok(match tokio::time::timeout(deadline, answering).await {
+            Ok(answered) => answered?,
+            Err(_) => refused(
+                Some(Refusal::Deadline),
+                ApiError::DeadlineExceeded(deadline),
+            ),
+        })
     }
+}
+
+/// Reads `body` whole within `timeout`. A body that `Content-Length` says is too large is not
+/// read (the routes refuse it by its length); one that streams past the bound is cut one byte
+/// past it, so the routes refuse it too.
+async fn read_body(
+    head: &warp::http::request::Parts,
+    mut body: Incoming,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
+    let declared = head
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
+        return Ok(Bytes::new());
+    }
+    let reading = async {
+        let mut collected = BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|error| ApiError::Malformed(format!("reading the body: {error}")))?;
+            if let Ok(data) = frame.into_data() {
+                collected.extend_from_slice(&data);
+                if collected.len() as u64 > MAX_BODY_BYTES {
+                    break;
+                }
+            }
+        }
+        Ok(collected.freeze())
+    };
+    tokio::time::timeout(timeout, reading)
+        .await
+        .unwrap_or(Err(ApiError::BodyTimeout(timeout)))
+}
+
+/// A delay a test injects before the routes answer (failpoint `http-delay`, its argument in
+/// milliseconds), standing for a request that takes long; never in a build without failpoints.
+fn injected_delay() -> Option<Duration> {
+    fail::fail_point!("http-delay", |ms: Option<String>| ms
+        .and_then(|ms| ms.parse().ok())
+        .map(Duration::from_millis));
+    None
 }

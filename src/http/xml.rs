@@ -394,7 +394,23 @@ pub fn problem_document(
 fn document<T: Serialize>(root: &str, value: &T) -> String {
     let body = quick_xml::se::to_string_with_root(root, value)
         .expect("the API's own types always serialise to XML");
-    format!("{DECLARATION}{body}")
+    format!("{DECLARATION}{}", well_formed_text(body))
+}
+
+/// `text` with every character XML 1.0 does not allow (C0 controls other than tab and line ends,
+/// U+FFFE, U+FFFF) replaced by U+FFFD. Escaping cannot write them; the domain refuses them, but
+/// a problem may echo what a client sent, and a record may predate a rule.
+fn well_formed_text(text: String) -> String {
+    let allowed = |c: char| {
+        matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}')
+            || c >= '\u{10000}'
+    };
+    if text.chars().all(allowed) {
+        return text;
+    }
+    text.chars()
+        .map(|c| if allowed(c) { c } else { '\u{FFFD}' })
+        .collect()
 }
 
 #[cfg(test)]
@@ -541,6 +557,27 @@ mod tests {
         assert!(customers_document(&[]).contains("<customers/>"));
     }
 
+    #[test]
+    fn characters_xml_cannot_hold_are_replaced_not_written() {
+        let echoed = FieldError {
+            field: "a\u{1}b".into(),
+            code: "unknown_parameter",
+            message: "\u{FFFF}\u{FFFE} is not a parameter".into(),
+        };
+        let fields = ProblemFields {
+            problem_type: "/problems/invalid-request",
+            title: "t",
+            status: 400,
+            detail: "d\u{0}",
+        };
+        let xml = problem_document(&fields, Some(&[echoed]), &ExtraMembers::default());
+        let parsed = roxmltree::Document::parse(&xml).expect("well-formed");
+        assert!(parsed
+            .descendants()
+            .any(|node| node.text() == Some("a\u{FFFD}b")));
+        assert_eq!(well_formed_text("tab\tok é 😀".into()), "tab\tok é 😀");
+    }
+
     mod properties {
         use super::*;
         use proptest::prelude::*;
@@ -557,6 +594,15 @@ mod tests {
             fn any_field_text_is_answered(text in any::<String>()) {
                 let document = format!("<customer><accountId>1</accountId><city>{text}</city></customer>");
                 let _ = customer_fields(document.as_bytes());
+            }
+
+            /// Whatever a problem echoes, its XML form is well-formed.
+            #[test]
+            fn problems_are_well_formed_whatever_they_echo(text in any::<String>()) {
+                let echoed = FieldError { field: text.clone(), code: "unknown_parameter", message: text };
+                let fields = ProblemFields { problem_type: "/p", title: "t", status: 400, detail: "d" };
+                let xml = problem_document(&fields, Some(&[echoed]), &ExtraMembers::default());
+                prop_assert!(roxmltree::Document::parse(&xml).is_ok(), "{}", xml);
             }
 
             /// A customer written as XML reads back as the same details.

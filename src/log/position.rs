@@ -55,14 +55,18 @@ impl LogPosition {
     ///
     /// # Errors
     /// A sentence saying what is wrong, when `text` is not `partition:offset` pairs separated by
-    /// commas, with partitions and offsets ≥ 0 and each partition once.
+    /// commas, with partitions and offsets ≥ 0 and each partition once. An empty (or blank)
+    /// text is the empty position (what an empty log's answers give); an empty item in a list
+    /// (`0:1,`) is refused.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut next_offsets = BTreeMap::new();
-        for pair in text
-            .split(',')
-            .map(str::trim)
-            .filter(|pair| !pair.is_empty())
-        {
+        if text.trim().is_empty() {
+            return Ok(Self(next_offsets));
+        }
+        for pair in text.split(',').map(str::trim) {
+            if pair.is_empty() {
+                return Err("holds an empty item (two commas, or one at an end)".to_owned());
+            }
             let parsed = pair.split_once(':').and_then(|(partition, offset)| {
                 let partition = partition.trim().parse::<i32>().ok().filter(|p| *p >= 0)?;
                 let offset = offset.trim().parse::<i64>().ok().filter(|o| *o >= 0)?;
@@ -104,7 +108,9 @@ mod tests {
         assert_eq!(position.to_string(), "0:15,1:7,2:33");
         assert_eq!(LogPosition::parse(&position.to_string()).unwrap(), position);
         assert_eq!(LogPosition::parse("").unwrap(), LogPosition::default());
-        for bad in ["0", "a:1", "0:-1", "-1:0", "0:1,0:2", "0:1:2"] {
+        for bad in [
+            "0", "a:1", "0:-1", "-1:0", "0:1,0:2", "0:1:2", "0:1,", ",0:1", "0:1,,1:2",
+        ] {
             assert!(LogPosition::parse(bad).is_err(), "{bad}");
         }
     }

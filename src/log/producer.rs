@@ -7,7 +7,7 @@ use super::health::{ClusterHealth, ReplicaShortage};
 use super::partitioning::{Partitioning, HEADER as PARTITIONING_HEADER};
 use super::position::RecordPosition;
 use crate::config::EventLogSettings;
-use crate::domain::{RegistryEvent, SCHEMA_VERSION};
+use crate::domain::{CustomerId, RegistryEvent, SCHEMA_VERSION};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -17,6 +17,8 @@ use std::time::Duration;
 
 /// How long a record may wait for the broker's confirmation before the create fails.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long reading a partition's end may take.
+const END_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why an event could not be appended.
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +161,33 @@ impl EventLog {
             partition: delivery.partition,
             offset: delivery.offset,
         })
+    }
+
+    /// The partition every event of customer `id` goes to.
+    pub fn partition_of(&self, id: CustomerId) -> i32 {
+        self.partitioning.partition_of(id)
+    }
+
+    /// The end of `partition` now (its high watermark: the offset its next record will get;
+    /// every acknowledged record lies below it), or `None` when the leader cannot say now.
+    /// Tells a wait that can succeed (a position below it) from one that never will.
+    pub async fn end_of(&self, partition: i32) -> Option<i64> {
+        let producer = self.current_producer();
+        let topic = self.settings.topic.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_watermarks(&topic, partition, END_TIMEOUT)
+        })
+        .await;
+        match read {
+            Ok(Ok((_, high))) => Some(high),
+            Ok(Err(error)) => {
+                tracing::debug!(%error, partition, "cannot read the partition's end now");
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     /// Records handed to the producer and not yet confirmed by Kafka.

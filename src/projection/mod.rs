@@ -332,7 +332,11 @@ impl Projector {
             }
         }
         let outcomes = self
-            .with_writer(move |writer| apply_records(writer, &mut PreparedBatch::new(batch)))
+            .with_writer(move |writer| {
+                // A test's stalled projector (`sleep(ms)`): the replica then trails the log.
+                fail::fail_point!("projection-apply");
+                apply_records(writer, &mut PreparedBatch::new(batch))
+            })
             .await?;
         self.metrics.count_records(&outcomes);
         let applied = self.read_model.applied_offsets();

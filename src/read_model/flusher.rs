@@ -166,6 +166,9 @@ fn flush(
         );
         std::thread::sleep(pause_before_commit);
     }
+    fail::fail_point!("read-model-flush-commit", |_| Err(ReadModelError::Flush(
+        "injected failure before the commit".into()
+    )));
     store.commit(&commit)?;
     tracing::debug!(
         changes = frozen.changes(),

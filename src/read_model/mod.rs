@@ -35,7 +35,7 @@ mod tests;
 mod writer;
 
 pub use planner::{Page, Work, INLINE_WORK, MAX_WORK};
-pub use query::{parse_page, CustomerQuery, DEFAULT_LIMIT, MAX_LIMIT};
+pub use query::{no_parameters, parse_page, CustomerQuery, DEFAULT_LIMIT, MAX_LIMIT};
 pub use record::{CustomerRecord, HistoryEntry, LogPlace};
 pub use rejected::{RejectedEvent, RejectionKind};
 pub use snapshot::{
@@ -45,6 +45,7 @@ pub use snapshot::{
 pub use store::FORMAT;
 pub use writer::{
     ApplyOutcome, FlushPolicy, LogRecord, PreparedBatch, ReadModelWriter, RecordChange,
+    MAX_ORDINALS,
 };
 
 use crate::domain::{Customer, CustomerId};
@@ -73,6 +74,12 @@ pub enum ReadModelError {
     /// A find needed more work than it was allowed ([`Work`]).
     #[error("the find needs more work than it is allowed")]
     OverBudget,
+    /// Every ordinal is taken: the read model numbers no more customers.
+    #[error(
+        "the read model numbers {0} customers (deleted ones included), as many as it can; \
+         split the registry by account over several topics"
+    )]
+    Full(u32),
     /// Writing changes to the store failed; the read model takes no more.
     #[error("flushing the read model failed: {0}")]
     Flush(String),

@@ -60,8 +60,9 @@ impl CustomerQuery {
                 continue;
             }
             // Text filters get the raw value: a prefix's trailing space is part of the prefix.
-            // A blank value (spaces, invisible characters) is no filter; one holding a control
-            // character is refused, never read as blank (U+0085 is whitespace to `trim`).
+            // An empty or blank value (spaces, invisible characters) is refused: dropping it
+            // would answer the whole list to a client that meant to filter. One holding a
+            // control character is refused as such (U+0085 is whitespace to `trim`).
             let trimmed = value.trim();
             let blank = is_blank(value);
             let outcome = match name.as_str() {
@@ -69,14 +70,13 @@ impl CustomerQuery {
                 // is refused, not read as 5.
                 "offset" => parse_count(name, value, 0, usize::MAX).map(|n| query.offset = n),
                 "limit" => parse_count(name, value, 1, MAX_LIMIT).map(|n| query.limit = n),
-                "accountId" if blank => Ok(()),
+                "accountId" | "code" if blank => Err(empty_filter(name)),
                 "accountId" => parse_account(trimmed).map(|id| query.account_id = Some(id)),
-                "code" if blank => Ok(()),
                 "code" => CustomerCode::parse(value)
                     .map(|code| query.code = Some(code))
                     .map_err(|violation| FieldError::broken("code", violation)),
                 _ => match TextField::from_name(name) {
-                    Some(_) if blank => Ok(()),
+                    Some(_) if blank => Err(empty_filter(name)),
                     Some(field) => parse_filter(field, value)
                         .map(|needle| query.text_filters.push((field, needle))),
                     None => Err(unknown_parameter(name, "find")),
@@ -193,6 +193,31 @@ fn repeated_parameter(name: &str) -> FieldError {
     error(&quoted, "repeated_parameter", message)
 }
 
+/// Refuses every parameter: for `operation`, which takes none.
+///
+/// # Errors
+/// One `unknown_parameter` error for each parameter.
+pub fn no_parameters(pairs: &[(String, String)], operation: &str) -> Result<(), ValidationErrors> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    Err(ValidationErrors(
+        pairs
+            .iter()
+            .map(|(name, _)| unknown_parameter(name, operation))
+            .collect(),
+    ))
+}
+
+/// A filter given with nothing in it.
+fn empty_filter(name: &str) -> FieldError {
+    let message = format!(
+        "{name} must not be empty or only invisible characters; leave the parameter out to not \
+         filter by it"
+    );
+    error(name, "empty", message)
+}
+
 /// A parameter `listing` does not take, quoted in part.
 fn unknown_parameter(name: &str, listing: &str) -> FieldError {
     let quoted = shown(name, NAME_SHOWN);
@@ -267,14 +292,23 @@ mod tests {
     }
 
     #[test]
-    fn blank_filters_are_none_but_control_characters_are_refused() {
-        let blank = CustomerQuery::parse(&pairs(&[
+    fn empty_and_blank_filters_are_refused_and_so_are_control_characters() {
+        for (name, value) in [
             ("zipCode", "   "),
             ("firstName", "\u{200B}\u{FEFF}"),
             ("accountId", " "),
-        ]))
-        .unwrap();
-        assert_eq!(blank, CustomerQuery::default());
+            ("accountId", ""),
+            ("code", ""),
+            ("lastName", ""),
+        ] {
+            let refused = CustomerQuery::parse(&pairs(&[(name, value)])).unwrap_err();
+            assert_eq!(refused.0[0].field, name, "{value:?}");
+            assert_eq!(refused.0[0].code, "empty", "{name}={value:?}");
+        }
+        for value in ["\u{202E}", "\u{200E}"] {
+            let refused = CustomerQuery::parse(&pairs(&[("firstName", value)])).unwrap_err();
+            assert_eq!(refused.0[0].code, "control_character", "{value:?}");
+        }
         for value in ["\u{85}\u{85}", "\u{85}", "a\u{85}", "\t"] {
             let refused = CustomerQuery::parse(&pairs(&[("zipCode", value)])).unwrap_err();
             assert_eq!(refused.0[0].field, "zipCode", "{value:?}");

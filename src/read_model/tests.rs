@@ -287,6 +287,27 @@ fn what_was_flushed_survives_a_reopen_and_what_was_not_is_applied_again() {
 }
 
 #[test]
+fn past_the_last_ordinal_the_writer_stops_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, mut writer) = open(dir.path()).unwrap();
+    writer.limit_ordinals(2);
+    let first = CustomerCreated::new(customer(1, "First"));
+    let second = CustomerCreated::new(customer(1, "Second"));
+    let third = CustomerCreated::new(customer(1, "Third"));
+    writer
+        .apply_batch(&[created(&first, 0, 0), created(&second, 0, 1)])
+        .unwrap();
+    let refused = writer.apply_batch(&[created(&third, 0, 2)]);
+    assert!(
+        matches!(refused, Err(ReadModelError::Full(2))),
+        "{refused:?}"
+    );
+    assert_eq!(model.get(third.customer.id).unwrap(), None);
+    assert_eq!(model.applied_offsets(), BTreeMap::from([(0, 2)]));
+    assert_eq!(find(&model, &[]).total, 2);
+}
+
+#[test]
 fn an_update_moves_a_customer_between_terms_in_every_layer() {
     let dir = tempfile::tempdir().unwrap();
     let (model, mut writer) = open(dir.path()).unwrap();

@@ -12,6 +12,7 @@ use super::directory::{ColumnEntry, Listing};
 use super::flusher::Flusher;
 use super::record::{CustomerRecord, HistoryEntry, LogPlace};
 use super::rejected::{RejectedEvent, RejectionKind};
+use super::store::codec::CHUNK_ORDINALS;
 use super::terms::Terms;
 use super::{ReadModelError, Shared};
 use crate::domain::{CustomerId, RegistryEvent};
@@ -309,11 +310,17 @@ impl Planned {
     }
 }
 
+/// How many ordinals (customers ever created, deleted ones included) one read model numbers:
+/// u32's range less the last posting chunk, so that no chunk's end overflows.
+pub const MAX_ORDINALS: u32 = u32::MAX - CHUNK_ORDINALS;
+
 /// The read model's only writer; not `Clone`, so one owner applies and flushes.
 pub struct ReadModelWriter {
     shared: Arc<Shared>,
     flusher: Flusher,
     policy: FlushPolicy,
+    /// [`MAX_ORDINALS`], lowered by tests.
+    ordinal_limit: u32,
 }
 
 impl ReadModelWriter {
@@ -323,7 +330,14 @@ impl ReadModelWriter {
             shared,
             flusher,
             policy,
+            ordinal_limit: MAX_ORDINALS,
         }
+    }
+
+    /// Lowers the number of ordinals this writer assigns, so a test can reach the bound.
+    #[cfg(test)]
+    pub(super) fn limit_ordinals(&mut self, limit: u32) {
+        self.ordinal_limit = limit;
     }
 
     /// Applies `records`: [`ReadModelWriter::apply_prepared`] of them.
@@ -430,7 +444,17 @@ impl ReadModelWriter {
             IndexChange::Add(listing, _, _) => Some(listing.key),
             _ => None,
         });
+        let adds = changes
+            .iter()
+            .filter(|change| matches!(change, IndexChange::Add(..)))
+            .count();
         let mut index = self.shared.index.write();
+        // Past the last ordinal a new customer would wrap onto ordinal 0: stop before, changing
+        // nothing (the projector stops; the log keeps every event).
+        let next = u64::from(index.directory.next_ordinal());
+        if next + adds as u64 > u64::from(self.ordinal_limit) {
+            return Err(ReadModelError::Full(self.ordinal_limit));
+        }
         for change in changes {
             match change {
                 IndexChange::Add(listing, record, terms) => {
@@ -470,8 +494,10 @@ impl ReadModelWriter {
     /// layer has grown past its bound.
     ///
     /// # Errors
-    /// [`ReadModelError::Flush`] when a flush failed.
+    /// [`ReadModelError::Flush`] when a flush failed, this one or an earlier one: a failed
+    /// layer stays uncommitted, and a later layer committed past it would skip its records.
     pub fn flush_if_due(&mut self, now: bool) -> Result<(), ReadModelError> {
+        self.flusher.check()?;
         let (changes, since, moved) = {
             let index = self.shared.index.read();
             let moved = index.active.next_offsets() != &index.committed_offsets;

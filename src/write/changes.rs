@@ -372,36 +372,58 @@ impl Registrar {
     }
 
     /// The customer as this replica holds it, at the version `if_match` names when given. A
-    /// replica that holds an older version than named waits (bounded) for the log to bring it.
+    /// replica that holds an older version than named may trail the log (another replica wrote
+    /// the version): it applies the customer's partition up to the partition's end as it is now,
+    /// which holds every version acknowledged so far, and answers from there. A version still
+    /// ahead then does not exist: 412 at once, not after a wait.
     async fn current(
         &self,
         id: CustomerId,
         if_match: Option<u64>,
     ) -> Result<Customer, ChangeError> {
-        let deadline = tokio::time::Instant::now() + self.projection_wait;
-        loop {
-            let current = self.read_model.get(id)?.ok_or(ChangeError::NotFound(id))?;
-            match if_match {
-                Some(expected) if current.version < expected => {
-                    if tokio::time::Instant::now() >= deadline {
-                        return Err(ChangeError::VersionMismatch {
-                            id,
-                            expected,
-                            current: current.version,
-                        });
+        let current = self.read_model.get(id)?.ok_or(ChangeError::NotFound(id))?;
+        let Some(expected) = if_match else {
+            return Ok(current);
+        };
+        if current.version > expected {
+            return Err(ChangeError::VersionMismatch {
+                id,
+                expected,
+                current: current.version,
+            });
+        }
+        if current.version == expected {
+            return Ok(current);
+        }
+        let partition = self.event_log.partition_of(id);
+        match self.event_log.end_of(partition).await {
+            Some(end) => {
+                let wanted = LogPosition::from_next_offsets([(partition, end)].into());
+                self.progress
+                    .wait_until_reached(&wanted, self.projection_wait)
+                    .await;
+            }
+            // The end is not known now: wait for the version itself, bounded.
+            None => {
+                let deadline = tokio::time::Instant::now() + self.projection_wait;
+                while tokio::time::Instant::now() < deadline {
+                    let held = self.read_model.get(id)?.ok_or(ChangeError::NotFound(id))?;
+                    if held.version >= expected {
+                        break;
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                Some(expected) if current.version > expected => {
-                    return Err(ChangeError::VersionMismatch {
-                        id,
-                        expected,
-                        current: current.version,
-                    })
-                }
-                _ => return Ok(current),
             }
         }
+        let current = self.read_model.get(id)?.ok_or(ChangeError::NotFound(id))?;
+        if current.version == expected {
+            return Ok(current);
+        }
+        Err(ChangeError::VersionMismatch {
+            id,
+            expected,
+            current: current.version,
+        })
     }
 
     /// This replica's position, including every record of customer `id` it applied.

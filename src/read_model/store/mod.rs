@@ -195,6 +195,9 @@ fn read_u64(bytes: &[u8]) -> Result<u64, Malformed> {
         .map_err(|_| Malformed("a number is not 8 bytes"))
 }
 
+/// How long opening waits for a lock held by a handle that is going away.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Store {
     /// Opens (or creates) the store in `dir`, deleting what a crashed flush or merge left.
     ///
@@ -202,17 +205,29 @@ impl Store {
     /// [`ReadModelError::Locked`] when another process holds it, [`ReadModelError::Storage`]
     /// when sled fails.
     pub fn open(dir: &Path) -> Result<Self, ReadModelError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(|error| match error {
-                // sled reports a held lock only in its message ("could not acquire lock on ...").
-                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                    ReadModelError::Locked(dir.display().to_string())
+        // sled lets go of its lock from a thread of its own once the last handle is dropped: a
+        // store this process closed a moment ago (a restore, just before the serve opens it)
+        // can still be locked for a few milliseconds.
+        let patience = std::time::Instant::now() + LOCK_PATIENCE;
+        let db = loop {
+            let opened = sled::Config::new()
+                .path(dir)
+                .cache_capacity(CACHE_BYTES)
+                .open()
+                .map_err(|error| match error {
+                    // sled reports a held lock only in its message ("could not acquire lock").
+                    sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                        ReadModelError::Locked(dir.display().to_string())
+                    }
+                    other => ReadModelError::Storage(other),
+                });
+            match opened {
+                Err(ReadModelError::Locked(_)) if std::time::Instant::now() < patience => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-                other => ReadModelError::Storage(other),
-            })?;
+                opened => break opened?,
+            }
+        };
         let store = Self {
             still: Arc::default(),
             postings_cache: Arc::default(),
