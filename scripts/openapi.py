@@ -102,7 +102,7 @@ def blank_or(schema):
 # ---------------------------------------------------------------------------------------------
 PROBLEM_TYPES = [
     ("/problems/validation-failed", 400, "The request broke validation rules (fields, query parameters or the Idempotency-Key / X-Min-Log-Position headers); `errors` names each."),
-    ("/problems/malformed-request", 400, "The body is not well-formed JSON or XML (the detail gives line and column), is not a JSON object / `<customer>` document, carries a DOCTYPE or an unknown entity, or the connection broke while it streamed in. Also the HTTP layer's answer (any path; application/problem+json only, no X-Request-Id, connection closed) to a request that is not well-formed HTTP/1.1: a broken request line or header, a Content-Length that is not a number or is given twice with different values."),
+    ("/problems/malformed-request", 400, "The body is not well-formed JSON or XML (the detail gives line and column), is not a JSON object / `<customer>` document, carries a DOCTYPE or an unknown entity, or the connection broke while it streamed in. Also the HTTP layer's answer (any path; application/problem+json only, no X-Request-Id, connection closed) to a request that is not well-formed HTTP/1.1: a broken request line or header, a Content-Length that is not a number or is given twice with different values; an HTTP/1.1 request without exactly one Host header."),
     ("/problems/unauthorized", 401, "No valid API key: missing, not `Bearer <key>`, unknown or revoked."),
     ("/problems/forbidden", 403, "The API key's scope does not reach the account (or the admin endpoint, or /metrics from a non-loopback client)."),
     ("/problems/not-found", 404, "No such customer (or one of an account the key does not reach), or no resource at the path."),
@@ -658,9 +658,10 @@ parameters = {
         "description": (
             "Makes the change conditional: one version as ETag gives it, in double quotes (`\"3\"`), or `*` (any current customer, the same as no header). "
             "The change applies only if the customer is at that version when the log reaches it; otherwise 412 /problems/version-mismatch naming the current version. "
-            "Anything else (a weak tag, a list, no quotes) is 400 /problems/validation-failed, `invalid_format`, field `If-Match`."
+            "Weak tags (`W/\"3\"`) may be listed beside it but never match (If-Match compares strongly): weak tags alone are a 412. "
+            "Anything else (several strong versions, no quotes) is 400 /problems/validation-failed, `invalid_format`, field `If-Match`."
         ),
-        "schema": {"type": "string", "pattern": '^(\\*|"[0-9]{1,19}")$'},
+        "schema": {"type": "string", "pattern": '^(\\*|(W/"[0-9]{1,19}"[ \\t]*,[ \\t]*)*(W/)?"[0-9]{1,19}"([ \\t]*,[ \\t]*W/"[0-9]{1,19}")*)$'},
     },
     "ChangeIdempotencyKey": {
         "name": "Idempotency-Key", "in": "header", "required": False,
@@ -1055,7 +1056,7 @@ def read_503(head, history=False):
     return problem_response(503, types, desc, head, {"Retry-After": retry_after(values, five_for)}, request_id="optional")
 
 
-HTTP_400 = " (malformed-request: the HTTP layer's answer to a request that is not well-formed HTTP/1.1, in JSON, without X-Request-Id.)"
+HTTP_400 = " (malformed-request: the HTTP layer's answer to a request that is not well-formed HTTP/1.1, in JSON, without X-Request-Id; or to an HTTP/1.1 request without exactly one Host header.)"
 MIN_POS_400 = "X-Min-Log-Position is not visible ASCII or not `partition:offset` pairs (invalid_format), is over 8192 bytes (too_long), names a partition the topic does not have (unknown_partition), or an offset past its partition's end (beyond_log_end)."
 
 

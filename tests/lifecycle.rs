@@ -337,25 +337,39 @@ async fn if_match_makes_a_change_conditional_on_the_version() {
         assert_eq!(ahead.status, 412, "{version}: {}", ahead.body);
         assert_eq!(ahead.body["currentVersion"], 2);
     }
-    for malformed in ["2", "W/\"2\"", "\"2\", \"3\"", "\"x\""] {
+    // Weak tags never match (If-Match compares strongly): 412, not 400.
+    for weak in ["W/\"2\"", "W/\"2\", W/\"1\""] {
+        let refused = update_if(&registry, &created, weak, json!({"city": "Bergen"})).await;
+        assert_eq!(refused.status, 412, "{weak}: {}", refused.body);
+        assert_eq!(refused.body["currentVersion"], 2);
+    }
+    let with_weak = update_if(
+        &registry,
+        &created,
+        "W/\"1\", \"2\"",
+        json!({"city": "Bergen"}),
+    )
+    .await;
+    assert_eq!(with_weak.status, 200, "{}", with_weak.body);
+    for malformed in ["2", "\"2\", \"3\"", "\"x\"", "W/2"] {
         let refused = update_if(&registry, &created, malformed, json!({"city": "Bergen"})).await;
         assert_eq!(refused.status, 400, "{malformed}: {}", refused.body);
         assert_eq!(refused.body["errors"][0]["field"], "If-Match");
     }
     let any = update_if(&registry, &created, "*", json!({"city": "Tromsø"})).await;
-    assert_eq!((any.status, any.body["version"].clone()), (200, json!(3)));
+    assert_eq!((any.status, any.body["version"].clone()), (200, json!(4)));
 
     let stale_delete = send(
         http()
             .delete(item(&registry, &created))
-            .header("if-match", "\"2\""),
+            .header("if-match", "\"3\""),
     )
     .await;
     assert_eq!(stale_delete.status, 412);
     let deleted = send(
         http()
             .delete(item(&registry, &created))
-            .header("if-match", "\"3\""),
+            .header("if-match", "\"4\""),
     )
     .await;
     assert_eq!(deleted.status, 204, "{}", deleted.body);

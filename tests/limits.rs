@@ -297,9 +297,25 @@ fn requests_the_http_library_refuses_get_problem_documents() {
         "GET /api/v01/customers?firstName={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         "a".repeat(20 * 1024)
     );
+    let many_headers = format!(
+        "GET /api/v01/customers HTTP/1.1\r\nHost: x\r\n{}Connection: close\r\n\r\n",
+        (0..101)
+            .map(|n| format!("X-{n}: 1\r\n"))
+            .collect::<String>()
+    );
     let cases = [
         (huge_header, 431),
-        (long_uri, 431),
+        (long_uri, 414),
+        (many_headers, 431),
+        (
+            "GET /api/v01/customers HTTP/1.1\r\nConnection: close\r\n\r\n".to_owned(),
+            400,
+        ),
+        (
+            "GET /api/v01/customers HTTP/1.1\r\nHost: x\r\nHost: y\r\nConnection: close\r\n\r\n"
+                .to_owned(),
+            400,
+        ),
         (
             "PUT /api/v01/customers HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n".to_owned(),
             400,
@@ -322,6 +338,15 @@ fn requests_the_http_library_refuses_get_problem_documents() {
         );
         let problem: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{body:?}"));
         assert_eq!(problem["status"], expected, "{problem}");
+        if raw.contains("X-100") {
+            assert!(
+                problem["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("100 header fields"),
+                "{problem}"
+            );
+        }
         assert!(problem["type"].as_str().unwrap().starts_with("/problems/"));
     }
 }

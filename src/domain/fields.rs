@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use unicode_normalization::UnicodeNormalization;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+use unicode_script::{Script, UnicodeScript};
 
 /// Why a value is not valid for its field; the caller names the field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +134,26 @@ pub fn is_blank(text: &str) -> bool {
     })
 }
 
+/// Whether `part` mixes letters of several scripts, as an address spoofing another would
+/// (UTS #39's "highly restrictive" level: Han may go with Hiragana and Katakana, with Hangul, or
+/// with Bopomofo, as Japanese, Korean and Chinese text does).
+fn mixes_scripts(part: &str) -> bool {
+    let mut scripts: Vec<Script> = part
+        .chars()
+        .map(|c| c.script())
+        .filter(|script| !matches!(script, Script::Common | Script::Inherited))
+        .collect();
+    scripts.sort_unstable_by_key(|script| *script as u16);
+    scripts.dedup();
+    if scripts.len() <= 1 {
+        return false;
+    }
+    let within = |allowed: &[Script]| scripts.iter().all(|script| allowed.contains(script));
+    !(within(&[Script::Han, Script::Hiragana, Script::Katakana])
+        || within(&[Script::Han, Script::Hangul])
+        || within(&[Script::Han, Script::Bopomofo]))
+}
+
 /// Whether `c` is one of Unicode's 66 noncharacters, reserved for a program's own use.
 fn is_noncharacter(c: char) -> bool {
     ('\u{FDD0}'..='\u{FDEF}').contains(&c) || (u32::from(c) & 0xFFFE) == 0xFFFE
@@ -253,10 +274,26 @@ impl Email {
             .with_required_tld()
             .without_domain_literal()
             .without_display_text();
-        match email_address::EmailAddress::parse_with_options(&text, options) {
-            Ok(_) => Ok(Self(text)),
-            Err(_) => Err(invalid_format("an address like name@example.com")),
+        if email_address::EmailAddress::parse_with_options(&text, options).is_err() {
+            return Err(invalid_format("an address like name@example.com"));
         }
+        // An address that shows as another: an invisible character inside it, or a part that
+        // mixes scripts (a Cyrillic `а` among Latin letters).
+        if text
+            .chars()
+            .any(|c| c.general_category() == GeneralCategory::Format)
+        {
+            return Err(invalid_format(
+                "an address without invisible characters (a zero-width space, a soft hyphen)",
+            ));
+        }
+        if text.split(['@', '.']).any(mixes_scripts) {
+            return Err(invalid_format(
+                "an address whose parts each keep to one script (a Cyrillic or Greek letter \
+                 among Latin ones reads as another address)",
+            ));
+        }
+        Ok(Self(text))
     }
 }
 
@@ -378,6 +415,24 @@ mod tests {
         assert_eq!(name.as_str().chars().count(), 5);
         let limit_in_decomposed_form = "e\u{301}".repeat(125);
         assert!(PersonName::parse(&limit_in_decomposed_form).is_ok());
+    }
+
+    #[test]
+    fn an_email_that_shows_as_another_is_refused() {
+        for spoof in [
+            "a\u{200B}@example.com",
+            "\u{0430}lice@example.com",
+            "bob@ex\u{0430}mple.com",
+        ] {
+            assert_eq!(code(Email::parse(spoof)), "invalid_format", "{spoof:?}");
+        }
+        for fine in [
+            "алиса@пример.рф",
+            "bob@example.com",
+            "太郎たろう@example.jp",
+        ] {
+            assert!(Email::parse(fine).is_ok(), "{fine}");
+        }
     }
 
     #[test]

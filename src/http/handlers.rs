@@ -202,6 +202,7 @@ async fn create(
     let caller = authenticate(meta, state)?;
     let answer = answer_format(meta.accept.as_deref())?;
     let body_format = body_format(meta.content_type.as_deref(), Consumes::Create)?;
+    plain_body(meta)?;
     let key = idempotency_key(meta)?;
     let body = body::read_limited(meta.content_length, body).await?;
     let details = CustomerDetails::parse(body::customer_fields(body_format, &body)?)?;
@@ -243,6 +244,7 @@ async fn update(
     no_parameters(meta, "an update")?;
     let answer = answer_format(meta.accept.as_deref())?;
     let body_format = body_format(meta.content_type.as_deref(), consumes)?;
+    plain_body(meta)?;
     let if_match = if_match(meta)?;
     let key = idempotency_key(meta)?;
     let body = body::read_limited(meta.content_length, body).await?;
@@ -251,6 +253,7 @@ async fn update(
     // A deleted customer's id goes on to the registrar: a retried key may replay what its first
     // request answered before the delete; anything else is a 404 there.
     let id = recorded_customer(id, &caller, state)?;
+    let if_match = if_match.for_change(id, state)?;
     let changed = state
         .registrar
         .change(
@@ -275,6 +278,7 @@ async fn delete(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Respon
     let key = idempotency_key(meta)?;
     catch_up(meta, state).await?;
     let id = recorded_customer(id, &caller, state)?;
+    let if_match = if_match.for_change(id, state)?;
     let changed = state
         .registrar
         .change(
@@ -292,33 +296,88 @@ async fn delete(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Respon
     Ok(response)
 }
 
-/// `If-Match`: one strong entity tag, a customer's version as `ETag` gives it (`"3"`), or `*`
-/// (any current customer: the same as none, since a change needs the customer to exist).
-fn if_match(meta: &RequestMeta) -> Result<Option<u64>, ApiError> {
+/// `If-Match`: a customer's version as `ETag` gives it (`"3"`), or `*` (any current customer:
+/// the same as none, since a change needs the customer to exist). Weak tags (`W/"3"`) are
+/// allowed in the list but never match (RFC 9110 compares If-Match strongly): with no strong
+/// tag beside them, the condition is false.
+fn if_match(meta: &RequestMeta) -> Result<IfMatch, ApiError> {
     let Some(raw) = &meta.if_match else {
-        return Ok(None);
+        return Ok(IfMatch::Any);
     };
     let raw = raw
         .as_deref()
         .map_err(|why| unreadable_header("If-Match", *why))?
         .trim();
     if raw == "*" {
-        return Ok(None);
+        return Ok(IfMatch::Any);
     }
-    raw.strip_prefix('"')
-        .and_then(|rest| rest.strip_suffix('"'))
-        .filter(|digits| !digits.is_empty() && digits.len() <= 19)
-        .filter(|digits| digits.bytes().all(|byte| byte.is_ascii_digit()))
-        .and_then(|digits| digits.parse().ok())
-        .map(Some)
-        .ok_or_else(|| {
-            let message = format!(
-                "If-Match must be one version as ETag gives it, in double quotes (e.g. \"3\"), \
-                 or *; got {}",
-                shown(raw, POSITION_SHOWN)
-            );
-            header_refused("If-Match", "invalid_format", message)
-        })
+    let refused = || {
+        let message = format!(
+            "If-Match must be one version as ETag gives it, in double quotes (e.g. \"3\"), \
+             or *; got {}",
+            shown(raw, POSITION_SHOWN)
+        );
+        header_refused("If-Match", "invalid_format", message)
+    };
+    let mut strong = Vec::new();
+    for tag in raw.split(',').map(str::trim) {
+        let (weak, quoted) = match tag.strip_prefix("W/") {
+            Some(quoted) => (true, quoted),
+            None => (false, tag),
+        };
+        let version = quoted
+            .strip_prefix('"')
+            .and_then(|rest| rest.strip_suffix('"'))
+            .filter(|digits| !digits.is_empty() && digits.len() <= 19)
+            .filter(|digits| digits.bytes().all(|byte| byte.is_ascii_digit()))
+            .and_then(|digits| digits.parse::<u64>().ok())
+            .ok_or_else(refused)?;
+        if !weak {
+            strong.push(version);
+        }
+    }
+    strong.sort_unstable();
+    strong.dedup();
+    match strong.as_slice() {
+        [] => Ok(IfMatch::Never),
+        [version] => Ok(IfMatch::Version(*version)),
+        // Several versions: one is enough for the registrar's condition, which names a single
+        // version; a list that cannot name one is refused as before.
+        _ => Err(refused()),
+    }
+}
+
+/// What `If-Match` asks.
+enum IfMatch {
+    /// No condition (`*`, or no header).
+    Any,
+    /// The customer must be at this version.
+    Version(u64),
+    /// Only weak tags: nothing matches.
+    Never,
+}
+
+impl IfMatch {
+    /// The version the registrar's change is conditional on; a condition that can never hold
+    /// is a 412 naming the version customer `id` is at.
+    fn for_change(self, id: CustomerId, state: &ApiState) -> Result<Option<u64>, ApiError> {
+        match self {
+            IfMatch::Any => Ok(None),
+            IfMatch::Version(version) => Ok(Some(version)),
+            IfMatch::Never => {
+                let current = state
+                    .read_model
+                    .get(id)?
+                    .ok_or_else(|| no_customer(&id.to_string()))?;
+                Err(ApiError::PreconditionFailed {
+                    detail: "If-Match holds only weak entity tags, which never match (If-Match \
+                             compares strongly)"
+                        .into(),
+                    current_version: current.version,
+                })
+            }
+        }
+    }
 }
 
 /// `Idempotency-Key`, when given: refused when it cannot be read, never taken as absent (a retry
@@ -333,6 +392,19 @@ fn idempotency_key(meta: &RequestMeta) -> Result<Option<IdempotencyKey>, ApiErro
             IdempotencyKey::parse(raw).map_err(|rule| header_error("Idempotency-Key", rule))
         })
         .transpose()
+}
+
+/// Refuses a body sent with a content coding (`Content-Encoding: gzip`): bodies are read as
+/// sent, and reading a compressed one as JSON would answer a misleading 400 (RFC 9110 8.4.1).
+fn plain_body(meta: &RequestMeta) -> Result<(), ApiError> {
+    match meta.content_encoding.as_deref().map(str::trim) {
+        None | Some("") => Ok(()),
+        Some(coding) if coding.eq_ignore_ascii_case("identity") => Ok(()),
+        Some(coding) => Err(ApiError::UnsupportedMediaType(format!(
+            "request bodies are read as sent, not in Content-Encoding {}",
+            shown(coding, 40)
+        ))),
+    }
 }
 
 /// Refuses a query string on an operation that takes no parameters: a parameter it would

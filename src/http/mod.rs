@@ -90,6 +90,7 @@ pub struct ApiState {
 pub struct RequestMeta {
     accept: Option<String>,
     content_type: Option<String>,
+    content_encoding: Option<String>,
     content_length: Option<u64>,
     idempotency_key: Option<HeaderText>,
     if_match: Option<HeaderText>,
@@ -151,6 +152,7 @@ impl RequestMeta {
         Self {
             accept: text(warp::http::header::ACCEPT),
             content_type: text(warp::http::header::CONTENT_TYPE),
+            content_encoding: text(warp::http::header::CONTENT_ENCODING),
             content_length: text(warp::http::header::CONTENT_LENGTH)
                 .and_then(|length| length.trim().parse().ok()),
             idempotency_key: strict(HeaderName::from_static("idempotency-key"), false),
@@ -570,6 +572,37 @@ mod tests {
         let response = warp::test::request().path(&long).reply(&api).await;
         assert_eq!(response.status(), 404);
         assert!(response.body().len() < 1_000, "{}", response.body().len());
+    }
+
+    #[tokio::test]
+    async fn a_patch_needs_its_media_type_and_no_body_may_be_encoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (api, progress) = api(dir.path());
+        progress.send(BTreeMap::from([(0, 5)])).unwrap();
+        let item = "/api/v01/customers/01936a4e-8b1c-7def-8a00-000000000001";
+        let untyped = warp::test::request()
+            .method("PATCH")
+            .path(item)
+            .body(r#"{"city": "Oslo"}"#)
+            .reply(&api)
+            .await;
+        assert_eq!(untyped.status(), 415);
+        for (method, path) in [("PUT", "/api/v01/customers"), ("POST", item)] {
+            let encoded = warp::test::request()
+                .method(method)
+                .path(path)
+                .header("content-type", "application/json")
+                .header("content-encoding", "gzip")
+                .body([0x1f, 0x8b, 0x08, 0x00])
+                .reply(&api)
+                .await;
+            assert_eq!(encoded.status(), 415, "{method}");
+            let problem: serde_json::Value = serde_json::from_slice(encoded.body()).unwrap();
+            assert!(
+                problem["detail"].as_str().unwrap().contains("gzip"),
+                "{problem}"
+            );
+        }
     }
 
     #[tokio::test]

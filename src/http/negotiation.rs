@@ -39,13 +39,20 @@ impl Consumes {
 }
 
 /// The format of a request body, from its `Content-Type`, for a route that consumes
-/// `consumes`. No `Content-Type` is taken as JSON; a `charset` parameter, when given, must be
-/// UTF-8 (the only encoding bodies are read in).
+/// `consumes`. No `Content-Type` is taken as JSON, except by PATCH, whose one media type says
+/// how the body is applied (RFC 5789: a patch document's type must be known); a `charset`
+/// parameter, when given, must be UTF-8 (the only encoding bodies are read in).
 ///
 /// # Errors
 /// [`ApiError::UnsupportedMediaType`] for any other media type or charset.
 pub fn body_format(content_type: Option<&str>, consumes: Consumes) -> Result<Format, ApiError> {
     let Some(content_type) = content_type else {
+        if consumes == Consumes::MergePatch {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "{}, and the request has no Content-Type",
+                consumes.described()
+            )));
+        }
         return Ok(Format::Json);
     };
     let media_type = media_type_of(content_type);
@@ -211,11 +218,11 @@ mod tests {
             body_format(Some("text/xml"), Consumes::Update).unwrap(),
             Format::Xml
         );
-        for refused in ["application/json", "application/xml"] {
-            let answer = body_format(Some(refused), Consumes::MergePatch);
+        for refused in [Some("application/json"), Some("application/xml"), None] {
+            let answer = body_format(refused, Consumes::MergePatch);
             assert!(
                 matches!(&answer, Err(ApiError::UnsupportedMediaType(why)) if why.contains("merge-patch")),
-                "{refused}: {answer:?}"
+                "{refused:?}: {answer:?}"
             );
         }
     }

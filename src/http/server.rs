@@ -272,6 +272,9 @@ where
             response
         };
         let (parts, body) = request.into_parts();
+        if let Err(error) = one_host(&parts) {
+            return Ok(refused(None, error));
+        }
         let body = match read_body(&parts, body, self.body_read_timeout).await {
             Ok(body) => body,
             Err(error) => return Ok(refused(None, error)),
@@ -304,6 +307,18 @@ where
             ),
         })
     }
+}
+
+/// An HTTP/1.1 request carries exactly one `Host` (RFC 9112 3.2: otherwise a 400); HTTP/1.0
+/// needs none.
+fn one_host(head: &warp::http::request::Parts) -> Result<(), ApiError> {
+    let hosts = head.headers.get_all(header::HOST).iter().count();
+    if head.version == warp::http::Version::HTTP_11 && hosts != 1 {
+        return Err(ApiError::Malformed(format!(
+            "an HTTP/1.1 request carries exactly one Host header, this one {hosts}"
+        )));
+    }
+    Ok(())
 }
 
 /// Reads `body` whole within `timeout`. A body that `Content-Length` says is too large is not

@@ -19,6 +19,63 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub struct ProblemAnswers<S> {
     inner: S,
     replacing: Option<Replacement>,
+    head: HeadScan,
+}
+
+/// What the connection's first request head looked like as it was read, to tell why hyper
+/// found it too large: a request line that never ended (an over-long URI, 414), too many
+/// header lines (over hyper's 100), or too many bytes. Later requests of a keep-alive
+/// connection are not scanned: their oversize answers say "too large".
+#[derive(Debug, Default, Clone, Copy)]
+struct HeadScan {
+    /// Line ends read so far in the first head.
+    line_ends: usize,
+    /// The first head ended (a blank line was read).
+    done: bool,
+    /// The last bytes read, to find `\r\n\r\n` across reads.
+    tail: [u8; 3],
+}
+
+/// Header lines hyper reads in one head; past this, it answers 431.
+const MAX_HEADERS: usize = 100;
+
+impl HeadScan {
+    fn read(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            if self.done {
+                return;
+            }
+            if byte == b'\n' {
+                self.line_ends += 1;
+                // `\r\n\r\n`, or a bare `\n\n`: the blank line that ends the head.
+                if self.tail == *b"\r\n\r" || self.tail[2] == b'\n' {
+                    self.done = true;
+                }
+            }
+            self.tail = [self.tail[1], self.tail[2], byte];
+        }
+    }
+
+    /// Why the head was too large.
+    fn oversize(&self) -> Oversize {
+        match (self.done, self.line_ends) {
+            (false, 0) => Oversize::Uri,
+            // The request line and the blank line end lines too.
+            (_, lines) if lines > MAX_HEADERS + 2 => Oversize::HeaderCount,
+            _ => Oversize::Bytes,
+        }
+    }
+}
+
+/// Why hyper refused a head as too large.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Oversize {
+    /// The request line never ended within the buffer: its URI is too long (414).
+    Uri,
+    /// More header lines than hyper reads.
+    HeaderCount,
+    /// More bytes than the buffer holds.
+    Bytes,
 }
 
 /// An answer being written in place of hyper's.
@@ -35,6 +92,7 @@ impl<S> ProblemAnswers<S> {
         Self {
             inner,
             replacing: None,
+            head: HeadScan::default(),
         }
     }
 }
@@ -65,7 +123,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for ProblemAnswers<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        if !self.head.done {
+            let read = &buf.filled()[before..];
+            self.head.read(read);
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -76,7 +140,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ProblemAnswers<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         if self.replacing.is_none() {
-            if let Some(problem) = problem_for(buf) {
+            if let Some(problem) = problem_for(buf, self.head.oversize()) {
                 self.replacing = Some(Replacement {
                     bytes: problem,
                     written: 0,
@@ -96,7 +160,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ProblemAnswers<S> {
     ) -> Poll<io::Result<usize>> {
         // hyper writes a head as one slice of its own.
         let first = bufs.iter().find(|buf| !buf.is_empty());
-        if self.replacing.is_some() || first.is_some_and(|first| problem_for(first).is_some()) {
+        let oversize = self.head.oversize();
+        if self.replacing.is_some()
+            || first.is_some_and(|first| problem_for(first, oversize).is_some())
+        {
             let first = first.map_or(&[][..], |first| &first[..]);
             return self.poll_write(cx, first);
         }
@@ -120,7 +187,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ProblemAnswers<S> {
 
 /// The problem answer standing for `written`, when `written` is hyper's own answer to a request
 /// it could not parse.
-fn problem_for(written: &[u8]) -> Option<Vec<u8>> {
+fn problem_for(written: &[u8], oversize: Oversize) -> Option<Vec<u8>> {
     // Most writes are bodies or ordinary heads: a cheap look at the start settles them.
     if !written.starts_with(b"HTTP/1.1 4") {
         return None;
@@ -128,8 +195,12 @@ fn problem_for(written: &[u8]) -> Option<Vec<u8>> {
     let head = std::str::from_utf8(written).ok()?;
     let head = head.strip_suffix("\r\n\r\n")?;
     let mut lines = head.split("\r\n");
-    let status_line = lines.next()?;
-    let status = status_line.strip_prefix("HTTP/1.1 ")?.get(..3)?;
+    let mut status_line = lines.next()?;
+    let mut status = status_line.strip_prefix("HTTP/1.1 ")?.get(..3)?;
+    if status == "431" && oversize == Oversize::Uri {
+        status_line = "HTTP/1.1 414 URI Too Long";
+        status = "414";
+    }
     let (problem_type, title, detail) = match status {
         "400" => (
             "/problems/malformed-request",
@@ -141,6 +212,11 @@ fn problem_for(written: &[u8]) -> Option<Vec<u8>> {
             "/problems/uri-too-long",
             "The URI is too long",
             "the request's URI is longer than this server reads",
+        ),
+        "431" if oversize == Oversize::HeaderCount => (
+            "/problems/request-head-too-large",
+            "The request head is too large",
+            "the request has more than 100 header fields",
         ),
         "431" => (
             "/problems/request-head-too-large",
@@ -191,9 +267,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_head_is_scanned_for_why_it_was_too_large() {
+        let scan = |chunks: &[&[u8]]| {
+            let mut head = HeadScan::default();
+            for chunk in chunks {
+                head.read(chunk);
+            }
+            head.oversize()
+        };
+        assert_eq!(scan(&[b"GET /aaaa", b"aaaa"]), Oversize::Uri);
+        let many = "X: 1\r\n".repeat(102);
+        assert_eq!(
+            scan(&[b"GET / HTTP/1.1\r\n", many.as_bytes()]),
+            Oversize::HeaderCount
+        );
+        assert_eq!(scan(&[b"GET / HTTP/1.1\r\nX: aaaa"]), Oversize::Bytes);
+        // A head that ended, then a body full of line ends: the head was not the problem.
+        assert_eq!(
+            scan(&[b"PUT / HTTP/1.1\r\nHost: x\r", b"\n\r\n", many.as_bytes()]),
+            Oversize::Bytes
+        );
+        let uri_answer =
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n";
+        let replaced = String::from_utf8(problem_for(uri_answer, Oversize::Uri).unwrap()).unwrap();
+        assert!(
+            replaced.starts_with("HTTP/1.1 414 URI Too Long\r\n"),
+            "{replaced}"
+        );
+        assert!(replaced.contains("/problems/uri-too-long"));
+    }
+
+    #[test]
     fn only_hypers_own_error_answers_are_replaced() {
         let automatic = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: Fri, 27 Nov 2026 12:00:00 GMT\r\n\r\n";
-        let replaced = String::from_utf8(problem_for(automatic).unwrap()).unwrap();
+        let replaced = String::from_utf8(problem_for(automatic, Oversize::Bytes).unwrap()).unwrap();
         let (head, body) = replaced.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
         assert!(head.contains("content-type: application/problem+json"));
@@ -212,7 +319,12 @@ mod tests {
             b"{\"type\":\"/problems/x\"}",
             b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\nextra",
         ] {
-            assert_eq!(problem_for(untouched), None, "{:?}", String::from_utf8_lossy(untouched));
+            assert_eq!(
+                problem_for(untouched, Oversize::Bytes),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(untouched)
+            );
         }
     }
 }

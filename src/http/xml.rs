@@ -169,8 +169,10 @@ const ATTRIBUTE_FIELDS: [&str; 3] = ["id", "code", "accountId"];
 
 /// Adds the root's `id`, `code` and `accountId` attributes to `fields` (an empty value is a
 /// null). Any other field as an attribute is refused rather than dropped, as is a field's name
-/// under a namespace prefix (`x:code`); other attributes (`xmlns`, `xml:lang`) are ignored, once
-/// their values are known to be well-formed.
+/// under a namespace prefix (`x:code`); any other attribute without a prefix (a typo such as
+/// `acountId`) goes into `fields` too, where it is refused as an unknown field, as in JSON.
+/// Namespace declarations and attributes of other vocabularies (`xmlns`, `xml:lang`,
+/// `xsi:schemaLocation`) are ignored, once their values are known to be well-formed.
 fn root_attributes(
     element: &quick_xml::events::BytesStart<'_>,
     at: impl Fn() -> (usize, usize),
@@ -201,6 +203,10 @@ fn root_attributes(
                 "{name} must be an element of <customer>, not an attribute (only id, code and \
                  accountId may be attributes)"
             ),
+            (false, false) if name != "xmlns" => {
+                fields.push((name, FieldValue::Text(value.into_owned())));
+                continue;
+            }
             _ => continue,
         };
         let (line, column) = at();
@@ -474,7 +480,7 @@ mod tests {
         let field_attribute = refusal("<customer><city x=\"1\" x=\"1\">a</city></customer>");
         assert!(field_attribute.contains("line 1"), "{field_attribute}");
         assert_eq!(
-            fields("<customer lang=\"en\"><city>a</city></customer>\n<!-- trailing -->\n"),
+            fields("<customer xml:lang=\"en\"><city>a</city></customer>\n<!-- trailing -->\n"),
             vec![("city".into(), FieldValue::Text("a".into()))]
         );
     }
@@ -499,6 +505,15 @@ mod tests {
                 ("code".into(), FieldValue::Null),
                 ("accountId".into(), FieldValue::Text("x1".into())),
             ]
+        );
+        // A typo is passed on, to be refused as an unknown field (as in JSON); another
+        // vocabulary's attribute is not.
+        assert_eq!(
+            fields(
+                "<customer xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" \
+                 xsi:schemaLocation=\"urn:x c.xsd\" acountId=\"5\"/>"
+            ),
+            vec![("acountId".into(), FieldValue::Text("5".into()))]
         );
     }
 
