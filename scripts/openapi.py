@@ -115,7 +115,7 @@ PROBLEM_TYPES = [
     ("/problems/duplicate-code", 409, "Another customer of the account has the create's `code` (a deleted customer keeps its code): `customerId` and `Location` name it, and `errors` holds one `duplicate_code` error of field `code`."),
     ("/problems/idempotency-key-reused", 422, "The Idempotency-Key already created a customer in this account with other details, or made another change to this customer."),
     ("/problems/version-mismatch", 412, "An update or delete with `If-Match` found the customer at another version (or another change took that version first); `currentVersion` and the `ETag` header give the version it is at."),
-    ("/problems/contended", 503, "An update or delete without `If-Match` lost the race for the customer's next version 8 times in a row (Retry-After: 1)."),
+    ("/problems/contended", 503, "An update or delete without `If-Match` lost the race for the customer's next version 32 times in a row, each retry after a random pause of up to 40 ms (Retry-After: 1)."),
     ("/problems/change-pending", 503, "The update or delete is in the log, but this replica did not apply it within --projection-wait-ms, so its outcome is not known here; `X-Log-Position` includes it (Retry-After: 1). Read the customer with it as X-Min-Log-Position to learn the outcome."),
     ("/problems/query-too-broad", 422, "The find would need more than MAX_WORK (10,000,000 units); `errors` names its filters (and offset) with code `query_too_broad`."),
     ("/problems/read-model-failure", 500, "The read model (sled) failed."),
@@ -125,7 +125,7 @@ PROBLEM_TYPES = [
     ("/problems/event-log-unreadable", 503, "A customer's records could not be read back from Kafka (Retry-After: 5)."),
     ("/problems/catching-up", 503, "The replica is still replaying the log it saw at start (Retry-After: 1)."),
     ("/problems/replica-behind", 503, "The replica did not reach X-Min-Log-Position within --projection-wait-ms (Retry-After: 1)."),
-    ("/problems/history-busy", 503, "HISTORY_READERS (4) history reads are already running (Retry-After: 1)."),
+    ("/problems/history-busy", 503, "HISTORY_READERS (4) history reads are already running, or 2 of them for customers of the same account (Retry-After: 1)."),
     ("/problems/overloaded", 503, "Load shedding: --max-in-flight requests are already being answered (Retry-After: 1). Never for /healthz, /readyz, /metrics. Carries no X-Request-Id."),
     ("/problems/body-timeout", 408, "The request body did not arrive whole within --body-read-timeout-ms of its head (the connection is closed). Bodies are read before the request takes one of --max-in-flight slots, so a slow body holds only its own connection."),
     ("/problems/deadline-exceeded", 503, "The request was not answered within --request-deadline-ms (Retry-After: 1). Carries no X-Request-Id."),
@@ -1048,7 +1048,7 @@ def read_503(head, history=False):
     five_for = None
     if history:
         types += ["/problems/history-busy", "/problems/event-log-unreadable"]
-        desc += ", or 4 history reads are already running (history-busy), or the records could not be read back from Kafka (event-log-unreadable, Retry-After: 5)"
+        desc += ", or 4 history reads are already running, or 2 for the account (history-busy), or the records could not be read back from Kafka (event-log-unreadable, Retry-After: 5)"
         values = [1, 5]
         five_for = "event-log-unreadable"
     types += shed_503_types()
@@ -1128,7 +1128,7 @@ def build_history(head):
         "summary": "A customer's records (headers only)" if head else "A customer's records",
         "description": (
             "The records of the log that built the customer, in log order, each with its partition, offset, timestamp, key and the event as published; "
-            "the payloads are read back from Kafka. At most 4 such reads run at once; one past that is refused at once with 503 /problems/history-busy. "
+            "the payloads are read back from Kafka. At most 4 such reads run at once, 2 for one account's customers; one past either is refused at once with 503 /problems/history-busy. "
             "JSON and XML differ in shape: JSON gives the event as a JSON value (`event`), XML as JSON text (`<value>`). "
             "Checks run in this order: API key (401), Accept (406), X-Min-Log-Position (400), catching up / waiting (503), the lookup (404, 500), then the read (503, 500)."
             + (" HEAD answers the same status and headers as GET, without a body (it still reads the records)." if head else "")

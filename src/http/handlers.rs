@@ -679,7 +679,17 @@ async fn history(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Respo
     let position = catch_up(meta, state).await?;
     let id = recorded_customer(id, &caller, state)?;
     let positions = state.read_model.history_of(id)?;
-    let permit = state.history.try_reserve().ok_or(ApiError::HistoryBusy)?;
+    let account = state
+        .read_model
+        .record(id)?
+        .ok_or_else(|| no_customer(&id.to_string()))?
+        .customer
+        .details
+        .account_id;
+    let permit = state
+        .history
+        .try_reserve(account)
+        .ok_or(ApiError::HistoryBusy)?;
     let history = Arc::clone(&state.history);
     let records = tokio::task::spawn_blocking(move || history.read_at(&permit, &positions))
         .await

@@ -5,7 +5,7 @@ use super::negotiation::Format;
 use super::xml;
 use crate::auth::AuthError;
 use crate::domain::{FieldError, ValidationErrors};
-use crate::log::{EventLogError, HISTORY_READERS};
+use crate::log::{EventLogError, HISTORY_READERS, HISTORY_READERS_PER_ACCOUNT};
 use crate::read_model::ReadModelError;
 use crate::write::{ChangeError, CreateError};
 use serde::Serialize;
@@ -115,8 +115,8 @@ pub enum ApiError {
     },
     /// As many history reads as may run at once are running.
     #[error(
-        "this replica is reading {HISTORY_READERS} histories back from the event log already; \
-         retry shortly"
+        "this replica is reading {HISTORY_READERS} histories back from the event log already, \
+         or {HISTORY_READERS_PER_ACCOUNT} of this account's customers; retry shortly"
     )]
     HistoryBusy,
     /// As many requests as may run at once are running (load shedding).

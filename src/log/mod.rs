@@ -20,6 +20,6 @@ pub use position::{LogPosition, RecordPosition};
 pub use producer::{EventLog, EventLogError};
 pub use reader::{
     reader, replay, replay_ends, HistoryPermit, HistoryReader, LogReadError, PublishedRecord,
-    HISTORY_READERS,
+    HISTORY_READERS, HISTORY_READERS_PER_ACCOUNT,
 };
 pub use topic::{create_topic, ensure_topic, existing_topic, Durability, TopicError, TopicLayout};

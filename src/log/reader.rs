@@ -4,6 +4,7 @@
 use super::client::{client_config, KafkaLogs};
 use super::position::LogPosition;
 use crate::config::EventLogSettings;
+use crate::domain::AccountId;
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -11,7 +12,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -128,19 +129,40 @@ pub fn reader(settings: &EventLogSettings) -> Result<BaseConsumer<KafkaLogs>, Lo
 /// [`HISTORY_READERS`] reads run at once, each on a consumer of its own (no lock is held while
 /// Kafka is polled), and a burst past that is refused at once rather than queued, so history
 /// reads never take more than that many of the blocking threads the projector also uses.
+///
+/// One account may hold at most [`HISTORY_READERS_PER_ACCOUNT`] of them, so a client looping on
+/// its own customers' histories leaves room for every other account's.
 pub struct HistoryReader {
     settings: EventLogSettings,
     idle: Mutex<Vec<BaseConsumer<KafkaLogs>>>,
     permits: Arc<Semaphore>,
+    /// Permits held, by the account whose customer is read.
+    held_by: Arc<Mutex<HashMap<u32, usize>>>,
 }
 
 /// How many history reads run at once.
 pub const HISTORY_READERS: usize = 4;
+/// How many of them reads of one account's customers may hold.
+pub const HISTORY_READERS_PER_ACCOUNT: usize = 2;
 
 /// The right to run one history read: take it before going to a blocking thread. Dropping it
 /// gives the place back.
 pub struct HistoryPermit {
     _held: OwnedSemaphorePermit,
+    account: u32,
+    held_by: Arc<Mutex<HashMap<u32, usize>>>,
+}
+
+impl Drop for HistoryPermit {
+    fn drop(&mut self) {
+        let mut held_by = self.held_by.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(held) = held_by.get_mut(&self.account) {
+            *held -= 1;
+            if *held == 0 {
+                held_by.remove(&self.account);
+            }
+        }
+    }
 }
 
 impl HistoryReader {
@@ -150,15 +172,25 @@ impl HistoryReader {
             settings,
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(HISTORY_READERS)),
+            held_by: Arc::default(),
         }
     }
 
-    /// A permit to read, or `None` when [`HISTORY_READERS`] reads are already running.
-    pub fn try_reserve(&self) -> Option<HistoryPermit> {
-        Arc::clone(&self.permits)
-            .try_acquire_owned()
-            .ok()
-            .map(|held| HistoryPermit { _held: held })
+    /// A permit to read a customer of `account`, or `None` when [`HISTORY_READERS`] reads are
+    /// already running, or [`HISTORY_READERS_PER_ACCOUNT`] of them for that account.
+    pub fn try_reserve(&self, account: AccountId) -> Option<HistoryPermit> {
+        let account = account.get();
+        let mut held_by = self.held_by.lock().unwrap_or_else(PoisonError::into_inner);
+        if held_by.get(&account).copied().unwrap_or(0) >= HISTORY_READERS_PER_ACCOUNT {
+            return None;
+        }
+        let permit = Arc::clone(&self.permits).try_acquire_owned().ok()?;
+        *held_by.entry(account).or_default() += 1;
+        Some(HistoryPermit {
+            _held: permit,
+            account,
+            held_by: Arc::clone(&self.held_by),
+        })
     }
 
     /// The records at `positions` (partition, offset), in that order. A blocking call, made
@@ -323,4 +355,40 @@ fn progress_bar(total: u64) -> ProgressBar {
         .expect("the template is valid"),
     );
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_account_holds_at_most_its_share_of_the_history_reads() {
+        let reader = HistoryReader::new(EventLogSettings {
+            kafka_bootstrap: "127.0.0.1:1".into(),
+            topic: "unused".into(),
+            topic_partitions: 1,
+            topic_replication: None,
+        });
+        let busy = AccountId::parse(42).unwrap();
+        let other = AccountId::parse(43).unwrap();
+        let first = reader.try_reserve(busy).expect("a first read");
+        let second = reader.try_reserve(busy).expect("a second read");
+        assert!(
+            reader.try_reserve(busy).is_none(),
+            "past the account's share"
+        );
+        let others: Vec<_> = (0..HISTORY_READERS - HISTORY_READERS_PER_ACCOUNT)
+            .map(|_| reader.try_reserve(other).expect("room for another account"))
+            .collect();
+        assert!(
+            reader.try_reserve(AccountId::parse(44).unwrap()).is_none(),
+            "all taken"
+        );
+        drop((first, others));
+        assert!(
+            reader.try_reserve(busy).is_some(),
+            "a returned place is free again"
+        );
+        drop(second);
+    }
 }

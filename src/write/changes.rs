@@ -36,7 +36,12 @@ use uuid::Uuid;
 const CHANGE_DEADLINE: Duration = Duration::from_secs(25);
 
 /// How many times an unconditional change is tried against a customer others keep changing.
-pub const MAX_ATTEMPTS: u32 = 8;
+/// Of N changes racing on one customer, one wins each round: 32 rounds, each after a random
+/// pause that spreads the racers out, let a burst of a few dozen all apply.
+pub const MAX_ATTEMPTS: u32 = 32;
+
+/// The longest pause between two tries of a change that lost a race.
+const MAX_BACKOFF_MS: u32 = 40;
 
 /// What a change request asks.
 #[derive(Debug, Clone)]
@@ -250,7 +255,17 @@ impl Registrar {
     /// Every record of customer `id`'s history, read back from the log.
     async fn records_of(&self, id: CustomerId) -> Result<Vec<PublishedRecord>, ChangeError> {
         let positions = self.read_model.history_of(id)?;
-        let permit = self.history.try_reserve().ok_or(ChangeError::HistoryBusy)?;
+        let account = self
+            .read_model
+            .record(id)?
+            .ok_or(ChangeError::NotFound(id))?
+            .customer
+            .details
+            .account_id;
+        let permit = self
+            .history
+            .try_reserve(account)
+            .ok_or(ChangeError::HistoryBusy)?;
         let history = Arc::clone(&self.history);
         let read = tokio::task::spawn_blocking(move || history.read_at(&permit, &positions))
             .await
@@ -270,7 +285,7 @@ impl Registrar {
             audit,
         } = request;
         let (id, if_match) = (*id, *if_match);
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
             let current = self.current(id, if_match).await?;
             let version = current.version + 1;
             let event_id = match &keyed {
@@ -364,6 +379,9 @@ impl Registrar {
                     current: held.customer.version,
                 });
             }
+            // Lost the race: a random pause, growing with the tries, so that racers retrying
+            // together do not all aim at the same next version again.
+            tokio::time::sleep(backoff(attempt)).await;
         }
         Err(ChangeError::Contended {
             id,
@@ -435,6 +453,13 @@ impl Registrar {
             },
         ))
     }
+}
+
+/// A random pause of up to `(attempt + 1) * 5` ms, at most [`MAX_BACKOFF_MS`].
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = ((attempt + 1) * 5).min(MAX_BACKOFF_MS);
+    let random = getrandom::u32().unwrap_or(0);
+    Duration::from_millis(u64::from(random % (ceiling + 1)))
 }
 
 /// One update or delete, as asked.
