@@ -124,7 +124,7 @@ PROBLEM_TYPES = [
     ("/problems/not-enough-replicas", 503, "The event's partition has fewer in-sync replicas that answer than the topic's min.insync.replicas, so Kafka cannot acknowledge a write (two of three brokers down): refused at once, nothing written, or found after a send that failed, when the detail says the outcome is unknown (Retry-After: 5). Retry with the same Idempotency-Key; reads keep answering."),
     ("/problems/event-log-unreadable", 503, "A customer's records could not be read back from Kafka (Retry-After: 5)."),
     ("/problems/catching-up", 503, "The replica is still replaying the log it saw at start (Retry-After: 1)."),
-    ("/problems/replica-behind", 503, "The replica did not reach X-Min-Log-Position within --projection-wait-ms (Retry-After: 1)."),
+    ("/problems/replica-behind", 503, "The replica did not reach X-Min-Log-Position within --projection-wait-ms, or, for a create with an Idempotency-Key or a code, the end of the customer's partition it decides on (Retry-After: 1)."),
     ("/problems/history-busy", 503, "HISTORY_READERS (4) history reads are already running, or 2 of them for customers of the same account (Retry-After: 1)."),
     ("/problems/overloaded", 503, "Load shedding: --max-in-flight requests are already being answered (Retry-After: 1). Never for /healthz, /readyz, /metrics. Carries no X-Request-Id."),
     ("/problems/body-timeout", 408, "The request body did not arrive whole within --body-read-timeout-ms of its head (the connection is closed). Bodies are read before the request takes one of --max-in-flight slots, so a slow body holds only its own connection."),
@@ -918,10 +918,11 @@ def build_create():
         "422": problem_response(422, ["/problems/idempotency-key-reused"], "The Idempotency-Key already created a customer in this account with other details.", False),
         "431": TOO_LARGE_HEAD,
         "500": problem_response(500, ["/problems/read-model-failure"], "The read model failed while the create consulted it (idempotent creates).", False),
-        "503": problem_response(503, ["/problems/event-log-unavailable", "/problems/not-enough-replicas", "/problems/change-pending"] + shed_503_types(),
+        "503": problem_response(503, ["/problems/event-log-unavailable", "/problems/not-enough-replicas", "/problems/change-pending", "/problems/catching-up", "/problems/replica-behind"] + shed_503_types(),
                                 "Kafka did not confirm the event within about 10 s (the whole create is bounded at 25 s): the detail says whether nothing was written or the outcome is unknown; retry with the same Idempotency-Key (Retry-After: 5). "
                                 "The event's partition has too few in-sync replicas that answer for Kafka to acknowledge it (not-enough-replicas, Retry-After: 5): refused at once while the cluster is short. "
                                 "A create with a `code` whose event this replica did not apply within --projection-wait-ms: whether it won the code is not known here yet (change-pending, with X-Log-Position and Location naming the customer the code names, and no Retry-After: read that customer with X-Min-Log-Position rather than create again). "
+                                "The replica is still replaying the log it saw at start (catching-up, Retry-After: 1), or, for a create with an Idempotency-Key or a code, did not apply the customer's partition up to its end within --projection-wait-ms (replica-behind, Retry-After: 1). "
                                 "Or load shedding / the request deadline (Retry-After: 1, no X-Request-Id).",
                                 False, {"Retry-After": retry_after([1, 5], "event-log-unavailable and not-enough-replicas", "change-pending"), "X-Log-Position": header("X-Log-Position", False), "Location": header("Location", False)}, request_id="optional"),
     }

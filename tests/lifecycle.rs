@@ -678,6 +678,56 @@ async fn a_retried_create_key_replays_the_created_customer_after_updates_and_a_d
     assert_eq!(records.len(), 3, "one create, one update, one delete");
 }
 
+/// A keyed create retried on a replica that trails the log (its projector takes 800 ms a batch)
+/// answers the first create, whatever happened to the customer since on another replica: the
+/// replica first applies the customer's partition up to its end. (Before, it answered 422 for a
+/// customer updated since, and a 201 with a fresh `createdAt` for one deleted since.)
+#[tokio::test]
+async fn a_keyed_create_retried_on_a_lagging_replica_replays_the_first_answer() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("create-key-lagging");
+    let dir = tempfile::tempdir().unwrap();
+    let leading = Registry::start(&bootstrap, &topic, &dir.path().join("a"));
+    let lagging = Registry::start_with_env(
+        &bootstrap,
+        &topic,
+        &dir.path().join("b"),
+        &[
+            "--projection-wait-ms",
+            "20000",
+            "--request-deadline-ms",
+            "30000",
+        ],
+        &[("FAILPOINTS", "projection-apply=sleep(800)")],
+    );
+    for (n, then) in ["update", "delete"].into_iter().enumerate() {
+        let key = format!("signup-lagging-{n}");
+        let body = json!({"accountId": 79, "lastName": format!("Lagging{n}")});
+        let create = |on: &Registry| {
+            send(
+                http()
+                    .put(on.url("/api/v01/customers"))
+                    .header("idempotency-key", &key)
+                    .json(&body),
+            )
+        };
+        let first = create(&leading).await;
+        assert_eq!(first.status, 201, "{}", first.body);
+        let changed = match then {
+            "update" => update(&leading, &first.body, json!({"lastName": "Renamed"})).await,
+            _ => send(http().delete(item(&leading, &first.body))).await,
+        };
+        assert!(changed.status < 300, "{then}: {}", changed.body);
+        let retried = create(&lagging).await;
+        assert_eq!(retried.status, 201, "{then}: {}", retried.body);
+        assert_eq!(
+            retried.body, first.body,
+            "after the {then}: the first answer"
+        );
+        assert_eq!(retried.header("idempotent-replayed"), "true");
+    }
+}
+
 /// Two different requests with one key, sent at once to two replicas, for several customers:
 /// each time exactly one applies (200) and the other is refused as a reused key (422), whichever
 /// replica saw which first, and the customer holds the winner's value on both replicas.

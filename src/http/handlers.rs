@@ -209,6 +209,7 @@ async fn create(
     if !caller.may_reach(details.account_id) {
         return Err(outside_scope(&caller, details.account_id));
     }
+    refuse_while_catching_up(state)?;
     let _in_flight = state.metrics.create_in_flight();
     let registered = state
         .registrar
@@ -451,12 +452,7 @@ async fn catch_up(meta: &RequestMeta, state: &ApiState) -> Result<LogPosition, A
     if let Some(wanted) = &wanted {
         refuse_unknown_partitions(wanted, state).await?;
     }
-    if !state.progress.is_caught_up() {
-        return Err(ApiError::CatchingUp {
-            wanted: state.progress.log_end_at_start().to_string(),
-            reached: state.progress.position().to_string(),
-        });
-    }
+    refuse_while_catching_up(state)?;
     if let Some(wanted) = wanted {
         refuse_beyond_log_end(&wanted, state).await?;
         if !state
@@ -471,6 +467,18 @@ async fn catch_up(meta: &RequestMeta, state: &ApiState) -> Result<LogPosition, A
         }
     }
     Ok(state.progress.position())
+}
+
+/// 503 until the projection has caught up with the log end it saw at start: before that, a
+/// replica restarted after a crash may not yet hold what it showed (or acknowledged) before.
+fn refuse_while_catching_up(state: &ApiState) -> Result<(), ApiError> {
+    if state.progress.is_caught_up() {
+        return Ok(());
+    }
+    Err(ApiError::CatchingUp {
+        wanted: state.progress.log_end_at_start().to_string(),
+        reached: state.progress.position().to_string(),
+    })
 }
 
 /// How long a request naming a partition this replica does not know waits for its projector to

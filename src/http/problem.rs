@@ -185,6 +185,10 @@ impl ApiError {
                 position: position.to_string(),
                 customer_id: customer_id.to_string(),
             },
+            CreateError::Behind { wanted, reached } => ApiError::ReplicaBehind {
+                wanted: wanted.to_string(),
+                reached: reached.to_string(),
+            },
         }
     }
 

@@ -46,6 +46,11 @@ impl Registrar {
             key,
         };
         let _one_per_code = self.key_lock(customer_id.as_bytes()).lock().await;
+        self.settle(customer_id).await?;
+        // A code that reads as a UUID may be a customer's own id (its code when it has none).
+        if let Ok(id) = code.as_str().parse::<CustomerId>() {
+            self.settle(id).await?;
+        }
         if let Some(record) = self.read_model.record(customer_id)? {
             return self.answer_held(&request, &record, &details, true).await;
         }

@@ -74,6 +74,18 @@ pub enum CreateError {
         /// The customer the code names.
         customer_id: CustomerId,
     },
+    /// A keyed or coded create is decided by what the log holds for its customer: this replica
+    /// did not apply the customer's partition up to its end within the wait.
+    #[error(
+        "this replica has not yet applied the log up to {wanted} (it is at {reached}), which a \
+         create with this key or code is decided on; retry shortly"
+    )]
+    Behind {
+        /// The partition's end the create waited for.
+        wanted: LogPosition,
+        /// Where the projection got.
+        reached: LogPosition,
+    },
 }
 
 /// A customer registered (or, for a retried key, found registered).
@@ -165,6 +177,7 @@ impl Registrar {
             key: key.as_str().to_owned(),
             customer_id: customer_id.to_string(),
         };
+        self.settle(customer_id).await?;
         if let Some(record) = self.read_model.record(customer_id)? {
             let created = self.as_created(&record).await?;
             if created.details != details {
@@ -187,16 +200,44 @@ impl Registrar {
             CustomerCreated::with_event_id(key.event_id(account_id), customer).caused_by(audit);
         let mut registered = self.append_and_project(created).await?;
         if registered.projected {
-            // Another replica may have won the race for this key: answer what the log holds.
-            match self.read_model.get(customer_id)? {
-                Some(held) if held.details == registered.customer.details => {
-                    registered.customer = held;
+            // Another replica may have won the race for this key (its event has the same id:
+            // this one was a duplicate), and the customer may have changed since, or been
+            // deleted: answer the customer as the log's create made it.
+            if let Some(record) = self.read_model.record(customer_id)? {
+                let created = self.as_created(&record).await?;
+                if created.details != registered.customer.details {
+                    return Err(key_reused());
                 }
-                Some(_) => return Err(key_reused()),
-                None => {}
+                registered.customer = created;
             }
         }
         Ok(registered)
+    }
+
+    /// Brings this replica up to the end, as it is now, of the partition customer `id`'s
+    /// events go to: a create decided by what the log holds for `id` (a key's or a code's
+    /// customer) then sees every event acknowledged for it so far, whichever replica wrote it.
+    /// When the end cannot be read now, the create goes on with what this replica holds.
+    ///
+    /// # Errors
+    /// [`CreateError::Behind`] when the projection does not get there within the wait.
+    pub(super) async fn settle(&self, id: CustomerId) -> Result<(), CreateError> {
+        let partition = self.event_log.partition_of(id);
+        let Some(end) = self.event_log.end_of(partition).await else {
+            return Ok(());
+        };
+        let wanted = LogPosition::from_next_offsets([(partition, end)].into());
+        if self
+            .progress
+            .wait_until_reached(&wanted, self.projection_wait)
+            .await
+        {
+            return Ok(());
+        }
+        Err(CreateError::Behind {
+            wanted,
+            reached: self.progress.position(),
+        })
     }
 
     /// The customer as its create made it: as `record` holds it while nothing changed it since,
