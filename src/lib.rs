@@ -6,8 +6,8 @@
 //! - [`log`](mod@log): the event log as every layer uses it: Kafka clients, positions, the topic,
 //!   the producer (the topic's only writer), replays and single-record reads. Depends on no layer
 //!   above it.
-//! - [`write`](mod@write): the create command ([`write::Registrar`]): a `CustomerCreated` event
-//!   appended to the log, idempotency keys, and the wait for the projection.
+//! - [`write`](mod@write): the commands ([`write::Registrar`]): create, update and delete, each
+//!   an event appended to the log, idempotency keys and codes, and the wait for the projection.
 //! - [`projection`]: consumes the topic and applies each event to the read model, recording the
 //!   next offset of every partition with the changes it covers; progress and readiness.
 //! - [`read_model`]: the sled trees, their indexes and the query that `find` runs.
@@ -21,6 +21,7 @@
 //! - [`audit`]: tools that replay the log (rebuild, audit, export, tail, repartition) or copy the
 //!   read model (snapshot).
 //! - [`metrics`]: Prometheus series, counted where things happen and read at scrape time.
+//! - [`durable`]: renames followed by a sync of their directory.
 
 pub mod app;
 pub mod audit;
@@ -28,6 +29,7 @@ pub mod auth;
 pub mod config;
 pub mod control;
 pub mod domain;
+pub mod durable;
 pub mod http;
 pub mod log;
 pub mod metrics;

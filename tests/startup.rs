@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{create, kafka_bootstrap, run_to_exit, unique_topic, Registry, PATIENCE};
+use common::{create, http, kafka_bootstrap, run_to_exit, unique_topic, Registry, PATIENCE};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;
@@ -91,6 +91,20 @@ async fn a_data_dir_follows_one_topic_and_one_process() {
     assert!(
         output.contains(&first_topic),
         "names the topic it was built from: {output}"
+    );
+}
+
+/// The log says "ready" only once `/readyz` does: a client that starts traffic on that line
+/// (as these tests do) never meets a 503 "not checked yet".
+#[tokio::test]
+async fn once_the_log_says_ready_readyz_says_so_too() {
+    let (registry, _dir) = Registry::start_alone("ready-line");
+    let ready = http().get(registry.url("/readyz")).send().await.unwrap();
+    assert_eq!(
+        ready.status().as_u16(),
+        200,
+        "{}",
+        ready.text().await.unwrap()
     );
 }
 

@@ -66,7 +66,8 @@ pub async fn rebuild(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
         })?;
         applier.finish()?;
         let customers = model.len();
-        let rejected = model.rejected_events()?.len();
+        // Counted by key: none is decoded.
+        let (_, rejected) = model.rejected_events_page(0, 0)?;
         Ok::<_, AuditError>((events_read, customers, rejected))
     })
     .await
@@ -80,10 +81,12 @@ pub async fn rebuild(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
     };
     if live.is_some() {
         exchange(&new_dir, &live_dir)?;
+        crate::durable::sync_parent(&live_dir)
+            .map_err(AuditError::io("syncing the data dir after the swap"))?;
         drop(live);
         std::fs::remove_dir_all(&new_dir).map_err(AuditError::io("removing the old read model"))?;
     } else {
-        std::fs::rename(&new_dir, &live_dir)
+        crate::durable::rename(&new_dir, &live_dir)
             .map_err(AuditError::io("moving the new read model in place"))?;
     }
     let report = RebuildReport {

@@ -59,7 +59,7 @@ pub async fn snapshot(settings: &SnapshotSettings) -> Result<ExitCode, AuditErro
             return Err(error);
         }
     };
-    std::fs::rename(&partial, &out).map_err(AuditError::io(format!(
+    crate::durable::rename(&partial, &out).map_err(AuditError::io(format!(
         "moving the snapshot to {}",
         out.display()
     )))?;

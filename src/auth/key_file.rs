@@ -289,7 +289,7 @@ pub fn revoke(path: &Path, name: &str) -> Result<(), KeyFileError> {
         .map_err(io)?;
     file.write_all(kept.as_bytes()).map_err(io)?;
     file.sync_all().map_err(io)?;
-    fs::rename(&temporary, path).map_err(io)
+    crate::durable::rename(&temporary, path).map_err(io)
 }
 
 /// Options that create a file readable and writable by its owner only.

@@ -39,6 +39,12 @@ pub struct Readiness {
 }
 
 impl Readiness {
+    /// Waits until a check finds the replica ready (at once if the checker has stopped).
+    pub async fn ready(&self) {
+        let mut latest = self.latest.clone();
+        let _ = latest.wait_for(|(verdict, _)| verdict.ready).await;
+    }
+
     /// The latest verdict; not ready when the checker has not spoken for a while.
     pub fn verdict(&self) -> Verdict {
         let (verdict, at) = self.latest.borrow().clone();

@@ -256,7 +256,7 @@ pub fn restore_snapshot(
     let restored = import(input, &staging, topic, cluster);
     match restored {
         Ok(summary) => {
-            std::fs::rename(&staging, dir)?;
+            crate::durable::rename(&staging, dir)?;
             Ok(summary)
         }
         Err(error) => {
