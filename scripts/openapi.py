@@ -127,6 +127,7 @@ PROBLEM_TYPES = [
     ("/problems/replica-behind", 503, "The replica did not reach X-Min-Log-Position within --projection-wait-ms, or, for a create with an Idempotency-Key or a code, the end of the customer's partition it decides on (Retry-After: 1)."),
     ("/problems/history-busy", 503, "HISTORY_READERS (4) history reads are already running, or 2 of them for customers of the same account (Retry-After: 1)."),
     ("/problems/overloaded", 503, "Load shedding: --max-in-flight requests are already being answered (Retry-After: 1). Never for /healthz, /readyz, /metrics. Carries no X-Request-Id."),
+    ("/problems/too-many-requests", 429, "One API key's share of the request slots is taken: --max-in-flight-per-key (128) requests carrying its Authorization value are in flight on this replica (Retry-After: 1). Carries no X-Request-Id."),
     ("/problems/body-timeout", 408, "The request body did not arrive whole within --body-read-timeout-ms of its head (the connection is closed). Bodies are read before the request takes one of --max-in-flight slots, so a slow body holds only its own connection."),
     ("/problems/deadline-exceeded", 503, "The request was not answered within --request-deadline-ms (Retry-After: 1). Carries no X-Request-Id."),
 ]
@@ -780,6 +781,7 @@ TITLES = {
     "/problems/history-busy": "Too many history reads at once",
     "/problems/overloaded": "Too many requests at once",
     "/problems/body-timeout": "The request body took too long",
+    "/problems/too-many-requests": "Too many requests for one API key",
     "/problems/deadline-exceeded": "The request took too long",
     "/problems/query-too-broad": "The find is too broad",
     "/problems/catching-up": "This replica is catching up with the log",
@@ -875,7 +877,7 @@ TOO_LARGE_HEAD_HEAD = ref("responses", "RequestHeadTooLargeHead")
 
 
 def body_timeout_408():
-    return problem_response(408, ["/problems/body-timeout"], "The body did not arrive whole within --body-read-timeout-ms of the request head; the connection is closed.", False)
+    return problem_response(408, ["/problems/body-timeout"], "The body did not arrive whole within --body-read-timeout-ms of the request head; the connection is closed. Carries no X-Request-Id.", False, request_id=None)
 
 
 def shed_503_types():
@@ -1305,6 +1307,19 @@ paths = {
     "/metrics": {"get": build_metrics(False), "head": build_metrics(True)},
 }
 
+# One API key's share of the request slots (--max-in-flight-per-key): every API operation may
+# answer 429 at once past it.
+for _path, _item in paths.items():
+    if not _path.startswith(("/api/v01/customers", "/api/v01/admin")):
+        continue
+    for _method, _op in _item.items():
+        if _method == "parameters":
+            continue
+        _op["responses"]["429"] = problem_response(
+            429, ["/problems/too-many-requests"],
+            "This API key (the Authorization value) already has --max-in-flight-per-key (default 128) requests in flight on this replica (Retry-After: 1).",
+            _method == "head", {"Retry-After": retry_after([1])}, request_id=None)
+
 doc = {
     "openapi": "3.1.0",
     "info": {
@@ -1320,7 +1335,7 @@ doc = {
             "**Errors** are RFC 9457 problem documents, `application/problem+json`, or `application/problem+xml; charset=utf-8` (root `<problem xmlns=\"urn:ietf:rfc:7807\">`, list items as `<i>`) when the client prefers XML. "
             "Validation failures list every broken rule in `errors` (at most 100; the rest counted in `omittedErrors`).\n\n"
             "Problem types:\n" + types_table() + "\n\nField-error codes:\n" + codes_table() + "\n\n"
-            "**Request ids.** Every answer of the API operations (customers, admin), errors included, carries `X-Request-Id`, except 503 overloaded / deadline-exceeded and the HTTP layer's own answers (400 malformed-request for a request that is not well-formed HTTP/1.1, 431 request-head-too-large, 414 uri-too-long), which are application/problem+json whatever Accept says. "
+            "**Request ids.** Every answer of the API operations (customers, admin), errors included, carries `X-Request-Id`, except 503 overloaded / deadline-exceeded, 429 too-many-requests, 408 body-timeout and the HTTP layer's own answers (400 malformed-request for a request that is not well-formed HTTP/1.1, 431 request-head-too-large, 414 uri-too-long), which are application/problem+json whatever Accept says. "
             "The probes and a successful /metrics carry none.\n\n"
             "**Methods.** A known API path asked with a method it does not route answers 405 with `Allow` (`GET, HEAD, PUT` on /api/v01/customers, `GET, HEAD, POST, PATCH, DELETE` on /api/v01/customers/{customerId}, `GET, HEAD` on the others)."
         ),

@@ -373,6 +373,12 @@ pub struct ServeSettings {
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_in_flight: u64,
 
+    /// Most requests answered at once for one API key (by the Authorization header sent);
+    /// past it, 429 at once.
+    #[arg(long, env = "REGISTRY_MAX_IN_FLIGHT_PER_KEY", default_value_t = 128,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_in_flight_per_key: u64,
+
     /// How long a request's head may take to arrive, and an idle connection may stay open.
     #[arg(long, env = "REGISTRY_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(100..=600_000))]
@@ -428,6 +434,7 @@ impl ServeSettings {
         crate::http::server::Limits {
             max_connections: self.max_connections as usize,
             max_in_flight: self.max_in_flight as usize,
+            max_in_flight_per_key: self.max_in_flight_per_key as usize,
             header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
             body_read_timeout: Duration::from_millis(self.body_read_timeout_ms),
             request_deadline: Duration::from_millis(self.request_deadline_ms),

@@ -176,7 +176,7 @@ impl Metrics {
         for outcome in OUTCOMES {
             events.with_label_values(&[outcome_label(outcome)]);
         }
-        for reason in [Refusal::Overloaded, Refusal::Deadline] {
+        for reason in [Refusal::Overloaded, Refusal::Deadline, Refusal::PerKey] {
             refused.with_label_values(&[reason.label()]);
         }
         Self(Arc::new(Series {
@@ -273,6 +273,8 @@ pub enum Refusal {
     Overloaded,
     /// The request was not answered within its deadline.
     Deadline,
+    /// As many requests as one API key may run at once were running.
+    PerKey,
 }
 
 impl Refusal {
@@ -280,6 +282,7 @@ impl Refusal {
         match self {
             Refusal::Overloaded => "overloaded",
             Refusal::Deadline => "deadline",
+            Refusal::PerKey => "per_key",
         }
     }
 }

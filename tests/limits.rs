@@ -248,6 +248,47 @@ fn a_request_past_its_deadline_is_answered_503() {
     assert_eq!(problem["type"], "/problems/deadline-exceeded");
 }
 
+/// One API key's client holds at most its share of the request slots: past it, 429 at once,
+/// while another key's requests still get slots.
+#[test]
+fn one_key_holds_at_most_its_share_of_the_slots() {
+    // Every request the routes get takes 2 s (a failpoint): slots stay held.
+    let (registry, _dir) = start_failing(
+        "limits-per-key",
+        &["--max-in-flight", "8", "--max-in-flight-per-key", "2"],
+        "http-delay=return(2000)",
+    );
+    let with_key = |key: &str| {
+        format!(
+            "GET /api/v01/customers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+             Connection: close\r\n\r\n"
+        )
+    };
+    let mut greedy: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut held = connect(&registry);
+            held.write_all(with_key("greedy").as_bytes()).unwrap();
+            held
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, head, problem) = request(&registry, &with_key("greedy"));
+    assert_eq!(status, 429, "{problem}");
+    assert!(head.contains("retry-after: 1"), "{head}");
+    let problem: Value = serde_json::from_str(&problem).unwrap();
+    assert_eq!(problem["type"], "/problems/too-many-requests");
+    let (status, _, listed) = request(&registry, &with_key("modest"));
+    assert_eq!(status, 200, "another key still gets a slot: {listed}");
+    for held in &mut greedy {
+        assert_eq!(answer(held).0, 200);
+    }
+    assert_eq!(
+        request(&registry, &with_key("greedy")).0,
+        200,
+        "its share is back"
+    );
+}
+
 /// A body that trickles in holds its connection only: not one of the request slots (read
 /// before one is taken), and not past the body read timeout (408).
 #[test]

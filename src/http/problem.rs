@@ -125,6 +125,12 @@ pub enum ApiError {
          another replica)"
     )]
     Overloaded,
+    /// As many requests as one API key may run at once are running.
+    #[error(
+        "this API key has {0} requests in flight on this replica, as many as one key may; \
+         retry shortly"
+    )]
+    TooManyRequests(usize),
     /// The request's body did not arrive within the body read timeout.
     #[error(
         "the request body did not arrive within {} ms of its head; send it whole, at once",
@@ -384,6 +390,11 @@ impl ApiError {
                 "/problems/overloaded",
                 "Too many requests at once",
             ),
+            ApiError::TooManyRequests(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "/problems/too-many-requests",
+                "Too many requests for one API key",
+            ),
             ApiError::BodyTimeout(_) => (
                 StatusCode::REQUEST_TIMEOUT,
                 "/problems/body-timeout",
@@ -549,6 +560,7 @@ impl ApiError {
             | ApiError::CatchingUp { .. }
             | ApiError::HistoryBusy
             | ApiError::Overloaded
+            | ApiError::TooManyRequests(_)
             | ApiError::DeadlineExceeded(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }

@@ -13,6 +13,10 @@
 //! - At most [`Limits::max_in_flight`] requests run at once; past that a request is refused at
 //!   once with 503 and `Retry-After` (load shedding) instead of queueing behind the others. The
 //!   probes and `/metrics` are never shed, so an orchestrator sees the truth under overload.
+//! - At most [`Limits::max_in_flight_per_key`] of them carry one `Authorization` value (one API
+//!   key's client); past that, 429 at once, so one tenant cannot take every slot. Requests
+//!   without the header are not counted per key (they are refused at once when keys are
+//!   required, and with authentication off there are no tenants).
 //! - A request that has not been answered within [`Limits::request_deadline`] is answered 503.
 
 use super::negotiation::problem_format;
@@ -54,6 +58,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Requests being answered at once, probes aside.
     pub max_in_flight: usize,
+    /// Requests being answered at once for one `Authorization` value.
+    pub max_in_flight_per_key: usize,
     /// How long a request head may take, and an idle connection may stay open.
     pub header_read_timeout: Duration,
     /// How long a request body may take to arrive once its head has.
@@ -84,6 +90,7 @@ pub async fn serve(
         limits,
         metrics,
         in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
+        per_key: Arc::default(),
         graceful: GracefulShutdown::new(),
         unread: Arc::new(AtomicUsize::new(0)),
     };
@@ -156,6 +163,7 @@ struct Connections<S> {
     limits: Limits,
     metrics: Metrics,
     in_flight: Arc<Semaphore>,
+    per_key: Arc<KeyShares>,
     graceful: GracefulShutdown,
     /// Connections whose first request has not been read yet.
     unread: Arc<AtomicUsize>,
@@ -178,6 +186,8 @@ impl<S: Routes> Connections<S> {
             routes: self.routes.clone(),
             client: ClientAddress(remote),
             in_flight: Arc::clone(&self.in_flight),
+            per_key: Arc::clone(&self.per_key),
+            max_per_key: self.limits.max_in_flight_per_key,
             deadline: self.limits.request_deadline,
             body_read_timeout: self.limits.body_read_timeout,
             first_read: first_read.clone(),
@@ -237,6 +247,8 @@ struct Guarded<S> {
     routes: S,
     client: ClientAddress,
     in_flight: Arc<Semaphore>,
+    per_key: Arc<KeyShares>,
+    max_per_key: usize,
     deadline: Duration,
     body_read_timeout: Duration,
     first_read: FirstRead,
@@ -282,6 +294,16 @@ where
         let mut request = Request::from_parts(parts, Full::new(body));
         request.extensions_mut().insert(self.client);
         let exempt = matches!(route, "/healthz" | "/readyz" | "/metrics");
+        let _share = match (exempt, request.headers().get(header::AUTHORIZATION)) {
+            (false, Some(key)) => match self.per_key.take(key.as_bytes(), self.max_per_key) {
+                Some(share) => Some(share),
+                None => {
+                    let error = ApiError::TooManyRequests(self.max_per_key);
+                    return Ok(refused(Some(Refusal::PerKey), error));
+                }
+            },
+            _ => None,
+        };
         let _permit = if exempt {
             None
         } else {
@@ -306,6 +328,58 @@ where
                 ApiError::DeadlineExceeded(deadline),
             ),
         })
+    }
+}
+
+/// Requests in flight per `Authorization` value, by a hash of it (the value itself, a key, is
+/// never kept).
+#[derive(Default)]
+struct KeyShares {
+    held: std::sync::Mutex<std::collections::HashMap<u64, usize>>,
+    /// One hasher for the server's life: the same key always hashes alike.
+    hasher: hashbrown::DefaultHashBuilder,
+}
+
+impl KeyShares {
+    /// A place for a request carrying `key`, unless `max` of them are in flight already.
+    fn take(self: &Arc<Self>, key: &[u8], max: usize) -> Option<KeyShare> {
+        use std::hash::BuildHasher;
+        let hash = self.hasher.hash_one(key);
+        let mut held = self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = held.entry(hash).or_default();
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(KeyShare {
+            shares: Arc::clone(self),
+            hash,
+        })
+    }
+}
+
+/// One request's place in its key's share, given back when dropped.
+struct KeyShare {
+    shares: Arc<KeyShares>,
+    hash: u64,
+}
+
+impl Drop for KeyShare {
+    fn drop(&mut self) {
+        let mut held = self
+            .shares
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = held.get_mut(&self.hash) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.hash);
+            }
+        }
     }
 }
 
