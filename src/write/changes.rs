@@ -220,7 +220,7 @@ impl Registrar {
         request: &ChangeRequest,
         keyed: &Keyed<'_>,
     ) -> Result<Option<Changed>, ChangeError> {
-        let records = self.records_of(request.id).await?;
+        let records = self.records_of(request.id, usize::MAX).await?;
         let mut folded: Option<Customer> = None;
         for record in &records {
             folded = fold(folded, record);
@@ -243,18 +243,24 @@ impl Registrar {
         Ok(None)
     }
 
-    /// Customer `id` as its create made it, read back from its first record.
+    /// Customer `id` as its create made it, read back from its first record (the only one
+    /// read, however long its history).
     pub(super) async fn created_customer(&self, id: CustomerId) -> Result<Customer, ChangeError> {
-        let records = self.records_of(id).await?;
+        let records = self.records_of(id, 1).await?;
         records
             .first()
             .and_then(|first| fold(None, first))
             .ok_or(ChangeError::NotFound(id))
     }
 
-    /// Every record of customer `id`'s history, read back from the log.
-    async fn records_of(&self, id: CustomerId) -> Result<Vec<PublishedRecord>, ChangeError> {
-        let positions = self.read_model.history_of(id)?;
+    /// The first `at_most` records of customer `id`'s history, read back from the log.
+    async fn records_of(
+        &self,
+        id: CustomerId,
+        at_most: usize,
+    ) -> Result<Vec<PublishedRecord>, ChangeError> {
+        let mut positions = self.read_model.history_of(id)?;
+        positions.truncate(at_most);
         let account = self
             .read_model
             .record(id)?
