@@ -12,7 +12,9 @@ use crate::domain::{
 };
 use crate::log::LogPosition;
 use crate::metrics::Snapshot;
-use crate::read_model::{parse_page, CustomerQuery, ReadModelError, Work, INLINE_WORK, MAX_WORK};
+use crate::read_model::{
+    parse_page, CustomerQuery, CustomerRecord, ReadModelError, Work, INLINE_WORK, MAX_WORK,
+};
 use crate::write::ChangeKind;
 use std::sync::Arc;
 use warp::http::{header, HeaderValue, StatusCode};
@@ -685,18 +687,11 @@ async fn history(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Respo
     no_parameters(meta, "reading a customer's history")?;
     let answer = answer_format(meta.accept.as_deref())?;
     let position = catch_up(meta, state).await?;
-    let id = recorded_customer(id, &caller, state)?;
-    let positions = state.read_model.history_of(id)?;
-    let account = state
-        .read_model
-        .record(id)?
-        .ok_or_else(|| no_customer(&id.to_string()))?
-        .customer
-        .details
-        .account_id;
+    let record = reachable_record(id, &caller, state)?;
+    let positions = record.places();
     let permit = state
         .history
-        .try_reserve(account)
+        .try_reserve(record.customer.details.account_id)
         .ok_or(ApiError::HistoryBusy)?;
     let history = Arc::clone(&state.history);
     let records = tokio::task::spawn_blocking(move || history.read_at(&permit, &positions))
@@ -873,12 +868,20 @@ fn no_customer(id: &str) -> ApiError {
 /// The id of the customer `id` names, deleted ones included (their history stays readable), or
 /// 404 as [`known_customer`] words it.
 fn recorded_customer(id: &str, caller: &Caller, state: &ApiState) -> Result<CustomerId, ApiError> {
-    let parsed = customer_id(id)?;
+    reachable_record(id, caller, state).map(|record| record.customer.id)
+}
+
+/// The read model's record of the customer `id` names, deleted or not, when `caller` may reach
+/// it; 404 otherwise.
+fn reachable_record(
+    id: &str,
+    caller: &Caller,
+    state: &ApiState,
+) -> Result<Arc<CustomerRecord>, ApiError> {
     state
         .read_model
-        .record(parsed)?
+        .record(customer_id(id)?)?
         .filter(|record| caller.may_reach(record.customer.details.account_id))
-        .map(|_| parsed)
         .ok_or_else(|| no_customer(id))
 }
 

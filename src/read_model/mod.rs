@@ -254,13 +254,9 @@ impl ReadModel {
     /// # Errors
     /// [`ReadModelError`] when sled fails or the stored record cannot be read.
     pub fn history_of(&self, id: CustomerId) -> Result<Vec<(i32, i64)>, ReadModelError> {
-        Ok(self.record(id)?.map_or_else(Vec::new, |record| {
-            record
-                .history
-                .iter()
-                .map(|entry| (entry.place.partition, entry.place.offset))
-                .collect()
-        }))
+        Ok(self
+            .record(id)?
+            .map_or_else(Vec::new, |record| record.places()))
     }
 
     /// The page of customers `query` selects, within `work`.

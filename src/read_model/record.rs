@@ -59,6 +59,14 @@ impl CustomerRecord {
         self.history.iter().any(|entry| entry.event_id == event_id)
     }
 
+    /// Where the records that built it are, as (partition, offset), in the order applied.
+    pub fn places(&self) -> Vec<(i32, i64)> {
+        self.history
+            .iter()
+            .map(|entry| (entry.place.partition, entry.place.offset))
+            .collect()
+    }
+
     /// The event that created the customer: the first its history holds.
     pub fn created_by(&self) -> Option<Uuid> {
         self.history.first().map(|entry| entry.event_id)

@@ -259,18 +259,15 @@ impl Registrar {
         id: CustomerId,
         at_most: usize,
     ) -> Result<Vec<PublishedRecord>, ChangeError> {
-        let mut positions = self.read_model.history_of(id)?;
-        positions.truncate(at_most);
-        let account = self
+        let record = self
             .read_model
             .record(id)?
-            .ok_or(ChangeError::NotFound(id))?
-            .customer
-            .details
-            .account_id;
+            .ok_or(ChangeError::NotFound(id))?;
+        let mut positions = record.places();
+        positions.truncate(at_most);
         let permit = self
             .history
-            .try_reserve(account)
+            .try_reserve(record.customer.details.account_id)
             .ok_or(ChangeError::HistoryBusy)?;
         let history = Arc::clone(&self.history);
         let read = tokio::task::spawn_blocking(move || history.read_at(&permit, &positions))
@@ -419,24 +416,15 @@ impl Registrar {
         if current.version == expected {
             return Ok(current);
         }
-        let partition = self.event_log.partition_of(id);
-        match self.event_log.end_of(partition).await {
-            Some(end) => {
-                let wanted = LogPosition::from_next_offsets([(partition, end)].into());
-                self.progress
-                    .wait_until_reached(&wanted, self.projection_wait)
-                    .await;
-            }
+        if self.reach_partition_end(id).await.is_none() {
             // The end is not known now: wait for the version itself, bounded.
-            None => {
-                let deadline = tokio::time::Instant::now() + self.projection_wait;
-                while tokio::time::Instant::now() < deadline {
-                    let held = self.read_model.get(id)?.ok_or(ChangeError::NotFound(id))?;
-                    if held.version >= expected {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+            let deadline = tokio::time::Instant::now() + self.projection_wait;
+            while tokio::time::Instant::now() < deadline {
+                let held = self.read_model.get(id)?.ok_or(ChangeError::NotFound(id))?;
+                if held.version >= expected {
+                    break;
                 }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
         let current = self.read_model.get(id)?.ok_or(ChangeError::NotFound(id))?;

@@ -222,22 +222,28 @@ impl Registrar {
     /// # Errors
     /// [`CreateError::Behind`] when the projection does not get there within the wait.
     pub(super) async fn settle(&self, id: CustomerId) -> Result<(), CreateError> {
+        match self.reach_partition_end(id).await {
+            Some((wanted, false)) => Err(CreateError::Behind {
+                wanted,
+                reached: self.progress.position(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits (up to the projection wait) until this replica has applied the partition customer
+    /// `id`'s events go to up to its end as Kafka reports it now: every event acknowledged for
+    /// the customer so far, whichever replica wrote it. Answers that end and whether it was
+    /// reached; `None` when the end cannot be read now.
+    pub(super) async fn reach_partition_end(&self, id: CustomerId) -> Option<(LogPosition, bool)> {
         let partition = self.event_log.partition_of(id);
-        let Some(end) = self.event_log.end_of(partition).await else {
-            return Ok(());
-        };
+        let end = self.event_log.end_of(partition).await?;
         let wanted = LogPosition::from_next_offsets([(partition, end)].into());
-        if self
+        let reached = self
             .progress
             .wait_until_reached(&wanted, self.projection_wait)
-            .await
-        {
-            return Ok(());
-        }
-        Err(CreateError::Behind {
-            wanted,
-            reached: self.progress.position(),
-        })
+            .await;
+        Some((wanted, reached))
     }
 
     /// The customer as its create made it: as `record` holds it while nothing changed it since,
