@@ -22,6 +22,7 @@
 //!   read model (snapshot).
 //! - [`metrics`]: Prometheus series, counted where things happen and read at scrape time.
 //! - [`durable`]: renames followed by a sync of their directory.
+//! - [`shares`]: how many places of a bounded resource each holder (key, account) has taken.
 
 pub mod app;
 pub mod audit;
@@ -35,5 +36,6 @@ pub mod log;
 pub mod metrics;
 pub mod projection;
 pub mod read_model;
+pub mod shares;
 pub mod shutdown;
 pub mod write;

@@ -24,6 +24,7 @@ use super::unparsable::ProblemAnswers;
 use super::{ApiError, MAX_BODY_BYTES};
 use crate::log::OutageLog;
 use crate::metrics::{Metrics, Refusal};
+use crate::shares::{Share, Shares};
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -335,51 +336,16 @@ where
 /// never kept).
 #[derive(Default)]
 struct KeyShares {
-    held: std::sync::Mutex<std::collections::HashMap<u64, usize>>,
+    shares: Arc<Shares<u64>>,
     /// One hasher for the server's life: the same key always hashes alike.
     hasher: hashbrown::DefaultHashBuilder,
 }
 
 impl KeyShares {
     /// A place for a request carrying `key`, unless `max` of them are in flight already.
-    fn take(self: &Arc<Self>, key: &[u8], max: usize) -> Option<KeyShare> {
+    fn take(&self, key: &[u8], max: usize) -> Option<Share<u64>> {
         use std::hash::BuildHasher;
-        let hash = self.hasher.hash_one(key);
-        let mut held = self
-            .held
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = held.entry(hash).or_default();
-        if *count >= max {
-            return None;
-        }
-        *count += 1;
-        Some(KeyShare {
-            shares: Arc::clone(self),
-            hash,
-        })
-    }
-}
-
-/// One request's place in its key's share, given back when dropped.
-struct KeyShare {
-    shares: Arc<KeyShares>,
-    hash: u64,
-}
-
-impl Drop for KeyShare {
-    fn drop(&mut self) {
-        let mut held = self
-            .shares
-            .held
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(count) = held.get_mut(&self.hash) {
-            *count -= 1;
-            if *count == 0 {
-                held.remove(&self.hash);
-            }
-        }
+        self.shares.take(self.hasher.hash_one(key), max)
     }
 }
 

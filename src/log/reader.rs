@@ -5,6 +5,7 @@ use super::client::{client_config, KafkaLogs};
 use super::position::LogPosition;
 use crate::config::EventLogSettings;
 use crate::domain::AccountId;
+use crate::shares::{Share, Shares};
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -12,7 +13,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -137,7 +138,7 @@ pub struct HistoryReader {
     idle: Mutex<Vec<BaseConsumer<KafkaLogs>>>,
     permits: Arc<Semaphore>,
     /// Permits held, by the account whose customer is read.
-    held_by: Arc<Mutex<HashMap<u32, usize>>>,
+    held_by: Arc<Shares<u32>>,
 }
 
 /// How many history reads run at once.
@@ -149,20 +150,7 @@ pub const HISTORY_READERS_PER_ACCOUNT: usize = 2;
 /// gives the place back.
 pub struct HistoryPermit {
     _held: OwnedSemaphorePermit,
-    account: u32,
-    held_by: Arc<Mutex<HashMap<u32, usize>>>,
-}
-
-impl Drop for HistoryPermit {
-    fn drop(&mut self) {
-        let mut held_by = self.held_by.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(held) = held_by.get_mut(&self.account) {
-            *held -= 1;
-            if *held == 0 {
-                held_by.remove(&self.account);
-            }
-        }
-    }
+    _share: Share<u32>,
 }
 
 impl HistoryReader {
@@ -179,17 +167,13 @@ impl HistoryReader {
     /// A permit to read a customer of `account`, or `None` when [`HISTORY_READERS`] reads are
     /// already running, or [`HISTORY_READERS_PER_ACCOUNT`] of them for that account.
     pub fn try_reserve(&self, account: AccountId) -> Option<HistoryPermit> {
-        let account = account.get();
-        let mut held_by = self.held_by.lock().unwrap_or_else(PoisonError::into_inner);
-        if held_by.get(&account).copied().unwrap_or(0) >= HISTORY_READERS_PER_ACCOUNT {
-            return None;
-        }
+        let share = self
+            .held_by
+            .take(account.get(), HISTORY_READERS_PER_ACCOUNT)?;
         let permit = Arc::clone(&self.permits).try_acquire_owned().ok()?;
-        *held_by.entry(account).or_default() += 1;
         Some(HistoryPermit {
             _held: permit,
-            account,
-            held_by: Arc::clone(&self.held_by),
+            _share: share,
         })
     }
 
