@@ -332,6 +332,9 @@ async fn next_json_line(
     )
 }
 
+/// Every customer of the tail test, on one page.
+const ALL: &str = "/api/v01/customers?limit=1000";
+
 #[tokio::test]
 async fn tail_prints_the_events_created_after_it_started() {
     let bootstrap = kafka_bootstrap();
@@ -372,7 +375,7 @@ async fn tail_prints_the_events_created_after_it_started() {
     let mut wanted = create_batch(&registry, 96, &["Later1", "Later2"]).await;
 
     // What the tail must leave out: a record from before it started, one of another account.
-    find_eventually(&registry, "/api/v01/customers", 2 + wanted.len()).await;
+    find_eventually(&registry, ALL, 2 + wanted.len()).await;
     let left_out = [
         published_record(&registry, &earlier).await,
         published_record(&registry, &other).await,
@@ -383,25 +386,30 @@ async fn tail_prints_the_events_created_after_it_started() {
     }
     // Records keep their order within a partition only. So that the tail's printing every wanted
     // record proves it has read past those it must leave out, account 96 gets more creates until
-    // each partition holding one of those also holds a wanted record written after it.
+    // each partition holding one of those also holds a wanted record written after it. Ids are
+    // random: one create at a time would miss one of 12 partitions 60 times in a row about once
+    // in 150 runs, so they come a dozen at a time, up to 600 (a miss once in ~10^22 runs).
     while let Some(uncovered) = left_out.iter().find(|skipped| {
         !expected
             .iter()
             .any(|record| record["partition"] == skipped["partition"])
     }) {
         assert!(
-            wanted.len() < 60,
+            wanted.len() < 600,
             "{} creates of account 96 and none landed on partition {}",
             wanted.len(),
             uncovered["partition"]
         );
-        let name = format!("Later{}", wanted.len() + 1);
-        let customer = create_batch(&registry, 96, &[name.as_str()])
-            .await
-            .remove(0);
-        find_eventually(&registry, "/api/v01/customers", 2 + wanted.len() + 1).await;
-        expected.push(published_record(&registry, &customer).await);
-        wanted.push(customer);
+        let names: Vec<String> = (0..12)
+            .map(|n| format!("Later{}", wanted.len() + n + 1))
+            .collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let more = create_batch(&registry, 96, &names).await;
+        find_eventually(&registry, ALL, 2 + wanted.len() + more.len()).await;
+        for customer in more {
+            expected.push(published_record(&registry, &customer).await);
+            wanted.push(customer);
+        }
     }
 
     let deadline = Instant::now() + PATIENCE;
@@ -453,7 +461,7 @@ async fn tail_prints_the_events_created_after_it_started() {
         lines, expected,
         "each record exactly as the log holds it (partition, offset, timestamp, key, event)"
     );
-    find_eventually(&registry, "/api/v01/customers", 2 + wanted.len()).await;
+    find_eventually(&registry, ALL, 2 + wanted.len()).await;
 }
 
 #[tokio::test]
