@@ -678,14 +678,12 @@ async fn a_retried_create_key_replays_the_created_customer_after_updates_and_a_d
     assert_eq!(records.len(), 3, "one create, one update, one delete");
 }
 
-/// A keyed create retried on a replica that trails the log (its projector takes 800 ms a batch)
-/// answers the first create, whatever happened to the customer since on another replica: the
-/// replica first applies the customer's partition up to its end. (Before, it answered 422 for a
-/// customer updated since, and a 201 with a fresh `createdAt` for one deleted since.)
-#[tokio::test]
-async fn a_keyed_create_retried_on_a_lagging_replica_replays_the_first_answer() {
+/// Two replicas of a topic of their own named after `test`: one that applies the log at once,
+/// and one whose projector takes 800 ms a batch (so it trails the log), with waits long enough
+/// to catch up; and the directory their data dirs are in.
+fn leading_and_lagging(test: &str) -> (Registry, Registry, tempfile::TempDir) {
     let bootstrap = kafka_bootstrap();
-    let topic = unique_topic("create-key-lagging");
+    let topic = unique_topic(test);
     let dir = tempfile::tempdir().unwrap();
     let leading = Registry::start(&bootstrap, &topic, &dir.path().join("a"));
     let lagging = Registry::start_with_env(
@@ -700,6 +698,16 @@ async fn a_keyed_create_retried_on_a_lagging_replica_replays_the_first_answer() 
         ],
         &[("FAILPOINTS", "projection-apply=sleep(800)")],
     );
+    (leading, lagging, dir)
+}
+
+/// A keyed create retried on a replica that trails the log (its projector takes 800 ms a batch)
+/// answers the first create, whatever happened to the customer since on another replica: the
+/// replica first applies the customer's partition up to its end. (Before, it answered 422 for a
+/// customer updated since, and a 201 with a fresh `createdAt` for one deleted since.)
+#[tokio::test]
+async fn a_keyed_create_retried_on_a_lagging_replica_replays_the_first_answer() {
+    let (leading, lagging, _dir) = leading_and_lagging("create-key-lagging");
     for (n, then) in ["update", "delete"].into_iter().enumerate() {
         let key = format!("signup-lagging-{n}");
         let body = json!({"accountId": 79, "lastName": format!("Lagging{n}")});
@@ -726,6 +734,30 @@ async fn a_keyed_create_retried_on_a_lagging_replica_replays_the_first_answer() 
         );
         assert_eq!(retried.header("idempotent-replayed"), "true");
     }
+}
+
+/// A customer created through one replica and changed at once through another that trails the
+/// log (a load balancer spreads a client's requests): the change waits for the trailing replica
+/// to apply the customer's partition up to its end, and applies; only a customer the log does
+/// not have is a 404. (Before, the trailing replica answered 404 for an acknowledged customer.)
+#[tokio::test]
+async fn a_change_on_a_lagging_replica_of_a_customer_created_elsewhere_applies() {
+    let (leading, lagging, _dir) = leading_and_lagging("change-lagging");
+    let created = send(
+        http()
+            .put(leading.url("/api/v01/customers"))
+            .json(&json!({"accountId": 79, "lastName": "Elsewhere"})),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let updated = update(&lagging, &created.body, json!({"lastName": "Renamed"})).await;
+    assert_eq!(updated.status, 200, "{}", updated.body);
+    assert_eq!(updated.body["version"], 2, "{}", updated.body);
+    let deleted = send(http().delete(item(&lagging, &created.body))).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    let unknown = format!("/api/v01/customers/{}", uuid::Uuid::now_v7().hyphenated());
+    let absent = send(http().delete(lagging.url(&unknown))).await;
+    assert_eq!(absent.status, 404, "{}", absent.body);
 }
 
 /// Two different requests with one key, sent at once to two replicas, for several customers:

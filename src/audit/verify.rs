@@ -1,5 +1,5 @@
-//! `customer-registry audit`: replays the whole log into a scratch read model, independently of
-//! the live one, and compares the two customer by customer by a canonical digest (SHA-256 of the
+//! `customer-registry audit`: replays the log, up to where the live read model says it has
+//! applied it, into a scratch read model, independently of the live one, and compares the two customer by customer by a canonical digest (SHA-256 of the
 //! customer's JSON, fields in contract order; a stored customer that can no longer be read is
 //! digested by why, and so differs).
 
@@ -33,9 +33,10 @@ pub(super) struct AuditReport {
     rejected_events: Vec<RejectedEvent>,
     /// Whether the read model lists the same rejected records.
     rejected_events_match: bool,
-    /// The end of the log the replay read to.
+    /// The end of the log now.
     log_end: String,
-    /// What the read model says it has applied; behind `log_end` when it lags the log.
+    /// What the read model says it has applied, where the replay stopped; behind `log_end`
+    /// when the read model lags the log.
     read_model_position: String,
 }
 
@@ -77,9 +78,16 @@ pub async fn audit(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
         uuid::Uuid::now_v7().simple()
     ));
     let event_log = settings.event_log.clone();
+    // The replay stops where the read model stopped: records past it are not drift, only lag
+    // (a replica killed before its flush committed them replays them when it starts).
+    let applied = LogPosition::from_next_offsets(live.next_offsets()?);
     let report = tokio::task::spawn_blocking(move || {
         let mut scratch = ScratchReadModel::create(scratch_dir)?;
-        let ends = replay_ends(&reader(&event_log)?, &event_log.topic, None)?;
+        let log_end = replay_ends(&reader(&event_log)?, &event_log.topic, None)?;
+        let ends = log_end
+            .iter()
+            .map(|(&partition, &high)| (partition, applied.next_offset(partition).min(high)))
+            .collect();
         let mut applier = BatchApplier::new(&mut scratch.writer);
         let events_read = replay::<AuditError>(&event_log, &ends, |message| {
             Ok(applier.push(message.partition(), message.offset(), message.payload())?)
@@ -87,9 +95,8 @@ pub async fn audit(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
         applier.finish()?;
         let mut report = compare(&scratch.model, &live)?;
         report.events_read = events_read;
-        report.log_end = LogPosition::from_next_offsets(ends).to_string();
-        report.read_model_position =
-            LogPosition::from_next_offsets(live.next_offsets()?).to_string();
+        report.log_end = LogPosition::from_next_offsets(log_end).to_string();
+        report.read_model_position = applied.to_string();
         Ok::<_, AuditError>(report)
     })
     .await

@@ -255,7 +255,7 @@ async fn update(
     catch_up(meta, state).await?;
     // A deleted customer's id goes on to the registrar: a retried key may replay what its first
     // request answered before the delete; anything else is a 404 there.
-    let id = recorded_customer(id, &caller, state)?;
+    let id = recorded_customer(id, &caller, state).await?;
     let if_match = if_match.for_change(id, state)?;
     let changed = state
         .registrar
@@ -280,7 +280,7 @@ async fn delete(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Respon
     let if_match = if_match(meta)?;
     let key = idempotency_key(meta)?;
     catch_up(meta, state).await?;
-    let id = recorded_customer(id, &caller, state)?;
+    let id = recorded_customer(id, &caller, state).await?;
     let if_match = if_match.for_change(id, state)?;
     let changed = state
         .registrar
@@ -866,8 +866,18 @@ fn no_customer(id: &str) -> ApiError {
 }
 
 /// The id of the customer `id` names, deleted ones included (their history stays readable), or
-/// 404 as [`known_customer`] words it.
-fn recorded_customer(id: &str, caller: &Caller, state: &ApiState) -> Result<CustomerId, ApiError> {
+/// 404 as [`known_customer`] words it. A customer this replica does not hold is first looked for
+/// up to its partition's end: another replica may have just created it.
+async fn recorded_customer(
+    id: &str,
+    caller: &Caller,
+    state: &ApiState,
+) -> Result<CustomerId, ApiError> {
+    state
+        .registrar
+        .settle_if_absent(customer_id(id)?)
+        .await
+        .map_err(ApiError::from_change)?;
     reachable_record(id, caller, state).map(|record| record.customer.id)
 }
 

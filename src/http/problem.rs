@@ -216,6 +216,10 @@ impl ApiError {
             reused @ ChangeError::KeyReused { .. } => ApiError::KeyReused(reused.to_string()),
             ChangeError::LogUnreadable(error) => ApiError::LogUnreadable(error.to_string()),
             ChangeError::HistoryBusy => ApiError::HistoryBusy,
+            ChangeError::Behind { wanted, reached } => ApiError::ReplicaBehind {
+                wanted: wanted.to_string(),
+                reached: reached.to_string(),
+            },
             pending @ ChangeError::Pending { .. } => {
                 let ChangeError::Pending { position } = &pending else {
                     unreachable!()

@@ -141,6 +141,9 @@ impl EventLog {
             .key(&key)
             .payload(&payload)
             .headers(headers);
+        fail::fail_point!("log-produce", |_| Err(EventLogError::NotConfirmed(
+            KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
+        )));
         let producer = self.current_producer();
         let delivery = producer
             .send(record, Timeout::After(DELIVERY_TIMEOUT))
@@ -157,6 +160,10 @@ impl EventLog {
                     None => failed,
                 }
             })?;
+        // The record is written; the answer is lost on its way (the outcome is unknown).
+        fail::fail_point!("log-produce-answer", |_| Err(EventLogError::NotConfirmed(
+            KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut)
+        )));
         Ok(RecordPosition {
             partition: delivery.partition,
             offset: delivery.offset,
@@ -175,6 +182,9 @@ impl EventLog {
         let producer = self.current_producer();
         let topic = self.settings.topic.clone();
         let read = tokio::task::spawn_blocking(move || {
+            fail::fail_point!("log-offset-read", |_| Err(KafkaError::MetadataFetch(
+                RDKafkaErrorCode::BrokerTransportFailure
+            )));
             producer
                 .client()
                 .fetch_watermarks(&topic, partition, END_TIMEOUT)

@@ -316,6 +316,12 @@ impl Projector {
     /// Applies `first` and every record already waiting behind it (up to [`MAX_BATCH`]), then
     /// announces the new position: reads see the batch from then on.
     async fn project_batch(&mut self, first: LogRecord) -> Result<(), ProjectionError> {
+        // A consumer that fails with a batch read and nothing of it applied.
+        fail::fail_point!("log-consume", |_| Err(ProjectionError::Consumer(
+            KafkaError::MessageConsumption(
+                rdkafka::error::RDKafkaErrorCode::BrokerTransportFailure
+            )
+        )));
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match self.consumer.recv().now_or_never() {

@@ -127,6 +127,20 @@ fn checker_client(bootstrap: &str) -> Result<BaseConsumer<KafkaLogs>, rdkafka::e
 }
 
 /// One check: the log's end per partition, against what the projection has applied.
+/// The low and high watermarks of `partition` (a failpoint, `log-offset-read`, fails it in tests).
+fn watermarks(
+    consumer: &BaseConsumer<KafkaLogs>,
+    topic: &str,
+    partition: i32,
+) -> rdkafka::error::KafkaResult<(i64, i64)> {
+    fail::fail_point!("log-offset-read", |_| Err(
+        rdkafka::error::KafkaError::MetadataFetch(
+            rdkafka::error::RDKafkaErrorCode::BrokerTransportFailure
+        )
+    ));
+    consumer.fetch_watermarks(topic, partition, WATERMARK_TIMEOUT)
+}
+
 fn check(
     consumer: &BaseConsumer<KafkaLogs>,
     topic: &str,
@@ -137,7 +151,7 @@ fn check(
     let mut lag = 0i64;
     let mut partition_lag = Vec::new();
     for partition in progress.partitions() {
-        match consumer.fetch_watermarks(topic, partition, WATERMARK_TIMEOUT) {
+        match watermarks(consumer, topic, partition) {
             Ok((_, high)) => {
                 let behind = (high - applied.next_offset(partition)).max(0);
                 partition_lag.push((partition, behind));

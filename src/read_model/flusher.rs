@@ -140,6 +140,9 @@ fn flush(
     pause_before_commit: Duration,
 ) -> Result<(), ReadModelError> {
     let started = std::time::Instant::now();
+    fail::fail_point!("read-model-flush", |_| Err(ReadModelError::Flush(
+        "injected failure before the first block".into()
+    )));
     let store = &shared.store;
     // From the first block written to the last segment dropped: a snapshot sees none of it.
     let _still = store.hold_still();

@@ -122,6 +122,18 @@ pub enum ChangeError {
     /// As many history reads as may run at once are running.
     #[error("too many reads of the log at once")]
     HistoryBusy,
+    /// The customer is not on this replica, and this replica has not applied the customer's
+    /// partition up to its end within the wait: it may exist, written through another replica.
+    #[error(
+        "this replica has not yet applied the log up to {wanted} (it is at {reached}), where the \
+         customer would be had another replica just created it; retry shortly"
+    )]
+    Behind {
+        /// The customer's partition's end when the change came.
+        wanted: LogPosition,
+        /// Where this replica had got to.
+        reached: LogPosition,
+    },
     /// The event is in the log, but this replica has not applied it within the wait: its
     /// outcome is not known here yet.
     #[error(
@@ -436,6 +448,27 @@ impl Registrar {
             expected,
             current: current.version,
         })
+    }
+
+    /// A customer this replica does not hold may have been created through another replica a
+    /// moment ago (a load balancer spreads a client's create and its update): before a change
+    /// is answered 404, this replica applies the customer's partition up to its end as it is
+    /// now, which holds every event acknowledged for the customer so far. A customer held here
+    /// costs one lookup; when the end cannot be read now, the change goes on with what is held.
+    ///
+    /// # Errors
+    /// [`ChangeError::Behind`] when the projection does not get there within the wait.
+    pub async fn settle_if_absent(&self, id: CustomerId) -> Result<(), ChangeError> {
+        if self.read_model.record(id)?.is_some() {
+            return Ok(());
+        }
+        match self.reach_partition_end(id).await {
+            Some((wanted, false)) => Err(ChangeError::Behind {
+                wanted,
+                reached: self.progress.position(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// This replica's position, including every record of customer `id` it applied.

@@ -122,6 +122,20 @@ impl Registry {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Registry {
+        Self::try_start_with_env(bootstrap, topic, data_dir, extra, env)
+            .unwrap_or_else(|log| panic!("customer-registry exited during start-up:\n{log}"))
+    }
+
+    /// [`Registry::start_with_env`] for a process that may exit during start-up (failures
+    /// injected into it): answers its log then. Fails the test when it neither starts nor exits
+    /// within [`PATIENCE`].
+    pub fn try_start_with_env(
+        bootstrap: &str,
+        topic: &str,
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Registry, String> {
         let log_path = log_path_for(data_dir);
         let mut child = spawn(bootstrap, topic, data_dir, extra, env, &log_path);
         let deadline = Instant::now() + PATIENCE;
@@ -138,14 +152,14 @@ impl Registry {
                     &rest[..end]
                 });
             if let (Some(address), true) = (address, log.contains("ready: the projection")) {
-                return Registry {
+                return Ok(Registry {
                     child,
                     base_url: format!("http://{address}"),
                     log_path,
-                };
+                });
             }
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("customer-registry exited during start-up ({status}):\n{log}");
+                return Err(format!("({status})\n{log}"));
             }
             assert!(
                 Instant::now() < deadline,
@@ -153,6 +167,11 @@ impl Registry {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Whether the process has exited (a projector that failed ends it).
+    pub fn has_exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
     }
 
     /// `base_url` + `path`.
@@ -243,6 +262,20 @@ pub fn run_to_exit_with(
         .and_then(|mut file| file.read_to_string(&mut output))
         .expect("reading the log");
     (status.code(), output)
+}
+
+/// Starts `customer-registry serve` on a free port without waiting for anything (to kill it
+/// part-way through its start-up); answers the process and the file next to `data_dir` that its
+/// output goes to.
+pub fn launch(
+    bootstrap: &str,
+    topic: &str,
+    data_dir: &Path,
+    env: &[(&str, &str)],
+) -> (Child, PathBuf) {
+    let log_path = log_path_for(data_dir);
+    let child = spawn(bootstrap, topic, data_dir, &[], env, &log_path);
+    (child, log_path)
 }
 
 fn log_path_for(data_dir: &Path) -> PathBuf {

@@ -408,6 +408,9 @@ impl Store {
     /// # Errors
     /// [`ReadModelError::Storage`] when sled fails.
     pub fn record_block(&self, block: u32) -> Result<Option<RecordBlock>, ReadModelError> {
+        fail::fail_point!("store-read", |_| Err(ReadModelError::Storage(
+            sled::Error::Io(std::io::Error::other("injected read failure"))
+        )));
         Ok(self.state.get(record_block_key(block))?.map(RecordBlock))
     }
 
