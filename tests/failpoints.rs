@@ -72,3 +72,58 @@ fn a_failed_flush_is_never_overtaken_by_the_next_one() {
     assert_eq!(model.get(second.id).unwrap(), Some(second));
     scenario.teardown();
 }
+
+/// A find reads stored records after it has released the index's lock: while one waits on the
+/// disk (a sled read held at the `store-read` failpoint), the projector's writer still applies a
+/// batch (its write lock would otherwise queue behind the find, and every read behind it).
+#[test]
+fn a_find_waiting_on_the_store_does_not_hold_up_the_writer() {
+    use customer_registry::read_model::{CustomerQuery, Work, MAX_WORK};
+    use std::sync::mpsc;
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let (model, mut writer) = open_with(dir.path(), FlushPolicy::default()).unwrap();
+    let (stored, stored_record) = created("Stored", 0);
+    writer.apply_batch(&[stored_record]).unwrap();
+    writer.flush_all().unwrap();
+
+    let (reached, find_is_reading) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    let released = std::sync::Mutex::new(released);
+    fail::cfg_callback("store-read", move || {
+        let _ = reached.send(());
+        let _ = released.lock().unwrap().recv();
+    })
+    .unwrap();
+    let reader = {
+        let model = model.clone();
+        std::thread::spawn(move || {
+            model
+                .find(&CustomerQuery::default(), &Work::limited_to(MAX_WORK))
+                .map(|page| page.customers)
+        })
+    };
+    find_is_reading
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the find reads the stored record");
+
+    let (applied, writer_done) = mpsc::channel();
+    let applier = std::thread::spawn(move || {
+        let outcome = writer.apply_batch(&[created("Later", 1).1]);
+        let _ = applied.send(());
+        outcome
+    });
+    let writer_went_on = writer_done.recv_timeout(Duration::from_secs(30));
+    fail::remove("store-read");
+    let _ = release.send(());
+    assert!(
+        writer_went_on.is_ok(),
+        "the writer waited for a find's store read"
+    );
+    assert_eq!(
+        applier.join().unwrap().unwrap(),
+        vec![ApplyOutcome::Applied]
+    );
+    assert_eq!(reader.join().unwrap().unwrap(), vec![stored]);
+    scenario.teardown();
+}

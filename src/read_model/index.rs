@@ -102,20 +102,59 @@ impl Index {
         store: &Store,
         ordinals: &[u32],
     ) -> Result<Vec<Arc<CustomerRecord>>, ReadModelError> {
+        self.records_to_load(ordinals).load(store)
+    }
+
+    /// The records of `ordinals` that the layers in memory hold, taken now, and the ordinals
+    /// whose records are in the store, to read with [`RecordsToLoad::load`] once this index's
+    /// lock is released: a store read may wait on the disk, and the projector's writes (and,
+    /// behind them, every read) must not wait on it.
+    pub fn records_to_load(&self, ordinals: &[u32]) -> RecordsToLoad {
+        let slots = ordinals
+            .iter()
+            .map(|&ordinal| {
+                self.layers()
+                    .find_map(|layer| layer.record(ordinal))
+                    .map_or(Err(ordinal), |record| Ok(Arc::clone(record)))
+            })
+            .collect();
+        RecordsToLoad { slots }
+    }
+}
+
+/// Records of a page: those taken from the layers in memory, and the ordinals still to read from
+/// the store.
+///
+/// Reading the store after the index's lock is released is safe: ordinals are never reused, an
+/// ordinal missing from every layer had its newest record in the store when the lock was held,
+/// and a flush replaces a stored block whole, atomically. A record read later is the one the
+/// store held then, or a newer one: never older than what the index showed.
+pub struct RecordsToLoad {
+    /// Per ordinal asked for, in order: its record, or its ordinal to read from the store.
+    slots: Vec<Result<Arc<CustomerRecord>, u32>>,
+}
+
+impl RecordsToLoad {
+    /// The records, in the order asked for, reading each stored block once.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when the store fails, a record is malformed, or an ordinal has none.
+    pub fn load(self, store: &Store) -> Result<Vec<Arc<CustomerRecord>>, ReadModelError> {
         let mut blocks: BTreeMap<u32, Option<RecordBlock>> = BTreeMap::new();
-        let mut records = Vec::with_capacity(ordinals.len());
-        'ordinals: for &ordinal in ordinals {
-            for layer in self.layers() {
-                if let Some(record) = layer.record(ordinal) {
-                    records.push(Arc::clone(record));
-                    continue 'ordinals;
+        let mut records = Vec::with_capacity(self.slots.len());
+        for slot in self.slots {
+            let ordinal = match slot {
+                Ok(record) => {
+                    records.push(record);
+                    continue;
                 }
-            }
-            let block_number = ordinal / RECORD_BLOCK;
-            let block = match blocks.entry(block_number) {
+                Err(ordinal) => ordinal,
+            };
+            let block = match blocks.entry(ordinal / RECORD_BLOCK) {
                 std::collections::btree_map::Entry::Occupied(held) => held.into_mut(),
                 std::collections::btree_map::Entry::Vacant(free) => {
-                    free.insert(store.record_block(block_number)?)
+                    let number = *free.key();
+                    free.insert(store.record_block(number)?)
                 }
             };
             let record = match block {

@@ -241,11 +241,14 @@ impl ReadModel {
     /// # Errors
     /// [`ReadModelError`] when sled fails or the stored record cannot be read.
     pub fn record(&self, id: CustomerId) -> Result<Option<Arc<CustomerRecord>>, ReadModelError> {
-        let index = self.shared.index.read();
-        match index.directory.ordinal_of(id) {
-            Some(ordinal) => index.record(&self.shared.store, ordinal),
-            None => Ok(None),
-        }
+        let to_load = {
+            let index = self.shared.index.read();
+            match index.directory.ordinal_of(id) {
+                Some(ordinal) => index.records_to_load(&[ordinal]),
+                None => return Ok(None),
+            }
+        };
+        Ok(to_load.load(&self.shared.store)?.pop())
     }
 
     /// Where the records that built customer `id` are in the log (partition, offset), in the
@@ -265,8 +268,11 @@ impl ReadModel {
     /// [`ReadModelError::OverBudget`] when it would need more work; [`ReadModelError`] when sled
     /// fails or a record cannot be read.
     pub fn find(&self, query: &CustomerQuery, work: &Work) -> Result<Page, ReadModelError> {
-        let index = self.shared.index.read();
-        planner::find(&index, &self.shared.store, query, work)
+        let planned = {
+            let index = self.shared.index.read();
+            planner::find(&index, &self.shared.store, query, work)?
+        };
+        planned.load(&self.shared.store)
     }
 
     /// Every customer, in answer order (`createdAt`, then `id`), `batch` at a time.
@@ -278,15 +284,18 @@ impl ReadModel {
         let mut pending = std::collections::VecDeque::new();
         std::iter::from_fn(move || {
             if pending.is_empty() {
-                let index = self.shared.index.read();
-                let ordinals: Vec<u32> = index
-                    .directory
-                    .answer_order()
-                    .iter_from(skip)
-                    .take(batch.max(1))
-                    .collect();
-                skip += ordinals.len();
-                match index.records(&self.shared.store, &ordinals) {
+                let to_load = {
+                    let index = self.shared.index.read();
+                    let ordinals: Vec<u32> = index
+                        .directory
+                        .answer_order()
+                        .iter_from(skip)
+                        .take(batch.max(1))
+                        .collect();
+                    skip += ordinals.len();
+                    index.records_to_load(&ordinals)
+                };
+                match to_load.load(&self.shared.store) {
                     Ok(records) => pending.extend(records.into_iter().map(Ok)),
                     Err(error) => pending.push_back(Err(error)),
                 }

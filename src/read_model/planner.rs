@@ -20,7 +20,7 @@
 //! [`ReadModelError::OverBudget`], which the API answers with 422 `query_too_broad`.
 
 use super::fold::matches_whole_value;
-use super::index::Index;
+use super::index::{Index, RecordsToLoad};
 use super::query::CustomerQuery;
 use super::store::Store;
 use super::terms::{account_term, TermRange};
@@ -82,7 +82,8 @@ impl Work {
     }
 }
 
-/// Answers `query` from `index` and `store` within `work`.
+/// Plans the answer to `query` from `index` and `store` within `work`: the selection and the
+/// page's ordinals, under the index's lock; [`Planned::load`] reads the records after it.
 ///
 /// # Errors
 /// [`ReadModelError::OverBudget`] when it would need more work; [`ReadModelError`] when the store
@@ -92,30 +93,55 @@ pub fn find(
     store: &Store,
     query: &CustomerQuery,
     work: &Work,
-) -> Result<Page, ReadModelError> {
+) -> Result<Planned, ReadModelError> {
     let selection = select(index, store, query, work)?;
     let total = selection
         .as_ref()
         .map_or(index.directory.live().len(), RoaringBitmap::len) as usize;
     if query.offset >= total {
         // Nothing to page to: answered without touching the order, however large `offset` is.
-        return Ok(Page {
-            customers: Vec::new(),
+        return Ok(Planned {
+            to_load: None,
             total,
         });
     }
     let ordinals = page_in_order(index, selection.as_ref(), query, total, work)?;
     work.spend(ordinals.len() * LOAD_COST)?;
-    let customers = index
-        .records(store, &ordinals)?
-        .into_iter()
-        // A record read from the store is this find's own: taken, not copied.
-        .map(|record| {
-            Arc::try_unwrap(record)
-                .map_or_else(|shared| shared.customer.clone(), |own| own.customer)
+    Ok(Planned {
+        to_load: Some(index.records_to_load(&ordinals)),
+        total,
+    })
+}
+
+/// A page planned under the index's lock: the records to load once it is released.
+pub struct Planned {
+    to_load: Option<RecordsToLoad>,
+    total: usize,
+}
+
+impl Planned {
+    /// The page, reading from the store what the layers in memory did not hold.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when the store fails or a record cannot be read.
+    pub fn load(self, store: &Store) -> Result<Page, ReadModelError> {
+        let records = match self.to_load {
+            Some(to_load) => to_load.load(store)?,
+            None => Vec::new(),
+        };
+        let customers = records
+            .into_iter()
+            // A record read from the store is this find's own: taken, not copied.
+            .map(|record| {
+                Arc::try_unwrap(record)
+                    .map_or_else(|shared| shared.customer.clone(), |own| own.customer)
+            })
+            .collect();
+        Ok(Page {
+            customers,
+            total: self.total,
         })
-        .collect();
-    Ok(Page { customers, total })
+    }
 }
 
 /// A selection this small checks its account in the directory, one ordinal at a time, rather
