@@ -95,6 +95,11 @@ impl AnswerOrder {
         self.len
     }
 
+    /// The last ordinal in answer order: the newest customer's.
+    pub fn last(&self) -> Option<u32> {
+        self.runs.iter().rev().find_map(|run| run.last().copied())
+    }
+
     /// The ordinals in answer order, starting at the `skip`th.
     pub fn iter_from(&self, skip: usize) -> impl Iterator<Item = u32> + '_ {
         let mut skip = skip;

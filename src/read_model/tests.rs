@@ -969,3 +969,45 @@ mod oracle {
         }
     }
 }
+
+/// Deep pages of a selection narrow down to the page's keys over several passes (buckets of
+/// `createdAt`, tiny in tests), some created in one millisecond: every page equals the naive
+/// sort's, whatever the offset and limit.
+#[test]
+fn deep_pages_narrow_to_the_same_customers_as_a_full_sort() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, mut writer) = open(dir.path()).unwrap();
+    let base = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let mut records = Vec::new();
+    let mut selected = Vec::new();
+    for n in 0..600i64 {
+        let account = if n % 3 == 0 { 1 } else { 2 };
+        let mut customer = customer(account, &format!("N{n}"));
+        // Clusters: runs of ten customers in one millisecond, and a long quiet gap midway.
+        let gap = if n >= 300 { 86_400_000 } else { 0 };
+        customer.created_at = base + chrono::Duration::milliseconds(n / 10 * 7 + gap);
+        customer.updated_at = customer.created_at;
+        if account == 1 {
+            selected.push(customer.clone());
+        }
+        records.push(created(&CustomerCreated::new(customer), 0, n));
+    }
+    writer.apply_batch(&records).unwrap();
+    selected.sort_by_key(directory::OrderKey::of);
+    for (offset, limit) in [(0, 1), (67, 1), (150, 7), (100, 100), (190, 50), (199, 1)] {
+        let page = find(
+            &model,
+            &[
+                ("accountId", "1"),
+                ("offset", &offset.to_string()),
+                ("limit", &limit.to_string()),
+            ],
+        );
+        let expected: Vec<&Customer> = selected.iter().skip(offset).take(limit).collect();
+        let found: Vec<&Customer> = page.customers.iter().collect();
+        assert_eq!(found, expected, "offset {offset}, limit {limit}");
+        assert_eq!(page.total, selected.len());
+    }
+}
