@@ -202,7 +202,7 @@ mod tests {
     use super::*;
     use crate::domain::{AccountId, Customer, CustomerDetails, TextField};
     use crate::read_model::directory::OrderKey;
-    use crate::read_model::record::{HistoryEntry, LogPlace};
+    use crate::read_model::record::{History, HistoryEntry, LogPlace};
 
     fn named(last_name: &str) -> (Arc<CustomerRecord>, Terms) {
         let mut details = CustomerDetails::for_account(AccountId::parse(1).unwrap());
@@ -212,13 +212,13 @@ mod tests {
         let record = CustomerRecord {
             customer,
             deleted: false,
-            history: vec![HistoryEntry {
+            history: History::from_iter([HistoryEntry {
                 place: LogPlace {
                     partition: 0,
                     offset: 0,
                 },
                 event_id: uuid::Uuid::now_v7(),
-            }],
+            }]),
         };
         (Arc::new(record), terms)
     }

@@ -36,7 +36,7 @@ mod writer;
 
 pub use planner::{Page, Work, INLINE_WORK, MAX_WORK};
 pub use query::{no_parameters, parse_page, CustomerQuery, DEFAULT_LIMIT, MAX_LIMIT};
-pub use record::{CustomerRecord, HistoryEntry, LogPlace};
+pub use record::{CustomerRecord, History, HistoryEntry, LogPlace};
 pub use rejected::{RejectedEvent, RejectionKind};
 pub use snapshot::{
     restore_snapshot, verify_snapshot, SnapshotError, SnapshotHeader, SnapshotSummary,

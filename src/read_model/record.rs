@@ -2,6 +2,7 @@
 //! of the log that built it.
 
 use crate::domain::Customer;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Where a record is in the log.
@@ -22,6 +23,69 @@ pub struct HistoryEntry {
     pub event_id: Uuid,
 }
 
+/// Entries in one sealed chunk of a [`History`].
+const HISTORY_CHUNK: usize = 256;
+
+/// A customer's history, in the order applied: sealed chunks of [`HISTORY_CHUNK`] entries, shared
+/// by every version of the record that holds them, and an open tail. Each change makes a new
+/// record from the last one: copying a whole history each time made a hot customer's updates
+/// cost O(n²) over its life; this copies at most the tail and one pointer per chunk.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    sealed: Vec<Arc<[HistoryEntry]>>,
+    tail: Vec<HistoryEntry>,
+}
+
+impl History {
+    /// Adds `entry` after the others.
+    pub fn push(&mut self, entry: HistoryEntry) {
+        self.tail.push(entry);
+        if self.tail.len() == HISTORY_CHUNK {
+            self.sealed.push(Arc::from(std::mem::take(&mut self.tail)));
+        }
+    }
+
+    /// The entries, in the order applied.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &HistoryEntry> + '_ {
+        self.sealed
+            .iter()
+            .flat_map(|chunk| chunk.iter())
+            .chain(self.tail.iter())
+    }
+
+    /// How many entries it holds.
+    pub fn len(&self) -> usize {
+        self.sealed.len() * HISTORY_CHUNK + self.tail.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The first entry.
+    pub fn first(&self) -> Option<&HistoryEntry> {
+        self.iter().next()
+    }
+
+    /// The last entry.
+    pub fn last(&self) -> Option<&HistoryEntry> {
+        self.tail
+            .last()
+            .or_else(|| self.sealed.last().and_then(|chunk| chunk.last()))
+    }
+}
+
+impl FromIterator<HistoryEntry> for History {
+    fn from_iter<T: IntoIterator<Item = HistoryEntry>>(entries: T) -> Self {
+        let mut history = History::default();
+        for entry in entries {
+            history.push(entry);
+        }
+        history
+    }
+}
+
 /// One customer of the read model. A deleted customer stays as a tombstone: out of every index
 /// and answer, but its history (and the event ids that dedupe retries) kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +95,7 @@ pub struct CustomerRecord {
     /// Whether a `CustomerDeleted` applied.
     pub deleted: bool,
     /// The records that built it (duplicates included), in the order applied.
-    pub history: Vec<HistoryEntry>,
+    pub history: History,
 }
 
 impl CustomerRecord {
@@ -55,8 +119,12 @@ impl CustomerRecord {
     }
 
     /// Whether the event `event_id` built this record (it is applied, or was a duplicate).
+    /// Looked for from the newest record back: the events asked about are mostly recent ones.
     pub fn has_event(&self, event_id: Uuid) -> bool {
-        self.history.iter().any(|entry| entry.event_id == event_id)
+        self.history
+            .iter()
+            .rev()
+            .any(|entry| entry.event_id == event_id)
     }
 
     /// Where the records that built it are, as (partition, offset), in the order applied.
@@ -75,5 +143,63 @@ impl CustomerRecord {
     /// The customer, unless deleted.
     pub fn live_customer(&self) -> Option<&Customer> {
         (!self.deleted).then_some(&self.customer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(offset: i64) -> HistoryEntry {
+        HistoryEntry {
+            place: LogPlace {
+                partition: 3,
+                offset,
+            },
+            event_id: Uuid::from_u64_pair(0, offset as u64),
+        }
+    }
+
+    #[test]
+    fn a_history_keeps_its_order_across_chunks_and_its_clones_share_them() {
+        let history: History = (0..600).map(entry).collect();
+        assert_eq!(history.len(), 600);
+        assert_eq!(history.first(), Some(&entry(0)));
+        assert_eq!(history.last(), Some(&entry(599)));
+        let offsets: Vec<i64> = history.iter().map(|entry| entry.place.offset).collect();
+        assert_eq!(offsets, (0..600).collect::<Vec<_>>());
+        assert_eq!(history.iter().next_back(), Some(&entry(599)));
+
+        // What a change does: a new version of the record, from a clone, one entry longer.
+        let mut next = history.clone();
+        next.push(entry(600));
+        assert_eq!(next.len(), 601);
+        assert_eq!(history.len(), 600, "the old version is untouched");
+        for (old, new) in history.sealed.iter().zip(&next.sealed) {
+            assert!(
+                Arc::ptr_eq(old, new),
+                "sealed chunks are shared, not copied"
+            );
+        }
+        let sealed_at_the_boundary: History = (0..HISTORY_CHUNK as i64).map(entry).collect();
+        assert_eq!(sealed_at_the_boundary.last(), Some(&entry(255)));
+        assert!(History::default().last().is_none() && History::default().is_empty());
+    }
+
+    #[test]
+    fn has_event_finds_old_and_recent_events() {
+        let record = CustomerRecord {
+            customer: crate::domain::Customer::register(
+                crate::domain::CustomerDetails::for_account(
+                    crate::domain::AccountId::parse(1).unwrap(),
+                ),
+            ),
+            deleted: false,
+            history: (0..700).map(entry).collect(),
+        };
+        assert!(record.has_event(Uuid::from_u64_pair(0, 0)));
+        assert!(record.has_event(Uuid::from_u64_pair(0, 699)));
+        assert!(!record.has_event(Uuid::from_u64_pair(0, 700)));
+        assert_eq!(record.created_by(), Some(Uuid::from_u64_pair(0, 0)));
     }
 }

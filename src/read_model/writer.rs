@@ -10,12 +10,12 @@
 
 use super::directory::{ColumnEntry, Listing};
 use super::flusher::Flusher;
-use super::record::{CustomerRecord, HistoryEntry, LogPlace};
+use super::record::{CustomerRecord, History, HistoryEntry, LogPlace};
 use super::rejected::{RejectedEvent, RejectionKind};
 use super::store::codec::CHUNK_ORDINALS;
 use super::terms::Terms;
 use super::{ReadModelError, Shared};
-use crate::domain::{CustomerId, RegistryEvent};
+use crate::domain::{AccountId, CustomerId, RegistryEvent};
 use chrono::Utc;
 use hashbrown::HashMap;
 use std::sync::Arc;
@@ -117,10 +117,10 @@ impl PreparedBatch {
                         let customer = CustomerRecord {
                             customer: created.customer.clone(),
                             deleted: false,
-                            history: vec![HistoryEntry {
+                            history: History::from_iter([HistoryEntry {
                                 place: record.place(),
                                 event_id: created.event_id,
-                            }],
+                            }]),
                         };
                         let terms = Terms::of(&customer.customer);
                         Some((Arc::new(customer), terms))
@@ -192,11 +192,11 @@ fn decide(
             ),
         };
     };
-    if current.has_event(event_id) {
-        return Decision::Duplicate;
-    }
     let version = event.version();
     let account_id = match event {
+        RegistryEvent::CustomerCreated(_) if current.created_by() == Some(event_id) => {
+            return Decision::Duplicate;
+        }
         RegistryEvent::CustomerCreated(_) => {
             return Decision::Refuse(
                 ApplyOutcome::Conflict,
@@ -207,18 +207,53 @@ fn decide(
         RegistryEvent::CustomerUpdated(updated) => updated.account_id,
         RegistryEvent::CustomerDeleted(deleted) => deleted.account_id,
     };
+    match refusal(event_id, id, version, account_id, current) {
+        // An event that applied made a version the customer is at or past, so one that would
+        // make the next version never applied: only a refused one is looked for among the
+        // events that built the customer (a hot customer's every update would otherwise scan
+        // its whole history).
+        Some(_) if current.has_event(event_id) => Decision::Duplicate,
+        Some(refused) => refused,
+        None => {
+            let mut next = current.clone().with_entry(place, event_id);
+            match event {
+                RegistryEvent::CustomerUpdated(updated) => {
+                    next.customer = updated.applied_to(&current.customer);
+                }
+                RegistryEvent::CustomerDeleted(deleted) => {
+                    next.customer = deleted.applied_to(&current.customer);
+                    next.deleted = true;
+                }
+                RegistryEvent::CustomerCreated(_) => {
+                    unreachable!("decided above: the customer exists")
+                }
+            }
+            Decision::Apply(Arc::new(next))
+        }
+    }
+}
+
+/// Why a change (update or delete) of `current` that makes `version` for `account_id` is kept
+/// out, if it is.
+fn refusal(
+    event_id: uuid::Uuid,
+    id: CustomerId,
+    version: u64,
+    account_id: AccountId,
+    current: &CustomerRecord,
+) -> Option<Decision> {
     if current.deleted {
-        return Decision::Refuse(
+        return Some(Decision::Refuse(
             ApplyOutcome::Absent,
             RejectionKind::CustomerAbsent,
             format!(
                 "event {event_id} changes customer {id}, deleted at version {}",
                 current.customer.version
             ),
-        );
+        ));
     }
     if account_id != current.customer.details.account_id {
-        return Decision::Refuse(
+        return Some(Decision::Refuse(
             ApplyOutcome::Conflict,
             RejectionKind::Conflict,
             format!(
@@ -226,10 +261,10 @@ fn decide(
                  to account {}",
                 current.customer.details.account_id
             ),
-        );
+        ));
     }
     if version != current.customer.version + 1 {
-        return Decision::Refuse(
+        return Some(Decision::Refuse(
             ApplyOutcome::Stale,
             RejectionKind::VersionConflict,
             format!(
@@ -238,20 +273,9 @@ fn decide(
                 current.customer.version,
                 current.customer.version + 1
             ),
-        );
+        ));
     }
-    let mut next = current.clone().with_entry(place, event_id);
-    match event {
-        RegistryEvent::CustomerUpdated(updated) => {
-            next.customer = updated.applied_to(&current.customer);
-        }
-        RegistryEvent::CustomerDeleted(deleted) => {
-            next.customer = deleted.applied_to(&current.customer);
-            next.deleted = true;
-        }
-        RegistryEvent::CustomerCreated(_) => unreachable!("refused above: the customer exists"),
-    }
-    Decision::Apply(Arc::new(next))
+    None
 }
 
 /// A customer the batch touches: as it stood before the batch, and as the batch leaves it.

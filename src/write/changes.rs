@@ -216,7 +216,7 @@ impl Registrar {
                 replayed: true,
             });
         }
-        match self.first_answer(&request, &keyed).await? {
+        match self.first_answer(&request, &keyed, &held).await? {
             Some(answer) => Ok(answer),
             None => self.change_unbounded(&request, Some(keyed)).await,
         }
@@ -226,13 +226,18 @@ impl Registrar {
     /// records read back from the log: the same key and digest → the first answer (the customer
     /// as that event left it); the same key with another digest → [`ChangeError::KeyReused`];
     /// no record with the key (another key's event id shares the prefix, a 1 in 2^60 chance) →
-    /// `None`, the key is unused.
+    /// `None`, the key is unused. Reads the records up to the last one `held` lists with the
+    /// key's prefix, not the customer's whole history.
     async fn first_answer(
         &self,
         request: &ChangeRequest,
         keyed: &Keyed<'_>,
+        held: &CustomerRecord,
     ) -> Result<Option<Changed>, ChangeError> {
-        let records = self.records_of(request.id, usize::MAX).await?;
+        let Some(last_use) = keyed.last_use_at(held) else {
+            return Ok(None);
+        };
+        let records = self.records_of(request.id, last_use + 1).await?;
         let mut folded: Option<Customer> = None;
         for record in &records {
             folded = fold(folded, record);
@@ -379,7 +384,7 @@ impl Registrar {
             // Either way it is the first answer's, not a new version's, to give.
             if let Some(keyed) = &keyed {
                 if keyed.first_use(&held).is_some() {
-                    if let Some(answer) = self.first_answer(request, keyed).await? {
+                    if let Some(answer) = self.first_answer(request, keyed, &held).await? {
                         return Ok(answer);
                     }
                 }
@@ -560,6 +565,17 @@ impl Keyed<'_> {
             .iter()
             .map(|entry| entry.event_id)
             .find(|event_id| event_id.as_bytes()[..8] == prefix)
+    }
+
+    /// Where in `held`'s history the last event with this key's prefix is, if any.
+    fn last_use_at(&self, held: &CustomerRecord) -> Option<usize> {
+        let prefix = self.prefix(&held.customer);
+        let from_the_end = held
+            .history
+            .iter()
+            .rev()
+            .position(|entry| entry.event_id.as_bytes()[..8] == prefix)?;
+        Some(held.history.len() - 1 - from_the_end)
     }
 
     /// The id of the request's event that makes `customer` version `version`: a UUIDv8 of

@@ -3,7 +3,7 @@
 //! (then big-endian, in `store/mod.rs`).
 
 use super::super::directory::{ColumnEntry, Listing, OrderKey};
-use super::super::record::{CustomerRecord, HistoryEntry, LogPlace};
+use super::super::record::{CustomerRecord, History, HistoryEntry, LogPlace};
 use crate::domain::{AccountId, Customer, CustomerCode, CustomerDetails, CustomerId, TextField};
 use chrono::DateTime;
 use roaring::RoaringBitmap;
@@ -112,7 +112,7 @@ pub fn encode_record(record: &CustomerRecord, out: &mut Vec<u8>) {
     put_varint(out, flags);
     put_varint(out, customer.version);
     put_varint(out, record.history.len() as u64);
-    for entry in &record.history {
+    for entry in record.history.iter() {
         put_varint(out, zigzag(i64::from(entry.place.partition)));
         put_varint(out, zigzag(entry.place.offset));
         out.extend_from_slice(entry.event_id.as_bytes());
@@ -158,7 +158,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<CustomerRecord, Malformed> {
         _ => return Err(Malformed("unknown record version")),
     };
     let entries = reader.varint()?;
-    let mut history = Vec::with_capacity(entries.min(16) as usize);
+    let mut history = History::default();
     for _ in 0..entries {
         let partition = i32::try_from(unzigzag(reader.varint()?))
             .map_err(|_| Malformed("a partition exceeds 32 bits"))?;
@@ -590,22 +590,16 @@ mod tests {
                 version: 7,
             },
             deleted: true,
-            history: vec![
-                HistoryEntry {
-                    place: LogPlace {
-                        partition: 0,
-                        offset: 0,
-                    },
-                    event_id: Uuid::now_v7(),
-                },
-                HistoryEntry {
+            // Past one sealed chunk of history, so that both parts round-trip.
+            history: (0..300)
+                .map(|n| HistoryEntry {
                     place: LogPlace {
                         partition: 7,
-                        offset: 1 << 40,
+                        offset: (1 << 40) + n,
                     },
                     event_id: Uuid::now_v7(),
-                },
-            ],
+                })
+                .collect(),
         }
     }
 
