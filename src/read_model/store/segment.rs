@@ -385,8 +385,12 @@ enum Taking {
 /// bitsets was a third of such a find. So are the ordinals of term ranges that gathered many
 /// listed ordinals (a short prefix such as `lastName=smi` spans thousands of names): sorting
 /// them into a bitmap was half of such a find at 1M customers. Segments never change, so an entry
-/// never goes stale; those of a segment merged away are simply never asked for again, and go
-/// when the cache is cleared for room.
+/// never goes stale; those of a segment merged away are simply never asked for again.
+///
+/// What is used stays: entries live in two generations, each up to half the budget. A hit in the
+/// older one moves the entry to the newer; once the newer is full it becomes the older, and the
+/// older is dropped, with only what was not used since (least recently used, approximately, at
+/// O(1) a use; the whole cache used to be emptied when full, hot entries included).
 #[derive(Default)]
 pub struct PostingCache {
     entries: Mutex<CachedPostings>,
@@ -424,29 +428,67 @@ impl Equivalent<TermKey> for BorrowedKey<'_> {
     }
 }
 
+/// A term's postings, and their size.
+type CachedTerm = (Arc<RoaringBitmap>, usize);
+
+/// A range's ordinals, how many terms it held, and their size.
+type CachedRange = (Arc<RoaringBitmap>, usize, usize);
+
+/// One generation of the cache.
 #[derive(Default)]
-struct CachedPostings {
-    by_term: HashMap<TermKey, Arc<RoaringBitmap>>,
-    /// A range's ordinals and how many terms it held.
-    by_range: HashMap<RangeKey, (Arc<RoaringBitmap>, usize)>,
+struct Generation {
+    by_term: HashMap<TermKey, CachedTerm>,
+    by_range: HashMap<RangeKey, CachedRange>,
     bytes: usize,
 }
 
+#[derive(Default)]
+struct CachedPostings {
+    /// Entries kept or used since the last turn.
+    newer: Generation,
+    /// Entries of the generation before, not used since.
+    older: Generation,
+}
+
 impl CachedPostings {
-    /// Makes room for `size` more bytes: everything goes when the budget would be exceeded.
-    fn make_room(&mut self, size: usize) {
-        if self.bytes + size > PostingCache::BUDGET {
-            self.by_term.clear();
-            self.by_range.clear();
-            self.bytes = 0;
+    /// Adds `bytes` to the newer generation, which becomes the older once past half the budget.
+    fn count(&mut self, bytes: usize) {
+        self.newer.bytes += bytes;
+        if self.newer.bytes > PostingCache::BUDGET / 2 {
+            self.older = std::mem::take(&mut self.newer);
         }
-        self.bytes += size;
+    }
+
+    fn term(&mut self, key: &BorrowedKey<'_>) -> Option<Arc<RoaringBitmap>> {
+        if let Some((postings, _)) = self.newer.by_term.get(key) {
+            return Some(Arc::clone(postings));
+        }
+        let (owned, (postings, size)) = self.older.by_term.remove_entry(key)?;
+        self.older.bytes -= size;
+        self.newer
+            .by_term
+            .insert(owned, (Arc::clone(&postings), size));
+        self.count(size);
+        Some(postings)
+    }
+
+    fn range(&mut self, key: &BorrowedKey<'_>) -> Option<(Arc<RoaringBitmap>, usize)> {
+        if let Some((ordinals, terms, _)) = self.newer.by_range.get(key) {
+            return Some((Arc::clone(ordinals), *terms));
+        }
+        let (owned, (ordinals, terms, size)) = self.older.by_range.remove_entry(key)?;
+        self.older.bytes -= size;
+        self.newer
+            .by_range
+            .insert(owned, (Arc::clone(&ordinals), terms, size));
+        self.count(size);
+        Some((ordinals, terms))
     }
 }
 
 impl PostingCache {
-    /// Most bytes of postings kept.
-    const BUDGET: usize = 64 * 1024 * 1024;
+    /// Most bytes of postings kept (1 MiB in tests, so that they fill it).
+    const BUDGET: usize = if cfg!(test) { 1 << 20 } else { 64 << 20 };
 
     /// A range that gathered at least this many listed ordinals is kept decoded.
     const COSTLY_RANGE: usize = 2_048;
@@ -454,40 +496,40 @@ impl PostingCache {
     /// How many ranges are kept, and whether `range` of `segment` is one of them.
     #[cfg(test)]
     pub fn keeps_range(&self, segment: u64, range: &TermRange) -> (usize, bool) {
-        let kept = self.entries.lock().by_range.len();
+        let kept = {
+            let entries = self.entries.lock();
+            entries.newer.by_range.len() + entries.older.by_range.len()
+        };
         (kept, self.range(segment, range).is_some())
     }
 
     fn range(&self, segment: u64, range: &TermRange) -> Option<(Arc<RoaringBitmap>, usize)> {
         let key = BorrowedKey(segment, &range.start, Some(&range.end));
-        let entries = self.entries.lock();
-        entries.by_range.get(&key).cloned()
+        self.entries.lock().range(&key)
     }
 
     /// Keeps a range's ordinals; two readers that missed the same range count it once.
     fn keep_range(&self, segment: u64, range: &TermRange, postings: &RoaringBitmap, terms: usize) {
         let mut entries = self.entries.lock();
         let key = BorrowedKey(segment, &range.start, Some(&range.end));
-        if entries.by_range.contains_key(&key) {
+        if entries.range(&key).is_some() {
             return;
         }
-        entries.make_room(postings.serialized_size());
+        let size = postings.serialized_size();
         let key = (
             segment,
             range.start.as_slice().into(),
             range.end.as_slice().into(),
         );
         entries
+            .newer
             .by_range
-            .insert(key, (Arc::new(postings.clone()), terms));
+            .insert(key, (Arc::new(postings.clone()), terms, size));
+        entries.count(size);
     }
 
     fn get(&self, segment: u64, term: &[u8]) -> Option<Arc<RoaringBitmap>> {
-        let entries = self.entries.lock();
-        entries
-            .by_term
-            .get(&BorrowedKey(segment, term, None))
-            .cloned()
+        self.entries.lock().term(&BorrowedKey(segment, term, None))
     }
 
     /// Ends reading `term`: a dense term's ordinals are kept, and added to `dense`.
@@ -495,16 +537,48 @@ impl PostingCache {
         let Taking::Dense(own) = taking else { return };
         let postings = own.into_bitmap();
         *dense |= &postings;
+        self.keep_term(segment, term, postings);
+    }
+
+    /// Keeps a term's postings; two readers that missed the same term count it once.
+    fn keep_term(&self, segment: u64, term: &[u8], postings: RoaringBitmap) {
         let mut entries = self.entries.lock();
-        if entries
-            .by_term
-            .contains_key(&BorrowedKey(segment, term, None))
-        {
+        if entries.term(&BorrowedKey(segment, term, None)).is_some() {
             return;
         }
-        entries.make_room(postings.serialized_size());
+        let size = postings.serialized_size();
         entries
+            .newer
             .by_term
-            .insert((segment, term.into()), Arc::new(postings));
+            .insert((segment, term.into()), (Arc::new(postings), size));
+        entries.count(size);
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    #[test]
+    fn a_posting_used_again_and_again_stays_while_others_fill_the_cache() {
+        let cache = PostingCache::default();
+        let hot: RoaringBitmap = (0..1_000).collect();
+        cache.keep_term(1, b"hot", hot.clone());
+        for n in 0..40u32 {
+            // About 200 KB each: the cache turns over many times.
+            let cold: RoaringBitmap = (0..100_000).map(|x| x * 3 + n).collect();
+            cache.keep_term(2, &n.to_be_bytes(), cold);
+            assert_eq!(
+                cache.get(1, b"hot").as_deref(),
+                Some(&hot),
+                "after {n} other terms"
+            );
+            let entries = cache.entries.lock();
+            assert!(entries.newer.bytes + entries.older.bytes <= PostingCache::BUDGET + 250_000);
+        }
+        assert!(
+            cache.get(2, &0u32.to_be_bytes()).is_none(),
+            "the coldest went"
+        );
     }
 }
