@@ -64,7 +64,8 @@ impl Memtable {
         self.records.len().max(self.column.len())
     }
 
-    /// When its first change landed.
+    /// When its first change landed, or its first record that changed nothing (a rejected or
+    /// duplicate record still moves the position a restart resumes from).
     pub fn since(&self) -> Option<Instant> {
         self.since
     }
@@ -87,7 +88,10 @@ impl Memtable {
     /// Records that the layer has applied the record at `partition`/`offset`.
     pub fn reach(&mut self, partition: i32, offset: i64) {
         let next = self.next_offsets.entry(partition).or_insert(0);
-        *next = (*next).max(offset + 1);
+        if offset + 1 > *next {
+            *next = offset + 1;
+            self.touch();
+        }
     }
 
     /// The next layer on top of this one: empty, over what this one reaches.

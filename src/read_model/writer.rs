@@ -26,7 +26,8 @@ use std::time::Duration;
 pub struct FlushPolicy {
     /// Once the layer holds this many changed customers.
     pub changes: usize,
-    /// Or once its first change is this old (bounding what a restart replays).
+    /// Or once its first change (or first record that changed nothing) is this old: bounding
+    /// what a restart replays, a flood of rejected records included.
     pub interval: Duration,
     /// A fault-injection hook for the crash tests: the flusher waits this long after writing a
     /// flush's blocks and segments, before committing them. Zero in service.
