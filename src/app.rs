@@ -2,15 +2,16 @@
 //! them in order on SIGTERM or SIGINT.
 
 use crate::auth::{self, key_file::KeyFileError, Authenticator};
-use crate::config::ServeSettings;
+use crate::config::{EventLogSettings, ServeSettings};
 use crate::control;
 use crate::http::{self, server, ApiState};
 use crate::log::{
     self, ClusterHealth, EventLog, EventLogError, HistoryReader, LogPosition, TopicError,
+    TopicLayout,
 };
 use crate::metrics::Metrics;
 use crate::projection::{readiness, ProjectionError, Projector};
-use crate::read_model::{self, ReadModelError, SnapshotError};
+use crate::read_model::{self, ReadModel, ReadModelError, SnapshotError};
 use crate::shutdown;
 use crate::write::Registrar;
 use std::net::SocketAddr;
@@ -150,6 +151,13 @@ impl Application {
                 dir: read_model_dir.display().to_string(),
                 source,
             })?;
+        follows_origin(&read_model, &settings.event_log, &layout).map_err(|error| match error {
+            OriginError::Topic(error) => StartupError::Topic(error),
+            OriginError::ReadModel(source) => StartupError::ReadModel {
+                dir: read_model_dir.display().to_string(),
+                source,
+            },
+        })?;
         let health = ClusterHealth::new(layout.durability.min_insync_replicas);
         let event_log = Arc::new(EventLog::connect(
             &settings.event_log,
@@ -327,6 +335,51 @@ impl Application {
         projector_outcome??;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Why [`follows_origin`] refused.
+enum OriginError {
+    Topic(TopicError),
+    ReadModel(ReadModelError),
+}
+
+/// Refuses a read model built from an earlier topic of the same name (deleted and created again,
+/// its offsets perhaps grown past the read model's): the record the read model noted as the
+/// topic's origin must still be where it was. A read model that has applied records without
+/// noting one (built before origins were noted) notes the topic's first record now; an empty
+/// one notes the first record its projector receives.
+fn follows_origin(
+    read_model: &ReadModel,
+    settings: &EventLogSettings,
+    layout: &TopicLayout,
+) -> Result<(), OriginError> {
+    match read_model.origin().map_err(OriginError::ReadModel)? {
+        Some(noted) => {
+            let now = log::origin_now(settings, &noted).map_err(OriginError::Topic)?;
+            if now.as_deref() == Some(noted.as_str()) {
+                return Ok(());
+            }
+            Err(OriginError::ReadModel(ReadModelError::OtherLog {
+                setting: "first record",
+                stored: noted,
+                wanted: now.unwrap_or_else(|| "none there".into()),
+            }))
+        }
+        None if read_model
+            .next_offsets()
+            .map_err(OriginError::ReadModel)?
+            .is_empty() =>
+        {
+            Ok(())
+        }
+        None => match log::first_origin(settings, &layout.partitions) {
+            Ok(Some(first)) => read_model
+                .note_origin(&first)
+                .map_err(OriginError::ReadModel),
+            Ok(None) => Ok(()),
+            Err(error) => Err(OriginError::Topic(error)),
+        },
     }
 }
 

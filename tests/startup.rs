@@ -133,3 +133,52 @@ async fn json_logs_are_one_object_a_line() {
         assert!(event["fields"]["message"].is_string(), "{line}");
     }
 }
+
+/// A topic deleted and created again under the same name, and written past the offsets a read
+/// model applied, is another log: the read model's data dir is refused, naming the record that
+/// told it (the first record its projector received, noted then). Offsets alone could not tell.
+#[tokio::test]
+async fn a_topic_deleted_and_created_again_under_its_name_is_another_log() {
+    let bootstrap = kafka_bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let topic = unique_topic("recreated");
+    let registry = Registry::start(&bootstrap, &topic, &data_dir);
+    let (status, _) = create(&registry, &json!({"accountId": 1, "lastName": "First"})).await;
+    assert_eq!(status, 201);
+    assert!(registry.stop());
+
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let deleted = admin
+        .delete_topics(&[&topic], &AdminOptions::new())
+        .await
+        .unwrap();
+    assert!(deleted.iter().all(Result::is_ok), "{deleted:?}");
+    // Deleting finishes in the background: the registry creates the topic again once it can.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let other = loop {
+        match Registry::try_start_with_env(&bootstrap, &topic, &dir.path().join("other"), &[], &[])
+        {
+            Ok(other) => break other,
+            Err(log) => assert!(std::time::Instant::now() < deadline, "{log}"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    // Past every offset the first read model applied, on every partition.
+    for n in 0..60 {
+        let (status, _) = create(
+            &other,
+            &json!({"accountId": 1, "lastName": format!("N{n}")}),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    assert!(other.stop());
+
+    let (code, output) = run_to_exit(&bootstrap, &topic, &data_dir, PATIENCE);
+    assert_eq!(code, Some(1), "{output}");
+    assert!(output.contains("first record"), "{output}");
+}

@@ -22,4 +22,7 @@ pub use reader::{
     reader, replay, replay_ends, HistoryPermit, HistoryReader, LogReadError, PublishedRecord,
     HISTORY_READERS, HISTORY_READERS_PER_ACCOUNT,
 };
-pub use topic::{create_topic, ensure_topic, existing_topic, Durability, TopicError, TopicLayout};
+pub use topic::{
+    create_topic, ensure_topic, existing_topic, first_origin, origin_now, origin_of, Durability,
+    TopicError, TopicLayout,
+};

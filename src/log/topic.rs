@@ -553,11 +553,7 @@ fn newest_records(
     settings: &EventLogSettings,
     partitions: &[i32],
 ) -> Result<Vec<NewestRecord>, KafkaError> {
-    let consumer: BaseConsumer<Silent> = client_config(&settings.kafka_bootstrap)
-        .set("group.id", "customer-registry.layout")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .create_with_context(Silent)?;
+    let consumer = layout_consumer(settings)?;
     let topic = settings.topic.as_str();
     let mut assignment = TopicPartitionList::new();
     let mut waiting = BTreeSet::new();
@@ -604,6 +600,119 @@ fn newest_records(
         );
     }
     Ok(found)
+}
+
+/// What tells one incarnation of a topic from another under the same name: a record of it, as
+/// `<partition>:<offset>:<Kafka timestamp ms>:<SHA-256 of key and value, 16 hex digits>`. The log
+/// is kept forever, so the record at a place never changes; a topic deleted and created again
+/// (whose offsets may have grown past a read model's) holds another there, or none. Kafka's own
+/// topic id is not offered by the client library's API.
+///
+/// The origin of the topic's first record (the lowest partition holding any, at its first
+/// offset); `None` while the topic is empty. (A read model notes the origin of the first record
+/// its projector applies, or, built before origins were noted, this one.)
+///
+/// # Errors
+/// [`TopicError`] when the log cannot be read.
+pub fn first_origin(
+    settings: &EventLogSettings,
+    partitions: &[i32],
+) -> Result<Option<String>, TopicError> {
+    let consumer = layout_consumer(settings).map_err(unreachable(settings))?;
+    for &partition in partitions {
+        let (low, high) =
+            watermarks(&consumer, &settings.topic, partition).map_err(unreachable(settings))?;
+        if high > low {
+            return origin_at(settings, partition, low).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// The origin of the record now at the place `noted` (an origin noted earlier) names; `None` when
+/// the topic holds none there (or `noted` names no place).
+///
+/// # Errors
+/// [`TopicError`] when the log cannot be read, or the record not within the wait.
+pub fn origin_now(settings: &EventLogSettings, noted: &str) -> Result<Option<String>, TopicError> {
+    let mut parts = noted.split(':');
+    let (Some(Ok(partition)), Some(Ok(offset))) = (
+        parts.next().map(str::parse::<i32>),
+        parts.next().map(str::parse::<i64>),
+    ) else {
+        return Ok(None);
+    };
+    let consumer = layout_consumer(settings).map_err(unreachable(settings))?;
+    match watermarks(&consumer, &settings.topic, partition) {
+        Ok((low, high)) if (low..high).contains(&offset) => {
+            origin_at(settings, partition, offset).map(Some)
+        }
+        Ok(_) => Ok(None),
+        // A partition the topic does not have (any more).
+        Err(error) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownPartition) => {
+            Ok(None)
+        }
+        Err(error) => Err(unreachable(settings)(error)),
+    }
+}
+
+fn origin_at(
+    settings: &EventLogSettings,
+    partition: i32,
+    offset: i64,
+) -> Result<String, TopicError> {
+    let consumer = layout_consumer(settings).map_err(unreachable(settings))?;
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(&settings.topic, partition, Offset::Offset(offset))
+        .and_then(|()| consumer.assign(&assignment))
+        .map_err(unreachable(settings))?;
+    let deadline = Instant::now() + NEWEST_RECORD_WAIT;
+    while Instant::now() < deadline {
+        let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        if (message.partition(), message.offset()) == (partition, offset) {
+            return Ok(origin_of(&message));
+        }
+    }
+    Err(TopicError::Refused {
+        action: "read the record that identifies",
+        topic: settings.topic.clone(),
+        reason: format!(
+            "the record at {partition}:{offset} was not read within {NEWEST_RECORD_WAIT:?}"
+        ),
+    })
+}
+
+/// The origin `message` gives its topic (see [`first_origin`]).
+pub fn origin_of(message: &impl Message) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    for part in [message.key(), message.payload()] {
+        let part = part.unwrap_or_default();
+        digest.update((part.len() as u64).to_be_bytes());
+        digest.update(part);
+    }
+    let digest: String = digest.finalize()[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let millis = message.timestamp().to_millis().unwrap_or(-1);
+    format!(
+        "{}:{}:{millis}:{digest}",
+        message.partition(),
+        message.offset()
+    )
+}
+
+/// A consumer for reading the topic's layout and chosen records, outside any group's offsets.
+fn layout_consumer(settings: &EventLogSettings) -> Result<BaseConsumer<Silent>, KafkaError> {
+    client_config(&settings.kafka_bootstrap)
+        .set("group.id", "customer-registry.layout")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create_with_context(Silent)
 }
 
 /// How long start-up waits for the newest records of the topic's partitions.

@@ -140,6 +140,9 @@ pub struct Projector {
     outage: OutageLog,
     /// Counts the records applied, by outcome.
     metrics: Metrics,
+    /// Whether the read model has yet to note its topic's origin: the first record this
+    /// projector receives gives it.
+    origin_pending: bool,
 }
 
 impl Projector {
@@ -186,6 +189,7 @@ impl Projector {
             log_end.insert(partition, high);
         }
         consumer.assign(&assignment(topic, partitions, &next_offsets)?)?;
+        let origin_pending = read_model.origin()?.is_none();
         let (progress, watcher) = watch::channel(next_offsets);
         let look_for_partitions = Arc::new(tokio::sync::Notify::new());
         let (looks, looks_watcher) = watch::channel((0, 0));
@@ -202,6 +206,7 @@ impl Projector {
                 looks,
                 outage: OutageLog::new("the event log"),
                 metrics,
+                origin_pending,
             },
             ProjectionProgress::new(
                 watcher,
@@ -237,6 +242,10 @@ impl Projector {
                 received = self.consumer.recv() => match received {
                     Ok(message) => {
                         self.outage.recovered();
+                        if self.origin_pending {
+                            self.read_model.note_origin(&crate::log::origin_of(&message))?;
+                            self.origin_pending = false;
+                        }
                         let first = decode_record(message.partition(), message.offset(), message.payload());
                         drop(message);
                         self.project_batch(first).await?;

@@ -98,7 +98,7 @@ pub enum ReadModelError {
          log. Use another --data-dir, or delete this one to rebuild it from the new log"
     )]
     OtherLog {
-        /// `topic` or `cluster`.
+        /// `topic`, `cluster` or `first record`.
         setting: &'static str,
         /// What the read model was built from.
         stored: String,
@@ -210,6 +210,23 @@ impl ReadModel {
             }
         }
         Ok(())
+    }
+
+    /// The record of the log this read model noted as its topic's origin (see
+    /// [`crate::log::first_origin`]), if it noted one: the first its projector received.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails.
+    pub fn origin(&self) -> Result<Option<String>, ReadModelError> {
+        self.shared.store.setting("origin")
+    }
+
+    /// Notes `origin` as the topic's origin: a topic found without that record later is another.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when sled fails.
+    pub fn note_origin(&self, origin: &str) -> Result<(), ReadModelError> {
+        self.shared.store.record_setting("origin", origin)
     }
 
     /// The next offset to apply, per partition, as committed to disk: where a restart resumes.
