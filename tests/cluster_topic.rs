@@ -62,6 +62,10 @@ async fn on_the_cluster_the_topic_has_three_replicas_and_needs_two_in_sync() {
     assert_eq!(settings["min.insync.replicas"], "2");
     assert_eq!(settings["unclean.leader.election.enable"], "false");
     assert_eq!(settings["retention.ms"], "-1");
+    assert_eq!(
+        settings["message.timestamp.type"], "LogAppendTime",
+        "the brokers stamp records, so `export --as-of` cuts the same whoever wrote them"
+    );
     let log = std::fs::read_to_string(&registry.log_path).unwrap();
     assert!(!log.contains("no redundancy"), "{log}");
 }

@@ -28,6 +28,16 @@ const UNLIMITED_RETENTION: [(&str, &str); 3] = [
     ("cleanup.policy", "delete"),
 ];
 
+/// Who stamps a record's time. The registry's own topic: the broker, at append
+/// (`LogAppendTime`), so that `export --as-of` cuts the same wherever the record was written
+/// from (registry replicas' clocks may be skewed). A copy made by `repartition`: the producer
+/// (`CreateTime`), which carries the source's stamps over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stamps {
+    Broker,
+    Copied,
+}
+
 /// Brokers from which the registry asks for, and insists on, replicated durability.
 pub const DURABLE_CLUSTER: usize = 3;
 
@@ -189,7 +199,7 @@ pub async fn create_topic(
             reason: "it exists already".into(),
         });
     }
-    create(&admin, settings, partitions, found.brokers).await?;
+    create(&admin, settings, partitions, found.brokers, Stamps::Copied).await?;
     topic_layout(settings, Creation::MustExist).await
 }
 
@@ -225,7 +235,14 @@ async fn topic_layout(
         return Err(TopicError::Missing(topic.to_owned()));
     }
     if found.partitions.is_empty() {
-        create(&admin, settings, settings.topic_partitions, found.brokers).await?;
+        create(
+            &admin,
+            settings,
+            settings.topic_partitions,
+            found.brokers,
+            Stamps::Broker,
+        )
+        .await?;
         found = wait_for_partitions(&admin, topic)
             .await
             .map_err(unreachable(settings))?;
@@ -233,6 +250,15 @@ async fn topic_layout(
 
     let configs = topic_configs(&admin, topic).await?;
     check_retention(topic, &configs)?;
+    if configs.get("message.timestamp.type").map(String::as_str) == Some("CreateTime") {
+        tracing::warn!(
+            topic,
+            "the topic stamps records with the clocks of those who write them \
+             (message.timestamp.type=CreateTime), so `export --as-of` cuts by registry replicas' \
+             clocks; to have the brokers stamp them: kafka-configs.sh --alter --entity-type topics \
+             --entity-name <topic> --add-config message.timestamp.type=LogAppendTime"
+        );
+    }
     let durability = Durability {
         brokers: found.brokers,
         replication_factor: found.fewest_replicas,
@@ -289,6 +315,7 @@ async fn create(
     settings: &EventLogSettings,
     partitions: i32,
     brokers: usize,
+    stamps: Stamps,
 ) -> Result<(), TopicError> {
     let topic = settings.topic.as_str();
     let replication = replication_for(settings.topic_replication, brokers);
@@ -298,6 +325,9 @@ async fn create(
     let mut new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
     for (key, value) in UNLIMITED_RETENTION {
         new_topic = new_topic.set(key, value);
+    }
+    if stamps == Stamps::Broker {
+        new_topic = new_topic.set("message.timestamp.type", "LogAppendTime");
     }
     let min_insync = DURABLE_MIN_INSYNC.to_string();
     if replication >= DURABLE_REPLICAS {
