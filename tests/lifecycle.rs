@@ -736,6 +736,34 @@ async fn a_keyed_create_retried_on_a_lagging_replica_replays_the_first_answer() 
     }
 }
 
+/// A create with a code, retried with its key on a replica that trails the log after the customer
+/// was changed elsewhere, answers the first create; another create of the code there is a 409.
+/// The replica does not wait for the log's end first: the log decides (the retry carries the
+/// first create's event id; the other create is a conflict there).
+#[tokio::test]
+async fn a_coded_create_on_a_lagging_replica_is_decided_by_the_log() {
+    let (leading, lagging, _dir) = leading_and_lagging("coded-lagging");
+    let body = json!({"accountId": 79, "code": "ERP-LAGGING", "lastName": "Coded"});
+    let create = |on: &Registry, key: Option<&str>| {
+        let mut request = http().put(on.url("/api/v01/customers")).json(&body);
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        send(request)
+    };
+    let first = create(&leading, Some("coded-lagging")).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let changed = update(&leading, &first.body, json!({"lastName": "Renamed"})).await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+
+    let retried = create(&lagging, Some("coded-lagging")).await;
+    assert_eq!(retried.status, 201, "{}", retried.body);
+    assert_eq!(retried.body, first.body, "the first answer");
+    let other = create(&lagging, None).await;
+    assert_eq!(other.status, 409, "{}", other.body);
+    assert_eq!(other.body["customerId"], first.body["id"], "{}", other.body);
+}
+
 /// A customer created through one replica and changed at once through another that trails the
 /// log (a load balancer spreads a client's requests): the change waits for the trailing replica
 /// to apply the customer's partition up to its end, and applies; only a customer the log does
