@@ -657,12 +657,12 @@ parameters = {
     "IfMatch": {
         "name": "If-Match", "in": "header", "required": False,
         "description": (
-            "Makes the change conditional: one version as ETag gives it, in double quotes (`\"3\"`), or `*` (any current customer, the same as no header). "
-            "The change applies only if the customer is at that version when the log reaches it; otherwise 412 /problems/version-mismatch naming the current version. "
-            "Weak tags (`W/\"3\"`) may be listed beside it but never match (If-Match compares strongly): weak tags alone are a 412. "
-            "Anything else (several strong versions, no quotes) is 400 /problems/validation-failed, `invalid_format`, field `If-Match`."
+            "Makes the change conditional: versions as ETag gives them, in double quotes (`\"3\"`), separated by commas, or `*` (any current customer, the same as no header). "
+            "The change applies only if the customer is at a listed version when the log reaches it; otherwise 412 /problems/version-mismatch naming the current version. "
+            "Weak tags (`W/\"3\"`) may be listed but never match (If-Match compares strongly): weak tags alone are a 412. "
+            "Anything else (no quotes, not digits) is 400 /problems/validation-failed, `invalid_format`, field `If-Match`."
         ),
-        "schema": {"type": "string", "pattern": '^(\\*|(W/"[0-9]{1,19}"[ \\t]*,[ \\t]*)*(W/)?"[0-9]{1,19}"([ \\t]*,[ \\t]*W/"[0-9]{1,19}")*)$'},
+        "schema": {"type": "string", "pattern": '^(\\*|(W/)?"[0-9]{1,19}"([ \\t]*,[ \\t]*(W/)?"[0-9]{1,19}")*)$'},
     },
     "ChangeIdempotencyKey": {
         "name": "Idempotency-Key", "in": "header", "required": False,

@@ -351,13 +351,31 @@ async fn if_match_makes_a_change_conditional_on_the_version() {
     )
     .await;
     assert_eq!(with_weak.status, 200, "{}", with_weak.body);
-    for malformed in ["2", "\"2\", \"3\"", "\"x\"", "W/2"] {
+    // A list matches when the customer is at one of its versions (RFC 9110), and is answered
+    // at once when none exists yet.
+    let listed = update_if(
+        &registry,
+        &created,
+        "\"1\", \"3\", \"9\"",
+        json!({"city": "Bø"}),
+    )
+    .await;
+    assert_eq!(
+        (listed.status, listed.body["version"].clone()),
+        (200, json!(4))
+    );
+    for none in ["\"1\", \"2\"", "\"5\", \"6\""] {
+        let refused = update_if(&registry, &created, none, json!({"city": "Bergen"})).await;
+        assert_eq!(refused.status, 412, "{none}: {}", refused.body);
+        assert_eq!(refused.body["currentVersion"], 4);
+    }
+    for malformed in ["2", "\"2\", 3", "\"x\"", "W/2"] {
         let refused = update_if(&registry, &created, malformed, json!({"city": "Bergen"})).await;
         assert_eq!(refused.status, 400, "{malformed}: {}", refused.body);
         assert_eq!(refused.body["errors"][0]["field"], "If-Match");
     }
     let any = update_if(&registry, &created, "*", json!({"city": "Tromsø"})).await;
-    assert_eq!((any.status, any.body["version"].clone()), (200, json!(4)));
+    assert_eq!((any.status, any.body["version"].clone()), (200, json!(5)));
 
     let stale_delete = send(
         http()
@@ -369,7 +387,7 @@ async fn if_match_makes_a_change_conditional_on_the_version() {
     let deleted = send(
         http()
             .delete(item(&registry, &created))
-            .header("if-match", "\"4\""),
+            .header("if-match", "\"5\""),
     )
     .await;
     assert_eq!(deleted.status, 204, "{}", deleted.body);

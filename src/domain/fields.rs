@@ -128,6 +128,10 @@ const BIDI_CONTROLS: [char; 12] = [
 /// bidirectional control is never blank: it is refused, not dropped.
 pub fn is_blank(text: &str) -> bool {
     text.chars().all(|c| {
+        // No ASCII character is a format character: the lookup is for the rest.
+        if c.is_ascii() {
+            return c == ' ';
+        }
         let invisible = (c.is_whitespace() && !c.is_control())
             || c.general_category() == GeneralCategory::Format;
         invisible && !BIDI_CONTROLS.contains(&c)
@@ -278,16 +282,17 @@ impl Email {
             return Err(invalid_format("an address like name@example.com"));
         }
         // An address that shows as another: an invisible character inside it, or a part that
-        // mixes scripts (a Cyrillic `а` among Latin letters).
-        if text
-            .chars()
-            .any(|c| c.general_category() == GeneralCategory::Format)
+        // mixes scripts (a Cyrillic `а` among Latin letters). An ASCII address can do neither.
+        if !text.is_ascii()
+            && text
+                .chars()
+                .any(|c| c.general_category() == GeneralCategory::Format)
         {
             return Err(invalid_format(
                 "an address without invisible characters (a zero-width space, a soft hyphen)",
             ));
         }
-        if text.split(['@', '.']).any(mixes_scripts) {
+        if !text.is_ascii() && text.split(['@', '.']).any(mixes_scripts) {
             return Err(invalid_format(
                 "an address whose parts each keep to one script (a Cyrillic or Greek letter \
                  among Latin ones reads as another address)",

@@ -256,7 +256,7 @@ async fn update(
     // A deleted customer's id goes on to the registrar: a retried key may replay what its first
     // request answered before the delete; anything else is a 404 there.
     let id = recorded_customer(id, &caller, state).await?;
-    let if_match = if_match.for_change(id, state)?;
+    let if_match = if_match.for_change(id, state).await?;
     let changed = state
         .registrar
         .change(
@@ -281,7 +281,7 @@ async fn delete(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Respon
     let key = idempotency_key(meta)?;
     catch_up(meta, state).await?;
     let id = recorded_customer(id, &caller, state).await?;
-    let if_match = if_match.for_change(id, state)?;
+    let if_match = if_match.for_change(id, state).await?;
     let changed = state
         .registrar
         .change(
@@ -316,8 +316,8 @@ fn if_match(meta: &RequestMeta) -> Result<IfMatch, ApiError> {
     }
     let refused = || {
         let message = format!(
-            "If-Match must be one version as ETag gives it, in double quotes (e.g. \"3\"), \
-             or *; got {}",
+            "If-Match must be versions as ETag gives them, in double quotes and separated by \
+             commas (e.g. \"3\"), or *; got {}",
             shown(raw, POSITION_SHOWN)
         );
         header_refused("If-Match", "invalid_format", message)
@@ -344,9 +344,7 @@ fn if_match(meta: &RequestMeta) -> Result<IfMatch, ApiError> {
     match strong.as_slice() {
         [] => Ok(IfMatch::Never),
         [version] => Ok(IfMatch::Version(*version)),
-        // Several versions: one is enough for the registrar's condition, which names a single
-        // version; a list that cannot name one is refused as before.
-        _ => Err(refused()),
+        _ => Ok(IfMatch::OneOf(strong)),
     }
 }
 
@@ -356,17 +354,46 @@ enum IfMatch {
     Any,
     /// The customer must be at this version.
     Version(u64),
+    /// The customer must be at one of these versions (two or more, ascending).
+    OneOf(Vec<u64>),
     /// Only weak tags: nothing matches.
     Never,
 }
 
 impl IfMatch {
     /// The version the registrar's change is conditional on; a condition that can never hold
-    /// is a 412 naming the version customer `id` is at.
-    fn for_change(self, id: CustomerId, state: &ApiState) -> Result<Option<u64>, ApiError> {
+    /// is a 412 naming the version customer `id` is at. Of a list, the version the customer is
+    /// at names the condition (which the registrar checks again when the log reaches the
+    /// change); a list naming a version ahead of this replica's has it apply the customer's
+    /// partition up to its end first, as a single version does.
+    async fn for_change(self, id: CustomerId, state: &ApiState) -> Result<Option<u64>, ApiError> {
+        let version_held = || -> Result<u64, ApiError> {
+            Ok(state
+                .read_model
+                .get(id)?
+                .ok_or_else(|| no_customer(&id.to_string()))?
+                .version)
+        };
         match self {
             IfMatch::Any => Ok(None),
             IfMatch::Version(version) => Ok(Some(version)),
+            IfMatch::OneOf(versions) => {
+                let mut current = version_held()?;
+                if !versions.contains(&current) && versions.iter().any(|&listed| listed > current) {
+                    state.registrar.catch_up_with(id).await;
+                    current = version_held()?;
+                }
+                if versions.contains(&current) {
+                    return Ok(Some(current));
+                }
+                Err(ApiError::PreconditionFailed {
+                    detail: format!(
+                        "customer {id} is at version {current}, none of those If-Match lists: \
+                         read it again (its ETag) and decide whether the change still holds"
+                    ),
+                    current_version: current,
+                })
+            }
             IfMatch::Never => {
                 let current = state
                     .read_model

@@ -476,6 +476,13 @@ impl Registrar {
         }
     }
 
+    /// Brings this replica up to the end, as it is now, of customer `id`'s partition (bounded by
+    /// the projection wait; when the end cannot be read, as far as it got): every version
+    /// acknowledged for the customer so far is then held here.
+    pub async fn catch_up_with(&self, id: CustomerId) {
+        let _ = self.reach_partition_end(id).await;
+    }
+
     /// This replica's position, including every record of customer `id` it applied.
     pub(super) fn position_including(&self, id: CustomerId) -> Result<LogPosition, ChangeError> {
         Ok(self.read_model.history_of(id)?.into_iter().fold(
