@@ -14,12 +14,15 @@
 
 use super::directory::ColumnEntry;
 use super::memtable::Memtable;
-use super::store::codec::{encode_column_block, encode_record, encode_record_block};
+use super::store::codec::{
+    encode_column_block, encode_record, encode_record_block, CHUNK_ORDINALS,
+};
 use super::store::{
     column_block_key, record_block_key, Commit, Segment, Store, COLUMN_BLOCK, RECORD_BLOCK,
 };
 use super::{ReadModelError, Shared};
 use parking_lot::{Condvar, Mutex};
+use roaring::RoaringBitmap;
 use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -31,6 +34,10 @@ use std::time::Duration;
 const MERGE_FANOUT: usize = 4;
 /// The smallest tier's upper size bound.
 const MERGE_BASE_BYTES: u64 = 256 * 1024;
+/// A segment whose stale ordinals are at least this share of the ordinals it spans is rewritten
+/// alone, without them: the largest segment, which no tier of others ever merges, would
+/// otherwise keep every posting of every customer changed since it was written, for good.
+const REWRITE_STALE_SHARE: (u64, u64) = (1, 4);
 
 /// Whether a flush is under way, and how the last one ended.
 #[derive(Default)]
@@ -209,9 +216,12 @@ fn write_index(
         let mut voided = frozen.superseded().clone();
         voided.remove_range(..low);
         voided.remove_range(high.saturating_add(1)..);
-        if !voided.is_subset(&segment.stale) {
+        let added = &voided - &segment.stale;
+        if !added.is_empty() {
             segment.stale |= voided;
-            commit.stale.push((segment.meta.id, segment.stale.clone()));
+            commit
+                .stale
+                .push((segment.meta.id, chunks_of(&segment.stale, &added)));
         }
     }
     let mut writer = store.segment_writer(ids.take());
@@ -243,6 +253,24 @@ fn write_index(
     }
     commit.next_segment = ids.next();
     Ok((segments, commit))
+}
+
+/// The ordinals of `stale` in the chunks (of [`CHUNK_ORDINALS`]) that `added` touches: a stale
+/// set is stored a chunk a key, so a flush writes those chunks again, whole, and leaves the rest
+/// (it used to write the segment's whole stale set each time).
+fn chunks_of(stale: &RoaringBitmap, added: &RoaringBitmap) -> RoaringBitmap {
+    let mut chunks: Vec<u32> = added
+        .iter()
+        .map(|ordinal| ordinal / CHUNK_ORDINALS)
+        .collect();
+    chunks.dedup();
+    let mut touched = RoaringBitmap::new();
+    for chunk in chunks {
+        let start = chunk * CHUNK_ORDINALS;
+        let end = start.saturating_add(CHUNK_ORDINALS - 1);
+        touched.extend(stale.range(start..=end));
+    }
+    touched
 }
 
 /// Rewrites every record block `frozen` changes.
@@ -369,8 +397,24 @@ impl<K: Fn(u32) -> Vec<u8>, E> Blocks<K, E> {
 
 /// The segments to merge next: every segment of the smallest tier that holds
 /// [`MERGE_FANOUT`] or more, where a segment's tier is how many times its size is
-/// [`MERGE_FANOUT`] times [`MERGE_BASE_BYTES`].
+/// [`MERGE_FANOUT`] times [`MERGE_BASE_BYTES`]; else one segment that is mostly stale (see
+/// [`REWRITE_STALE_SHARE`]), rewritten alone.
 fn merge_group(segments: &[Segment]) -> Option<Vec<u64>> {
+    tier_group(segments).or_else(|| {
+        let (part, whole) = REWRITE_STALE_SHARE;
+        segments
+            .iter()
+            .find(|segment| {
+                let (low, high) = segment.meta.ordinals;
+                let spanned = u64::from(high - low) + 1;
+                segment.stale.len() * whole >= spanned * part && !segment.stale.is_empty()
+            })
+            .map(|segment| vec![segment.meta.id])
+    })
+}
+
+/// [`merge_group`]'s tiers.
+fn tier_group(segments: &[Segment]) -> Option<Vec<u64>> {
     let tier = |bytes: u64| {
         let mut tier = 0;
         let mut bound = MERGE_BASE_BYTES;
@@ -404,6 +448,30 @@ mod tests {
             },
             stale: Default::default(),
         }
+    }
+
+    #[test]
+    fn a_segment_mostly_stale_is_rewritten_alone() {
+        let mut largest = segment(1, 100_000_000);
+        largest.meta.ordinals = (0, 999);
+        largest.stale = (0..249).collect();
+        let small = segment(2, 100_000);
+        assert_eq!(merge_group(&[largest.clone(), small.clone()]), None);
+        largest.stale.insert(500);
+        assert_eq!(merge_group(&[largest, small]), Some(vec![1]));
+    }
+
+    #[test]
+    fn a_flush_writes_again_only_the_stale_chunks_it_touches() {
+        let far = 5 * CHUNK_ORDINALS;
+        let stale: RoaringBitmap = [1, 2, CHUNK_ORDINALS + 7, far, far + 9]
+            .into_iter()
+            .collect();
+        let added: RoaringBitmap = [far + 9].into_iter().collect();
+        assert_eq!(
+            chunks_of(&stale, &added).iter().collect::<Vec<_>>(),
+            vec![far, far + 9]
+        );
     }
 
     #[test]
