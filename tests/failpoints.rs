@@ -73,39 +73,67 @@ fn a_failed_flush_is_never_overtaken_by_the_next_one() {
     scenario.teardown();
 }
 
+/// A read model holding one customer, flushed to the store (out of every layer in memory).
+fn one_stored_customer(
+    dir: &std::path::Path,
+) -> (
+    customer_registry::read_model::ReadModel,
+    customer_registry::read_model::ReadModelWriter,
+    Customer,
+) {
+    let (model, mut writer) = open_with(dir, FlushPolicy::default()).unwrap();
+    let (stored, stored_record) = created("Stored", 0);
+    writer.apply_batch(&[stored_record]).unwrap();
+    writer.flush_all().unwrap();
+    (model, writer, stored)
+}
+
+/// Makes the first sled read of a record block wait (later ones go through): answers a receiver
+/// that hears when it has begun, and a sender that lets it go on.
+fn pause_the_first_store_read() -> (std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (reached, waiting) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = std::sync::Mutex::new(released);
+    let first = AtomicBool::new(true);
+    fail::cfg_callback("store-read", move || {
+        if first.swap(false, Ordering::SeqCst) {
+            let _ = reached.send(());
+            let _ = released.lock().unwrap().recv();
+        }
+    })
+    .unwrap();
+    (waiting, release)
+}
+
+/// Starts a find of every customer on another thread, and returns once the find is held in its
+/// store read (see [`pause_the_first_store_read`]).
+fn find_everyone_held_in_the_store(
+    model: &customer_registry::read_model::ReadModel,
+    find_is_reading: &std::sync::mpsc::Receiver<()>,
+) -> std::thread::JoinHandle<Result<customer_registry::read_model::Page, ReadModelError>> {
+    use customer_registry::read_model::{CustomerQuery, Work, MAX_WORK};
+    let model = model.clone();
+    let reader = std::thread::spawn(move || {
+        model.find(&CustomerQuery::default(), &Work::limited_to(MAX_WORK))
+    });
+    find_is_reading
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the find reads the stored record");
+    reader
+}
+
 /// A find reads stored records after it has released the index's lock: while one waits on the
 /// disk (a sled read held at the `store-read` failpoint), the projector's writer still applies a
 /// batch (its write lock would otherwise queue behind the find, and every read behind it).
 #[test]
 fn a_find_waiting_on_the_store_does_not_hold_up_the_writer() {
-    use customer_registry::read_model::{CustomerQuery, Work, MAX_WORK};
     use std::sync::mpsc;
     let scenario = fail::FailScenario::setup();
     let dir = tempfile::tempdir().unwrap();
-    let (model, mut writer) = open_with(dir.path(), FlushPolicy::default()).unwrap();
-    let (stored, stored_record) = created("Stored", 0);
-    writer.apply_batch(&[stored_record]).unwrap();
-    writer.flush_all().unwrap();
-
-    let (reached, find_is_reading) = mpsc::channel();
-    let (release, released) = mpsc::channel::<()>();
-    let released = std::sync::Mutex::new(released);
-    fail::cfg_callback("store-read", move || {
-        let _ = reached.send(());
-        let _ = released.lock().unwrap().recv();
-    })
-    .unwrap();
-    let reader = {
-        let model = model.clone();
-        std::thread::spawn(move || {
-            model
-                .find(&CustomerQuery::default(), &Work::limited_to(MAX_WORK))
-                .map(|page| page.customers)
-        })
-    };
-    find_is_reading
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the find reads the stored record");
+    let (model, mut writer, stored) = one_stored_customer(dir.path());
+    let (find_is_reading, release) = pause_the_first_store_read();
+    let reader = find_everyone_held_in_the_store(&model, &find_is_reading);
 
     let (applied, writer_done) = mpsc::channel();
     let applier = std::thread::spawn(move || {
@@ -124,6 +152,44 @@ fn a_find_waiting_on_the_store_does_not_hold_up_the_writer() {
         applier.join().unwrap().unwrap(),
         vec![ApplyOutcome::Applied]
     );
-    assert_eq!(reader.join().unwrap().unwrap(), vec![stored]);
+    assert_eq!(reader.join().unwrap().unwrap().customers, vec![stored]);
+    scenario.teardown();
+}
+
+/// A find that reads a stored record after a delete was applied and flushed (its page planned
+/// before) leaves the deleted customer out: what it reads late is newer than what it selected.
+#[test]
+fn a_find_reading_the_store_late_leaves_out_a_customer_deleted_meanwhile() {
+    use customer_registry::domain::CustomerDeleted;
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let (model, mut writer, stored) = one_stored_customer(dir.path());
+    // Only the find's store read waits; the writer's and the flush's go through.
+    let (find_is_reading, release) = pause_the_first_store_read();
+    let reader = find_everyone_held_in_the_store(&model, &find_is_reading);
+    let deleted = RegistryEvent::CustomerDeleted(CustomerDeleted {
+        event_id: uuid::Uuid::now_v7(),
+        occurred_at: stored.created_at,
+        audit: Default::default(),
+        customer_id: stored.id,
+        account_id: stored.details.account_id,
+        version: 2,
+    });
+    let outcome = writer.apply_batch(&[LogRecord {
+        partition: 0,
+        offset: 1,
+        change: RecordChange::Event(Box::new(deleted)),
+    }]);
+    writer.flush_all().unwrap();
+    fail::remove("store-read");
+    let _ = release.send(());
+    assert_eq!(outcome.unwrap(), vec![ApplyOutcome::Applied]);
+    let page = reader.join().unwrap().unwrap();
+    let (customers, total) = (page.customers, page.total);
+    assert_eq!(total, 1, "planned before the delete");
+    assert!(
+        customers.is_empty(),
+        "a deleted customer listed: {customers:?}"
+    );
     scenario.teardown();
 }

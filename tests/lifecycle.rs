@@ -754,10 +754,56 @@ async fn a_keyed_create_retried_on_a_lagging_replica_replays_the_first_answer() 
     }
 }
 
+/// If-Match lists: a keyed change retried once its own change moved the customer past the list
+/// answers the first answer again (replayed); on a replica that trails the log, a list naming the
+/// version the log has reached applies (the replica applies the customer's partition first).
+#[tokio::test]
+async fn if_match_lists_replay_keyed_retries_and_apply_on_a_lagging_replica() {
+    let (leading, lagging, _dir) = leading_and_lagging("if-match-list");
+    let (_, created) = create(&leading, &json!({"accountId": 72, "lastName": "List"})).await;
+    for city in ["Aarhus", "Bergen"] {
+        let changed = update(&leading, &created, json!({ "city": city })).await;
+        assert_eq!(changed.status, 200, "{}", changed.body);
+    }
+    let keyed = |on: &Registry| {
+        send(
+            http()
+                .post(item(on, &created))
+                .header("if-match", "\"2\", \"3\"")
+                .header("idempotency-key", "list-key")
+                .json(&json!({"city": "Cork"})),
+        )
+    };
+    let first = keyed(&leading).await;
+    assert_eq!(
+        (first.status, first.body["version"].clone()),
+        (200, json!(4))
+    );
+    let retried = keyed(&leading).await;
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    assert_eq!(retried.body, first.body);
+    assert_eq!(retried.header("idempotent-replayed"), "true");
+
+    // The trailing replica holds version 4 once it has applied the first change...
+    let seen = send(
+        http()
+            .get(item(&lagging, &created))
+            .header("x-min-log-position", first.header("x-log-position")),
+    )
+    .await;
+    assert_eq!(seen.body["version"], 4, "{}", seen.body);
+    // ...and not yet the next one, made elsewhere.
+    let fifth = update(&leading, &created, json!({"city": "Dublin"})).await;
+    assert_eq!(fifth.status, 200, "{}", fifth.body);
+    let listed = update_if(&lagging, &created, "\"4\", \"5\"", json!({"city": "Derry"})).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(listed.body["version"], 6);
+}
+
 /// A create with a code, retried with its key on a replica that trails the log after the customer
-/// was changed elsewhere, answers the first create; another create of the code there is a 409.
-/// The replica does not wait for the log's end first: the log decides (the retry carries the
-/// first create's event id; the other create is a conflict there).
+/// was changed elsewhere, answers the first create (replayed: with a key, the replica applies the
+/// customer's partition first); another create of the code there, without a key, is a 409, which
+/// the log decides (it is a conflict there).
 #[tokio::test]
 async fn a_coded_create_on_a_lagging_replica_is_decided_by_the_log() {
     let (leading, lagging, _dir) = leading_and_lagging("coded-lagging");
@@ -777,6 +823,7 @@ async fn a_coded_create_on_a_lagging_replica_is_decided_by_the_log() {
     let retried = create(&lagging, Some("coded-lagging")).await;
     assert_eq!(retried.status, 201, "{}", retried.body);
     assert_eq!(retried.body, first.body, "the first answer");
+    assert_eq!(retried.header("idempotent-replayed"), "true");
     let other = create(&lagging, None).await;
     assert_eq!(other.status, 409, "{}", other.body);
     assert_eq!(other.body["customerId"], first.body["id"], "{}", other.body);

@@ -15,7 +15,7 @@ use crate::metrics::Snapshot;
 use crate::read_model::{
     parse_page, CustomerQuery, CustomerRecord, ReadModelError, Work, INLINE_WORK, MAX_WORK,
 };
-use crate::write::ChangeKind;
+use crate::write::{ChangeKind, Condition};
 use std::sync::Arc;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
@@ -256,7 +256,7 @@ async fn update(
     // A deleted customer's id goes on to the registrar: a retried key may replay what its first
     // request answered before the delete; anything else is a 404 there.
     let id = recorded_customer(id, &caller, state).await?;
-    let if_match = if_match.for_change(id, state).await?;
+    let if_match = if_match.for_change(id, state, key.is_some()).await?;
     let changed = state
         .registrar
         .change(
@@ -281,7 +281,7 @@ async fn delete(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Respon
     let key = idempotency_key(meta)?;
     catch_up(meta, state).await?;
     let id = recorded_customer(id, &caller, state).await?;
-    let if_match = if_match.for_change(id, state).await?;
+    let if_match = if_match.for_change(id, state, key.is_some()).await?;
     let changed = state
         .registrar
         .change(
@@ -364,27 +364,51 @@ impl IfMatch {
     /// The version the registrar's change is conditional on; a condition that can never hold
     /// is a 412 naming the version customer `id` is at. Of a list, the version the customer is
     /// at names the condition (which the registrar checks again when the log reaches the
-    /// change); a list naming a version ahead of this replica's has it apply the customer's
-    /// partition up to its end first, as a single version does.
-    async fn for_change(self, id: CustomerId, state: &ApiState) -> Result<Option<u64>, ApiError> {
-        let version_held = || -> Result<u64, ApiError> {
-            Ok(state
+    /// change), once this replica has applied the customer's partition up to its end if the list
+    /// names a version ahead of the one held. With an `Idempotency-Key` (`keyed`), a list that
+    /// does not match is left to the registrar, whose replay of a retry's first answer comes
+    /// before any condition: it refuses a request the key has not made, as for one version.
+    async fn for_change(
+        self,
+        id: CustomerId,
+        state: &ApiState,
+        keyed: bool,
+    ) -> Result<Condition, ApiError> {
+        let exactly = |version| Condition {
+            version: Some(version),
+            listed: Vec::new(),
+        };
+        let held = || -> Result<(u64, bool), ApiError> {
+            let record = state
                 .read_model
-                .get(id)?
-                .ok_or_else(|| no_customer(&id.to_string()))?
-                .version)
+                .record(id)?
+                .ok_or_else(|| no_customer(&id.to_string()))?;
+            Ok((record.customer.version, record.deleted))
         };
         match self {
-            IfMatch::Any => Ok(None),
-            IfMatch::Version(version) => Ok(Some(version)),
+            IfMatch::Any => Ok(Condition::default()),
+            IfMatch::Version(version) => Ok(exactly(version)),
             IfMatch::OneOf(versions) => {
-                let mut current = version_held()?;
-                if !versions.contains(&current) && versions.iter().any(|&listed| listed > current) {
+                let (mut current, mut deleted) = held()?;
+                if versions.iter().any(|&listed| listed > current) {
                     state.registrar.catch_up_with(id).await;
-                    current = version_held()?;
+                    (current, deleted) = held()?;
                 }
-                if versions.contains(&current) {
-                    return Ok(Some(current));
+                if versions.contains(&current) && !deleted {
+                    return Ok(Condition {
+                        version: Some(current),
+                        listed: versions,
+                    });
+                }
+                if keyed {
+                    let other = versions.iter().copied().find(|&listed| listed != current);
+                    return Ok(Condition {
+                        version: other.or(Some(current)),
+                        listed: versions,
+                    });
+                }
+                if deleted {
+                    return Err(no_customer(&id.to_string()));
                 }
                 Err(ApiError::PreconditionFailed {
                     detail: format!(

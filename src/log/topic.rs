@@ -678,10 +678,8 @@ pub fn origin_now(settings: &EventLogSettings, noted: &str) -> Result<Option<Str
             origin_at(settings, partition, offset).map(Some)
         }
         Ok(_) => Ok(None),
-        // A partition the topic does not have (any more).
-        Err(error) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownPartition) => {
-            Ok(None)
-        }
+        // Even a partition the metadata does not list (yet) is an error to retry, not proof of
+        // another log: that verdict has the operator delete the data dir.
         Err(error) => Err(unreachable(settings)(error)),
     }
 }

@@ -128,7 +128,9 @@ impl Index {
 /// Reading the store after the index's lock is released is safe: ordinals are never reused, an
 /// ordinal missing from every layer had its newest record in the store when the lock was held,
 /// and a flush replaces a stored block whole, atomically. A record read later is the one the
-/// store held then, or a newer one: never older than what the index showed.
+/// store held then, or a newer one: never older than what the index showed. Newer may mean
+/// deleted, or no longer what a find selected it for: [`RecordsToLoad::load_where`] leaves those
+/// out.
 pub struct RecordsToLoad {
     /// Per ordinal asked for, in order: its record, or its ordinal to read from the store.
     slots: Vec<Result<Arc<CustomerRecord>, u32>>,
@@ -140,6 +142,19 @@ impl RecordsToLoad {
     /// # Errors
     /// [`ReadModelError`] when the store fails, a record is malformed, or an ordinal has none.
     pub fn load(self, store: &Store) -> Result<Vec<Arc<CustomerRecord>>, ReadModelError> {
+        self.load_where(store, |_| true)
+    }
+
+    /// [`RecordsToLoad::load`], leaving out a record read from the store that fails `keep`: it
+    /// changed after the lock was released (a find's selection was made before).
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when the store fails, a record is malformed, or an ordinal has none.
+    pub fn load_where(
+        self,
+        store: &Store,
+        keep: impl Fn(&CustomerRecord) -> bool,
+    ) -> Result<Vec<Arc<CustomerRecord>>, ReadModelError> {
         let mut blocks: BTreeMap<u32, Option<RecordBlock>> = BTreeMap::new();
         let mut records = Vec::with_capacity(self.slots.len());
         for slot in self.slots {
@@ -161,7 +176,10 @@ impl RecordsToLoad {
                 Some(block) => block.record(ordinal)?,
                 None => None,
             };
-            records.push(Arc::new(record.ok_or_else(|| missing(ordinal))?));
+            let record = record.ok_or_else(|| missing(ordinal))?;
+            if keep(&record) {
+                records.push(Arc::new(record));
+            }
         }
         Ok(records)
     }

@@ -289,7 +289,7 @@ impl ReadModel {
             let index = self.shared.index.read();
             planner::find(&index, &self.shared.store, query, work)?
         };
-        planned.load(&self.shared.store)
+        planned.load(&self.shared.store, query)
     }
 
     /// Every customer, in answer order (`createdAt`, then `id`), `batch` at a time.
@@ -312,7 +312,9 @@ impl ReadModel {
                     skip += ordinals.len();
                     index.records_to_load(&ordinals)
                 };
-                match to_load.load(&self.shared.store) {
+                // A customer deleted after the ordinals were taken is left out, as the order
+                // would have left it out a moment later.
+                match to_load.load_where(&self.shared.store, |record| !record.deleted) {
                     Ok(records) => pending.extend(records.into_iter().map(Ok)),
                     Err(error) => pending.push_back(Err(error)),
                 }

@@ -120,13 +120,17 @@ pub struct Planned {
 }
 
 impl Planned {
-    /// The page, reading from the store what the layers in memory did not hold.
+    /// The page of `query`, reading from the store what the layers in memory did not hold. A
+    /// customer deleted, or changed so that `query` no longer selects it, since the page was
+    /// planned is left out (the page is then one shorter; `total` is as planned).
     ///
     /// # Errors
     /// [`ReadModelError`] when the store fails or a record cannot be read.
-    pub fn load(self, store: &Store) -> Result<Page, ReadModelError> {
+    pub fn load(self, store: &Store, query: &CustomerQuery) -> Result<Page, ReadModelError> {
         let records = match self.to_load {
-            Some(to_load) => to_load.load(store)?,
+            Some(to_load) => to_load.load_where(store, |record| {
+                !record.deleted && query.matches(&record.customer)
+            })?,
             None => Vec::new(),
         };
         let customers = records

@@ -147,9 +147,21 @@ pub enum ChangeError {
     },
 }
 
+/// What a change is conditional on (`If-Match`): the version the customer must be at, and the
+/// versions the request listed when it named several (one of which `version` is). The list, not
+/// the version it resolved to, identifies the request: a keyed retry sent after the first
+/// request's own change moved the customer is the same request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Condition {
+    /// The version the customer must be at; `None`: any.
+    pub version: Option<u64>,
+    /// The versions `If-Match` listed, when several (ascending); empty otherwise.
+    pub listed: Vec<u64>,
+}
+
 impl Registrar {
-    /// Applies `kind` to customer `id`: when `if_match` is given, only if the customer is at that
-    /// version. Appends the event, waits (bounded) until this replica has projected it, and
+    /// Applies `kind` to customer `id`: when `condition` names a version, only if the customer is
+    /// at that version. Appends the event, waits (bounded) until this replica has projected it, and
     /// answers from its fate. An update that changes nothing appends nothing.
     ///
     /// # Errors
@@ -159,14 +171,15 @@ impl Registrar {
         &self,
         id: CustomerId,
         kind: ChangeKind,
-        if_match: Option<u64>,
+        condition: Condition,
         key: Option<&IdempotencyKey>,
         audit: AuditTrail,
     ) -> Result<Changed, ChangeError> {
         let request = ChangeRequest {
             id,
             kind,
-            if_match,
+            if_match: condition.version,
+            listed: condition.listed,
             audit,
         };
         let work = async {
@@ -303,6 +316,7 @@ impl Registrar {
             kind,
             if_match,
             audit,
+            ..
         } = request;
         let (id, if_match) = (*id, *if_match);
         for attempt in 0..MAX_ATTEMPTS {
@@ -506,6 +520,9 @@ struct ChangeRequest {
     id: CustomerId,
     kind: ChangeKind,
     if_match: Option<u64>,
+    /// The versions `If-Match` listed, when several: what the digest names instead of the one
+    /// they resolved to.
+    listed: Vec<u64>,
     audit: AuditTrail,
 }
 
@@ -515,9 +532,15 @@ impl ChangeRequest {
     fn digest(&self) -> String {
         let mut hasher = Sha256::new();
         hasher.update(self.id.as_bytes());
-        match &self.if_match {
-            Some(version) => hasher.update(format!("if-match:{version};")),
-            None => hasher.update("unconditional;"),
+        match (&self.if_match, self.listed.as_slice()) {
+            (_, [first, rest @ ..]) => {
+                let listed = rest.iter().fold(first.to_string(), |text, version| {
+                    format!("{text},{version}")
+                });
+                hasher.update(format!("if-match-any:{listed};"));
+            }
+            (Some(version), []) => hasher.update(format!("if-match:{version};")),
+            (None, []) => hasher.update("unconditional;"),
         }
         match &self.kind {
             ChangeKind::Delete => hasher.update("delete;"),

@@ -8,5 +8,5 @@ mod changes;
 mod coded;
 mod registrar;
 
-pub use changes::{ChangeError, ChangeKind, Changed, MAX_ATTEMPTS};
+pub use changes::{ChangeError, ChangeKind, Changed, Condition, MAX_ATTEMPTS};
 pub use registrar::{CreateError, Registered, Registrar};
