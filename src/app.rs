@@ -151,13 +151,7 @@ impl Application {
                 dir: read_model_dir.display().to_string(),
                 source,
             })?;
-        follows_origin(&read_model, &settings.event_log, &layout).map_err(|error| match error {
-            OriginError::Topic(error) => StartupError::Topic(error),
-            OriginError::ReadModel(source) => StartupError::ReadModel {
-                dir: read_model_dir.display().to_string(),
-                source,
-            },
-        })?;
+        follows_origin(&read_model, &settings.event_log, &layout, &read_model_dir)?;
         let health = ClusterHealth::new(layout.durability.min_insync_replicas);
         let event_log = Arc::new(EventLog::connect(
             &settings.event_log,
@@ -338,47 +332,37 @@ impl Application {
     }
 }
 
-/// Why [`follows_origin`] refused.
-enum OriginError {
-    Topic(TopicError),
-    ReadModel(ReadModelError),
-}
-
-/// Refuses a read model built from an earlier topic of the same name (deleted and created again,
-/// its offsets perhaps grown past the read model's): the record the read model noted as the
-/// topic's origin must still be where it was. A read model that has applied records without
-/// noting one (built before origins were noted) notes the topic's first record now; an empty
-/// one notes the first record its projector receives.
+/// Refuses a read model (in `dir`) built from an earlier topic of the same name (deleted and
+/// created again, its offsets perhaps grown past the read model's): the record the read model
+/// noted as the topic's origin must still be where it was. A read model that has applied records
+/// without noting one (built before origins were noted) notes the topic's first record now; an
+/// empty one notes the first record its projector receives.
 fn follows_origin(
     read_model: &ReadModel,
     settings: &EventLogSettings,
     layout: &TopicLayout,
-) -> Result<(), OriginError> {
-    match read_model.origin().map_err(OriginError::ReadModel)? {
+    dir: &Path,
+) -> Result<(), StartupError> {
+    let refused = |source| StartupError::ReadModel {
+        dir: dir.display().to_string(),
+        source,
+    };
+    match read_model.origin().map_err(refused)? {
         Some(noted) => {
-            let now = log::origin_now(settings, &noted).map_err(OriginError::Topic)?;
+            let now = log::origin_now(settings, &noted)?;
             if now.as_deref() == Some(noted.as_str()) {
                 return Ok(());
             }
-            Err(OriginError::ReadModel(ReadModelError::OtherLog {
+            Err(refused(ReadModelError::OtherLog {
                 setting: "first record",
                 stored: noted,
                 wanted: now.unwrap_or_else(|| "none there".into()),
             }))
         }
-        None if read_model
-            .next_offsets()
-            .map_err(OriginError::ReadModel)?
-            .is_empty() =>
-        {
-            Ok(())
-        }
-        None => match log::first_origin(settings, &layout.partitions) {
-            Ok(Some(first)) => read_model
-                .note_origin(&first)
-                .map_err(OriginError::ReadModel),
-            Ok(None) => Ok(()),
-            Err(error) => Err(OriginError::Topic(error)),
+        None if read_model.next_offsets().map_err(refused)?.is_empty() => Ok(()),
+        None => match log::first_origin(settings, &layout.partitions)? {
+            Some(first) => read_model.note_origin(&first).map_err(refused),
+            None => Ok(()),
         },
     }
 }

@@ -653,7 +653,7 @@ pub fn first_origin(
         let (low, high) =
             watermarks(&consumer, &settings.topic, partition).map_err(unreachable(settings))?;
         if high > low {
-            return origin_at(settings, partition, low).map(Some);
+            return origin_at(&consumer, settings, partition, low).map(Some);
         }
     }
     Ok(None)
@@ -675,7 +675,7 @@ pub fn origin_now(settings: &EventLogSettings, noted: &str) -> Result<Option<Str
     let consumer = layout_consumer(settings).map_err(unreachable(settings))?;
     match watermarks(&consumer, &settings.topic, partition) {
         Ok((low, high)) if (low..high).contains(&offset) => {
-            origin_at(settings, partition, offset).map(Some)
+            origin_at(&consumer, settings, partition, offset).map(Some)
         }
         Ok(_) => Ok(None),
         // Even a partition the metadata does not list (yet) is an error to retry, not proof of
@@ -684,12 +684,14 @@ pub fn origin_now(settings: &EventLogSettings, noted: &str) -> Result<Option<Str
     }
 }
 
+/// The origin of the record at `partition`:`offset`, read with `consumer` (which the caller read
+/// the partition's watermarks with).
 fn origin_at(
+    consumer: &BaseConsumer<Silent>,
     settings: &EventLogSettings,
     partition: i32,
     offset: i64,
 ) -> Result<String, TopicError> {
-    let consumer = layout_consumer(settings).map_err(unreachable(settings))?;
     let mut assignment = TopicPartitionList::new();
     assignment
         .add_partition_offset(&settings.topic, partition, Offset::Offset(offset))

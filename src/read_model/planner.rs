@@ -101,21 +101,21 @@ pub fn find(
     if query.offset >= total {
         // Nothing to page to: answered without touching the order, however large `offset` is.
         return Ok(Planned {
-            to_load: None,
+            to_load: index.records_to_load(&[]),
             total,
         });
     }
     let ordinals = page_in_order(index, selection.as_ref(), query, total, work)?;
     work.spend(ordinals.len() * LOAD_COST)?;
     Ok(Planned {
-        to_load: Some(index.records_to_load(&ordinals)),
+        to_load: index.records_to_load(&ordinals),
         total,
     })
 }
 
 /// A page planned under the index's lock: the records to load once it is released.
 pub struct Planned {
-    to_load: Option<RecordsToLoad>,
+    to_load: RecordsToLoad,
     total: usize,
 }
 
@@ -127,12 +127,9 @@ impl Planned {
     /// # Errors
     /// [`ReadModelError`] when the store fails or a record cannot be read.
     pub fn load(self, store: &Store, query: &CustomerQuery) -> Result<Page, ReadModelError> {
-        let records = match self.to_load {
-            Some(to_load) => to_load.load_where(store, |record| {
-                !record.deleted && query.matches(&record.customer)
-            })?,
-            None => Vec::new(),
-        };
+        let records = self.to_load.load_where(store, |record| {
+            !record.deleted && query.matches(&record.customer)
+        })?;
         let customers = records
             .into_iter()
             // A record read from the store is this find's own: taken, not copied.
