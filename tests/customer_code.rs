@@ -378,12 +378,15 @@ async fn xml_carries_id_code_and_account_as_attributes_both_ways() {
 #[tokio::test]
 async fn a_create_whose_outcome_this_replica_does_not_know_yet_points_at_its_customer() {
     let dir = tempfile::tempdir().unwrap();
-    // No wait at all for the projection: a create with a code cannot know whether it won.
-    let registry = Registry::start_with(
+    // No wait at all for the projection: a create with a code cannot know whether it won. (The
+    // projector is slowed too: it could otherwise apply the create before the one look a wait
+    // of 0 takes.)
+    let registry = Registry::start_with_env(
         &kafka_bootstrap(),
         &unique_topic("code-pending"),
         &dir.path().join("data"),
         &["--projection-wait-ms", "0"],
+        &[("FAILPOINTS", "projection-apply=sleep(300)")],
     );
     let body = json!({"accountId": 4, "code": "SLOW-1"});
     let (status, headers, pending) = put(&registry, &[], &body).await;

@@ -88,7 +88,7 @@ fn one_stored_customer(
     (model, writer, stored)
 }
 
-/// Makes the first sled read of a record block wait (later ones go through): answers a receiver
+/// Makes the first sled read of a record block or a segment's postings wait (later ones go through): answers a receiver
 /// that hears when it has begun, and a sender that lets it go on.
 fn pause_the_first_store_read() -> (std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>) {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -106,38 +106,45 @@ fn pause_the_first_store_read() -> (std::sync::mpsc::Receiver<()>, std::sync::mp
     (waiting, release)
 }
 
-/// Starts a find of every customer on another thread, and returns once the find is held in its
+/// Starts a find of `filters` on another thread, and returns once the find is held in its first
 /// store read (see [`pause_the_first_store_read`]).
-fn find_everyone_held_in_the_store(
+fn find_held_in_the_store(
     model: &customer_registry::read_model::ReadModel,
+    filters: &[(&str, &str)],
     find_is_reading: &std::sync::mpsc::Receiver<()>,
 ) -> std::thread::JoinHandle<Result<customer_registry::read_model::Page, ReadModelError>> {
     use customer_registry::read_model::{CustomerQuery, Work, MAX_WORK};
     let model = model.clone();
-    let reader = std::thread::spawn(move || {
-        model.find(&CustomerQuery::default(), &Work::limited_to(MAX_WORK))
-    });
+    let pairs: Vec<(String, String)> = filters
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    let query = CustomerQuery::parse(&pairs).unwrap();
+    let reader = std::thread::spawn(move || model.find(&query, &Work::limited_to(MAX_WORK)));
     find_is_reading
         .recv_timeout(Duration::from_secs(30))
         .expect("the find reads the stored record");
     reader
 }
 
-/// A find reads stored records after it has released the index's lock: while one waits on the
-/// disk (a sled read held at the `store-read` failpoint), the projector's writer still applies a
-/// batch (its write lock would otherwise queue behind the find, and every read behind it).
-#[test]
-fn a_find_waiting_on_the_store_does_not_hold_up_the_writer() {
+/// Holds a find of `filters` in its first store read, has the writer apply a customer named
+/// `later_name` meanwhile, asserting that it does not wait for the find, then lets the find go
+/// on. Answers the find's page, the stored customer and the later one.
+fn apply_while_a_find_waits_on_the_store(
+    filters: &[(&str, &str)],
+    later_name: &str,
+) -> (customer_registry::read_model::Page, Customer, Customer) {
     use std::sync::mpsc;
     let scenario = fail::FailScenario::setup();
     let dir = tempfile::tempdir().unwrap();
     let (model, mut writer, stored) = one_stored_customer(dir.path());
     let (find_is_reading, release) = pause_the_first_store_read();
-    let reader = find_everyone_held_in_the_store(&model, &find_is_reading);
+    let reader = find_held_in_the_store(&model, filters, &find_is_reading);
 
+    let (later, later_record) = created(later_name, 1);
     let (applied, writer_done) = mpsc::channel();
     let applier = std::thread::spawn(move || {
-        let outcome = writer.apply_batch(&[created("Later", 1).1]);
+        let outcome = writer.apply_batch(&[later_record]);
         let _ = applied.send(());
         outcome
     });
@@ -152,8 +159,18 @@ fn a_find_waiting_on_the_store_does_not_hold_up_the_writer() {
         applier.join().unwrap().unwrap(),
         vec![ApplyOutcome::Applied]
     );
-    assert_eq!(reader.join().unwrap().unwrap().customers, vec![stored]);
+    let page = reader.join().unwrap().unwrap();
     scenario.teardown();
+    (page, stored, later)
+}
+
+/// A find reads stored records after it has released the index's lock: while one waits on the
+/// disk (a sled read held at the `store-read` failpoint), the projector's writer still applies a
+/// batch (its write lock would otherwise queue behind the find, and every read behind it).
+#[test]
+fn a_find_waiting_on_the_store_does_not_hold_up_the_writer() {
+    let (page, stored, _) = apply_while_a_find_waits_on_the_store(&[], "Later");
+    assert_eq!(page.customers, vec![stored]);
 }
 
 /// A find that reads a stored record after a delete was applied and flushed (its page planned
@@ -166,7 +183,7 @@ fn a_find_reading_the_store_late_leaves_out_a_customer_deleted_meanwhile() {
     let (model, mut writer, stored) = one_stored_customer(dir.path());
     // Only the find's store read waits; the writer's and the flush's go through.
     let (find_is_reading, release) = pause_the_first_store_read();
-    let reader = find_everyone_held_in_the_store(&model, &find_is_reading);
+    let reader = find_held_in_the_store(&model, &[], &find_is_reading);
     let deleted = RegistryEvent::CustomerDeleted(CustomerDeleted {
         event_id: uuid::Uuid::now_v7(),
         occurred_at: stored.created_at,
@@ -191,5 +208,43 @@ fn a_find_reading_the_store_late_leaves_out_a_customer_deleted_meanwhile() {
         customers.is_empty(),
         "a deleted customer listed: {customers:?}"
     );
+    scenario.teardown();
+}
+
+/// A find reads segment postings with the index's lock released too: while a filtered find
+/// waits on the disk for them, the writer applies a batch; the page then holds both the stored
+/// customer and the one applied meanwhile (the layers are read after the segments).
+#[test]
+fn a_find_reading_postings_does_not_hold_up_the_writer() {
+    let (page, stored, later) =
+        apply_while_a_find_waits_on_the_store(&[("lastName", "Stored")], "Stored");
+    assert_eq!(page.total, 2);
+    let found: std::collections::BTreeSet<_> = page.customers.iter().map(|c| c.id).collect();
+    assert_eq!(found, [stored.id, later.id].into_iter().collect());
+}
+
+/// A flush that replaces the segments while a find reads the old ones (its layer then gone from
+/// memory, its postings in a new segment) makes the find read the new segments: nothing the
+/// flush moved is missed.
+#[test]
+fn a_find_whose_segments_a_flush_replaced_meanwhile_misses_nothing() {
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let (model, mut writer, stored) = one_stored_customer(dir.path());
+    let (find_is_reading, release) = pause_the_first_store_read();
+    let reader = find_held_in_the_store(&model, &[("lastName", "Stored")], &find_is_reading);
+
+    let (later, later_record) = created("Stored", 1);
+    assert_eq!(
+        writer.apply_batch(&[later_record]).unwrap(),
+        vec![ApplyOutcome::Applied]
+    );
+    writer.flush_all().unwrap();
+    fail::remove("store-read");
+    let _ = release.send(());
+    let page = reader.join().unwrap().unwrap();
+    assert_eq!(page.total, 2, "a customer flushed meanwhile was missed");
+    let found: std::collections::BTreeSet<_> = page.customers.iter().map(|c| c.id).collect();
+    assert_eq!(found, [stored.id, later.id].into_iter().collect());
     scenario.teardown();
 }

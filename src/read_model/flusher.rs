@@ -9,8 +9,10 @@
 //!    stale sets F grew, and the blocks of step 1 that change committed ordinals.
 //!
 //! Then it publishes (readers switch from F to the store in one step, under the index lock) and
-//! deletes merged-away segments. A crash before step 3 leaves the committed state as it was, plus
-//! orphan blocks nothing names; the projector reapplies F's records from the committed position.
+//! deletes merged-away segments once no reader holds a segment list that names them (readers
+//! read segments with the lock released). A crash before step 3 leaves the committed state as it
+//! was, plus orphan blocks nothing names; the projector reapplies F's records from the committed
+//! position; segments a crash left undeleted are deleted at the next open.
 
 use super::directory::ColumnEntry;
 use super::memtable::Memtable;
@@ -24,8 +26,9 @@ use super::{ReadModelError, Shared};
 use parking_lot::{Condvar, Mutex};
 use roaring::RoaringBitmap;
 use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -63,8 +66,13 @@ impl Flusher {
         let thread = std::thread::Builder::new()
             .name("read-model-flusher".into())
             .spawn(move || {
+                let mut retired = Retired::default();
                 for frozen in receiver {
-                    let outcome = flush(&shared, &frozen, pause_before_commit);
+                    let outcome =
+                        flush(&shared, &frozen, pause_before_commit).and_then(|replaced| {
+                            retired.add(replaced);
+                            retired.drop_unread(&shared.store)
+                        });
                     let (lock, done) = &*thread_state;
                     let mut state = lock.lock();
                     state.in_flight = false;
@@ -73,6 +81,10 @@ impl Flusher {
                         state.failure = Some(error.to_string());
                     }
                     done.notify_all();
+                }
+                // What readers still held is deleted at the next open if not now.
+                if let Err(error) = retired.drop_unread(&shared.store) {
+                    tracing::warn!(%error, "deleting merged-away segments failed");
                 }
             })
             .expect("the flusher thread starts");
@@ -140,12 +152,55 @@ impl Drop for Flusher {
     }
 }
 
-/// Writes `frozen` to the store and commits it; see the module doc.
+/// Segments merged away whose blocks are not deleted yet, and the segment lists flushes replaced
+/// that readers may still hold.
+#[derive(Default)]
+struct Retired {
+    lists: Vec<Weak<Vec<Segment>>>,
+    segments: Vec<u64>,
+}
+
+impl Retired {
+    /// Notes what a flush replaced: the index's former segment list, and the segments it merged
+    /// away.
+    fn add(&mut self, (list, merged): (Arc<Vec<Segment>>, Vec<u64>)) {
+        self.lists.push(Arc::downgrade(&list));
+        self.segments.extend(merged);
+    }
+
+    /// Deletes the blocks of retired segments no reader can still be reading: a reader holds a
+    /// list only from taking it under the index lock to the end of its find, and no reader can
+    /// take a replaced list, so one that no reader holds stays so.
+    fn drop_unread(&mut self, store: &Store) -> Result<(), ReadModelError> {
+        self.lists.retain(|list| list.strong_count() > 0);
+        let read: HashSet<u64> = self
+            .lists
+            .iter()
+            .filter_map(Weak::upgrade)
+            .flat_map(|list| {
+                list.iter()
+                    .map(|segment| segment.meta.id)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let (still_read, unread): (Vec<u64>, Vec<u64>) =
+            self.segments.iter().partition(|id| read.contains(id));
+        if !unread.is_empty() {
+            let _still = store.hold_still();
+            store.drop_segments(&unread)?;
+        }
+        self.segments = still_read;
+        Ok(())
+    }
+}
+
+/// Writes `frozen` to the store and commits it; see the module doc. Returns the segment list it
+/// replaced, and the segments it merged away (to delete once no reader holds a list naming them).
 fn flush(
     shared: &Shared,
     frozen: &Memtable,
     pause_before_commit: Duration,
-) -> Result<(), ReadModelError> {
+) -> Result<(Arc<Vec<Segment>>, Vec<u64>), ReadModelError> {
     let started = std::time::Instant::now();
     fail::fail_point!("read-model-flush", |_| Err(ReadModelError::Flush(
         "injected failure before the first block".into()
@@ -187,18 +242,18 @@ fn flush(
         ms = started.elapsed().as_millis() as u64,
         "read model flushed"
     );
-    {
+    let replaced = {
         let mut index = shared.index.write();
-        index.segments = segments;
         index.frozen = None;
         index.committed_offsets = frozen.next_offsets().clone();
-    }
+        std::mem::replace(&mut index.segments, Arc::new(segments))
+    };
     let removed: Vec<u64> = commit
         .removed
         .iter()
         .map(|segment| segment.meta.id)
         .collect();
-    store.drop_segments(&removed)
+    Ok((replaced, removed))
 }
 
 /// Writes `frozen`'s postings as a segment and merges what the policy asks for; returns the
@@ -210,7 +265,7 @@ fn write_index(
     let store = &shared.store;
     let mut commit = Commit::default();
     let mut ids = store.segment_ids()?;
-    let mut segments: Vec<Segment> = shared.index.read().segments.clone();
+    let mut segments: Vec<Segment> = shared.index.read().segments.as_ref().clone();
     for segment in &mut segments {
         let (low, high) = segment.meta.ordinals;
         let mut voided = frozen.superseded().clone();

@@ -1,5 +1,7 @@
 //! What readers see: the directory, the layers of changes not yet flushed, and the committed
-//! segments, read together as one consistent state under one lock.
+//! segments, read together as one consistent state under one lock. The lock guards memory only:
+//! what readers need from the store (segment postings, records) they read with it released, from
+//! a segment list or record blocks that a flush replaces whole rather than changes.
 
 use super::directory::Directory;
 use super::memtable::Memtable;
@@ -19,15 +21,13 @@ pub struct Index {
     pub active: Memtable,
     /// Changes being flushed, beneath `active`.
     pub frozen: Option<Arc<Memtable>>,
-    /// The committed index, beneath both.
-    pub segments: Vec<Segment>,
+    /// The committed index, beneath both: replaced whole by each flush, so a reader may hold
+    /// it past the lock (the flusher deletes a merged-away segment's blocks once no reader holds
+    /// a list that names it).
+    pub segments: Arc<Vec<Segment>>,
     /// The log position the store (or the frozen layer, once flushed) reaches.
     pub committed_offsets: BTreeMap<i32, i64>,
 }
-
-/// A term range could not be read within the terms allowed.
-#[derive(Debug)]
-pub struct TooManyTerms;
 
 impl Index {
     /// The layers, top first.
@@ -40,39 +40,18 @@ impl Index {
         self.active.next_offsets()
     }
 
-    /// Every live ordinal indexed under a term in `range`, reading at most `max_terms` terms;
-    /// returns the ordinals and the terms read.
-    ///
-    /// # Errors
-    /// [`TooManyTerms`] (inside `Ok(Err(..))`) past `max_terms`; [`ReadModelError`] when the
-    /// store fails.
-    pub fn postings(
-        &self,
-        store: &Store,
-        range: &TermRange,
-        max_terms: usize,
-    ) -> Result<Result<(RoaringBitmap, usize), TooManyTerms>, ReadModelError> {
+    /// Adds to `ordinals` (read from [`Index::segments`]) what the layers in memory change: drops
+    /// the ordinals they supersede, adds those they index under a term in `range`; returns the
+    /// terms read.
+    pub fn add_layer_postings(&self, range: &TermRange, ordinals: &mut RoaringBitmap) -> usize {
         let mut terms = 0;
-        let mut ordinals = RoaringBitmap::new();
-        for segment in &self.segments {
-            let Some((found, read)) =
-                store.postings_in(segment.meta.id, range, max_terms - terms)?
-            else {
-                return Ok(Err(TooManyTerms));
-            };
-            terms += read;
-            ordinals |= found - &segment.stale;
-        }
         // The frozen layer first, then the active one on top of it.
         let layers: Vec<&Memtable> = self.layers().collect();
         for layer in layers.into_iter().rev() {
-            ordinals -= layer.superseded();
-            terms += layer.add_postings_in(range, &mut ordinals);
-            if terms > max_terms {
-                return Ok(Err(TooManyTerms));
-            }
+            *ordinals -= layer.superseded();
+            terms += layer.add_postings_in(range, ordinals);
         }
-        Ok(Ok((ordinals, terms)))
+        terms
     }
 
     /// The record of `ordinal`, from the topmost layer that has it, else from the store.
@@ -92,19 +71,6 @@ impl Index {
         Ok(store.record(ordinal)?.map(Arc::new))
     }
 
-    /// The records of `ordinals`, in that order, reading each stored block once however many
-    /// of them it holds.
-    ///
-    /// # Errors
-    /// [`ReadModelError`] when the store fails, a record is malformed, or an ordinal has none.
-    pub fn records(
-        &self,
-        store: &Store,
-        ordinals: &[u32],
-    ) -> Result<Vec<Arc<CustomerRecord>>, ReadModelError> {
-        self.records_to_load(ordinals).load(store)
-    }
-
     /// The records of `ordinals` that the layers in memory hold, taken now, and the ordinals
     /// whose records are in the store, to read with [`RecordsToLoad::load`] once this index's
     /// lock is released: a store read may wait on the disk, and the projector's writes (and,
@@ -113,13 +79,37 @@ impl Index {
         let slots = ordinals
             .iter()
             .map(|&ordinal| {
-                self.layers()
-                    .find_map(|layer| layer.record(ordinal))
-                    .map_or(Err(ordinal), |record| Ok(Arc::clone(record)))
+                let held = self.layers().find_map(|layer| layer.record(ordinal));
+                (ordinal, held.map(Arc::clone))
             })
             .collect();
         RecordsToLoad { slots }
     }
+}
+
+/// The ordinals `segments` index under a term in `range`, their stale ones left out, and how many
+/// terms that was; `None` past `max_terms` terms. Needs no lock (see [`Index::segments`]); add
+/// the layers' changes with [`Index::add_layer_postings`].
+///
+/// # Errors
+/// [`ReadModelError`] when the store fails.
+pub fn segment_postings(
+    store: &Store,
+    segments: &[Segment],
+    range: &TermRange,
+    max_terms: usize,
+) -> Result<Option<(RoaringBitmap, usize)>, ReadModelError> {
+    let mut terms = 0;
+    let mut ordinals = RoaringBitmap::new();
+    for segment in segments {
+        let Some((found, read)) = store.postings_in(segment.meta.id, range, max_terms - terms)?
+        else {
+            return Ok(None);
+        };
+        terms += read;
+        ordinals |= found - &segment.stale;
+    }
+    Ok(Some((ordinals, terms)))
 }
 
 /// Records of a page: those taken from the layers in memory, and the ordinals still to read from
@@ -132,8 +122,8 @@ impl Index {
 /// deleted, or no longer what a find selected it for: [`RecordsToLoad::load_where`] leaves those
 /// out.
 pub struct RecordsToLoad {
-    /// Per ordinal asked for, in order: its record, or its ordinal to read from the store.
-    slots: Vec<Result<Arc<CustomerRecord>, u32>>,
+    /// Per ordinal asked for, in order: the ordinal, and its record if a layer held it.
+    slots: Vec<(u32, Option<Arc<CustomerRecord>>)>,
 }
 
 impl RecordsToLoad {
@@ -155,18 +145,61 @@ impl RecordsToLoad {
         store: &Store,
         keep: impl Fn(&CustomerRecord) -> bool,
     ) -> Result<Vec<Arc<CustomerRecord>>, ReadModelError> {
-        let mut blocks: BTreeMap<u32, Option<RecordBlock>> = BTreeMap::new();
+        let numbered = self.load_numbered_where(store, keep)?;
+        Ok(numbered.into_iter().map(|(_, record)| record).collect())
+    }
+
+    /// [`RecordsToLoad::load_where`], each record with its ordinal.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when the store fails, a record is malformed, or an ordinal has none.
+    pub fn load_numbered_where(
+        self,
+        store: &Store,
+        keep: impl Fn(&CustomerRecord) -> bool,
+    ) -> Result<Vec<(u32, Arc<CustomerRecord>)>, ReadModelError> {
         let mut records = Vec::with_capacity(self.slots.len());
-        for slot in self.slots {
-            let ordinal = match slot {
-                Ok(record) => {
-                    records.push(record);
-                    continue;
-                }
-                Err(ordinal) => ordinal,
-            };
+        self.for_each(store, |ordinal, record, stored| {
+            if !stored || keep(&record) {
+                records.push((ordinal, record));
+            }
+        })?;
+        Ok(records)
+    }
+
+    /// The ordinals whose record passes `check`, each record held or read now.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when the store fails, a record is malformed, or an ordinal has none.
+    pub fn ordinals_where(
+        self,
+        store: &Store,
+        check: impl Fn(&CustomerRecord) -> bool,
+    ) -> Result<RoaringBitmap, ReadModelError> {
+        let mut kept = RoaringBitmap::new();
+        self.for_each(store, |ordinal, record, _| {
+            if check(&record) {
+                kept.insert(ordinal);
+            }
+        })?;
+        Ok(kept)
+    }
+
+    /// Calls `visit` with each ordinal, its record, and whether it was read from the store (not
+    /// taken from a layer), in the order asked for, reading each stored block once.
+    fn for_each(
+        self,
+        store: &Store,
+        mut visit: impl FnMut(u32, Arc<CustomerRecord>, bool),
+    ) -> Result<(), ReadModelError> {
+        let mut blocks: BTreeMap<u32, Option<RecordBlock>> = BTreeMap::new();
+        for (ordinal, held) in self.slots {
+            if let Some(record) = held {
+                visit(ordinal, record, false);
+                continue;
+            }
             let block = match blocks.entry(ordinal / RECORD_BLOCK) {
-                std::collections::btree_map::Entry::Occupied(held) => held.into_mut(),
+                std::collections::btree_map::Entry::Occupied(read) => read.into_mut(),
                 std::collections::btree_map::Entry::Vacant(free) => {
                     let number = *free.key();
                     free.insert(store.record_block(number)?)
@@ -176,12 +209,22 @@ impl RecordsToLoad {
                 Some(block) => block.record(ordinal)?,
                 None => None,
             };
-            let record = record.ok_or_else(|| missing(ordinal))?;
-            if keep(&record) {
-                records.push(Arc::new(record));
-            }
+            visit(
+                ordinal,
+                Arc::new(record.ok_or_else(|| missing(ordinal))?),
+                true,
+            );
         }
-        Ok(records)
+        Ok(())
+    }
+
+    /// Records already loaded, with their ordinals: a plan whose records were read to make it.
+    pub fn loaded(records: Vec<(u32, Arc<CustomerRecord>)>) -> Self {
+        let slots = records
+            .into_iter()
+            .map(|(ordinal, record)| (ordinal, Some(record)))
+            .collect();
+        Self { slots }
     }
 }
 

@@ -153,7 +153,7 @@ pub fn open_with(
             },
         ),
         frozen: None,
-        segments: committed.segments,
+        segments: Arc::new(committed.segments),
         committed_offsets: committed.next_offsets,
     };
     let shared = Arc::new(Shared {
@@ -285,11 +285,8 @@ impl ReadModel {
     /// [`ReadModelError::OverBudget`] when it would need more work; [`ReadModelError`] when sled
     /// fails or a record cannot be read.
     pub fn find(&self, query: &CustomerQuery, work: &Work) -> Result<Page, ReadModelError> {
-        let planned = {
-            let index = self.shared.index.read();
-            planner::find(&index, &self.shared.store, query, work)?
-        };
-        planned.load(&self.shared.store, query)
+        planner::find(&self.shared.index, &self.shared.store, query, work)?
+            .load(&self.shared.store, query)
     }
 
     /// Every customer, in answer order (`createdAt`, then `id`), `batch` at a time.
@@ -345,8 +342,11 @@ impl ReadModel {
         };
         ordinals.sort_unstable();
         ordinals.into_iter().map(move |(id, ordinal)| {
-            let index = self.shared.index.read();
-            let bytes = match index.record(&self.shared.store, ordinal) {
+            let to_load = self.shared.index.read().records_to_load(&[ordinal]);
+            let bytes = match to_load
+                .load(&self.shared.store)
+                .map(|mut found| found.pop())
+            {
                 Ok(Some(record)) => {
                     serde_json::to_vec(&record.customer).expect("a customer always serialises")
                 }

@@ -970,24 +970,27 @@ mod oracle {
     }
 }
 
-/// Deep pages of a selection narrow down to the page's keys over several passes (buckets of
-/// `createdAt`, tiny in tests), some created in one millisecond: every page equals the naive
-/// sort's, whatever the offset and limit.
-#[test]
-fn deep_pages_narrow_to_the_same_customers_as_a_full_sort() {
-    let dir = tempfile::tempdir().unwrap();
-    let (model, mut writer) = open(dir.path()).unwrap();
-    let base = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+/// New Year's Day 2026, midnight UTC: when the customers of the paging tests are created.
+fn new_year() -> chrono::DateTime<chrono::Utc> {
+    DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
         .unwrap()
-        .with_timezone(&chrono::Utc);
+        .with_timezone(&chrono::Utc)
+}
+
+/// Applies `count` customers, one in `share` of account 1 (the rest of account 2), the `n`th
+/// created `millis(n)` ms after [`new_year`]; answers account 1's, in answer order.
+fn account_one_of(
+    writer: &mut ReadModelWriter,
+    count: i64,
+    share: i64,
+    millis: impl Fn(i64) -> i64,
+) -> Vec<Customer> {
     let mut records = Vec::new();
     let mut selected = Vec::new();
-    for n in 0..600i64 {
-        let account = if n % 3 == 0 { 1 } else { 2 };
+    for n in 0..count {
+        let account = if n % share == 0 { 1 } else { 2 };
         let mut customer = customer(account, &format!("N{n}"));
-        // Clusters: runs of ten customers in one millisecond, and a long quiet gap midway.
-        let gap = if n >= 300 { 86_400_000 } else { 0 };
-        customer.created_at = base + chrono::Duration::milliseconds(n / 10 * 7 + gap);
+        customer.created_at = new_year() + chrono::Duration::milliseconds(millis(n));
         customer.updated_at = customer.created_at;
         if account == 1 {
             selected.push(customer.clone());
@@ -996,15 +999,34 @@ fn deep_pages_narrow_to_the_same_customers_as_a_full_sort() {
     }
     writer.apply_batch(&records).unwrap();
     selected.sort_by_key(directory::OrderKey::of);
+    selected
+}
+
+/// The page of account 1's customers from `offset`, `limit` long.
+fn page_of_account_one(model: &ReadModel, offset: usize, limit: usize) -> Page {
+    find(
+        model,
+        &[
+            ("accountId", "1"),
+            ("offset", &offset.to_string()),
+            ("limit", &limit.to_string()),
+        ],
+    )
+}
+
+/// Deep pages of a selection narrow down to the page's keys over several passes (buckets of
+/// order keys, tiny in tests), some created in one millisecond: every page equals the naive
+/// sort's, whatever the offset and limit.
+#[test]
+fn deep_pages_narrow_to_the_same_customers_as_a_full_sort() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, mut writer) = open(dir.path()).unwrap();
+    // Clusters: runs of ten customers in one millisecond, and a long quiet gap midway.
+    let selected = account_one_of(&mut writer, 600, 3, |n| {
+        n / 10 * 7 + if n >= 300 { 86_400_000 } else { 0 }
+    });
     for (offset, limit) in [(0, 1), (67, 1), (150, 7), (100, 100), (190, 50), (199, 1)] {
-        let page = find(
-            &model,
-            &[
-                ("accountId", "1"),
-                ("offset", &offset.to_string()),
-                ("limit", &limit.to_string()),
-            ],
-        );
+        let page = page_of_account_one(&model, offset, limit);
         let expected: Vec<&Customer> = selected.iter().skip(offset).take(limit).collect();
         let found: Vec<&Customer> = page.customers.iter().collect();
         assert_eq!(found, expected, "offset {offset}, limit {limit}");
@@ -1033,4 +1055,85 @@ fn offsets_of_records_that_change_nothing_are_committed_on_the_interval() {
     }
     let (model, _writer) = reopen(dir.path());
     assert_eq!(model.next_offsets().unwrap(), BTreeMap::from([(0, 50)]));
+}
+
+/// A segment merged away keeps its blocks while a reader holds a segment list that names it
+/// (readers read segments with the index's lock released), and loses them once none does.
+#[test]
+fn merged_away_segments_stay_while_a_reader_holds_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, mut writer) = open(dir.path()).unwrap();
+    let mut flush_one = |offset: i64| {
+        let held = customer(1, "Held");
+        let record = created(&CustomerCreated::new(held), 0, offset);
+        writer.apply_batch(&[record]).unwrap();
+        writer.flush_all().unwrap();
+    };
+    flush_one(0);
+    let held = Arc::clone(&model.shared.index.read().segments);
+    let first = held[0].meta.id;
+    let (field, needle) = query(&[("lastName", "Held")]).text_filters[0].clone();
+    let range = terms::TermRange::of(field, &needle, true);
+    let store = &model.shared.store;
+    let read = index::segment_postings(store, &held, &range, usize::MAX).unwrap();
+    assert_eq!(read.map(|(ordinals, _)| ordinals.len()), Some(1), "before");
+    let mut offset = 1;
+    while model
+        .shared
+        .index
+        .read()
+        .segments
+        .iter()
+        .any(|s| s.meta.id == first)
+    {
+        assert!(offset < 64, "the first segment was never merged away");
+        flush_one(offset);
+        offset += 1;
+    }
+    let read = index::segment_postings(store, &held, &range, usize::MAX).unwrap();
+    assert_eq!(read.map(|(ordinals, _)| ordinals.len()), Some(1));
+    drop(held);
+    flush_one(offset);
+    let (left, _) = store
+        .postings_in(first, &range, usize::MAX)
+        .unwrap()
+        .unwrap();
+    assert!(
+        left.is_empty(),
+        "a merged-away segment outlived its readers"
+    );
+    assert_eq!(
+        find(&model, &[("lastName", "Held")]).total as i64,
+        offset + 1
+    );
+}
+
+/// A page straddling two crowded milliseconds (hundreds of customers created in each) narrows
+/// each side on its own, by id within a millisecond: it never gathers more keys than the page
+/// (or `GATHER_AT_MOST`, tiny in tests), and equals the naive sort's page.
+#[test]
+fn pages_across_crowded_milliseconds_gather_no_more_than_the_page() {
+    use planner::order::LARGEST_GATHER;
+    let dir = tempfile::tempdir().unwrap();
+    let (model, mut writer) = open(dir.path()).unwrap();
+    // Two crowded milliseconds a day apart.
+    let selected = account_one_of(&mut writer, 2_400, 6, |n| {
+        if n >= 1_200 {
+            86_400_000
+        } else {
+            0
+        }
+    });
+    for (offset, limit) in [(195, 10), (150, 100), (199, 2), (350, 50), (0, 400)] {
+        LARGEST_GATHER.with(|largest| largest.set(0));
+        let page = page_of_account_one(&model, offset, limit);
+        let expected: Vec<&Customer> = selected.iter().skip(offset).take(limit).collect();
+        let found: Vec<&Customer> = page.customers.iter().collect();
+        assert_eq!(found, expected, "offset {offset}, limit {limit}");
+        let gathered = LARGEST_GATHER.with(std::cell::Cell::get);
+        assert!(
+            gathered <= limit.max(2),
+            "offset {offset}, limit {limit}: one gather held {gathered} keys"
+        );
+    }
 }
