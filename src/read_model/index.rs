@@ -54,23 +54,6 @@ impl Index {
         terms
     }
 
-    /// The record of `ordinal`, from the topmost layer that has it, else from the store.
-    ///
-    /// # Errors
-    /// [`ReadModelError`] when the store fails or the stored record is malformed.
-    pub fn record(
-        &self,
-        store: &Store,
-        ordinal: u32,
-    ) -> Result<Option<Arc<CustomerRecord>>, ReadModelError> {
-        for layer in self.layers() {
-            if let Some(record) = layer.record(ordinal) {
-                return Ok(Some(Arc::clone(record)));
-            }
-        }
-        Ok(store.record(ordinal)?.map(Arc::new))
-    }
-
     /// The records of `ordinals` that the layers in memory hold, taken now, and the ordinals
     /// whose records are in the store, to read with [`RecordsToLoad::load`] once this index's
     /// lock is released: a store read may wait on the disk, and the projector's writes (and,

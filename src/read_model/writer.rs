@@ -17,7 +17,7 @@ use super::terms::Terms;
 use super::{ReadModelError, Shared};
 use crate::domain::{AccountId, CustomerId, RegistryEvent};
 use chrono::Utc;
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -376,6 +376,40 @@ impl ReadModelWriter {
         self.apply_prepared(&mut PreparedBatch::new(records.to_vec()))
     }
 
+    /// The record of each customer `records` carry events of that the read model holds, with its
+    /// ordinal: taken from the layers under the index's lock, read from the store after it (a
+    /// sled read under the lock would make the flusher's publish, and every reader queued behind
+    /// it, wait). Only this writer changes records, so none changes in between.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when the store fails or a stored record cannot be read.
+    fn records_held(
+        &self,
+        records: &[LogRecord],
+    ) -> Result<HashMap<CustomerId, (u32, Arc<CustomerRecord>)>, ReadModelError> {
+        let (ids, to_load) = {
+            let index = self.shared.index.read();
+            let mut ids = Vec::new();
+            let mut seen = HashSet::new();
+            let mut ordinals = Vec::new();
+            for record in records {
+                let RecordChange::Event(event) = &record.change else {
+                    continue;
+                };
+                let id = event.customer_id();
+                if let Some(ordinal) = index.directory.ordinal_of(id) {
+                    if seen.insert(id) {
+                        ids.push(id);
+                        ordinals.push(ordinal);
+                    }
+                }
+            }
+            (ids, index.records_to_load(&ordinals))
+        };
+        let loaded = to_load.load_numbered_where(&self.shared.store, |_| true)?;
+        Ok(ids.into_iter().zip(loaded).collect())
+    }
+
     /// Applies `batch` in memory (readers see it at once) and flushes when due. Records of a
     /// batch that create customers get their ordinals in answer order.
     ///
@@ -392,8 +426,8 @@ impl ReadModelWriter {
         let mut planned: Vec<Planned> = Vec::new();
         // Customers this batch changes, by id: which plan holds their record.
         let mut planned_for: HashMap<CustomerId, usize> = HashMap::new();
+        let mut held = self.records_held(records)?;
         {
-            let index = self.shared.index.read();
             for (record, fresh) in records.iter().zip(fresh.iter_mut()) {
                 let event = match &record.change {
                     RecordChange::Event(event) => event.as_ref(),
@@ -406,11 +440,8 @@ impl ReadModelWriter {
                 let id = event.customer_id();
                 let at = match planned_for.get(&id) {
                     Some(&at) => Some(at),
-                    None => match index.directory.ordinal_of(id) {
-                        Some(ordinal) => {
-                            let stored = index
-                                .record(&self.shared.store, ordinal)?
-                                .ok_or_else(|| missing(ordinal))?;
+                    None => match held.remove(&id) {
+                        Some((ordinal, stored)) => {
                             planned_for.insert(id, planned.len());
                             planned.push(Planned {
                                 before: Some((ordinal, Arc::clone(&stored))),
@@ -575,8 +606,4 @@ impl ReadModelWriter {
             rejected_at: Utc::now(),
         })
     }
-}
-
-fn missing(ordinal: u32) -> ReadModelError {
-    ReadModelError::Corrupt(format!("ordinal {ordinal} is live but has no record"))
 }

@@ -425,17 +425,6 @@ impl Store {
         }
     }
 
-    /// The record stored for `ordinal`.
-    ///
-    /// # Errors
-    /// [`ReadModelError`] when sled fails or the record is malformed.
-    pub fn record(&self, ordinal: u32) -> Result<Option<CustomerRecord>, ReadModelError> {
-        match self.record_block(ordinal / RECORD_BLOCK)? {
-            Some(block) => block.record(ordinal),
-            None => Ok(None),
-        }
-    }
-
     /// Writes a block of records or column entries for ordinals not yet committed (outside any
     /// commit: nothing reads it until the commit that covers it lands).
     ///
