@@ -2,12 +2,12 @@
 //! them in order on SIGTERM or SIGINT.
 
 use crate::auth::{self, key_file::KeyFileError, Authenticator};
-use crate::config::{EventLogSettings, ServeSettings};
+use crate::config::ServeSettings;
 use crate::control;
-use crate::http::{self, server, ApiState};
+use crate::http::{self, ApiState};
 use crate::log::{
-    self, ClusterHealth, EventLog, EventLogError, HistoryReader, LogPosition, TopicError,
-    TopicLayout,
+    self, ClusterHealth, EventLog, EventLogError, EventLogSettings, HistoryReader, LogPosition,
+    TopicError, TopicLayout,
 };
 use crate::metrics::Metrics;
 use crate::projection::{readiness, ProjectionError, Projector};
@@ -112,16 +112,17 @@ impl Application {
                 Authenticator::disabled()
             }
         };
+        let event_log_settings = settings.event_log.settings();
         let read_model_dir = settings.data_dir.join("read-model");
         let restored_layout = match &settings.restore_from {
             // The topic must exist already: a snapshot is of a replica of it (and a mistyped
             // --topic must not create an empty one).
             Some(snapshot) if !read_model_dir.exists() => {
-                let layout = log::existing_topic(&settings.event_log).await?;
+                let layout = log::existing_topic(&event_log_settings).await?;
                 restore(
                     snapshot,
                     &read_model_dir,
-                    &settings.event_log.topic,
+                    &event_log_settings.topic,
                     &layout,
                 )
                 .await?;
@@ -143,25 +144,25 @@ impl Application {
             })?;
         let layout = match restored_layout {
             Some(layout) => layout,
-            None => log::ensure_topic(&settings.event_log).await?,
+            None => log::ensure_topic(&event_log_settings).await?,
         };
         read_model
-            .bind_to_log(&settings.event_log.topic, &layout.cluster_id)
+            .bind_to_log(&event_log_settings.topic, &layout.cluster_id)
             .map_err(|source| StartupError::ReadModel {
                 dir: read_model_dir.display().to_string(),
                 source,
             })?;
-        follows_origin(&read_model, &settings.event_log, &layout, &read_model_dir)?;
+        follows_origin(&read_model, &event_log_settings, &layout, &read_model_dir)?;
         let health = ClusterHealth::new(layout.durability.min_insync_replicas);
         let event_log = Arc::new(EventLog::connect(
-            &settings.event_log,
+            &event_log_settings,
             layout.partitioning,
             health.clone(),
         )?);
         let metrics = Metrics::new();
         let (projector, progress) = Projector::new(
-            &settings.event_log.kafka_bootstrap,
-            &settings.event_log.topic,
+            &event_log_settings.kafka_bootstrap,
+            &event_log_settings.topic,
             &layout.partitions,
             settings.partition_check(),
             read_model.clone(),
@@ -171,8 +172,8 @@ impl Application {
 
         let (stop_projector, projector_stopped) = watch::channel(false);
         let readiness = readiness::spawn(
-            &settings.event_log.kafka_bootstrap,
-            &settings.event_log.topic,
+            &event_log_settings.kafka_bootstrap,
+            &event_log_settings.topic,
             progress.clone(),
             settings.ready_max_lag,
             health,
@@ -200,7 +201,7 @@ impl Application {
             authenticator.clone(),
             stop_projector.subscribe(),
         ));
-        let history = Arc::new(HistoryReader::new(settings.event_log.clone()));
+        let history = Arc::new(HistoryReader::new(event_log_settings.clone()));
         let registrar = Registrar::new(
             event_log.clone(),
             read_model.clone(),
@@ -226,27 +227,19 @@ impl Application {
             Some(listen) => {
                 let (listener, address) = bind(listen).await?;
                 tracing::info!("metrics (no key needed) on http://{address}/metrics");
-                Some(tokio::spawn(server::serve(
+                Some(tokio::spawn(http::serve_metrics(
                     listener,
-                    warp::service(http::metrics_routes(state.clone())),
+                    state.clone(),
                     limits,
-                    state.metrics.clone(),
                     server_stopped.clone(),
                 )))
             }
             None => None,
         };
         let (listener, address) = bind(settings.listen).await?;
-        let metrics = state.metrics.clone();
-        let server = server::serve(
-            listener,
-            warp::service(http::routes(state)),
-            limits,
-            metrics,
-            server_stopped,
-        );
+        let server = http::serve_api(listener, state, limits, server_stopped);
         tracing::info!(
-            topic = %settings.event_log.topic,
+            topic = %event_log_settings.topic,
             partitions = layout.partitions.len(),
             partitioning = %layout.partitioning,
             brokers = layout.durability.brokers,

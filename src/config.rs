@@ -1,5 +1,8 @@
 //! Typed settings for every command, from flags with environment-variable equivalents.
 
+use crate::auth::keys_tool::KeysAction;
+use crate::auth::Scope;
+use crate::log::EventLogSettings;
 use crate::read_model::FlushPolicy;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -73,6 +76,31 @@ pub enum KeysCommand {
     Revoke(KeysRevokeSettings),
 }
 
+impl KeysCommand {
+    /// What the subcommand asks, as the keys tool takes it.
+    pub fn action(&self) -> KeysAction {
+        match self {
+            KeysCommand::Add(settings) => KeysAction::Add {
+                file: settings.file.clone(),
+                name: settings.name.clone(),
+                scope: if settings.admin {
+                    Scope::Admin
+                } else {
+                    Scope::accounts(settings.accounts.clone())
+                },
+            },
+            KeysCommand::List(settings) => KeysAction::List {
+                file: settings.file.clone(),
+                json: settings.json,
+            },
+            KeysCommand::Revoke(settings) => KeysAction::Revoke {
+                file: settings.file.clone(),
+                name: settings.name.clone(),
+            },
+        }
+    }
+}
+
 /// The key file a `keys` subcommand works on.
 #[derive(Debug, Clone, Args)]
 pub struct KeyFileSettings {
@@ -139,7 +167,7 @@ pub enum EventsCommand {
 pub struct ToolSettings {
     /// The event log.
     #[command(flatten)]
-    pub event_log: EventLogSettings,
+    pub event_log: EventLogArgs,
 
     /// Directory of the sled read model.
     #[arg(long, env = "REGISTRY_DATA_DIR", default_value = "./data")]
@@ -256,7 +284,7 @@ impl RepartitionSettings {
 pub struct TailSettings {
     /// The event log.
     #[command(flatten)]
-    pub event_log: EventLogSettings,
+    pub event_log: EventLogArgs,
 
     /// Start at offset 0 instead of the end.
     #[arg(long)]
@@ -285,9 +313,10 @@ impl TailSettings {
     }
 }
 
-/// Where the event log lives: the Kafka cluster and the topic.
+/// Where the event log lives: the Kafka cluster and the topic (flags of every command that reads
+/// or writes it; [`EventLogArgs::settings`] gives the log its own settings).
 #[derive(Debug, Clone, Args)]
-pub struct EventLogSettings {
+pub struct EventLogArgs {
     /// Kafka bootstrap servers, comma-separated host:port.
     #[arg(
         long,
@@ -315,6 +344,18 @@ pub struct EventLogSettings {
     pub topic_replication: Option<i32>,
 }
 
+impl EventLogArgs {
+    /// The event log's settings, as `log` takes them.
+    pub fn settings(&self) -> EventLogSettings {
+        EventLogSettings {
+            kafka_bootstrap: self.kafka_bootstrap.clone(),
+            topic: self.topic.clone(),
+            topic_partitions: self.topic_partitions,
+            topic_replication: self.topic_replication,
+        }
+    }
+}
+
 /// Settings of `customer-registry serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeSettings {
@@ -340,7 +381,7 @@ pub struct ServeSettings {
 
     /// The event log.
     #[command(flatten)]
-    pub event_log: EventLogSettings,
+    pub event_log: EventLogArgs,
 
     /// Directory of the sled read model (created when missing).
     #[arg(long, env = "REGISTRY_DATA_DIR", default_value = "./data")]

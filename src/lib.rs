@@ -39,3 +39,6 @@ pub mod read_model;
 pub mod shares;
 pub mod shutdown;
 pub mod write;
+
+#[cfg(test)]
+mod tidy;

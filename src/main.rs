@@ -51,13 +51,15 @@ async fn main() -> ExitCode {
         Command::Events {
             command: EventsCommand::Tail(settings),
         } => tool_exit(audit::tail(&settings).await),
-        Command::Keys { command } => match auth::keys_tool::run(&command, &mut std::io::stdout()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("error: {error}");
-                ExitCode::from(2)
+        Command::Keys { command } => {
+            match auth::keys_tool::run(&command.action(), &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::from(2)
+                }
             }
-        },
+        }
     }
 }
 

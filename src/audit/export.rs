@@ -25,7 +25,7 @@ pub async fn export(settings: &ExportSettings) -> Result<ExitCode, AuditError> {
         .transpose()
         .map_err(|reason| AuditError::Usage(format!("--until: {reason}")))?;
     let as_of = settings.as_of;
-    let event_log = settings.tool.event_log.clone();
+    let event_log = settings.tool.event_log.settings();
     let format = settings.format;
     let output = settings.output.clone();
     let scratch_dir = std::env::temp_dir().join(format!(

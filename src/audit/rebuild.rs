@@ -31,7 +31,7 @@ struct RebuildReport {
 /// read model cannot be written or swapped in.
 pub async fn rebuild(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
     let started = Instant::now();
-    let layout = existing_topic(&settings.event_log).await?;
+    let layout = existing_topic(&settings.event_log.settings()).await?;
     let live_dir = live_read_model_dir(&settings.data_dir);
     // Holding the live read model open keeps a `serve` from starting on it mid-rebuild, and
     // refuses at once when one already runs.
@@ -48,7 +48,7 @@ pub async fn rebuild(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
         "read-model.rebuild-{}",
         uuid::Uuid::now_v7().simple()
     ));
-    let settings_for_replay = settings.event_log.clone();
+    let settings_for_replay = settings.event_log.settings();
     let new_dir_for_replay = new_dir.clone();
     let cluster_id = layout.cluster_id.clone();
     let replayed = tokio::task::spawn_blocking(move || {

@@ -27,10 +27,10 @@
 
 use super::verify::compare;
 use super::{AuditError, ScratchReadModel};
-use crate::config::{EventLogSettings, RepartitionSettings};
+use crate::config::RepartitionSettings;
 use crate::log::{
-    client_config, create_topic, existing_topic, reader, replay, replay_ends, LogPosition,
-    Partitioning, PARTITIONING_HEADER,
+    client_config, create_topic, existing_topic, reader, replay, replay_ends, EventLogSettings,
+    LogPosition, Partitioning, PARTITIONING_HEADER,
 };
 use crate::projection::BatchApplier;
 use parking_lot::Mutex;

@@ -15,7 +15,7 @@ use std::time::Duration;
 /// # Errors
 /// [`AuditError`] when the topic cannot be read.
 pub async fn tail(settings: &TailSettings) -> Result<ExitCode, AuditError> {
-    let event_log = &settings.event_log;
+    let event_log = &settings.event_log.settings();
     let consumer: StreamConsumer<KafkaLogs> = client_config(&event_log.kafka_bootstrap)
         .set("group.id", "customer-registry.tail")
         .set("enable.auto.commit", "false")

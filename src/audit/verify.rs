@@ -71,13 +71,13 @@ pub async fn audit(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
         )));
     }
     let (live, _) = read_model::open(&live_dir).map_err(in_use(&settings.data_dir))?;
-    let layout = existing_topic(&settings.event_log).await?;
+    let layout = existing_topic(&settings.event_log.settings()).await?;
     check_follows(&live, &settings.event_log.topic, &layout.cluster_id)?;
     let scratch_dir = std::env::temp_dir().join(format!(
         "customer-registry-audit-{}",
         uuid::Uuid::now_v7().simple()
     ));
-    let event_log = settings.event_log.clone();
+    let event_log = settings.event_log.settings();
     // The replay stops where the read model stopped: records past it are not drift, only lag
     // (a replica killed before its flush committed them replays them when it starts).
     let applied = LogPosition::from_next_offsets(live.next_offsets()?);

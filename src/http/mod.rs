@@ -189,13 +189,43 @@ fn is_request_id(id: &str) -> bool {
     (1..=128).contains(&id.len()) && id.bytes().all(|byte| byte.is_ascii_graphic())
 }
 
+/// Serves the API on `listener` within `limits` until `stop` turns true (see [`server::serve`]).
+pub async fn serve_api(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    limits: server::Limits,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let metrics = state.metrics.clone();
+    server::serve(
+        listener,
+        warp::service(routes(state)),
+        limits,
+        metrics,
+        stop,
+    )
+    .await;
+}
+
+/// Serves [`metrics_routes`] on `listener`, as [`serve_api`] serves the API.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    limits: server::Limits,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let metrics = state.metrics.clone();
+    let routes = warp::service(metrics_routes(state));
+    server::serve(listener, routes, limits, metrics, stop).await;
+}
+
 /// Every route of the API, each request counted in the metrics by its route's template.
-pub fn routes(state: ApiState) -> impl Filter<Extract = impl Reply, Error = Rejection> + Clone {
+fn routes(state: ApiState) -> impl Filter<Extract = impl Reply, Error = Rejection> + Clone {
     let metrics = state.metrics.clone();
     api_routes(state).with(warp::log::custom(move |info| {
         metrics.observe_request(
             route_template(info.path()),
-            info.method(),
+            info.method().as_str(),
             info.status().as_u16(),
             info.elapsed(),
         );
@@ -204,7 +234,7 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = impl Reply, Error = Reje
 
 /// The routes on the `--metrics-listen` address: `/metrics` without a key (whoever can reach
 /// that address may scrape), and 404 for anything else.
-pub fn metrics_routes(
+fn metrics_routes(
     state: ApiState,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     warp::path!("metrics")
@@ -431,8 +461,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::EventLogSettings;
-    use crate::log::{EventLog, LogPosition};
+    use crate::log::{EventLog, EventLogSettings, LogPosition};
     use std::collections::BTreeMap;
     use tokio::sync::watch;
 

@@ -278,7 +278,7 @@ where
             let response = error.into_response(problem_format(accept));
             metrics.observe_request(
                 route,
-                &method,
+                method.as_str(),
                 response.status().as_u16(),
                 arrived.elapsed(),
             );

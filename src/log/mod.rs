@@ -2,8 +2,9 @@
 //! within a second, librdkafka's own logs kept at debug), positions in the log, the topic's
 //! administration and durability, the partitioning that keeps each customer on one partition,
 //! the cluster's health as writes see it, the producer that appends events, and the readers that
-//! replay the log or read single records back. `write`, `projection`, `audit` and `http` all build on this module; it
-//! depends on none of them.
+//! replay the log or read single records back. `write`, `projection`, `audit` and `http` all
+//! build on this module; it depends on none of them (its settings are its own plain struct,
+//! [`EventLogSettings`], which `config` fills from the command line).
 
 pub mod client;
 mod health;
@@ -22,6 +23,21 @@ pub use reader::{
     reader, replay, replay_ends, HistoryPermit, HistoryReader, LogReadError, PublishedRecord,
     HISTORY_READERS, HISTORY_READERS_PER_ACCOUNT,
 };
+/// Where the event log lives: the Kafka cluster and the topic, and how a topic the registry
+/// creates is laid out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventLogSettings {
+    /// Kafka bootstrap servers, comma-separated host:port.
+    pub kafka_bootstrap: String,
+    /// The topic holding the customer events.
+    pub topic: String,
+    /// Partitions of the topic when the registry creates it (an existing topic keeps its own).
+    pub topic_partitions: i32,
+    /// Replication factor of the topic when the registry creates it; `None`: as many replicas
+    /// as the cluster has brokers, up to three.
+    pub topic_replication: Option<i32>,
+}
+
 pub use topic::{
     create_topic, ensure_topic, existing_topic, first_origin, origin_now, origin_of, Durability,
     TopicError, TopicLayout,

@@ -6,7 +6,7 @@ use super::client::{client_config, KafkaLogs};
 use super::health::{ClusterHealth, ReplicaShortage};
 use super::partitioning::{Partitioning, HEADER as PARTITIONING_HEADER};
 use super::position::RecordPosition;
-use crate::config::EventLogSettings;
+use super::EventLogSettings;
 use crate::domain::{CustomerId, RegistryEvent, SCHEMA_VERSION};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};

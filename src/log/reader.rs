@@ -3,7 +3,7 @@
 
 use super::client::{client_config, KafkaLogs};
 use super::position::LogPosition;
-use crate::config::EventLogSettings;
+use super::EventLogSettings;
 use crate::domain::AccountId;
 use crate::shares::{Share, Shares};
 use chrono::{DateTime, Utc};

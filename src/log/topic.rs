@@ -7,7 +7,7 @@
 
 use super::client::client_config;
 use super::partitioning::{Partitioning, HEADER as PARTITIONING_HEADER};
-use crate::config::EventLogSettings;
+use super::EventLogSettings;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;

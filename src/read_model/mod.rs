@@ -42,7 +42,7 @@ pub use snapshot::{
     restore_snapshot, verify_snapshot, SnapshotError, SnapshotHeader, SnapshotSummary,
     MAX_HOLD as SNAPSHOT_MAX_HOLD,
 };
-pub use store::FORMAT;
+pub use store::{StorageError, FORMAT};
 pub use writer::{
     ApplyOutcome, FlushPolicy, LogRecord, PreparedBatch, ReadModelWriter, RecordChange,
     MAX_ORDINALS,
@@ -62,9 +62,9 @@ use store::Store;
 /// What went wrong in the read model.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadModelError {
-    /// sled failed (I/O, or the directory is locked by another process).
+    /// The store failed: I/O, or the directory is locked by another process.
     #[error("read model storage failed: {0}")]
-    Storage(#[from] sled::Error),
+    Storage(StorageError),
     /// Stored bytes that this build cannot read back.
     #[error("read model is corrupt: {0}")]
     Corrupt(String),

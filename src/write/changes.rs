@@ -20,10 +20,11 @@
 //! the retry a 422. Racing retries (on any replica) aiming at one version write the same event
 //! id, so the log applies one and skips the others as duplicates.
 
+use super::decide::{self, Fate};
 use super::registrar::Registrar;
 use crate::domain::{
-    now_millis, AuditTrail, Customer, CustomerDeleted, CustomerId, CustomerPatch, CustomerUpdated,
-    IdempotencyKey, RegistryEvent, EVENT_ID_NAMESPACE,
+    now_millis, AuditTrail, Customer, CustomerId, CustomerPatch, IdempotencyKey, RegistryEvent,
+    EVENT_ID_NAMESPACE,
 };
 use crate::log::{EventLogError, LogPosition, LogReadError, PublishedRecord};
 use crate::read_model::{CustomerRecord, ReadModelError};
@@ -326,42 +327,15 @@ impl Registrar {
                 Some(keyed) => keyed.event_id(&current, version),
                 None => Uuid::now_v7(),
             };
-            let occurred_at = now_millis().max(current.updated_at);
-            let (event, after) = match kind {
-                ChangeKind::Update(patch) => {
-                    let changes = patch.changes_to(&current.details);
-                    if changes.is_empty() {
-                        let position = self.position_including(id)?;
-                        return Ok(Changed {
-                            customer: current,
-                            position,
-                            replayed: false,
-                        });
-                    }
-                    let updated = CustomerUpdated {
-                        event_id,
-                        occurred_at,
-                        audit: audit.clone(),
-                        customer_id: id,
-                        account_id: current.details.account_id,
-                        version,
-                        changes,
-                    };
-                    let after = updated.applied_to(&current);
-                    (RegistryEvent::CustomerUpdated(updated), after)
-                }
-                ChangeKind::Delete => {
-                    let deleted = CustomerDeleted {
-                        event_id,
-                        occurred_at,
-                        audit: audit.clone(),
-                        customer_id: id,
-                        account_id: current.details.account_id,
-                        version,
-                    };
-                    let after = deleted.applied_to(&current);
-                    (RegistryEvent::CustomerDeleted(deleted), after)
-                }
+            let Some((event, after)) =
+                decide::change_event(&current, kind, event_id, now_millis(), audit)
+            else {
+                let position = self.position_including(id)?;
+                return Ok(Changed {
+                    customer: current,
+                    position,
+                    replayed: false,
+                });
             };
             let headers = keyed.as_ref().map_or_else(Vec::new, Keyed::headers);
             let record = self.event_log.append_with(&event, headers).await?;
@@ -378,16 +352,10 @@ impl Registrar {
                 .read_model
                 .record(id)?
                 .ok_or(ChangeError::NotFound(id))?;
-            if held.has_event(event_id) {
-                // A retry racing on another replica may have written the same event first, with
-                // its own time: answer what the log applied while nothing has changed it since.
-                let customer = if held.customer.version == version {
-                    held.customer.clone()
-                } else {
-                    after
-                };
+            let fate = decide::fate(&held, event_id, version, after, if_match);
+            if let Fate::Applied(customer) = fate {
                 return Ok(Changed {
-                    customer,
+                    customer: *customer,
                     position,
                     replayed: false,
                 });
@@ -403,15 +371,16 @@ impl Registrar {
                     }
                 }
             }
-            if held.deleted {
-                return Err(ChangeError::NotFound(id));
-            }
-            if let Some(expected) = if_match {
-                return Err(ChangeError::VersionMismatch {
-                    id,
-                    expected,
-                    current: held.customer.version,
-                });
+            match fate {
+                Fate::Gone => return Err(ChangeError::NotFound(id)),
+                Fate::Overtaken { expected, current } => {
+                    return Err(ChangeError::VersionMismatch {
+                        id,
+                        expected,
+                        current,
+                    })
+                }
+                Fate::Applied(_) | Fate::Lost => {}
             }
             // Lost the race: a random pause, growing with the tries, so that racers retrying
             // together do not all aim at the same next version again.

@@ -6,6 +6,7 @@
 
 mod changes;
 mod coded;
+mod decide;
 mod registrar;
 
 pub use changes::{ChangeError, ChangeKind, Changed, Condition, MAX_ATTEMPTS};

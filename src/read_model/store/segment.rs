@@ -66,9 +66,10 @@ impl Store {
         if let Some((cached, terms)) = self.postings_cache.range(segment, range) {
             return Ok((terms <= max_terms).then(|| (cached.as_ref().clone(), terms)));
         }
-        fail::fail_point!("store-read", |_| Err(ReadModelError::Storage(
-            sled::Error::Io(std::io::Error::other("injected read failure"))
-        )));
+        fail::fail_point!("store-read", |_| Err(sled::Error::Io(
+            std::io::Error::other("injected read failure")
+        )
+        .into()));
         let mut terms = 0;
         // Sparse terms' ordinals, gathered and sorted once; dense terms' bitmaps, OR'ed.
         let mut sparse = OrdinalSink::default();
