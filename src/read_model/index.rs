@@ -128,25 +128,25 @@ impl RecordsToLoad {
         store: &Store,
         keep: impl Fn(&CustomerRecord) -> bool,
     ) -> Result<Vec<Arc<CustomerRecord>>, ReadModelError> {
-        let numbered = self.load_numbered_where(store, keep)?;
-        Ok(numbered.into_iter().map(|(_, record)| record).collect())
+        let mut records = Vec::with_capacity(self.slots.len());
+        self.for_each(store, |_, record, stored| {
+            if !stored || keep(&record) {
+                records.push(record);
+            }
+        })?;
+        Ok(records)
     }
 
-    /// [`RecordsToLoad::load_where`], each record with its ordinal.
+    /// Every record, with its ordinal, in the order asked for.
     ///
     /// # Errors
     /// [`ReadModelError`] when the store fails, a record is malformed, or an ordinal has none.
-    pub fn load_numbered_where(
+    pub fn load_numbered(
         self,
         store: &Store,
-        keep: impl Fn(&CustomerRecord) -> bool,
     ) -> Result<Vec<(u32, Arc<CustomerRecord>)>, ReadModelError> {
         let mut records = Vec::with_capacity(self.slots.len());
-        self.for_each(store, |ordinal, record, stored| {
-            if !stored || keep(&record) {
-                records.push((ordinal, record));
-            }
-        })?;
+        self.for_each(store, |ordinal, record, _| records.push((ordinal, record)))?;
         Ok(records)
     }
 

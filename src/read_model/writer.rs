@@ -406,7 +406,7 @@ impl ReadModelWriter {
             }
             (ids, index.records_to_load(&ordinals))
         };
-        let loaded = to_load.load_numbered_where(&self.shared.store, |_| true)?;
+        let loaded = to_load.load_numbered(&self.shared.store)?;
         Ok(ids.into_iter().zip(loaded).collect())
     }
 
@@ -427,69 +427,67 @@ impl ReadModelWriter {
         // Customers this batch changes, by id: which plan holds their record.
         let mut planned_for: HashMap<CustomerId, usize> = HashMap::new();
         let mut held = self.records_held(records)?;
-        {
-            for (record, fresh) in records.iter().zip(fresh.iter_mut()) {
-                let event = match &record.change {
-                    RecordChange::Event(event) => event.as_ref(),
-                    RecordChange::Rejected { kind, reason } => {
-                        self.reject(record, *kind, reason.clone())?;
-                        outcomes.push(ApplyOutcome::Rejected);
-                        continue;
+        for (record, fresh) in records.iter().zip(fresh.iter_mut()) {
+            let event = match &record.change {
+                RecordChange::Event(event) => event.as_ref(),
+                RecordChange::Rejected { kind, reason } => {
+                    self.reject(record, *kind, reason.clone())?;
+                    outcomes.push(ApplyOutcome::Rejected);
+                    continue;
+                }
+            };
+            let id = event.customer_id();
+            let at = match planned_for.get(&id) {
+                Some(&at) => Some(at),
+                None => match held.remove(&id) {
+                    Some((ordinal, stored)) => {
+                        planned_for.insert(id, planned.len());
+                        planned.push(Planned {
+                            before: Some((ordinal, Arc::clone(&stored))),
+                            record: stored,
+                            fresh_terms: None,
+                        });
+                        Some(planned.len() - 1)
                     }
-                };
-                let id = event.customer_id();
-                let at = match planned_for.get(&id) {
-                    Some(&at) => Some(at),
-                    None => match held.remove(&id) {
-                        Some((ordinal, stored)) => {
+                    None => None,
+                },
+            };
+            let current = at.map(|at| Arc::clone(&planned[at].record));
+            let outcome = match decide(event, record.place(), current.as_deref(), fresh) {
+                Decision::Apply(next) => {
+                    match at {
+                        Some(at) => {
+                            planned[at].record = next;
+                            planned[at].fresh_terms = None;
+                        }
+                        None => {
+                            let (_, terms) = fresh.take().expect("a create is prepared");
                             planned_for.insert(id, planned.len());
                             planned.push(Planned {
-                                before: Some((ordinal, Arc::clone(&stored))),
-                                record: stored,
-                                fresh_terms: None,
+                                before: None,
+                                record: next,
+                                fresh_terms: Some(terms),
                             });
-                            Some(planned.len() - 1)
                         }
-                        None => None,
-                    },
-                };
-                let current = at.map(|at| Arc::clone(&planned[at].record));
-                let outcome = match decide(event, record.place(), current.as_deref(), fresh) {
-                    Decision::Apply(next) => {
-                        match at {
-                            Some(at) => {
-                                planned[at].record = next;
-                                planned[at].fresh_terms = None;
-                            }
-                            None => {
-                                let (_, terms) = fresh.take().expect("a create is prepared");
-                                planned_for.insert(id, planned.len());
-                                planned.push(Planned {
-                                    before: None,
-                                    record: next,
-                                    fresh_terms: Some(terms),
-                                });
-                            }
-                        }
-                        ApplyOutcome::Applied
                     }
-                    Decision::Duplicate => {
-                        let at = at.expect("a duplicate has a customer");
-                        let with_place = planned[at]
-                            .record
-                            .as_ref()
-                            .clone()
-                            .with_entry(record.place(), event.event_id());
-                        planned[at].record = Arc::new(with_place);
-                        ApplyOutcome::Duplicate
-                    }
-                    Decision::Refuse(outcome, kind, reason) => {
-                        self.reject(record, kind, reason)?;
-                        outcome
-                    }
-                };
-                outcomes.push(outcome);
-            }
+                    ApplyOutcome::Applied
+                }
+                Decision::Duplicate => {
+                    let at = at.expect("a duplicate has a customer");
+                    let with_place = planned[at]
+                        .record
+                        .as_ref()
+                        .clone()
+                        .with_entry(record.place(), event.event_id());
+                    planned[at].record = Arc::new(with_place);
+                    ApplyOutcome::Duplicate
+                }
+                Decision::Refuse(outcome, kind, reason) => {
+                    self.reject(record, kind, reason)?;
+                    outcome
+                }
+            };
+            outcomes.push(outcome);
         }
         // Folding terms takes time: done before the index is locked for writing.
         let mut changes: Vec<IndexChange> = planned

@@ -179,7 +179,7 @@ fn find_by_code(
         work.spend(candidates.len() * LOAD_COST)?;
         index.records_to_load(&candidates)
     };
-    let mut selected = to_load.load_numbered_where(store, |_| true)?;
+    let mut selected = to_load.load_numbered(store)?;
     selected.retain(|(_, record)| !record.deleted && query.matches(&record.customer));
     selected.sort_unstable_by_key(|(_, record)| OrderKey::of(&record.customer));
     let total = selected.len();
