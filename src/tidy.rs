@@ -1,7 +1,8 @@
 //! The layering the architecture document states, held against the code: each top-level module
-//! names only the modules its "Module edges" list allows (no cycles, no upward imports), and the
-//! crates that belong to one layer (sled, warp, clap) appear nowhere else. A test, so that the
-//! document and the code cannot drift apart unnoticed.
+//! names only the modules its "Module edges" list allows (no cycles, no upward imports), the files
+//! of one module use each other without a cycle, and the crates that belong to one layer (sled,
+//! warp, clap) appear nowhere else. A test, so that the document and the code cannot drift apart
+//! unnoticed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -151,6 +152,93 @@ fn layered(edges: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
     Some(placed)
 }
 
+/// The files of one directory module, by name (`handlers` for `handlers.rs`, `body` for
+/// `body/mod.rs`), each with the siblings its code (tests left out) uses through `super::`,
+/// directly or through a name `mod.rs` imports from that sibling. `mod.rs` itself is the
+/// module's face and stands outside: its children may use what it holds.
+fn sibling_edges(dir: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let read = |path: &Path| std::fs::read_to_string(path).expect("a source file");
+    let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).expect("a readable source dir") {
+        let path = entry.expect("a readable dir entry").path();
+        let name = path
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .unwrap_or("");
+        if path.is_dir() && path.join("mod.rs").exists() {
+            files.insert(name.to_owned(), path.join("mod.rs"));
+        } else if path.extension().is_some_and(|ext| ext == "rs") && name != "mod" {
+            files.insert(name.to_owned(), path);
+        }
+    }
+    // Names the module's face imports from a sibling (`use problem::ApiError;`).
+    let face = read(&dir.join("mod.rs"));
+    let mut imported: BTreeMap<String, String> = BTreeMap::new();
+    for sibling in files.keys() {
+        for (at, _) in face.match_indices(&format!("use {sibling}::")) {
+            let statement = face[at..].split(';').next().unwrap_or("");
+            for word in words(statement) {
+                imported.insert(word.to_owned(), sibling.clone());
+            }
+        }
+    }
+    files
+        .iter()
+        .map(|(name, path)| {
+            let text = read(path);
+            let before_tests = text.split("#[cfg(test)]").next().unwrap_or("");
+            let code: String = code_lines(before_tests)
+                .map(|(_, line)| format!("{line}\n"))
+                .collect();
+            let mut uses = BTreeSet::new();
+            for (at, _) in code.match_indices("super::") {
+                if code[..at].ends_with("super::") {
+                    continue;
+                }
+                let rest = &code[at + "super::".len()..];
+                let path = if rest.starts_with('{') {
+                    &rest[..rest.find('}').map_or(rest.len(), |end| end + 1)]
+                } else {
+                    rest.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                        .next()
+                        .unwrap_or("")
+                };
+                for word in words(path) {
+                    let sibling = files.get_key_value(word).map(|(name, _)| name.clone());
+                    if let Some(used) = sibling.or_else(|| imported.get(word).cloned()) {
+                        if &used != name {
+                            uses.insert(used);
+                        }
+                    }
+                }
+            }
+            (name.clone(), uses)
+        })
+        .collect()
+}
+
+/// The identifiers in `text`.
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|word| !word.is_empty())
+}
+
+/// Every directory module under `src/`, relative to `src/`.
+fn directory_modules() -> Vec<PathBuf> {
+    let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    for relative in sources() {
+        if relative.file_name().is_some_and(|name| name == "mod.rs") {
+            dirs.insert(
+                relative
+                    .parent()
+                    .expect("mod.rs sits in a dir")
+                    .to_path_buf(),
+            );
+        }
+    }
+    dirs.into_iter().collect()
+}
+
 #[test]
 fn modules_use_only_what_the_architecture_document_allows() {
     let edges = allowed_edges();
@@ -199,4 +287,47 @@ fn a_forbidden_edge_and_a_cycle_are_caught() {
         layered(&edges).is_none(),
         "domain → write → domain is a cycle"
     );
+}
+
+#[test]
+fn the_files_of_each_module_use_each_other_without_a_cycle() {
+    let dirs = directory_modules();
+    assert!(
+        dirs.len() >= 10,
+        "the directory modules were not found: {dirs:?}"
+    );
+    let mut cycles = Vec::new();
+    for dir in dirs {
+        let edges = sibling_edges(&repo().join("src").join(&dir));
+        if layered(&edges).is_none() {
+            let tangled: BTreeMap<&String, &BTreeSet<String>> =
+                edges.iter().filter(|(_, uses)| !uses.is_empty()).collect();
+            cycles.push(format!("src/{}: {tangled:?}", dir.display()));
+        }
+    }
+    assert!(
+        cycles.is_empty(),
+        "files in a cycle:\n{}",
+        cycles.join("\n")
+    );
+}
+
+#[test]
+fn a_cycle_between_files_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mod.rs"), "mod a;\nmod b;\nuse b::Thing;\n").unwrap();
+    std::fs::write(
+        dir.path().join("a.rs"),
+        "use super::Thing;\npub struct Other;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("b.rs"),
+        "use super::{a::Other};\npub struct Thing;\n",
+    )
+    .unwrap();
+    let edges = sibling_edges(dir.path());
+    assert_eq!(edges["a"], BTreeSet::from(["b".to_owned()]));
+    assert_eq!(edges["b"], BTreeSet::from(["a".to_owned()]));
+    assert!(layered(&edges).is_none());
 }

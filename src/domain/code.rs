@@ -5,9 +5,9 @@
 //! names one customer, lands on one partition, and the projection's first-create-wins rule picks
 //! the same winner on every replica. A customer created without a code has its id as its code.
 
-use super::customer::{AccountId, CustomerId};
 use super::fields::RuleViolation;
-use serde::{Deserialize, Serialize};
+use super::ids::{AccountId, CustomerId};
+use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
 use uuid::Uuid;
 
@@ -96,6 +96,33 @@ impl From<CustomerCode> for String {
 impl fmt::Display for CustomerCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// A customer's code as shown: the one given at create, else its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeShown<'a> {
+    /// The code the create gave.
+    Given(&'a CustomerCode),
+    /// No code was given: the code is the id.
+    Id(CustomerId),
+}
+
+impl fmt::Display for CodeShown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CodeShown::Given(code) => code.fmt(f),
+            CodeShown::Id(id) => id.fmt(f),
+        }
+    }
+}
+
+impl Serialize for CodeShown<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            CodeShown::Given(code) => serializer.serialize_str(code.as_str()),
+            CodeShown::Id(id) => serializer.collect_str(id),
+        }
     }
 }
 

@@ -1,71 +1,22 @@
-//! The customer's JSON form: written field by field (for answers, events, and XML with the
-//! identifying fields as attributes), and read back checked (events, where a code must derive
-//! the id it names).
+//! The customer's JSON form, the event contract's and the API's: written field by field, and
+//! read back checked (events, where a code must derive the id it names). Other wire forms (the
+//! API's XML) write the identifying members their own way and the rest with
+//! [`Customer::serialize_details`].
 
 use super::code::CustomerCode;
-use super::customer::{AccountId, Customer, CustomerDetails, CustomerId};
+use super::customer::{Customer, CustomerDetails};
 use super::fields::{
     City, CountryCode, Email, OrganizationName, PersonName, Phone, State, Street, ZipCode,
 };
+use super::ids::{AccountId, CustomerId};
 use super::text_field::TextField;
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::fmt;
 
 impl Serialize for Customer {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.serialize_members(Identity::MEMBERS, true, serializer)
-    }
-}
-
-/// The names the identifying fields (`id`, `code`, `accountId`) are serialised under: JSON
-/// members, or (`@`-prefixed, the convention of quick-xml's serializer) XML attributes.
-#[derive(Debug, Clone, Copy)]
-pub struct Identity {
-    id: &'static str,
-    code: &'static str,
-    account_id: &'static str,
-}
-
-impl Identity {
-    /// As members, like every other field.
-    pub const MEMBERS: Identity = Identity {
-        id: "id",
-        code: "code",
-        account_id: "accountId",
-    };
-    /// As attributes of the customer's element, as the gateway writes its XML.
-    pub const ATTRIBUTES: Identity = Identity {
-        id: "@id",
-        code: "@code",
-        account_id: "@accountId",
-    };
-}
-
-/// A customer's code as shown: the one given at create, else its id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodeShown<'a> {
-    /// The code the create gave.
-    Given(&'a CustomerCode),
-    /// No code was given: the code is the id.
-    Id(CustomerId),
-}
-
-impl fmt::Display for CodeShown<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CodeShown::Given(code) => code.fmt(f),
-            CodeShown::Id(id) => id.fmt(f),
-        }
-    }
-}
-
-impl Serialize for CodeShown<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            CodeShown::Given(code) => serializer.serialize_str(code.as_str()),
-            CodeShown::Id(id) => serializer.collect_str(id),
-        }
+        self.serialize_as_json(true, serializer)
     }
 }
 
@@ -75,42 +26,64 @@ pub struct AsCreated<'a>(pub &'a Customer);
 
 impl Serialize for AsCreated<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0
-            .serialize_members(Identity::MEMBERS, false, serializer)
+        self.0.serialize_as_json(false, serializer)
     }
 }
 
 impl Customer {
-    /// Field by field (serde's `flatten` would go through a map, and finds write pages of them),
-    /// the identifying fields under `identity`'s names; `lifecycle` adds `updatedAt` and
-    /// `version`.
-    pub fn serialize_members<S: Serializer>(
+    /// The JSON form, field by field (serde's `flatten` would go through a map, and finds write
+    /// pages of them); `lifecycle` adds `updatedAt` and `version`.
+    fn serialize_as_json<S: Serializer>(
         &self,
-        identity: Identity,
         lifecycle: bool,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let details = &self.details;
+        let mut json =
+            serializer.serialize_struct("customer", 3 + self.detail_members(lifecycle))?;
+        json.serialize_field("id", &self.id)?;
+        json.serialize_field("code", &self.code())?;
+        json.serialize_field("accountId", &self.details.account_id)?;
+        self.serialize_details(&mut json, lifecycle)?;
+        json.end()
+    }
+
+    /// How many members [`Customer::serialize_details`] writes.
+    pub fn detail_members(&self, lifecycle: bool) -> usize {
         let present = TextField::ALL
             .iter()
-            .filter(|field| details.text(**field).is_some())
+            .filter(|field| self.details.text(**field).is_some())
             .count();
-        let mut json = serializer.serialize_struct("customer", present + 6)?;
-        json.serialize_field(identity.id, &self.id)?;
-        json.serialize_field(identity.code, &self.code())?;
-        json.serialize_field(identity.account_id, &details.account_id)?;
+        present + if lifecycle { 3 } else { 1 }
+    }
+
+    /// Writes every member but the identifying ones (`id`, `code`, `accountId`), which each wire
+    /// form names its own way: each present text field in the seed's order, `createdAt`, and
+    /// with `lifecycle` `updatedAt` and `version`.
+    pub fn serialize_details<S: SerializeStruct>(
+        &self,
+        members: &mut S,
+        lifecycle: bool,
+    ) -> Result<(), S::Error> {
         for field in TextField::ALL {
-            if let Some(text) = details.text(field) {
-                json.serialize_field(field.name(), text)?;
+            if let Some(text) = self.details.text(field) {
+                members.serialize_field(field.name(), text)?;
             }
         }
-        json.serialize_field("createdAt", &Rfc3339Millis(self.created_at))?;
+        members.serialize_field("createdAt", &Rfc3339Millis(self.created_at))?;
         if lifecycle {
-            json.serialize_field("updatedAt", &Rfc3339Millis(self.updated_at))?;
-            json.serialize_field("version", &self.version)?;
+            members.serialize_field("updatedAt", &Rfc3339Millis(self.updated_at))?;
+            members.serialize_field("version", &self.version)?;
         }
-        json.end()
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for Customer {
+    /// Every field checked by its type, and a code checked against the id (see
+    /// [`CustomerJson`]'s conversion).
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let json = CustomerJson::deserialize(deserializer)?;
+        Customer::try_from(json).map_err(serde::de::Error::custom)
     }
 }
 
@@ -128,7 +101,7 @@ impl Serialize for Rfc3339Millis {
 /// `updatedAt` and `version` are absent from `CustomerCreated`: then `createdAt` and 1.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct CustomerJson {
+struct CustomerJson {
     id: CustomerId,
     code: Option<String>,
     account_id: AccountId,

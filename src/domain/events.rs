@@ -1,8 +1,9 @@
 //! The events of the public contract (`events/`): an envelope naming the type and schema version,
 //! around a type-specific `data` object. Consumers read `eventType` and `schemaVersion` first.
 
-use super::customer::{AccountId, Customer, CustomerId};
+use super::customer::Customer;
 use super::customer_json::{rfc3339_millis, AsCreated};
+use super::ids::{AccountId, CustomerId};
 use super::patch::{normalised, FieldChange};
 use super::text_field::TextField;
 use chrono::{DateTime, Utc};

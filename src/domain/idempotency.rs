@@ -3,8 +3,8 @@
 //! customer and the same event, and collapses to one in every projection.
 
 use super::code::CustomerCode;
-use super::customer::{AccountId, CustomerId};
 use super::fields::RuleViolation;
+use super::ids::{AccountId, CustomerId};
 use uuid::Uuid;
 
 /// Namespace of customer ids derived from idempotency keys (UUIDv5). Part of the public

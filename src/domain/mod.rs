@@ -8,14 +8,14 @@ mod customer_json;
 mod events;
 mod fields;
 mod idempotency;
+mod ids;
 mod patch;
 mod text_field;
 mod trusted;
 mod validation;
 
-pub use code::{CustomerCode, CODE_NAMESPACE};
-pub use customer::{now_millis, AccountId, Customer, CustomerDetails, CustomerId};
-pub use customer_json::{CodeShown, Identity};
+pub use code::{CodeShown, CustomerCode, CODE_NAMESPACE};
+pub use customer::{now_millis, Customer, CustomerDetails};
 pub use events::{
     AuditTrail, CustomerCreated, CustomerDeleted, CustomerUpdated, EventDecodeError, RegistryEvent,
     SCHEMA_VERSION,
@@ -25,6 +25,7 @@ pub use fields::{
     Street, ZipCode,
 };
 pub use idempotency::{IdempotencyKey, CUSTOMER_ID_NAMESPACE, EVENT_ID_NAMESPACE};
+pub use ids::{AccountId, CustomerId};
 pub use patch::{CustomerPatch, FieldChange};
 pub use text_field::TextField;
 pub use validation::{shown, FieldError, FieldValue, ValidationErrors, NAME_SHOWN};

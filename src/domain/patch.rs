@@ -104,9 +104,8 @@ pub(super) fn normalised(
     field: TextField,
     raw: &str,
 ) -> Result<String, super::fields::RuleViolation> {
-    let mut scratch = CustomerDetails::for_account(
-        super::customer::AccountId::parse(1).expect("1 is an account id"),
-    );
+    let mut scratch =
+        CustomerDetails::for_account(super::ids::AccountId::parse(1).expect("1 is an account id"));
     scratch.set_text(field, raw)?;
     Ok(scratch
         .text(field)

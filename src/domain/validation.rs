@@ -1,8 +1,9 @@
 //! The rules a create must pass: raw fields in, [`CustomerDetails`] out, or every broken rule at once.
 
 use super::code::CustomerCode;
-use super::customer::{AccountId, CustomerDetails};
+use super::customer::CustomerDetails;
 use super::fields::{is_blank, RuleViolation};
+use super::ids::AccountId;
 use super::text_field::TextField;
 use serde::Serialize;
 use std::collections::HashSet;

@@ -2,14 +2,18 @@
 //! side or the read model, and answer; every failure goes through [`ApiError`].
 
 use super::body::{self, BodyStream};
-use super::negotiation::{answer_format, body_format, problem_format, Consumes, Format};
-use super::server::ClientAddress;
-use super::{query_string, xml, ApiError, ApiState, HeaderText, RequestMeta, UnreadableHeader};
-use crate::auth::{AuthError, Caller};
-use crate::domain::{
-    shown, AccountId, Customer, CustomerDetails, CustomerId, CustomerPatch, FieldError,
-    IdempotencyKey, RuleViolation, ValidationErrors,
+use super::headers::{
+    etag, header_refused, idempotency_key, if_match, min_log_position, position_header, IfMatch,
+    RequestMeta, IDEMPOTENT_REPLAYED, LOG_POSITION, POSITION_SHOWN, PROJECTION_PENDING, REQUEST_ID,
+    TOTAL_COUNT,
 };
+use super::negotiation::{
+    answer_format, body_format, plain_body, problem_format, Consumes, Format,
+};
+use super::server::ClientAddress;
+use super::{query_string, xml, ApiError, ApiState};
+use crate::auth::{AuthError, Caller};
+use crate::domain::{shown, AccountId, Customer, CustomerDetails, CustomerId, CustomerPatch};
 use crate::log::LogPosition;
 use crate::metrics::Snapshot;
 use crate::read_model::{
@@ -20,22 +24,6 @@ use std::sync::Arc;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::Reply;
-
-/// Header set on a 201 whose event was durable but not yet in this replica's read model when the
-/// projection wait ran out.
-const PROJECTION_PENDING: &str = "x-projection-pending";
-
-/// Header carrying how many customers a `find` matches over all pages.
-const TOTAL_COUNT: &str = "x-total-count";
-
-/// Header carrying the log position an answer reflects.
-const LOG_POSITION: &str = "x-log-position";
-
-/// Header naming the request, echoed from the client or assigned; events carry it too.
-const REQUEST_ID: &str = "x-request-id";
-
-/// Header set on a 201 that answers a retried `Idempotency-Key` from the original create.
-const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
 /// `PUT /api/v01/customers`: validate, append `CustomerCreated`, answer 201 once Kafka confirmed it.
 pub async fn create_customer(meta: RequestMeta, body: BodyStream, state: ApiState) -> Response {
@@ -63,8 +51,8 @@ pub async fn delete_customer(id: String, meta: RequestMeta, state: ApiState) -> 
 }
 
 /// `GET /api/v01/customers`: the page of customers the filters select.
-pub async fn find_customers(meta: RequestMeta, query: String, state: ApiState) -> Response {
-    let result = find(&meta, &query, &state).await;
+pub async fn find_customers(meta: RequestMeta, state: ApiState) -> Response {
+    let result = find(&meta, &state).await;
     respond(&meta, result)
 }
 
@@ -160,8 +148,8 @@ pub fn metrics_text(state: ApiState) -> Response {
 }
 
 /// `GET /api/v01/admin/rejected-events`: records the projector kept out of the read model.
-pub async fn list_rejected_events(meta: RequestMeta, query: String, state: ApiState) -> Response {
-    let result = rejected_events(&meta, &query, &state).await;
+pub async fn list_rejected_events(meta: RequestMeta, state: ApiState) -> Response {
+    let result = rejected_events(&meta, &state).await;
     respond(&meta, result)
 }
 
@@ -204,7 +192,7 @@ async fn create(
     let caller = authenticate(meta, state)?;
     let answer = answer_format(meta.accept.as_deref())?;
     let body_format = body_format(meta.content_type.as_deref(), Consumes::Create)?;
-    plain_body(meta)?;
+    plain_body(meta.content_encoding.as_deref())?;
     let key = idempotency_key(meta)?;
     let body = body::read_limited(meta.content_length, body).await?;
     let details = CustomerDetails::parse(body::customer_fields(body_format, &body)?)?;
@@ -247,7 +235,7 @@ async fn update(
     no_parameters(meta, "an update")?;
     let answer = answer_format(meta.accept.as_deref())?;
     let body_format = body_format(meta.content_type.as_deref(), consumes)?;
-    plain_body(meta)?;
+    plain_body(meta.content_encoding.as_deref())?;
     let if_match = if_match(meta)?;
     let key = idempotency_key(meta)?;
     let body = body::read_limited(meta.content_length, body).await?;
@@ -256,7 +244,7 @@ async fn update(
     // A deleted customer's id goes on to the registrar: a retried key may replay what its first
     // request answered before the delete; anything else is a 404 there.
     let id = recorded_customer(id, &caller, state).await?;
-    let if_match = if_match.for_change(id, state, key.is_some()).await?;
+    let if_match = condition(if_match, id, state, key.is_some()).await?;
     let changed = state
         .registrar
         .change(
@@ -281,7 +269,7 @@ async fn delete(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Respon
     let key = idempotency_key(meta)?;
     catch_up(meta, state).await?;
     let id = recorded_customer(id, &caller, state).await?;
-    let if_match = if_match.for_change(id, state, key.is_some()).await?;
+    let if_match = condition(if_match, id, state, key.is_some()).await?;
     let changed = state
         .registrar
         .change(
@@ -299,162 +287,72 @@ async fn delete(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Respon
     Ok(response)
 }
 
-/// `If-Match`: a customer's version as `ETag` gives it (`"3"`), or `*` (any current customer:
-/// the same as none, since a change needs the customer to exist). Weak tags (`W/"3"`) are
-/// allowed in the list but never match (RFC 9110 compares If-Match strongly): with no strong
-/// tag beside them, the condition is false.
-fn if_match(meta: &RequestMeta) -> Result<IfMatch, ApiError> {
-    let Some(raw) = &meta.if_match else {
-        return Ok(IfMatch::Any);
+/// The version the registrar's change is conditional on, of what `if_match` asks; a condition that can never hold
+/// is a 412 naming the version customer `id` is at. Of a list, the version the customer is
+/// at names the condition (which the registrar checks again when the log reaches the
+/// change), once this replica has applied the customer's partition up to its end if the list
+/// names a version ahead of the one held. With an `Idempotency-Key` (`keyed`), a list that
+/// does not match is left to the registrar, whose replay of a retry's first answer comes
+/// before any condition: it refuses a request the key has not made, as for one version.
+async fn condition(
+    if_match: IfMatch,
+    id: CustomerId,
+    state: &ApiState,
+    keyed: bool,
+) -> Result<Condition, ApiError> {
+    let exactly = |version| Condition {
+        version: Some(version),
+        listed: Vec::new(),
     };
-    let raw = raw
-        .as_deref()
-        .map_err(|why| unreadable_header("If-Match", *why))?
-        .trim();
-    if raw == "*" {
-        return Ok(IfMatch::Any);
-    }
-    let refused = || {
-        let message = format!(
-            "If-Match must be versions as ETag gives them, in double quotes and separated by \
-             commas (e.g. \"3\"), or *; got {}",
-            shown(raw, POSITION_SHOWN)
-        );
-        header_refused("If-Match", "invalid_format", message)
+    let held = || -> Result<(u64, bool), ApiError> {
+        let record = state
+            .read_model
+            .record(id)?
+            .ok_or_else(|| no_customer(&id.to_string()))?;
+        Ok((record.customer.version, record.deleted))
     };
-    let mut strong = Vec::new();
-    for tag in raw.split(',').map(str::trim) {
-        let (weak, quoted) = match tag.strip_prefix("W/") {
-            Some(quoted) => (true, quoted),
-            None => (false, tag),
-        };
-        let version = quoted
-            .strip_prefix('"')
-            .and_then(|rest| rest.strip_suffix('"'))
-            .filter(|digits| !digits.is_empty() && digits.len() <= 19)
-            .filter(|digits| digits.bytes().all(|byte| byte.is_ascii_digit()))
-            .and_then(|digits| digits.parse::<u64>().ok())
-            .ok_or_else(refused)?;
-        if !weak {
-            strong.push(version);
-        }
-    }
-    strong.sort_unstable();
-    strong.dedup();
-    match strong.as_slice() {
-        [] => Ok(IfMatch::Never),
-        [version] => Ok(IfMatch::Version(*version)),
-        _ => Ok(IfMatch::OneOf(strong)),
-    }
-}
-
-/// What `If-Match` asks.
-enum IfMatch {
-    /// No condition (`*`, or no header).
-    Any,
-    /// The customer must be at this version.
-    Version(u64),
-    /// The customer must be at one of these versions (two or more, ascending).
-    OneOf(Vec<u64>),
-    /// Only weak tags: nothing matches.
-    Never,
-}
-
-impl IfMatch {
-    /// The version the registrar's change is conditional on; a condition that can never hold
-    /// is a 412 naming the version customer `id` is at. Of a list, the version the customer is
-    /// at names the condition (which the registrar checks again when the log reaches the
-    /// change), once this replica has applied the customer's partition up to its end if the list
-    /// names a version ahead of the one held. With an `Idempotency-Key` (`keyed`), a list that
-    /// does not match is left to the registrar, whose replay of a retry's first answer comes
-    /// before any condition: it refuses a request the key has not made, as for one version.
-    async fn for_change(
-        self,
-        id: CustomerId,
-        state: &ApiState,
-        keyed: bool,
-    ) -> Result<Condition, ApiError> {
-        let exactly = |version| Condition {
-            version: Some(version),
-            listed: Vec::new(),
-        };
-        let held = || -> Result<(u64, bool), ApiError> {
-            let record = state
-                .read_model
-                .record(id)?
-                .ok_or_else(|| no_customer(&id.to_string()))?;
-            Ok((record.customer.version, record.deleted))
-        };
-        match self {
-            IfMatch::Any => Ok(Condition::default()),
-            IfMatch::Version(version) => Ok(exactly(version)),
-            IfMatch::OneOf(versions) => {
-                let (mut current, mut deleted) = held()?;
-                if versions.iter().any(|&listed| listed > current) {
-                    state.registrar.catch_up_with(id).await;
-                    (current, deleted) = held()?;
-                }
-                if versions.contains(&current) && !deleted {
-                    return Ok(Condition {
-                        version: Some(current),
-                        listed: versions,
-                    });
-                }
-                if keyed {
-                    let other = versions.iter().copied().find(|&listed| listed != current);
-                    return Ok(Condition {
-                        version: other.or(Some(current)),
-                        listed: versions,
-                    });
-                }
-                if deleted {
-                    return Err(no_customer(&id.to_string()));
-                }
-                Err(ApiError::PreconditionFailed {
-                    detail: format!(
-                        "customer {id} is at version {current}, none of those If-Match lists: \
-                         read it again (its ETag) and decide whether the change still holds"
-                    ),
-                    current_version: current,
-                })
+    match if_match {
+        IfMatch::Any => Ok(Condition::default()),
+        IfMatch::Version(version) => Ok(exactly(version)),
+        IfMatch::OneOf(versions) => {
+            let (mut current, mut deleted) = held()?;
+            if versions.iter().any(|&listed| listed > current) {
+                state.registrar.catch_up_with(id).await;
+                (current, deleted) = held()?;
             }
-            IfMatch::Never => match held()? {
-                (_, true) => Err(no_customer(&id.to_string())),
-                (current, false) => Err(ApiError::PreconditionFailed {
-                    detail: "If-Match holds only weak entity tags, which never match (If-Match \
-                             compares strongly)"
-                        .into(),
-                    current_version: current,
-                }),
-            },
+            if versions.contains(&current) && !deleted {
+                return Ok(Condition {
+                    version: Some(current),
+                    listed: versions,
+                });
+            }
+            if keyed {
+                let other = versions.iter().copied().find(|&listed| listed != current);
+                return Ok(Condition {
+                    version: other.or(Some(current)),
+                    listed: versions,
+                });
+            }
+            if deleted {
+                return Err(no_customer(&id.to_string()));
+            }
+            Err(ApiError::PreconditionFailed {
+                detail: format!(
+                    "customer {id} is at version {current}, none of those If-Match lists: \
+                     read it again (its ETag) and decide whether the change still holds"
+                ),
+                current_version: current,
+            })
         }
-    }
-}
-
-/// `Idempotency-Key`, when given: refused when it cannot be read, never taken as absent (a retry
-/// meant to be idempotent must never run as a fresh request).
-fn idempotency_key(meta: &RequestMeta) -> Result<Option<IdempotencyKey>, ApiError> {
-    meta.idempotency_key
-        .as_ref()
-        .map(|raw| {
-            let raw = raw
-                .as_deref()
-                .map_err(|why| unreadable_header("Idempotency-Key", *why))?;
-            IdempotencyKey::parse(raw).map_err(|rule| header_error("Idempotency-Key", rule))
-        })
-        .transpose()
-}
-
-/// Refuses a body sent with a content coding (`Content-Encoding: gzip`): bodies are read as
-/// sent, and reading a compressed one as JSON would answer a misleading 400 (RFC 9110 8.4.1).
-fn plain_body(meta: &RequestMeta) -> Result<(), ApiError> {
-    match meta.content_encoding.as_deref().map(str::trim) {
-        None | Some("") => Ok(()),
-        Some(coding) if coding.eq_ignore_ascii_case("identity") => Ok(()),
-        Some(coding) => Err(ApiError::UnsupportedMediaType(format!(
-            "request bodies are read as sent, not in Content-Encoding {}",
-            shown(coding, 40)
-        ))),
+        IfMatch::Never => match held()? {
+            (_, true) => Err(no_customer(&id.to_string())),
+            (current, false) => Err(ApiError::PreconditionFailed {
+                detail: "If-Match holds only weak entity tags, which never match (If-Match \
+                         compares strongly)"
+                    .into(),
+                current_version: current,
+            }),
+        },
     }
 }
 
@@ -477,15 +375,6 @@ fn changed_headers(response: &mut Response, changed: &crate::write::Changed) {
         headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
 }
-
-/// The `ETag` of a customer at `version`.
-pub fn etag(version: u64) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{version}\"")).expect("digits in quotes are a valid header")
-}
-
-/// The longest `X-Min-Log-Position` read: room for hundreds of partitions, and a bound on what a
-/// refusal echoes.
-const MAX_POSITION_HEADER: usize = 8 * 1024;
 
 /// Waits (bounded) until this replica reflects the client's `X-Min-Log-Position`, and returns
 /// the position the answer will reflect. Refuses to answer (503) until the projection has caught
@@ -562,11 +451,7 @@ async fn refuse_unknown_partitions(wanted: &LogPosition, state: &ApiState) -> Re
          (partitions {}); it takes what X-Log-Position gave",
         shown(&partition_list(&known), POSITION_SHOWN)
     );
-    Err(header_refused(
-        "X-Min-Log-Position",
-        "unknown_partition",
-        message,
-    ))
+    Err(header_refused("X-Min-Log-Position", "unknown_partition", message).into())
 }
 
 /// A position past a partition's end now names no record anyone was given: nothing would ever
@@ -589,11 +474,7 @@ async fn refuse_beyond_log_end(wanted: &LogPosition, state: &ApiState) -> Result
                  log's end ({end}): no write was acknowledged there; it takes what \
                  X-Log-Position gave"
             );
-            return Err(header_refused(
-                "X-Min-Log-Position",
-                "beyond_log_end",
-                message,
-            ));
+            return Err(header_refused("X-Min-Log-Position", "beyond_log_end", message).into());
         }
     }
     Ok(())
@@ -613,41 +494,6 @@ fn partition_list(partitions: &std::collections::BTreeSet<i32>) -> String {
     }
 }
 
-/// How much of a position a refusal quotes.
-const POSITION_SHOWN: usize = 200;
-
-/// Reads `X-Min-Log-Position`.
-fn min_log_position(raw: &HeaderText) -> Result<LogPosition, ApiError> {
-    let raw = raw
-        .as_deref()
-        .map_err(|why| unreadable_header("X-Min-Log-Position", *why))?;
-    if raw.len() > MAX_POSITION_HEADER {
-        let message = format!("X-Min-Log-Position must be at most {MAX_POSITION_HEADER} bytes");
-        return Err(header_refused("X-Min-Log-Position", "too_long", message));
-    }
-    LogPosition::parse(raw).map_err(|reason| {
-        let message = format!("X-Min-Log-Position {reason}; it takes what X-Log-Position gave");
-        header_refused("X-Min-Log-Position", "invalid_format", message)
-    })
-}
-
-/// A header that cannot be read: refused, so that a retry meant to be idempotent never silently
-/// runs as a fresh create, and a read never waits for less than was asked.
-fn unreadable_header(header: &str, why: UnreadableHeader) -> ApiError {
-    let message = match why {
-        UnreadableHeader::NotAscii => format!("{header} must be visible ASCII characters"),
-        UnreadableHeader::Repeated => format!("{header} may be given once"),
-    };
-    header_refused(header, "invalid_format", message)
-}
-
-/// A 400 naming `header`, the rule it broke (`code`) and how (`message`).
-fn header_refused(header: &str, code: &'static str, message: String) -> ApiError {
-    ApiError::Validation(ValidationErrors(vec![FieldError::new(
-        header, code, message,
-    )]))
-}
-
 /// The caller of a request: its API key's, or the anonymous admin when authentication is off.
 fn authenticate(meta: &RequestMeta, state: &ApiState) -> Result<Caller, ApiError> {
     let presented = meta.authorization().map_err(|_| AuthError::Malformed)?;
@@ -662,19 +508,10 @@ fn outside_scope(caller: &Caller, account: AccountId) -> ApiError {
     ))
 }
 
-fn header_error(header: &str, rule: RuleViolation) -> ApiError {
-    ApiError::Validation(ValidationErrors(vec![FieldError::broken(header, rule)]))
-}
-
-fn position_header(position: &LogPosition) -> HeaderValue {
-    HeaderValue::from_str(&position.to_string())
-        .expect("digits, colons and commas are a valid header")
-}
-
-async fn find(meta: &RequestMeta, query: &str, state: &ApiState) -> Result<Response, ApiError> {
+async fn find(meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> {
     let caller = authenticate(meta, state)?;
     let answer = answer_format(meta.accept.as_deref())?;
-    let mut query = CustomerQuery::parse(&query_string::decode(query)?)?;
+    let mut query = CustomerQuery::parse(&query_string::decode(&meta.query)?)?;
     if let Some(account) = query.account_id {
         if !caller.may_reach(account) {
             return Err(outside_scope(&caller, account));
@@ -858,11 +695,7 @@ impl std::io::Write for ChunkSink {
     }
 }
 
-async fn rejected_events(
-    meta: &RequestMeta,
-    query: &str,
-    state: &ApiState,
-) -> Result<Response, ApiError> {
+async fn rejected_events(meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> {
     let caller = authenticate(meta, state)?;
     if !caller.is_admin() {
         return Err(ApiError::Forbidden(format!(
@@ -871,7 +704,7 @@ async fn rejected_events(
         )));
     }
     let answer = answer_format(meta.accept.as_deref())?;
-    let (offset, limit) = parse_page(&query_string::decode(query)?)?;
+    let (offset, limit) = parse_page(&query_string::decode(&meta.query)?)?;
     let read_model = state.read_model.clone();
     let (rejected, total) =
         tokio::task::spawn_blocking(move || read_model.rejected_events_page(offset, limit))

@@ -8,17 +8,20 @@ mod body;
 #[cfg(test)]
 mod fuzz;
 mod handlers;
+mod headers;
 mod negotiation;
 mod problem;
 mod query_string;
+pub mod routes;
 pub mod server;
 mod unparsable;
 mod xml;
 
+pub use headers::RequestMeta;
 pub use problem::ApiError;
+pub use routes::{Operation, ROUTES};
 
-use crate::auth::{Authenticator, Caller};
-use crate::domain::AuditTrail;
+use crate::auth::Authenticator;
 use crate::log::HistoryReader;
 use crate::metrics::Metrics;
 use crate::projection::readiness::Readiness;
@@ -32,27 +35,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use warp::filters::BoxedFilter;
-use warp::http::{HeaderMap, HeaderName, HeaderValue};
+use warp::http::HeaderMap;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
-
-/// Every route: its path as the OpenAPI document names it, and the methods it answers (any
-/// other method is a 405 naming these in `Allow`). `docs/openapi.json` documents exactly these;
-/// a test holds the two, and the routes, together.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("/api/v01/customers", "GET, HEAD, PUT"),
-    (
-        "/api/v01/customers/{customerId}",
-        "GET, HEAD, POST, PATCH, DELETE",
-    ),
-    ("/api/v01/customers/{customerId}/events", "GET, HEAD"),
-    ("/api/v01/admin/rejected-events", "GET, HEAD"),
-    ("/api/v01/admin/snapshot", "GET"),
-    ("/api/v01/openapi.json", "GET, HEAD"),
-    ("/healthz", "GET, HEAD"),
-    ("/readyz", "GET, HEAD"),
-    ("/metrics", "GET, HEAD"),
-];
 
 /// The OpenAPI 3.1 document of this API, served at `/api/v01/openapi.json`.
 pub const OPENAPI_DOCUMENT: &str = include_str!("../../docs/openapi.json");
@@ -81,112 +66,6 @@ pub struct ApiState {
     pub auth: Authenticator,
     /// Where requests, creates and projected records are counted.
     pub metrics: Metrics,
-}
-
-/// The request headers the handlers negotiate on. Negotiation headers are read leniently (an
-/// unreadable value counts as absent); the headers that change what a request does are kept as
-/// read, so that one holding bytes other than visible ASCII is refused, never ignored.
-#[derive(Debug, Clone, Default)]
-pub struct RequestMeta {
-    accept: Option<String>,
-    content_type: Option<String>,
-    content_encoding: Option<String>,
-    content_length: Option<u64>,
-    idempotency_key: Option<HeaderText>,
-    if_match: Option<HeaderText>,
-    min_log_position: Option<HeaderText>,
-    authorization: Option<Credentials>,
-    request_id: String,
-    /// The raw query string (empty without one): operations that take no parameters refuse it.
-    query: String,
-}
-
-/// The `Authorization` header as read: shown by `Debug` as `<redacted>`, so that no log line
-/// or panic message can carry a key.
-#[derive(Clone)]
-pub struct Credentials(HeaderText);
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-/// A header's value as text, or why it cannot be read.
-pub type HeaderText = Result<String, UnreadableHeader>;
-
-/// Why a header that changes what a request does cannot be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnreadableHeader {
-    /// A value holds bytes outside visible ASCII (and space and tab).
-    NotAscii,
-    /// A header that takes one value came on several lines.
-    Repeated,
-}
-
-impl RequestMeta {
-    fn from_headers(headers: &HeaderMap) -> Self {
-        let text = |name| {
-            headers
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned)
-        };
-        // Every line of a header, as text. A list (X-Min-Log-Position) may be split over
-        // several lines by an intermediary, and is joined back; a single value must come once.
-        let strict = |name, list: bool| {
-            let lines: Vec<&HeaderValue> = headers.get_all(name).iter().collect();
-            if lines.is_empty() {
-                return None;
-            }
-            if lines.len() > 1 && !list {
-                return Some(Err(UnreadableHeader::Repeated));
-            }
-            let texts: Result<Vec<&str>, _> = lines.iter().map(|line| line.to_str()).collect();
-            Some(
-                texts
-                    .map(|texts| texts.join(","))
-                    .map_err(|_| UnreadableHeader::NotAscii),
-            )
-        };
-        Self {
-            accept: text(warp::http::header::ACCEPT),
-            content_type: text(warp::http::header::CONTENT_TYPE),
-            content_encoding: text(warp::http::header::CONTENT_ENCODING),
-            content_length: text(warp::http::header::CONTENT_LENGTH)
-                .and_then(|length| length.trim().parse().ok()),
-            idempotency_key: strict(HeaderName::from_static("idempotency-key"), false),
-            if_match: strict(warp::http::header::IF_MATCH, false),
-            min_log_position: strict(HeaderName::from_static("x-min-log-position"), true),
-            authorization: strict(warp::http::header::AUTHORIZATION, false).map(Credentials),
-            request_id: text(warp::http::HeaderName::from_static("x-request-id"))
-                .filter(|id| is_request_id(id))
-                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
-            query: String::new(),
-        }
-    }
-
-    /// Who asked, for the events this request causes.
-    fn audit_trail(&self, caller: &Caller) -> AuditTrail {
-        AuditTrail {
-            request_id: Some(self.request_id.clone()),
-            actor: Some(caller.name().to_owned()),
-        }
-    }
-
-    /// The `Authorization` header's value; `Err` when it cannot be read.
-    fn authorization(&self) -> Result<Option<&str>, UnreadableHeader> {
-        self.authorization
-            .as_ref()
-            .map(|Credentials(text)| text.as_deref().map_err(|why| *why))
-            .transpose()
-    }
-}
-
-/// A client's `X-Request-Id` is kept when it is 1 to 128 visible ASCII characters; otherwise the
-/// server assigns one.
-fn is_request_id(id: &str) -> bool {
-    (1..=128).contains(&id.len()) && id.bytes().all(|byte| byte.is_ascii_graphic())
 }
 
 /// Serves the API on `listener` within `limits` until `stop` turns true (see [`server::serve`]).
@@ -219,12 +98,12 @@ pub async fn serve_metrics(
     server::serve(listener, routes, limits, metrics, stop).await;
 }
 
-/// Every route of the API, each request counted in the metrics by its route's template.
+/// Every route of the API, each request counted in the metrics by its route's label.
 fn routes(state: ApiState) -> impl Filter<Extract = impl Reply, Error = Rejection> + Clone {
     let metrics = state.metrics.clone();
     api_routes(state).with(warp::log::custom(move |info| {
         metrics.observe_request(
-            route_template(info.path()),
+            routes::metrics_label(info.path()),
             info.method().as_str(),
             info.status().as_u16(),
             info.elapsed(),
@@ -245,179 +124,59 @@ fn metrics_routes(
         .unify()
 }
 
-/// A request's route, as the metrics label it: the template, never the path, so that ids and
-/// random paths do not each make a series. (`:id` rather than `{id}`: some text-format parsers
-/// drop samples whose label values hold braces.)
-fn route_template(path: &str) -> &'static str {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match segments.as_slice() {
-        ["api", "v01", "customers"] => "/api/v01/customers",
-        ["api", "v01", "customers", _] => "/api/v01/customers/:id",
-        ["api", "v01", "customers", _, "events"] => "/api/v01/customers/:id/events",
-        ["api", "v01", "admin", "rejected-events"] => "/api/v01/admin/rejected-events",
-        ["api", "v01", "admin", "snapshot"] => "/api/v01/admin/snapshot",
-        ["api", "v01", "openapi.json"] => "/api/v01/openapi.json",
-        ["healthz"] => "/healthz",
-        ["readyz"] => "/readyz",
-        ["metrics"] => "/metrics",
-        _ => "other",
-    }
+/// The API: every request goes to the operation [`ROUTES`] gives its path and method, or is
+/// answered 404 (no such path) or 405 (with the route's `Allow`).
+fn api_routes(state: ApiState) -> BoxedFilter<(Response,)> {
+    warp::method()
+        .and(warp::path::full())
+        .and(request_meta())
+        .and(body_stream())
+        .and(warp::ext::optional::<server::ClientAddress>())
+        .and(with_state(state))
+        .then(dispatch)
+        .boxed()
 }
 
-/// The routes of the API, every request answered by one of them. Boxed: the chain of routes is
-/// deep enough as one type that the compiler's recursion limit stops a release build.
-fn api_routes(state: ApiState) -> BoxedFilter<(Response,)> {
-    let collection = || warp::path!("api" / "v01" / "customers");
-    let item = || warp::path!("api" / "v01" / "customers" / String);
-    let history = || warp::path!("api" / "v01" / "customers" / String / "events");
-
-    let create = collection()
-        .and(warp::put())
-        .and(request_meta())
-        .and(body_stream())
-        .and(with_state(state.clone()))
-        .then(handlers::create_customer);
-    let find = collection()
-        .and(get_or_head())
-        .and(request_meta())
-        .and(raw_query())
-        .and(with_state(state.clone()))
-        .then(handlers::find_customers);
-    let collection_other_method = collection()
-        .and(request_meta())
-        .map(|meta| handlers::method_not_allowed(meta, "GET, HEAD, PUT"));
-    let get = item()
-        .and(get_or_head())
-        .and(request_meta())
-        .and(with_state(state.clone()))
-        .then(handlers::get_customer);
-    let update = item()
-        .and(warp::post())
-        .and(request_meta())
-        .and(body_stream())
-        .and(with_state(state.clone()))
-        .then(|id, meta, body, state| {
-            handlers::update_customer(id, meta, body, state, Consumes::Update)
-        });
-    let patch = item()
-        .and(warp::patch())
-        .and(request_meta())
-        .and(body_stream())
-        .and(with_state(state.clone()))
-        .then(|id, meta, body, state| {
-            handlers::update_customer(id, meta, body, state, Consumes::MergePatch)
-        });
-    let delete = item()
-        .and(warp::delete())
-        .and(request_meta())
-        .and(with_state(state.clone()))
-        .then(handlers::delete_customer);
-    let item_other_method = item().and(request_meta()).map(|_id: String, meta| {
-        handlers::method_not_allowed(meta, "GET, HEAD, POST, PATCH, DELETE")
-    });
-    let customer_history = history()
-        .and(get_or_head())
-        .and(request_meta())
-        .and(with_state(state.clone()))
-        .then(handlers::customer_history);
-    let history_other_method = history()
-        .and(request_meta())
-        .map(|_id: String, meta| handlers::method_not_allowed(meta, "GET, HEAD"));
-    let rejected_events = warp::path!("api" / "v01" / "admin" / "rejected-events");
-    let list_rejected = rejected_events
-        .and(get_or_head())
-        .and(request_meta())
-        .and(raw_query())
-        .and(with_state(state.clone()))
-        .then(handlers::list_rejected_events);
-    let rejected_other_method = rejected_events
-        .and(request_meta())
-        .map(|meta| handlers::method_not_allowed(meta, "GET, HEAD"));
-    let snapshot = warp::path!("api" / "v01" / "admin" / "snapshot");
-    let take_snapshot = snapshot
-        .and(warp::get())
-        .and(request_meta())
-        .and(with_state(state.clone()))
-        .map(handlers::read_model_snapshot);
-    let snapshot_other_method = snapshot
-        .and(request_meta())
-        .map(|meta| handlers::method_not_allowed(meta, "GET"));
-    let liveness = warp::path!("healthz")
-        .and(get_or_head())
-        .map(handlers::alive);
-    let openapi = warp::path!("api" / "v01" / "openapi.json")
-        .and(get_or_head())
-        .map(handlers::openapi_document);
-    // The documents and probes answer GET and HEAD only, as the API's own resources do.
-    let read_only_other_method = warp::path!("healthz")
-        .or(warp::path!("readyz"))
-        .unify()
-        .or(warp::path!("metrics"))
-        .unify()
-        .or(warp::path!("api" / "v01" / "openapi.json"))
-        .unify()
-        .and(request_meta())
-        .map(|meta| handlers::method_not_allowed(meta, "GET, HEAD"));
-    let ready = warp::path!("readyz")
-        .and(get_or_head())
-        .and(with_state(state.clone()))
-        .map(handlers::readiness);
-    let metrics = warp::path!("metrics")
-        .and(get_or_head())
-        .and(warp::ext::optional::<server::ClientAddress>())
-        .and(request_meta())
-        .and(with_state(state.clone()))
-        .map(handlers::metrics);
-    let anything_else = warp::any().and(request_meta()).map(handlers::no_such_path);
-
-    // Boxed in groups: each `or` nests the type of everything before it, and a chain of them all
-    // took the compiler minutes to check.
-    let customers = create
-        .or(find)
-        .unify()
-        .or(collection_other_method)
-        .unify()
-        .or(get)
-        .unify()
-        .or(update)
-        .unify()
-        .or(patch)
-        .unify()
-        .or(delete)
-        .unify()
-        .or(item_other_method)
-        .unify()
-        .or(customer_history)
-        .unify()
-        .or(history_other_method)
-        .unify()
-        .boxed();
-    let admin = list_rejected
-        .or(rejected_other_method)
-        .unify()
-        .or(take_snapshot)
-        .unify()
-        .or(snapshot_other_method)
-        .unify()
-        .boxed();
-    let operations = liveness
-        .or(ready)
-        .unify()
-        .or(metrics)
-        .unify()
-        .or(openapi)
-        .unify()
-        .or(read_only_other_method)
-        .unify()
-        .boxed();
-    customers
-        .or(admin)
-        .unify()
-        .or(operations)
-        .unify()
-        .or(anything_else)
-        .unify()
-        .boxed()
+/// Runs the operation a request's path and method select.
+async fn dispatch(
+    method: warp::http::Method,
+    path: warp::path::FullPath,
+    meta: RequestMeta,
+    body: body::BodyStream,
+    client: Option<server::ClientAddress>,
+    state: ApiState,
+) -> Response {
+    let Some(matched) = routes::resolve(path.as_str()) else {
+        return handlers::no_such_path(meta);
+    };
+    let Some(operation) = matched.route.operation(&method) else {
+        return handlers::method_not_allowed(meta, matched.route.allow());
+    };
+    let id = || {
+        matched
+            .customer_id
+            .expect("the routes of customer operations have a {customerId} segment")
+            .to_owned()
+    };
+    match operation {
+        Operation::FindCustomers => handlers::find_customers(meta, state).await,
+        Operation::CreateCustomer => handlers::create_customer(meta, body, state).await,
+        Operation::GetCustomer => handlers::get_customer(id(), meta, state).await,
+        Operation::UpdateCustomer => {
+            handlers::update_customer(id(), meta, body, state, Consumes::Update).await
+        }
+        Operation::PatchCustomer => {
+            handlers::update_customer(id(), meta, body, state, Consumes::MergePatch).await
+        }
+        Operation::DeleteCustomer => handlers::delete_customer(id(), meta, state).await,
+        Operation::CustomerHistory => handlers::customer_history(id(), meta, state).await,
+        Operation::ListRejectedEvents => handlers::list_rejected_events(meta, state).await,
+        Operation::TakeSnapshot => handlers::read_model_snapshot(meta, state),
+        Operation::OpenApiDocument => handlers::openapi_document(),
+        Operation::Liveness => handlers::alive(),
+        Operation::Readiness => handlers::readiness(state),
+        Operation::Metrics => handlers::metrics(client, meta, state),
+    }
 }
 
 fn with_state(state: ApiState) -> impl Filter<Extract = (ApiState,), Error = Infallible> + Clone {
@@ -427,11 +186,7 @@ fn with_state(state: ApiState) -> impl Filter<Extract = (ApiState,), Error = Inf
 fn request_meta() -> impl Filter<Extract = (RequestMeta,), Error = Infallible> + Clone {
     warp::header::headers_cloned()
         .and(raw_query())
-        .map(|headers: HeaderMap, query: String| {
-            let mut meta = RequestMeta::from_headers(&headers);
-            meta.query = query;
-            meta
-        })
+        .map(|headers: HeaderMap, query: String| RequestMeta::read(&headers, query))
 }
 
 fn get_or_head() -> impl Filter<Extract = (), Error = Rejection> + Clone {
@@ -710,10 +465,10 @@ mod tests {
             .collect();
         let routed: BTreeMap<String, String> = ROUTES
             .iter()
-            .map(|(path, methods)| {
-                let mut methods: Vec<&str> = methods.split(", ").collect();
+            .map(|route| {
+                let mut methods: Vec<&str> = route.allow().split(", ").collect();
                 methods.sort_unstable();
-                ((*path).to_owned(), methods.join(", "))
+                (route.path.to_owned(), methods.join(", "))
             })
             .collect();
         assert_eq!(documented, routed);
@@ -728,7 +483,8 @@ mod tests {
         assert_eq!(served.status(), 200);
         assert_eq!(served.headers()["content-type"], "application/json");
         assert_eq!(served.body(), OPENAPI_DOCUMENT.as_bytes());
-        for (path, methods) in ROUTES {
+        for route in ROUTES {
+            let (path, methods) = (route.path, route.allow());
             let concrete = path.replace("{customerId}", "01936a4e-8b1c-7def-8a00-000000000001");
             for method in methods.split(", ") {
                 let response = warp::test::request()

@@ -1,8 +1,16 @@
 //! Content negotiation: which format a request body is in (`Content-Type`) and which format the
 //! client wants back (`Accept`, with q-values).
 
-use super::ApiError;
 use crate::domain::{shown, NAME_SHOWN};
+
+/// Why the formats a request asks for cannot be served (a 415 or a 406).
+#[derive(Debug, PartialEq, Eq)]
+pub enum NegotiationError {
+    /// The body's media type, charset or coding is not one the route consumes; says which.
+    UnsupportedMediaType(String),
+    /// The client accepts no format the API produces; holds its `Accept`.
+    NotAcceptable(String),
+}
 
 /// The two representations the API speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,11 +52,14 @@ impl Consumes {
 /// parameter, when given, must be UTF-8 (the only encoding bodies are read in).
 ///
 /// # Errors
-/// [`ApiError::UnsupportedMediaType`] for any other media type or charset.
-pub fn body_format(content_type: Option<&str>, consumes: Consumes) -> Result<Format, ApiError> {
+/// [`NegotiationError::UnsupportedMediaType`] for any other media type or charset.
+pub fn body_format(
+    content_type: Option<&str>,
+    consumes: Consumes,
+) -> Result<Format, NegotiationError> {
     let Some(content_type) = content_type else {
         if consumes == Consumes::MergePatch {
-            return Err(ApiError::UnsupportedMediaType(format!(
+            return Err(NegotiationError::UnsupportedMediaType(format!(
                 "{}, and the request has no Content-Type",
                 consumes.described()
             )));
@@ -62,7 +73,7 @@ pub fn body_format(content_type: Option<&str>, consumes: Consumes) -> Result<For
         ("application/xml" | "text/xml", Consumes::Create | Consumes::Update) => Format::Xml,
         _ => {
             let refused = shown(&media_type, NAME_SHOWN);
-            return Err(ApiError::UnsupportedMediaType(format!(
+            return Err(NegotiationError::UnsupportedMediaType(format!(
                 "{}, in UTF-8, not {refused}",
                 consumes.described()
             )));
@@ -77,7 +88,7 @@ pub fn body_format(content_type: Option<&str>, consumes: Consumes) -> Result<For
     match charset {
         Some(charset) if !charset.eq_ignore_ascii_case("utf-8") => {
             let refused = shown(&format!("{media_type} in charset {charset}"), NAME_SHOWN);
-            Err(ApiError::UnsupportedMediaType(format!(
+            Err(NegotiationError::UnsupportedMediaType(format!(
                 "{}, in UTF-8, not {refused}",
                 consumes.described()
             )))
@@ -90,8 +101,8 @@ pub fn body_format(content_type: Option<&str>, consumes: Consumes) -> Result<For
 /// and `application/*`.
 ///
 /// # Errors
-/// [`ApiError::NotAcceptable`] when the client accepts neither JSON nor XML.
-pub fn answer_format(accept: Option<&str>) -> Result<Format, ApiError> {
+/// [`NegotiationError::NotAcceptable`] when the client accepts neither JSON nor XML.
+pub fn answer_format(accept: Option<&str>) -> Result<Format, NegotiationError> {
     let Some(accept) = accept.filter(|accept| !accept.trim().is_empty()) else {
         return Ok(Format::Json);
     };
@@ -107,7 +118,7 @@ pub fn answer_format(accept: Option<&str>) -> Result<Format, ApiError> {
     )
     .max(quality(accept, &["text/xml"], "text"));
     match (json, xml) {
-        (0, 0) => Err(ApiError::NotAcceptable(accept.trim().to_owned())),
+        (0, 0) => Err(NegotiationError::NotAcceptable(accept.trim().to_owned())),
         (json, xml) if xml > json => Ok(Format::Xml),
         _ => Ok(Format::Json),
     }
@@ -171,6 +182,19 @@ fn media_type_of(content_type: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// Refuses a body sent with a content coding (`Content-Encoding: gzip`): bodies are read as
+/// sent, and reading a compressed one as JSON would answer a misleading 400 (RFC 9110 8.4.1).
+pub fn plain_body(content_encoding: Option<&str>) -> Result<(), NegotiationError> {
+    match content_encoding.map(str::trim) {
+        None | Some("") => Ok(()),
+        Some(coding) if coding.eq_ignore_ascii_case("identity") => Ok(()),
+        Some(coding) => Err(NegotiationError::UnsupportedMediaType(format!(
+            "request bodies are read as sent, not in Content-Encoding {}",
+            shown(coding, 40)
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,7 +223,7 @@ mod tests {
             assert!(
                 matches!(
                     create(Some(refused)),
-                    Err(ApiError::UnsupportedMediaType(_))
+                    Err(NegotiationError::UnsupportedMediaType(_))
                 ),
                 "{refused}"
             );
@@ -221,7 +245,7 @@ mod tests {
         for refused in [Some("application/json"), Some("application/xml"), None] {
             let answer = body_format(refused, Consumes::MergePatch);
             assert!(
-                matches!(&answer, Err(ApiError::UnsupportedMediaType(why)) if why.contains("merge-patch")),
+                matches!(&answer, Err(NegotiationError::UnsupportedMediaType(why)) if why.contains("merge-patch")),
                 "{refused:?}: {answer:?}"
             );
         }

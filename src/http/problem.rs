@@ -1,7 +1,7 @@
 //! The one place where errors become HTTP answers: RFC 9457 problem documents, in JSON
 //! (`application/problem+json`) or XML (`application/problem+xml`) as the client prefers.
 
-use super::negotiation::Format;
+use super::negotiation::{Format, NegotiationError};
 use super::xml;
 use crate::auth::AuthError;
 use crate::domain::{FieldError, ValidationErrors};
@@ -230,6 +230,22 @@ impl ApiError {
                 }
             }
         }
+    }
+}
+
+impl From<NegotiationError> for ApiError {
+    fn from(error: NegotiationError) -> Self {
+        match error {
+            NegotiationError::UnsupportedMediaType(why) => ApiError::UnsupportedMediaType(why),
+            NegotiationError::NotAcceptable(accept) => ApiError::NotAcceptable(accept),
+        }
+    }
+}
+
+impl From<FieldError> for ApiError {
+    /// One field (or header) that broke a rule: a 400 naming it.
+    fn from(error: FieldError) -> Self {
+        ApiError::Validation(ValidationErrors(vec![error]))
     }
 }
 
@@ -503,7 +519,7 @@ impl ApiError {
                 (json, "application/problem+json")
             }
             Format::Xml => {
-                let xml = xml::problem_document(&fields, errors, &extra);
+                let xml = xml_document(&fields, errors, &extra);
                 (xml.into_bytes(), "application/problem+xml; charset=utf-8")
             }
         };
@@ -536,7 +552,7 @@ impl ApiError {
             ApiError::PreconditionFailed {
                 current_version, ..
             } => {
-                headers.insert(header::ETAG, super::handlers::etag(current_version));
+                headers.insert(header::ETAG, super::headers::etag(current_version));
             }
             ApiError::ChangePending { position, .. } => {
                 if let Ok(position) = HeaderValue::from_str(&position) {
@@ -583,5 +599,85 @@ fn insert_location(headers: &mut warp::http::HeaderMap, id: &str) {
     let location = format!("/api/v01/customers/{id}");
     if let Ok(location) = HeaderValue::from_str(&location) {
         headers.insert(header::LOCATION, location);
+    }
+}
+
+/// An RFC 9457 problem document in its XML form (namespace `urn:ietf:rfc:7807`, array items as
+/// `<i>`).
+fn xml_document(
+    fields: &ProblemFields<'_>,
+    errors: Option<&[FieldError]>,
+    extra: &ExtraMembers,
+) -> String {
+    #[derive(Serialize)]
+    struct Problem<'a> {
+        #[serde(rename = "@xmlns")]
+        namespace: &'static str,
+        #[serde(rename = "type")]
+        problem_type: &'a str,
+        title: &'a str,
+        status: u16,
+        detail: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        errors: Option<Items<'a>>,
+        #[serde(rename = "omittedErrors", skip_serializing_if = "Option::is_none")]
+        omitted_errors: Option<usize>,
+        #[serde(rename = "currentVersion", skip_serializing_if = "Option::is_none")]
+        current_version: Option<u64>,
+        #[serde(rename = "customerId", skip_serializing_if = "Option::is_none")]
+        customer_id: Option<&'a str>,
+    }
+    #[derive(Serialize)]
+    struct Items<'a> {
+        i: &'a [FieldError],
+    }
+    let problem = Problem {
+        namespace: "urn:ietf:rfc:7807",
+        problem_type: fields.problem_type,
+        title: fields.title,
+        status: fields.status,
+        detail: fields.detail,
+        errors: errors.map(|errors| Items { i: errors }),
+        omitted_errors: extra.omitted_errors,
+        current_version: extra.current_version,
+        customer_id: extra.customer_id.as_deref(),
+    };
+    xml::document("problem", &problem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn characters_xml_cannot_hold_are_replaced_not_written() {
+        let echoed = FieldError {
+            field: "a\u{1}b".into(),
+            code: "unknown_parameter",
+            message: "\u{FFFF}\u{FFFE} is not a parameter".into(),
+        };
+        let fields = ProblemFields {
+            problem_type: "/problems/invalid-request",
+            title: "t",
+            status: 400,
+            detail: "d\u{0}",
+        };
+        let xml = xml_document(&fields, Some(&[echoed]), &ExtraMembers::default());
+        let parsed = roxmltree::Document::parse(&xml).expect("well-formed");
+        assert!(parsed
+            .descendants()
+            .any(|node| node.text() == Some("a\u{FFFD}b")));
+    }
+
+    proptest! {
+            /// Whatever a problem echoes, its XML form is well-formed.
+            #[test]
+            fn problems_are_well_formed_whatever_they_echo(text in any::<String>()) {
+                let echoed = FieldError { field: text.clone(), code: "unknown_parameter", message: text };
+                let fields = ProblemFields { problem_type: "/p", title: "t", status: 400, detail: "d" };
+                let xml = xml_document(&fields, Some(&[echoed]), &ExtraMembers::default());
+                prop_assert!(roxmltree::Document::parse(&xml).is_ok(), "{}", xml);
+            }
     }
 }

@@ -264,7 +264,7 @@ where
     async fn answer(mut self, request: Request<Incoming>) -> Result<Response, Infallible> {
         let arrived = std::time::Instant::now();
         self.first_read.mark();
-        let route = super::route_template(request.uri().path());
+        let route = super::routes::metrics_label(request.uri().path());
         let method = request.method().clone();
         // Read only if the server answers itself (a cheap clone: header values share bytes).
         let accept = request.headers().get(header::ACCEPT).cloned();

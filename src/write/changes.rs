@@ -20,11 +20,10 @@
 //! the retry a 422. Racing retries (on any replica) aiming at one version write the same event
 //! id, so the log applies one and skips the others as duplicates.
 
-use super::decide::{self, Fate};
+use super::decide::{self, ChangeKind, Fate};
 use super::registrar::Registrar;
 use crate::domain::{
-    now_millis, AuditTrail, Customer, CustomerId, CustomerPatch, IdempotencyKey, RegistryEvent,
-    EVENT_ID_NAMESPACE,
+    now_millis, AuditTrail, Customer, CustomerId, IdempotencyKey, RegistryEvent, EVENT_ID_NAMESPACE,
 };
 use crate::log::{EventLogError, LogPosition, LogReadError, PublishedRecord};
 use crate::read_model::{CustomerRecord, ReadModelError};
@@ -43,15 +42,6 @@ pub const MAX_ATTEMPTS: u32 = 32;
 
 /// The longest pause between two tries of a change that lost a race.
 const MAX_BACKOFF_MS: u32 = 40;
-
-/// What a change request asks.
-#[derive(Debug, Clone)]
-pub enum ChangeKind {
-    /// Change these fields.
-    Update(CustomerPatch),
-    /// Delete the customer.
-    Delete,
-}
 
 /// Kafka header naming the `Idempotency-Key` a change was made with.
 const KEY_HEADER: &str = "idempotency-key";

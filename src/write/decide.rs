@@ -3,11 +3,21 @@
 //! was projected, says of its fate. The registrar does the I/O around them (append, wait, read
 //! back, retry); these say what to do, and their tests need no broker.
 
-use super::changes::ChangeKind;
-use crate::domain::{AuditTrail, Customer, CustomerDeleted, CustomerUpdated, RegistryEvent};
+use crate::domain::{
+    AuditTrail, Customer, CustomerDeleted, CustomerPatch, CustomerUpdated, RegistryEvent,
+};
 use crate::read_model::CustomerRecord;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
+
+/// What a change request asks.
+#[derive(Debug, Clone)]
+pub enum ChangeKind {
+    /// Change these fields.
+    Update(CustomerPatch),
+    /// Delete the customer.
+    Delete,
+}
 
 /// The event that makes `kind` of `current` as its next version, `event_id` its id, at `now`
 /// (never before the customer's last change); and the customer it leaves. `None` when an update

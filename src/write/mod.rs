@@ -9,5 +9,6 @@ mod coded;
 mod decide;
 mod registrar;
 
-pub use changes::{ChangeError, ChangeKind, Changed, Condition, MAX_ATTEMPTS};
+pub use changes::{ChangeError, Changed, Condition, MAX_ATTEMPTS};
+pub use decide::ChangeKind;
 pub use registrar::{CreateError, Registered, Registrar};
