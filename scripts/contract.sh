@@ -15,37 +15,18 @@ if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$schemathesis_ver
   "$venv/bin/pip" install --quiet "schemathesis==$schemathesis_version"
 fi
 
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
-cargo build --locked --quiet --bin customer-registry
-registry=$CARGO_TARGET_DIR/debug/customer-registry
-bootstrap=${KAFKA_BOOTSTRAP:-127.0.0.1:${KAFKA_PORT:-9092}}
-
+# shellcheck source=scripts/lib/registry.sh
+. scripts/lib/registry.sh
+build_registry
 work=$(mktemp -d /tmp/customer-registry-contract.XXXXXX)
-registry_pid=
 cleanup() {
-  if [ -n "$registry_pid" ]; then
-    kill "$registry_pid" 2>/dev/null || true
-    wait "$registry_pid" 2>/dev/null || true
-  fi
+  stop_registry
   rm -rf "$work"
 }
 trap cleanup EXIT
-
-key=$("$registry" keys add --file "$work/api-keys.jsonl" --name contract --admin | tail -n 1)
-"$registry" serve --listen 127.0.0.1:0 --kafka-bootstrap "$bootstrap" \
-  --topic "contract.$(date +%s).$$" --data-dir "$work/data" --api-keys "$work/api-keys.jsonl" \
-  --projection-wait-ms 1000 >"$work/registry.log" 2>&1 &
-registry_pid=$!
-address=
-for _ in $(seq 1 600); do
-  if grep -q "ready: the projection" "$work/registry.log"; then
-    address=$(grep -o 'listening on http://[0-9.:]*' "$work/registry.log" | head -n 1 | cut -d/ -f3)
-    break
-  fi
-  kill -0 "$registry_pid" 2>/dev/null || { cat "$work/registry.log" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$address" ] || { echo "contract.sh: the registry did not start" >&2; cat "$work/registry.log" >&2; exit 1; }
+start_registry "$work" contract || exit 1
+key=$registry_key
+address=$registry_address
 
 # Every check but the two that hold the server's input rules to the document's schemas
 # (negative_data_rejection, positive_data_acceptance): the rules trim and NFC-normalise before
@@ -70,6 +51,6 @@ status=0
   --max-examples "${CONTRACT_EXAMPLES:-25}" --seed "${CONTRACT_SEED:-1}" "$@" || status=$?
 if [ "$status" != 0 ]; then
   echo "contract.sh: the registry's log:" >&2
-  tail -n 40 "$work/registry.log" >&2
+  tail -n 40 "$registry_log" >&2
 fi
 exit "$status"
