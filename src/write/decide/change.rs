@@ -1,11 +1,10 @@
-//! A change's decisions, as pure functions of plain inputs: which event a change makes of the
-//! customer as this replica holds it, and what the customer's record, read back once the event
-//! was projected, says of its fate. The registrar does the I/O around them (append, wait, read
-//! back, retry); these say what to do, and their tests need no broker.
+//! A change's decisions: which event an update or delete makes of the customer as this replica
+//! holds it, and what the customer's record, read back once the event was projected, says of
+//! its fate.
 
-use super::changes::ChangeKind;
 use crate::domain::{AuditTrail, Customer, CustomerDeleted, CustomerUpdated, RegistryEvent};
 use crate::read_model::CustomerRecord;
+use crate::write::changes::ChangeKind;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
