@@ -450,12 +450,12 @@ impl Registrar {
         if self.read_model.record(id)?.is_some() {
             return Ok(());
         }
-        match self.reach_partition_end(id).await {
-            Some((wanted, false)) => Err(ChangeError::Behind {
+        match decide::behind(self.reach_partition_end(id).await) {
+            Some(wanted) => Err(ChangeError::Behind {
                 wanted,
                 reached: self.progress.position(),
             }),
-            _ => Ok(()),
+            None => Ok(()),
         }
     }
 
