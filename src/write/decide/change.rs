@@ -1,12 +1,41 @@
-//! A change's decisions: which event an update or delete makes of the customer as this replica
-//! holds it, and what the customer's record, read back once the event was projected, says of
-//! its fate.
+//! A change's decisions: how the customer as this replica holds it stands against `If-Match`,
+//! which event an update or delete makes of it, and what the customer's record, read back once
+//! the event was projected, says of its fate; and for a change with an `Idempotency-Key`, the
+//! ids and headers its records carry, and what the customer's event ids and records read back
+//! say of the key (unused, this request's first answer, or another request's).
 
-use crate::domain::{AuditTrail, Customer, CustomerDeleted, CustomerUpdated, RegistryEvent};
+use crate::domain::{
+    AuditTrail, Customer, CustomerDeleted, CustomerUpdated, IdempotencyKey, RegistryEvent,
+    EVENT_ID_NAMESPACE,
+};
+use crate::log::PublishedRecord;
 use crate::read_model::CustomerRecord;
 use crate::write::changes::ChangeKind;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
+
+/// How a customer at some version stands against the version `If-Match` named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// At it: the change aims at the next version.
+    Met,
+    /// Past it: another change took it (412, at once).
+    Passed,
+    /// Not there yet: this replica may trail the log, where another replica wrote the version.
+    NotYet,
+}
+
+/// How a customer at `version` stands against `expected`, the version `If-Match` named. One
+/// [`Standing::NotYet`] here is decided once this replica has applied the customer's partition
+/// up to its end, which holds every version acknowledged so far: a version still ahead then
+/// does not exist (412 at once, not after a wait).
+pub fn standing(version: u64, expected: u64) -> Standing {
+    match version.cmp(&expected) {
+        std::cmp::Ordering::Equal => Standing::Met,
+        std::cmp::Ordering::Greater => Standing::Passed,
+        std::cmp::Ordering::Less => Standing::NotYet,
+    }
+}
 
 /// The event that makes `kind` of `current` as its next version, `event_id` its id, at `now`
 /// (never before the customer's last change); and the customer it leaves. `None` when an update
@@ -104,10 +133,178 @@ pub fn fate(
     }
 }
 
+/// Kafka header naming the `Idempotency-Key` a change was made with.
+const KEY_HEADER: &str = "idempotency-key";
+/// Kafka header holding the digest of the request a keyed change was made by.
+const DIGEST_HEADER: &str = "request-digest";
+
+/// What marks a keyed change's records: its key, and the digest of its request (two requests
+/// with the same digest are the same request).
+pub struct Keyed<'a> {
+    /// The request's `Idempotency-Key`.
+    pub key: &'a IdempotencyKey,
+    /// The digest of the request.
+    pub digest: &'a str,
+}
+
+/// What the customer's event ids say of a keyed change's key, before the change is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// No event of the customer carries the key's prefix: the key is new, and the change goes
+    /// ahead (no read of the log).
+    Unused,
+    /// The key's first event is this request's and made the version the customer is at: a
+    /// retry, answered with the customer as it stands (no read of the log).
+    AsHeld,
+    /// The key was used on the customer, by this request before later changes or by another
+    /// request: the customer's records are read back ([`Keyed::key_use`]).
+    ReadBack,
+}
+
+/// What a keyed change's records, read back from the log, say of its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyUse {
+    /// No record carries the key (another key's event ids share the prefix, a 1 in 2^60
+    /// chance): the key is unused.
+    Unused,
+    /// The key's first record is this request's: answer what it answered, the customer as that
+    /// record left it, even if it changed since; `None` when the records read back built no
+    /// customer up to it (404).
+    Replay(Option<Box<Customer>>),
+    /// The key's first record is another request's: the key was reused (422).
+    Reused,
+}
+
+impl Keyed<'_> {
+    /// `<accountId>:<key>:<customerId>`: what the key's events for `customer` derive from.
+    fn scope(&self, customer: &Customer) -> String {
+        format!(
+            "{}:{}:{}",
+            customer.details.account_id,
+            self.key.as_str(),
+            customer.id
+        )
+    }
+
+    /// The first 8 bytes of every event id this key writes for `customer`, whatever the request:
+    /// those of UUIDv5(`<accountId>:<key>:<customerId>`), with UUIDv8's version bits.
+    fn prefix(&self, customer: &Customer) -> [u8; 8] {
+        let scope = Uuid::new_v5(&EVENT_ID_NAMESPACE, self.scope(customer).as_bytes());
+        let mut bytes = [0; 16];
+        bytes[..8].copy_from_slice(&scope.as_bytes()[..8]);
+        let mut prefix = [0; 8];
+        prefix.copy_from_slice(&Uuid::new_v8(bytes).as_bytes()[..8]);
+        prefix
+    }
+
+    /// The first event in `held`'s history written with this key (any request), if any.
+    pub fn first_use(&self, held: &CustomerRecord) -> Option<Uuid> {
+        let prefix = self.prefix(&held.customer);
+        held.history
+            .iter()
+            .map(|entry| entry.event_id)
+            .find(|event_id| event_id.as_bytes()[..8] == prefix)
+    }
+
+    /// Where in `held`'s history the last event with this key's prefix is, if any: the records
+    /// up to it are all a look for the key's first answer reads back, not the customer's whole
+    /// history.
+    pub fn last_use_at(&self, held: &CustomerRecord) -> Option<usize> {
+        let prefix = self.prefix(&held.customer);
+        let from_the_end = held
+            .history
+            .iter()
+            .rev()
+            .position(|entry| entry.event_id.as_bytes()[..8] == prefix)?;
+        Some(held.history.len() - 1 - from_the_end)
+    }
+
+    /// The id of the request's event that makes `customer` version `version`: a UUIDv8 of
+    /// [`Keyed::prefix`] and the last 8 bytes of
+    /// UUIDv5(`<accountId>:<key>:<customerId>:<digest>:<version>`). The same on every replica and
+    /// every retry of the same request aiming at the same version, and different for each
+    /// version, so an id is never written again with other content.
+    pub fn event_id(&self, customer: &Customer, version: u64) -> Uuid {
+        let name = format!("{}:{}:{version}", self.scope(customer), self.digest);
+        let request = Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes());
+        let mut bytes = [0; 16];
+        bytes[..8].copy_from_slice(&self.prefix(customer));
+        bytes[8..].copy_from_slice(&request.as_bytes()[8..]);
+        Uuid::new_v8(bytes)
+    }
+
+    /// The headers the change's records carry: the key, and the request's digest.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (KEY_HEADER, self.key.as_str().to_owned()),
+            (DIGEST_HEADER, self.digest.to_owned()),
+        ]
+    }
+
+    /// What `held`'s event ids say of this key before the change: see [`Retry`].
+    pub fn retry(&self, held: &CustomerRecord) -> Retry {
+        match self.first_use(held) {
+            None => Retry::Unused,
+            Some(first) if first == self.event_id(&held.customer, held.customer.version) => {
+                Retry::AsHeld
+            }
+            Some(_) => Retry::ReadBack,
+        }
+    }
+
+    /// What the customer's `records`, read back from the log in order, say of this key: the
+    /// first record with the key is this request's when it carries the same digest, and
+    /// answers the customer as the records up to it left it; another digest makes this request
+    /// a reuse of the key.
+    pub fn key_use(&self, records: &[PublishedRecord]) -> KeyUse {
+        let mut folded: Option<Customer> = None;
+        for record in records {
+            folded = fold(folded, record);
+            if record.headers.get(KEY_HEADER).map(String::as_str) != Some(self.key.as_str()) {
+                continue;
+            }
+            if record.headers.get(DIGEST_HEADER).map(String::as_str) != Some(self.digest) {
+                return KeyUse::Reused;
+            }
+            return KeyUse::Replay(folded.map(Box::new));
+        }
+        KeyUse::Unused
+    }
+}
+
+/// The customer as `record` leaves `customer` (a record of its history, read back: applied, or a
+/// duplicate of one applied, which changes nothing: neither does a record that is not the next
+/// version's, nor one this build cannot read).
+pub fn fold(customer: Option<Customer>, record: &PublishedRecord) -> Option<Customer> {
+    let Ok(bytes) = serde_json::to_vec(&record.event) else {
+        return customer;
+    };
+    let Ok(event) = RegistryEvent::decode(&bytes) else {
+        return customer;
+    };
+    match (customer, event) {
+        (None, RegistryEvent::CustomerCreated(created)) => Some(created.customer),
+        (Some(current), RegistryEvent::CustomerUpdated(updated))
+            if updated.version == current.version + 1 =>
+        {
+            Some(updated.applied_to(&current))
+        }
+        (Some(current), RegistryEvent::CustomerDeleted(deleted))
+            if deleted.version == current.version + 1 =>
+        {
+            Some(deleted.applied_to(&current))
+        }
+        (customer, _) => customer,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AccountId, CustomerDetails, CustomerPatch, FieldValue, TextField};
+    use crate::domain::{
+        now_millis, AccountId, CustomerCreated, CustomerDetails, CustomerPatch, FieldValue,
+        TextField,
+    };
     use crate::read_model::{History, HistoryEntry, LogPlace};
 
     fn customer_at(version: u64) -> Customer {
@@ -241,5 +438,265 @@ mod tests {
                 Fate::Gone
             );
         }
+    }
+
+    #[test]
+    fn given_if_match_at_the_customers_version_then_the_change_aims_at_the_next() {
+        assert_eq!(standing(3, 3), Standing::Met);
+    }
+
+    #[test]
+    fn given_a_customer_past_the_version_if_match_names_then_it_is_refused_at_once() {
+        assert_eq!(standing(4, 3), Standing::Passed);
+    }
+
+    #[test]
+    fn given_a_customer_short_of_the_version_if_match_names_then_the_replica_may_trail_the_log() {
+        assert_eq!(standing(2, 3), Standing::NotYet);
+    }
+
+    fn key(text: &str) -> IdempotencyKey {
+        IdempotencyKey::parse(text).unwrap()
+    }
+
+    /// `event` as read back from offset `offset`, with `headers`.
+    fn published(
+        event: &RegistryEvent,
+        offset: i64,
+        headers: &[(&'static str, String)],
+    ) -> PublishedRecord {
+        PublishedRecord {
+            partition: 0,
+            offset,
+            timestamp: None,
+            key: None,
+            headers: headers
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), value.clone()))
+                .collect(),
+            event: serde_json::from_slice(&event.encode()).unwrap(),
+        }
+    }
+
+    /// The change `kind` makes of `current`, with event id `event_id`, now.
+    fn changed(current: &Customer, kind: &ChangeKind, event_id: Uuid) -> (RegistryEvent, Customer) {
+        change_event(current, kind, event_id, now_millis(), &Default::default()).unwrap()
+    }
+
+    #[test]
+    fn a_keys_events_for_a_customer_share_their_first_half_whatever_the_request() {
+        let (customer, k1, k2) = (customer_at(3), key("k-1"), key("k-2"));
+        let first = Keyed {
+            key: &k1,
+            digest: "first",
+        };
+        let second = Keyed {
+            key: &k1,
+            digest: "second",
+        };
+        let half = |id: Uuid| id.as_bytes()[..8].to_vec();
+        assert_eq!(
+            half(first.event_id(&customer, 4)),
+            half(second.event_id(&customer, 9))
+        );
+        let other_key = Keyed {
+            key: &k2,
+            digest: "first",
+        };
+        assert_ne!(
+            half(first.event_id(&customer, 4)),
+            half(other_key.event_id(&customer, 4))
+        );
+        let other_customer = customer_at(3);
+        assert_ne!(
+            half(first.event_id(&customer, 4)),
+            half(first.event_id(&other_customer, 4))
+        );
+    }
+
+    #[test]
+    fn a_retry_of_the_same_request_aiming_at_the_same_version_writes_the_same_event_id() {
+        let (customer, k1) = (customer_at(3), key("k-1"));
+        let request = Keyed {
+            key: &k1,
+            digest: "digest",
+        };
+        let retry = Keyed {
+            key: &k1,
+            digest: "digest",
+        };
+        let other = Keyed {
+            key: &k1,
+            digest: "other",
+        };
+        assert_eq!(request.event_id(&customer, 4), retry.event_id(&customer, 4));
+        assert_ne!(
+            request.event_id(&customer, 4),
+            request.event_id(&customer, 5)
+        );
+        assert_ne!(request.event_id(&customer, 4), other.event_id(&customer, 4));
+    }
+
+    #[test]
+    fn given_a_key_none_of_the_customers_events_carry_then_it_is_new_and_nothing_is_read_back() {
+        let k1 = key("k-1");
+        let keyed = Keyed {
+            key: &k1,
+            digest: "digest",
+        };
+        let held = record(customer_at(3), false, &[Uuid::now_v7(), Uuid::now_v7()]);
+        assert_eq!(keyed.retry(&held), Retry::Unused);
+        assert_eq!(keyed.last_use_at(&held), None);
+    }
+
+    #[test]
+    fn given_the_keys_first_change_made_the_current_version_then_the_retry_answers_the_customer_as_it_stands(
+    ) {
+        let (customer, k1) = (customer_at(3), key("k-1"));
+        let keyed = Keyed {
+            key: &k1,
+            digest: "digest",
+        };
+        let mine = keyed.event_id(&customer, 3);
+        let held = record(customer, false, &[Uuid::now_v7(), Uuid::now_v7(), mine]);
+        assert_eq!(keyed.retry(&held), Retry::AsHeld);
+    }
+
+    #[test]
+    fn given_changes_after_the_keys_first_then_the_retry_reads_the_records_back_up_to_its_last_use()
+    {
+        let (customer, k1) = (customer_at(5), key("k-1"));
+        let keyed = Keyed {
+            key: &k1,
+            digest: "digest",
+        };
+        let mine = keyed.event_id(&customer, 3);
+        let again = keyed.event_id(&customer, 4);
+        let events = [Uuid::now_v7(), Uuid::now_v7(), mine, again, Uuid::now_v7()];
+        let held = record(customer, false, &events);
+        assert_eq!(keyed.retry(&held), Retry::ReadBack);
+        assert_eq!(keyed.first_use(&held), Some(mine));
+        assert_eq!(keyed.last_use_at(&held), Some(3));
+    }
+
+    #[test]
+    fn given_the_key_used_by_another_request_then_the_records_are_read_back() {
+        let (customer, k1) = (customer_at(3), key("k-1"));
+        let keyed = Keyed {
+            key: &k1,
+            digest: "digest",
+        };
+        let another = Keyed {
+            key: &k1,
+            digest: "another",
+        };
+        let theirs = another.event_id(&customer, 3);
+        let held = record(customer, false, &[Uuid::now_v7(), Uuid::now_v7(), theirs]);
+        assert_eq!(keyed.retry(&held), Retry::ReadBack);
+    }
+
+    #[test]
+    fn given_the_keys_first_record_then_the_retry_answers_the_customer_as_it_left_it_even_if_changed_since(
+    ) {
+        let k1 = key("k-1");
+        let keyed = Keyed {
+            key: &k1,
+            digest: "digest",
+        };
+        let created = customer_at(1);
+        let create = RegistryEvent::CustomerCreated(CustomerCreated::new(created.clone()));
+        let (update, after) = changed(&created, &rename_to("Keyed"), keyed.event_id(&created, 2));
+        let (later, _) = changed(&after, &rename_to("Later"), Uuid::now_v7());
+        let records = [
+            published(&create, 0, &[]),
+            published(&update, 1, &keyed.headers()),
+            published(&later, 2, &[]),
+        ];
+        assert_eq!(
+            keyed.key_use(&records),
+            KeyUse::Replay(Some(Box::new(after)))
+        );
+    }
+
+    #[test]
+    fn given_a_keyed_delete_then_its_retry_answers_the_customer_as_deleted() {
+        let k1 = key("k-1");
+        let keyed = Keyed {
+            key: &k1,
+            digest: "digest",
+        };
+        let created = customer_at(1);
+        let create = RegistryEvent::CustomerCreated(CustomerCreated::new(created.clone()));
+        let (delete, gone) = changed(&created, &ChangeKind::Delete, keyed.event_id(&created, 2));
+        let records = [
+            published(&create, 0, &[]),
+            published(&delete, 1, &keyed.headers()),
+        ];
+        assert_eq!(
+            keyed.key_use(&records),
+            KeyUse::Replay(Some(Box::new(gone)))
+        );
+    }
+
+    #[test]
+    fn given_the_keys_first_record_from_another_request_then_the_key_is_reused() {
+        let k1 = key("k-1");
+        let keyed = Keyed {
+            key: &k1,
+            digest: "digest",
+        };
+        let another = Keyed {
+            key: &k1,
+            digest: "another",
+        };
+        let created = customer_at(1);
+        let create = RegistryEvent::CustomerCreated(CustomerCreated::new(created.clone()));
+        let (theirs, after) = changed(
+            &created,
+            &rename_to("Theirs"),
+            another.event_id(&created, 2),
+        );
+        let (mine, _) = changed(&after, &rename_to("Mine"), keyed.event_id(&after, 3));
+        let records = [
+            published(&create, 0, &[]),
+            published(&theirs, 1, &another.headers()),
+            published(&mine, 2, &keyed.headers()),
+        ];
+        assert_eq!(keyed.key_use(&records), KeyUse::Reused);
+    }
+
+    #[test]
+    fn given_records_without_the_key_then_it_is_unused_after_all() {
+        let (k1, k2) = (key("k-1"), key("k-2"));
+        let keyed = Keyed {
+            key: &k1,
+            digest: "digest",
+        };
+        let other = Keyed {
+            key: &k2,
+            digest: "digest",
+        };
+        let created = customer_at(1);
+        let create = RegistryEvent::CustomerCreated(CustomerCreated::new(created.clone()));
+        let (update, _) = changed(&created, &rename_to("Other"), other.event_id(&created, 2));
+        let records = [
+            published(&create, 0, &[]),
+            published(&update, 1, &other.headers()),
+        ];
+        assert_eq!(keyed.key_use(&records), KeyUse::Unused);
+    }
+
+    #[test]
+    fn given_a_racing_duplicate_or_an_unreadable_record_read_back_then_it_changes_nothing() {
+        let created = customer_at(1);
+        let create = RegistryEvent::CustomerCreated(CustomerCreated::new(created.clone()));
+        let (update, after) = changed(&created, &rename_to("After"), Uuid::now_v7());
+        let mut folded = fold(None, &published(&create, 0, &[]));
+        assert_eq!(folded.as_ref(), Some(&created));
+        folded = fold(folded, &published(&update, 1, &[]));
+        folded = fold(folded, &published(&update, 2, &[]));
+        let mut garbage = published(&update, 3, &[]);
+        garbage.event = serde_json::Value::String("not an event".to_owned());
+        assert_eq!(fold(folded, &garbage), Some(after));
     }
 }

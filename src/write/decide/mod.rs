@@ -7,14 +7,16 @@
 //! - `create.rs`: a create's ids, the partitions it is decided on, its event, and the verdict
 //!   on a customer the log already holds under its id (a key's retry, a reused key, a code
 //!   taken);
-//! - `change.rs`: the event an update or delete makes, and its fate once projected;
+//! - `change.rs`: how the customer stands against `If-Match`, the event an update or delete
+//!   makes, and its fate once projected; a keyed change's ids and headers, and what the
+//!   customer's event ids and records read back say of its key;
 //! - here: whether a replica that waited for a customer's partition's end may decide on what it
 //!   holds ([`behind`]), for creates and changes alike.
 
 mod change;
 mod create;
 
-pub use change::{change_event, fate, Fate};
+pub use change::{change_event, fate, fold, standing, Fate, KeyUse, Keyed, Retry, Standing};
 pub use create::{
     code_as_customer_id, code_taken_as_an_id, create_ids, created_event, settle_first, verdict,
     CreateIds, Refusal, Verdict,
