@@ -323,7 +323,10 @@ impl Registrar {
         &self.key_locks[usize::from(last_two) % KEY_LOCK_STRIPES]
     }
 
-    pub(super) async fn append_and_project(
+    /// Appends `created` and waits (up to the projection wait) until this replica has projected
+    /// it: the customer it registers, at a position that includes it, `projected` false when the
+    /// wait ran out (the event is durable all the same: 201 with `X-Projection-Pending`).
+    async fn append_and_project(
         &self,
         created: CustomerCreated,
     ) -> Result<Registered, CreateError> {
