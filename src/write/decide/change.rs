@@ -459,6 +459,18 @@ mod tests {
         IdempotencyKey::parse(text).unwrap()
     }
 
+    /// What marks the records of a request with `key` whose digest is `digest`.
+    fn marked<'a>(key: &'a IdempotencyKey, digest: &'a str) -> Keyed<'a> {
+        Keyed { key, digest }
+    }
+
+    /// A customer at version 1, and its create as read back from offset 0.
+    fn first_version() -> (Customer, PublishedRecord) {
+        let customer = customer_at(1);
+        let create = RegistryEvent::CustomerCreated(CustomerCreated::new(customer.clone()));
+        (customer, published(&create, 0, &[]))
+    }
+
     /// `event` as read back from offset `offset`, with `headers`.
     fn published(
         event: &RegistryEvent,
@@ -486,23 +498,14 @@ mod tests {
     #[test]
     fn a_keys_events_for_a_customer_share_their_first_half_whatever_the_request() {
         let (customer, k1, k2) = (customer_at(3), key("k-1"), key("k-2"));
-        let first = Keyed {
-            key: &k1,
-            digest: "first",
-        };
-        let second = Keyed {
-            key: &k1,
-            digest: "second",
-        };
+        let first = marked(&k1, "first");
+        let second = marked(&k1, "second");
         let half = |id: Uuid| id.as_bytes()[..8].to_vec();
         assert_eq!(
             half(first.event_id(&customer, 4)),
             half(second.event_id(&customer, 9))
         );
-        let other_key = Keyed {
-            key: &k2,
-            digest: "first",
-        };
+        let other_key = marked(&k2, "first");
         assert_ne!(
             half(first.event_id(&customer, 4)),
             half(other_key.event_id(&customer, 4))
@@ -517,18 +520,9 @@ mod tests {
     #[test]
     fn a_retry_of_the_same_request_aiming_at_the_same_version_writes_the_same_event_id() {
         let (customer, k1) = (customer_at(3), key("k-1"));
-        let request = Keyed {
-            key: &k1,
-            digest: "digest",
-        };
-        let retry = Keyed {
-            key: &k1,
-            digest: "digest",
-        };
-        let other = Keyed {
-            key: &k1,
-            digest: "other",
-        };
+        let request = marked(&k1, "digest");
+        let retry = marked(&k1, "digest");
+        let other = marked(&k1, "other");
         assert_eq!(request.event_id(&customer, 4), retry.event_id(&customer, 4));
         assert_ne!(
             request.event_id(&customer, 4),
@@ -540,36 +534,25 @@ mod tests {
     #[test]
     fn given_a_key_none_of_the_customers_events_carry_then_it_is_new_and_nothing_is_read_back() {
         let k1 = key("k-1");
-        let keyed = Keyed {
-            key: &k1,
-            digest: "digest",
-        };
+        let keyed = marked(&k1, "digest");
         let held = record(customer_at(3), false, &[Uuid::now_v7(), Uuid::now_v7()]);
         assert_eq!(keyed.retry(&held), Retry::Unused);
         assert_eq!(keyed.last_use_at(&held), None);
     }
 
     #[test]
-    fn given_the_keys_first_change_made_the_current_version_then_the_retry_answers_the_customer_as_it_stands(
-    ) {
+    fn given_the_keys_first_change_made_the_current_version_then_a_retry_answers_it_as_held() {
         let (customer, k1) = (customer_at(3), key("k-1"));
-        let keyed = Keyed {
-            key: &k1,
-            digest: "digest",
-        };
+        let keyed = marked(&k1, "digest");
         let mine = keyed.event_id(&customer, 3);
         let held = record(customer, false, &[Uuid::now_v7(), Uuid::now_v7(), mine]);
         assert_eq!(keyed.retry(&held), Retry::AsHeld);
     }
 
     #[test]
-    fn given_changes_after_the_keys_first_then_the_retry_reads_the_records_back_up_to_its_last_use()
-    {
+    fn given_changes_since_the_keys_first_then_a_retry_reads_back_up_to_its_last_use() {
         let (customer, k1) = (customer_at(5), key("k-1"));
-        let keyed = Keyed {
-            key: &k1,
-            digest: "digest",
-        };
+        let keyed = marked(&k1, "digest");
         let mine = keyed.event_id(&customer, 3);
         let again = keyed.event_id(&customer, 4);
         let events = [Uuid::now_v7(), Uuid::now_v7(), mine, again, Uuid::now_v7()];
@@ -582,33 +565,22 @@ mod tests {
     #[test]
     fn given_the_key_used_by_another_request_then_the_records_are_read_back() {
         let (customer, k1) = (customer_at(3), key("k-1"));
-        let keyed = Keyed {
-            key: &k1,
-            digest: "digest",
-        };
-        let another = Keyed {
-            key: &k1,
-            digest: "another",
-        };
+        let keyed = marked(&k1, "digest");
+        let another = marked(&k1, "another");
         let theirs = another.event_id(&customer, 3);
         let held = record(customer, false, &[Uuid::now_v7(), Uuid::now_v7(), theirs]);
         assert_eq!(keyed.retry(&held), Retry::ReadBack);
     }
 
     #[test]
-    fn given_the_keys_first_record_then_the_retry_answers_the_customer_as_it_left_it_even_if_changed_since(
-    ) {
+    fn given_the_keys_first_record_then_a_retry_answers_what_it_left_even_if_changed_since() {
         let k1 = key("k-1");
-        let keyed = Keyed {
-            key: &k1,
-            digest: "digest",
-        };
-        let created = customer_at(1);
-        let create = RegistryEvent::CustomerCreated(CustomerCreated::new(created.clone()));
+        let keyed = marked(&k1, "digest");
+        let (created, create) = first_version();
         let (update, after) = changed(&created, &rename_to("Keyed"), keyed.event_id(&created, 2));
         let (later, _) = changed(&after, &rename_to("Later"), Uuid::now_v7());
         let records = [
-            published(&create, 0, &[]),
+            create,
             published(&update, 1, &keyed.headers()),
             published(&later, 2, &[]),
         ];
@@ -621,17 +593,10 @@ mod tests {
     #[test]
     fn given_a_keyed_delete_then_its_retry_answers_the_customer_as_deleted() {
         let k1 = key("k-1");
-        let keyed = Keyed {
-            key: &k1,
-            digest: "digest",
-        };
-        let created = customer_at(1);
-        let create = RegistryEvent::CustomerCreated(CustomerCreated::new(created.clone()));
+        let keyed = marked(&k1, "digest");
+        let (created, create) = first_version();
         let (delete, gone) = changed(&created, &ChangeKind::Delete, keyed.event_id(&created, 2));
-        let records = [
-            published(&create, 0, &[]),
-            published(&delete, 1, &keyed.headers()),
-        ];
+        let records = [create, published(&delete, 1, &keyed.headers())];
         assert_eq!(
             keyed.key_use(&records),
             KeyUse::Replay(Some(Box::new(gone)))
@@ -641,16 +606,9 @@ mod tests {
     #[test]
     fn given_the_keys_first_record_from_another_request_then_the_key_is_reused() {
         let k1 = key("k-1");
-        let keyed = Keyed {
-            key: &k1,
-            digest: "digest",
-        };
-        let another = Keyed {
-            key: &k1,
-            digest: "another",
-        };
-        let created = customer_at(1);
-        let create = RegistryEvent::CustomerCreated(CustomerCreated::new(created.clone()));
+        let keyed = marked(&k1, "digest");
+        let another = marked(&k1, "another");
+        let (created, create) = first_version();
         let (theirs, after) = changed(
             &created,
             &rename_to("Theirs"),
@@ -658,7 +616,7 @@ mod tests {
         );
         let (mine, _) = changed(&after, &rename_to("Mine"), keyed.event_id(&after, 3));
         let records = [
-            published(&create, 0, &[]),
+            create,
             published(&theirs, 1, &another.headers()),
             published(&mine, 2, &keyed.headers()),
         ];
@@ -668,30 +626,19 @@ mod tests {
     #[test]
     fn given_records_without_the_key_then_it_is_unused_after_all() {
         let (k1, k2) = (key("k-1"), key("k-2"));
-        let keyed = Keyed {
-            key: &k1,
-            digest: "digest",
-        };
-        let other = Keyed {
-            key: &k2,
-            digest: "digest",
-        };
-        let created = customer_at(1);
-        let create = RegistryEvent::CustomerCreated(CustomerCreated::new(created.clone()));
+        let keyed = marked(&k1, "digest");
+        let other = marked(&k2, "digest");
+        let (created, create) = first_version();
         let (update, _) = changed(&created, &rename_to("Other"), other.event_id(&created, 2));
-        let records = [
-            published(&create, 0, &[]),
-            published(&update, 1, &other.headers()),
-        ];
+        let records = [create, published(&update, 1, &other.headers())];
         assert_eq!(keyed.key_use(&records), KeyUse::Unused);
     }
 
     #[test]
     fn given_a_racing_duplicate_or_an_unreadable_record_read_back_then_it_changes_nothing() {
-        let created = customer_at(1);
-        let create = RegistryEvent::CustomerCreated(CustomerCreated::new(created.clone()));
+        let (created, create) = first_version();
         let (update, after) = changed(&created, &rename_to("After"), Uuid::now_v7());
-        let mut folded = fold(None, &published(&create, 0, &[]));
+        let mut folded = fold(None, &create);
         assert_eq!(folded.as_ref(), Some(&created));
         folded = fold(folded, &published(&update, 1, &[]));
         folded = fold(folded, &published(&update, 2, &[]));

@@ -356,13 +356,16 @@ mod tests {
 
     #[test]
     fn a_key_reused_with_different_details_is_refused() {
-        let first = create(&details(None, "Ng"), Some(&key("k-1")));
-        let other = details(None, "Other");
-        let retry = create_ids(&other, Some(&key("k-1")), fresh());
-        assert_eq!(
-            verdict(&held(&first, &[]), None, &other, retry.event_id),
-            Verdict::Refuse(Refusal::KeyReused)
-        );
+        for code in [None, Some("K-1")] {
+            let first = create(&details(code, "Ng"), Some(&key("k-1")));
+            let other = details(code, "Other");
+            let retry = create_ids(&other, Some(&key("k-1")), fresh());
+            assert_eq!(
+                verdict(&held(&first, &[]), None, &other, retry.event_id),
+                Verdict::Refuse(Refusal::KeyReused),
+                "code {code:?}"
+            );
+        }
     }
 
     #[test]
@@ -495,18 +498,6 @@ mod tests {
             verdict(&held(&first, &[]), None, &coded, other_key.event_id),
             Verdict::Refuse(Refusal::CodeTaken { .. })
         ));
-    }
-
-    #[test]
-    fn a_coded_create_retried_with_its_key_and_other_details_is_refused_as_a_reused_key() {
-        let coded = details(Some("K-1"), "Key");
-        let first = create(&coded, Some(&key("k-1")));
-        let changed = details(Some("K-1"), "Other");
-        let retry = create_ids(&changed, Some(&key("k-1")), fresh());
-        assert_eq!(
-            verdict(&held(&first, &[]), None, &changed, retry.event_id),
-            Verdict::Refuse(Refusal::KeyReused)
-        );
     }
 
     #[test]
