@@ -159,7 +159,11 @@ impl Customer {
 
     /// Registers `details` now under a given id (one derived from a code or an idempotency key).
     pub fn register_as(id: CustomerId, details: CustomerDetails) -> Self {
-        let now = now_millis();
+        Self::register_at(id, details, now_millis())
+    }
+
+    /// Registers `details` under `id` at `now`: version 1, created and last changed then.
+    pub fn register_at(id: CustomerId, details: CustomerDetails, now: DateTime<Utc>) -> Self {
         Self {
             id,
             details,

@@ -95,6 +95,25 @@ pub enum ProjectionError {
     },
 }
 
+/// Refuses a read model that has applied `partition` past `high`, the end of its log now: the log
+/// was recreated or truncated under it, and following it would skip records silently. A
+/// partition the read model never saw is at 0, never past the end.
+fn not_ahead_of_log(
+    partition: i32,
+    next_offsets: &BTreeMap<i32, i64>,
+    high: i64,
+) -> Result<(), ProjectionError> {
+    let next = next_offsets.get(&partition).copied().unwrap_or(0);
+    if next > high {
+        return Err(ProjectionError::AheadOfLog {
+            partition,
+            next,
+            high,
+        });
+    }
+    Ok(())
+}
+
 /// The assignment of `partitions` of `topic`, each from the read model's next offset, or from
 /// the beginning for a partition it has never seen.
 fn assignment(
@@ -178,14 +197,7 @@ impl Projector {
         let mut log_end = BTreeMap::new();
         for &partition in partitions.iter().chain(next_offsets.keys()) {
             let high = log_end_of(&consumer, topic, partition)?;
-            let next = next_offsets.get(&partition).copied().unwrap_or(0);
-            if next > high {
-                return Err(ProjectionError::AheadOfLog {
-                    partition,
-                    next,
-                    high,
-                });
-            }
+            not_ahead_of_log(partition, &next_offsets, high)?;
             log_end.insert(partition, high);
         }
         consumer.assign(&assignment(topic, partitions, &next_offsets)?)?;
@@ -298,9 +310,7 @@ impl Projector {
         tracing::info!(topic = %self.topic, ?added, "reading partitions added to the topic");
         // Known from now on, before any record of theirs is applied: a read may name them.
         self.progress.send_modify(|next| {
-            for partition in &added {
-                next.entry(*partition).or_insert(0);
-            }
+            progress::advance(next, added.iter().map(|&partition| (partition, 0)));
         });
         self.assigned.extend(added);
         Ok(())
@@ -355,12 +365,8 @@ impl Projector {
             .await?;
         self.metrics.count_records(&outcomes);
         let applied = self.read_model.applied_offsets();
-        self.progress.send_modify(|next| {
-            for (partition, offset) in applied {
-                let at = next.entry(partition).or_insert(0);
-                *at = (*at).max(offset);
-            }
-        });
+        self.progress
+            .send_modify(|next| progress::advance(next, applied));
         Ok(())
     }
 }
@@ -451,3 +457,113 @@ pub fn apply_records(
 
 /// The most records the live projector applies at once.
 pub const MAX_BATCH: usize = 1_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AccountId, Customer, CustomerCreated, CustomerDetails};
+
+    #[test]
+    fn a_read_model_ahead_of_the_log_is_refused_at_start() {
+        let next_offsets = BTreeMap::from([(0, 12)]);
+        let refused = not_ahead_of_log(0, &next_offsets, 11);
+        assert!(matches!(
+            refused,
+            Err(ProjectionError::AheadOfLog {
+                partition: 0,
+                next: 12,
+                high: 11
+            })
+        ));
+    }
+
+    #[test]
+    fn a_read_model_at_or_short_of_the_log_end_starts_and_so_does_a_partition_never_seen() {
+        let next_offsets = BTreeMap::from([(0, 12)]);
+        assert!(not_ahead_of_log(0, &next_offsets, 12).is_ok());
+        assert!(not_ahead_of_log(0, &next_offsets, 40).is_ok());
+        assert!(not_ahead_of_log(1, &next_offsets, 0).is_ok());
+    }
+
+    #[test]
+    fn each_partition_resumes_at_the_read_models_next_offset_or_from_the_beginning() {
+        let next_offsets = BTreeMap::from([(0, 12), (2, 0)]);
+        let assigned = assignment("customers", &[0, 1, 2], &next_offsets).unwrap();
+        let start = |partition| {
+            assigned
+                .find_partition("customers", partition)
+                .map(|element| element.offset())
+        };
+        assert_eq!(start(0), Some(Offset::Offset(12)));
+        assert_eq!(start(1), Some(Offset::Beginning));
+        assert_eq!(start(2), Some(Offset::Offset(0)));
+        assert_eq!(start(3), None, "only the partitions asked for");
+    }
+
+    #[test]
+    fn a_partition_whose_leader_is_moving_is_asked_again_and_other_errors_are_not() {
+        for moving in [
+            RDKafkaErrorCode::NotLeaderForPartition,
+            RDKafkaErrorCode::LeaderNotAvailable,
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+        ] {
+            assert!(leader_moving(&KafkaError::MetadataFetch(moving)));
+        }
+        assert!(!leader_moving(&KafkaError::MetadataFetch(
+            RDKafkaErrorCode::BrokerTransportFailure
+        )));
+        assert!(!leader_moving(&KafkaError::Canceled));
+    }
+
+    fn created() -> RegistryEvent {
+        let details = CustomerDetails::for_account(AccountId::parse(42).unwrap());
+        RegistryEvent::CustomerCreated(CustomerCreated::new(Customer::register(details)))
+    }
+
+    /// The kind of rejection `payload` is recorded as, or `None` when it is an event to apply.
+    fn rejected_as(payload: Option<&[u8]>) -> Option<RejectionKind> {
+        let record = decode_record(3, 70, payload);
+        assert_eq!((record.partition, record.offset), (3, 70));
+        match record.change {
+            RecordChange::Event(_) => None,
+            RecordChange::Rejected { kind, reason } => {
+                assert!(!reason.is_empty(), "a rejection says why");
+                Some(kind)
+            }
+        }
+    }
+
+    #[test]
+    fn an_event_this_build_applies_is_decoded_for_the_writer() {
+        let event = created();
+        let record = decode_record(3, 70, Some(&event.encode()));
+        assert!(matches!(record.change, RecordChange::Event(decoded) if *decoded == event));
+    }
+
+    #[test]
+    fn a_poison_record_is_a_rejection_with_its_kind_never_an_error() {
+        let mut json: serde_json::Value = serde_json::from_slice(&created().encode()).unwrap();
+        json["schemaVersion"] = 99.into();
+        let newer = json.to_string();
+        json["schemaVersion"] = 1.into();
+        json["eventType"] = "CustomerMerged".into();
+        let unknown = json.to_string();
+        assert_eq!(
+            rejected_as(None),
+            Some(RejectionKind::Malformed),
+            "a tombstone"
+        );
+        assert_eq!(
+            rejected_as(Some(b"\xff not json")),
+            Some(RejectionKind::Malformed)
+        );
+        assert_eq!(
+            rejected_as(Some(newer.as_bytes())),
+            Some(RejectionKind::UnsupportedVersion)
+        );
+        assert_eq!(
+            rejected_as(Some(unknown.as_bytes())),
+            Some(RejectionKind::UnknownType)
+        );
+    }
+}

@@ -19,6 +19,9 @@ pub struct ProjectionProgress {
 }
 
 impl ProjectionProgress {
+    /// A view of the projector's `next_offsets`, whose log ended at `log_end_at_start` when it
+    /// started; `look_for_partitions` asks it to look for new partitions, and `looks` counts the
+    /// looks it started and finished.
     pub(crate) fn new(
         next_offsets: watch::Receiver<BTreeMap<i32, i64>>,
         log_end_at_start: LogPosition,
@@ -95,5 +98,40 @@ impl ProjectionProgress {
         tokio::time::timeout(timeout, reached)
             .await
             .unwrap_or(false)
+    }
+}
+
+/// `next_offsets` moved to each `(partition, next offset)` of `reached` where that is further,
+/// and knowing every partition `reached` names (at 0 when it names it at 0): what reads wait on
+/// only ever moves forward, and a partition the projector starts reading is known before any of
+/// its records is applied, since a read may already name it.
+pub(super) fn advance(
+    next_offsets: &mut BTreeMap<i32, i64>,
+    reached: impl IntoIterator<Item = (i32, i64)>,
+) {
+    for (partition, next) in reached {
+        let at = next_offsets.entry(partition).or_insert(0);
+        *at = (*at).max(next);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_moves_only_forward() {
+        let mut next = BTreeMap::from([(0, 10), (1, 4)]);
+        advance(&mut next, [(0, 7), (1, 9)]);
+        assert_eq!(next, BTreeMap::from([(0, 10), (1, 9)]));
+    }
+
+    #[test]
+    fn a_partition_added_to_the_topic_is_known_at_0_before_any_record_of_it_is_applied() {
+        let mut next = BTreeMap::from([(0, 10)]);
+        advance(&mut next, [(0, 0), (1, 0)]);
+        assert_eq!(next, BTreeMap::from([(0, 10), (1, 0)]));
+        advance(&mut next, [(1, 3)]);
+        assert_eq!(next[&1], 3);
     }
 }

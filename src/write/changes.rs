@@ -19,12 +19,13 @@
 //! answered (the customer as that event left it); one with the same key and another digest makes
 //! the retry a 422. Racing retries (on any replica) aiming at one version write the same event
 //! id, so the log applies one and skips the others as duplicates.
+//!
+//! Those rules are pure functions in `decide/change.rs` (`standing`, `change_event`, `fate`,
+//! `Keyed`); this file does the I/O around them: locks, waits, appends, read-backs, retries.
 
-use super::decide::{self, ChangeKind, Fate};
+use super::decide::{self, ChangeKind, Fate, KeyUse, Keyed, Retry, Standing};
 use super::registrar::Registrar;
-use crate::domain::{
-    now_millis, AuditTrail, Customer, CustomerId, IdempotencyKey, RegistryEvent, EVENT_ID_NAMESPACE,
-};
+use crate::domain::{now_millis, AuditTrail, Customer, CustomerId, IdempotencyKey};
 use crate::log::{EventLogError, LogPosition, LogReadError, PublishedRecord};
 use crate::read_model::{CustomerRecord, ReadModelError};
 use sha2::{Digest, Sha256};
@@ -42,11 +43,6 @@ pub const MAX_ATTEMPTS: u32 = 32;
 
 /// The longest pause between two tries of a change that lost a race.
 const MAX_BACKOFF_MS: u32 = 40;
-
-/// Kafka header naming the `Idempotency-Key` a change was made with.
-const KEY_HEADER: &str = "idempotency-key";
-/// Kafka header holding the digest of the request a keyed change was made by.
-const DIGEST_HEADER: &str = "request-digest";
 
 /// A change as this replica applied it.
 #[derive(Debug, Clone)]
@@ -209,29 +205,25 @@ impl Registrar {
             .read_model
             .record(request.id)?
             .ok_or(ChangeError::NotFound(request.id))?;
-        let Some(first_use) = keyed.first_use(&held) else {
-            return self.change_unbounded(&request, Some(keyed)).await;
-        };
-        // The key's first event is this request's, and made the version the customer is at.
-        if first_use == keyed.event_id(&held.customer, held.customer.version) {
-            return Ok(Changed {
+        match keyed.retry(&held) {
+            Retry::Unused => self.change_unbounded(&request, Some(keyed)).await,
+            Retry::AsHeld => Ok(Changed {
                 customer: held.customer.clone(),
                 position: self.position_including(request.id)?,
                 replayed: true,
-            });
-        }
-        match self.first_answer(&request, &keyed, &held).await? {
-            Some(answer) => Ok(answer),
-            None => self.change_unbounded(&request, Some(keyed)).await,
+            }),
+            Retry::ReadBack => match self.first_answer(&request, &keyed, &held).await? {
+                Some(answer) => Ok(answer),
+                None => self.change_unbounded(&request, Some(keyed)).await,
+            },
         }
     }
 
     /// The answer to a keyed change whose key marks some of the customer's events, from its
-    /// records read back from the log: the same key and digest → the first answer (the customer
-    /// as that event left it); the same key with another digest → [`ChangeError::KeyReused`];
-    /// no record with the key (another key's event id shares the prefix, a 1 in 2^60 chance) →
-    /// `None`, the key is unused. Reads the records up to the last one `held` lists with the
-    /// key's prefix, not the customer's whole history.
+    /// records read back from the log ([`Keyed::key_use`]): the first answer, the customer as
+    /// the key's first record left it; [`ChangeError::KeyReused`] when that record is another
+    /// request's; `None` when the key is unused after all. Reads the records up to the last one
+    /// `held` lists with the key's prefix, not the customer's whole history.
     async fn first_answer(
         &self,
         request: &ChangeRequest,
@@ -242,26 +234,21 @@ impl Registrar {
             return Ok(None);
         };
         let records = self.records_of(request.id, last_use + 1).await?;
-        let mut folded: Option<Customer> = None;
-        for record in &records {
-            folded = fold(folded, record);
-            if record.headers.get(KEY_HEADER).map(String::as_str) != Some(keyed.key.as_str()) {
-                continue;
+        match keyed.key_use(&records) {
+            KeyUse::Unused => Ok(None),
+            KeyUse::Reused => Err(ChangeError::KeyReused {
+                key: keyed.key.as_str().to_owned(),
+                id: request.id,
+            }),
+            KeyUse::Replay(customer) => {
+                let customer = customer.ok_or(ChangeError::NotFound(request.id))?;
+                Ok(Some(Changed {
+                    customer: *customer,
+                    position: self.position_including(request.id)?,
+                    replayed: true,
+                }))
             }
-            if record.headers.get(DIGEST_HEADER).map(String::as_str) != Some(keyed.digest) {
-                return Err(ChangeError::KeyReused {
-                    key: keyed.key.as_str().to_owned(),
-                    id: request.id,
-                });
-            }
-            let customer = folded.ok_or(ChangeError::NotFound(request.id))?;
-            return Ok(Some(Changed {
-                customer,
-                position: self.position_including(request.id)?,
-                replayed: true,
-            }));
         }
-        Ok(None)
     }
 
     /// Customer `id` as its create made it, read back from its first record (the only one
@@ -270,7 +257,7 @@ impl Registrar {
         let records = self.records_of(id, 1).await?;
         records
             .first()
-            .and_then(|first| fold(None, first))
+            .and_then(|first| decide::fold(None, first))
             .ok_or(ChangeError::NotFound(id))
     }
 
@@ -396,36 +383,32 @@ impl Registrar {
         let Some(expected) = if_match else {
             return Ok(current);
         };
-        if current.version > expected {
-            return Err(ChangeError::VersionMismatch {
-                id,
-                expected,
-                current: current.version,
-            });
-        }
-        if current.version == expected {
-            return Ok(current);
+        let mismatch = |current: u64| ChangeError::VersionMismatch {
+            id,
+            expected,
+            current,
+        };
+        match decide::standing(current.version, expected) {
+            Standing::Met => return Ok(current),
+            Standing::Passed => return Err(mismatch(current.version)),
+            Standing::NotYet => {}
         }
         if self.reach_partition_end(id).await.is_none() {
             // The end is not known now: wait for the version itself, bounded.
             let deadline = tokio::time::Instant::now() + self.projection_wait;
             while tokio::time::Instant::now() < deadline {
                 let held = self.read_model.get(id)?.ok_or(ChangeError::NotFound(id))?;
-                if held.version >= expected {
+                if decide::standing(held.version, expected) != Standing::NotYet {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
         let current = self.read_model.get(id)?.ok_or(ChangeError::NotFound(id))?;
-        if current.version == expected {
-            return Ok(current);
+        match decide::standing(current.version, expected) {
+            Standing::Met => Ok(current),
+            Standing::Passed | Standing::NotYet => Err(mismatch(current.version)),
         }
-        Err(ChangeError::VersionMismatch {
-            id,
-            expected,
-            current: current.version,
-        })
     }
 
     /// A customer this replica does not hold may have been created through another replica a
@@ -440,12 +423,12 @@ impl Registrar {
         if self.read_model.record(id)?.is_some() {
             return Ok(());
         }
-        match self.reach_partition_end(id).await {
-            Some((wanted, false)) => Err(ChangeError::Behind {
+        match decide::behind(self.reach_partition_end(id).await) {
+            Some(wanted) => Err(ChangeError::Behind {
                 wanted,
                 reached: self.progress.position(),
             }),
-            _ => Ok(()),
+            None => Ok(()),
         }
     }
 
@@ -519,97 +502,75 @@ impl ChangeRequest {
     }
 }
 
-/// What marks a keyed change's records.
-struct Keyed<'a> {
-    key: &'a IdempotencyKey,
-    digest: &'a str,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CustomerPatch, FieldValue};
 
-impl Keyed<'_> {
-    /// `<accountId>:<key>:<customerId>`: what the key's events for `customer` derive from.
-    fn scope(&self, customer: &Customer) -> String {
-        format!(
-            "{}:{}:{}",
-            customer.details.account_id,
-            self.key.as_str(),
-            customer.id
-        )
+    fn customer_id() -> CustomerId {
+        "019abb9c-4f2e-7a10-8c55-2f0d6e9b1c43".parse().unwrap()
     }
 
-    /// The first 8 bytes of every event id this key writes for `customer`, whatever the request:
-    /// those of UUIDv5(`<accountId>:<key>:<customerId>`), with UUIDv8's version bits.
-    fn prefix(&self, customer: &Customer) -> [u8; 8] {
-        let scope = Uuid::new_v5(&EVENT_ID_NAMESPACE, self.scope(customer).as_bytes());
-        let mut bytes = [0; 16];
-        bytes[..8].copy_from_slice(&scope.as_bytes()[..8]);
-        let mut prefix = [0; 8];
-        prefix.copy_from_slice(&Uuid::new_v8(bytes).as_bytes()[..8]);
-        prefix
+    fn update(fields: &[(&str, Option<&str>)]) -> ChangeKind {
+        let fields = fields.iter().map(|(name, value)| {
+            let value = value.map_or(FieldValue::Null, |text| FieldValue::Text(text.to_owned()));
+            ((*name).to_owned(), value)
+        });
+        ChangeKind::Update(CustomerPatch::parse(fields).unwrap())
     }
 
-    /// The first event in `held`'s history written with this key (any request), if any.
-    fn first_use(&self, held: &CustomerRecord) -> Option<Uuid> {
-        let prefix = self.prefix(&held.customer);
-        held.history
-            .iter()
-            .map(|entry| entry.event_id)
-            .find(|event_id| event_id.as_bytes()[..8] == prefix)
-    }
-
-    /// Where in `held`'s history the last event with this key's prefix is, if any.
-    fn last_use_at(&self, held: &CustomerRecord) -> Option<usize> {
-        let prefix = self.prefix(&held.customer);
-        let from_the_end = held
-            .history
-            .iter()
-            .rev()
-            .position(|entry| entry.event_id.as_bytes()[..8] == prefix)?;
-        Some(held.history.len() - 1 - from_the_end)
-    }
-
-    /// The id of the request's event that makes `customer` version `version`: a UUIDv8 of
-    /// [`Keyed::prefix`] and the last 8 bytes of
-    /// UUIDv5(`<accountId>:<key>:<customerId>:<digest>:<version>`). The same on every replica and
-    /// every retry of the same request aiming at the same version, and different for each
-    /// version, so an id is never written again with other content.
-    fn event_id(&self, customer: &Customer, version: u64) -> Uuid {
-        let name = format!("{}:{}:{version}", self.scope(customer), self.digest);
-        let request = Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes());
-        let mut bytes = [0; 16];
-        bytes[..8].copy_from_slice(&self.prefix(customer));
-        bytes[8..].copy_from_slice(&request.as_bytes()[8..]);
-        Uuid::new_v8(bytes)
-    }
-
-    fn headers(&self) -> Vec<(&'static str, String)> {
-        vec![
-            (KEY_HEADER, self.key.as_str().to_owned()),
-            (DIGEST_HEADER, self.digest.to_owned()),
-        ]
-    }
-}
-
-/// The customer as `record` leaves `customer` (a record of its history, read back: applied, or a
-/// duplicate of one applied).
-fn fold(customer: Option<Customer>, record: &PublishedRecord) -> Option<Customer> {
-    let Ok(bytes) = serde_json::to_vec(&record.event) else {
-        return customer;
-    };
-    let Ok(event) = RegistryEvent::decode(&bytes) else {
-        return customer;
-    };
-    match (customer, event) {
-        (None, RegistryEvent::CustomerCreated(created)) => Some(created.customer),
-        (Some(current), RegistryEvent::CustomerUpdated(updated))
-            if updated.version == current.version + 1 =>
-        {
-            Some(updated.applied_to(&current))
+    fn request(kind: ChangeKind, if_match: Option<u64>, listed: &[u64]) -> ChangeRequest {
+        ChangeRequest {
+            id: customer_id(),
+            kind,
+            if_match,
+            listed: listed.to_vec(),
+            audit: AuditTrail::default(),
         }
-        (Some(current), RegistryEvent::CustomerDeleted(deleted))
-            if deleted.version == current.version + 1 =>
-        {
-            Some(deleted.applied_to(&current))
+    }
+
+    #[test]
+    fn the_same_request_has_the_same_digest_whichever_request_id_carries_it() {
+        let first = request(update(&[("lastName", Some("Ng"))]), Some(2), &[]);
+        let mut retry = request(update(&[("lastName", Some("Ng"))]), Some(2), &[]);
+        retry.audit.request_id = Some("a-retry".to_owned());
+        assert_eq!(first.digest(), retry.digest());
+    }
+
+    #[test]
+    fn another_value_field_condition_or_kind_is_another_request() {
+        let digest = |kind, if_match| request(kind, if_match, &[]).digest();
+        let first = digest(update(&[("lastName", Some("Ng"))]), Some(2));
+        let others = [
+            digest(update(&[("lastName", Some("Ngo"))]), Some(2)),
+            digest(update(&[("lastName", None)]), Some(2)),
+            digest(update(&[("firstName", Some("Ng"))]), Some(2)),
+            digest(update(&[("lastName", Some("Ng"))]), Some(3)),
+            digest(update(&[("lastName", Some("Ng"))]), None),
+            digest(ChangeKind::Delete, Some(2)),
+        ];
+        for other in others {
+            assert_ne!(first, other);
         }
-        (customer, _) => customer,
+        let mut elsewhere = request(update(&[("lastName", Some("Ng"))]), Some(2), &[]);
+        elsewhere.id = CustomerId::new_v7();
+        assert_ne!(first, elsewhere.digest(), "another customer");
+    }
+
+    #[test]
+    fn an_if_match_list_is_one_request_whatever_version_it_resolved_to() {
+        let listed = |version| request(ChangeKind::Delete, Some(version), &[2, 3]).digest();
+        assert_eq!(listed(2), listed(3));
+        let single = request(ChangeKind::Delete, Some(2), &[]).digest();
+        assert_ne!(listed(2), single);
+    }
+
+    #[test]
+    fn a_lost_race_pauses_at_random_up_to_5_ms_more_each_try_and_at_most_40() {
+        for (attempt, ceiling_ms) in [(0, 5), (1, 10), (3, 20), (7, 40), (MAX_ATTEMPTS, 40)] {
+            for _ in 0..50 {
+                assert!(backoff(attempt) <= Duration::from_millis(ceiling_ms));
+            }
+        }
     }
 }

@@ -9,17 +9,23 @@
 //!   its projection holds; a request whose details differ from it learns the key was taken.
 //!
 //! A create with a `code` takes its customer id from the code instead (see `coded.rs`).
+//!
+//! What a create decides (its ids, the partitions it waits for, its event, the verdict on a
+//! customer already held under its id) is in `decide/create.rs`, as pure functions; this file
+//! and `coded.rs` do the I/O around them: the lock, the waits, the append and the read-backs.
 
+use super::decide::{self, CreateIds, Refusal, Verdict};
 use crate::domain::{
-    AccountId, AuditTrail, Customer, CustomerCreated, CustomerDetails, CustomerId, IdempotencyKey,
-    RegistryEvent,
+    now_millis, AccountId, AuditTrail, Customer, CustomerCreated, CustomerDetails, CustomerId,
+    IdempotencyKey, RegistryEvent,
 };
 use crate::log::{EventLog, EventLogError, HistoryReader, LogPosition};
 use crate::projection::ProjectionProgress;
 use crate::read_model::{CustomerRecord, ReadModel, ReadModelError};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, MutexGuard};
+use uuid::Uuid;
 
 /// The longest a create may take, Kafka outages included.
 const CREATE_DEADLINE: Duration = Duration::from_secs(25);
@@ -163,55 +169,63 @@ impl Registrar {
         key: Option<&IdempotencyKey>,
         audit: AuditTrail,
     ) -> Result<Registered, CreateError> {
-        if let Some(code) = details.code.clone() {
-            return self.create_with_code(details, code, key, audit).await;
+        let fresh = CreateIds {
+            customer_id: CustomerId::new_v7(),
+            event_id: Uuid::now_v7(),
+        };
+        let ids = decide::create_ids(&details, key, fresh);
+        if details.code.is_some() {
+            return self.create_with_code(details, key, ids, audit).await;
         }
         let Some(key) = key else {
-            let created = CustomerCreated::new(Customer::register(details)).caused_by(audit);
+            let created = decide::created_event(ids, details, now_millis(), audit);
             return self.append_and_project(created).await;
         };
-        let account_id = details.account_id;
-        let customer_id = key.customer_id(account_id);
-        let _only_one_per_key = self.key_lock(customer_id.as_bytes()).lock().await;
-        let key_reused = || CreateError::KeyReused {
-            key: key.as_str().to_owned(),
-            customer_id: customer_id.to_string(),
+        let request = CreateRequest {
+            details: &details,
+            key: Some(key),
+            ids,
         };
-        self.settle(customer_id).await?;
-        if let Some(record) = self.read_model.record(customer_id)? {
-            let created = self.as_created(&record).await?;
-            if created.details != details {
-                return Err(key_reused());
-            }
-            // The answer's position includes the customer's own records, so a read elsewhere
-            // with it sees the customer.
-            let position = self
-                .position_including(customer_id)
-                .map_err(|error| CreateError::HistoryUnreadable(error.to_string()))?;
-            return Ok(Registered {
-                customer: created,
-                position,
-                projected: true,
-                replayed: true,
-            });
+        let _only_one_per_key = self.turn_to_decide(&request).await?;
+        if let Some(record) = self.read_model.record(ids.customer_id)? {
+            return self.answer_held(&request, &record, true).await;
         }
-        let customer = Customer::register_as(customer_id, details);
-        let created =
-            CustomerCreated::with_event_id(key.event_id(account_id), customer).caused_by(audit);
+        let created = decide::created_event(ids, details, now_millis(), audit);
         let mut registered = self.append_and_project(created).await?;
         if registered.projected {
             // Another replica may have won the race for this key (its event has the same id:
             // this one was a duplicate), and the customer may have changed since, or been
             // deleted: answer the customer as the log's create made it.
-            if let Some(record) = self.read_model.record(customer_id)? {
-                let created = self.as_created(&record).await?;
-                if created.details != registered.customer.details {
-                    return Err(key_reused());
-                }
-                registered.customer = created;
+            if let Some(record) = self.read_model.record(ids.customer_id)? {
+                let request = CreateRequest {
+                    details: &registered.customer.details,
+                    key: Some(key),
+                    ids,
+                };
+                registered.customer = self.judge(&request, &record).await?;
             }
         }
         Ok(registered)
+    }
+
+    /// Takes the turn of the creates that name `request`'s customer (by key or code: on this
+    /// replica they go one at a time, so each finds the customer of the one before it), then
+    /// applies the partitions the create is decided on ([`decide::settle_first`]) up to their end.
+    ///
+    /// # Errors
+    /// [`CreateError::Behind`] when the projection does not get to an end within the wait.
+    pub(super) async fn turn_to_decide(
+        &self,
+        request: &CreateRequest<'_>,
+    ) -> Result<MutexGuard<'_, ()>, CreateError> {
+        let turn = self
+            .key_lock(request.ids.customer_id.as_bytes())
+            .lock()
+            .await;
+        for id in decide::settle_first(request.details, request.key, request.ids) {
+            self.settle(id).await?;
+        }
+        Ok(turn)
     }
 
     /// Brings this replica up to the end, as it is now, of the partition customer `id`'s
@@ -221,13 +235,13 @@ impl Registrar {
     ///
     /// # Errors
     /// [`CreateError::Behind`] when the projection does not get there within the wait.
-    pub(super) async fn settle(&self, id: CustomerId) -> Result<(), CreateError> {
-        match self.reach_partition_end(id).await {
-            Some((wanted, false)) => Err(CreateError::Behind {
+    async fn settle(&self, id: CustomerId) -> Result<(), CreateError> {
+        match decide::behind(self.reach_partition_end(id).await) {
+            Some(wanted) => Err(CreateError::Behind {
                 wanted,
                 reached: self.progress.position(),
             }),
-            _ => Ok(()),
+            None => Ok(()),
         }
     }
 
@@ -246,18 +260,55 @@ impl Registrar {
         Some((wanted, reached))
     }
 
-    /// The customer as its create made it: as `record` holds it while nothing changed it since,
-    /// otherwise read back from its first record (it may have been updated or deleted).
-    pub(super) async fn as_created(
+    /// The answer to `request`, given `held`, the record the read model holds under the customer
+    /// id it names: the customer its verdict answers (`replayed` when an earlier try created
+    /// it), at a position that includes the customer's own records, so a read elsewhere with it
+    /// sees the customer; or its refusal.
+    pub(super) async fn answer_held(
         &self,
-        record: &CustomerRecord,
+        request: &CreateRequest<'_>,
+        held: &CustomerRecord,
+        replayed: bool,
+    ) -> Result<Registered, CreateError> {
+        let customer = self.judge(request, held).await?;
+        let position = self
+            .position_including(request.ids.customer_id)
+            .map_err(|error| CreateError::HistoryUnreadable(error.to_string()))?;
+        Ok(Registered {
+            customer,
+            position,
+            projected: true,
+            replayed,
+        })
+    }
+
+    /// The customer [`decide::verdict`] answers `request` with, given `held`, or its refusal;
+    /// reads the customer's first record back when the verdict asks for it (it asks once: given
+    /// that record's customer, it answers or refuses).
+    async fn judge(
+        &self,
+        request: &CreateRequest<'_>,
+        held: &CustomerRecord,
     ) -> Result<Customer, CreateError> {
-        if record.customer.version == 1 && !record.deleted {
-            return Ok(record.customer.clone());
+        let mut read_back = None;
+        loop {
+            match decide::verdict(
+                held,
+                read_back.take(),
+                request.details,
+                request.ids.event_id,
+            ) {
+                Verdict::Answer(customer) => return Ok(*customer),
+                Verdict::Refuse(refusal) => return Err(request.refused(refusal)),
+                Verdict::ReadBack => {
+                    let created = self
+                        .created_customer(held.customer.id)
+                        .await
+                        .map_err(|error| CreateError::HistoryUnreadable(error.to_string()))?;
+                    read_back = Some(created);
+                }
+            }
         }
-        self.created_customer(record.customer.id)
-            .await
-            .map_err(|error| CreateError::HistoryUnreadable(error.to_string()))
     }
 
     /// The lock that requests with the key (or code) that derives `derived` (a hash or a UUID
@@ -272,7 +323,10 @@ impl Registrar {
         &self.key_locks[usize::from(last_two) % KEY_LOCK_STRIPES]
     }
 
-    pub(super) async fn append_and_project(
+    /// Appends `created` and waits (up to the projection wait) until this replica has projected
+    /// it: the customer it registers, at a position that includes it, `projected` false when the
+    /// wait ran out (the event is durable all the same: 201 with `X-Projection-Pending`).
+    async fn append_and_project(
         &self,
         created: CustomerCreated,
     ) -> Result<Registered, CreateError> {
@@ -292,5 +346,37 @@ impl Registrar {
             projected,
             replayed: false,
         })
+    }
+}
+
+/// A create with a key or a code, as the registrar decides it: what it asks, and the ids it
+/// names.
+pub(super) struct CreateRequest<'a> {
+    /// The customer's details, as asked.
+    pub(super) details: &'a CustomerDetails,
+    /// The request's `Idempotency-Key`, if any.
+    pub(super) key: Option<&'a IdempotencyKey>,
+    /// The ids of its customer and its event.
+    pub(super) ids: CreateIds,
+}
+
+impl CreateRequest<'_> {
+    /// The error that answers this request's `refusal`.
+    pub(super) fn refused(&self, refusal: Refusal) -> CreateError {
+        match refusal {
+            Refusal::CodeTaken {
+                code,
+                account_id,
+                holder,
+            } => CreateError::DuplicateCode {
+                code: code.to_string(),
+                account_id,
+                customer_id: holder,
+            },
+            Refusal::KeyReused => CreateError::KeyReused {
+                key: self.key.map_or("", IdempotencyKey::as_str).to_owned(),
+                customer_id: self.ids.customer_id.to_string(),
+            },
+        }
     }
 }
