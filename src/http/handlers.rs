@@ -797,13 +797,10 @@ fn customer_response(format: Format, customer: &Customer) -> Response {
 }
 
 fn response_with(format: Format, body: Vec<u8>) -> Response {
-    let content_type = match format {
-        Format::Json => "application/json",
-        Format::Xml => "application/xml; charset=utf-8",
-    };
     let mut response = Response::new(body.into());
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     response
 }
