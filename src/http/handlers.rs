@@ -75,7 +75,7 @@ pub fn alive() -> Response {
 
 /// `GET /api/v01/openapi.json`: the API's OpenAPI 3.1 document. Needs no key.
 pub fn openapi_document() -> Response {
-    let mut response = Response::new(super::OPENAPI_DOCUMENT.into());
+    let mut response = Response::new(super::openapi::DOCUMENT.as_str().into());
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

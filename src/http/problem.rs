@@ -264,7 +264,7 @@ fn event_log_detail(error: &EventLogError, outcome_unknown: bool, had_key: bool)
 }
 
 /// A kind of problem: its `type` (relative to the API's host), status and title, each fixed
-/// per kind.
+/// per kind. The OpenAPI document lists them from [`ProblemType::ALL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProblemType {
     /// 400: fields, parameters or headers broke their rules.
@@ -328,6 +328,39 @@ pub enum ProblemType {
 }
 
 impl ProblemType {
+    /// Every kind, in the order the OpenAPI document lists them.
+    pub const ALL: [ProblemType; 29] = [
+        ProblemType::ValidationFailed,
+        ProblemType::MalformedRequest,
+        ProblemType::Unauthorized,
+        ProblemType::Forbidden,
+        ProblemType::NotFound,
+        ProblemType::MethodNotAllowed,
+        ProblemType::NotAcceptable,
+        ProblemType::UriTooLong,
+        ProblemType::RequestHeadTooLarge,
+        ProblemType::PayloadTooLarge,
+        ProblemType::UnsupportedMediaType,
+        ProblemType::DuplicateCode,
+        ProblemType::IdempotencyKeyReused,
+        ProblemType::VersionMismatch,
+        ProblemType::Contended,
+        ProblemType::ChangePending,
+        ProblemType::QueryTooBroad,
+        ProblemType::ReadModelFailure,
+        ProblemType::InternalError,
+        ProblemType::EventLogUnavailable,
+        ProblemType::NotEnoughReplicas,
+        ProblemType::EventLogUnreadable,
+        ProblemType::CatchingUp,
+        ProblemType::ReplicaBehind,
+        ProblemType::HistoryBusy,
+        ProblemType::Overloaded,
+        ProblemType::TooManyRequests,
+        ProblemType::BodyTimeout,
+        ProblemType::DeadlineExceeded,
+    ];
+
     /// The problem's `type`, relative to the API's host.
     pub fn uri(self) -> &'static str {
         self.parts().1
@@ -774,6 +807,19 @@ fn xml_document(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn every_problem_type_is_listed_once_in_declaration_order() {
+        for (at, kind) in ProblemType::ALL.iter().enumerate() {
+            assert_eq!(*kind as usize, at, "{kind:?}");
+            assert!(kind.uri().starts_with("/problems/"), "{kind:?}");
+            assert!(kind.status().is_client_error() || kind.status().is_server_error());
+        }
+        let mut uris: Vec<&str> = ProblemType::ALL.iter().map(|kind| kind.uri()).collect();
+        uris.sort_unstable();
+        uris.dedup();
+        assert_eq!(uris.len(), ProblemType::ALL.len());
+    }
 
     #[test]
     fn characters_xml_cannot_hold_are_replaced_not_written() {
