@@ -285,6 +285,45 @@ mod tests {
         }
     }
 
+    /// Every operation of the document, as (path, method, operation).
+    fn operations(document: &Value) -> Vec<(String, String, Value)> {
+        let mut found = Vec::new();
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("a path item") {
+                if method != "parameters" {
+                    found.push((path.clone(), method.clone(), operation.clone()));
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_answer_with_a_customer_gives_its_version_as_etag() {
+        let document = document();
+        let mut customers = 0;
+        for (path, method, operation) in operations(&document) {
+            for (status, response) in operation["responses"].as_object().expect("responses") {
+                let json = &response["content"]["application/json"]["schema"]["$ref"];
+                if json != "#/components/schemas/Customer" {
+                    continue;
+                }
+                customers += 1;
+                let etag = &response["headers"]["ETag"];
+                assert_eq!(etag["required"], true, "{method} {path} {status}");
+                assert_eq!(etag["schema"]["type"], "string");
+            }
+            if method == "head" {
+                let get = &document["paths"][&path]["get"]["responses"]["200"]["headers"];
+                assert_eq!(
+                    operation["responses"]["200"]["headers"], *get,
+                    "HEAD {path}"
+                );
+            }
+        }
+        assert_eq!(customers, 4, "create, get, update by POST and by PATCH");
+    }
+
     #[test]
     fn large_numbers_are_grouped_by_thousands() {
         assert_eq!(thousands(10_000_000), "10,000,000");

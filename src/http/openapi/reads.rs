@@ -106,8 +106,12 @@ pub fn get(head: bool, problems: &mut ProblemSchemas) -> Value {
         ],
         "responses": {
             "200": {
-                "description": "The customer.",
-                "headers": named(&[("X-Log-Position", true), ("X-Request-Id", true)]),
+                "description": "The customer; `ETag` gives its version, for If-Match.",
+                "headers": named(&[
+                    ("ETag", true),
+                    ("X-Log-Position", true),
+                    ("X-Request-Id", true),
+                ]),
                 "content": either_format("Customer", head),
             },
             "400": position_refused(head, problems),

@@ -71,6 +71,7 @@ pub fn create(problems: &mut ProblemSchemas) -> Value {
                     the same details (`Idempotent-Replayed: true`). The body is the customer in \
                     the negotiated format.",
                 "headers": named(&[
+                    ("ETag", true),
                     ("Location", true),
                     ("X-Log-Position", true),
                     ("X-Request-Id", true),
