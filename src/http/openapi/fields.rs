@@ -90,15 +90,19 @@ pub fn stored(field: TextField) -> Value {
     }
 }
 
-/// How a body's field is read: by a create or an update, in JSON (with null) or in XML.
+/// The body a field is sent in: a create or an update, in JSON or in XML, or a merge patch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Body {
-    /// A create in JSON: null or blank leaves the field out.
+    /// A create in JSON: blank (or null) leaves the field out.
     Create,
-    /// A create or an update in XML: an empty element leaves the field out.
-    Xml,
-    /// An update in JSON: null or blank clears the field.
+    /// A create in XML: an empty element leaves the field out.
+    CreateXml,
+    /// An update by `POST` in JSON: blank (or null) clears the field.
     Update,
+    /// An update by `POST` in XML: an empty element clears the field.
+    UpdateXml,
+    /// An update by `PATCH`, a JSON merge patch: null (or blank) clears the field.
+    MergePatch,
 }
 
 /// The field as a body sends it: null or blank (only spaces and invisible characters) leaves it
@@ -167,8 +171,11 @@ pub fn sent(field: TextField, body: Body) -> Value {
 fn blank_rule(body: Body) -> String {
     let (absent, effect) = match body {
         Body::Create => ("or null (an empty element in XML)", "leaves the field out"),
-        Body::Xml => ("or an empty element", "leaves the field out"),
-        Body::Update => ("or null (an empty element in XML)", "clears the field"),
+        Body::CreateXml => ("or an empty element", "leaves the field out"),
+        Body::Update | Body::MergePatch => {
+            ("or null (an empty element in XML)", "clears the field")
+        }
+        Body::UpdateXml => ("or an empty element", "clears the field"),
     };
     format!(
         " An empty or blank value (only spaces and invisible format characters), {absent}, \
@@ -187,7 +194,7 @@ pub fn optional_text(
     body: Body,
 ) -> Value {
     let mut alternatives = Vec::new();
-    if body != Body::Xml {
+    if !matches!(body, Body::CreateXml | Body::UpdateXml) {
         alternatives.push(json!({"type": "null"}));
     }
     alternatives.push(json!({"type": "string", "pattern": format!("^{}$", blank())}));

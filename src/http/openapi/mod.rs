@@ -325,6 +325,35 @@ mod tests {
     }
 
     #[test]
+    fn post_and_patch_each_document_the_body_they_take() {
+        let document = document();
+        let item = &document["paths"]["/api/v01/customers/{customerId}"];
+        let media = |method: &str| {
+            let content = item[method]["requestBody"]["content"].as_object().unwrap();
+            content
+                .iter()
+                .map(|(media, body)| (media.clone(), body["schema"]["$ref"].clone()))
+                .collect::<Vec<_>>()
+        };
+        let schema = |name: &str| json!(format!("#/components/schemas/{name}"));
+        assert_eq!(
+            media("post"),
+            [
+                ("application/json".to_owned(), schema("CustomerUpdate")),
+                ("application/xml".to_owned(), schema("CustomerUpdateXml")),
+                ("text/xml".to_owned(), schema("CustomerUpdateXml")),
+            ]
+        );
+        assert_eq!(
+            media("patch"),
+            [(
+                "application/merge-patch+json".to_owned(),
+                schema("CustomerMergePatch")
+            )]
+        );
+    }
+
+    #[test]
     fn large_numbers_are_grouped_by_thousands() {
         assert_eq!(thousands(10_000_000), "10,000,000");
         assert_eq!(thousands(999), "999");

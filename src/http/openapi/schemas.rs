@@ -43,8 +43,9 @@ pub fn body_components() -> Map<String, Value> {
             "xml": {"name": "customer"},
         }),
     );
-    schemas.insert("CustomerPatch".into(), update_body());
-    schemas.insert("CustomerPatchXml".into(), update_xml());
+    schemas.insert("CustomerUpdate".into(), update_body());
+    schemas.insert("CustomerUpdateXml".into(), update_xml());
+    schemas.insert("CustomerMergePatch".into(), merge_patch());
     schemas
 }
 
@@ -165,8 +166,8 @@ fn customer() -> Value {
 /// A create's `code`.
 fn sent_code(body: Body) -> Value {
     let absent = match body {
-        Body::Xml => "or an empty element",
-        Body::Create | Body::Update => "or null (an empty element in XML)",
+        Body::CreateXml => "or an empty element",
+        _ => "or null (an empty element in XML)",
     };
     optional_text(
         &trimmed(&text::code()),
@@ -225,7 +226,7 @@ fn create_body() -> Value {
 /// A create body in XML: every field an element, or (`attributes`) the gateway's form with
 /// `code` and `accountId` as attributes of `<customer>`.
 fn create_xml(attributes: bool) -> Value {
-    let mut properties = create_properties(Body::Xml);
+    let mut properties = create_properties(Body::CreateXml);
     let description = if attributes {
         for name in ["code", "accountId"] {
             properties[name]["xml"] = json!({"attribute": true});
@@ -268,27 +269,44 @@ fn update_properties(body: Body) -> Map<String, Value> {
 fn update_body() -> Value {
     json!({
         "type": "object",
-        "description": "What an update takes: the fields that change, as a JSON merge patch \
-            (RFC 7396). A value replaces the field, null (or a blank value) clears it, a field \
-            not named is kept. Each value passes the same rules as in a create. `accountId` and \
-            `code` are `create_only`; `id`, `createdAt`, `updatedAt` and `version` are \
-            `server_assigned`; any other member `unknown_field`; a member given twice \
-            `repeated_field` (400 /problems/validation-failed).",
+        "description": "What an update by POST takes: the fields that change. A value replaces \
+            the field, an empty or blank value clears it, a field not named is kept (the server \
+            reads null as a blank value, as a merge patch does, but this schema leaves null out: \
+            a client that sends every member it holds then never clears a field by not setting \
+            it; PATCH takes a merge patch with null). Each value passes the same rules as in a \
+            create. `accountId` and `code` are `create_only`; `id`, `createdAt`, `updatedAt` \
+            and `version` are `server_assigned`; any other member `unknown_field`; a member \
+            given twice `repeated_field` (400 /problems/validation-failed).",
         "additionalProperties": false,
         "properties": update_properties(Body::Update),
         "xml": {"name": "customer"},
-        "examples": [{"email": "emile@hamilton-fils.example", "phone": null}],
+        "examples": [{"email": "emile@hamilton-fils.example", "phone": ""}],
     })
 }
 
 fn update_xml() -> Value {
     json!({
         "type": "object",
-        "description": "The XML form of CustomerPatch: a `<customer>` root element with one \
+        "description": "The XML form of CustomerUpdate: a `<customer>` root element with one \
             child element per field that changes; an empty element (`<phone/>`) clears the \
             field. The same XML rules as a create body.",
         "additionalProperties": false,
-        "properties": update_properties(Body::Xml),
+        "properties": update_properties(Body::UpdateXml),
         "xml": {"name": "customer"},
+    })
+}
+
+fn merge_patch() -> Value {
+    json!({
+        "type": "object",
+        "description": "What an update by PATCH takes: a JSON merge patch (RFC 7396) of the \
+            fields that change. A value replaces the field, null (or a blank value) clears it, a \
+            field not named is kept. Each value passes the same rules as in a create. \
+            `accountId` and `code` are `create_only`; `id`, `createdAt`, `updatedAt` and \
+            `version` are `server_assigned`; any other member `unknown_field`; a member given \
+            twice `repeated_field` (400 /problems/validation-failed).",
+        "additionalProperties": false,
+        "properties": update_properties(Body::MergePatch),
+        "examples": [{"email": "emile@hamilton-fils.example", "phone": null}],
     })
 }

@@ -167,29 +167,41 @@ pub fn create(problems: &mut ProblemSchemas) -> Value {
 /// `/api/v01/customers/{customerId}`.
 pub fn update(consumes: Consumes, problems: &mut ProblemSchemas) -> Value {
     let patch = consumes == Consumes::MergePatch;
-    let (operation_id, summary, what, media, content) = if patch {
+    let (operation_id, summary, what, consumed, body) = if patch {
         (
             "patchCustomer",
             "Update a customer (merge patch)",
             "The same update as POST, by PATCH with a JSON merge patch (RFC 7396). ",
-            "application/merge-patch+json",
-            json!({"application/merge-patch+json": {"schema": schema("CustomerPatch")}}),
+            "Content-Type is absent or not application/merge-patch+json",
+            format!(
+                "A CustomerMergePatch, at most {MAX_BODY_BYTES} bytes, UTF-8, as \
+                 application/merge-patch+json (no Content-Type, or another, is 415)."
+            ),
         )
     } else {
         (
             "updateCustomer",
             "Update a customer",
-            "Changes the fields the body names (RFC 7396 semantics: a value replaces, null \
-             clears, an absent field is kept) and appends a `CustomerUpdated` event naming the \
-             version it gives the customer. ",
-            "application/json, application/merge-patch+json, application/xml or text/xml",
-            json!({
-                "application/json": {"schema": schema("CustomerPatch")},
-                "application/merge-patch+json": {"schema": schema("CustomerPatch")},
-                "application/xml": {"schema": schema("CustomerPatchXml")},
-                "text/xml": {"schema": schema("CustomerPatchXml")},
-            }),
+            "Changes the fields the body names (a value replaces, an empty value clears, an \
+             absent field is kept) and appends a `CustomerUpdated` event naming the version it \
+             gives the customer. ",
+            "Content-Type is not application/json, application/merge-patch+json, \
+             application/xml or text/xml (none at all is read as JSON)",
+            format!(
+                "A CustomerUpdate, at most {MAX_BODY_BYTES} bytes, UTF-8: application/json (also \
+                 read when Content-Type is absent), or XML (application/xml or text/xml). The \
+                 server also takes application/merge-patch+json here, as PATCH does."
+            ),
         )
+    };
+    let content = if patch {
+        json!({"application/merge-patch+json": {"schema": schema("CustomerMergePatch")}})
+    } else {
+        json!({
+            "application/json": {"schema": schema("CustomerUpdate")},
+            "application/xml": {"schema": schema("CustomerUpdateXml")},
+            "text/xml": {"schema": schema("CustomerUpdateXml")},
+        })
     };
     json!({
         "operationId": operation_id,
@@ -208,10 +220,7 @@ pub fn update(consumes: Consumes, problems: &mut ProblemSchemas) -> Value {
         "parameters": change_parameters(),
         "requestBody": {
             "required": true,
-            "description": format!(
-                "A CustomerPatch, at most {MAX_BODY_BYTES} bytes, UTF-8: {media} (no \
-                 Content-Type is read as JSON)."
-            ),
+            "description": body,
             "content": content,
         },
         "responses": {
@@ -254,7 +263,7 @@ pub fn update(consumes: Consumes, problems: &mut ProblemSchemas) -> Value {
             ).build(),
             "415": problems.reply(
                 &[P::UnsupportedMediaType],
-                &format!("Content-Type is not {media}, or its charset is not UTF-8."),
+                &format!("{consumed}, or its charset is not UTF-8."),
                 false,
             ).build(),
             "431": answers::head_too_large(false),
