@@ -185,25 +185,30 @@ fn blank_rule(body: Body) -> String {
     )
 }
 
-/// An optional text member: a blank value whatever its length, or `value` within `max_length`
-/// characters; null too in JSON.
+/// An optional text member: one string schema, whose pattern takes a blank value (no value)
+/// or `value`, within `max_length` characters; null too in a merge patch, and only there. (A
+/// generated client sends every member of a model it holds; one whose schema allowed null sent
+/// null for each field it did not set, and an update cleared them.)
 pub fn optional_text(
     value: &str,
     max_length: Option<usize>,
     description: String,
     body: Body,
 ) -> Value {
-    let mut alternatives = Vec::new();
-    if !matches!(body, Body::CreateXml | Body::UpdateXml) {
-        alternatives.push(json!({"type": "null"}));
-    }
-    alternatives.push(json!({"type": "string", "pattern": format!("^{}$", blank())}));
-    let mut checked = json!({"type": "string", "pattern": anchored(&[value])});
+    let types = if body == Body::MergePatch {
+        json!(["string", "null"])
+    } else {
+        json!("string")
+    };
+    let mut schema = json!({
+        "type": types,
+        "description": description,
+        "pattern": anchored(&[&blank(), value]),
+    });
     if let Some(max_length) = max_length {
-        checked["maxLength"] = max_length.into();
+        schema["maxLength"] = max_length.into();
     }
-    alternatives.push(checked);
-    json!({"anyOf": alternatives, "description": description})
+    schema
 }
 
 /// The field as a find filter, described, and its schema: never blank (a blank filter is a 400

@@ -234,6 +234,7 @@ fn thousands(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{CustomerDetails, FieldValue, TextField};
 
     /// Where the copy for tools lives.
     fn committed() -> std::path::PathBuf {
@@ -351,6 +352,89 @@ mod tests {
                 schema("CustomerMergePatch")
             )]
         );
+    }
+
+    /// A validator of the component schema `name`, its references resolved in the document.
+    fn validator(name: &str) -> jsonschema::Validator {
+        let mut root = document();
+        root["$ref"] = json!(format!("#/components/schemas/{name}"));
+        jsonschema::validator_for(&root).expect("the document's schemas are valid")
+    }
+
+    #[test]
+    fn each_optional_text_member_is_one_string_null_only_in_a_merge_patch() {
+        let document = document();
+        for body in [
+            "CustomerInput",
+            "CustomerInputXmlElements",
+            "CustomerInputXmlAttributes",
+            "CustomerUpdate",
+            "CustomerUpdateXml",
+            "CustomerMergePatch",
+            "Customer",
+        ] {
+            let properties = &document["components"]["schemas"][body]["properties"];
+            let names = TextField::ALL.map(TextField::name);
+            let creates = body.starts_with("CustomerInput");
+            for name in names.iter().chain(creates.then_some(&"code")) {
+                let member = &properties[*name];
+                assert!(member.get("anyOf").is_none(), "{body}.{name}: {member}");
+                let expected = if body == "CustomerMergePatch" {
+                    json!(["string", "null"])
+                } else {
+                    json!("string")
+                };
+                assert_eq!(member["type"], expected, "{body}.{name}");
+            }
+        }
+        let update = validator("CustomerUpdate");
+        let merge_patch = validator("CustomerMergePatch");
+        let cleared = json!({"phone": null});
+        assert!(!update.is_valid(&cleared) && merge_patch.is_valid(&cleared));
+        let blank = json!({"phone": ""});
+        assert!(update.is_valid(&blank) && merge_patch.is_valid(&blank));
+    }
+
+    #[test]
+    fn a_create_body_member_is_valid_as_the_server_takes_it() {
+        let create = validator("CustomerInput");
+        let long = "é".repeat(126);
+        for (name, value, taken) in [
+            ("firstName", " ", true),
+            ("firstName", "\u{200B}\u{FEFF}", true),
+            ("firstName", "Émile", true),
+            ("firstName", "Bob\u{85}", false),
+            ("lastName", long.as_str(), false),
+            ("city", "", true),
+            ("city", "x\u{2066}y", false),
+            ("street", "\u{202E}", false),
+            ("email", "emile@example.com", true),
+            ("email", "plain", false),
+            ("phone", "+1 (212) 555-0101", true),
+            ("phone", "12+34", false),
+            ("phone", "1234567890123456", false),
+            ("state", " ny ", true),
+            ("state", "N-Y", false),
+            ("zipCode", "SW1A 1AA", true),
+            ("zipCode", "--", false),
+            ("countryCode", "us", true),
+            ("countryCode", "UK", false),
+            ("code", "ERP-000742", true),
+            ("code", "ERP 742", false),
+        ] {
+            let fields = [
+                ("accountId".to_owned(), FieldValue::Integer(42)),
+                (name.to_owned(), FieldValue::Text(value.to_owned())),
+            ];
+            let server = CustomerDetails::parse(fields).is_ok();
+            assert_eq!(server, taken, "the server on {name} {value:?}");
+            let body = json!({"accountId": 42, name: value});
+            assert_eq!(
+                create.is_valid(&body),
+                taken,
+                "the schema on {name} {value:?}"
+            );
+        }
     }
 
     #[test]

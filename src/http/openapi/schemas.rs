@@ -207,7 +207,9 @@ fn create_body() -> Value {
         "description": format!(
             "What create takes: `accountId`, the optional `code` and the optional fields. JSON: \
              one object; its members are read in order, and every broken rule is reported \
-             (`errors`, at most {ERRORS_LISTED}, the rest counted in `omittedErrors`). XML: a \
+             (`errors`, at most {ERRORS_LISTED}, the rest counted in `omittedErrors`). An empty \
+             or blank value leaves a field out; so does null, which this schema leaves out so \
+             that a generated client sends only the members it sets. XML: a \
              `<customer>` root element with one child element per field, named as in JSON, or \
              with `code` and `accountId` as its attributes; an empty element is null; no \
              DOCTYPE, only the five predefined entities and character references. `id`, \
