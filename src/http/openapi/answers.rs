@@ -43,9 +43,9 @@ impl ProblemSchemas {
                 ),
                 "allOf": [schema("Problem")],
                 "properties": {
-                    "type": {"enum": uris},
-                    "status": {"const": status},
-                    "title": {"enum": titles},
+                    "type": {"type": "string", "enum": uris},
+                    "status": {"type": "integer", "const": status},
+                    "title": {"type": "string", "enum": titles},
                 },
             });
             self.0.insert(name.clone(), narrowed);

@@ -438,6 +438,34 @@ mod tests {
     }
 
     #[test]
+    fn every_const_and_enum_says_its_type() {
+        fn untyped(value: &Value, at: &str, found: &mut Vec<String>) {
+            match value {
+                Value::Object(members) => {
+                    let fixed = members.contains_key("const") || members.contains_key("enum");
+                    if fixed && !members.contains_key("type") {
+                        found.push(at.to_owned());
+                    }
+                    for (name, member) in members {
+                        if name != "examples" {
+                            untyped(member, &format!("{at}/{name}"), found);
+                        }
+                    }
+                }
+                Value::Array(items) => {
+                    for (index, item) in items.iter().enumerate() {
+                        untyped(item, &format!("{at}/{index}"), found);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        untyped(&document(), "", &mut found);
+        assert!(found.is_empty(), "generators type these Any: {found:#?}");
+    }
+
+    #[test]
     fn large_numbers_are_grouped_by_thousands() {
         assert_eq!(thousands(10_000_000), "10,000,000");
         assert_eq!(thousands(999), "999");

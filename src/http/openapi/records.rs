@@ -89,8 +89,8 @@ fn event(event_type: &str, published_as: &str, data: Value) -> Value {
         "required": ["eventId", "eventType", "schemaVersion", "occurredAt", "data"],
         "properties": {
             "eventId": {"type": "string", "format": "uuid", "pattern": UUID_LOWER},
-            "eventType": {"const": event_type},
-            "schemaVersion": {"const": SCHEMA_VERSION},
+            "eventType": {"type": "string", "const": event_type},
+            "schemaVersion": {"type": "integer", "const": SCHEMA_VERSION},
             "occurredAt": {"type": "string", "format": "date-time", "pattern": MILLIS},
             "requestId": {
                 "type": "string",

@@ -17,7 +17,7 @@ pub fn components() -> Map<String, Value> {
             "type": "object",
             "required": ["status"],
             "additionalProperties": false,
-            "properties": {"status": {"const": "alive"}},
+            "properties": {"status": {"type": "string", "const": "alive"}},
             "examples": [{"status": "alive"}],
         }),
     );
@@ -158,7 +158,7 @@ pub fn readiness(head: bool) -> Value {
     let verdict = |ready: bool, required: &[&str]| {
         json!({
             "allOf": [schema("Readiness")],
-            "properties": {"ready": {"const": ready}},
+            "properties": {"ready": {"type": "boolean", "const": ready}},
             "required": required,
         })
     };
