@@ -23,7 +23,7 @@ use super::headers::{MAX_POSITION_HEADER, MAX_REQUEST_ID};
 use super::negotiation::{Consumes, Format};
 use super::problem::{challenge, ProblemType, ERRORS_LISTED};
 use super::routes::{Operation, ROUTES};
-use super::server::MAX_HEAD_BYTES;
+use super::server::{DEFAULT_LISTEN, MAX_HEAD_BYTES};
 use super::MAX_BODY_BYTES;
 use answers::ProblemSchemas;
 use serde_json::{json, Map, Value};
@@ -68,7 +68,12 @@ pub fn document() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": info(),
-        "servers": [{"url": "/"}],
+        "servers": [{
+            "url": format!("http://{DEFAULT_LISTEN}"),
+            "description": "A registry serving on its default address (`serve` without \
+                `--listen`, as scripts/run.sh starts it). Every replica answers the whole API; \
+                point a client at the one it should use.",
+        }],
         "security": [{"apiKey": []}],
         "tags": [
             {"name": "customers", "description": "The customers resource."},
