@@ -6,6 +6,7 @@ use super::schemas::customer_properties;
 use super::text::{MILLIS, UUID_LOWER};
 use super::MAX_REQUEST_ID;
 use crate::domain::SCHEMA_VERSION;
+use crate::read_model::RejectionKind;
 use serde_json::{json, Map, Value};
 
 /// The records' schemas, by component name.
@@ -201,6 +202,21 @@ fn history_record_xml() -> Value {
 }
 
 fn rejected_event() -> Value {
+    let kinds: Vec<Value> = RejectionKind::ALL
+        .iter()
+        .map(|kind| serde_json::to_value(kind).expect("a kind serialises as its name"))
+        .collect();
+    let meanings: Vec<String> = RejectionKind::ALL
+        .iter()
+        .zip(&kinds)
+        .map(|(kind, name)| {
+            format!(
+                "`{}`: {}",
+                name.as_str().unwrap_or_default(),
+                meaning(*kind)
+            )
+        })
+        .collect();
     json!({
         "type": "object",
         "description": "A record the projector kept out of the read model.",
@@ -211,11 +227,8 @@ fn rejected_event() -> Value {
             "offset": {"type": "integer", "minimum": 0, "format": "int64"},
             "kind": {
                 "type": "string",
-                "enum": ["malformed", "unknown_type", "unsupported_version", "conflict"],
-                "description": "`malformed`: no payload, not JSON, or a payload that breaks its \
-                    schema; `unknown_type`: an eventType this build does not know; \
-                    `unsupported_version`: a newer schemaVersion; `conflict`: a CustomerCreated \
-                    for an existing customer id from another event.",
+                "enum": kinds,
+                "description": format!("{}.", meanings.join("; ")),
             },
             "reason": {"type": "string", "description": "The details, in words."},
             "rejectedAt": {
@@ -227,4 +240,25 @@ fn rejected_event() -> Value {
         },
         "xml": {"name": "rejectedEvent"},
     })
+}
+
+/// Why the projector keeps a record of `kind` out of the read model.
+fn meaning(kind: RejectionKind) -> &'static str {
+    match kind {
+        RejectionKind::Malformed => "no payload, not JSON, or a payload that breaks its schema",
+        RejectionKind::UnknownType => "an eventType this build does not know",
+        RejectionKind::UnsupportedVersion => "a newer schemaVersion",
+        RejectionKind::Conflict => {
+            "a CustomerCreated for an existing customer id from another event, or a change \
+             naming another account than the customer's"
+        }
+        RejectionKind::VersionConflict => {
+            "an update or delete whose version is not the customer's next one: another change \
+             took that version first (its request was answered 412, or retried)"
+        }
+        RejectionKind::CustomerAbsent => {
+            "an update or delete of a customer the log never created or had deleted (its \
+             request was answered 404)"
+        }
+    }
 }
