@@ -5,7 +5,7 @@ use super::answers::{self, ProblemSchemas, HTTP_400, SHED};
 use super::headers::{named, retry_after};
 use super::reads::without_body;
 use super::{content, either_format, reference, schema, Format, ProblemType as P};
-use crate::metrics::CONTENT_TYPE as METRICS;
+use crate::metrics::{Metrics, CONTENT_TYPE as METRICS};
 use serde_json::{json, Map, Value};
 
 /// The probes' schemas, by component name.
@@ -186,20 +186,17 @@ pub fn readiness(head: bool) -> Value {
 
 /// `GET` (or `HEAD`) `/metrics`.
 pub fn metrics(head: bool, problems: &mut ProblemSchemas) -> Value {
+    let series = Metrics::new().names().join(", ");
     json!({
         "operationId": if head { "metricsHead" } else { "metrics" },
         "tags": ["probes"],
         "summary": format!("Prometheus metrics{}", headers_only(head)),
-        "description": "The Prometheus text exposition format. Open to loopback clients without \
-            a key; any other client needs an admin key (401 without a valid key, 403 for a \
-            scoped key). `--metrics-listen ADDR` serves it on a second address to anyone (that \
-            address answers only GET/HEAD /metrics, 404 otherwise). Never shed. Series: \
-            registry_http_requests_total{route,method,status}, \
-            registry_http_request_duration_seconds{route}, \
-            registry_projector_records_total{outcome}, \
-            registry_projection_lag_records{partition}, registry_ready, \
-            registry_creates_in_flight, registry_producer_queue_records, registry_customers, \
-            registry_read_model_disk_bytes.",
+        "description": format!(
+            "The Prometheus text exposition format. Open to loopback clients without a key; any \
+             other client needs an admin key (401 without a valid key, 403 for a scoped key). \
+             `--metrics-listen ADDR` serves it on a second address to anyone (that address \
+             answers only GET/HEAD /metrics, 404 otherwise). Never shed. Series: {series}."
+        ),
         "security": [{}, {"apiKey": []}],
         "responses": {
             "200": {
@@ -231,7 +228,7 @@ pub fn openapi(head: bool, problems: &mut ProblemSchemas) -> Value {
                 "content": content(&[(Format::Json.content_type(), document)], head),
             },
             "503": shed(
-                false,
+                head,
                 "Load shedding or the request deadline (the path is not exempt from them).",
                 problems,
             ),
