@@ -239,7 +239,7 @@ fn thousands(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{CustomerDetails, FieldValue, TextField};
+    use crate::domain::{CountryCode, CustomerDetails, FieldValue, TextField};
 
     /// Where the copy for tools lives.
     fn committed() -> std::path::PathBuf {
@@ -468,6 +468,21 @@ mod tests {
         let mut found = Vec::new();
         untyped(&document(), "", &mut found);
         assert!(found.is_empty(), "generators type these Any: {found:#?}");
+    }
+
+    #[test]
+    fn a_country_code_filter_is_valid_as_the_server_takes_it() {
+        let mut root = document();
+        root["$ref"] = json!("#/components/parameters/CountryCodeFilter/schema");
+        let filter = jsonschema::validator_for(&root).expect("a valid schema");
+        let letters = ('A'..='Z').chain('a'..='z');
+        for code in letters
+            .clone()
+            .flat_map(|a| letters.clone().map(move |b| format!("{a}{b}")))
+        {
+            let server = CountryCode::parse(&code).is_ok();
+            assert_eq!(filter.is_valid(&json!(code)), server, "{code}");
+        }
     }
 
     #[test]
