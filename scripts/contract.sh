@@ -51,8 +51,10 @@ done
 # Every check but the two that hold the server's input rules to the document's schemas
 # (negative_data_rejection, positive_data_acceptance): the rules trim and NFC-normalise before
 # they count characters, and a blank value is no value, which JSON Schema's maxLength and
-# pattern describe only approximately (the document says so in prose). Those rules have unit,
-# property and fuzz tests of their own (src/domain, src/http/fuzz.rs).
+# pattern describe only approximately (the document says so in prose); and a well-formed If-Match
+# naming a version the customer is not at is rightly a 412, which positive_data_acceptance
+# counts as refusing valid data. Those rules have unit, property and fuzz tests of their own
+# (src/domain, src/http/fuzz.rs), and src/http/openapi/ checks its patterns against the rules.
 #
 # use_after_free is left out too: a deleted customer's history stays readable by design (GET
 # /api/v01/customers/{id}/events lists every record that built it, the delete included), which

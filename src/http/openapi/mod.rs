@@ -39,8 +39,8 @@ pub static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
 
 /// The OpenAPI 3.1 document of the API.
 pub fn document() -> Value {
-    let mut problems = ProblemSchemas::default();
-    let responses = answers::shared_responses(&mut problems);
+    let mut narrowed = ProblemSchemas::default();
+    let responses = answers::shared_responses(&mut narrowed);
     let paths: Map<String, Value> = ROUTES
         .iter()
         .map(|route| {
@@ -53,7 +53,7 @@ pub fn document() -> Value {
             }
             for (method, operation) in route.methods {
                 let head = method == Method::HEAD;
-                let described = describe(*operation, head, &mut problems);
+                let described = describe(*operation, head, &mut narrowed);
                 item.insert(method.as_str().to_ascii_lowercase(), described);
             }
             (route.path.to_owned(), Value::Object(item))
@@ -64,7 +64,7 @@ pub fn document() -> Value {
     schemas.extend(service::components());
     schemas.extend(records::components());
     schemas.extend(schemas::body_components());
-    schemas.extend(problems.into_schemas());
+    schemas.extend(narrowed.into_schemas());
     json!({
         "openapi": "3.1.0",
         "info": info(),
