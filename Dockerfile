@@ -5,8 +5,6 @@ RUN apt-get update && apt-get install -y --no-install-recommends cmake && rm -rf
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
-# The OpenAPI document is compiled in (served at /api/v01/openapi.json).
-COPY docs/openapi.json ./docs/openapi.json
 RUN cargo build --locked --release --bin customer-registry
 
 FROM debian:bookworm-slim

@@ -360,7 +360,7 @@ impl EventLogArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ServeSettings {
     /// Address the HTTP API listens on (port 0 picks a free port and logs it).
-    #[arg(long, env = "REGISTRY_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "REGISTRY_LISTEN", default_value = crate::http::server::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
     /// A second address serving only `GET /metrics`, to anyone who reaches it (no key). Without

@@ -21,6 +21,8 @@ pub struct Metrics(Arc<Series>);
 
 struct Series {
     registry: Registry,
+    /// Each series' name and labels, as `name{label,...}`.
+    names: Vec<String>,
     requests: IntCounterVec,
     refused: IntCounterVec,
     latency: HistogramVec,
@@ -156,6 +158,7 @@ impl Metrics {
             "Bytes the read model takes on disk",
         )
         .expect("a valid gauge");
+        let mut names = Vec::new();
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(refused.clone()),
@@ -168,6 +171,12 @@ impl Metrics {
             Box::new(customers.clone()),
             Box::new(disk_bytes.clone()),
         ] {
+            names.extend(collector.desc().iter().map(
+                |desc| match desc.variable_labels.as_slice() {
+                    [] => desc.fq_name.clone(),
+                    labels => format!("{}{{{}}}", desc.fq_name, labels.join(",")),
+                },
+            ));
             registry
                 .register(collector)
                 .expect("each series is registered once");
@@ -180,6 +189,7 @@ impl Metrics {
         }
         Self(Arc::new(Series {
             registry,
+            names,
             requests,
             refused,
             latency,
@@ -235,6 +245,12 @@ impl Metrics {
     pub fn create_in_flight(&self) -> InFlight {
         self.0.creates_in_flight.inc();
         InFlight(self.0.creates_in_flight.clone())
+    }
+
+    /// Every series, as `name{label,...}` (the name alone for a series without labels), in
+    /// the order they were registered.
+    pub fn names(&self) -> &[String] {
+        &self.0.names
     }
 
     /// The text exposition of every series, with `snapshot`'s values set first.
@@ -301,6 +317,14 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_series_is_named_with_its_labels() {
+        let names = Metrics::new().names().to_vec();
+        assert_eq!(names.len(), 10, "{names:?}");
+        assert!(names.contains(&"registry_http_requests_refused_total{reason}".to_owned()));
+        assert!(names.contains(&"registry_ready".to_owned()));
+    }
 
     #[test]
     fn every_series_is_exposed_from_the_start_and_counts_what_it_is_told() {

@@ -22,7 +22,7 @@ use subtle::ConstantTimeEq;
 pub const ANONYMOUS: &str = "anonymous";
 
 /// The longest `Authorization` value looked at; a generated key's header is about 75 bytes.
-const MAX_CREDENTIALS: usize = 1024;
+pub const MAX_CREDENTIALS: usize = 1024;
 
 /// What a key may reach.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,8 +25,9 @@ impl CustomerCode {
     /// The longest code.
     pub const MAX_CHARS: usize = 60;
 
-    /// The characters a code may hold besides ASCII letters and digits.
-    pub const PUNCTUATION: &'static str = "-_.:/";
+    /// The characters a code may hold besides ASCII letters and digits (`-` last, so that the
+    /// set reads as the end of a regex class too).
+    pub const PUNCTUATION: &'static str = "._:/-";
 
     /// # Errors
     /// Control characters anywhere, empty after trimming, longer than

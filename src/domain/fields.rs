@@ -134,8 +134,13 @@ pub fn is_blank(text: &str) -> bool {
         }
         let invisible = (c.is_whitespace() && !c.is_control())
             || c.general_category() == GeneralCategory::Format;
-        invisible && !BIDI_CONTROLS.contains(&c)
+        invisible && !is_bidi_control(c)
     })
+}
+
+/// Whether `c` is one of Unicode's Bidi_Control characters, refused anywhere in a value.
+pub fn is_bidi_control(c: char) -> bool {
+    BIDI_CONTROLS.contains(&c)
 }
 
 /// Whether `part` mixes letters of several scripts, as an address spoofing another would
@@ -159,7 +164,7 @@ fn mixes_scripts(part: &str) -> bool {
 }
 
 /// Whether `c` is one of Unicode's 66 noncharacters, reserved for a program's own use.
-fn is_noncharacter(c: char) -> bool {
+pub fn is_noncharacter(c: char) -> bool {
     ('\u{FDD0}'..='\u{FDEF}').contains(&c) || (u32::from(c) & 0xFFFE) == 0xFFFE
 }
 
@@ -174,7 +179,7 @@ pub(super) fn bounded_text(raw: &str, max_chars: usize) -> Result<String, RuleVi
             "must not contain control characters",
         ));
     }
-    if raw.chars().any(|c| BIDI_CONTROLS.contains(&c)) {
+    if raw.chars().any(is_bidi_control) {
         return Err(RuleViolation::new(
             "control_character",
             "must not contain bidirectional controls (U+202A to U+202E, U+2066 to U+2069, marks)",
@@ -307,15 +312,18 @@ impl Phone {
     pub const MAX_DIGITS: usize = 15;
     /// Room for formatting around the digits.
     pub const MAX_CHARS: usize = 30;
+    /// The characters that may format the digits (and a `+`, first), `-` first so that the
+    /// set reads as a regex class too.
+    pub const FORMATTING: &'static str = "-. ()";
 
     /// # Errors
     /// Empty, control characters, characters other than digits and formatting, a `+` other than
     /// the first character, no digit, or more than [`Phone::MAX_DIGITS`] digits.
     pub fn parse(raw: &str) -> Result<Self, RuleViolation> {
         let text = bounded_text(raw, Self::MAX_CHARS)?;
-        let allowed = text
-            .char_indices()
-            .all(|(at, c)| c.is_ascii_digit() || " -.()".contains(c) || (c == '+' && at == 0));
+        let allowed = text.char_indices().all(|(at, c)| {
+            c.is_ascii_digit() || Self::FORMATTING.contains(c) || (c == '+' && at == 0)
+        });
         let digits = Self::digits_of(&text).count();
         if !allowed || digits == 0 {
             return Err(invalid_format(
@@ -376,10 +384,13 @@ impl ZipCode {
 }
 
 impl CountryCode {
+    /// A code's length.
+    pub const MAX_CHARS: usize = 2;
+
     /// # Errors
     /// Anything but an assigned ISO 3166-1 alpha-2 code (in any case).
     pub fn parse(raw: &str) -> Result<Self, RuleViolation> {
-        let code = bounded_text(raw, 2)
+        let code = bounded_text(raw, Self::MAX_CHARS)
             .map_err(|_| invalid_format("an assigned ISO 3166-1 alpha-2 code such as US or FR"))?
             .to_ascii_uppercase();
         if country_codes::is_assigned(&code) {

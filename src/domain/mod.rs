@@ -15,17 +15,20 @@ mod trusted;
 mod validation;
 
 pub use code::{CodeShown, CustomerCode, CODE_NAMESPACE};
+pub use country_codes::ASSIGNED_ALPHA_2;
 pub use customer::{now_millis, Customer, CustomerDetails};
 pub use events::{
     AuditTrail, CustomerCreated, CustomerDeleted, CustomerUpdated, EventDecodeError, RegistryEvent,
     SCHEMA_VERSION,
 };
 pub use fields::{
-    is_blank, City, CountryCode, Email, OrganizationName, PersonName, Phone, RuleViolation, State,
-    Street, ZipCode,
+    is_bidi_control, is_blank, is_noncharacter, City, CountryCode, Email, OrganizationName,
+    PersonName, Phone, RuleViolation, State, Street, ZipCode,
 };
 pub use idempotency::{IdempotencyKey, CUSTOMER_ID_NAMESPACE, EVENT_ID_NAMESPACE};
 pub use ids::{AccountId, CustomerId};
 pub use patch::{CustomerPatch, FieldChange};
 pub use text_field::TextField;
-pub use validation::{shown, FieldError, FieldValue, ValidationErrors, NAME_SHOWN};
+pub use validation::{
+    shown, FieldError, FieldValue, ValidationErrors, NAME_SHOWN, SERVER_ASSIGNED,
+};

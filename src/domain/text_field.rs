@@ -67,6 +67,21 @@ impl TextField {
         Self::ALL.into_iter().find(|field| field.name() == name)
     }
 
+    /// The most characters a value of the field holds (after trimming and NFC).
+    pub fn max_chars(self) -> usize {
+        match self {
+            TextField::FirstName | TextField::LastName => PersonName::MAX_CHARS,
+            TextField::OrganizationName => OrganizationName::MAX_CHARS,
+            TextField::Email => Email::MAX_CHARS,
+            TextField::Phone => Phone::MAX_CHARS,
+            TextField::Street => Street::MAX_CHARS,
+            TextField::City => City::MAX_CHARS,
+            TextField::State => State::MAX_CHARS,
+            TextField::ZipCode => ZipCode::MAX_CHARS,
+            TextField::CountryCode => CountryCode::MAX_CHARS,
+        }
+    }
+
     /// Checks a `find` filter by the field's rule, as far as a prefix can be checked: `state` and
     /// `countryCode` must be whole valid values, `phone` and `zipCode` keep to their alphabets,
     /// other text to its length. Returns the value NFC-normalised and trimmed; a prefix keeps its
@@ -76,13 +91,12 @@ impl TextField {
     /// The rule the filter broke.
     pub fn parse_filter(self, raw: &str) -> Result<String, RuleViolation> {
         match self {
-            TextField::FirstName | TextField::LastName => {
-                bounded_prefix(raw, PersonName::MAX_CHARS)
-            }
-            TextField::OrganizationName => bounded_prefix(raw, OrganizationName::MAX_CHARS),
-            TextField::Email => bounded_prefix(raw, Email::MAX_CHARS),
-            TextField::Street => bounded_prefix(raw, Street::MAX_CHARS),
-            TextField::City => bounded_prefix(raw, City::MAX_CHARS),
+            TextField::FirstName
+            | TextField::LastName
+            | TextField::OrganizationName
+            | TextField::Email
+            | TextField::Street
+            | TextField::City => bounded_prefix(raw, self.max_chars()),
             TextField::Phone => Phone::parse(raw).map(String::from),
             TextField::State => State::parse(raw).map(String::from),
             TextField::ZipCode => ZipCode::parse(raw).map(String::from),

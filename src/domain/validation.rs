@@ -165,10 +165,13 @@ pub(super) fn repeated_field(name: &str, seen: &mut HashSet<String>) -> Option<F
     Some(FieldError::new(&quoted, "repeated_field", message))
 }
 
+/// The members of a customer the server assigns, which no body may send.
+pub const SERVER_ASSIGNED: [&str; 4] = ["id", "createdAt", "updatedAt", "version"];
+
 /// The error of a body member that names no field a client may send: `server_assigned` for the
 /// server's own (`id`, `createdAt`, `updatedAt`, `version`), `unknown_field` for anything else.
 pub(super) fn not_a_field(name: &str) -> FieldError {
-    if matches!(name, "id" | "createdAt" | "updatedAt" | "version") {
+    if SERVER_ASSIGNED.contains(&name) {
         let message = format!("{name} is assigned by the server and must not be sent");
         return FieldError::new(name, "server_assigned", message);
     }

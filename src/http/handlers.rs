@@ -75,7 +75,7 @@ pub fn alive() -> Response {
 
 /// `GET /api/v01/openapi.json`: the API's OpenAPI 3.1 document. Needs no key.
 pub fn openapi_document() -> Response {
-    let mut response = Response::new(super::OPENAPI_DOCUMENT.into());
+    let mut response = Response::new(super::openapi::DOCUMENT.as_str().into());
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -797,13 +797,10 @@ fn customer_response(format: Format, customer: &Customer) -> Response {
 }
 
 fn response_with(format: Format, body: Vec<u8>) -> Response {
-    let content_type = match format {
-        Format::Json => "application/json",
-        Format::Xml => "application/xml; charset=utf-8",
-    };
     let mut response = Response::new(body.into());
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     response
 }

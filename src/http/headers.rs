@@ -117,10 +117,13 @@ impl RequestMeta {
     }
 }
 
+/// The longest `X-Request-Id` kept.
+pub const MAX_REQUEST_ID: usize = 128;
+
 /// A client's `X-Request-Id` is kept when it is 1 to 128 visible ASCII characters; otherwise the
 /// server assigns one.
 fn is_request_id(id: &str) -> bool {
-    (1..=128).contains(&id.len()) && id.bytes().all(|byte| byte.is_ascii_graphic())
+    (1..=MAX_REQUEST_ID).contains(&id.len()) && id.bytes().all(|byte| byte.is_ascii_graphic())
 }
 
 /// Header set on a 201 whose event was durable but not yet in this replica's read model when the
@@ -221,7 +224,7 @@ pub fn etag(version: u64) -> HeaderValue {
 
 /// The longest `X-Min-Log-Position` read: room for hundreds of partitions, and a bound on what a
 /// refusal echoes.
-const MAX_POSITION_HEADER: usize = 8 * 1024;
+pub const MAX_POSITION_HEADER: usize = 8 * 1024;
 
 /// How much of a position a refusal quotes.
 pub const POSITION_SHOWN: usize = 200;

@@ -21,6 +21,24 @@ pub enum Format {
     Xml,
 }
 
+impl Format {
+    /// The `Content-Type` of an answer in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Xml => "application/xml; charset=utf-8",
+        }
+    }
+
+    /// The `Content-Type` of a problem document in this format.
+    pub fn problem_content_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/problem+json",
+            Format::Xml => "application/problem+xml; charset=utf-8",
+        }
+    }
+}
+
 /// The bodies a route consumes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Consumes {

@@ -263,6 +263,266 @@ fn event_log_detail(error: &EventLogError, outcome_unknown: bool, had_key: bool)
     }
 }
 
+/// A kind of problem: its `type` (relative to the API's host), status and title, each fixed
+/// per kind. The OpenAPI document lists them from [`ProblemType::ALL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemType {
+    /// 400: fields, parameters or headers broke their rules.
+    ValidationFailed,
+    /// 400: a body or request that cannot be parsed.
+    MalformedRequest,
+    /// 401: no valid API key.
+    Unauthorized,
+    /// 403: the key's scope does not reach what was asked.
+    Forbidden,
+    /// 404: no such resource.
+    NotFound,
+    /// 405: a known path, another method.
+    MethodNotAllowed,
+    /// 406: `Accept` allows no format the API produces.
+    NotAcceptable,
+    /// 414: the HTTP layer's answer to an over-long URI.
+    UriTooLong,
+    /// 431: the HTTP layer's answer to an over-large head.
+    RequestHeadTooLarge,
+    /// 413: a body over the limit.
+    PayloadTooLarge,
+    /// 415: a body's media type the route does not consume.
+    UnsupportedMediaType,
+    /// 409: another customer of the account has the code.
+    DuplicateCode,
+    /// 422: an idempotency key used with another request.
+    IdempotencyKeyReused,
+    /// 412: `If-Match` named another version.
+    VersionMismatch,
+    /// 503: an unconditional change lost every race.
+    Contended,
+    /// 503: a change's outcome is not known here yet.
+    ChangePending,
+    /// 422: a find that would do too much work.
+    QueryTooBroad,
+    /// 500: the read model failed.
+    ReadModelFailure,
+    /// 500: something that should not happen did.
+    InternalError,
+    /// 503: the event log did not confirm a write.
+    EventLogUnavailable,
+    /// 503: too few in-sync replicas for the event log to accept a write.
+    NotEnoughReplicas,
+    /// 503: the event log could not be read back.
+    EventLogUnreadable,
+    /// 503: the replica is replaying the log it saw at start.
+    CatchingUp,
+    /// 503: the replica has not reached the position asked for.
+    ReplicaBehind,
+    /// 503: too many history reads at once.
+    HistoryBusy,
+    /// 503: load shedding.
+    Overloaded,
+    /// 429: one API key's share of the request slots is taken.
+    TooManyRequests,
+    /// 408: the body did not arrive in time.
+    BodyTimeout,
+    /// 503: the request was not answered within its deadline.
+    DeadlineExceeded,
+}
+
+impl ProblemType {
+    /// Every kind, in the order the OpenAPI document lists them.
+    pub const ALL: [ProblemType; 29] = [
+        ProblemType::ValidationFailed,
+        ProblemType::MalformedRequest,
+        ProblemType::Unauthorized,
+        ProblemType::Forbidden,
+        ProblemType::NotFound,
+        ProblemType::MethodNotAllowed,
+        ProblemType::NotAcceptable,
+        ProblemType::UriTooLong,
+        ProblemType::RequestHeadTooLarge,
+        ProblemType::PayloadTooLarge,
+        ProblemType::UnsupportedMediaType,
+        ProblemType::DuplicateCode,
+        ProblemType::IdempotencyKeyReused,
+        ProblemType::VersionMismatch,
+        ProblemType::Contended,
+        ProblemType::ChangePending,
+        ProblemType::QueryTooBroad,
+        ProblemType::ReadModelFailure,
+        ProblemType::InternalError,
+        ProblemType::EventLogUnavailable,
+        ProblemType::NotEnoughReplicas,
+        ProblemType::EventLogUnreadable,
+        ProblemType::CatchingUp,
+        ProblemType::ReplicaBehind,
+        ProblemType::HistoryBusy,
+        ProblemType::Overloaded,
+        ProblemType::TooManyRequests,
+        ProblemType::BodyTimeout,
+        ProblemType::DeadlineExceeded,
+    ];
+
+    /// The problem's `type`, relative to the API's host.
+    pub fn uri(self) -> &'static str {
+        self.parts().1
+    }
+
+    /// The status every problem of this kind answers with.
+    pub fn status(self) -> StatusCode {
+        self.parts().0
+    }
+
+    /// The problem's `title`.
+    pub fn title(self) -> &'static str {
+        self.parts().2
+    }
+
+    fn parts(self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ProblemType::ValidationFailed => (
+                StatusCode::BAD_REQUEST,
+                "/problems/validation-failed",
+                "The request broke validation rules",
+            ),
+            ProblemType::MalformedRequest => (
+                StatusCode::BAD_REQUEST,
+                "/problems/malformed-request",
+                "The request could not be parsed",
+            ),
+            ProblemType::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "/problems/unauthorized",
+                "A valid API key is needed",
+            ),
+            ProblemType::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "/problems/forbidden",
+                "The API key's scope does not reach this",
+            ),
+            ProblemType::NotFound => (StatusCode::NOT_FOUND, "/problems/not-found", "Not found"),
+            ProblemType::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "/problems/method-not-allowed",
+                "Method not allowed",
+            ),
+            ProblemType::NotAcceptable => (
+                StatusCode::NOT_ACCEPTABLE,
+                "/problems/not-acceptable",
+                "No acceptable representation",
+            ),
+            ProblemType::UriTooLong => (
+                StatusCode::URI_TOO_LONG,
+                "/problems/uri-too-long",
+                "The URI is too long",
+            ),
+            ProblemType::RequestHeadTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "/problems/request-head-too-large",
+                "The request head is too large",
+            ),
+            ProblemType::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "/problems/payload-too-large",
+                "The body is too large",
+            ),
+            ProblemType::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "/problems/unsupported-media-type",
+                "Unsupported media type",
+            ),
+            ProblemType::DuplicateCode => (
+                StatusCode::CONFLICT,
+                "/problems/duplicate-code",
+                "Another customer of the account has this code",
+            ),
+            ProblemType::IdempotencyKeyReused => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "/problems/idempotency-key-reused",
+                "The idempotency key was used with another body",
+            ),
+            ProblemType::VersionMismatch => (
+                StatusCode::PRECONDITION_FAILED,
+                "/problems/version-mismatch",
+                "The customer is not at the version If-Match names",
+            ),
+            ProblemType::Contended => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/contended",
+                "The customer kept changing while this change was applied",
+            ),
+            ProblemType::ChangePending => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/change-pending",
+                "The change's outcome is not known on this replica yet",
+            ),
+            ProblemType::QueryTooBroad => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "/problems/query-too-broad",
+                "The find is too broad",
+            ),
+            ProblemType::ReadModelFailure => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "/problems/read-model-failure",
+                "The read model failed",
+            ),
+            ProblemType::InternalError => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "/problems/internal-error",
+                "Internal error",
+            ),
+            ProblemType::EventLogUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/event-log-unavailable",
+                "The event log did not confirm the write",
+            ),
+            ProblemType::NotEnoughReplicas => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/not-enough-replicas",
+                "Not enough in-sync replicas to accept the write",
+            ),
+            ProblemType::EventLogUnreadable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/event-log-unreadable",
+                "The event log could not be read",
+            ),
+            ProblemType::CatchingUp => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/catching-up",
+                "This replica is catching up with the log",
+            ),
+            ProblemType::ReplicaBehind => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/replica-behind",
+                "This replica has not caught up yet",
+            ),
+            ProblemType::HistoryBusy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/history-busy",
+                "Too many history reads at once",
+            ),
+            ProblemType::Overloaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/overloaded",
+                "Too many requests at once",
+            ),
+            ProblemType::TooManyRequests => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "/problems/too-many-requests",
+                "Too many requests for one API key",
+            ),
+            ProblemType::BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "/problems/body-timeout",
+                "The request body took too long",
+            ),
+            ProblemType::DeadlineExceeded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "/problems/deadline-exceeded",
+                "The request took too long",
+            ),
+        }
+    }
+}
+
 /// The members every problem document has.
 #[derive(Serialize)]
 pub struct ProblemFields<'a> {
@@ -308,149 +568,48 @@ pub struct ExtraMembers {
 pub const ERRORS_LISTED: usize = 100;
 
 impl ApiError {
-    /// The status, the problem `type` (relative to the API's host) and its title.
-    fn status_type_title(&self) -> (StatusCode, &'static str, &'static str) {
+    /// The kind of problem this error answers with.
+    fn problem_type(&self) -> ProblemType {
         match self {
-            ApiError::Validation(_) => (
-                StatusCode::BAD_REQUEST,
-                "/problems/validation-failed",
-                "The request broke validation rules",
-            ),
-            ApiError::Malformed(_) => (
-                StatusCode::BAD_REQUEST,
-                "/problems/malformed-request",
-                "The request could not be parsed",
-            ),
-            ApiError::UnsupportedMediaType(_) => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "/problems/unsupported-media-type",
-                "Unsupported media type",
-            ),
-            ApiError::NotAcceptable(_) => (
-                StatusCode::NOT_ACCEPTABLE,
-                "/problems/not-acceptable",
-                "No acceptable representation",
-            ),
-            ApiError::PayloadTooLarge { .. } => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "/problems/payload-too-large",
-                "The body is too large",
-            ),
-            ApiError::Unauthorized(_) => (
-                StatusCode::UNAUTHORIZED,
-                "/problems/unauthorized",
-                "A valid API key is needed",
-            ),
-            ApiError::Forbidden(_) => (
-                StatusCode::FORBIDDEN,
-                "/problems/forbidden",
-                "The API key's scope does not reach this",
-            ),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "/problems/not-found", "Not found"),
-            ApiError::MethodNotAllowed { .. } => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "/problems/method-not-allowed",
-                "Method not allowed",
-            ),
+            ApiError::Validation(_) => ProblemType::ValidationFailed,
+            ApiError::Malformed(_) => ProblemType::MalformedRequest,
+            ApiError::UnsupportedMediaType(_) => ProblemType::UnsupportedMediaType,
+            ApiError::NotAcceptable(_) => ProblemType::NotAcceptable,
+            ApiError::PayloadTooLarge { .. } => ProblemType::PayloadTooLarge,
+            ApiError::Unauthorized(_) => ProblemType::Unauthorized,
+            ApiError::Forbidden(_) => ProblemType::Forbidden,
+            ApiError::NotFound(_) => ProblemType::NotFound,
+            ApiError::MethodNotAllowed { .. } => ProblemType::MethodNotAllowed,
             ApiError::EventLog {
                 error: EventLogError::Unwritable { shortage, .. },
                 ..
-            } if !shortage.no_broker_answers() => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "/problems/not-enough-replicas",
-                "Not enough in-sync replicas to accept the write",
-            ),
-            ApiError::EventLog { .. } => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "/problems/event-log-unavailable",
-                "The event log did not confirm the write",
-            ),
-            ApiError::LogUnreadable(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "/problems/event-log-unreadable",
-                "The event log could not be read",
-            ),
-            ApiError::KeyReused(_) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "/problems/idempotency-key-reused",
-                "The idempotency key was used with another body",
-            ),
-            ApiError::DuplicateCode { .. } => (
-                StatusCode::CONFLICT,
-                "/problems/duplicate-code",
-                "Another customer of the account has this code",
-            ),
-            ApiError::ReplicaBehind { .. } => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "/problems/replica-behind",
-                "This replica has not caught up yet",
-            ),
-            ApiError::PreconditionFailed { .. } => (
-                StatusCode::PRECONDITION_FAILED,
-                "/problems/version-mismatch",
-                "The customer is not at the version If-Match names",
-            ),
-            ApiError::Contended(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "/problems/contended",
-                "The customer kept changing while this change was applied",
-            ),
-            ApiError::ChangePending { .. } | ApiError::CreatePending { .. } => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "/problems/change-pending",
-                "The change's outcome is not known on this replica yet",
-            ),
-            ApiError::HistoryBusy => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "/problems/history-busy",
-                "Too many history reads at once",
-            ),
-            ApiError::Overloaded => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "/problems/overloaded",
-                "Too many requests at once",
-            ),
-            ApiError::TooManyRequests(_) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "/problems/too-many-requests",
-                "Too many requests for one API key",
-            ),
-            ApiError::BodyTimeout(_) => (
-                StatusCode::REQUEST_TIMEOUT,
-                "/problems/body-timeout",
-                "The request body took too long",
-            ),
-            ApiError::DeadlineExceeded(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "/problems/deadline-exceeded",
-                "The request took too long",
-            ),
-            ApiError::QueryTooBroad(_) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "/problems/query-too-broad",
-                "The find is too broad",
-            ),
-            ApiError::CatchingUp { .. } => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "/problems/catching-up",
-                "This replica is catching up with the log",
-            ),
-            ApiError::ReadModel(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "/problems/read-model-failure",
-                "The read model failed",
-            ),
-            ApiError::Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "/problems/internal-error",
-                "Internal error",
-            ),
+            } if !shortage.no_broker_answers() => ProblemType::NotEnoughReplicas,
+            ApiError::EventLog { .. } => ProblemType::EventLogUnavailable,
+            ApiError::LogUnreadable(_) => ProblemType::EventLogUnreadable,
+            ApiError::KeyReused(_) => ProblemType::IdempotencyKeyReused,
+            ApiError::DuplicateCode { .. } => ProblemType::DuplicateCode,
+            ApiError::ReplicaBehind { .. } => ProblemType::ReplicaBehind,
+            ApiError::PreconditionFailed { .. } => ProblemType::VersionMismatch,
+            ApiError::Contended(_) => ProblemType::Contended,
+            ApiError::ChangePending { .. } | ApiError::CreatePending { .. } => {
+                ProblemType::ChangePending
+            }
+            ApiError::HistoryBusy => ProblemType::HistoryBusy,
+            ApiError::Overloaded => ProblemType::Overloaded,
+            ApiError::TooManyRequests(_) => ProblemType::TooManyRequests,
+            ApiError::BodyTimeout(_) => ProblemType::BodyTimeout,
+            ApiError::DeadlineExceeded(_) => ProblemType::DeadlineExceeded,
+            ApiError::QueryTooBroad(_) => ProblemType::QueryTooBroad,
+            ApiError::CatchingUp { .. } => ProblemType::CatchingUp,
+            ApiError::ReadModel(_) => ProblemType::ReadModelFailure,
+            ApiError::Internal(_) => ProblemType::InternalError,
         }
     }
 
     /// The problem document answering this error, in `format`, with its status and headers.
     pub fn into_response(self, format: Format) -> Response {
-        let (status, problem_type, title) = self.status_type_title();
+        let kind = self.problem_type();
+        let (status, problem_type, title) = (kind.status(), kind.uri(), kind.title());
         match self {
             // Waiting for the projection is a state of the replica, not a failure: logged once
             // per request at error level, a burst of such reads flooded the log.
@@ -508,39 +667,29 @@ impl ApiError {
             status: status.as_u16(),
             detail: &detail,
         };
-        let (body, content_type) = match format {
+        let body = match format {
             Format::Json => {
                 let problem = Problem {
                     fields: &fields,
                     errors,
                     extra: &extra,
                 };
-                let json = serde_json::to_vec(&problem).expect("a problem always serialises");
-                (json, "application/problem+json")
+                serde_json::to_vec(&problem).expect("a problem always serialises")
             }
-            Format::Xml => {
-                let xml = xml_document(&fields, errors, &extra);
-                (xml.into_bytes(), "application/problem+xml; charset=utf-8")
-            }
+            Format::Xml => xml_document(&fields, errors, &extra).into_bytes(),
         };
         let mut response = Response::new(body.into());
         *response.status_mut() = status;
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.problem_content_type()),
+        );
         match self {
             ApiError::Unauthorized(why) => {
-                let challenge = match why {
-                    AuthError::Missing => r#"Bearer realm="customer-registry""#,
-                    AuthError::Malformed => {
-                        r#"Bearer realm="customer-registry", error="invalid_request""#
-                    }
-                    AuthError::UnknownKey => {
-                        r#"Bearer realm="customer-registry", error="invalid_token""#
-                    }
-                };
                 headers.insert(
                     header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(challenge),
+                    HeaderValue::from_static(challenge(&why)),
                 );
             }
             ApiError::MethodNotAllowed { allow } => {
@@ -591,6 +740,15 @@ impl ApiError {
             _ => {}
         }
         response
+    }
+}
+
+/// The `WWW-Authenticate` challenge of a 401 refused for `why`.
+pub fn challenge(why: &AuthError) -> &'static str {
+    match why {
+        AuthError::Missing => r#"Bearer realm="customer-registry""#,
+        AuthError::Malformed => r#"Bearer realm="customer-registry", error="invalid_request""#,
+        AuthError::UnknownKey => r#"Bearer realm="customer-registry", error="invalid_token""#,
     }
 }
 
@@ -649,6 +807,19 @@ fn xml_document(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn every_problem_type_is_listed_once_in_declaration_order() {
+        for (at, kind) in ProblemType::ALL.iter().enumerate() {
+            assert_eq!(*kind as usize, at, "{kind:?}");
+            assert!(kind.uri().starts_with("/problems/"), "{kind:?}");
+            assert!(kind.status().is_client_error() || kind.status().is_server_error());
+        }
+        let mut uris: Vec<&str> = ProblemType::ALL.iter().map(|kind| kind.uri()).collect();
+        uris.sort_unstable();
+        uris.dedup();
+        assert_eq!(uris.len(), ProblemType::ALL.len());
+    }
 
     #[test]
     fn characters_xml_cannot_hold_are_replaced_not_written() {

@@ -42,6 +42,10 @@ use tower_service::Service;
 use warp::http::{header, Request};
 use warp::reply::Response;
 
+/// The address `serve` listens on unless `--listen` says otherwise (`scripts/run.sh` serves
+/// there): the OpenAPI document's server.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
 /// The largest request head (request line and headers) read, in bytes; past it, 431.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 

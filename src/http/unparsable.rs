@@ -9,7 +9,7 @@
 //! by the same status with an `application/problem+json` body. Every other byte passes through
 //! untouched.
 
-use super::problem::ProblemFields;
+use super::problem::{ProblemFields, ProblemType};
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -201,26 +201,22 @@ fn problem_for(written: &[u8], oversize: Oversize) -> Option<Vec<u8>> {
         status_line = "HTTP/1.1 414 URI Too Long";
         status = "414";
     }
-    let (problem_type, title, detail) = match status {
+    let (kind, detail) = match status {
         "400" => (
-            "/problems/malformed-request",
-            "The request could not be parsed",
+            ProblemType::MalformedRequest,
             "the request is not well-formed HTTP/1.1: its request line, a header, or its \
              Content-Length (not a number, or given twice with different values)",
         ),
         "414" => (
-            "/problems/uri-too-long",
-            "The URI is too long",
+            ProblemType::UriTooLong,
             "the request's URI is longer than this server reads",
         ),
         "431" if oversize == Oversize::HeaderCount => (
-            "/problems/request-head-too-large",
-            "The request head is too large",
+            ProblemType::RequestHeadTooLarge,
             "the request has more than 100 header fields",
         ),
         "431" => (
-            "/problems/request-head-too-large",
-            "The request head is too large",
+            ProblemType::RequestHeadTooLarge,
             "the request line and headers together are larger than 16384 bytes",
         ),
         _ => return None,
@@ -241,9 +237,9 @@ fn problem_for(written: &[u8], oversize: Oversize) -> Option<Vec<u8>> {
         return None;
     }
     let fields = ProblemFields {
-        problem_type,
-        title,
-        status: status.parse().ok()?,
+        problem_type: kind.uri(),
+        title: kind.title(),
+        status: kind.status().as_u16(),
         detail,
     };
     let body = serde_json::to_string(&fields).expect("a problem always serialises");

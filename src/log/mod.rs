@@ -18,7 +18,7 @@ pub use client::{client_config, KafkaLogs, OutageLog};
 pub use health::{ClusterHealth, ReplicaShortage};
 pub use partitioning::{Partitioning, HEADER as PARTITIONING_HEADER};
 pub use position::{LogPosition, RecordPosition};
-pub use producer::{EventLog, EventLogError};
+pub use producer::{EventLog, EventLogError, DELIVERY_TIMEOUT};
 pub use reader::{
     reader, replay, replay_ends, HistoryPermit, HistoryReader, LogReadError, PublishedRecord,
     HISTORY_READERS, HISTORY_READERS_PER_ACCOUNT,

@@ -16,7 +16,7 @@ use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 /// How long a record may wait for the broker's confirmation before the create fails.
-const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long reading a partition's end may take.
 const END_TIMEOUT: Duration = Duration::from_secs(2);
 

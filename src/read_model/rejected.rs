@@ -25,6 +25,18 @@ pub enum RejectionKind {
     CustomerAbsent,
 }
 
+impl RejectionKind {
+    /// Every kind, as the rejected-events listing may name them.
+    pub const ALL: [RejectionKind; 6] = [
+        RejectionKind::Malformed,
+        RejectionKind::UnknownType,
+        RejectionKind::UnsupportedVersion,
+        RejectionKind::Conflict,
+        RejectionKind::VersionConflict,
+        RejectionKind::CustomerAbsent,
+    ];
+}
+
 /// One record kept out of the read model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

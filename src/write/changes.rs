@@ -42,7 +42,7 @@ const CHANGE_DEADLINE: Duration = Duration::from_secs(25);
 pub const MAX_ATTEMPTS: u32 = 32;
 
 /// The longest pause between two tries of a change that lost a race.
-const MAX_BACKOFF_MS: u32 = 40;
+pub const MAX_BACKOFF_MS: u32 = 40;
 
 /// A change as this replica applied it.
 #[derive(Debug, Clone)]

@@ -9,6 +9,6 @@ mod coded;
 mod decide;
 mod registrar;
 
-pub use changes::{ChangeError, Changed, Condition, MAX_ATTEMPTS};
+pub use changes::{ChangeError, Changed, Condition, MAX_ATTEMPTS, MAX_BACKOFF_MS};
 pub use decide::ChangeKind;
-pub use registrar::{CreateError, Registered, Registrar};
+pub use registrar::{CreateError, Registered, Registrar, CREATE_DEADLINE};

@@ -28,7 +28,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
 /// The longest a create may take, Kafka outages included.
-const CREATE_DEADLINE: Duration = Duration::from_secs(25);
+pub const CREATE_DEADLINE: Duration = Duration::from_secs(25);
 
 /// How many locks keyed requests and creates with a code are spread over; two share a lock only
 /// by hash collision. A create holds its lock through Kafka's ack and the projection wait, so with
