@@ -5,7 +5,6 @@
 //! the wait for this replica's projection (read-your-writes).
 
 mod changes;
-mod coded;
 mod decide;
 mod registrar;
 
