@@ -124,8 +124,10 @@ async fn rebuild_swaps_in_a_read_model_with_the_same_answers_and_audit_finds_tam
     let tampered_id = all[1]["id"].as_str().unwrap().to_owned();
     assert!(registry.stop());
 
-    // Tamper with the read model behind the service's back, as a disk fault or an operator might.
+    // Tamper with the read model behind the service's back, as a disk fault or an operator might;
+    // in this process, so with no failpoint set.
     {
+        let _no_failpoints = common::failpoints();
         let (model, mut writer) =
             customer_registry::read_model::open(&data_dir.join("read-model")).unwrap();
         let id = tampered_id.parse().unwrap();

@@ -5,39 +5,18 @@
 //! updates, while a node is killed and restarted (once, and three times in a row), are each
 //! applied exactly once, the same on two replicas, with nothing acknowledged lost.
 //!
-//! The tests of this binary take turns ([`one_at_a_time`]): each stops nodes of the one shared
-//! cluster, and starts them again before it ends, failed or not.
+//! Each test stops nodes of the one shared cluster, so it has the cluster to itself
+//! ([`cluster::exclusive`]), which starts them again when it ends, failed or not.
 
 mod common;
 
-use common::cluster::{
-    cluster_bootstrap, start_broker, start_missing_nodes, stop_broker, wait_until_in_sync,
-};
+use common::cluster::{self, wait_until_in_sync, ExclusiveCluster};
 use common::{unique_topic, Registry, PATIENCE};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-static CLUSTER: Mutex<()> = Mutex::new(());
-
-/// The cluster for this test alone; every node runs again when the test ends, however it ends.
-struct ClusterTurn {
-    _turn: MutexGuard<'static, ()>,
-}
-
-fn one_at_a_time() -> ClusterTurn {
-    let turn = CLUSTER.lock().unwrap_or_else(PoisonError::into_inner);
-    start_missing_nodes();
-    ClusterTurn { _turn: turn }
-}
-
-impl Drop for ClusterTurn {
-    fn drop(&mut self) {
-        start_missing_nodes();
-    }
-}
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -96,8 +75,11 @@ async fn until_answered(request: impl Fn() -> reqwest::RequestBuilder) -> (Answe
 
 /// A registry of its own on the cluster, on a topic named after `label`; with the cluster's
 /// bootstrap servers and the topic, and the directory its data dir is in.
-fn alone_on_the_cluster(label: &str) -> (Registry, String, String, tempfile::TempDir) {
-    let bootstrap = cluster_bootstrap();
+fn alone_on_the_cluster(
+    cluster: &ExclusiveCluster,
+    label: &str,
+) -> (Registry, String, String, tempfile::TempDir) {
+    let bootstrap = cluster.bootstrap().to_owned();
     let topic = unique_topic(label);
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::start(&bootstrap, &topic, &dir.path().join("data"));
@@ -124,8 +106,8 @@ async fn until_short_of_replicas(request: impl Fn() -> reqwest::RequestBuilder) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_need_two_of_three_nodes_and_reads_never_stop() {
-    let _turn = one_at_a_time();
-    let (registry, bootstrap, topic, _dir) = alone_on_the_cluster("two-of-three");
+    let cluster = cluster::exclusive();
+    let (registry, bootstrap, topic, _dir) = alone_on_the_cluster(&cluster, "two-of-three");
     let http = client();
     let create = |key: &str| {
         http.put(registry.url("/api/v01/customers"))
@@ -134,7 +116,7 @@ async fn writes_need_two_of_three_nodes_and_reads_never_stop() {
     };
 
     // Two of three: creates, updates and deletes go through, at the first try.
-    stop_broker(3, false);
+    cluster.stop_broker(3, false);
     let created = first_try(create("while-two-run")).await;
     assert_eq!(created.status, 201, "{}", created.body);
     let path = format!(
@@ -155,7 +137,7 @@ async fn writes_need_two_of_three_nodes_and_reads_never_stop() {
     assert_eq!(deleted.status, 204, "{}", deleted.body);
 
     // One of three: writes are refused at once, saying why; reads answer.
-    stop_broker(2, false);
+    cluster.stop_broker(2, false);
     let second_down = Instant::now();
     let refused = until_short_of_replicas(|| create("while-one-runs")).await;
     let refused_after = second_down.elapsed();
@@ -185,7 +167,7 @@ async fn writes_need_two_of_three_nodes_and_reads_never_stop() {
 
     // A node back: writes go through again, with no restart of the registry, and the write
     // refused meanwhile is made once by its retry.
-    start_broker(2);
+    cluster.start_broker(2);
     let second_back = Instant::now();
     let (retried, _) = until_answered(|| create("while-one-runs")).await;
     assert_eq!(retried.status, 201, "{}", retried.body);
@@ -194,7 +176,7 @@ async fn writes_need_two_of_three_nodes_and_reads_never_stop() {
          stopped; with two up again, a write went through {:?} after the node was back",
         second_back.elapsed()
     );
-    start_broker(3);
+    cluster.start_broker(3);
     wait_until_in_sync(&bootstrap, &topic);
     let found = answer(
         http.get(registry.url("/api/v01/customers?accountId=91"))
@@ -212,8 +194,8 @@ async fn first_try(request: reqwest::RequestBuilder) -> Answer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_are_refused_at_once_when_two_nodes_are_killed() {
-    let _turn = one_at_a_time();
-    let (registry, bootstrap, topic, _dir) = alone_on_the_cluster("two-killed");
+    let cluster = cluster::exclusive();
+    let (registry, bootstrap, topic, _dir) = alone_on_the_cluster(&cluster, "two-killed");
     let http = client();
     let create = |key: &str| {
         http.put(registry.url("/api/v01/customers"))
@@ -225,8 +207,8 @@ async fn writes_are_refused_at_once_when_two_nodes_are_killed() {
 
     // Killed together, nothing is fenced: the controller quorum is gone with them, and metadata
     // keeps listing the dead nodes as brokers, leaders and in-sync replicas.
-    stop_broker(2, true);
-    stop_broker(3, true);
+    cluster.stop_broker(2, true);
+    cluster.stop_broker(3, true);
     let killed = Instant::now();
     let refused = until_short_of_replicas(|| create("while-two-are-dead")).await;
     let refused_after = killed.elapsed();
@@ -235,7 +217,7 @@ async fn writes_are_refused_at_once_when_two_nodes_are_killed() {
     let read = answer(http.get(registry.url(&path))).await.unwrap();
     assert_eq!(read.status, 200, "{}", read.body);
 
-    start_broker(2);
+    cluster.start_broker(2);
     let back = Instant::now();
     let (retried, _) = until_answered(|| create("while-two-are-dead")).await;
     assert_eq!(retried.status, 201, "{}", retried.body);
@@ -244,7 +226,7 @@ async fn writes_are_refused_at_once_when_two_nodes_are_killed() {
          through {:?} after one was back",
         back.elapsed()
     );
-    start_broker(3);
+    cluster.start_broker(3);
     wait_until_in_sync(&bootstrap, &topic);
 }
 
@@ -420,8 +402,9 @@ async fn assert_exactly_once(
 /// through every fault; for each node of `kills`: the node is killed, 200 keyed creates are sent
 /// at once, and 2 s later the node is started again.
 async fn survives_nodes_killed_under_load(topic_label: &str, account: u32, kills: &[u8]) {
-    let _turn = one_at_a_time();
-    let bootstrap = cluster_bootstrap();
+    // Shared with the blocking task that starts a killed node again.
+    let cluster = Arc::new(cluster::exclusive());
+    let bootstrap = cluster.bootstrap().to_owned();
     let topic = unique_topic(topic_label);
     let dir = tempfile::tempdir().unwrap();
     let first = Registry::start(&bootstrap, &topic, &dir.path().join("a"));
@@ -444,12 +427,13 @@ async fn survives_nodes_killed_under_load(topic_label: &str, account: u32, kills
     let (mut most_tries, mut slowest) = (1, Duration::ZERO);
     for (cycle, &node) in kills.iter().enumerate() {
         let before = progress.load(Ordering::Relaxed);
-        stop_broker(node, true);
+        cluster.stop_broker(node, true);
         let label = format!("kill{cycle}");
         let burst = concurrent_creates(&replicas, account, &label, 200);
         let restart = async {
             tokio::time::sleep(Duration::from_secs(2)).await;
-            tokio::task::spawn_blocking(move || start_broker(node))
+            let cluster = Arc::clone(&cluster);
+            tokio::task::spawn_blocking(move || cluster.start_broker(node))
                 .await
                 .unwrap();
         };

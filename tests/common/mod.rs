@@ -45,6 +45,15 @@ pub fn kafka_bootstrap() -> String {
     bootstrap
 }
 
+/// The process's failpoints, none set, until the answer is dropped: it holds the `fail` crate's
+/// one scenario lock. Failpoints are process-wide and tests run in parallel threads of one
+/// process, so a test that sets failpoints holds one, and so does a test that runs the library
+/// in-process where failpoints fire (the read model's store reads and flushes), lest another
+/// test's failpoint reach it.
+pub fn failpoints() -> fail::FailScenario<'static> {
+    fail::FailScenario::setup()
+}
+
 /// A topic name no other test uses.
 pub fn unique_topic(test: &str) -> String {
     format!("test.{test}.{}", uuid::Uuid::now_v7().simple())
