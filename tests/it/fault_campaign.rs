@@ -13,10 +13,8 @@
 //! runs (by default until each kind of fault was injected once, as CI runs it).
 //! `scripts/faults.sh SEED DURATION` runs a long one on a cluster of its own.
 
-mod common;
-
-use common::cluster::{self, wait_until_in_sync, NODES};
-use common::{generator, launch, tool, unique_topic, Registry, PATIENCE};
+use crate::common::cluster::{self, wait_until_in_sync, NODES};
+use crate::common::{generator, launch, tool, unique_topic, Registry, PATIENCE};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

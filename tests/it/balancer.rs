@@ -3,9 +3,7 @@
 //! it often reach different replicas. A read that sends back its write's `X-Log-Position` as
 //! `X-Min-Log-Position` must show that write whichever replica answers it.
 
-mod common;
-
-use common::{http, kafka_bootstrap, unique_topic};
+use crate::common::{http, kafka_bootstrap, unique_topic};
 use prometheus_parse::{Scrape, Value as Sample};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

@@ -1,9 +1,7 @@
 //! The customers resource speaks JSON and XML, chosen by `Content-Type` and `Accept`, and every
 //! status it answers comes as a problem document in the client's format.
 
-mod common;
-
-use common::{find_eventually, http, Registry};
+use crate::common::{find_eventually, http, Registry};
 use reqwest::Method;
 use serde_json::Value;
 

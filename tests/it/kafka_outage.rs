@@ -2,10 +2,9 @@
 //! fail fast with 503 meanwhile, nothing acknowledged is lost or doubled, and the service
 //! recovers by itself. Runs its own broker (scripts/kafka.sh on free ports), since it stops it.
 
-mod common;
-
-use common::load::{create_all, Target};
-use common::{find_eventually, get, http, Registry};
+use crate::common;
+use crate::common::load::{create_all, Target};
+use crate::common::{find_eventually, get, http, Registry};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::net::TcpListener;

@@ -2,9 +2,8 @@
 //! and ETags, conditional changes decided by the log (across replicas too), deletes that leave
 //! the history, and the events they write.
 
-mod common;
-
-use common::{create, get, http, kafka_bootstrap, read_topic, unique_topic, Registry};
+use crate::common;
+use crate::common::{create, get, http, kafka_bootstrap, read_topic, unique_topic, Registry};
 use serde_json::{json, Value};
 use std::path::Path;
 

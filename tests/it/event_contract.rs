@@ -1,8 +1,7 @@
 //! The events the service publishes follow the public contract in `events/`.
 
-mod common;
-
-use common::{create_all, kafka_bootstrap, read_topic, unique_topic, Registry};
+use crate::common;
+use crate::common::{create_all, kafka_bootstrap, read_topic, unique_topic, Registry};
 use serde_json::{json, Value};
 use std::path::Path;
 

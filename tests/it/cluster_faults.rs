@@ -8,10 +8,9 @@
 //! Each test stops nodes of the one shared cluster, so it has the cluster to itself
 //! ([`cluster::exclusive`]), which starts them again when it ends, failed or not.
 
-mod common;
-
-use common::cluster::{self, wait_until_in_sync, ExclusiveCluster};
-use common::{unique_topic, Registry, PATIENCE};
+use crate::common;
+use crate::common::cluster::{self, wait_until_in_sync, ExclusiveCluster};
+use crate::common::{unique_topic, Registry, PATIENCE};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

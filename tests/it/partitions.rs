@@ -2,9 +2,8 @@
 //! split a customer: every event about one customer stays on the partition the log's recorded
 //! partitioning gives it.
 
-mod common;
-
-use common::{
+use crate::common;
+use crate::common::{
     create, find_eventually, http, kafka_bootstrap, produce_raw, read_topic, unique_topic, Registry,
 };
 use customer_registry::log::Partitioning;

@@ -1,12 +1,11 @@
 //! The replay tools against the real broker: rebuild, audit, export as of a moment, a customer's
 //! history over HTTP, and tail.
 
-mod common;
-
-use chrono::{DateTime, Utc};
-use common::{
+use crate::common;
+use crate::common::{
     create_all, find_eventually, get, http, kafka_bootstrap, tool, unique_topic, Registry, PATIENCE,
 };
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::process::{ChildStdout, Command, Output, Stdio};

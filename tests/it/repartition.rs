@@ -3,9 +3,8 @@
 //! where it came from; after a crash it resumes without copying anything twice; and the new
 //! topic gives the same registry (rebuild, audit and export agree with the old topic's).
 
-mod common;
-
-use common::{kafka_bootstrap, read_topic, tool, unique_topic, Record};
+use crate::common;
+use crate::common::{kafka_bootstrap, read_topic, tool, unique_topic, Record};
 use customer_registry::log::Partitioning;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};

@@ -1,6 +1,5 @@
 //! Test helpers: a real Kafka broker (started by `scripts/kafka.sh`), the real binary on a free
 //! port with its own topic and temporary data dir, and a raw consumer to read what was published.
-#![allow(dead_code)] // each test crate uses its own subset of these helpers
 
 pub mod cluster;
 pub mod load;

@@ -2,8 +2,7 @@
 //! compiled in only for tests). One scenario at a time ([`common::failpoints`]): failpoints are
 //! process-wide.
 
-mod common;
-
+use crate::common;
 use customer_registry::domain::{
     AccountId, Customer, CustomerCreated, CustomerDetails, RegistryEvent, TextField,
 };

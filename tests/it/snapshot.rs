@@ -4,9 +4,7 @@
 //! catches up from its offsets. A truncated, damaged or foreign snapshot is refused, with a
 //! non-zero exit and nothing restored.
 
-mod common;
-
-use common::{
+use crate::common::{
     create_all, create_topic_kept_forever, find_eventually, http, kafka_bootstrap,
     run_to_exit_with, tool, unique_topic, Registry,
 };

@@ -3,10 +3,8 @@
 //! sync, and refuses a topic whose settings could lose an acknowledged event, naming the setting
 //! and the fix; on one broker it starts, warning once that the log has no redundancy.
 
-mod common;
-
-use common::cluster;
-use common::{kafka_bootstrap, run_to_exit, unique_topic, Registry};
+use crate::common::cluster;
+use crate::common::{kafka_bootstrap, run_to_exit, unique_topic, Registry};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;

@@ -2,9 +2,7 @@
 //! ports and in a temporary dir, whose nodes stop and start one at a time; and the shared cluster
 //! that `scripts/test.sh` starts for the suite's tests of node failures.
 
-mod common;
-
-use common::cluster;
+use crate::common::cluster;
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::ClientConfig;
 use std::net::TcpListener;
