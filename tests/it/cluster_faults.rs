@@ -10,7 +10,7 @@
 
 use crate::common;
 use crate::common::cluster::{self, wait_until_in_sync, ExclusiveCluster};
-use crate::common::{unique_topic, Registry, PATIENCE};
+use crate::common::{send, unique_topic, until_answered, Answer, Registry, PATIENCE};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,54 +22,6 @@ fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(45))
         .build()
         .unwrap()
-}
-
-/// One answer: status, `Retry-After`, `X-Log-Position`, body.
-struct Answer {
-    status: u16,
-    retry_after: Option<String>,
-    position: String,
-    body: Value,
-}
-
-async fn answer(request: reqwest::RequestBuilder) -> Option<Answer> {
-    let response = request.send().await.ok()?;
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned)
-    };
-    let (retry_after, position) = (header("retry-after"), header("x-log-position"));
-    let status = response.status().as_u16();
-    let body = response.json().await.unwrap_or(Value::Null);
-    Some(Answer {
-        status,
-        retry_after,
-        position: position.unwrap_or_default(),
-        body,
-    })
-}
-
-/// Sends a keyed write until it is answered with something else than 503 or a dropped
-/// connection, as a careful client does; answers that and how many tries it took.
-async fn until_answered(request: impl Fn() -> reqwest::RequestBuilder) -> (Answer, usize) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        match answer(request()).await {
-            Some(answered) if answered.status != 503 => return (answered, tries),
-            _ => {
-                assert!(
-                    Instant::now() < deadline,
-                    "a write was refused for 2 minutes"
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
 }
 
 /// A registry of its own on the cluster, on a topic named after `label`; with the cluster's
@@ -90,7 +42,7 @@ fn alone_on_the_cluster(
 async fn until_short_of_replicas(request: impl Fn() -> reqwest::RequestBuilder) -> Answer {
     let since = Instant::now();
     loop {
-        let attempt = answer(request()).await.unwrap();
+        let attempt = send(request()).await;
         if attempt.status == 503 && attempt.body["type"] == "/problems/not-enough-replicas" {
             return attempt;
         }
@@ -116,23 +68,23 @@ async fn writes_need_two_of_three_nodes_and_reads_never_stop() {
 
     // Two of three: creates, updates and deletes go through, at the first try.
     cluster.stop_broker(3, false);
-    let created = first_try(create("while-two-run")).await;
+    let created = send(create("while-two-run")).await;
     assert_eq!(created.status, 201, "{}", created.body);
     let path = format!(
         "/api/v01/customers/{}",
         created.body["id"].as_str().unwrap()
     );
-    let updated = first_try(
+    let updated = send(
         http.post(registry.url(&path))
             .header("idempotency-key", "update-while-two-run")
             .json(&json!({"city": "Oslo"})),
     )
     .await;
     assert_eq!(updated.status, 200, "{}", updated.body);
-    let doomed = first_try(create("deleted-while-two-run")).await;
+    let doomed = send(create("deleted-while-two-run")).await;
     assert_eq!(doomed.status, 201, "{}", doomed.body);
     let doomed_path = format!("/api/v01/customers/{}", doomed.body["id"].as_str().unwrap());
-    let deleted = first_try(http.delete(registry.url(&doomed_path))).await;
+    let deleted = send(http.delete(registry.url(&doomed_path))).await;
     assert_eq!(deleted.status, 204, "{}", deleted.body);
 
     // One of three: writes are refused at once, saying why; reads answer.
@@ -140,23 +92,21 @@ async fn writes_need_two_of_three_nodes_and_reads_never_stop() {
     let second_down = Instant::now();
     let refused = until_short_of_replicas(|| create("while-one-runs")).await;
     let refused_after = second_down.elapsed();
-    assert!(refused.retry_after.is_some());
+    assert!(!refused.header("retry-after").is_empty());
     let detail = refused.body["detail"].as_str().unwrap();
     assert!(detail.contains("not enough in-sync replicas"), "{detail}");
     assert!(detail.contains("min.insync.replicas"), "{detail}");
     let started = Instant::now();
-    let again = answer(create("while-one-runs")).await.unwrap();
+    let again = send(create("while-one-runs")).await;
     assert_eq!(again.status, 503);
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "refused at once, not after the delivery timeout"
     );
-    let read = answer(http.get(registry.url(&path))).await.unwrap();
+    let read = send(http.get(registry.url(&path))).await;
     assert_eq!(read.status, 200, "{}", read.body);
     assert_eq!(read.body["city"], "Oslo");
-    let found = answer(http.get(registry.url("/api/v01/customers?accountId=91")))
-        .await
-        .unwrap();
+    let found = send(http.get(registry.url("/api/v01/customers?accountId=91"))).await;
     assert_eq!(found.status, 200);
     assert_eq!(
         found.body.as_array().unwrap().len(),
@@ -177,18 +127,12 @@ async fn writes_need_two_of_three_nodes_and_reads_never_stop() {
     );
     cluster.start_broker(3);
     wait_until_in_sync(&bootstrap, &topic);
-    let found = answer(
+    let found = send(
         http.get(registry.url("/api/v01/customers?accountId=91"))
-            .header("x-min-log-position", &retried.position),
+            .header("x-min-log-position", retried.position()),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(found.body.as_array().unwrap().len(), 2, "{}", found.body);
-}
-
-/// Stops the first phase's writes from hiding refusals: one attempt, answered at once.
-async fn first_try(request: reqwest::RequestBuilder) -> Answer {
-    answer(request).await.expect("an answer")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,9 +155,9 @@ async fn writes_are_refused_at_once_when_two_nodes_are_killed() {
     let killed = Instant::now();
     let refused = until_short_of_replicas(|| create("while-two-are-dead")).await;
     let refused_after = killed.elapsed();
-    assert!(refused.retry_after.is_some());
+    assert!(!refused.header("retry-after").is_empty());
     let path = format!("/api/v01/customers/{}", before.body["id"].as_str().unwrap());
-    let read = answer(http.get(registry.url(&path))).await.unwrap();
+    let read = send(http.get(registry.url(&path))).await;
     assert_eq!(read.status, 200, "{}", read.body);
 
     cluster.start_broker(2);
@@ -250,7 +194,7 @@ async fn acknowledged(
     assert_eq!(answered.status, expected, "{what}: {}", answered.body);
     Acknowledged {
         id: answered.body["id"].as_str().unwrap_or_default().to_owned(),
-        position: answered.position,
+        position: answered.position().to_owned(),
         tries,
         took: sent.elapsed(),
     }

@@ -428,6 +428,82 @@ pub fn http() -> reqwest::Client {
         .expect("building an HTTP client")
 }
 
+/// An HTTP answer, read whole.
+pub struct Answer {
+    /// Its status code.
+    pub status: u16,
+    /// Its headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// The body as text.
+    pub text: String,
+    /// The body as JSON: `Null` when empty, and the text as a JSON string when it is not JSON (so
+    /// that an assertion's message still shows it).
+    pub body: Value,
+}
+
+impl Answer {
+    /// Header `name` as text; empty when the answer has none.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// `X-Log-Position`, the position of the write answered in the log, which a later request
+    /// sends as `X-Min-Log-Position`; empty when the answer has none.
+    pub fn position(&self) -> &str {
+        self.header("x-log-position")
+    }
+}
+
+/// Sends `request` and reads its answer whole; fails the test when none comes (see [`try_send`]).
+pub async fn send(request: reqwest::RequestBuilder) -> Answer {
+    try_send(request).await.expect("an HTTP answer")
+}
+
+/// Sends `request` and reads its answer whole, or answers why there is none (the connection
+/// refused or dropped, the client's timeout).
+pub async fn try_send(request: reqwest::RequestBuilder) -> Result<Answer, reqwest::Error> {
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await?;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(text.clone()))
+    };
+    Ok(Answer {
+        status,
+        headers,
+        text,
+        body,
+    })
+}
+
+/// Sends a request that is safe to repeat (a keyed write, a read) until it is answered with
+/// something else than 503 or no answer at all, as a careful client does; answers that and how
+/// many tries it took. Fails the test after 2 minutes.
+pub async fn until_answered(request: impl Fn() -> reqwest::RequestBuilder) -> (Answer, usize) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match try_send(request()).await {
+            Ok(answered) if answered.status != 503 => return (answered, tries),
+            _ => {
+                assert!(
+                    Instant::now() < deadline,
+                    "a request was refused for 2 minutes"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
 /// PUTs `body` as JSON to the registry's create endpoint; returns status and parsed body.
 pub async fn create(registry: &Registry, body: &Value) -> (u16, Value) {
     let response = http()
