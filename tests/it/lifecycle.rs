@@ -3,6 +3,7 @@
 //! the history, and the events they write.
 
 use crate::common;
+use crate::common::contract::{assert_valid, schema};
 use crate::common::{
     create, get, http, kafka_bootstrap, read_topic, send, unique_topic, Answer, Registry,
 };
@@ -61,16 +62,6 @@ async fn found(registry: &Registry, query: &str) -> Vec<Value> {
     let (status, page) = get(registry, &format!("/api/v01/customers?{query}")).await;
     assert_eq!(status, 200, "{page}");
     page.as_array().unwrap().clone()
-}
-
-fn schema(kind: &str) -> jsonschema::Validator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("events/customer-{kind}.v1.schema.json"));
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    jsonschema::options()
-        .should_validate_formats(true)
-        .build(&schema)
-        .unwrap()
 }
 
 #[tokio::test]
@@ -237,11 +228,7 @@ async fn an_update_changes_what_find_sees_and_a_delete_leaves_only_the_history()
     for record in &records {
         let kind = record.value["eventType"].as_str().unwrap();
         let validator = schema(&kind.trim_start_matches("Customer").to_lowercase());
-        let problems: Vec<String> = validator
-            .iter_errors(&record.value)
-            .map(|e| e.to_string())
-            .collect();
-        assert!(problems.is_empty(), "{}: {problems:?}", record.value);
+        assert_valid(&validator, &record.value);
         let header = |name: &str| {
             record
                 .headers

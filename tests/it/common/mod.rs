@@ -2,6 +2,7 @@
 //! port with its own topic and temporary data dir, and a raw consumer to read what was published.
 
 pub mod cluster;
+pub mod contract;
 pub mod load;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
