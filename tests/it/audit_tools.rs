@@ -3,22 +3,15 @@
 
 use crate::common;
 use crate::common::{
-    create_all, find_eventually, get, http, kafka_bootstrap, tool, unique_topic, Registry, PATIENCE,
+    create_all, find_eventually, get, http, kafka_bootstrap, text, tool, unique_topic, Registry,
+    PATIENCE,
 };
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
-use std::process::{ChildStdout, Command, Output, Stdio};
+use std::process::{ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 async fn create_batch(registry: &Registry, account: u32, names: &[&str]) -> Vec<Value> {
     let bodies: Vec<Value> = names

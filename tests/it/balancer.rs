@@ -3,13 +3,12 @@
 //! it often reach different replicas. A read that sends back its write's `X-Log-Position` as
 //! `X-Min-Log-Position` must show that write whichever replica answers it.
 
-use crate::common::{http, kafka_bootstrap, try_send, unique_topic, Answer};
+use crate::common::{free_ports, http, kafka_bootstrap, text, try_send, unique_topic, Answer};
 use prometheus_parse::{Scrape, Value as Sample};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Instant;
 
 /// Create-then-find pairs, and as many update-then-get pairs (one per created customer).
@@ -33,7 +32,7 @@ impl Cluster {
     fn start(bootstrap: &str, topic: &str, replicas: usize) -> Cluster {
         let cluster = Cluster {
             dir: Some(tempfile::tempdir().expect("a temporary directory")),
-            port: free_port(),
+            port: free_ports::<1>()[0],
         };
         let output = cluster
             .script("start")
@@ -52,7 +51,7 @@ impl Cluster {
              install it, install Debian's package yourself (`sudo apt-get update && sudo apt-get \
              install -y haproxy`) and run the test again.\n{}",
             output.status,
-            text_of(&output)
+            text(&output)
         );
         cluster
     }
@@ -94,7 +93,7 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         match self.script("stop").output() {
             Ok(output) if output.status.success() => {}
-            Ok(output) => eprintln!("scripts/cluster.sh stop failed:\n{}", text_of(&output)),
+            Ok(output) => eprintln!("scripts/cluster.sh stop failed:\n{}", text(&output)),
             Err(error) => eprintln!("cannot run scripts/cluster.sh stop: {error}"),
         }
         if std::thread::panicking() {
@@ -103,21 +102,6 @@ impl Drop for Cluster {
             }
         }
     }
-}
-
-fn text_of(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port()
 }
 
 /// Requests to the customers routes that the replica at `base_url` answered, from its own

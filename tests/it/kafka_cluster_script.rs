@@ -2,7 +2,7 @@
 //! ports and in a temporary dir, whose nodes stop and start one at a time; and the shared cluster
 //! that `scripts/test.sh` starts for the suite's tests of node failures.
 
-use crate::common::cluster;
+use crate::common::{cluster, text};
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::ClientConfig;
 use std::net::TcpListener;
@@ -74,14 +74,6 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.run(&["stop"]);
     }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn alive(pid: &str) -> bool {

@@ -11,7 +11,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value;
 use std::fs;
 use std::io::Read;
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -76,6 +76,24 @@ pub async fn create_topic_kept_forever(bootstrap: &str, topic: &str, partitions:
         .await
         .expect("creating a topic");
     assert!(created.iter().all(Result::is_ok), "{created:?}");
+}
+
+/// A finished process's output as text: its stdout, then its stderr.
+pub fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// `N` distinct free ports on 127.0.0.1: each listener is held until all are chosen. Free when
+/// answered, not reserved: whatever binds them next gets them.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    std::array::from_fn(|n| listeners[n].local_addr().expect("a bound address").port())
 }
 
 /// A small deterministic generator (xorshift64): `next(bound)` is in `0..bound`, the same
