@@ -1,5 +1,8 @@
 //! Test helpers: a real Kafka broker (started by `scripts/kafka.sh`), the real binary on a free
-//! port with its own topic and temporary data dir, and a raw consumer to read what was published.
+//! port with its own topic and temporary data dir, a raw consumer to read what was published, and
+//! one HTTP client's answers ([`Answer`], [`send`]). Beside them: [`cluster`], the shared
+//! three-node cluster and the turns tests take on it; [`contract`], the event contract's files and
+//! schemas; [`load`], concurrent clients that retry until acknowledged.
 
 pub mod cluster;
 pub mod contract;
