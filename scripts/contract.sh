@@ -40,7 +40,7 @@ address=$registry_address
 # use_after_free is left out too: a deleted customer's history stays readable by design (GET
 # /api/v01/customers/{id}/events lists every record that built it, the delete included), which
 # that check counts as a deleted resource still available; get and find answering 404 after a
-# delete are held by tests/lifecycle.rs.
+# delete are held by tests/it/lifecycle.rs.
 #
 # X-Min-Log-Position is left to the fuzz targets (src/http/fuzz.rs): a well-formed position
 # ahead of the log is rightly answered 503 replica-behind after a wait, which schemathesis would

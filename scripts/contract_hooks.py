@@ -15,7 +15,7 @@ def before_call(context, case, **kwargs):
     - X-Min-Log-Position is left out: a well-formed position ahead of the log is rightly answered
       503 replica-behind after a wait; the header's parser has fuzz targets of its own.
     - A valid Idempotency-Key is made unique: generated cases reuse keys such as "0" with other
-      bodies, which is rightly a 422 (tests/idempotency.rs covers replays).
+      bodies, which is rightly a 422 (tests/it/idempotency.rs covers replays).
     - A value the HTTP client cannot send (leading or trailing whitespace, line breaks) is left
       out, since it never reaches the server.
     """

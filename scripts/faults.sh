@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A long fault campaign (tests/fault_campaign.rs): a seeded mixed workload against two registry
+# A long fault campaign (tests/it/fault_campaign.rs): a seeded mixed workload against two registry
 # replicas on a three-node Kafka cluster of its own, one fault per round (registry kill -9, failed
 # and slow flushes, broker stop and kill, a replica killed mid-catch-up, failures at the storage and
 # log boundaries), an oracle after each recovery. Prints the seed first and a report at the end;
@@ -36,4 +36,4 @@ cluster_kafka_sh start
 
 echo "fault campaign: seed $seed, $duration s"
 FAULT_SEED=$seed FAULT_DURATION_SECS=$duration \
-  cargo test --locked --test fault_campaign -- --nocapture --test-threads 1
+  cargo test --locked --test it fault_campaign:: -- --nocapture --test-threads 1

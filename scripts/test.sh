@@ -2,9 +2,10 @@
 # The whole test suite, against a real Kafka broker and a three-node Kafka cluster (for the tests of
 # node failures): starts each with scripts/kafka.sh when it is not running (and stops it again
 # afterwards), then runs every unit, property and integration test. Extra arguments go to
-# `cargo test` (e.g. `scripts/test.sh --test api`).
+# `cargo test` (e.g. `scripts/test.sh --test it api::`: the integration tests are one binary, `it`,
+# one module per file in tests/it/).
 #
-# The cluster's settings, exported to the tests (tests/common/cluster.rs):
+# The cluster's settings, exported to the tests (tests/it/common/cluster.rs):
 #   KAFKA_CLUSTER_PORT             first node's client port     (default 9192; the nodes 9192, 9194, 9196)
 #   KAFKA_CLUSTER_CONTROLLER_PORT  first node's controller port (default 9193; the nodes 9193, 9195, 9197)
 #   KAFKA_CLUSTER_DATA_DIR         its data dir                 (default .kafka-cluster/ in the repo)

@@ -16,7 +16,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Failpoints named in `FAILPOINTS` (a test build's only: see tests/failpoints.rs).
+    // Failpoints named in `FAILPOINTS` (a test build's only: see tests/it/failpoints.rs).
     let _failpoints = std::env::var_os("FAILPOINTS").map(|_| fail::FailScenario::setup());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(

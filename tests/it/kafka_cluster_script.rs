@@ -2,9 +2,7 @@
 //! ports and in a temporary dir, whose nodes stop and start one at a time; and the shared cluster
 //! that `scripts/test.sh` starts for the suite's tests of node failures.
 
-mod common;
-
-use common::cluster::{brokers_running, cluster_bootstrap, start_broker, stop_broker};
+use crate::common::{cluster, text};
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::ClientConfig;
 use std::net::TcpListener;
@@ -78,14 +76,6 @@ impl Drop for Cluster {
     }
 }
 
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 fn alive(pid: &str) -> bool {
     Path::new("/proc").join(pid).exists()
 }
@@ -139,14 +129,14 @@ fn a_cluster_starts_loses_a_node_gets_it_back_and_stops() {
     assert_eq!(running_nodes(&status), [0u8; 0], "{}", text(&status));
 }
 
-/// The helpers of `common::cluster` against the shared cluster: the only test of this binary that
-/// uses it, so it needs no lock against other tests.
+/// The helpers of `common::cluster` against the shared cluster, which this test has to itself.
 #[test]
 fn the_shared_cluster_runs_three_nodes_and_gets_a_killed_one_back() {
-    let bootstrap = cluster_bootstrap();
-    assert_eq!(brokers_running(), 3);
+    let cluster = cluster::exclusive();
+    let bootstrap = cluster.bootstrap();
+    assert_eq!(cluster.brokers_running(), 3);
     let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
+        .set("bootstrap.servers", bootstrap)
         .create()
         .expect("creating a client");
     let metadata = producer
@@ -155,8 +145,8 @@ fn the_shared_cluster_runs_three_nodes_and_gets_a_killed_one_back() {
         .expect("fetching the cluster's metadata");
     assert_eq!(metadata.brokers().len(), 3, "{bootstrap}");
 
-    stop_broker(2, true);
-    assert_eq!(brokers_running(), 2);
-    start_broker(2);
-    assert_eq!(brokers_running(), 3);
+    cluster.stop_broker(2, true);
+    assert_eq!(cluster.brokers_running(), 2);
+    cluster.start_broker(2);
+    assert_eq!(cluster.brokers_running(), 3);
 }

@@ -1,17 +1,10 @@
 //! `scripts/kafka.sh` runs a second broker beside the one the suite uses, on its own ports and data
 //! dir: start is idempotent, status tells, stop waits for the exit.
 
+use crate::common::{free_ports, text};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};
-
-/// `N` distinct free ports: every listener is held until all are chosen.
-fn free_ports<const N: usize>() -> [u16; N] {
-    let listeners: Vec<TcpListener> = (0..N)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
-        .collect();
-    std::array::from_fn(|n| listeners[n].local_addr().unwrap().port())
-}
 
 fn kafka_sh(action: &str, client_port: u16, controller_port: u16, data_dir: &Path) -> Output {
     Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka.sh"))
@@ -22,14 +15,6 @@ fn kafka_sh(action: &str, client_port: u16, controller_port: u16, data_dir: &Pat
         .env("KAFKA_HEAP_OPTS", "-Xms128m -Xmx384m")
         .output()
         .expect("running scripts/kafka.sh")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 #[test]

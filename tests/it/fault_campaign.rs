@@ -13,12 +13,8 @@
 //! runs (by default until each kind of fault was injected once, as CI runs it).
 //! `scripts/faults.sh SEED DURATION` runs a long one on a cluster of its own.
 
-mod common;
-
-use common::cluster::{
-    cluster_bootstrap, start_broker, start_missing_nodes, stop_broker, wait_until_in_sync, NODES,
-};
-use common::{generator, launch, tool, unique_topic, Registry, PATIENCE};
+use crate::common::cluster::{self, wait_until_in_sync, NODES};
+use crate::common::{generator, launch, tool, unique_topic, Registry, PATIENCE};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -564,8 +560,9 @@ fn acknowledged_writes_survive_a_seeded_campaign_of_faults() {
         duration.as_secs(),
         duration.as_secs()
     );
-    start_missing_nodes();
-    let bootstrap = cluster_bootstrap();
+    // The campaign stops and kills brokers: it has the cluster to itself.
+    let cluster = cluster::exclusive();
+    let bootstrap = cluster.bootstrap().to_owned();
     let topic = unique_topic("faults");
     let dir = tempfile::tempdir().unwrap();
     let shared = Arc::new(Shared {
@@ -688,9 +685,9 @@ fn acknowledged_writes_survive_a_seeded_campaign_of_faults() {
             Fault::BrokerStopped | Fault::BrokerKilled => {
                 let node = 1 + u8::try_from(next(u64::from(NODES))).unwrap();
                 let kill = fault == Fault::BrokerKilled;
-                stop_broker(node, kill);
+                cluster.stop_broker(node, kill);
                 std::thread::sleep(while_writes_go_on());
-                start_broker(node);
+                cluster.start_broker(node);
                 wait_until_in_sync(&bootstrap, &topic);
                 count(
                     if kill {

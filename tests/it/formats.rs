@@ -1,20 +1,11 @@
 //! The customers resource speaks JSON and XML, chosen by `Content-Type` and `Accept`, and every
 //! status it answers comes as a problem document in the client's format.
 
-mod common;
-
-use common::{find_eventually, http, Registry};
+use crate::common::{find_eventually, http, send, Answer, Registry};
 use reqwest::Method;
-use serde_json::Value;
 
-struct Answer {
-    status: u16,
-    content_type: String,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-async fn send(
+/// Sends `method` `path` to `registry` with `headers` and `body`.
+async fn send_to(
     registry: &Registry,
     method: Method,
     path: &str,
@@ -28,19 +19,7 @@ async fn send(
     if let Some(body) = body {
         request = request.body(body);
     }
-    let response = request.send().await.expect("a response");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let content_type = headers
-        .get("content-type")
-        .map(|value| value.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    Answer {
-        status,
-        content_type,
-        headers,
-        body: response.text().await.unwrap(),
-    }
+    send(request).await
 }
 
 /// The text of the first `<name>` element of an XML document.
@@ -69,7 +48,7 @@ async fn xml_in_xml_out_and_unicode_survives_both_ways() {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<customer>\n  <accountId>77</accountId>\n  \
                 <firstName>Émile</firstName>\n  <lastName>Zoë &amp; Müller</lastName>\n  \
                 <countryCode>fr</countryCode>\n</customer>";
-    let created = send(
+    let created = send_to(
         &registry,
         Method::PUT,
         "/api/v01/customers",
@@ -77,16 +56,16 @@ async fn xml_in_xml_out_and_unicode_survives_both_ways() {
         Some(body.into()),
     )
     .await;
-    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.status, 201, "{}", created.text);
     assert!(
-        created.content_type.starts_with(XML),
+        created.header("content-type").starts_with(XML),
         "{}",
-        created.content_type
+        created.header("content-type")
     );
-    assert_eq!(element(&created.body, "firstName"), Some("Émile"));
-    assert_eq!(element(&created.body, "lastName"), Some("Zoë &amp; Müller"));
-    assert_eq!(element(&created.body, "countryCode"), Some("FR"));
-    let id = root_attribute(&created.body, "id");
+    assert_eq!(element(&created.text, "firstName"), Some("Émile"));
+    assert_eq!(element(&created.text, "lastName"), Some("Zoë &amp; Müller"));
+    assert_eq!(element(&created.text, "countryCode"), Some("FR"));
+    let id = root_attribute(&created.text, "id");
     assert!(
         created.headers.contains_key("x-request-id"),
         "every answer names its request"
@@ -96,7 +75,7 @@ async fn xml_in_xml_out_and_unicode_survives_both_ways() {
         format!("/api/v01/customers/{id}").as_str()
     );
 
-    let as_json = send(
+    let as_json = send_to(
         &registry,
         Method::GET,
         &format!("/api/v01/customers/{id}"),
@@ -105,11 +84,11 @@ async fn xml_in_xml_out_and_unicode_survives_both_ways() {
     )
     .await;
     assert_eq!(as_json.status, 200);
-    assert_eq!(as_json.content_type, JSON);
-    let customer: Value = serde_json::from_str(&as_json.body).unwrap();
+    assert_eq!(as_json.header("content-type"), JSON);
+    let customer = &as_json.body;
     assert_eq!(customer["lastName"], "Zoë & Müller");
 
-    let listed = send(
+    let listed = send_to(
         &registry,
         Method::GET,
         "/api/v01/customers?firstName=emile",
@@ -119,16 +98,16 @@ async fn xml_in_xml_out_and_unicode_survives_both_ways() {
     .await;
     assert_eq!(listed.status, 200);
     assert!(
-        listed.body.contains("<customers><customer id="),
+        listed.text.contains("<customers><customer id="),
         "{}",
-        listed.body
+        listed.text
     );
-    let list = roxmltree::Document::parse(&listed.body).unwrap();
+    let list = roxmltree::Document::parse(&listed.text).unwrap();
     let first = list.root_element().first_element_child().unwrap();
     assert_eq!(first.attribute("id"), Some(id.as_str()));
     assert_eq!(listed.headers["x-total-count"], "1");
 
-    let text_xml = send(
+    let text_xml = send_to(
         &registry,
         Method::PUT,
         "/api/v01/customers",
@@ -136,9 +115,10 @@ async fn xml_in_xml_out_and_unicode_survives_both_ways() {
         Some("<customer><accountId>77</accountId></customer>".into()),
     )
     .await;
-    assert_eq!(text_xml.status, 201, "{}", text_xml.body);
+    assert_eq!(text_xml.status, 201, "{}", text_xml.text);
     assert_eq!(
-        text_xml.content_type, JSON,
+        text_xml.header("content-type"),
+        JSON,
         "JSON answers when Accept is absent"
     );
 }
@@ -221,36 +201,42 @@ async fn every_error_status_answers_a_problem_in_the_clients_format() {
         for accept in [JSON, XML] {
             let mut all_headers = headers.clone();
             all_headers.push(("accept", accept));
-            let answer = send(&registry, method.clone(), path, &all_headers, body.clone()).await;
+            let answer = send_to(&registry, method.clone(), path, &all_headers, body.clone()).await;
             let context = format!(
                 "{method} {path} (Accept {accept}) → {} {}",
-                answer.status, answer.body
+                answer.status, answer.text
             );
             assert_eq!(answer.status, status, "{context}");
             if accept == JSON {
-                assert_eq!(answer.content_type, "application/problem+json", "{context}");
-                let problem: Value = serde_json::from_str(&answer.body).expect(&context);
+                assert_eq!(
+                    answer.header("content-type"),
+                    "application/problem+json",
+                    "{context}"
+                );
+                let problem = &answer.body;
                 assert_eq!(problem["status"], status, "{context}");
                 for member in ["type", "title", "detail"] {
                     assert!(problem[member].is_string(), "{member}: {context}");
                 }
             } else {
                 assert!(
-                    answer.content_type.starts_with("application/problem+xml"),
+                    answer
+                        .header("content-type")
+                        .starts_with("application/problem+xml"),
                     "{context}"
                 );
                 assert!(
                     answer
-                        .body
+                        .text
                         .contains("<problem xmlns=\"urn:ietf:rfc:7807\">"),
                     "{context}"
                 );
                 assert_eq!(
-                    element(&answer.body, "status"),
+                    element(&answer.text, "status"),
                     Some(status.to_string().as_str()),
                     "{context}"
                 );
-                assert!(element(&answer.body, "title").is_some(), "{context}");
+                assert!(element(&answer.text, "title").is_some(), "{context}");
             }
             if status == 405 {
                 assert!(answer.headers.contains_key("allow"), "{context}");
@@ -266,7 +252,7 @@ async fn accept_that_allows_neither_format_is_406_in_json() {
         (Method::GET, "/api/v01/customers"),
         (Method::PUT, "/api/v01/customers"),
     ] {
-        let answer = send(
+        let answer = send_to(
             &registry,
             method,
             path,
@@ -274,10 +260,10 @@ async fn accept_that_allows_neither_format_is_406_in_json() {
             Some("{\"accountId\": 1}".into()),
         )
         .await;
-        assert_eq!(answer.status, 406, "{}", answer.body);
-        assert_eq!(answer.content_type, "application/problem+json");
+        assert_eq!(answer.status, 406, "{}", answer.text);
+        assert_eq!(answer.header("content-type"), "application/problem+json");
     }
-    let total = send(&registry, Method::GET, "/api/v01/customers", &[], None).await;
+    let total = send_to(&registry, Method::GET, "/api/v01/customers", &[], None).await;
     assert_eq!(
         total.headers["x-total-count"], "0",
         "the refused create wrote nothing"
@@ -290,7 +276,7 @@ async fn other_charsets_broken_escapes_and_generous_q_values_are_read_as_promise
     let body = Some("{\"accountId\": 1}".to_owned());
     for (charset, status) in [("utf-16", 415), ("ISO-8859-1", 415), ("UTF-8", 201)] {
         let content_type = format!("application/json; charset={charset}");
-        let answer = send(
+        let answer = send_to(
             &registry,
             Method::PUT,
             "/api/v01/customers",
@@ -298,10 +284,10 @@ async fn other_charsets_broken_escapes_and_generous_q_values_are_read_as_promise
             body.clone(),
         )
         .await;
-        assert_eq!(answer.status, status, "{charset}: {}", answer.body);
+        assert_eq!(answer.status, status, "{charset}: {}", answer.text);
     }
 
-    let generous = send(
+    let generous = send_to(
         &registry,
         Method::GET,
         "/api/v01/customers?accountId=1",
@@ -309,11 +295,11 @@ async fn other_charsets_broken_escapes_and_generous_q_values_are_read_as_promise
         None,
     )
     .await;
-    assert_eq!(generous.status, 200, "{}", generous.body);
+    assert_eq!(generous.status, 200, "{}", generous.text);
     assert!(
-        generous.content_type.starts_with(XML),
+        generous.header("content-type").starts_with(XML),
         "{}",
-        generous.content_type
+        generous.header("content-type")
     );
 
     for (content_type, body, status) in [
@@ -344,7 +330,7 @@ async fn other_charsets_broken_escapes_and_generous_q_values_are_read_as_promise
         ),
         (JSON, "{\"accountId\": 1, \"lastName\": \"\\u200B\"}", 201),
     ] {
-        let answer = send(
+        let answer = send_to(
             &registry,
             Method::PUT,
             "/api/v01/customers",
@@ -352,9 +338,9 @@ async fn other_charsets_broken_escapes_and_generous_q_values_are_read_as_promise
             Some(body.to_owned()),
         )
         .await;
-        assert_eq!(answer.status, status, "{body}: {}", answer.body);
+        assert_eq!(answer.status, status, "{body}: {}", answer.text);
         if status == 201 {
-            let customer: Value = serde_json::from_str(&answer.body).unwrap();
+            let customer = &answer.body;
             assert!(customer.get("lastName").is_none(), "blank: {customer}");
         }
     }
@@ -367,9 +353,9 @@ async fn other_charsets_broken_escapes_and_generous_q_values_are_read_as_promise
         ("limit=+5", "limit"),
     ] {
         let path = format!("/api/v01/customers?{query}");
-        let answer = send(&registry, Method::GET, &path, &[], None).await;
-        assert_eq!(answer.status, 400, "{query}: {}", answer.body);
-        let problem: Value = serde_json::from_str(&answer.body).unwrap();
+        let answer = send_to(&registry, Method::GET, &path, &[], None).await;
+        assert_eq!(answer.status, 400, "{query}: {}", answer.text);
+        let problem = &answer.body;
         assert_eq!(problem["errors"][0]["field"], field, "{query}: {problem}");
     }
 }
@@ -385,7 +371,7 @@ async fn hostile_xml_is_refused_without_expanding_anything() {
         <customer><accountId>1</accountId><city>&secret;</city></customer>";
     let undeclared = "<customer><accountId>1</accountId><city>&secret;</city></customer>";
     for body in [billion_laughs, xxe, undeclared] {
-        let answer = send(
+        let answer = send_to(
             &registry,
             Method::PUT,
             "/api/v01/customers",
@@ -393,12 +379,12 @@ async fn hostile_xml_is_refused_without_expanding_anything() {
             Some(body.into()),
         )
         .await;
-        assert_eq!(answer.status, 400, "{}", answer.body);
+        assert_eq!(answer.status, 400, "{}", answer.text);
         assert!(
-            !answer.body.contains("root:"),
+            !answer.text.contains("root:"),
             "nothing from the file system leaks"
         );
-        let detail = element(&answer.body, "detail").unwrap();
+        let detail = element(&answer.text, "detail").unwrap();
         assert!(detail.contains("line "), "the problem says where: {detail}");
     }
     find_eventually(&registry, "/api/v01/customers", 0).await;
@@ -407,7 +393,7 @@ async fn hostile_xml_is_refused_without_expanding_anything() {
 #[tokio::test]
 async fn xml_validation_names_every_broken_field() {
     let (registry, _dir) = Registry::start_alone("xml-validation");
-    let answer = send(
+    let answer = send_to(
         &registry,
         Method::PUT,
         "/api/v01/customers",
@@ -419,9 +405,9 @@ async fn xml_validation_names_every_broken_field() {
         ),
     )
     .await;
-    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert_eq!(answer.status, 400, "{}", answer.text);
     let fields: Vec<&str> = answer
-        .body
+        .text
         .split("<field>")
         .skip(1)
         .map(|rest| &rest[..rest.find("</field>").unwrap()])

@@ -1,46 +1,15 @@
 //! The events the service publishes follow the public contract in `events/`.
 
-mod common;
-
-use common::{create_all, kafka_bootstrap, read_topic, unique_topic, Registry};
+use crate::common;
+use crate::common::contract::{assert_valid, load, schema};
+use crate::common::{create_all, kafka_bootstrap, read_topic, unique_topic, Registry};
 use serde_json::{json, Value};
-use std::path::Path;
-
-fn load(path: &str) -> Value {
-    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
-    let text = std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
-}
-
-fn schema() -> jsonschema::Validator {
-    schema_of("created")
-}
-
-/// The published schema of `CustomerCreated`, `CustomerUpdated` or `CustomerDeleted` (by the
-/// word after `Customer`, lower case).
-fn schema_of(kind: &str) -> jsonschema::Validator {
-    jsonschema::options()
-        .should_validate_formats(true)
-        .build(&load(&format!("events/customer-{kind}.v1.schema.json")))
-        .expect("the published schema is a valid JSON Schema")
-}
-
-fn assert_valid(validator: &jsonschema::Validator, event: &Value) {
-    let problems: Vec<String> = validator
-        .iter_errors(event)
-        .map(|error| format!("{} at {}", error, error.instance_path))
-        .collect();
-    assert!(
-        problems.is_empty(),
-        "{event} breaks the schema: {problems:#?}"
-    );
-}
 
 #[test]
 fn the_published_examples_validate() {
     for kind in ["created", "updated", "deleted"] {
         let example = load(&format!("events/examples/customer-{kind}.v1.json"));
-        assert_valid(&schema_of(kind), &example);
+        assert_valid(&schema(kind), &example);
         // And the registry itself reads each as the event it describes.
         let decoded =
             customer_registry::domain::RegistryEvent::decode(example.to_string().as_bytes())
@@ -54,7 +23,7 @@ fn the_published_examples_validate() {
 
 #[test]
 fn the_change_schemas_reject_what_the_contract_forbids() {
-    let updated = schema_of("updated");
+    let updated = schema("updated");
     let example = load("events/examples/customer-updated.v1.json");
     let mut version_one = example.clone();
     version_one["data"]["version"] = json!(1);
@@ -67,7 +36,7 @@ fn the_change_schemas_reject_what_the_contract_forbids() {
     for broken in [version_one, no_changes, unknown_field, not_text] {
         assert!(!updated.is_valid(&broken), "{broken} should not validate");
     }
-    let deleted = schema_of("deleted");
+    let deleted = schema("deleted");
     let mut no_version = load("events/examples/customer-deleted.v1.json");
     no_version["data"]
         .as_object_mut()
@@ -82,7 +51,7 @@ fn the_change_schemas_reject_what_the_contract_forbids() {
 
 #[test]
 fn the_schema_rejects_what_the_contract_forbids() {
-    let validator = schema();
+    let validator = schema("created");
     let example = load("events/examples/customer-created.v1.json");
     let mut no_account = example.clone();
     no_account["data"]
@@ -116,7 +85,7 @@ async fn every_event_the_service_writes_validates_against_the_schema() {
     ];
     let created = create_all(&registry, &bodies).await;
 
-    let validator = schema();
+    let validator = schema("created");
     let records = read_topic(&bootstrap, &topic);
     assert_eq!(records.len(), bodies.len());
     for record in &records {

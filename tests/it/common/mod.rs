@@ -1,8 +1,11 @@
 //! Test helpers: a real Kafka broker (started by `scripts/kafka.sh`), the real binary on a free
-//! port with its own topic and temporary data dir, and a raw consumer to read what was published.
-#![allow(dead_code)] // each test crate uses its own subset of these helpers
+//! port with its own topic and temporary data dir, a raw consumer to read what was published, and
+//! one HTTP client's answers ([`Answer`], [`send`]). Beside them: [`cluster`], the shared
+//! three-node cluster and the turns tests take on it; [`contract`], the event contract's files and
+//! schemas; [`load`], concurrent clients that retry until acknowledged.
 
 pub mod cluster;
+pub mod contract;
 pub mod load;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -11,7 +14,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value;
 use std::fs;
 use std::io::Read;
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -45,6 +48,15 @@ pub fn kafka_bootstrap() -> String {
     bootstrap
 }
 
+/// The process's failpoints, none set, until the answer is dropped: it holds the `fail` crate's
+/// one scenario lock. Failpoints are process-wide and tests run in parallel threads of one
+/// process, so a test that sets failpoints holds one, and so does a test that runs the library
+/// in-process where failpoints fire (the read model's store reads and flushes), lest another
+/// test's failpoint reach it.
+pub fn failpoints() -> fail::FailScenario<'static> {
+    fail::FailScenario::setup()
+}
+
 /// A topic name no other test uses.
 pub fn unique_topic(test: &str) -> String {
     format!("test.{test}.{}", uuid::Uuid::now_v7().simple())
@@ -67,6 +79,24 @@ pub async fn create_topic_kept_forever(bootstrap: &str, topic: &str, partitions:
         .await
         .expect("creating a topic");
     assert!(created.iter().all(Result::is_ok), "{created:?}");
+}
+
+/// A finished process's output as text: its stdout, then its stderr.
+pub fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// `N` distinct free ports on 127.0.0.1: each listener is held until all are chosen. Free when
+/// answered, not reserved: whatever binds them next gets them.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    std::array::from_fn(|n| listeners[n].local_addr().expect("a bound address").port())
 }
 
 /// A small deterministic generator (xorshift64): `next(bound)` is in `0..bound`, the same
@@ -418,6 +448,82 @@ pub fn http() -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("building an HTTP client")
+}
+
+/// An HTTP answer, read whole.
+pub struct Answer {
+    /// Its status code.
+    pub status: u16,
+    /// Its headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// The body as text.
+    pub text: String,
+    /// The body as JSON: `Null` when empty, and the text as a JSON string when it is not JSON (so
+    /// that an assertion's message still shows it).
+    pub body: Value,
+}
+
+impl Answer {
+    /// Header `name` as text; empty when the answer has none.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// `X-Log-Position`, the position of the write answered in the log, which a later request
+    /// sends as `X-Min-Log-Position`; empty when the answer has none.
+    pub fn position(&self) -> &str {
+        self.header("x-log-position")
+    }
+}
+
+/// Sends `request` and reads its answer whole; fails the test when none comes (see [`try_send`]).
+pub async fn send(request: reqwest::RequestBuilder) -> Answer {
+    try_send(request).await.expect("an HTTP answer")
+}
+
+/// Sends `request` and reads its answer whole, or answers why there is none (the connection
+/// refused or dropped, the client's timeout).
+pub async fn try_send(request: reqwest::RequestBuilder) -> Result<Answer, reqwest::Error> {
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await?;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(text.clone()))
+    };
+    Ok(Answer {
+        status,
+        headers,
+        text,
+        body,
+    })
+}
+
+/// Sends a request that is safe to repeat (a keyed write, a read) until it is answered with
+/// something else than 503 or no answer at all, as a careful client does; answers that and how
+/// many tries it took. Fails the test after 2 minutes.
+pub async fn until_answered(request: impl Fn() -> reqwest::RequestBuilder) -> (Answer, usize) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match try_send(request()).await {
+            Ok(answered) if answered.status != 503 => return (answered, tries),
+            _ => {
+                assert!(
+                    Instant::now() < deadline,
+                    "a request was refused for 2 minutes"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
 }
 
 /// PUTs `body` as JSON to the registry's create endpoint; returns status and parsed body.

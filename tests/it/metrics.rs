@@ -1,9 +1,7 @@
 //! `/metrics` in the Prometheus text format, read back with an independent parser
 //! (`prometheus-parse`), against the real binary and a real broker.
 
-mod common;
-
-use common::{http, kafka_bootstrap, unique_topic, Registry, PATIENCE};
+use crate::common::{http, kafka_bootstrap, unique_topic, Registry, PATIENCE};
 use prometheus_parse::{Sample, Scrape, Value};
 use serde_json::json;
 use std::time::{Duration, Instant};

@@ -1,9 +1,7 @@
 //! `Idempotency-Key`: retries answer the original customer and append nothing; a key reused with
 //! another body is refused; concurrent retries, on one replica or two, yield one customer.
 
-mod common;
-
-use common::{find_eventually, http, kafka_bootstrap, read_topic, unique_topic, Registry};
+use crate::common::{find_eventually, http, kafka_bootstrap, read_topic, unique_topic, Registry};
 use serde_json::{json, Value};
 
 async fn put(

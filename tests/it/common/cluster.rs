@@ -3,15 +3,106 @@
 //! `KAFKA_CLUSTER_PORT`, `KAFKA_CLUSTER_CONTROLLER_PORT` and `KAFKA_CLUSTER_DATA_DIR`), and the
 //! means to stop and restart one of its nodes.
 //!
-//! Every test of a test binary shares the cluster, and cargo runs them in parallel threads: a test
-//! that stops a node must serialise itself with every other test of its binary that uses the
-//! cluster (one `static` mutex they all hold, say), and start the node again before it ends, even
-//! when it fails.
+//! Every test that uses the cluster shares it, and cargo runs them in parallel threads of one
+//! process. So a test reaches it only through a turn: [`shared`] for one that needs every node
+//! up (any number of those at once), [`exclusive`] for one that stops nodes (alone, and only
+//! its turn can stop or start one; every node runs again when the turn ends, failed test or not).
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
+use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
+
+/// The turns: read for [`shared`], write for [`exclusive`]. A tokio lock for its owned guards,
+/// which a test can hand to a blocking task; first come, first served, so a test waiting for
+/// the cluster alone is not starved by a stream of shared turns.
+static TURNS: LazyLock<Arc<RwLock<()>>> = LazyLock::new(Arc::default);
+
+/// The cluster with every node running, while this lives: other tests may use it meanwhile, none
+/// may stop a node.
+pub struct SharedCluster {
+    bootstrap: String,
+    _turn: OwnedRwLockReadGuard<()>,
+}
+
+/// Waits for a shared turn on the cluster (the calling thread blocks: a test has nothing else to
+/// do meanwhile). Fails the test, saying how to start the cluster, when no node answers.
+pub fn shared() -> SharedCluster {
+    let turn = futures::executor::block_on(Arc::clone(&TURNS).read_owned());
+    SharedCluster {
+        bootstrap: cluster_bootstrap(),
+        _turn: turn,
+    }
+}
+
+impl SharedCluster {
+    /// The cluster's bootstrap servers.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+}
+
+/// The cluster for one test alone, while this lives: the only handle that stops and starts its
+/// nodes. Every node runs again when it is dropped, however the test ends.
+pub struct ExclusiveCluster {
+    bootstrap: String,
+    _turn: OwnedRwLockWriteGuard<()>,
+}
+
+/// Waits until no other test uses the cluster (the calling thread blocks), starts whichever nodes
+/// are not running (a run interrupted part-way may have left one down), and answers the cluster
+/// for this test alone. Fails the test when no node answers.
+pub fn exclusive() -> ExclusiveCluster {
+    let turn = futures::executor::block_on(Arc::clone(&TURNS).write_owned());
+    start_missing_nodes();
+    ExclusiveCluster {
+        bootstrap: cluster_bootstrap(),
+        _turn: turn,
+    }
+}
+
+impl ExclusiveCluster {
+    /// The cluster's bootstrap servers.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// Stops node `n` (1 to 3) and waits until it has exited: with SIGTERM (a controlled
+    /// shutdown, which first moves its partitions' leadership away) or, when `kill`, with SIGKILL
+    /// (a crash). Fails the test when `scripts/kafka.sh stop-broker` fails.
+    pub fn stop_broker(&self, n: u8, kill: bool) {
+        let node = n.to_string();
+        let mut args = vec!["stop-broker", &node];
+        if kill {
+            args.push("--kill");
+        }
+        run_kafka_sh(&args);
+    }
+
+    /// Starts node `n` (1 to 3) again, and returns once it answers and has started (which takes
+    /// a controller quorum: a second node must be running). Fails the test when
+    /// `scripts/kafka.sh start-broker` fails.
+    pub fn start_broker(&self, n: u8) {
+        run_kafka_sh(&["start-broker", &n.to_string()]);
+    }
+
+    /// How many of the cluster's nodes run and answer, as `scripts/kafka.sh status` tells.
+    pub fn brokers_running(&self) -> usize {
+        let output = kafka_sh(&["status"]);
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|line| line.contains(": running "))
+            .count()
+    }
+}
+
+impl Drop for ExclusiveCluster {
+    fn drop(&mut self) {
+        start_missing_nodes();
+    }
+}
 
 /// The cluster's nodes, numbered 1 to `NODES` as `scripts/kafka.sh` numbers them.
 pub const NODES: u8 = 3;
@@ -19,7 +110,7 @@ pub const NODES: u8 = 3;
 /// The cluster's bootstrap servers: its three nodes' client addresses, comma-separated, from
 /// `KAFKA_CLUSTER_PORT` (default 9192; node N listens 2(N-1) above it). Fails the test, saying
 /// how to start the cluster, when no node answers.
-pub fn cluster_bootstrap() -> String {
+fn cluster_bootstrap() -> String {
     let addresses: Vec<SocketAddr> = (1..=NODES)
         .map(|node| SocketAddr::from(([127, 0, 0, 1], client_port(node))))
         .collect();
@@ -41,34 +132,6 @@ pub fn cluster_bootstrap() -> String {
         data_dir().display()
     );
     bootstrap
-}
-
-/// Stops node `n` (1 to 3) of the cluster and waits until it has exited: with SIGTERM (a
-/// controlled shutdown, which first moves its partitions' leadership away) or, when `kill`, with
-/// SIGKILL (a crash). Fails the test when `scripts/kafka.sh stop-broker` fails.
-pub fn stop_broker(n: u8, kill: bool) {
-    let node = n.to_string();
-    let mut args = vec!["stop-broker", &node];
-    if kill {
-        args.push("--kill");
-    }
-    run_kafka_sh(&args);
-}
-
-/// Starts node `n` (1 to 3) of the cluster again, and returns once it answers and has started
-/// (which takes a controller quorum: a second node must be running). Fails the test when
-/// `scripts/kafka.sh start-broker` fails.
-pub fn start_broker(n: u8) {
-    run_kafka_sh(&["start-broker", &n.to_string()]);
-}
-
-/// How many of the cluster's nodes run and answer, as `scripts/kafka.sh status` tells.
-pub fn brokers_running() -> usize {
-    let output = kafka_sh(&["status"]);
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|line| line.contains(": running "))
-        .count()
 }
 
 /// Runs `scripts/kafka.sh` on the cluster and fails the test, with its output, unless it succeeds.
@@ -121,9 +184,9 @@ fn data_dir() -> PathBuf {
 }
 
 /// Starts whichever nodes of the cluster are not running (`scripts/kafka.sh start` starts the
-/// missing ones), ignoring failure: for a guard's `Drop`, which must not panic while a failed
+/// missing ones), ignoring failure: for a turn's `Drop`, which must not panic while a failed
 /// test unwinds.
-pub fn start_missing_nodes() {
+fn start_missing_nodes() {
     let _ = kafka_sh(&["start"]);
 }
 

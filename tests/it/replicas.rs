@@ -1,9 +1,7 @@
 //! Read-your-writes across replicas: every answer says the log position it reflects, and a read
 //! that sends it back to another replica waits until that replica has caught up.
 
-mod common;
-
-use common::{find_eventually, get, http, kafka_bootstrap, unique_topic, Registry};
+use crate::common::{find_eventually, get, http, kafka_bootstrap, unique_topic, Registry};
 use serde_json::{json, Value};
 
 #[tokio::test]

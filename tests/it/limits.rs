@@ -3,9 +3,7 @@
 //! its deadline is answered 503, a trickling body holds no request slot and gets 408, and
 //! requests hyper cannot parse get problem documents.
 
-mod common;
-
-use common::{kafka_bootstrap, unique_topic, Registry, PATIENCE};
+use crate::common::{kafka_bootstrap, unique_topic, Registry, PATIENCE};
 use serde_json::Value;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;

@@ -2,10 +2,10 @@
 //! the log, across replicas), found by `find?code=`, fixed after create; and the gateway's XML
 //! form, with `id`, `code` and `accountId` as attributes of `<customer>`.
 
-mod common;
-
-use common::{create, find_eventually, get, http, kafka_bootstrap, read_topic, unique_topic};
-use common::{get_caught_up, Registry};
+use crate::common::{
+    create, find_eventually, get, http, kafka_bootstrap, read_topic, unique_topic,
+};
+use crate::common::{get_caught_up, Registry};
 use serde_json::{json, Value};
 
 const XML: &str = "application/xml";

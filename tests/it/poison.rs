@@ -1,8 +1,6 @@
 //! Records the projector cannot apply are recorded, listed and skipped; the projector goes on.
 
-mod common;
-
-use common::{
+use crate::common::{
     create, find_eventually, get, http, kafka_bootstrap, produce_raw, unique_topic, Registry,
 };
 use serde_json::{json, Value};

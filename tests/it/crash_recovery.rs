@@ -1,10 +1,9 @@
 //! Kill -9 the service again and again while clients create customers: every acknowledged create
 //! survives exactly once, and the read model equals a fresh projection rebuilt from the log.
 
-mod common;
-
-use common::load::{create_all, LoadOutcome, Target};
-use common::{
+use crate::common;
+use crate::common::load::{create_all, LoadOutcome, Target};
+use crate::common::{
     create_all as create_each, find_eventually, get_caught_up, kafka_bootstrap, unique_topic,
     Registry, PATIENCE,
 };

@@ -1,25 +1,17 @@
 //! The replay tools against the real broker: rebuild, audit, export as of a moment, a customer's
 //! history over HTTP, and tail.
 
-mod common;
-
-use chrono::{DateTime, Utc};
-use common::{
-    create_all, find_eventually, get, http, kafka_bootstrap, tool, unique_topic, Registry, PATIENCE,
+use crate::common;
+use crate::common::{
+    create_all, find_eventually, get, http, kafka_bootstrap, text, tool, unique_topic, Registry,
+    PATIENCE,
 };
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
-use std::process::{ChildStdout, Command, Output, Stdio};
+use std::process::{ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 async fn create_batch(registry: &Registry, account: u32, names: &[&str]) -> Vec<Value> {
     let bodies: Vec<Value> = names
@@ -124,8 +116,10 @@ async fn rebuild_swaps_in_a_read_model_with_the_same_answers_and_audit_finds_tam
     let tampered_id = all[1]["id"].as_str().unwrap().to_owned();
     assert!(registry.stop());
 
-    // Tamper with the read model behind the service's back, as a disk fault or an operator might.
+    // Tamper with the read model behind the service's back, as a disk fault or an operator might;
+    // in this process, so with no failpoint set.
     {
+        let _no_failpoints = common::failpoints();
         let (model, mut writer) =
             customer_registry::read_model::open(&data_dir.join("read-model")).unwrap();
         let id = tampered_id.parse().unwrap();

@@ -1,9 +1,8 @@
 //! The JSON path end to end: create → Kafka → projector → sled → get and find, against a real
 //! broker and the real binary.
 
-mod common;
-
-use common::{
+use crate::common;
+use crate::common::{
     create, create_all, find_eventually, get, http, kafka_bootstrap, read_topic, unique_topic,
     Registry,
 };

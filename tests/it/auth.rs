@@ -1,9 +1,7 @@
 //! API keys and tenant isolation, against the real binary and a real broker: every status for
 //! every scope, the `keys` tool, reloads, and the refusal to serve without keys.
 
-mod common;
-
-use common::{
+use crate::common::{
     http, kafka_bootstrap, read_topic, run_to_exit_with, unique_topic, Registry, PATIENCE,
 };
 use serde_json::{json, Value};

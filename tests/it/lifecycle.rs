@@ -2,53 +2,20 @@
 //! and ETags, conditional changes decided by the log (across replicas too), deletes that leave
 //! the history, and the events they write.
 
-mod common;
-
-use common::{create, get, http, kafka_bootstrap, read_topic, unique_topic, Registry};
+use crate::common;
+use crate::common::contract::{assert_valid, schema};
+use crate::common::{
+    create, get, http, kafka_bootstrap, read_topic, send, unique_topic, Answer, Registry,
+};
 use serde_json::{json, Value};
 use std::path::Path;
-
-/// An answer: status, headers, and the body as JSON (`Null` when empty).
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .unwrap_or_else(|| panic!("no {name} header: {:?}", self.headers))
-            .to_str()
-            .unwrap()
-    }
-}
-
-async fn send(request: reqwest::RequestBuilder) -> Answer {
-    let response = request.send().await.expect("the registry answers");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let bytes = response.bytes().await.unwrap();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-    };
-    Answer {
-        status,
-        headers,
-        body,
-    }
-}
 
 /// Creates `body` on `on`, and waits until every one of `replicas` holds it (read with the
 /// create's log position).
 async fn create_everywhere(on: &Registry, replicas: &[Registry], body: Value) -> Value {
     let created = send(http().put(on.url("/api/v01/customers")).json(&body)).await;
     assert_eq!(created.status, 201, "{}", created.body);
-    let position = created.header("x-log-position").to_owned();
+    let position = created.position().to_owned();
     for replica in replicas {
         let held = send(
             http()
@@ -97,16 +64,6 @@ async fn found(registry: &Registry, query: &str) -> Vec<Value> {
     page.as_array().unwrap().clone()
 }
 
-fn schema(kind: &str) -> jsonschema::Validator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("events/customer-{kind}.v1.schema.json"));
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    jsonschema::options()
-        .should_validate_formats(true)
-        .build(&schema)
-        .unwrap()
-}
-
 #[tokio::test]
 async fn an_update_changes_what_find_sees_and_a_delete_leaves_only_the_history() {
     let bootstrap = kafka_bootstrap();
@@ -130,7 +87,7 @@ async fn an_update_changes_what_find_sees_and_a_delete_leaves_only_the_history()
     .await;
     assert_eq!(updated.status, 200, "{}", updated.body);
     assert_eq!(updated.header("etag"), "\"2\"");
-    assert!(!updated.header("x-log-position").is_empty());
+    assert!(!updated.position().is_empty());
     let customer = updated.body.clone();
     assert_eq!(customer["version"], 2);
     assert_eq!(customer["lastName"], "Newname");
@@ -191,8 +148,8 @@ async fn an_update_changes_what_find_sees_and_a_delete_leaves_only_the_history()
             .body("<customer><phone/><firstName>Zoë</firstName></customer>"),
     )
     .await;
-    assert_eq!(xml.status, 200, "{}", xml.body);
-    let xml_text = xml.body.as_str().unwrap();
+    assert_eq!(xml.status, 200, "{}", xml.text);
+    let xml_text = xml.text.as_str();
     assert!(
         xml_text.contains("<firstName>Zoë</firstName>") && !xml_text.contains("<phone>"),
         "{xml_text}"
@@ -230,7 +187,7 @@ async fn an_update_changes_what_find_sees_and_a_delete_leaves_only_the_history()
     // Delete: 204, then gone from get and find, but every event stays in its history.
     let deleted = send(http().delete(item(&registry, &created))).await;
     assert_eq!(deleted.status, 204, "{}", deleted.body);
-    assert!(!deleted.header("x-log-position").is_empty());
+    assert!(!deleted.position().is_empty());
     let path = format!("/api/v01/customers/{}", created["id"].as_str().unwrap());
     assert_eq!(get(&registry, &path).await.0, 404);
     assert!(found(&registry, "accountId=71").await.is_empty());
@@ -271,11 +228,7 @@ async fn an_update_changes_what_find_sees_and_a_delete_leaves_only_the_history()
     for record in &records {
         let kind = record.value["eventType"].as_str().unwrap();
         let validator = schema(&kind.trim_start_matches("Customer").to_lowercase());
-        let problems: Vec<String> = validator
-            .iter_errors(&record.value)
-            .map(|e| e.to_string())
-            .collect();
-        assert!(problems.is_empty(), "{}: {problems:?}", record.value);
+        assert_valid(&validator, &record.value);
         let header = |name: &str| {
             record
                 .headers
@@ -428,7 +381,7 @@ async fn of_sixteen_conditional_updates_over_two_replicas_exactly_one_wins_every
         match answer.status {
             200 => {
                 winners.push((n, answer.body.clone()));
-                positions.push(answer.header("x-log-position").to_owned());
+                positions.push(answer.position().to_owned());
             }
             412 => assert_eq!(answer.body["currentVersion"], 2, "{}", answer.body),
             other => panic!("racer {n} answered {other}: {}", answer.body),
@@ -788,7 +741,7 @@ async fn if_match_lists_replay_keyed_retries_and_apply_on_a_lagging_replica() {
     let seen = send(
         http()
             .get(item(&lagging, &created))
-            .header("x-min-log-position", first.header("x-log-position")),
+            .header("x-min-log-position", first.position()),
     )
     .await;
     assert_eq!(seen.body["version"], 4, "{}", seen.body);
@@ -894,7 +847,7 @@ async fn two_requests_with_one_key_racing_over_two_replicas_apply_once() {
         );
         let winner = answers.iter().find(|answer| answer.status == 200).unwrap();
         assert_eq!(winner.body["version"], 2, "{}", winner.body);
-        let position = winner.header("x-log-position").to_owned();
+        let position = winner.position().to_owned();
         for replica in &replicas {
             let held = send(
                 http()

@@ -2,13 +2,11 @@
 //! fail fast with 503 meanwhile, nothing acknowledged is lost or doubled, and the service
 //! recovers by itself. Runs its own broker (scripts/kafka.sh on free ports), since it stops it.
 
-mod common;
-
-use common::load::{create_all, Target};
-use common::{find_eventually, get, http, Registry};
+use crate::common;
+use crate::common::load::{create_all, Target};
+use crate::common::{find_eventually, free_ports, get, http, Registry};
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -21,13 +19,8 @@ struct Broker {
 
 impl Broker {
     fn start(data_dir: &Path) -> Broker {
-        let listeners: Vec<TcpListener> = (0..2)
-            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-            .collect();
-        let ports = [0, 1].map(|n| listeners[n].local_addr().unwrap().port());
-        drop(listeners);
         let broker = Broker {
-            ports,
+            ports: free_ports(),
             data_dir: data_dir.to_owned(),
         };
         broker.run("start");

@@ -2,10 +2,10 @@
 //! split a customer: every event about one customer stays on the partition the log's recorded
 //! partitioning gives it.
 
-mod common;
-
-use common::{
-    create, find_eventually, http, kafka_bootstrap, produce_raw, read_topic, unique_topic, Registry,
+use crate::common;
+use crate::common::{
+    create, find_eventually, http, kafka_bootstrap, produce_raw, read_topic, unique_topic,
+    until_answered, Registry,
 };
 use customer_registry::log::Partitioning;
 use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
@@ -13,7 +13,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[tokio::test]
 async fn partitions_added_later_are_projected() {
@@ -60,29 +60,6 @@ async fn partitions_added_later_are_projected() {
     assert_eq!(common::as_created(&found[1]), expected);
 }
 
-/// A keyed write, retried on a 503 or a dropped connection until it is answered otherwise, with
-/// `X-Min-Log-Position` so that a replica that has not seen the customer yet waits for it.
-async fn send(request: impl Fn() -> reqwest::RequestBuilder) -> (u16, Value, String) {
-    let deadline = Instant::now() + common::PATIENCE;
-    loop {
-        assert!(Instant::now() < deadline, "a write was not answered");
-        match request().send().await {
-            Ok(response) if response.status().as_u16() != 503 => {
-                let status = response.status().as_u16();
-                let position = response
-                    .headers()
-                    .get("x-log-position")
-                    .and_then(|value| value.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                let body = response.json::<Value>().await.unwrap_or(Value::Null);
-                return (status, body, position);
-            }
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-}
-
 /// Creates `count` customers of `account` over `replicas` in turn, then updates each once on
 /// the next replica; answers the customers as last acknowledged.
 async fn create_and_update(
@@ -96,27 +73,32 @@ async fn create_and_update(
         let on = replicas[n % replicas.len()];
         let key = format!("{label}-{n}");
         let body = json!({"accountId": account, "lastName": format!("{label}{n}")});
-        let (status, created, position) = send(|| {
+        // Keyed, and with `X-Min-Log-Position` so that a replica that has not seen the customer
+        // yet waits for it: safe to retry.
+        let (created, _) = until_answered(|| {
             http()
                 .put(on.url("/api/v01/customers"))
                 .header("idempotency-key", &key)
                 .json(&body)
         })
         .await;
-        assert_eq!(status, 201, "{created}");
+        assert_eq!(created.status, 201, "{}", created.body);
         let next = replicas[(n + 1) % replicas.len()];
-        let path = format!("/api/v01/customers/{}", created["id"].as_str().unwrap());
+        let path = format!(
+            "/api/v01/customers/{}",
+            created.body["id"].as_str().unwrap()
+        );
         let key = format!("{label}-{n}-update");
-        let (status, updated, _) = send(|| {
+        let (updated, _) = until_answered(|| {
             http()
                 .post(next.url(&path))
                 .header("idempotency-key", &key)
-                .header("x-min-log-position", &position)
+                .header("x-min-log-position", created.position())
                 .json(&json!({"city": format!("City{n}")}))
         })
         .await;
-        assert_eq!(status, 200, "{updated}");
-        customers.push(updated);
+        assert_eq!(updated.status, 200, "{}", updated.body);
+        customers.push(updated.body);
     }
     customers
 }

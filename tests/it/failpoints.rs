@@ -1,6 +1,8 @@
 //! Failures injected at the read model's storage boundary (the `fail` crate's failpoints,
-//! compiled in only for tests). One scenario at a time: failpoints are process-wide.
+//! compiled in only for tests). One scenario at a time ([`common::failpoints`]): failpoints are
+//! process-wide.
 
+use crate::common;
 use customer_registry::domain::{
     AccountId, Customer, CustomerCreated, CustomerDetails, RegistryEvent, TextField,
 };
@@ -27,7 +29,7 @@ fn created(last_name: &str, offset: i64) -> (Customer, LogRecord) {
 /// committed offsets beyond records nothing stored (they would never be applied again).
 #[test]
 fn a_failed_flush_is_never_overtaken_by_the_next_one() {
-    let scenario = fail::FailScenario::setup();
+    let scenario = common::failpoints();
     let dir = tempfile::tempdir().unwrap();
     let policy = FlushPolicy {
         // The flusher waits before its commit, so a second record goes in while the first
@@ -135,7 +137,7 @@ fn apply_while_a_find_waits_on_the_store(
     later_name: &str,
 ) -> (customer_registry::read_model::Page, Customer, Customer) {
     use std::sync::mpsc;
-    let scenario = fail::FailScenario::setup();
+    let scenario = common::failpoints();
     let dir = tempfile::tempdir().unwrap();
     let (model, mut writer, stored) = one_stored_customer(dir.path());
     let (find_is_reading, release) = pause_the_first_store_read();
@@ -178,7 +180,7 @@ fn a_find_waiting_on_the_store_does_not_hold_up_the_writer() {
 #[test]
 fn a_find_reading_the_store_late_leaves_out_a_customer_deleted_meanwhile() {
     use customer_registry::domain::CustomerDeleted;
-    let scenario = fail::FailScenario::setup();
+    let scenario = common::failpoints();
     let dir = tempfile::tempdir().unwrap();
     let (model, mut writer, stored) = one_stored_customer(dir.path());
     // Only the find's store read waits; the writer's and the flush's go through.
@@ -228,7 +230,7 @@ fn a_find_reading_postings_does_not_hold_up_the_writer() {
 /// flush moved is missed.
 #[test]
 fn a_find_whose_segments_a_flush_replaced_meanwhile_misses_nothing() {
-    let scenario = fail::FailScenario::setup();
+    let scenario = common::failpoints();
     let dir = tempfile::tempdir().unwrap();
     let (model, mut writer, stored) = one_stored_customer(dir.path());
     let (find_is_reading, release) = pause_the_first_store_read();

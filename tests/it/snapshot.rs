@@ -4,24 +4,14 @@
 //! catches up from its offsets. A truncated, damaged or foreign snapshot is refused, with a
 //! non-zero exit and nothing restored.
 
-mod common;
-
-use common::{
+use crate::common::{
     create_all, create_topic_kept_forever, find_eventually, http, kafka_bootstrap,
-    run_to_exit_with, tool, unique_topic, Registry,
+    run_to_exit_with, text, tool, unique_topic, Registry,
 };
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// `customer-registry snapshot --data-dir DIR --out FILE --json`.
 fn snapshot(data_dir: &Path, out: &Path) -> Output {

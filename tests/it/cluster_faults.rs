@@ -5,39 +5,17 @@
 //! updates, while a node is killed and restarted (once, and three times in a row), are each
 //! applied exactly once, the same on two replicas, with nothing acknowledged lost.
 //!
-//! The tests of this binary take turns ([`one_at_a_time`]): each stops nodes of the one shared
-//! cluster, and starts them again before it ends, failed or not.
+//! Each test stops nodes of the one shared cluster, so it has the cluster to itself
+//! ([`cluster::exclusive`]), which starts them again when it ends, failed or not.
 
-mod common;
-
-use common::cluster::{
-    cluster_bootstrap, start_broker, start_missing_nodes, stop_broker, wait_until_in_sync,
-};
-use common::{unique_topic, Registry, PATIENCE};
+use crate::common;
+use crate::common::cluster::{self, wait_until_in_sync, ExclusiveCluster};
+use crate::common::{send, unique_topic, until_answered, Answer, Registry, PATIENCE};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-static CLUSTER: Mutex<()> = Mutex::new(());
-
-/// The cluster for this test alone; every node runs again when the test ends, however it ends.
-struct ClusterTurn {
-    _turn: MutexGuard<'static, ()>,
-}
-
-fn one_at_a_time() -> ClusterTurn {
-    let turn = CLUSTER.lock().unwrap_or_else(PoisonError::into_inner);
-    start_missing_nodes();
-    ClusterTurn { _turn: turn }
-}
-
-impl Drop for ClusterTurn {
-    fn drop(&mut self) {
-        start_missing_nodes();
-    }
-}
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -46,58 +24,13 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-/// One answer: status, `Retry-After`, `X-Log-Position`, body.
-struct Answer {
-    status: u16,
-    retry_after: Option<String>,
-    position: String,
-    body: Value,
-}
-
-async fn answer(request: reqwest::RequestBuilder) -> Option<Answer> {
-    let response = request.send().await.ok()?;
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned)
-    };
-    let (retry_after, position) = (header("retry-after"), header("x-log-position"));
-    let status = response.status().as_u16();
-    let body = response.json().await.unwrap_or(Value::Null);
-    Some(Answer {
-        status,
-        retry_after,
-        position: position.unwrap_or_default(),
-        body,
-    })
-}
-
-/// Sends a keyed write until it is answered with something else than 503 or a dropped
-/// connection, as a careful client does; answers that and how many tries it took.
-async fn until_answered(request: impl Fn() -> reqwest::RequestBuilder) -> (Answer, usize) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        match answer(request()).await {
-            Some(answered) if answered.status != 503 => return (answered, tries),
-            _ => {
-                assert!(
-                    Instant::now() < deadline,
-                    "a write was refused for 2 minutes"
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
-}
-
 /// A registry of its own on the cluster, on a topic named after `label`; with the cluster's
 /// bootstrap servers and the topic, and the directory its data dir is in.
-fn alone_on_the_cluster(label: &str) -> (Registry, String, String, tempfile::TempDir) {
-    let bootstrap = cluster_bootstrap();
+fn alone_on_the_cluster(
+    cluster: &ExclusiveCluster,
+    label: &str,
+) -> (Registry, String, String, tempfile::TempDir) {
+    let bootstrap = cluster.bootstrap().to_owned();
     let topic = unique_topic(label);
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::start(&bootstrap, &topic, &dir.path().join("data"));
@@ -109,7 +42,7 @@ fn alone_on_the_cluster(label: &str) -> (Registry, String, String, tempfile::Tem
 async fn until_short_of_replicas(request: impl Fn() -> reqwest::RequestBuilder) -> Answer {
     let since = Instant::now();
     loop {
-        let attempt = answer(request()).await.unwrap();
+        let attempt = send(request()).await;
         if attempt.status == 503 && attempt.body["type"] == "/problems/not-enough-replicas" {
             return attempt;
         }
@@ -124,8 +57,8 @@ async fn until_short_of_replicas(request: impl Fn() -> reqwest::RequestBuilder) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_need_two_of_three_nodes_and_reads_never_stop() {
-    let _turn = one_at_a_time();
-    let (registry, bootstrap, topic, _dir) = alone_on_the_cluster("two-of-three");
+    let cluster = cluster::exclusive();
+    let (registry, bootstrap, topic, _dir) = alone_on_the_cluster(&cluster, "two-of-three");
     let http = client();
     let create = |key: &str| {
         http.put(registry.url("/api/v01/customers"))
@@ -134,48 +67,46 @@ async fn writes_need_two_of_three_nodes_and_reads_never_stop() {
     };
 
     // Two of three: creates, updates and deletes go through, at the first try.
-    stop_broker(3, false);
-    let created = first_try(create("while-two-run")).await;
+    cluster.stop_broker(3, false);
+    let created = send(create("while-two-run")).await;
     assert_eq!(created.status, 201, "{}", created.body);
     let path = format!(
         "/api/v01/customers/{}",
         created.body["id"].as_str().unwrap()
     );
-    let updated = first_try(
+    let updated = send(
         http.post(registry.url(&path))
             .header("idempotency-key", "update-while-two-run")
             .json(&json!({"city": "Oslo"})),
     )
     .await;
     assert_eq!(updated.status, 200, "{}", updated.body);
-    let doomed = first_try(create("deleted-while-two-run")).await;
+    let doomed = send(create("deleted-while-two-run")).await;
     assert_eq!(doomed.status, 201, "{}", doomed.body);
     let doomed_path = format!("/api/v01/customers/{}", doomed.body["id"].as_str().unwrap());
-    let deleted = first_try(http.delete(registry.url(&doomed_path))).await;
+    let deleted = send(http.delete(registry.url(&doomed_path))).await;
     assert_eq!(deleted.status, 204, "{}", deleted.body);
 
     // One of three: writes are refused at once, saying why; reads answer.
-    stop_broker(2, false);
+    cluster.stop_broker(2, false);
     let second_down = Instant::now();
     let refused = until_short_of_replicas(|| create("while-one-runs")).await;
     let refused_after = second_down.elapsed();
-    assert!(refused.retry_after.is_some());
+    assert!(!refused.header("retry-after").is_empty());
     let detail = refused.body["detail"].as_str().unwrap();
     assert!(detail.contains("not enough in-sync replicas"), "{detail}");
     assert!(detail.contains("min.insync.replicas"), "{detail}");
     let started = Instant::now();
-    let again = answer(create("while-one-runs")).await.unwrap();
+    let again = send(create("while-one-runs")).await;
     assert_eq!(again.status, 503);
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "refused at once, not after the delivery timeout"
     );
-    let read = answer(http.get(registry.url(&path))).await.unwrap();
+    let read = send(http.get(registry.url(&path))).await;
     assert_eq!(read.status, 200, "{}", read.body);
     assert_eq!(read.body["city"], "Oslo");
-    let found = answer(http.get(registry.url("/api/v01/customers?accountId=91")))
-        .await
-        .unwrap();
+    let found = send(http.get(registry.url("/api/v01/customers?accountId=91"))).await;
     assert_eq!(found.status, 200);
     assert_eq!(
         found.body.as_array().unwrap().len(),
@@ -185,7 +116,7 @@ async fn writes_need_two_of_three_nodes_and_reads_never_stop() {
 
     // A node back: writes go through again, with no restart of the registry, and the write
     // refused meanwhile is made once by its retry.
-    start_broker(2);
+    cluster.start_broker(2);
     let second_back = Instant::now();
     let (retried, _) = until_answered(|| create("while-one-runs")).await;
     assert_eq!(retried.status, 201, "{}", retried.body);
@@ -194,26 +125,20 @@ async fn writes_need_two_of_three_nodes_and_reads_never_stop() {
          stopped; with two up again, a write went through {:?} after the node was back",
         second_back.elapsed()
     );
-    start_broker(3);
+    cluster.start_broker(3);
     wait_until_in_sync(&bootstrap, &topic);
-    let found = answer(
+    let found = send(
         http.get(registry.url("/api/v01/customers?accountId=91"))
-            .header("x-min-log-position", &retried.position),
+            .header("x-min-log-position", retried.position()),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(found.body.as_array().unwrap().len(), 2, "{}", found.body);
-}
-
-/// Stops the first phase's writes from hiding refusals: one attempt, answered at once.
-async fn first_try(request: reqwest::RequestBuilder) -> Answer {
-    answer(request).await.expect("an answer")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_are_refused_at_once_when_two_nodes_are_killed() {
-    let _turn = one_at_a_time();
-    let (registry, bootstrap, topic, _dir) = alone_on_the_cluster("two-killed");
+    let cluster = cluster::exclusive();
+    let (registry, bootstrap, topic, _dir) = alone_on_the_cluster(&cluster, "two-killed");
     let http = client();
     let create = |key: &str| {
         http.put(registry.url("/api/v01/customers"))
@@ -225,17 +150,17 @@ async fn writes_are_refused_at_once_when_two_nodes_are_killed() {
 
     // Killed together, nothing is fenced: the controller quorum is gone with them, and metadata
     // keeps listing the dead nodes as brokers, leaders and in-sync replicas.
-    stop_broker(2, true);
-    stop_broker(3, true);
+    cluster.stop_broker(2, true);
+    cluster.stop_broker(3, true);
     let killed = Instant::now();
     let refused = until_short_of_replicas(|| create("while-two-are-dead")).await;
     let refused_after = killed.elapsed();
-    assert!(refused.retry_after.is_some());
+    assert!(!refused.header("retry-after").is_empty());
     let path = format!("/api/v01/customers/{}", before.body["id"].as_str().unwrap());
-    let read = answer(http.get(registry.url(&path))).await.unwrap();
+    let read = send(http.get(registry.url(&path))).await;
     assert_eq!(read.status, 200, "{}", read.body);
 
-    start_broker(2);
+    cluster.start_broker(2);
     let back = Instant::now();
     let (retried, _) = until_answered(|| create("while-two-are-dead")).await;
     assert_eq!(retried.status, 201, "{}", retried.body);
@@ -244,7 +169,7 @@ async fn writes_are_refused_at_once_when_two_nodes_are_killed() {
          through {:?} after one was back",
         back.elapsed()
     );
-    start_broker(3);
+    cluster.start_broker(3);
     wait_until_in_sync(&bootstrap, &topic);
 }
 
@@ -269,7 +194,7 @@ async fn acknowledged(
     assert_eq!(answered.status, expected, "{what}: {}", answered.body);
     Acknowledged {
         id: answered.body["id"].as_str().unwrap_or_default().to_owned(),
-        position: answered.position,
+        position: answered.position().to_owned(),
         tries,
         took: sent.elapsed(),
     }
@@ -420,8 +345,9 @@ async fn assert_exactly_once(
 /// through every fault; for each node of `kills`: the node is killed, 200 keyed creates are sent
 /// at once, and 2 s later the node is started again.
 async fn survives_nodes_killed_under_load(topic_label: &str, account: u32, kills: &[u8]) {
-    let _turn = one_at_a_time();
-    let bootstrap = cluster_bootstrap();
+    // Shared with the blocking task that starts a killed node again.
+    let cluster = Arc::new(cluster::exclusive());
+    let bootstrap = cluster.bootstrap().to_owned();
     let topic = unique_topic(topic_label);
     let dir = tempfile::tempdir().unwrap();
     let first = Registry::start(&bootstrap, &topic, &dir.path().join("a"));
@@ -444,12 +370,13 @@ async fn survives_nodes_killed_under_load(topic_label: &str, account: u32, kills
     let (mut most_tries, mut slowest) = (1, Duration::ZERO);
     for (cycle, &node) in kills.iter().enumerate() {
         let before = progress.load(Ordering::Relaxed);
-        stop_broker(node, true);
+        cluster.stop_broker(node, true);
         let label = format!("kill{cycle}");
         let burst = concurrent_creates(&replicas, account, &label, 200);
         let restart = async {
             tokio::time::sleep(Duration::from_secs(2)).await;
-            tokio::task::spawn_blocking(move || start_broker(node))
+            let cluster = Arc::clone(&cluster);
+            tokio::task::spawn_blocking(move || cluster.start_broker(node))
                 .await
                 .unwrap();
         };

@@ -3,15 +3,12 @@
 //! it often reach different replicas. A read that sends back its write's `X-Log-Position` as
 //! `X-Min-Log-Position` must show that write whichever replica answers it.
 
-mod common;
-
-use common::{http, kafka_bootstrap, unique_topic};
+use crate::common::{free_ports, http, kafka_bootstrap, text, try_send, unique_topic, Answer};
 use prometheus_parse::{Scrape, Value as Sample};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Instant;
 
 /// Create-then-find pairs, and as many update-then-get pairs (one per created customer).
@@ -35,7 +32,7 @@ impl Cluster {
     fn start(bootstrap: &str, topic: &str, replicas: usize) -> Cluster {
         let cluster = Cluster {
             dir: Some(tempfile::tempdir().expect("a temporary directory")),
-            port: free_port(),
+            port: free_ports::<1>()[0],
         };
         let output = cluster
             .script("start")
@@ -54,7 +51,7 @@ impl Cluster {
              install it, install Debian's package yourself (`sudo apt-get update && sudo apt-get \
              install -y haproxy`) and run the test again.\n{}",
             output.status,
-            text_of(&output)
+            text(&output)
         );
         cluster
     }
@@ -96,7 +93,7 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         match self.script("stop").output() {
             Ok(output) if output.status.success() => {}
-            Ok(output) => eprintln!("scripts/cluster.sh stop failed:\n{}", text_of(&output)),
+            Ok(output) => eprintln!("scripts/cluster.sh stop failed:\n{}", text(&output)),
             Err(error) => eprintln!("cannot run scripts/cluster.sh stop: {error}"),
         }
         if std::thread::panicking() {
@@ -105,21 +102,6 @@ impl Drop for Cluster {
             }
         }
     }
-}
-
-fn text_of(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port()
 }
 
 /// Requests to the customers routes that the replica at `base_url` answered, from its own
@@ -165,36 +147,9 @@ struct Outcome {
     pairs: usize,
 }
 
-/// A request's answer: status, the replica that answered it, its log position and body.
-struct Answer {
-    status: u16,
-    served_by: String,
-    position: String,
-    body: Value,
-}
-
+/// [`try_send`], with the reason there is no answer as text, for the client's failures.
 async fn answer_of(request: reqwest::RequestBuilder) -> Result<Answer, String> {
-    let response = request.send().await.map_err(|error| error.to_string())?;
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let (status, served_by, position) = (
-        response.status().as_u16(),
-        header("x-served-by"),
-        header("x-log-position"),
-    );
-    let body = response.json().await.map_err(|error| error.to_string())?;
-    Ok(Answer {
-        status,
-        served_by,
-        position,
-        body,
-    })
+    try_send(request).await.map_err(|error| error.to_string())
 }
 
 /// Client `client`'s share of the customers: for each, create it and find it by its name, then
@@ -229,7 +184,7 @@ async fn create_then_find_then_update_then_get(
             .json(&json!({"accountId": ACCOUNT, "lastName": last_name, "city": "Before"})),
     )
     .await?;
-    if created.status != 201 || created.position.is_empty() {
+    if created.status != 201 || created.position().is_empty() {
         return Err(format!(
             "create answered {}: {}",
             created.status, created.body
@@ -240,18 +195,21 @@ async fn create_then_find_then_update_then_get(
             .get(format!(
                 "{balancer}/api/v01/customers?accountId={ACCOUNT}&lastName={last_name}"
             ))
-            .header("x-min-log-position", &created.position),
+            .header("x-min-log-position", created.position()),
     )
     .await?;
     if found.status != 200 {
         return Err(format!("find answered {}: {}", found.status, found.body));
     }
     outcome.pairs += 1;
-    outcome.crossed += usize::from(found.served_by != created.served_by);
+    outcome.crossed += usize::from(found.header("x-served-by") != created.header("x-served-by"));
     if found.body != json!([created.body]) {
         outcome.misses.push(format!(
             "find after create at {} ({} then {}): {}",
-            created.position, created.served_by, found.served_by, found.body
+            created.position(),
+            created.header("x-served-by"),
+            found.header("x-served-by"),
+            found.body
         ));
     }
 
@@ -264,11 +222,11 @@ async fn create_then_find_then_update_then_get(
     let updated = answer_of(
         http_client
             .post(format!("{balancer}/api/v01/customers/{id}"))
-            .header("x-min-log-position", &created.position)
+            .header("x-min-log-position", created.position())
             .json(&json!({"city": city})),
     )
     .await?;
-    if updated.status != 200 || updated.position.is_empty() {
+    if updated.status != 200 || updated.position().is_empty() {
         return Err(format!(
             "update answered {}: {}",
             updated.status, updated.body
@@ -277,18 +235,21 @@ async fn create_then_find_then_update_then_get(
     let got = answer_of(
         http_client
             .get(format!("{balancer}/api/v01/customers/{id}"))
-            .header("x-min-log-position", &updated.position),
+            .header("x-min-log-position", updated.position()),
     )
     .await?;
     if got.status != 200 {
         return Err(format!("get answered {}: {}", got.status, got.body));
     }
     outcome.pairs += 1;
-    outcome.crossed += usize::from(got.served_by != updated.served_by);
+    outcome.crossed += usize::from(got.header("x-served-by") != updated.header("x-served-by"));
     if got.body["city"] != city || got.body["version"] != 2 {
         outcome.misses.push(format!(
             "get after update at {} ({} then {}): {}",
-            updated.position, updated.served_by, got.served_by, got.body
+            updated.position(),
+            updated.header("x-served-by"),
+            got.header("x-served-by"),
+            got.body
         ));
     }
     Ok(())

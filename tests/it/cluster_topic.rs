@@ -3,10 +3,8 @@
 //! sync, and refuses a topic whose settings could lose an acknowledged event, naming the setting
 //! and the fix; on one broker it starts, warning once that the log has no redundancy.
 
-mod common;
-
-use common::cluster::cluster_bootstrap;
-use common::{kafka_bootstrap, run_to_exit, unique_topic, Registry};
+use crate::common::cluster;
+use crate::common::{kafka_bootstrap, run_to_exit, unique_topic, Registry};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;
@@ -39,12 +37,13 @@ async fn configs(bootstrap: &str, topic: &str) -> BTreeMap<String, String> {
 
 #[tokio::test]
 async fn on_the_cluster_the_topic_has_three_replicas_and_needs_two_in_sync() {
-    let bootstrap = cluster_bootstrap();
+    let cluster = cluster::shared();
+    let bootstrap = cluster.bootstrap();
     let topic = unique_topic("cluster-durable");
     let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::start(&bootstrap, &topic, &dir.path().join("data"));
+    let registry = Registry::start(bootstrap, &topic, &dir.path().join("data"));
 
-    let metadata = admin(&bootstrap)
+    let metadata = admin(bootstrap)
         .inner()
         .fetch_metadata(Some(&topic), Duration::from_secs(10))
         .unwrap();
@@ -58,7 +57,7 @@ async fn on_the_cluster_the_topic_has_three_replicas_and_needs_two_in_sync() {
             partition.id()
         );
     }
-    let settings = configs(&bootstrap, &topic).await;
+    let settings = configs(bootstrap, &topic).await;
     assert_eq!(settings["min.insync.replicas"], "2");
     assert_eq!(settings["unclean.leader.election.enable"], "false");
     assert_eq!(settings["retention.ms"], "-1");
@@ -72,7 +71,8 @@ async fn on_the_cluster_the_topic_has_three_replicas_and_needs_two_in_sync() {
 
 #[tokio::test]
 async fn on_the_cluster_a_topic_that_could_lose_an_acknowledged_event_is_refused() {
-    let bootstrap = cluster_bootstrap();
+    let cluster = cluster::shared();
+    let bootstrap = cluster.bootstrap();
     // Name, replication factor, topic settings, what the refusal must say.
     type Case<'a> = (&'a str, i32, &'a [(&'a str, &'a str)], &'a str);
     let cases: [Case; 3] = [
@@ -103,14 +103,14 @@ async fn on_the_cluster_a_topic_that_could_lose_an_acknowledged_event_is_refused
         for (key, value) in settings {
             new_topic = new_topic.set(key, value);
         }
-        let created = admin(&bootstrap)
+        let created = admin(bootstrap)
             .create_topics([&new_topic], &AdminOptions::new())
             .await
             .unwrap();
         assert!(created.iter().all(Result::is_ok), "{created:?}");
         let dir = tempfile::tempdir().unwrap();
         let (code, output) = run_to_exit(
-            &bootstrap,
+            bootstrap,
             &topic,
             &dir.path().join("data"),
             Duration::from_secs(60),

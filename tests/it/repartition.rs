@@ -3,9 +3,8 @@
 //! where it came from; after a crash it resumes without copying anything twice; and the new
 //! topic gives the same registry (rebuild, audit and export agree with the old topic's).
 
-mod common;
-
-use common::{kafka_bootstrap, read_topic, tool, unique_topic, Record};
+use crate::common;
+use crate::common::{kafka_bootstrap, read_topic, text, tool, unique_topic, Record};
 use customer_registry::log::Partitioning;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -15,14 +14,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// Writes `events` events to `topic` as registry replicas would have: creates, updates and
 /// deletes of a few thousand customers, each at its next version, routed by `partitioning`.

@@ -1,9 +1,7 @@
 //! The read model is a projection of the log: it survives restarts without doubling anything, and
 //! a deleted data dir is rebuilt from the topic with the same answers.
 
-mod common;
-
-use common::{create_all, find_eventually, get, kafka_bootstrap, unique_topic, Registry};
+use crate::common::{create_all, find_eventually, get, kafka_bootstrap, unique_topic, Registry};
 use serde_json::{json, Value};
 
 async fn create_batch(registry: &Registry, account: u32, count: usize) -> Vec<Value> {

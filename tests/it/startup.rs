@@ -1,8 +1,6 @@
 //! Start-up refuses, with one clear line, what it cannot run on.
 
-mod common;
-
-use common::{create, http, kafka_bootstrap, run_to_exit, unique_topic, Registry, PATIENCE};
+use crate::common::{create, http, kafka_bootstrap, run_to_exit, unique_topic, Registry, PATIENCE};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;
