@@ -13,7 +13,8 @@
 //! - [`read_model`]: the sled trees, their indexes and the query that `find` runs.
 //! - [`auth`]: API keys (hashes in a key file), each scoped to accounts or admin; the caller of
 //!   a request, and the `keys` tool that edits the file.
-//! - [`http`]: warp routes and handlers, and the one place where errors become HTTP answers.
+//! - [`http`]: one route table, the handlers, the wire formats (JSON, XML, problem documents),
+//!   the OpenAPI document built from them, and the one place where errors become HTTP answers.
 //! - [`app`]: wires the parts together, binds the listener and runs until shut down.
 //! - [`shutdown`]: the stop signal (SIGTERM, SIGINT) the service and the tools wait for.
 //! - [`control`]: the data dir's control socket, through which local tools reach a running
