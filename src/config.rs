@@ -62,6 +62,28 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage the file of key-encryption keys, which wrap each customer's data key.
+    Kek {
+        /// What to do with the KEK file.
+        #[command(subcommand)]
+        command: KekCommand,
+    },
+}
+
+/// Subcommands of `customer-registry kek`.
+#[derive(Debug, Subcommand)]
+pub enum KekCommand {
+    /// Append a new random KEK to the file (created, mode 0600, when missing) and print its id.
+    /// The newest KEK wraps new data keys; the older ones still unwrap theirs (rotation).
+    Add(KekFileArgs),
+}
+
+/// The KEK file a `kek` subcommand works on.
+#[derive(Debug, Clone, Args)]
+pub struct KekFileArgs {
+    /// The file of key-encryption keys (JSON Lines of id, key, createdAt; never in Kafka).
+    #[arg(long, env = "REGISTRY_KEK_FILE")]
+    pub file: PathBuf,
 }
 
 /// Subcommands of `customer-registry keys`. A running `serve` picks changes up by itself.

@@ -1,8 +1,8 @@
-//! Renames that survive a power cut: a rename is a change to the directory holding the names,
-//! so that directory is synced after it (a crash could otherwise bring back the old name, or
-//! neither).
+//! Files that keep what they hold: renames that survive a power cut (a rename is a change to the
+//! directory holding the names, so that directory is synced after it: a crash could otherwise
+//! bring back the old name, or neither), and files only their owner may read.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::Path;
 
@@ -25,6 +25,15 @@ pub fn sync_parent(path: &Path) -> io::Result<()> {
         _ => Path::new("."),
     };
     File::open(parent)?.sync_all()
+}
+
+/// Options that create a file readable and writable by its owner only (mode 0600), for files
+/// that hold secrets or their digests.
+pub fn private_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
 }
 
 #[cfg(test)]

@@ -22,7 +22,8 @@
 //! - [`audit`]: tools that replay the log (rebuild, audit, export, tail, repartition) or copy the
 //!   read model (snapshot).
 //! - [`metrics`]: Prometheus series, counted where things happen and read at scrape time.
-//! - [`durable`]: renames followed by a sync of their directory.
+//! - [`crypto`]: the key-encryption keys that wrap each customer's data key (issue 21, being built).
+//! - [`durable`]: renames followed by a sync of their directory, and files only their owner reads.
 //! - [`shares`]: how many places of a bounded resource each holder (key, account) has taken.
 
 pub mod app;
@@ -30,6 +31,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod control;
+pub mod crypto;
 pub mod domain;
 pub mod durable;
 pub mod http;

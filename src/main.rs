@@ -2,8 +2,8 @@
 
 use clap::Parser;
 use customer_registry::app::Application;
-use customer_registry::config::{Cli, Command, EventsCommand, LogFormat};
-use customer_registry::{audit, auth};
+use customer_registry::config::{Cli, Command, EventsCommand, KekCommand, LogFormat};
+use customer_registry::{audit, auth, crypto};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -51,6 +51,18 @@ async fn main() -> ExitCode {
         Command::Events {
             command: EventsCommand::Tail(settings),
         } => tool_exit(audit::tail(&settings).await),
+        Command::Kek {
+            command: KekCommand::Add(args),
+        } => match crypto::kek_file::add(&args.file) {
+            Ok(id) => {
+                println!("{id}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(2)
+            }
+        },
         Command::Keys { command } => {
             match auth::keys_tool::run(&command.action(), &mut std::io::stdout()) {
                 Ok(()) => ExitCode::SUCCESS,

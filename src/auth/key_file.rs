@@ -11,9 +11,10 @@
 
 use super::Scope;
 use crate::domain::AccountId;
+use crate::durable::private_options;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -290,14 +291,6 @@ pub fn revoke(path: &Path, name: &str) -> Result<(), KeyFileError> {
     file.write_all(kept.as_bytes()).map_err(io)?;
     file.sync_all().map_err(io)?;
     crate::durable::rename(&temporary, path).map_err(io)
-}
-
-/// Options that create a file readable and writable by its owner only.
-fn private_options() -> OpenOptions {
-    let mut options = OpenOptions::new();
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
 }
 
 #[cfg(test)]

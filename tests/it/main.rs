@@ -23,6 +23,7 @@ mod idempotency;
 mod kafka_cluster_script;
 mod kafka_outage;
 mod kafka_script;
+mod kek;
 mod lifecycle;
 mod limits;
 mod metrics;
