@@ -166,10 +166,7 @@ fn drift(id: CustomerId, log: Option<&[u8]>, held: Option<&[u8]>) -> Drift {
 
 /// SHA-256 of a customer's JSON, in hex.
 fn digest(stored: &[u8]) -> String {
-    Sha256::digest(stored)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    crate::hex::encode(&Sha256::digest(stored))
 }
 
 fn print_report(report: &AuditReport) {

@@ -12,6 +12,7 @@
 use super::Scope;
 use crate::domain::AccountId;
 use crate::durable::private_options;
+use crate::hex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs;
@@ -162,7 +163,7 @@ fn parse(path: &Path, text: &str) -> Result<Vec<KeyEntry>, KeyFileError> {
 fn parse_line(line: &str) -> Result<KeyEntry, String> {
     let line: Line = serde_json::from_str(line).map_err(|error| error.to_string())?;
     check_name(&line.name)?;
-    let sha256 = parse_hex(&line.sha256).ok_or("sha256 must be 64 hexadecimal digits")?;
+    let sha256 = hex::decode::<32>(&line.sha256).ok_or("sha256 must be 64 hexadecimal digits")?;
     let scope = match (line.accounts, line.admin) {
         (Some(_), true) => return Err("a key has accounts or admin, not both".into()),
         (None, false) => return Err("a key needs accounts or admin".into()),
@@ -179,22 +180,6 @@ fn parse_line(line: &str) -> Result<KeyEntry, String> {
     })
 }
 
-fn parse_hex(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
-    let mut bytes = [0; 32];
-    for (byte, pair) in bytes.iter_mut().zip(text.as_bytes().chunks(2)) {
-        let pair = std::str::from_utf8(pair).ok()?;
-        *byte = u8::from_str_radix(pair, 16).ok()?;
-    }
-    Some(bytes)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
 fn render(entry: &KeyEntry) -> String {
     let (accounts, admin) = match &entry.scope {
         Scope::Admin => (None, true),
@@ -202,7 +187,7 @@ fn render(entry: &KeyEntry) -> String {
     };
     let line = Line {
         name: entry.name.clone(),
-        sha256: hex(&entry.sha256),
+        sha256: hex::encode(&entry.sha256),
         accounts,
         admin,
     };
@@ -235,7 +220,7 @@ pub fn add(path: &Path, name: &str, scope: Scope) -> Result<String, KeyFileError
     }
     let mut random = [0; KEY_BYTES];
     getrandom::fill(&mut random).map_err(|error| KeyFileError::Random(error.to_string()))?;
-    let key = format!("{KEY_PREFIX}{}", hex(&random));
+    let key = format!("{KEY_PREFIX}{}", hex::encode(&random));
     let entry = KeyEntry {
         name: name.to_owned(),
         sha256: digest(&key),

@@ -8,6 +8,7 @@
 //! ```
 
 use crate::durable::private_options;
+use crate::hex;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -132,7 +133,7 @@ pub fn add(path: &Path) -> Result<String, KekFileError> {
     let mut id_bytes = [0; 8];
     getrandom::fill(&mut key).map_err(|error| KekFileError::Random(error.to_string()))?;
     getrandom::fill(&mut id_bytes).map_err(|error| KekFileError::Random(error.to_string()))?;
-    let id = format!("{ID_PREFIX}{}", hex(&id_bytes));
+    let id = format!("{ID_PREFIX}{}", hex::encode(&id_bytes));
     if existing.iter().any(|kek| kek.id == id) {
         // 64 random bits: a repeat means the random source is broken, not bad luck.
         return Err(KekFileError::Random(format!(
@@ -141,7 +142,7 @@ pub fn add(path: &Path) -> Result<String, KekFileError> {
     }
     let line = KekLine {
         id: id.clone(),
-        key: hex(&key),
+        key: hex::encode(&key),
         created_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
     };
     let mut file = private_options()
@@ -211,7 +212,7 @@ fn parse_line(line: &str) -> Result<Kek, String> {
     if !id_ok {
         return Err(format!("an id is {ID_PREFIX} then letters and digits"));
     }
-    let key = parse_hex(&line.key)
+    let key = hex::decode::<KEK_BYTES>(&line.key)
         .ok_or_else(|| format!("the key of {} is not {KEK_BYTES} bytes in hex", line.id))?;
     let created_at = DateTime::parse_from_rfc3339(&line.created_at)
         .map_err(|_| format!("the createdAt of {} is not an RFC 3339 time", line.id))?
@@ -221,21 +222,6 @@ fn parse_line(line: &str) -> Result<Kek, String> {
         key,
         created_at,
     })
-}
-
-fn parse_hex(text: &str) -> Option<[u8; KEK_BYTES]> {
-    if text.len() != KEK_BYTES * 2 {
-        return None;
-    }
-    let mut bytes = [0; KEK_BYTES];
-    for (byte, pair) in bytes.iter_mut().zip(text.as_bytes().chunks(2)) {
-        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(bytes)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -257,7 +243,7 @@ mod tests {
         assert_ne!(keks[0].key, keks[1].key);
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert!(!format!("{:?}", keks[0]).contains(&hex(&keks[0].key)));
+        assert!(!format!("{:?}", keks[0]).contains(&hex::encode(&keks[0].key)));
     }
 
     #[test]

@@ -724,10 +724,7 @@ pub fn origin_of(message: &impl Message) -> String {
         digest.update((part.len() as u64).to_be_bytes());
         digest.update(part);
     }
-    let digest: String = digest.finalize()[..8]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
+    let digest = crate::hex::encode(&digest.finalize()[..8]);
     let millis = message.timestamp().to_millis().unwrap_or(-1);
     format!(
         "{}:{}:{millis}:{digest}",

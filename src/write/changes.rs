@@ -494,11 +494,7 @@ impl ChangeRequest {
                 }
             }
         }
-        hasher
-            .finalize()
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect()
+        crate::hex::encode(&hasher.finalize())
     }
 }
 
