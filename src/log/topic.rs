@@ -454,8 +454,30 @@ fn check_durability(
     Ok(())
 }
 
-/// The topic's effective configuration (broker defaults included).
+/// The topic's effective configuration (broker defaults included). Every topic has each
+/// retention setting, if only as the broker's default; a broker asked right after the topic was
+/// created may not know its configuration yet and answer without them (seen on the three-node
+/// cluster: `retention.ms` absent). That is no answer: asked again until they are there, within
+/// the start-up bound, so that only a value, never an absence, is judged.
 async fn topic_configs(
+    admin: &AdminClient<Silent>,
+    topic: &str,
+) -> Result<BTreeMap<String, String>, TopicError> {
+    let deadline = tokio::time::Instant::now() + REACH_TIMEOUT;
+    loop {
+        let configs = described_configs(admin, topic).await?;
+        let known = UNLIMITED_RETENTION
+            .iter()
+            .all(|(setting, _)| configs.contains_key(*setting));
+        if known || tokio::time::Instant::now() >= deadline {
+            return Ok(configs);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One answer of the brokers about the topic's configuration.
+async fn described_configs(
     admin: &AdminClient<Silent>,
     topic: &str,
 ) -> Result<BTreeMap<String, String>, TopicError> {
