@@ -2,31 +2,12 @@
 //! ports and in a temporary dir, whose nodes stop and start one at a time; and the shared cluster
 //! that `scripts/test.sh` starts for the suite's tests of node failures.
 
-use crate::common::{cluster, text};
+use crate::common::{cluster, free_ports, text};
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::ClientConfig;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
-
-/// A base port with the five above it free too: a cluster's client ports are the base and +2, +4,
-/// its controller ports +1, +3, +5. Every listener is held until the block is chosen.
-fn free_port_block() -> u16 {
-    loop {
-        let first = TcpListener::bind("127.0.0.1:0").expect("a free port");
-        let base = first.local_addr().unwrap().port();
-        let Some(last) = base.checked_add(5) else {
-            continue;
-        };
-        let rest: Result<Vec<TcpListener>, _> = (base + 1..=last)
-            .map(|port| TcpListener::bind(("127.0.0.1", port)))
-            .collect();
-        if rest.is_ok() {
-            return base;
-        }
-    }
-}
 
 /// A private cluster, stopped when dropped so that a failing test leaves no JVM behind.
 struct Cluster {
@@ -37,7 +18,8 @@ struct Cluster {
 impl Cluster {
     fn new() -> Cluster {
         Cluster {
-            base_port: free_port_block(),
+            // Client ports are the base and +2, +4; controller ports +1, +3, +5.
+            base_port: free_ports::<6>()[0],
             dir: tempfile::tempdir().unwrap(),
         }
     }

@@ -90,13 +90,43 @@ pub fn text(output: &std::process::Output) -> String {
     )
 }
 
-/// `N` distinct free ports on 127.0.0.1: each listener is held until all are chosen. Free when
-/// answered, not reserved: whatever binds them next gets them.
+/// `N` consecutive free ports on 127.0.0.1, for servers a test starts itself (brokers, a
+/// balancer). They come from below the kernel's ephemeral range (32768 and up), where every
+/// `127.0.0.1:0` listener and outgoing connection of the tests running beside this one takes its
+/// port, and no port is handed out twice in this process: a port is free when answered, not
+/// reserved, and a broker takes seconds to bind it. (Each process starts at an offset of its
+/// own, and the fixed ports of the dev broker and CI's, 9092-9197 and 19092-29197, lie outside.)
 pub fn free_ports<const N: usize>() -> [u16; N] {
-    let listeners: Vec<TcpListener> = (0..N)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
-        .collect();
-    std::array::from_fn(|n| listeners[n].local_addr().expect("a bound address").port())
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 21_000;
+    const SPAN: u32 = 8_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id() * 97) % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    let width = u32::try_from(N).expect("a few ports");
+    for _ in 0..SPAN {
+        let offset = NEXT.fetch_add(width, Ordering::Relaxed) % SPAN;
+        if offset + width > SPAN {
+            continue;
+        }
+        let first = FIRST + offset;
+        let ports: [u16; N] =
+            std::array::from_fn(|n| u16::try_from(first + n as u32).expect("below 29000"));
+        if ports
+            .iter()
+            .all(|&port| TcpListener::bind(("127.0.0.1", port)).is_ok())
+        {
+            return ports;
+        }
+    }
+    panic!(
+        "no {N} consecutive free ports in 127.0.0.1:{FIRST}..{}",
+        FIRST + SPAN
+    );
 }
 
 /// A small deterministic generator (xorshift64): `next(bound)` is in `0..bound`, the same
