@@ -132,6 +132,10 @@ if [ "${BENCH_POSTGRES_ONLY:-0}" != 1 ]; then
 scripts/kafka.sh start >&2
 
 # Requests carry an admin API key, as production's would (a key lookup costs a SHA-256).
+# Events are sealed as in production (one KEK file for the registry, its replicas and the rebuild).
+export REGISTRY_KEK_FILE=$work/keks.jsonl
+rm -f "$REGISTRY_KEK_FILE"
+"$registry" kek add --file "$REGISTRY_KEK_FILE" >/dev/null
 api_keys=$work/api-keys.jsonl
 rm -f "$api_keys"
 LOADGEN_API_KEY=$("$registry" keys add --file "$api_keys" --name bench --admin | tail -n 1)

@@ -155,6 +155,26 @@ choose_auth() {
   fi
 }
 
+# Encryption as scripts/run.sh sets it up: every replica shares one KEK file, .local/keks.jsonl,
+# created on first use, unless REGISTRY_KEK_FILE names another or REGISTRY_NO_ENCRYPTION=1.
+choose_encryption() {
+  local argument
+  case "$(printf '%s' "${REGISTRY_NO_ENCRYPTION:-}" | tr '[:upper:]' '[:lower:]')" in
+    1 | true | yes | on | y | t) return 0 ;;
+  esac
+  for argument in "${serve_args[@]}"; do
+    case "$argument" in --no-encryption | --kek-file | --kek-file=*) return 0 ;; esac
+  done
+  if [ -z "${REGISTRY_KEK_FILE:-}" ]; then
+    export REGISTRY_KEK_FILE=$repo_dir/.local/keks.jsonl
+    if [ ! -f "$REGISTRY_KEK_FILE" ]; then
+      mkdir -p .local
+      "$registry" kek add --file "$REGISTRY_KEK_FILE" >/dev/null
+      say "created .local/keks.jsonl, the key-encryption key the replicas share"
+    fi
+  fi
+}
+
 # The replica's address from its log ("listening on http://127.0.0.1:PORT"), once it listens.
 replica_address() {
   { grep -o 'listening on http://[0-9.:]*' "$1/registry.log" 2>/dev/null || true; } | head -n 1 | cut -d/ -f3
@@ -208,6 +228,7 @@ start() {
   install_haproxy
   registry_binary
   choose_auth
+  choose_encryption
   # Per replica, set below; one metrics address cannot serve several replicas.
   unset REGISTRY_LISTEN REGISTRY_DATA_DIR REGISTRY_METRICS_LISTEN
   export REGISTRY_KAFKA_BOOTSTRAP=${REGISTRY_KAFKA_BOOTSTRAP:-127.0.0.1:${KAFKA_PORT:-9092}}

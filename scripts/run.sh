@@ -7,6 +7,10 @@
 # with one admin key, `local-admin`, and keeps a copy of that key in .local/local-admin.key
 # (both readable by you only) so that it can print it and a curl example on every start.
 # REGISTRY_API_KEYS names another key file; `--no-auth` (or REGISTRY_NO_AUTH=1) serves without.
+#
+# Events carry personal data sealed under per-customer keys, which a key-encryption key (KEK)
+# wraps. On first use this creates a local KEK file, .local/keks.jsonl (readable by you only).
+# REGISTRY_KEK_FILE names another; `--no-encryption` (or REGISTRY_NO_ENCRYPTION=1) writes plain text.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -39,6 +43,23 @@ if [ "$no_auth" = 0 ]; then
 run.sh: API key (admin, from .local/local-admin.key): $key
 run.sh: try  curl -s -H "Authorization: Bearer $key" 'http://127.0.0.1:8080/api/v01/customers?limit=5'
 USAGE
+  fi
+fi
+
+# REGISTRY_NO_ENCRYPTION is read as serve reads it, as REGISTRY_NO_AUTH is.
+no_encryption=0
+case "$(printf '%s' "${REGISTRY_NO_ENCRYPTION:-}" | tr '[:upper:]' '[:lower:]')" in
+  1 | true | yes | on | y | t) no_encryption=1 ;;
+esac
+for argument in "$@"; do
+  case "$argument" in --no-encryption | --kek-file | --kek-file=*) no_encryption=1 ;; esac
+done
+if [ "$no_encryption" = 0 ] && [ -z "${REGISTRY_KEK_FILE:-}" ]; then
+  export REGISTRY_KEK_FILE=.local/keks.jsonl
+  if [ ! -f "$REGISTRY_KEK_FILE" ]; then
+    mkdir -p .local
+    "$registry" kek add --file "$REGISTRY_KEK_FILE" >/dev/null
+    echo "run.sh: created $REGISTRY_KEK_FILE, the key-encryption key of this registry's data keys" >&2
   fi
 fi
 exec "$registry" serve "$@"

@@ -4,6 +4,7 @@
 use crate::auth::{self, key_file::KeyFileError, Authenticator};
 use crate::config::ServeSettings;
 use crate::control;
+use crate::crypto::Encryption;
 use crate::http::{self, ApiState};
 use crate::log::{
     self, ClusterHealth, EventLog, EventLogError, EventLogSettings, HistoryReader, LogPosition,
@@ -42,6 +43,17 @@ pub enum StartupError {
     /// Both a key file and `--no-auth`.
     #[error("--api-keys and --no-auth exclude each other; give one")]
     AuthConflict,
+    /// Neither a KEK file nor `--no-encryption`: personal data is not written in plain text
+    /// by accident.
+    #[error(
+        "serve needs a key-encryption key file: --kek-file FILE (REGISTRY_KEK_FILE; create one \
+         with `customer-registry kek add --file FILE`), or --no-encryption \
+         (REGISTRY_NO_ENCRYPTION=1) to write events in plain text"
+    )]
+    NoKekFile,
+    /// The KEK file or the keys topic cannot be used.
+    #[error("cannot use the data keys: {0}")]
+    Keys(String),
     /// The key file is missing, unreadable or invalid.
     #[error("cannot use the API key file: {0}")]
     KeyFile(#[from] KeyFileError),
@@ -91,6 +103,7 @@ pub struct Application {
     control_socket: Option<JoinHandle<()>>,
     metrics_server: Option<JoinHandle<()>>,
     event_log: Arc<EventLog>,
+    encryption: Encryption,
 }
 
 impl Application {
@@ -153,6 +166,19 @@ impl Application {
                 source,
             })?;
         follows_origin(&read_model, &event_log_settings, &layout, &read_model_dir)?;
+        let encryption = match (&settings.kek_file, settings.no_encryption) {
+            (Some(file), _) => Encryption::load(file, &event_log_settings, &layout, true)
+                .await
+                .map_err(StartupError::Keys)?,
+            (None, true) => {
+                tracing::warn!(
+                    "writing events in plain text (--no-encryption): personal data in the log \
+                     cannot be erased"
+                );
+                Encryption::Off
+            }
+            (None, false) => return Err(StartupError::NoKekFile),
+        };
         let health = ClusterHealth::new(layout.durability.min_insync_replicas);
         let event_log = Arc::new(EventLog::connect(
             &event_log_settings,
@@ -161,13 +187,13 @@ impl Application {
         )?);
         let metrics = Metrics::new();
         let (projector, progress) = Projector::new(
-            &event_log_settings.kafka_bootstrap,
-            &event_log_settings.topic,
+            &event_log_settings,
             &layout.partitions,
             settings.partition_check(),
             read_model.clone(),
             writer,
             metrics.clone(),
+            encryption.opener(),
         )?;
 
         let (stop_projector, projector_stopped) = watch::channel(false);
@@ -208,6 +234,7 @@ impl Application {
             progress.clone(),
             settings.projection_wait(),
             Arc::clone(&history),
+            encryption.clone(),
         );
         let first_ready = readiness.clone();
         let state = ApiState {
@@ -220,6 +247,7 @@ impl Application {
             readiness,
             auth: authenticator.clone(),
             metrics,
+            opener: encryption.opener(),
         };
         let (stop_server, server_stopped) = watch::channel(false);
         let limits = settings.server_limits();
@@ -269,6 +297,7 @@ impl Application {
             control_socket,
             metrics_server,
             event_log,
+            encryption,
         })
     }
 
@@ -311,6 +340,7 @@ impl Application {
             Some(outcome) => outcome,
             None => self.projector.await,
         };
+        self.encryption.stop();
         let event_log = self.event_log;
         let flushed =
             tokio::task::spawn_blocking(move || event_log.flush(PRODUCER_FLUSH_TIMEOUT)).await?;

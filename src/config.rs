@@ -191,6 +191,11 @@ pub struct ToolSettings {
     #[command(flatten)]
     pub event_log: EventLogArgs,
 
+    /// The file of key-encryption keys, to open sealed events (schema version 2). Without it,
+    /// each sealed event that carries personal fields is counted unreadable.
+    #[arg(long, env = "REGISTRY_KEK_FILE")]
+    pub kek_file: Option<PathBuf>,
+
     /// Directory of the sled read model.
     #[arg(long, env = "REGISTRY_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
@@ -308,6 +313,11 @@ pub struct TailSettings {
     #[command(flatten)]
     pub event_log: EventLogArgs,
 
+    /// The file of key-encryption keys, to print sealed events (schema version 2) opened.
+    /// Without it they are printed as written, their personal fields sealed.
+    #[arg(long, env = "REGISTRY_KEK_FILE")]
+    pub kek_file: Option<PathBuf>,
+
     /// Start at offset 0 instead of the end.
     #[arg(long)]
     pub from_beginning: bool,
@@ -404,6 +414,17 @@ pub struct ServeSettings {
     /// The event log.
     #[command(flatten)]
     pub event_log: EventLogArgs,
+
+    /// The file of key-encryption keys (see `customer-registry kek add`): events are written
+    /// with their personal fields sealed under per-customer data keys, which it wraps. `serve`
+    /// refuses to start with neither this nor `--no-encryption`.
+    #[arg(long, env = "REGISTRY_KEK_FILE", conflicts_with = "no_encryption")]
+    pub kek_file: Option<PathBuf>,
+
+    /// Write events in plain text (schema version 1), for experiments: nothing can then be
+    /// erased (an erasure answers 409). In the environment: `1`, `true`, `yes` or `on`.
+    #[arg(long, env = "REGISTRY_NO_ENCRYPTION", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_encryption: bool,
 
     /// Directory of the sled read model (created when missing).
     #[arg(long, env = "REGISTRY_DATA_DIR", default_value = "./data")]

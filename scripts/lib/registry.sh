@@ -28,8 +28,10 @@ start_registry() {
   registry_log=$dir/registry.log
   registry_key=$("$registry" keys add --file "$dir/api-keys.jsonl" --name "$name" --admin | tail -n 1) ||
     return 1
+  "$registry" kek add --file "$dir/keks.jsonl" >/dev/null || return 1
   "$registry" serve --listen 127.0.0.1:0 --kafka-bootstrap "$bootstrap" \
     --topic "$name.$(date +%s).$$" --data-dir "$dir/data" --api-keys "$dir/api-keys.jsonl" \
+    --kek-file "$dir/keks.jsonl" \
     --projection-wait-ms 1000 >"$registry_log" 2>&1 &
   registry_pid=$!
   for _ in $(seq 1 600); do

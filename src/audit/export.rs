@@ -1,10 +1,10 @@
 //! `customer-registry export`: the registry as it stood at a moment (or at a log position), from
 //! the log alone, as JSON Lines or CSV.
 
-use super::{AuditError, ScratchReadModel};
+use super::{keys_for, AuditError, ScratchReadModel};
 use crate::config::{ExportFormat, ExportSettings};
 use crate::domain::{Customer, TextField};
-use crate::log::{reader, replay, replay_ends, LogPosition};
+use crate::log::{existing_topic, reader, replay, replay_ends, LogPosition};
 use crate::projection::BatchApplier;
 use rdkafka::message::Message;
 use std::io::Write;
@@ -26,6 +26,9 @@ pub async fn export(settings: &ExportSettings) -> Result<ExitCode, AuditError> {
         .map_err(|reason| AuditError::Usage(format!("--until: {reason}")))?;
     let as_of = settings.as_of;
     let event_log = settings.tool.event_log.settings();
+    let layout = existing_topic(&event_log).await?;
+    let keys = keys_for(settings.tool.kek_file.as_deref(), &event_log, &layout).await?;
+    let opener = keys.opener();
     let format = settings.format;
     let output = settings.output.clone();
     let scratch_dir = std::env::temp_dir().join(format!(
@@ -35,7 +38,7 @@ pub async fn export(settings: &ExportSettings) -> Result<ExitCode, AuditError> {
     let (events_read, customers) = tokio::task::spawn_blocking(move || {
         let mut scratch = ScratchReadModel::create(scratch_dir)?;
         let ends = replay_ends(&reader(&event_log)?, &event_log.topic, until.as_ref())?;
-        let mut applier = BatchApplier::new(&mut scratch.writer);
+        let mut applier = BatchApplier::new(&mut scratch.writer, opener);
         let events_read = replay::<AuditError>(&event_log, &ends, |message| {
             let written_at = message.timestamp().to_millis();
             let after_bound = as_of.is_some_and(|bound| {

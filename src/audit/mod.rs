@@ -18,7 +18,8 @@ pub use snapshot::snapshot;
 pub use tail::tail;
 pub use verify::audit;
 
-use crate::log::{LogReadError, TopicError};
+use crate::crypto::Encryption;
+use crate::log::{EventLogSettings, LogReadError, TopicError, TopicLayout};
 use crate::read_model::{self, FlushPolicy, ReadModel, ReadModelError, ReadModelWriter};
 use rdkafka::error::KafkaError;
 use std::path::{Path, PathBuf};
@@ -55,6 +56,24 @@ pub enum AuditError {
     /// An argument that cannot be used.
     #[error("{0}")]
     Usage(String),
+    /// The KEK file or the keys topic cannot be used.
+    #[error("cannot use the data keys: {0}")]
+    Keys(String),
+}
+
+/// The keys a tool opens sealed events with: those of `kek_file` (the keys topic must exist), or
+/// none.
+async fn keys_for(
+    kek_file: Option<&Path>,
+    settings: &EventLogSettings,
+    layout: &TopicLayout,
+) -> Result<Encryption, AuditError> {
+    match kek_file {
+        Some(file) => Encryption::load(file, settings, layout, false)
+            .await
+            .map_err(AuditError::Keys),
+        None => Ok(Encryption::Off),
+    }
 }
 
 impl AuditError {

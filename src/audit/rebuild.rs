@@ -1,7 +1,7 @@
 //! `customer-registry rebuild`: a fresh projection from offset 0, built beside the live one and
 //! swapped in atomically once complete. A crash mid-way leaves the live one as it was.
 
-use super::{check_follows, live_read_model_dir, AuditError};
+use super::{check_follows, keys_for, live_read_model_dir, AuditError};
 use crate::config::ToolSettings;
 use crate::log::{existing_topic, reader, replay, replay_ends};
 use crate::projection::BatchApplier;
@@ -32,6 +32,13 @@ struct RebuildReport {
 pub async fn rebuild(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
     let started = Instant::now();
     let layout = existing_topic(&settings.event_log.settings()).await?;
+    let keys = keys_for(
+        settings.kek_file.as_deref(),
+        &settings.event_log.settings(),
+        &layout,
+    )
+    .await?;
+    let opener = keys.opener();
     let live_dir = live_read_model_dir(&settings.data_dir);
     // Holding the live read model open keeps a `serve` from starting on it mid-rebuild, and
     // refuses at once when one already runs.
@@ -60,7 +67,7 @@ pub async fn rebuild(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
             &settings_for_replay.topic,
             None,
         )?;
-        let mut applier = BatchApplier::new(&mut writer);
+        let mut applier = BatchApplier::new(&mut writer, opener);
         let events_read = replay::<AuditError>(&settings_for_replay, &ends, |message| {
             Ok(applier.push(message.partition(), message.offset(), message.payload())?)
         })?;

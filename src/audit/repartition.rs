@@ -28,9 +28,11 @@
 use super::verify::compare;
 use super::{AuditError, ScratchReadModel};
 use crate::config::RepartitionSettings;
+use crate::domain::{CustomerId, NoKeys};
 use crate::log::{
-    client_config, create_topic, existing_topic, reader, replay, replay_ends, EventLogSettings,
-    LogPosition, Partitioning, PARTITIONING_HEADER,
+    client_config, create_topic, ensure_keys_topic, existing_keys_topic, existing_topic, reader,
+    replay, replay_ends, EventLogSettings, KeyLog, KeyTail, LogPosition, Partitioning, TopicLayout,
+    PARTITIONING_HEADER,
 };
 use crate::projection::BatchApplier;
 use parking_lot::Mutex;
@@ -61,6 +63,8 @@ struct RepartitionReport {
     source_records: u64,
     copied: u64,
     copied_before: u64,
+    /// Records of the source's keys topic copied into the target's.
+    keys_copied: u64,
     target_records: u64,
     customers: usize,
     mismatched_customers: usize,
@@ -115,6 +119,7 @@ pub async fn repartition(settings: &RepartitionSettings) -> Result<ExitCode, Aud
     })
     .await
     .map_err(|_| AuditError::Usage("the copy was cancelled".into()))??;
+    report.keys_copied = copy_keys(&source, &target, &layout).await?;
 
     let (from, to) = (source.clone(), target.clone());
     let (customers, mismatched, target_records) =
@@ -344,6 +349,60 @@ fn copy(
     Ok((report, LogPosition::from_next_offsets(ends)))
 }
 
+/// Copies the source's keys topic, when it has one, into the target's (created as `serve`
+/// creates it), up to its end now: every key an event copied so far was sealed with was
+/// acknowledged before that event was appended, so it is below that end. Copying again (a resumed
+/// run) only repeats records, which change nothing. Answers the records copied.
+async fn copy_keys(
+    source: &EventLogSettings,
+    target: &EventLogSettings,
+    target_layout: &TopicLayout,
+) -> Result<u64, AuditError> {
+    let source_layout = existing_topic(source).await?;
+    match existing_keys_topic(source, &source_layout).await {
+        Ok(()) => {}
+        Err(crate::log::TopicError::Missing(_)) => return Ok(0),
+        Err(error) => return Err(error.into()),
+    }
+    ensure_keys_topic(target, target_layout).await?;
+    let from = source.clone();
+    let count = source_layout.partitioning.count();
+    let records = tokio::task::spawn_blocking(move || {
+        let tail = KeyTail::open(&from, count)?;
+        let ends = tail.ends()?;
+        let mut read: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut records = Vec::new();
+        while ends
+            .iter()
+            .any(|(partition, end)| read.get(partition).copied().unwrap_or(0) < *end)
+        {
+            if let Some(record) = tail.next(Duration::from_millis(500)) {
+                let record = record?;
+                read.insert(record.partition, record.offset + 1);
+                records.push(record);
+            }
+        }
+        Ok::<_, AuditError>(records)
+    })
+    .await
+    .map_err(|_| AuditError::Usage("the copy of the keys was cancelled".into()))??;
+    let log = KeyLog::connect(target, target_layout.partitioning)
+        .map_err(|error| AuditError::Keys(error.to_string()))?;
+    let mut copied = 0;
+    for chunk in records.chunks(1_000) {
+        let sends = chunk.iter().filter_map(|record| {
+            let key = std::str::from_utf8(&record.key).ok()?;
+            let customer = key.split('/').next()?.parse::<CustomerId>().ok()?;
+            Some(log.append(customer, key, record.value.as_deref()))
+        });
+        for sent in futures::future::join_all(sends).await {
+            sent.map_err(|error| AuditError::Keys(error.to_string()))?;
+            copied += 1;
+        }
+    }
+    Ok(copied)
+}
+
 /// Replays both topics into scratch read models, the source up to `source_until`, and compares
 /// them customer by customer. Answers the customers in the target, how many differ (or are
 /// missing on either side), and how many records the target holds.
@@ -360,7 +419,8 @@ fn compare_topics(
             uuid::Uuid::now_v7().simple()
         )))?;
         let ends = replay_ends(&reader(settings)?, &settings.topic, until)?;
-        let mut applier = BatchApplier::new(&mut scratch.writer);
+        // Sealed events are compared sealed: a copy's keys are its source's (not yet copied).
+        let mut applier = BatchApplier::new(&mut scratch.writer, Arc::new(NoKeys));
         let read = replay::<AuditError>(settings, &ends, |message| {
             Ok(applier.push(message.partition(), message.offset(), message.payload())?)
         })?;

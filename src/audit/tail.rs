@@ -1,9 +1,11 @@
 //! `customer-registry events tail`: the records of the topic as JSON Lines, with partition, offset
 //! and timestamp, exactly as a downstream consumer receives them.
 
-use super::AuditError;
+use super::{keys_for, AuditError};
 use crate::config::TailSettings;
-use crate::log::{client_config, KafkaLogs, LogReadError, PublishedRecord};
+use crate::crypto::Encryption;
+use crate::domain::open_published;
+use crate::log::{client_config, existing_topic, KafkaLogs, LogReadError, PublishedRecord};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::io::Write;
@@ -16,6 +18,13 @@ use std::time::Duration;
 /// [`AuditError`] when the topic cannot be read.
 pub async fn tail(settings: &TailSettings) -> Result<ExitCode, AuditError> {
     let event_log = &settings.event_log.settings();
+    let opener = match &settings.kek_file {
+        Some(file) => {
+            let layout = existing_topic(event_log).await?;
+            keys_for(Some(file), event_log, &layout).await?.opener()
+        }
+        None => Encryption::Off.opener(),
+    };
     let consumer: StreamConsumer<KafkaLogs> = client_config(&event_log.kafka_bootstrap)
         .set("group.id", "customer-registry.tail")
         .set("enable.auto.commit", "false")
@@ -59,7 +68,8 @@ pub async fn tail(settings: &TailSettings) -> Result<ExitCode, AuditError> {
                         continue;
                     }
                 };
-                let record = PublishedRecord::of(&message);
+                let mut record = PublishedRecord::of(&message);
+                open_published(&mut record.event, opener.as_ref());
                 if settings.wants(&record.event) {
                     let line = serde_json::to_string(&record).expect("a record serialises");
                     let mut stdout = std::io::stdout().lock();

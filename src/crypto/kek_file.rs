@@ -1,7 +1,9 @@
 //! The key-encryption key file: one JSON object a line, each a KEK's id, its 32 random bytes in
 //! hex and when it was added. The newest (last) KEK wraps new data keys; every older one still
 //! unwraps the data keys it wrapped, so a KEK is rotated by adding one. The file is created
-//! readable by its owner only (mode 0600), and refused when anyone else may read it.
+//! readable by its owner only (mode 0600), and refused when anyone but its owner and its group
+//! may read it, or anyone but its owner may write it (a Kubernetes Secret is mounted 0440 for
+//! the pod's group).
 //!
 //! ```text
 //! {"id":"kek-3f9a1c02d4e5b6a7","key":"9f2c…","createdAt":"2026-12-06T14:02:11.120Z"}
@@ -63,10 +65,10 @@ pub enum KekFileError {
         /// What is wrong with it (never the key).
         reason: String,
     },
-    /// Others than its owner may read the file.
+    /// Others than its owner and group may read the file, or others than its owner write it.
     #[error(
-        "{path}: readable by others than its owner (mode {mode:o}); a KEK file must be 0600: \
-         chmod 600 it, and consider its keys exposed"
+        "{path}: open to others than its owner (mode {mode:o}); a KEK file must be 0600 (or \
+         0440 for a group that needs it): chmod 600 it, and consider its keys exposed"
     )]
     Exposed {
         /// The file.
@@ -161,13 +163,13 @@ pub fn add(path: &Path) -> Result<String, KekFileError> {
     Ok(id)
 }
 
-/// Refuses a file that others than its owner may read or write.
+/// Refuses a file that others than its owner and group may read, or others than its owner write.
 fn refuse_exposed(path: &Path, metadata: &fs::Metadata) -> Result<(), KekFileError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = metadata.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
+        if mode & 0o027 != 0 {
             return Err(KekFileError::Exposed {
                 path: path.to_owned(),
                 mode,

@@ -18,8 +18,9 @@ pub use code::{CodeShown, CustomerCode, CODE_NAMESPACE};
 pub use country_codes::ASSIGNED_ALPHA_2;
 pub use customer::{now_millis, Customer, CustomerDetails};
 pub use events::{
-    AuditTrail, CustomerCreated, CustomerDeleted, CustomerUpdated, EventDecodeError, RegistryEvent,
-    SCHEMA_VERSION,
+    open_published, sealing_context, AuditTrail, CustomerCreated, CustomerDeleted, CustomerUpdated,
+    EventDecodeError, NoKeys, OpenError, Opener, RegistryEvent, SealedPersonal,
+    PLAIN_SCHEMA_VERSION, SCHEMA_VERSION, SEALED_SCHEMA_VERSION,
 };
 pub use fields::{
     is_bidi_control, is_blank, is_noncharacter, City, CountryCode, Email, OrganizationName,

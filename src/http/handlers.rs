@@ -13,7 +13,9 @@ use super::negotiation::{
 use super::server::ClientAddress;
 use super::{query_string, xml, ApiError, ApiState};
 use crate::auth::{AuthError, Caller};
-use crate::domain::{shown, AccountId, Customer, CustomerDetails, CustomerId, CustomerPatch};
+use crate::domain::{
+    open_published, shown, AccountId, Customer, CustomerDetails, CustomerId, CustomerPatch,
+};
 use crate::log::LogPosition;
 use crate::metrics::Snapshot;
 use crate::read_model::{
@@ -579,10 +581,17 @@ async fn history(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Respo
         .try_reserve(record.customer.details.account_id)
         .ok_or(ApiError::HistoryBusy)?;
     let history = Arc::clone(&state.history);
-    let records = tokio::task::spawn_blocking(move || history.read_at(&permit, &positions))
-        .await
-        .map_err(|_| ApiError::Internal("the history task was cancelled".into()))?
-        .map_err(|error| ApiError::LogUnreadable(error.to_string()))?;
+    let opener = Arc::clone(&state.opener);
+    let records = tokio::task::spawn_blocking(move || {
+        let mut records = history.read_at(&permit, &positions)?;
+        for record in &mut records {
+            open_published(&mut record.event, opener.as_ref());
+        }
+        Ok::<_, crate::log::LogReadError>(records)
+    })
+    .await
+    .map_err(|_| ApiError::Internal("the history task was cancelled".into()))?
+    .map_err(|error| ApiError::LogUnreadable(error.to_string()))?;
     let body = match answer {
         Format::Json => serde_json::to_vec(&records).expect("records always serialise"),
         Format::Xml => xml::history_document(&records).into_bytes(),

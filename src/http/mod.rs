@@ -65,6 +65,8 @@ pub struct ApiState {
     pub auth: Authenticator,
     /// Where requests, creates and projected records are counted.
     pub metrics: Metrics,
+    /// Opens sealed events for the customers' histories.
+    pub opener: Arc<dyn crate::domain::Opener + Send + Sync>,
 }
 
 /// Serves the API on `listener` within `limits` until `stop` turns true (see [`server::serve`]).
@@ -269,6 +271,7 @@ mod tests {
             progress.clone(),
             Duration::from_millis(10),
             Arc::clone(&history),
+            crate::crypto::Encryption::Off,
         );
         let state = ApiState {
             registrar: Arc::new(registrar),
@@ -279,6 +282,7 @@ mod tests {
             history,
             auth,
             metrics: Metrics::new(),
+            opener: Arc::new(crate::domain::NoKeys),
             readiness: crate::projection::readiness::spawn(
                 &settings.kafka_bootstrap,
                 &settings.topic,

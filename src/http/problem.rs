@@ -4,6 +4,7 @@
 use super::negotiation::{Format, NegotiationError};
 use super::xml;
 use crate::auth::AuthError;
+use crate::crypto::KeysError;
 use crate::domain::{FieldError, ValidationErrors};
 use crate::log::{EventLogError, HISTORY_READERS, HISTORY_READERS_PER_ACCOUNT};
 use crate::read_model::ReadModelError;
@@ -176,6 +177,7 @@ impl ApiError {
                 error,
                 had_key,
             },
+            CreateError::Keys(error) => ApiError::from_keys(error),
             reused @ CreateError::KeyReused { .. } => ApiError::KeyReused(reused.to_string()),
             CreateError::ReadModel(error) => ApiError::ReadModel(error),
             CreateError::HistoryUnreadable(why) => ApiError::LogUnreadable(why),
@@ -198,6 +200,20 @@ impl ApiError {
         }
     }
 
+    /// The answer to a write whose event could not be sealed: an erased customer is not found
+    /// (nothing may be written about it again); any other failure is the server's.
+    fn from_keys(error: KeysError) -> Self {
+        match error {
+            KeysError::Erased => ApiError::NotFound(error.to_string()),
+            KeysError::Write(error) => ApiError::EventLog {
+                outcome_unknown: error.outcome_unknown(),
+                error,
+                had_key: false,
+            },
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+
     /// The answer to an update or delete that did not go through.
     pub fn from_change(error: ChangeError) -> Self {
         match error {
@@ -206,6 +222,7 @@ impl ApiError {
                 error,
                 had_key: false,
             },
+            ChangeError::Keys(error) => ApiError::from_keys(error),
             ChangeError::ReadModel(error) => ApiError::ReadModel(error),
             gone @ ChangeError::NotFound(_) => ApiError::NotFound(gone.to_string()),
             stale @ ChangeError::VersionMismatch { current, .. } => ApiError::PreconditionFailed {

@@ -8,6 +8,8 @@
 
 pub mod client;
 mod health;
+mod keys;
+mod keys_topic;
 mod partitioning;
 mod position;
 mod producer;
@@ -16,9 +18,11 @@ mod topic;
 
 pub use client::{client_config, KafkaLogs, OutageLog};
 pub use health::{ClusterHealth, ReplicaShortage};
+pub use keys::{keys_topic, KeyLog, KeyTail, KeyTopicRecord};
+pub use keys_topic::{ensure_keys_topic, existing_keys_topic, KEYS_TOPIC_CONFIGS};
 pub use partitioning::{Partitioning, HEADER as PARTITIONING_HEADER};
 pub use position::{LogPosition, RecordPosition};
-pub use producer::{EventLog, EventLogError, DELIVERY_TIMEOUT};
+pub use producer::{EventLog, EventLogError, Payload, DELIVERY_TIMEOUT};
 pub use reader::{
     reader, replay, replay_ends, HistoryPermit, HistoryReader, LogReadError, PublishedRecord,
     HISTORY_READERS, HISTORY_READERS_PER_ACCOUNT,

@@ -7,7 +7,7 @@ use super::health::{ClusterHealth, ReplicaShortage};
 use super::partitioning::{Partitioning, HEADER as PARTITIONING_HEADER};
 use super::position::RecordPosition;
 use super::EventLogSettings;
-use crate::domain::{CustomerId, RegistryEvent, SCHEMA_VERSION};
+use crate::domain::{CustomerId, RegistryEvent};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -70,6 +70,15 @@ impl EventLogError {
     }
 }
 
+/// An event's record value as written, and the schema version it is written in (which the
+/// record's headers name).
+pub struct Payload {
+    /// The value.
+    pub bytes: Vec<u8>,
+    /// Its `schemaVersion`.
+    pub schema_version: u32,
+}
+
 /// The append-only event log on the registry's topic.
 pub struct EventLog {
     /// Replaced when librdkafka declares the producer fatally broken (a fenced idempotent
@@ -99,34 +108,27 @@ impl EventLog {
         })
     }
 
-    /// Appends `event`, keyed by its customer id, and waits for Kafka's confirmation.
+    /// Appends `event` as `payload` (its encoding), keyed by its customer id, with `extra`
+    /// headers on the record, and waits for Kafka's confirmation.
     ///
     /// # Errors
-    /// [`EventLogError::NotConfirmed`] when the broker refused it or did not confirm it in time.
-    pub async fn append(&self, event: &RegistryEvent) -> Result<RecordPosition, EventLogError> {
-        self.append_with(event, Vec::new()).await
-    }
-
-    /// [`EventLog::append`], with `extra` headers on the record.
-    ///
-    /// # Errors
-    /// As [`EventLog::append`], and [`EventLogError::Unwritable`] when the event's partition
-    /// cannot take a write now.
-    pub async fn append_with(
+    /// [`EventLogError::NotConfirmed`] when the broker refused it or did not confirm it in time,
+    /// [`EventLogError::Unwritable`] when the event's partition cannot take a write now.
+    pub async fn append(
         &self,
         event: &RegistryEvent,
+        payload: &Payload,
         extra: Vec<(&'static str, String)>,
     ) -> Result<RecordPosition, EventLogError> {
         let partition = self.partitioning.partition_of(event.customer_id());
-        if let Some(shortage) = self.health.shortage(partition) {
-            return Err(EventLogError::Unwritable {
-                shortage,
-                outcome_unknown: false,
-            });
-        }
+        self.writable(event.customer_id())?;
         let key = event.customer_id().to_string();
-        let payload = event.encode();
-        let mut headers = record_headers(event, &self.settings.topic, self.partitioning);
+        let mut headers = record_headers(
+            event,
+            payload.schema_version,
+            &self.settings.topic,
+            self.partitioning,
+        );
         headers.extend(extra);
         let mut owned = OwnedHeaders::new_with_capacity(headers.len());
         for (name, value) in &headers {
@@ -139,7 +141,7 @@ impl EventLog {
         let record = FutureRecord::to(&self.settings.topic)
             .partition(partition)
             .key(&key)
-            .payload(&payload)
+            .payload(&payload.bytes)
             .headers(headers);
         fail::fail_point!("log-produce", |_| Err(EventLogError::NotConfirmed(
             KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
@@ -168,6 +170,21 @@ impl EventLog {
             partition: delivery.partition,
             offset: delivery.offset,
         })
+    }
+
+    /// Refuses at once when the partition of customer `id`'s events cannot take a write now (too
+    /// few in-sync replicas answer): before anything is sent, so nothing was written.
+    ///
+    /// # Errors
+    /// [`EventLogError::Unwritable`], its outcome known.
+    pub fn writable(&self, id: CustomerId) -> Result<(), EventLogError> {
+        match self.health.shortage(self.partitioning.partition_of(id)) {
+            Some(shortage) => Err(EventLogError::Unwritable {
+                shortage,
+                outcome_unknown: false,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The partition every event of customer `id` goes to.
@@ -248,6 +265,7 @@ impl EventLog {
 /// value.
 fn record_headers(
     event: &RegistryEvent,
+    schema_version: u32,
     topic: &str,
     partitioning: Partitioning,
 ) -> Vec<(&'static str, String)> {
@@ -258,14 +276,14 @@ fn record_headers(
         .to_ascii_lowercase();
     vec![
         ("event-type", event_type.to_owned()),
-        ("schema-version", SCHEMA_VERSION.to_string()),
+        ("schema-version", schema_version.to_string()),
         (PARTITIONING_HEADER, partitioning.to_string()),
         ("content-type", "application/json".to_owned()),
         ("ce_specversion", "1.0".to_owned()),
         ("ce_id", event.event_id().to_string()),
         (
             "ce_type",
-            format!("customer-registry.{event_type}.v{SCHEMA_VERSION}"),
+            format!("customer-registry.{event_type}.v{schema_version}"),
         ),
         ("ce_source", format!("/customer-registry/{topic}")),
         (
@@ -278,13 +296,17 @@ fn record_headers(
         (
             "ce_dataschema",
             format!(
-                "https://customer-registry.invalid/events/customer-{schema}.v{SCHEMA_VERSION}.schema.json"
+                "https://customer-registry.invalid/events/customer-{schema}.v{schema_version}.schema.json"
             ),
         ),
     ]
 }
 
-fn new_producer(settings: &EventLogSettings) -> Result<FutureProducer<KafkaLogs>, EventLogError> {
+/// A producer whose every record is confirmed by the in-sync replicas (`acks=all`), idempotent,
+/// within [`DELIVERY_TIMEOUT`]: the event log's and the keys topic's.
+pub(super) fn new_producer(
+    settings: &EventLogSettings,
+) -> Result<FutureProducer<KafkaLogs>, EventLogError> {
     client_config(&settings.kafka_bootstrap)
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -317,7 +339,7 @@ mod tests {
         });
         for event in [created, deleted] {
             let headers: std::collections::BTreeMap<&str, String> =
-                record_headers(&event, "customers.events", Partitioning::over(12))
+                record_headers(&event, 1, "customers.events", Partitioning::over(12))
                     .into_iter()
                     .collect();
             let kind = event.event_type();

@@ -105,6 +105,19 @@ pub enum TopicError {
         /// How to fix it.
         fix: String,
     },
+    /// The keys topic would delete keys by retention, or keep every destroyed one.
+    #[error(
+        "the keys topic {topic} has cleanup.policy={policy}; it must be compact (alone), so that \
+         no live key is ever deleted and a destroyed one leaves the brokers' disks. Fix it with \
+         kafka-configs --alter --entity-type topics --entity-name {topic} --add-config \
+         cleanup.policy=compact"
+    )]
+    KeysNotCompacted {
+        /// The keys topic.
+        topic: String,
+        /// Its cleanup policy.
+        policy: String,
+    },
     /// The log's records were routed over different partition counts.
     #[error(
         "the records of topic {topic} were routed over different partition counts ({found}): \
@@ -149,7 +162,7 @@ pub struct TopicLayout {
 
 /// A client context that stays silent: start-up reports one clear error itself instead of
 /// librdkafka's stream of connection-refused lines.
-struct Silent;
+pub(super) struct Silent;
 
 impl ClientContext for Silent {
     fn log(&self, _level: RDKafkaLogLevel, _facility: &str, _message: &str) {}
@@ -210,14 +223,14 @@ enum Creation {
     MustExist,
 }
 
-fn unreachable(settings: &EventLogSettings) -> impl Fn(KafkaError) -> TopicError + '_ {
+pub(super) fn unreachable(settings: &EventLogSettings) -> impl Fn(KafkaError) -> TopicError + '_ {
     move |reason| TopicError::Unreachable {
         bootstrap: settings.kafka_bootstrap.clone(),
         reason,
     }
 }
 
-fn admin_client(settings: &EventLogSettings) -> Result<AdminClient<Silent>, TopicError> {
+pub(super) fn admin_client(settings: &EventLogSettings) -> Result<AdminClient<Silent>, TopicError> {
     ClientConfig::new()
         .set("bootstrap.servers", &settings.kafka_bootstrap)
         .create_with_context(Silent)
@@ -259,17 +272,7 @@ async fn topic_layout(
              --entity-name <topic> --add-config message.timestamp.type=LogAppendTime"
         );
     }
-    let durability = Durability {
-        brokers: found.brokers,
-        replication_factor: found.fewest_replicas,
-        min_insync_replicas: configs
-            .get("min.insync.replicas")
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(1),
-    };
-    let unclean = configs
-        .get("unclean.leader.election.enable")
-        .is_some_and(|value| value == "true");
+    let (durability, unclean) = durability_of(&found, &configs);
     check_durability(topic, durability, unclean, settings)?;
 
     let cluster_id = admin
@@ -317,17 +320,39 @@ async fn create(
     brokers: usize,
     stamps: Stamps,
 ) -> Result<(), TopicError> {
-    let topic = settings.topic.as_str();
+    let mut configs = UNLIMITED_RETENTION.to_vec();
+    if stamps == Stamps::Broker {
+        configs.push(("message.timestamp.type", "LogAppendTime"));
+    }
+    create_replicated(
+        admin,
+        settings,
+        &settings.topic,
+        partitions,
+        brokers,
+        &configs,
+    )
+    .await
+}
+
+/// Creates `topic` with `configs`, replicated as [`replication_for`] says and, on a durable
+/// cluster, with `min.insync.replicas=2` and no unclean leader election. One created by someone
+/// else meanwhile is no error: its settings are checked next.
+pub(super) async fn create_replicated(
+    admin: &AdminClient<Silent>,
+    settings: &EventLogSettings,
+    topic: &str,
+    partitions: i32,
+    brokers: usize,
+    configs: &[(&str, &str)],
+) -> Result<(), TopicError> {
     let replication = replication_for(settings.topic_replication, brokers);
     if brokers >= DURABLE_CLUSTER && replication < DURABLE_REPLICAS {
         return Err(not_durable_replication(topic, brokers, replication));
     }
     let mut new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
-    for (key, value) in UNLIMITED_RETENTION {
+    for (key, value) in configs {
         new_topic = new_topic.set(key, value);
-    }
-    if stamps == Stamps::Broker {
-        new_topic = new_topic.set("message.timestamp.type", "LogAppendTime");
     }
     let min_insync = DURABLE_MIN_INSYNC.to_string();
     if replication >= DURABLE_REPLICAS {
@@ -342,12 +367,7 @@ async fn create(
         .map_err(unreachable(settings))?;
     for result in results {
         match result {
-            Ok(_) => tracing::info!(
-                topic,
-                partitions,
-                replication,
-                "created topic with unlimited retention"
-            ),
+            Ok(_) => tracing::info!(topic, partitions, replication, ?configs, "created topic"),
             // Another replica created it first: fine, its settings are checked next.
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((_, code)) => {
@@ -360,6 +380,25 @@ async fn create(
         }
     }
     Ok(())
+}
+
+/// How `found` is replicated by its `configs`, and whether unclean leader election is on.
+pub(super) fn durability_of(
+    found: &Described,
+    configs: &BTreeMap<String, String>,
+) -> (Durability, bool) {
+    let durability = Durability {
+        brokers: found.brokers,
+        replication_factor: found.fewest_replicas,
+        min_insync_replicas: configs
+            .get("min.insync.replicas")
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(1),
+    };
+    let unclean = configs
+        .get("unclean.leader.election.enable")
+        .is_some_and(|value| value == "true");
+    (durability, unclean)
 }
 
 /// The replication factor of a new topic: the one asked for, or as many replicas as the cluster
@@ -390,7 +429,7 @@ fn not_durable_replication(topic: &str, brokers: usize, replication: i32) -> Top
 /// an event and then lose it: fewer than three replicas, fewer than two that must confirm, or
 /// unclean leader election (an out-of-sync replica becoming leader drops what it missed). On
 /// fewer brokers the topic cannot be replicated that way: one warning says so.
-fn check_durability(
+pub(super) fn check_durability(
     topic: &str,
     durability: Durability,
     unclean: bool,
@@ -459,7 +498,7 @@ fn check_durability(
 /// created may not know its configuration yet and answer without them (seen on the three-node
 /// cluster: `retention.ms` absent). That is no answer: asked again until they are there, within
 /// the start-up bound, so that only a value, never an absence, is judged.
-async fn topic_configs(
+pub(super) async fn topic_configs(
     admin: &AdminClient<Silent>,
     topic: &str,
 ) -> Result<BTreeMap<String, String>, TopicError> {
@@ -519,20 +558,20 @@ fn check_retention(topic: &str, configs: &BTreeMap<String, String>) -> Result<()
 }
 
 /// What cluster metadata says of the topic.
-struct Described {
+pub(super) struct Described {
     /// Its partitions, ascending; empty when it does not exist.
-    partitions: Vec<i32>,
+    pub partitions: Vec<i32>,
     /// Whether every partition has a leader and no error.
     all_led: bool,
     /// The fewest replicas any partition has (0 when there are none).
-    fewest_replicas: i32,
+    pub fewest_replicas: i32,
     /// Brokers in the cluster: those that answer, and any other that holds a replica of some
     /// topic (a broker down right now is still one of the cluster's).
-    brokers: usize,
+    pub brokers: usize,
 }
 
 /// The topic as cluster metadata describes it. A blocking call, made only at start-up.
-fn describe(admin: &AdminClient<Silent>, topic: &str) -> Result<Described, KafkaError> {
+pub(super) fn describe(admin: &AdminClient<Silent>, topic: &str) -> Result<Described, KafkaError> {
     // Asks for all topics, so the request can never auto-create this one.
     let metadata = admin.inner().fetch_metadata(None, REACH_TIMEOUT)?;
     let mut partitions = Vec::new();
@@ -570,7 +609,7 @@ fn describe(admin: &AdminClient<Silent>, topic: &str) -> Result<Described, Kafka
 
 /// A topic just created may take a moment to appear in metadata, and its partitions a moment
 /// more to elect leaders: until they have, reading its watermarks fails with "not leader".
-async fn wait_for_partitions(
+pub(super) async fn wait_for_partitions(
     admin: &AdminClient<Silent>,
     topic: &str,
 ) -> Result<Described, KafkaError> {

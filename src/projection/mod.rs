@@ -18,8 +18,8 @@ mod replay;
 pub use progress::ProjectionProgress;
 pub use replay::BatchApplier;
 
-use crate::domain::{EventDecodeError, RegistryEvent};
-use crate::log::{client_config, KafkaLogs, LogPosition, OutageLog};
+use crate::domain::{EventDecodeError, Opener, RegistryEvent};
+use crate::log::{client_config, EventLogSettings, KafkaLogs, LogPosition, OutageLog};
 use crate::metrics::Metrics;
 use crate::read_model::{
     ApplyOutcome, LogRecord, PreparedBatch, ReadModel, ReadModelError, ReadModelWriter,
@@ -162,25 +162,45 @@ pub struct Projector {
     /// Whether the read model has yet to note its topic's origin: the first record this
     /// projector receives gives it.
     origin_pending: bool,
+    /// Opens sealed events.
+    opener: Arc<dyn Opener + Send + Sync>,
+}
+
+/// A record as read from the log, not yet decoded.
+pub(crate) struct RawRecord {
+    partition: i32,
+    offset: i64,
+    payload: Option<Vec<u8>>,
+}
+
+impl RawRecord {
+    fn of(message: &impl Message) -> Self {
+        Self {
+            partition: message.partition(),
+            offset: message.offset(),
+            payload: message.payload().map(<[u8]>::to_vec),
+        }
+    }
 }
 
 impl Projector {
-    /// A projector over `partitions` of `topic`, starting each partition at the offset the read
-    /// model committed (the beginning for a partition it has never seen), and looking for
-    /// partitions added later every `partition_check`.
+    /// A projector over `partitions` of `log`'s topic, starting each partition at the offset the read
+    /// model committed (the beginning for a partition it has never seen), looking for
+    /// partitions added later every `partition_check`, `opener` opening sealed events.
     ///
     /// # Errors
     /// [`ProjectionError`] when the consumer cannot be created or the stored offsets read.
     pub fn new(
-        bootstrap: &str,
-        topic: &str,
+        log: &EventLogSettings,
         partitions: &[i32],
         partition_check: Duration,
         read_model: ReadModel,
         writer: ReadModelWriter,
         metrics: Metrics,
+        opener: Arc<dyn Opener + Send + Sync>,
     ) -> Result<(Self, ProjectionProgress), ProjectionError> {
-        let consumer: StreamConsumer<KafkaLogs> = client_config(bootstrap)
+        let topic = log.topic.as_str();
+        let consumer: StreamConsumer<KafkaLogs> = client_config(&log.kafka_bootstrap)
             // librdkafka wants a group id even for self-assigned partitions; nothing is ever
             // committed under it, and no group is joined.
             .set("group.id", "customer-registry.projector")
@@ -219,6 +239,7 @@ impl Projector {
                 outage: OutageLog::new("the event log"),
                 metrics,
                 origin_pending,
+                opener,
             },
             ProjectionProgress::new(
                 watcher,
@@ -258,7 +279,7 @@ impl Projector {
                             self.read_model.note_origin(&crate::log::origin_of(&message))?;
                             self.origin_pending = false;
                         }
-                        let first = decode_record(message.partition(), message.offset(), message.payload());
+                        let first = RawRecord::of(&message);
                         drop(message);
                         self.project_batch(first).await?;
                     }
@@ -334,7 +355,7 @@ impl Projector {
 
     /// Applies `first` and every record already waiting behind it (up to [`MAX_BATCH`]), then
     /// announces the new position: reads see the batch from then on.
-    async fn project_batch(&mut self, first: LogRecord) -> Result<(), ProjectionError> {
+    async fn project_batch(&mut self, first: RawRecord) -> Result<(), ProjectionError> {
         // A consumer that fails with a batch read and nothing of it applied.
         fail::fail_point!("log-consume", |_| Err(ProjectionError::Consumer(
             KafkaError::MessageConsumption(
@@ -344,11 +365,7 @@ impl Projector {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match self.consumer.recv().now_or_never() {
-                Some(Ok(message)) => batch.push(decode_record(
-                    message.partition(),
-                    message.offset(),
-                    message.payload(),
-                )),
+                Some(Ok(message)) => batch.push(RawRecord::of(&message)),
                 Some(Err(error)) => {
                     self.outage.failed(&error);
                     break;
@@ -356,11 +373,14 @@ impl Projector {
                 None => break,
             }
         }
+        let opener = Arc::clone(&self.opener);
         let outcomes = self
             .with_writer(move |writer| {
                 // A test's stalled projector (`sleep(ms)`): the replica then trails the log.
                 fail::fail_point!("projection-apply");
-                apply_records(writer, &mut PreparedBatch::new(batch))
+                // Decoded here, on the blocking pool: opening a sealed event may wait for the
+                // keys topic.
+                apply_records(writer, &mut replay::prepare(batch, opener.as_ref()))
             })
             .await?;
         self.metrics.count_records(&outcomes);
@@ -371,11 +391,16 @@ impl Projector {
     }
 }
 
-/// What the record at `partition`/`offset` asks of the read model: the event it holds, or, when
-/// it holds none this build applies, its rejection.
-pub fn decode_record(partition: i32, offset: i64, payload: Option<&[u8]>) -> LogRecord {
+/// What the record at `partition`/`offset` asks of the read model: the event it holds (sealed
+/// personal fields opened by `opener`), or, when it holds none this build applies, its rejection.
+pub fn decode_record(
+    partition: i32,
+    offset: i64,
+    payload: Option<&[u8]>,
+    opener: &dyn Opener,
+) -> LogRecord {
     let decoded = match payload {
-        Some(bytes) => RegistryEvent::decode(bytes),
+        Some(bytes) => RegistryEvent::decode_with(bytes, opener),
         None => Err(EventDecodeError::Empty),
     };
     let change = match decoded {
@@ -384,6 +409,7 @@ pub fn decode_record(partition: i32, offset: i64, payload: Option<&[u8]>) -> Log
             let kind = match error {
                 EventDecodeError::UnknownType(_) => RejectionKind::UnknownType,
                 EventDecodeError::UnsupportedVersion { .. } => RejectionKind::UnsupportedVersion,
+                EventDecodeError::Sealed(_) => RejectionKind::Unreadable,
                 EventDecodeError::Empty | EventDecodeError::Malformed(_) => {
                     RejectionKind::Malformed
                 }
@@ -522,7 +548,7 @@ mod tests {
 
     /// The kind of rejection `payload` is recorded as, or `None` when it is an event to apply.
     fn rejected_as(payload: Option<&[u8]>) -> Option<RejectionKind> {
-        let record = decode_record(3, 70, payload);
+        let record = decode_record(3, 70, payload, &crate::domain::NoKeys);
         assert_eq!((record.partition, record.offset), (3, 70));
         match record.change {
             RecordChange::Event(_) => None,
@@ -536,7 +562,7 @@ mod tests {
     #[test]
     fn an_event_this_build_applies_is_decoded_for_the_writer() {
         let event = created();
-        let record = decode_record(3, 70, Some(&event.encode()));
+        let record = decode_record(3, 70, Some(&event.encode()), &crate::domain::NoKeys);
         assert!(matches!(record.change, RecordChange::Event(decoded) if *decoded == event));
     }
 

@@ -2,27 +2,21 @@
 //! it: records are decoded and prepared on a thread of their own, a batch ahead of the one being
 //! applied.
 
-use super::{apply_records, decode_record};
+use super::{apply_records, decode_record, RawRecord};
+use crate::domain::Opener;
 use crate::read_model::{PreparedBatch, ReadModelError, ReadModelWriter};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
 /// Records a replay decodes and applies at once: larger than live batches, since nothing waits
 /// on each.
 const REPLAY_BATCH: usize = 10_000;
 
-/// A record as read from the log, not yet decoded.
-struct RawRecord {
-    partition: i32,
-    offset: i64,
-    payload: Option<Vec<u8>>,
-}
-
-/// Decodes `batch` and prepares it for the writer.
-fn prepare(batch: Vec<RawRecord>) -> PreparedBatch {
+/// Decodes `batch` (`opener` opening sealed events) and prepares it for the writer.
+pub(super) fn prepare(batch: Vec<RawRecord>, opener: &dyn Opener) -> PreparedBatch {
     let records = batch
         .into_iter()
-        .map(|raw| decode_record(raw.partition, raw.offset, raw.payload.as_deref()))
+        .map(|raw| decode_record(raw.partition, raw.offset, raw.payload.as_deref(), opener))
         .collect();
     PreparedBatch::new(records)
 }
@@ -40,15 +34,15 @@ pub struct BatchApplier<'a> {
 }
 
 impl<'a> BatchApplier<'a> {
-    /// A batcher over `writer`.
-    pub fn new(writer: &'a mut ReadModelWriter) -> Self {
+    /// A batcher over `writer`, `opener` opening sealed events.
+    pub fn new(writer: &'a mut ReadModelWriter, opener: Arc<dyn Opener + Send + Sync>) -> Self {
         let (to_decode, raw) = mpsc::sync_channel::<Vec<RawRecord>>(2);
         let (to_apply, decoded) = mpsc::sync_channel(2);
         let decoder = std::thread::Builder::new()
             .name("replay-decoder".into())
             .spawn(move || {
                 for batch in raw {
-                    if to_apply.send(prepare(batch)).is_err() {
+                    if to_apply.send(prepare(batch, opener.as_ref())).is_err() {
                         return;
                     }
                 }

@@ -23,17 +23,21 @@ pub enum RejectionKind {
     /// An update or delete of a customer the log never created, or deleted already (the request
     /// that wrote it was answered 404).
     CustomerAbsent,
+    /// A sealed event (schema version 2) whose personal fields do not open: its data key is not
+    /// in the keys topic, does not unwrap with the KEK file, or the bytes were altered.
+    Unreadable,
 }
 
 impl RejectionKind {
     /// Every kind, as the rejected-events listing may name them.
-    pub const ALL: [RejectionKind; 6] = [
+    pub const ALL: [RejectionKind; 7] = [
         RejectionKind::Malformed,
         RejectionKind::UnknownType,
         RejectionKind::UnsupportedVersion,
         RejectionKind::Conflict,
         RejectionKind::VersionConflict,
         RejectionKind::CustomerAbsent,
+        RejectionKind::Unreadable,
     ];
 }
 

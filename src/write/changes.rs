@@ -25,6 +25,7 @@
 
 use super::decide::{self, ChangeKind, Fate, KeyUse, Keyed, Retry, Standing};
 use super::registrar::Registrar;
+use crate::crypto::KeysError;
 use crate::domain::{now_millis, AuditTrail, Customer, CustomerId, IdempotencyKey};
 use crate::log::{EventLogError, LogPosition, LogReadError, PublishedRecord};
 use crate::read_model::{CustomerRecord, ReadModelError};
@@ -62,6 +63,9 @@ pub enum ChangeError {
     /// Kafka did not confirm the event.
     #[error(transparent)]
     EventLog(#[from] EventLogError),
+    /// The event could not be sealed: no key could be had, or the customer was erased.
+    #[error(transparent)]
+    Keys(KeysError),
     /// The read model could not be consulted.
     #[error(transparent)]
     ReadModel(#[from] ReadModelError),
@@ -144,6 +148,15 @@ pub struct Condition {
     pub version: Option<u64>,
     /// The versions `If-Match` listed, when several (ascending); empty otherwise.
     pub listed: Vec<u64>,
+}
+
+impl From<KeysError> for ChangeError {
+    fn from(error: KeysError) -> Self {
+        match error {
+            KeysError::Write(error) => ChangeError::EventLog(error),
+            other => ChangeError::Keys(other),
+        }
+    }
 }
 
 impl Registrar {
@@ -234,7 +247,7 @@ impl Registrar {
             return Ok(None);
         };
         let records = self.records_of(request.id, last_use + 1).await?;
-        match keyed.key_use(&records) {
+        match keyed.key_use(&records, self.encryption.opener().as_ref()) {
             KeyUse::Unused => Ok(None),
             KeyUse::Reused => Err(ChangeError::KeyReused {
                 key: keyed.key.as_str().to_owned(),
@@ -257,7 +270,7 @@ impl Registrar {
         let records = self.records_of(id, 1).await?;
         records
             .first()
-            .and_then(|first| decide::fold(None, first))
+            .and_then(|first| decide::fold(None, first, self.encryption.opener().as_ref()))
             .ok_or(ChangeError::NotFound(id))
     }
 
@@ -315,7 +328,7 @@ impl Registrar {
                 });
             };
             let headers = keyed.as_ref().map_or_else(Vec::new, Keyed::headers);
-            let record = self.event_log.append_with(&event, headers).await?;
+            let record = self.append(&event, headers).await?;
             let wanted = LogPosition::default().including(record);
             let reached = self
                 .progress

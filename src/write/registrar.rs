@@ -30,11 +30,12 @@
 //! is in `changes.rs`.)
 
 use super::decide::{self, CreateIds, Refusal, Verdict};
+use crate::crypto::{Encryption, KeysError};
 use crate::domain::{
     now_millis, AccountId, AuditTrail, Customer, CustomerCreated, CustomerDetails, CustomerId,
     IdempotencyKey, RegistryEvent,
 };
-use crate::log::{EventLog, EventLogError, HistoryReader, LogPosition};
+use crate::log::{EventLog, EventLogError, HistoryReader, LogPosition, RecordPosition};
 use crate::projection::ProjectionProgress;
 use crate::read_model::{CustomerRecord, ReadModel, ReadModelError};
 use std::sync::Arc;
@@ -56,6 +57,9 @@ pub enum CreateError {
     /// Kafka did not confirm the event.
     #[error(transparent)]
     EventLog(#[from] EventLogError),
+    /// The event could not be sealed: no key could be had, or the customer was erased.
+    #[error(transparent)]
+    Keys(KeysError),
     /// The idempotency key already created a customer with other details.
     #[error("Idempotency-Key {key:?} already created customer {customer_id} with other details")]
     KeyReused {
@@ -131,17 +135,30 @@ pub struct Registrar {
     /// Reads back the records of a customer that a change's idempotency key may have written.
     pub(super) history: Arc<HistoryReader>,
     pub(super) key_locks: Vec<Mutex<()>>,
+    /// Seals events (or not) before they are appended.
+    pub(super) encryption: Encryption,
+}
+
+impl From<KeysError> for CreateError {
+    fn from(error: KeysError) -> Self {
+        match error {
+            KeysError::Write(error) => CreateError::EventLog(error),
+            other => CreateError::Keys(other),
+        }
+    }
 }
 
 impl Registrar {
-    /// A registrar appending to `event_log` and waiting up to `projection_wait` for its events to
-    /// reach `read_model`; `history` reads records back for idempotent changes.
+    /// A registrar appending to `event_log` (sealing events as `encryption` says) and waiting up
+    /// to `projection_wait` for its events to reach `read_model`; `history` reads records back
+    /// for idempotent changes.
     pub fn new(
         event_log: Arc<EventLog>,
         read_model: ReadModel,
         progress: ProjectionProgress,
         projection_wait: Duration,
         history: Arc<HistoryReader>,
+        encryption: Encryption,
     ) -> Self {
         Self {
             event_log,
@@ -150,7 +167,32 @@ impl Registrar {
             projection_wait,
             history,
             key_locks: (0..KEY_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            encryption,
         }
+    }
+
+    /// Encodes `event` (sealed when encryption is on, its customer's key made first when it has
+    /// none) and appends it with `headers`.
+    ///
+    /// # Errors
+    /// [`KeysError`] when the event cannot be sealed (a key that cannot be written is
+    /// [`KeysError::Write`]), and the log's errors, as [`KeysError::Write`] too.
+    pub(super) async fn append(
+        &self,
+        event: &RegistryEvent,
+        headers: Vec<(&'static str, String)>,
+    ) -> Result<RecordPosition, KeysError> {
+        // A cluster that cannot take the event is told at once, before a key is minted for it;
+        // a key the cluster did not confirm is told the same way when the cluster says why.
+        self.event_log.writable(event.customer_id())?;
+        let payload = match self.encryption.encode(event).await {
+            Err(KeysError::Write(error)) => {
+                self.event_log.writable(event.customer_id())?;
+                return Err(KeysError::Write(error));
+            }
+            encoded => encoded?,
+        };
+        Ok(self.event_log.append(event, &payload, headers).await?)
     }
 
     /// Records handed to the producer and not yet confirmed by Kafka.
@@ -248,8 +290,7 @@ impl Registrar {
         }
         let created = decide::created_event(ids, details.clone(), now_millis(), audit);
         let appended = self
-            .event_log
-            .append(&RegistryEvent::CustomerCreated(created))
+            .append(&RegistryEvent::CustomerCreated(created), Vec::new())
             .await?;
         let wanted = LogPosition::default().including(appended);
         if !self
@@ -409,8 +450,7 @@ impl Registrar {
     ) -> Result<Registered, CreateError> {
         let customer = created.customer.clone();
         let record = self
-            .event_log
-            .append(&RegistryEvent::CustomerCreated(created))
+            .append(&RegistryEvent::CustomerCreated(created), Vec::new())
             .await?;
         let wanted = LogPosition::default().including(record);
         let projected = self

@@ -373,6 +373,7 @@ async fn tail_prints_the_events_created_after_it_started() {
 
     let err_path = dir.path().join("tail.err");
     let mut tail = Command::new(env!("CARGO_BIN_EXE_customer-registry"))
+        .env("REGISTRY_KEK_FILE", crate::common::kek_file())
         .args([
             "events",
             "tail",

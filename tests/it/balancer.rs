@@ -41,6 +41,7 @@ impl Cluster {
             .env("REGISTRY_KAFKA_BOOTSTRAP", bootstrap)
             .env("REGISTRY_TOPIC", topic)
             .env("REGISTRY_NO_AUTH", "1")
+            .env("REGISTRY_KEK_FILE", crate::common::kek_file())
             .env_remove("REGISTRY_API_KEYS")
             .env("CLUSTER_REPLICA_BASE_PORT", "0")
             .output()

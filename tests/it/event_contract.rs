@@ -1,7 +1,7 @@
 //! The events the service publishes follow the public contract in `events/`.
 
 use crate::common;
-use crate::common::contract::{assert_valid, load, schema};
+use crate::common::contract::{assert_valid, load, schema, schema_file};
 use crate::common::{create_all, kafka_bootstrap, read_topic, unique_topic, Registry};
 use serde_json::{json, Value};
 
@@ -19,6 +19,70 @@ fn the_published_examples_validate() {
             format!("customer{kind}")
         );
     }
+}
+
+#[test]
+fn the_sealed_examples_validate_and_open_with_the_example_kek_to_the_v1_examples_content() {
+    use customer_registry::crypto::data_key::Keyring;
+    use customer_registry::crypto::key_record::KeyRecord;
+    use customer_registry::crypto::key_store::KeyStore;
+    use customer_registry::domain::RegistryEvent;
+    use std::os::unix::fs::PermissionsExt;
+
+    // The example KEK file, private as the registry insists.
+    let dir = tempfile::tempdir().unwrap();
+    let kek_file = dir.path().join("example-kek.jsonl");
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events/examples/example-kek.jsonl"),
+        &kek_file,
+    )
+    .unwrap();
+    std::fs::set_permissions(&kek_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let store = KeyStore::new(Keyring::load(&kek_file).unwrap());
+    let key_record = load("events/examples/data-key-record.v1.json");
+    assert_valid(&schema_file("data-key-record.v1"), &key_record);
+    let kafka_key = format!(
+        "{}/{}",
+        key_record["customerId"].as_str().unwrap(),
+        key_record["keyId"].as_str().unwrap()
+    );
+    store.apply(
+        KeyRecord::decode(
+            kafka_key.as_bytes(),
+            Some(key_record.to_string().as_bytes()),
+        )
+        .unwrap(),
+    );
+    assert_valid(
+        &schema_file("keys-erased-record.v1"),
+        &load("events/examples/keys-erased-record.v1.json"),
+    );
+
+    let open = |kind: &str| {
+        let example = load(&format!("events/examples/customer-{kind}.v2.json"));
+        assert_valid(&schema_file(&format!("customer-{kind}.v2")), &example);
+        RegistryEvent::decode_with(example.to_string().as_bytes(), &store)
+            .unwrap_or_else(|error| panic!("the {kind} v2 example: {error}"))
+    };
+    let plain = |kind: &str| {
+        RegistryEvent::decode(
+            load(&format!("events/examples/customer-{kind}.v1.json"))
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap()
+    };
+    // Made by the Python consumer's script from the spec alone: the Rust reader opens them to
+    // what the v1 examples carry.
+    assert_eq!(open("created"), plain("created"));
+    let (RegistryEvent::CustomerUpdated(sealed), RegistryEvent::CustomerUpdated(clear)) =
+        (open("updated"), plain("updated"))
+    else {
+        panic!("updates decode as updates")
+    };
+    assert_eq!(sealed.changes, clear.changes);
+    assert_eq!(sealed.event_id, clear.event_id);
+    assert_eq!(open("deleted").event_id(), plain("deleted").event_id());
 }
 
 #[test]
@@ -59,7 +123,7 @@ fn the_schema_rejects_what_the_contract_forbids() {
         .unwrap()
         .remove("accountId");
     let mut newer = example.clone();
-    newer["schemaVersion"] = json!(2);
+    newer["schemaVersion"] = json!(3);
     let mut null_field = example.clone();
     null_field["data"]["city"] = Value::Null;
     let mut bad_code = example;
@@ -86,9 +150,23 @@ async fn every_event_the_service_writes_validates_against_the_schema() {
     let created = create_all(&registry, &bodies).await;
 
     let validator = schema("created");
+    let sealed = schema_file("customer-created.v2");
     let records = read_topic(&bootstrap, &topic);
     assert_eq!(records.len(), bodies.len());
     for record in &records {
+        // As published: v2, nothing personal in plain text; opened: what v1 carried.
+        assert_valid(&sealed, &record.published);
+        let published = record.published.to_string();
+        for personal in [
+            "Zoë",
+            "Ødegård",
+            "zoe@example.no",
+            "22 33 44 55",
+            "Karl Johans",
+            "Oslo",
+        ] {
+            assert!(!published.contains(personal), "{personal} in {published}");
+        }
         assert_valid(&validator, &record.value);
         let customer = &record.value["data"];
         assert_eq!(
@@ -129,7 +207,7 @@ async fn every_event_the_service_writes_validates_against_the_schema() {
             "v1.3: every create carries its code"
         );
         assert_eq!(header("event-type"), Some("CustomerCreated"));
-        assert_eq!(header("schema-version"), Some("1"));
+        assert_eq!(header("schema-version"), Some("2"));
         assert_eq!(header("content-type"), Some("application/json"));
     }
 }

@@ -39,7 +39,7 @@ fn kek_add_appends_a_kek_to_a_private_file_and_prints_only_its_id() {
     assert_eq!(ids, [first_id, second_id]);
 
     // A file others may read is refused, saying why and what to do.
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
     let refused = kek_add(&["--file", file.to_str().unwrap()], &[]);
     assert_eq!(refused.status.code(), Some(2));
     let stderr = String::from_utf8(refused.stderr).unwrap();

@@ -239,7 +239,7 @@ async fn an_update_changes_what_find_sees_and_a_delete_leaves_only_the_history()
         };
         assert_eq!(header("ce_specversion"), "1.0");
         assert_eq!(header("ce_id"), record.value["eventId"]);
-        assert_eq!(header("ce_type"), format!("customer-registry.{kind}.v1"));
+        assert_eq!(header("ce_type"), format!("customer-registry.{kind}.v2"));
         assert_eq!(header("ce_source"), format!("/customer-registry/{topic}"));
         assert_eq!(header("ce_time"), record.value["occurredAt"]);
         assert_eq!(header("ce_subject"), record.key);

@@ -15,6 +15,7 @@ mod cluster_faults;
 mod cluster_topic;
 mod crash_recovery;
 mod customer_code;
+mod encryption;
 mod event_contract;
 mod failpoints;
 mod fault_campaign;

@@ -21,7 +21,7 @@ async fn poison_records_are_listed_as_rejected_and_the_projector_goes_on() {
                          "schemaVersion": 1, "occurredAt": "2026-01-01T00:00:00.000Z", "data": {}});
     let unknown = produce_raw(&bootstrap, &topic, 0, "y", unknown.to_string().as_bytes()).await;
     let newer = json!({"eventId": "0199a000-0000-7000-8000-000000000002", "eventType": "CustomerCreated",
-                       "schemaVersion": 2, "occurredAt": "2026-01-01T00:00:00.000Z", "data": {}});
+                       "schemaVersion": 3, "occurredAt": "2026-01-01T00:00:00.000Z", "data": {}});
     let newer = produce_raw(&bootstrap, &topic, 0, "z", newer.to_string().as_bytes()).await;
     let invalid = json!({"eventId": "0199a000-0000-7000-8000-000000000003", "eventType": "CustomerCreated",
                          "schemaVersion": 1, "occurredAt": "2026-01-01T00:00:00.000Z",
@@ -104,6 +104,7 @@ async fn poison_records_are_listed_as_rejected_and_the_projector_goes_on() {
 
     // An audit replays the same records to the same verdicts, and says so.
     let audit = std::process::Command::new(env!("CARGO_BIN_EXE_customer-registry"))
+        .env("REGISTRY_KEK_FILE", crate::common::kek_file())
         .args([
             "audit",
             "--json",

@@ -260,5 +260,9 @@ fn meaning(kind: RejectionKind) -> &'static str {
             "an update or delete of a customer the log never created or had deleted (its \
              request was answered 404)"
         }
+        RejectionKind::Unreadable => {
+            "a sealed event (schemaVersion 2) whose personal fields do not open: its data key is \
+             not in the keys topic, does not unwrap with the KEK file, or the bytes were altered"
+        }
     }
 }

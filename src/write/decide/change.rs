@@ -5,7 +5,7 @@
 //! say of the key (unused, this request's first answer, or another request's).
 
 use crate::domain::{
-    AuditTrail, Customer, CustomerDeleted, CustomerPatch, CustomerUpdated, IdempotencyKey,
+    AuditTrail, Customer, CustomerDeleted, CustomerPatch, CustomerUpdated, IdempotencyKey, Opener,
     RegistryEvent, EVENT_ID_NAMESPACE,
 };
 use crate::log::PublishedRecord;
@@ -264,10 +264,10 @@ impl Keyed<'_> {
     /// first record with the key is this request's when it carries the same digest, and
     /// answers the customer as the records up to it left it; another digest makes this request
     /// a reuse of the key.
-    pub fn key_use(&self, records: &[PublishedRecord]) -> KeyUse {
+    pub fn key_use(&self, records: &[PublishedRecord], opener: &dyn Opener) -> KeyUse {
         let mut folded: Option<Customer> = None;
         for record in records {
-            folded = fold(folded, record);
+            folded = fold(folded, record, opener);
             if record.headers.get(KEY_HEADER).map(String::as_str) != Some(self.key.as_str()) {
                 continue;
             }
@@ -282,12 +282,16 @@ impl Keyed<'_> {
 
 /// The customer as `record` leaves `customer` (a record of its history, read back: applied, or a
 /// duplicate of one applied, which changes nothing: neither does a record that is not the next
-/// version's, nor one this build cannot read).
-pub fn fold(customer: Option<Customer>, record: &PublishedRecord) -> Option<Customer> {
+/// version's, nor one this build cannot read). `opener` opens sealed events.
+pub fn fold(
+    customer: Option<Customer>,
+    record: &PublishedRecord,
+    opener: &dyn Opener,
+) -> Option<Customer> {
     let Ok(bytes) = serde_json::to_vec(&record.event) else {
         return customer;
     };
-    let Ok(event) = RegistryEvent::decode(&bytes) else {
+    let Ok(event) = RegistryEvent::decode_with(&bytes, opener) else {
         return customer;
     };
     match (customer, event) {
@@ -310,7 +314,7 @@ pub fn fold(customer: Option<Customer>, record: &PublishedRecord) -> Option<Cust
 mod tests {
     use super::*;
     use crate::domain::{
-        now_millis, AccountId, CustomerCreated, CustomerDetails, CustomerPatch, FieldValue,
+        now_millis, AccountId, CustomerCreated, CustomerDetails, CustomerPatch, FieldValue, NoKeys,
         TextField,
     };
     use crate::read_model::{History, HistoryEntry, LogPlace};
@@ -593,7 +597,7 @@ mod tests {
             published(&later, 2, &[]),
         ];
         assert_eq!(
-            keyed.key_use(&records),
+            keyed.key_use(&records, &NoKeys),
             KeyUse::Replay(Some(Box::new(after)))
         );
     }
@@ -606,7 +610,7 @@ mod tests {
         let (delete, gone) = changed(&created, &ChangeKind::Delete, keyed.event_id(&created, 2));
         let records = [create, published(&delete, 1, &keyed.headers())];
         assert_eq!(
-            keyed.key_use(&records),
+            keyed.key_use(&records, &NoKeys),
             KeyUse::Replay(Some(Box::new(gone)))
         );
     }
@@ -628,7 +632,7 @@ mod tests {
             published(&theirs, 1, &another.headers()),
             published(&mine, 2, &keyed.headers()),
         ];
-        assert_eq!(keyed.key_use(&records), KeyUse::Reused);
+        assert_eq!(keyed.key_use(&records, &NoKeys), KeyUse::Reused);
     }
 
     #[test]
@@ -639,19 +643,19 @@ mod tests {
         let (created, create) = first_version();
         let (update, _) = changed(&created, &rename_to("Other"), other.event_id(&created, 2));
         let records = [create, published(&update, 1, &other.headers())];
-        assert_eq!(keyed.key_use(&records), KeyUse::Unused);
+        assert_eq!(keyed.key_use(&records, &NoKeys), KeyUse::Unused);
     }
 
     #[test]
     fn given_a_racing_duplicate_or_an_unreadable_record_read_back_then_it_changes_nothing() {
         let (created, create) = first_version();
         let (update, after) = changed(&created, &rename_to("After"), Uuid::now_v7());
-        let mut folded = fold(None, &create);
+        let mut folded = fold(None, &create, &NoKeys);
         assert_eq!(folded.as_ref(), Some(&created));
-        folded = fold(folded, &published(&update, 1, &[]));
-        folded = fold(folded, &published(&update, 2, &[]));
+        folded = fold(folded, &published(&update, 1, &[]), &NoKeys);
+        folded = fold(folded, &published(&update, 2, &[]), &NoKeys);
         let mut garbage = published(&update, 3, &[]);
         garbage.event = serde_json::Value::String("not an event".to_owned());
-        assert_eq!(fold(folded, &garbage), Some(after));
+        assert_eq!(fold(folded, &garbage, &NoKeys), Some(after));
     }
 }

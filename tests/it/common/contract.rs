@@ -11,12 +11,17 @@ pub fn load(path: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
 }
 
-/// The published schema of `CustomerCreated`, `CustomerUpdated` or `CustomerDeleted` (by the
+/// The published v1 schema of `CustomerCreated`, `CustomerUpdated` or `CustomerDeleted` (by the
 /// word after `Customer`, lower case), with its formats checked.
 pub fn schema(kind: &str) -> jsonschema::Validator {
+    schema_file(&format!("customer-{kind}.v1"))
+}
+
+/// The published schema `events/<name>.schema.json`, with its formats checked.
+pub fn schema_file(name: &str) -> jsonschema::Validator {
     jsonschema::options()
         .should_validate_formats(true)
-        .build(&load(&format!("events/customer-{kind}.v1.schema.json")))
+        .build(&load(&format!("events/{name}.schema.json")))
         .expect("the published schema is a valid JSON Schema")
 }
 

@@ -364,6 +364,19 @@ fn spawn(
     } else {
         &[("REGISTRY_NO_AUTH", "1")]
     };
+    // Every registry of the run seals its events under one KEK file (as every replica of a
+    // deployment shares one), unless the test chooses.
+    let chooses_encryption = extra
+        .iter()
+        .any(|flag| flag.starts_with("--kek-file") || flag.starts_with("--no-encryption"))
+        || env
+            .iter()
+            .any(|(name, _)| *name == "REGISTRY_KEK_FILE" || *name == "REGISTRY_NO_ENCRYPTION");
+    let kek: Vec<(&str, &Path)> = if chooses_encryption {
+        Vec::new()
+    } else {
+        vec![("REGISTRY_KEK_FILE", kek_file())]
+    };
     Command::new(env!("CARGO_BIN_EXE_customer-registry"))
         .arg("serve")
         .args([
@@ -380,7 +393,10 @@ fn spawn(
         .env("RUST_LOG", "info")
         .env_remove("REGISTRY_API_KEYS")
         .env_remove("REGISTRY_NO_AUTH")
+        .env_remove("REGISTRY_KEK_FILE")
+        .env_remove("REGISTRY_NO_ENCRYPTION")
         .envs(no_auth.iter().copied())
+        .envs(kek)
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("duplicating the log handle"))
@@ -398,8 +414,11 @@ pub struct Record {
     pub offset: i64,
     /// The record key, as text.
     pub key: String,
-    /// The value, parsed as JSON.
+    /// The value as a version 1 reader would see it: a sealed (version 2) event opened with the
+    /// run's KEK file and written in version 1's form; anything else as published.
     pub value: Value,
+    /// The value as published, parsed as JSON.
+    pub published: Value,
     /// Header name → value, as text.
     pub headers: Vec<(String, String)>,
 }
@@ -460,16 +479,67 @@ pub fn read_topic(bootstrap: &str, topic: &str) -> Vec<Record> {
                     .collect()
             })
             .unwrap_or_default();
+        let published: Value = serde_json::from_slice(message.payload().unwrap_or_default())
+            .expect("a record value that is JSON");
         records.push(Record {
             partition: message.partition(),
             offset: message.offset(),
             key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
-            value: serde_json::from_slice(message.payload().unwrap_or_default())
-                .expect("a record value that is JSON"),
+            value: published.clone(),
+            published,
             headers,
         });
     }
+    open_sealed(bootstrap, topic, &mut records);
     records
+}
+
+/// Gives each sealed record of `topic` its opened value (see [`Record::value`]), with the keys
+/// of the topic's keys topic and the run's KEK file.
+fn open_sealed(bootstrap: &str, topic: &str, records: &mut [Record]) {
+    use customer_registry::domain::{RegistryEvent, SEALED_SCHEMA_VERSION};
+    let sealed = |record: &Record| record.published["schemaVersion"] == SEALED_SCHEMA_VERSION;
+    let Some(first) = records.iter().find(|record| sealed(record)) else {
+        return;
+    };
+    let partitioning = first
+        .headers
+        .iter()
+        .find(|(name, _)| name == "partitioning")
+        .and_then(|(_, value)| customer_registry::log::Partitioning::parse(value).ok())
+        .expect("a sealed record names its partitioning");
+    let settings = customer_registry::log::EventLogSettings {
+        kafka_bootstrap: bootstrap.to_owned(),
+        topic: topic.to_owned(),
+        topic_partitions: partitioning.count(),
+        topic_replication: None,
+    };
+    let keyring =
+        customer_registry::crypto::data_key::Keyring::load(kek_file()).expect("the run's KEK file");
+    let keys = customer_registry::crypto::Keys::start(&settings, partitioning, keyring)
+        .expect("reading the keys topic");
+    for record in records.iter_mut().filter(|record| sealed(record)) {
+        let bytes = serde_json::to_vec(&record.published).expect("JSON serialises");
+        if let Ok(event) = RegistryEvent::decode_with(&bytes, keys.as_ref()) {
+            record.value = serde_json::from_slice(&event.encode()).expect("an event is JSON");
+        }
+    }
+    keys.stop();
+}
+
+/// The names of the cluster's topics.
+pub fn topic_names(bootstrap: &str) -> Vec<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("creating a metadata client");
+    consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("fetching metadata")
+        .topics()
+        .iter()
+        .map(|topic| topic.name().to_owned())
+        .collect()
 }
 
 /// An HTTP client for the tests.
@@ -719,10 +789,32 @@ pub fn as_created(customer: &Value) -> Value {
     created
 }
 
+/// The KEK file every registry and tool of this test run shares: made once, by `customer-registry
+/// kek add`, in a directory of the run's own.
+pub fn kek_file() -> &'static Path {
+    static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!(
+            "customer-registry-tests-{}",
+            uuid::Uuid::now_v7().simple()
+        ));
+        fs::create_dir_all(&dir).expect("creating the KEK file's directory");
+        let file = dir.join("keks.jsonl");
+        let made = Command::new(env!("CARGO_BIN_EXE_customer-registry"))
+            .args(["kek", "add", "--file"])
+            .arg(&file)
+            .output()
+            .expect("running customer-registry kek add");
+        assert!(made.status.success(), "kek add failed: {made:?}");
+        file
+    })
+}
+
 /// Runs a `customer-registry` tool (`rebuild`, `audit`, `export`, ...) on `data_dir` to
-/// completion, and returns its output.
+/// completion, with the run's KEK file, and returns its output.
 pub fn tool(args: &[&str], bootstrap: &str, topic: &str, data_dir: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_customer-registry"))
+        .env("REGISTRY_KEK_FILE", kek_file())
         .args(args)
         .args(["--kafka-bootstrap", bootstrap, "--topic", topic])
         .arg("--data-dir")

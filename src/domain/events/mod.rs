@@ -1,25 +1,29 @@
 //! The events of the public contract (`events/`): an envelope naming the type and schema version,
 //! around a type-specific `data` object. Consumers read `eventType` and `schemaVersion` first.
+//! Version 1 carries every field in plain text (`plain`); version 2 seals the personal ones under
+//! a data key of the customer's (`sealed`). Both are always read.
+
+mod envelope;
+mod plain;
+mod sealed;
+
+pub use plain::PLAIN_SCHEMA_VERSION;
+pub use sealed::{
+    context as sealing_context, open_published, NoKeys, OpenError, Opener, SealedPersonal,
+    SEALED_SCHEMA_VERSION,
+};
 
 use super::customer::Customer;
-use super::customer_json::{rfc3339_millis, AsCreated};
 use super::ids::{AccountId, CustomerId};
-use super::patch::{normalised, FieldChange};
-use super::text_field::TextField;
+use super::patch::FieldChange;
 use chrono::{DateTime, Utc};
-use serde::de::Error as _;
-use serde::{Deserialize, Serialize, Serializer};
+use envelope::{Envelope, CUSTOMER_CREATED, CUSTOMER_DELETED, CUSTOMER_UPDATED};
+use sealed::SealedDecodeError;
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
-/// The schema version this build writes and the newest it reads, for every event type.
-pub const SCHEMA_VERSION: u32 = 1;
-
-/// `eventType` of [`CustomerCreated`].
-const CUSTOMER_CREATED: &str = "CustomerCreated";
-/// `eventType` of [`CustomerUpdated`].
-const CUSTOMER_UPDATED: &str = "CustomerUpdated";
-/// `eventType` of [`CustomerDeleted`].
-const CUSTOMER_DELETED: &str = "CustomerDeleted";
+/// The newest schema version this build reads, for every event type.
+pub const SCHEMA_VERSION: u32 = SEALED_SCHEMA_VERSION;
 
 /// Every event the registry writes to its topic. (A create is the largest by far; an event lives
 /// from one record's decode to its apply, so boxing it would cost an allocation per create and
@@ -153,6 +157,9 @@ pub enum EventDecodeError {
     /// An `eventType` this build does not know.
     #[error("unknown event type {0:?}")]
     UnknownType(String),
+    /// A sealed event whose personal fields did not open.
+    #[error("{0}")]
+    Sealed(#[from] OpenError),
     /// A `schemaVersion` newer than this build reads.
     #[error("{event_type} schema version {version} is newer than the supported {SCHEMA_VERSION}")]
     UnsupportedVersion {
@@ -161,94 +168,6 @@ pub enum EventDecodeError {
         /// The version it declared.
         version: u32,
     },
-}
-
-/// The wire form of every event.
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Envelope<T> {
-    event_id: Uuid,
-    event_type: String,
-    schema_version: u32,
-    #[serde(with = "rfc3339_millis")]
-    occurred_at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    request_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    actor: Option<String>,
-    data: T,
-}
-
-/// `data` of `CustomerUpdated` and `CustomerDeleted` (the latter without `changes`).
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ChangeData {
-    id: CustomerId,
-    account_id: AccountId,
-    version: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    changes: Option<Changes>,
-}
-
-/// The changed fields as a JSON object, a merge patch of the customer: each field's new value,
-/// or null when it was cleared.
-struct Changes(Vec<FieldChange>);
-
-impl Serialize for Changes {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for change in &self.0 {
-            map.serialize_entry(change.field.name(), &change.value)?;
-        }
-        map.end()
-    }
-}
-
-impl<'de> Deserialize<'de> for Changes {
-    /// Only the customer's text fields, each once, each value in the form the field's rule
-    /// stores (anything else would be stored differently from the event that carried it).
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw: Vec<(String, Option<String>)> =
-            serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?
-                .into_iter()
-                .map(|(name, value)| match value {
-                    serde_json::Value::Null => Ok((name, None)),
-                    serde_json::Value::String(text) => Ok((name, Some(text))),
-                    other => Err(D::Error::custom(format!(
-                        "changes.{name} must be a string or null, not {other}"
-                    ))),
-                })
-                .collect::<Result<_, _>>()?;
-        let mut changes = Vec::with_capacity(raw.len());
-        for (name, value) in raw {
-            let field = TextField::from_name(&name).ok_or_else(|| {
-                D::Error::custom(format!("changes.{name} is not a customer field"))
-            })?;
-            if let Some(text) = &value {
-                match normalised(field, text) {
-                    Ok(stored) if &stored == text => {}
-                    Ok(_) => {
-                        return Err(D::Error::custom(format!(
-                            "changes.{name} is not in the form the field's rule stores"
-                        )))
-                    }
-                    Err(violation) => {
-                        return Err(D::Error::custom(format!(
-                            "changes.{name} {}",
-                            violation.message
-                        )))
-                    }
-                }
-            }
-            changes.push(FieldChange { field, value });
-        }
-        if changes.is_empty() {
-            return Err(D::Error::custom("changes must name at least one field"));
-        }
-        changes.sort_by_key(|change| TextField::ALL.iter().position(|f| *f == change.field));
-        Ok(Changes(changes))
-    }
 }
 
 impl RegistryEvent {
@@ -297,153 +216,86 @@ impl RegistryEvent {
         }
     }
 
-    fn audit(&self) -> &AuditTrail {
+    /// Who caused the event.
+    pub fn audit(&self) -> &AuditTrail {
         match self {
             RegistryEvent::CustomerCreated(created) => &created.audit,
             RegistryEvent::CustomerUpdated(updated) => &updated.audit,
             RegistryEvent::CustomerDeleted(deleted) => &deleted.audit,
         }
     }
-
-    /// The event's JSON bytes, as published.
+    /// The event's JSON bytes in plain text (schema version 1).
     pub fn encode(&self) -> Vec<u8> {
-        match self {
-            RegistryEvent::CustomerCreated(created) => {
-                self.encode_with(AsCreated(&created.customer))
-            }
-            RegistryEvent::CustomerUpdated(updated) => self.encode_with(ChangeData {
-                id: updated.customer_id,
-                account_id: updated.account_id,
-                version: updated.version,
-                changes: Some(Changes(updated.changes.clone())),
-            }),
-            RegistryEvent::CustomerDeleted(deleted) => self.encode_with(ChangeData {
-                id: deleted.customer_id,
-                account_id: deleted.account_id,
-                version: deleted.version,
-                changes: None,
-            }),
-        }
+        plain::encode(self)
     }
 
-    fn encode_with<T: Serialize>(&self, data: T) -> Vec<u8> {
-        let audit = self.audit();
-        let envelope = Envelope {
-            event_id: self.event_id(),
-            event_type: self.event_type().to_owned(),
-            schema_version: SCHEMA_VERSION,
-            occurred_at: self.occurred_at(),
-            request_id: audit.request_id.clone(),
-            actor: audit.actor.clone(),
-            data,
-        };
-        serde_json::to_vec(&envelope).expect("an envelope of plain data always serialises")
+    /// The event's JSON bytes with its personal fields sealed (schema version 2) by `seal`,
+    /// which is given the plaintext and the associated data ([`sealing_context`]), and is not
+    /// called for an event that carries nothing personal.
+    ///
+    /// # Errors
+    /// What `seal` fails with.
+    pub fn encode_sealed<E>(
+        &self,
+        seal: impl FnOnce(&[u8], &[u8]) -> Result<SealedPersonal, E>,
+    ) -> Result<Vec<u8>, E> {
+        sealed::encode(self, seal)
     }
 
-    /// Reads an event from the bytes of a Kafka record.
+    /// Reads an event from the bytes of a Kafka record, holding no keys: a sealed event that
+    /// carries personal fields is [`EventDecodeError::Sealed`].
     ///
     /// # Errors
     /// [`EventDecodeError`] when the bytes are not an event of a type and version this build reads.
     pub fn decode(bytes: &[u8]) -> Result<RegistryEvent, EventDecodeError> {
-        // The common case in one pass: a CustomerCreated this build reads.
+        Self::decode_with(bytes, &NoKeys)
+    }
+
+    /// Reads an event from the bytes of a Kafka record, `opener` opening sealed personal fields.
+    ///
+    /// # Errors
+    /// [`EventDecodeError`] when the bytes are not an event of a type and version this build
+    /// reads, or its personal fields do not open.
+    pub fn decode_with(
+        bytes: &[u8],
+        opener: &dyn Opener,
+    ) -> Result<RegistryEvent, EventDecodeError> {
+        // The common case of a plain log in one pass: a version 1 CustomerCreated.
         if let Ok(envelope) = serde_json::from_slice::<Envelope<Customer>>(bytes) {
-            if envelope.event_type == CUSTOMER_CREATED && envelope.schema_version <= SCHEMA_VERSION
+            if envelope.event_type == CUSTOMER_CREATED
+                && envelope.schema_version == PLAIN_SCHEMA_VERSION
             {
-                return Ok(created(envelope));
+                return Ok(envelope::created(envelope));
             }
         }
         // Anything else is told apart by its type and version first, its payload read only
         // when they are ones this build reads (then to say what in it is malformed).
-        let envelope: Envelope<Box<serde_json::value::RawValue>> = serde_json::from_slice(bytes)?;
+        let envelope: Envelope<Box<RawValue>> = serde_json::from_slice(bytes)?;
         if ![CUSTOMER_CREATED, CUSTOMER_UPDATED, CUSTOMER_DELETED]
             .contains(&envelope.event_type.as_str())
         {
             return Err(EventDecodeError::UnknownType(envelope.event_type));
         }
-        if envelope.schema_version > SCHEMA_VERSION {
-            return Err(EventDecodeError::UnsupportedVersion {
-                event_type: envelope.event_type,
-                version: envelope.schema_version,
-            });
-        }
-        let data = envelope.data.get();
-        let audit = AuditTrail {
-            request_id: envelope.request_id,
-            actor: envelope.actor,
-        };
-        let (event_id, occurred_at) = (envelope.event_id, envelope.occurred_at);
-        match envelope.event_type.as_str() {
-            CUSTOMER_CREATED => Ok(created(Envelope {
-                event_id,
-                event_type: envelope.event_type,
-                schema_version: envelope.schema_version,
-                occurred_at,
-                request_id: audit.request_id,
-                actor: audit.actor,
-                data: serde_json::from_str::<Customer>(data)?,
-            })),
-            kind => {
-                let change: ChangeData = serde_json::from_str(data)?;
-                if change.version < 2 {
-                    return Err(serde_json::Error::custom(
-                        "data.version must be 2 or more (version 1 is the create)",
-                    )
-                    .into());
-                }
-                let updating = kind == CUSTOMER_UPDATED;
-                match (updating, change.changes) {
-                    (true, Some(Changes(changes))) => {
-                        Ok(RegistryEvent::CustomerUpdated(CustomerUpdated {
-                            event_id,
-                            occurred_at,
-                            audit,
-                            customer_id: change.id,
-                            account_id: change.account_id,
-                            version: change.version,
-                            changes,
-                        }))
-                    }
-                    (false, None) => Ok(RegistryEvent::CustomerDeleted(CustomerDeleted {
-                        event_id,
-                        occurred_at,
-                        audit,
-                        customer_id: change.id,
-                        account_id: change.account_id,
-                        version: change.version,
-                    })),
-                    (true, None) => {
-                        Err(serde_json::Error::custom("CustomerUpdated needs data.changes").into())
-                    }
-                    (false, Some(_)) => {
-                        Err(serde_json::Error::custom("CustomerDeleted has no data.changes").into())
-                    }
-                }
+        match envelope.schema_version {
+            SEALED_SCHEMA_VERSION => {
+                sealed::decode(envelope, opener).map_err(|error| match error {
+                    SealedDecodeError::Malformed(error) => EventDecodeError::Malformed(error),
+                    SealedDecodeError::Shut(error) => EventDecodeError::Sealed(error),
+                })
             }
+            version if version > SCHEMA_VERSION => Err(EventDecodeError::UnsupportedVersion {
+                event_type: envelope.event_type,
+                version,
+            }),
+            _ => Ok(plain::decode(envelope)?),
         }
     }
-}
-
-/// The `CustomerCreated` an envelope holds: a created customer is at version 1, updated when
-/// created, whatever else the data says.
-fn created(envelope: Envelope<Customer>) -> RegistryEvent {
-    let mut customer = envelope.data;
-    customer.version = 1;
-    customer.updated_at = customer.created_at;
-    RegistryEvent::CustomerCreated(CustomerCreated {
-        event_id: envelope.event_id,
-        occurred_at: envelope.occurred_at,
-        audit: AuditTrail {
-            request_id: envelope.request_id,
-            actor: envelope.actor,
-        },
-        customer,
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::CustomerDetails;
+    use crate::domain::{CustomerDetails, TextField};
 
     fn created() -> RegistryEvent {
         let mut details = CustomerDetails::for_account(AccountId::parse(9).unwrap());
@@ -528,11 +380,11 @@ mod tests {
     #[test]
     fn unknown_types_newer_versions_and_garbage_are_told_apart() {
         let mut json: serde_json::Value = serde_json::from_slice(&created().encode()).unwrap();
-        json["schemaVersion"] = 2.into();
+        json["schemaVersion"] = 3.into();
         let newer = RegistryEvent::decode(json.to_string().as_bytes()).unwrap_err();
         assert!(matches!(
             newer,
-            EventDecodeError::UnsupportedVersion { version: 2, .. }
+            EventDecodeError::UnsupportedVersion { version: 3, .. }
         ));
         json["eventType"] = "CustomerMerged".into();
         let unknown = RegistryEvent::decode(json.to_string().as_bytes()).unwrap_err();
@@ -634,5 +486,122 @@ mod tests {
             RegistryEvent::decode(deleting.to_string().as_bytes()),
             Err(EventDecodeError::Malformed(_))
         ));
+    }
+
+    /// A stand-in for a data key (the domain seals nothing itself; `crypto` tests the AEAD):
+    /// each byte XORed with the key, the associated data appended and checked on opening.
+    struct OneKey(u8);
+
+    impl OneKey {
+        fn mint() -> Self {
+            Self(uuid::Uuid::now_v7().as_bytes()[15] | 1)
+        }
+
+        fn seal(&self, plaintext: &[u8], context: &[u8]) -> Vec<u8> {
+            let mut sealed: Vec<u8> = plaintext.iter().map(|byte| byte ^ self.0).collect();
+            sealed.extend(context.iter().map(|byte| byte ^ self.0));
+            sealed
+        }
+    }
+
+    impl Opener for OneKey {
+        fn open(
+            &self,
+            _: CustomerId,
+            personal: &SealedPersonal,
+            context: &[u8],
+        ) -> Result<zeroize::Zeroizing<Vec<u8>>, OpenError> {
+            let opened: Vec<u8> = personal.sealed.iter().map(|byte| byte ^ self.0).collect();
+            match opened.strip_suffix(context) {
+                Some(plaintext) => Ok(zeroize::Zeroizing::new(plaintext.to_vec())),
+                None => Err(OpenError::Inauthentic),
+            }
+        }
+    }
+
+    fn sealed(event: &RegistryEvent, key: &OneKey) -> Vec<u8> {
+        event
+            .encode_sealed(|plaintext, context| {
+                Ok::<_, ()>(SealedPersonal {
+                    key_id: "0123456789abcdef".into(),
+                    sealed: key.seal(plaintext, context),
+                })
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_sealed_event_shows_nothing_personal_and_opens_to_the_same_event() {
+        let key = OneKey::mint();
+        let delete = RegistryEvent::CustomerDeleted(CustomerDeleted {
+            event_id: Uuid::now_v7(),
+            occurred_at: created().occurred_at(),
+            audit: AuditTrail::default(),
+            customer_id: created().customer_id(),
+            account_id: AccountId::parse(9).unwrap(),
+            version: 3,
+        });
+        for event in [created(), updated(), delete] {
+            let bytes = sealed(&event, &key);
+            let text = String::from_utf8(bytes.clone()).unwrap();
+            for personal in ["Émile", "Zoë", "firstName", "lastName", "city"] {
+                assert!(!text.contains(personal), "{personal} in {text}");
+            }
+            let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(json["schemaVersion"], 2);
+            assert_eq!(RegistryEvent::decode_with(&bytes, &key).unwrap(), event);
+        }
+        // Without the key, or under another, nothing personal opens.
+        let bytes = sealed(&created(), &key);
+        assert!(matches!(
+            RegistryEvent::decode(&bytes),
+            Err(EventDecodeError::Sealed(OpenError::NoKeys))
+        ));
+        let other = OneKey(key.0 ^ 2);
+        assert!(matches!(
+            RegistryEvent::decode_with(&bytes, &other),
+            Err(EventDecodeError::Sealed(OpenError::Inauthentic))
+        ));
+    }
+
+    #[test]
+    fn a_sealed_part_moved_to_another_event_or_holding_more_than_personal_fields_is_refused() {
+        let key = OneKey::mint();
+        let first: serde_json::Value = serde_json::from_slice(&sealed(&updated(), &key)).unwrap();
+        let mut second: serde_json::Value =
+            serde_json::from_slice(&sealed(&updated(), &key)).unwrap();
+        second["data"]["personal"] = first["data"]["personal"].clone();
+        assert!(matches!(
+            RegistryEvent::decode_with(second.to_string().as_bytes(), &key),
+            Err(EventDecodeError::Sealed(OpenError::Inauthentic))
+        ));
+        // A create whose sealed part names an id is malformed: only personal fields are sealed.
+        let event = created();
+        let bytes = event
+            .encode_sealed(|_, context| {
+                Ok::<_, ()>(SealedPersonal {
+                    key_id: "0123456789abcdef".into(),
+                    sealed: key.seal(br#"{"id":"01936a4e-8b1c-7def-8a00-000000000001"}"#, context),
+                })
+            })
+            .unwrap();
+        assert!(matches!(
+            RegistryEvent::decode_with(&bytes, &key),
+            Err(EventDecodeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn a_published_sealed_event_opens_in_place_or_says_why_not() {
+        let key = OneKey::mint();
+        let bytes = sealed(&created(), &key);
+        let mut opened: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        open_published(&mut opened, &key);
+        assert_eq!(opened["data"]["firstName"], "Émile");
+        assert!(opened["data"].get("personal").is_none());
+        let mut shut: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        open_published(&mut shut, &NoKeys);
+        assert!(shut["data"]["personal"]["sealed"].is_string());
+        assert!(shut["data"]["personalUnreadable"].is_string());
     }
 }

@@ -1,0 +1,220 @@
+//! The keys of a running registry or tool: its [`KeyStore`] fed from the keys topic (read to
+//! its end before anything is projected, then followed on a thread of its own), new keys minted
+//! and acknowledged on the topic before they seal anything, and sealed events opened, catching
+//! up with the topic first when a key is not known yet.
+
+use super::data_key::{DataKey, Keyring};
+use super::key_record::{KeyId, KeyRecord};
+use super::key_store::KeyStore;
+use crate::domain::{CustomerId, OpenError, Opener, SealedPersonal};
+use crate::log::{
+    EventLogError, EventLogSettings, KeyLog, KeyTail, KeyTopicRecord, OutageLog, Partitioning,
+};
+use parking_lot::{Condvar, Mutex};
+use rdkafka::error::KafkaError;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+/// How long one catch-up with the keys topic may take.
+const CATCH_UP: Duration = Duration::from_secs(10);
+/// How long an open keeps trying while the keys topic cannot be read, before it gives up.
+const OPEN_PATIENCE: Duration = Duration::from_secs(300);
+
+/// Why the keys could not be loaded, or a key made.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    /// The keys topic could not be read.
+    #[error("reading the keys topic failed: {0}")]
+    Read(#[from] KafkaError),
+    /// A key could not be written to the keys topic.
+    #[error("the keys topic did not confirm a new data key: {0}")]
+    Write(#[from] EventLogError),
+    /// The customer's keys were erased: nothing personal may be written about it again.
+    #[error("the customer's personal data was erased")]
+    Erased,
+    /// A key could not be made or used.
+    #[error("{0}")]
+    Crypto(String),
+}
+
+/// The keys, as this process knows them.
+pub struct Keys {
+    store: KeyStore,
+    log: KeyLog,
+    /// How far the follower has read each partition of the keys topic (next offsets).
+    read: Mutex<BTreeMap<i32, i64>>,
+    advanced: Condvar,
+    stopped: AtomicBool,
+}
+
+impl Keys {
+    /// Reads the keys topic of `settings.topic` to its end, then follows it on a thread of its
+    /// own until [`Keys::stop`]. `partitioning` is the event topic's.
+    ///
+    /// # Errors
+    /// [`KeysError::Read`] when the topic cannot be read to its end.
+    pub fn start(
+        settings: &EventLogSettings,
+        partitioning: Partitioning,
+        keyring: Keyring,
+    ) -> Result<Arc<Self>, KeysError> {
+        let tail = KeyTail::open(settings, partitioning.count())?;
+        let ends = tail.ends()?;
+        let keys = Arc::new(Self {
+            store: KeyStore::new(keyring),
+            log: KeyLog::connect(settings, partitioning)?,
+            read: Mutex::new(BTreeMap::new()),
+            advanced: Condvar::new(),
+            stopped: AtomicBool::new(false),
+        });
+        let started = Instant::now();
+        while !keys.has_read(&ends) {
+            match tail.next(Duration::from_millis(500)) {
+                Some(Ok(record)) => keys.take(record),
+                Some(Err(error)) => return Err(error.into()),
+                None => {}
+            }
+        }
+        tracing::info!(
+            customers = keys.store.customers(),
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "keys topic read"
+        );
+        let following = Arc::clone(&keys);
+        std::thread::Builder::new()
+            .name("keys-follower".into())
+            .spawn(move || following.follow(&tail))
+            .expect("the keys follower starts");
+        Ok(keys)
+    }
+
+    /// Stops following the keys topic; opens waiting on it give up.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        self.advanced.notify_all();
+    }
+
+    /// `customer`'s newest data key, or a new one, written to the keys topic and acknowledged
+    /// before it is returned (so no acknowledged event is sealed under a key that could be lost).
+    ///
+    /// # Errors
+    /// [`KeysError::Erased`] for an erased customer, [`KeysError::Write`] when the keys topic
+    /// does not confirm the new key, [`KeysError::Crypto`] when no key can be made.
+    pub async fn key_for(&self, customer: CustomerId) -> Result<(KeyId, DataKey), KeysError> {
+        match self.store.newest(customer) {
+            Ok(Some(held)) => return Ok(held),
+            Ok(None) => {}
+            Err(OpenError::Erased) => return Err(KeysError::Erased),
+            Err(error) => return Err(KeysError::Crypto(error.to_string())),
+        }
+        let key = DataKey::mint().map_err(|error| KeysError::Crypto(error.to_string()))?;
+        let key_id = KeyId::random().map_err(KeysError::Crypto)?;
+        let record = KeyRecord::DataKey {
+            customer,
+            key_id,
+            wrapped: self.store.wrap(&key, customer).map_err(KeysError::Crypto)?,
+            minted_at: chrono::Utc::now(),
+        };
+        let value = record.value();
+        self.log
+            .append(customer, &record.kafka_key(), value.as_deref())
+            .await?;
+        // Known here at once; the follower reads it again, which changes nothing.
+        self.store.apply(record);
+        if self.store.is_erased(customer) {
+            return Err(KeysError::Erased);
+        }
+        Ok((key_id, key))
+    }
+
+    /// Follows the keys topic until stopped.
+    fn follow(&self, tail: &KeyTail) {
+        let mut outage = OutageLog::new("the keys topic");
+        while !self.stopped.load(Ordering::Relaxed) {
+            match tail.next(Duration::from_millis(200)) {
+                Some(Ok(record)) => {
+                    outage.recovered();
+                    self.take(record);
+                }
+                Some(Err(error)) => outage.failed(&error),
+                None => {}
+            }
+        }
+    }
+
+    /// Applies one record of the keys topic and notes how far its partition is read.
+    fn take(&self, record: KeyTopicRecord) {
+        match KeyRecord::decode(&record.key, record.value.as_deref()) {
+            Ok(decoded) => self.store.apply(decoded),
+            Err(error) => tracing::warn!(
+                partition = record.partition,
+                offset = record.offset,
+                %error,
+                "a record of the keys topic is not one this build reads; skipped"
+            ),
+        }
+        self.read.lock().insert(record.partition, record.offset + 1);
+        self.advanced.notify_all();
+    }
+
+    /// Whether every partition has been read up to `ends`.
+    fn has_read(&self, ends: &BTreeMap<i32, i64>) -> bool {
+        let read = self.read.lock();
+        ends.iter()
+            .all(|(partition, end)| read.get(partition).copied().unwrap_or(0) >= *end)
+    }
+
+    /// Waits until the follower has read `customer`'s partition of the keys topic up to its
+    /// end now: every key acknowledged before this call is then in the store.
+    fn catch_up(&self, customer: CustomerId) -> Result<(), OpenError> {
+        let (partition, end) = self
+            .log
+            .end_for(customer)
+            .map_err(|error| OpenError::KeysUnreachable(error.to_string()))?;
+        let deadline = Instant::now() + CATCH_UP;
+        let mut read = self.read.lock();
+        while read.get(&partition).copied().unwrap_or(0) < end {
+            if self.stopped.load(Ordering::Relaxed)
+                || self.advanced.wait_until(&mut read, deadline).timed_out()
+            {
+                return Err(OpenError::KeysUnreachable(
+                    "the keys topic's follower did not reach its end in time".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Opener for Keys {
+    /// Opens with the key the store holds; a key it does not hold yet is looked for by catching
+    /// up with the keys topic (the key was acknowledged before its event was appended, so it is
+    /// there), retried while the topic cannot be read, up to [`OPEN_PATIENCE`].
+    fn open(
+        &self,
+        customer: CustomerId,
+        personal: &SealedPersonal,
+        context: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+        match self.store.open(customer, personal, context) {
+            Err(OpenError::KeyUnknown(_)) => {}
+            opened => return opened,
+        }
+        let give_up = Instant::now() + OPEN_PATIENCE;
+        loop {
+            match self.catch_up(customer) {
+                Ok(()) => return self.store.open(customer, personal, context),
+                Err(error) if self.stopped.load(Ordering::Relaxed) || Instant::now() > give_up => {
+                    return Err(error)
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "waiting for the keys topic to open an event");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The keys topic beside the event log (`<topic>.keys`, compacted): where the customers' wrapped
+//! data keys and erased markers live, shared by every replica. This module moves its records'
+//! bytes; what they mean is `crypto`'s. Each customer's key records go to the partition its
+//! events go to, so that one customer's records are read in the order they were written.
+
+use super::client::{client_config, KafkaLogs};
+use super::partitioning::Partitioning;
+use super::producer::{new_producer, EventLogError, DELIVERY_TIMEOUT};
+use super::EventLogSettings;
+use crate::domain::CustomerId;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// The keys topic of the event topic `topic`.
+pub fn keys_topic(topic: &str) -> String {
+    format!("{topic}.keys")
+}
+
+/// How long reading a partition's end may take.
+const END_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Appends records to the keys topic: idempotent, `acks=all`, each confirmed before the call
+/// returns (a key is acknowledged before any event sealed with it is appended).
+pub struct KeyLog {
+    producer: FutureProducer<KafkaLogs>,
+    topic: String,
+    partitioning: Partitioning,
+}
+
+impl KeyLog {
+    /// A producer for the keys topic of `settings.topic`, routing as `partitioning` does.
+    ///
+    /// # Errors
+    /// [`EventLogError::Setup`] when librdkafka rejects the configuration.
+    pub fn connect(
+        settings: &EventLogSettings,
+        partitioning: Partitioning,
+    ) -> Result<Self, EventLogError> {
+        Ok(Self {
+            producer: new_producer(settings)?,
+            topic: keys_topic(&settings.topic),
+            partitioning,
+        })
+    }
+
+    /// Appends the record `key` → `value` (`None`: a tombstone) about `customer` and waits for
+    /// Kafka's confirmation.
+    ///
+    /// # Errors
+    /// [`EventLogError::NotConfirmed`] when the broker refused it or did not confirm it in time.
+    pub async fn append(
+        &self,
+        customer: CustomerId,
+        key: &str,
+        value: Option<&[u8]>,
+    ) -> Result<(), EventLogError> {
+        let mut record = FutureRecord::<str, [u8]>::to(&self.topic)
+            .partition(self.partitioning.partition_of(customer))
+            .key(key);
+        if let Some(value) = value {
+            record = record.payload(value);
+        }
+        fail::fail_point!("keys-produce", |_| Err(EventLogError::NotConfirmed(
+            KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
+        )));
+        self.producer
+            .send(record, Timeout::After(DELIVERY_TIMEOUT))
+            .await
+            .map_err(|(error, _)| EventLogError::NotConfirmed(error))?;
+        Ok(())
+    }
+
+    /// The end of the keys topic's partition that holds `customer`'s records now (every record
+    /// confirmed so far lies below it), as `(partition, end)`.
+    ///
+    /// # Errors
+    /// [`KafkaError`] when the partition's leader does not answer in time.
+    pub fn end_for(&self, customer: CustomerId) -> Result<(i32, i64), KafkaError> {
+        let partition = self.partitioning.partition_of(customer);
+        let (_, high) =
+            self.producer
+                .client()
+                .fetch_watermarks(&self.topic, partition, END_TIMEOUT)?;
+        Ok((partition, high))
+    }
+}
+
+/// Whether `error` says a partition's leadership is in flux, which passes by itself.
+fn leader_moving(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+        )
+    )
+}
+
+/// One record of the keys topic, as read.
+pub struct KeyTopicRecord {
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// Its key.
+    pub key: Vec<u8>,
+    /// Its value; `None` for a tombstone.
+    pub value: Option<Vec<u8>>,
+}
+
+/// Reads every partition of the keys topic from its beginning, for as long as it is polled.
+pub struct KeyTail {
+    consumer: BaseConsumer<KafkaLogs>,
+    topic: String,
+    partitions: i32,
+}
+
+impl KeyTail {
+    /// A reader of the keys topic of `settings.topic`, over its `partitions` partitions, from
+    /// the beginning.
+    ///
+    /// # Errors
+    /// [`KafkaError`] when the consumer cannot be set up or assigned.
+    pub fn open(settings: &EventLogSettings, partitions: i32) -> Result<Self, KafkaError> {
+        let consumer: BaseConsumer<KafkaLogs> = client_config(&settings.kafka_bootstrap)
+            .set("group.id", "customer-registry.keys")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("allow.auto.create.topics", "false")
+            .create_with_context(KafkaLogs)?;
+        let topic = keys_topic(&settings.topic);
+        let mut assignment = TopicPartitionList::new();
+        for partition in 0..partitions {
+            assignment.add_partition_offset(&topic, partition, Offset::Beginning)?;
+        }
+        consumer.assign(&assignment)?;
+        Ok(Self {
+            consumer,
+            topic,
+            partitions,
+        })
+    }
+
+    /// The end of every partition now: the offset its next record will get. A partition whose
+    /// leader is being elected (the topic was just created, or a broker restarts) is asked again
+    /// until [`END_TIMEOUT`] has passed.
+    ///
+    /// # Errors
+    /// [`KafkaError`] when a partition's leader does not answer in time.
+    pub fn ends(&self) -> Result<BTreeMap<i32, i64>, KafkaError> {
+        let deadline = Instant::now() + END_TIMEOUT;
+        (0..self.partitions)
+            .map(|partition| loop {
+                match self
+                    .consumer
+                    .fetch_watermarks(&self.topic, partition, END_TIMEOUT)
+                {
+                    Ok((_, high)) => return Ok((partition, high)),
+                    Err(error) if leader_moving(&error) && Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    Err(error) => return Err(error),
+                }
+            })
+            .collect()
+    }
+
+    /// The next record, waiting up to `timeout`; `None` when none came.
+    ///
+    /// # Errors
+    /// [`KafkaError`] when consuming failed (librdkafka reconnects by itself meanwhile).
+    pub fn next(&self, timeout: Duration) -> Option<Result<KeyTopicRecord, KafkaError>> {
+        self.consumer.poll(timeout).map(|polled| {
+            polled.map(|message| KeyTopicRecord {
+                partition: message.partition(),
+                offset: message.offset(),
+                key: message.key().unwrap_or_default().to_vec(),
+                value: message.payload().map(<[u8]>::to_vec),
+            })
+        })
+    }
+}
