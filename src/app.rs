@@ -51,6 +51,9 @@ pub enum StartupError {
          (REGISTRY_NO_ENCRYPTION=1) to write events in plain text"
     )]
     NoKekFile,
+    /// Both a KEK file and `--no-encryption`.
+    #[error("--kek-file and --no-encryption exclude each other; give one")]
+    EncryptionConflict,
     /// The KEK file or the keys topic cannot be used.
     #[error("cannot use the data keys: {0}")]
     Keys(String),
@@ -167,10 +170,21 @@ impl Application {
             })?;
         follows_origin(&read_model, &event_log_settings, &layout, &read_model_dir)?;
         let encryption = match (&settings.kek_file, settings.no_encryption) {
-            (Some(file), _) => Encryption::load(file, &event_log_settings, &layout, true)
+            (Some(_), true) => return Err(StartupError::EncryptionConflict),
+            (Some(file), false) => Encryption::load(file, &event_log_settings, &layout, true)
                 .await
                 .map_err(StartupError::Keys)?,
             (None, true) => {
+                if log::existing_keys_topic(&event_log_settings, &layout)
+                    .await
+                    .is_ok()
+                {
+                    return Err(StartupError::Keys(format!(
+                        "{} has a keys topic: its events are sealed, and a registry without \
+                         the KEK file could read none of them. Serve it with --kek-file",
+                        event_log_settings.topic
+                    )));
+                }
                 tracing::warn!(
                     "writing events in plain text (--no-encryption): personal data in the log \
                      cannot be erased"

@@ -418,7 +418,7 @@ pub struct ServeSettings {
     /// The file of key-encryption keys (see `customer-registry kek add`): events are written
     /// with their personal fields sealed under per-customer data keys, which it wraps. `serve`
     /// refuses to start with neither this nor `--no-encryption`.
-    #[arg(long, env = "REGISTRY_KEK_FILE", conflicts_with = "no_encryption")]
+    #[arg(long, env = "REGISTRY_KEK_FILE")]
     pub kek_file: Option<PathBuf>,
 
     /// Write events in plain text (schema version 1), for experiments: nothing can then be

@@ -61,8 +61,10 @@ pub enum AuditError {
     Keys(String),
 }
 
-/// The keys a tool opens sealed events with: those of `kek_file` (the keys topic must exist), or
-/// none.
+/// The keys a tool that replays the log opens sealed events with: those of `kek_file`, or none
+/// for a log that was never sealed. A sealed log (one with a keys topic) replayed without them
+/// is refused: every sealed event would count as unreadable, and a rebuild would swap in a read
+/// model without its customers.
 async fn keys_for(
     kek_file: Option<&Path>,
     settings: &EventLogSettings,
@@ -72,7 +74,14 @@ async fn keys_for(
         Some(file) => Encryption::load(file, settings, layout, false)
             .await
             .map_err(AuditError::Keys),
-        None => Ok(Encryption::Off),
+        None => match crate::log::existing_keys_topic(settings, layout).await {
+            Err(TopicError::Missing(_)) => Ok(Encryption::Off),
+            _ => Err(AuditError::Usage(format!(
+                "{} has a keys topic: its events are sealed; give the KEK file (--kek-file or \
+                 REGISTRY_KEK_FILE)",
+                settings.topic
+            ))),
+        },
     }
 }
 

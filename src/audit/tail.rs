@@ -18,6 +18,7 @@ use std::time::Duration;
 /// [`AuditError`] when the topic cannot be read.
 pub async fn tail(settings: &TailSettings) -> Result<ExitCode, AuditError> {
     let event_log = &settings.event_log.settings();
+    // Without a KEK file, sealed events are printed as published.
     let opener = match &settings.kek_file {
         Some(file) => {
             let layout = existing_topic(event_log).await?;

@@ -104,15 +104,6 @@ fn millis(time: DateTime<Utc>) -> String {
 }
 
 impl KeyRecord {
-    /// The customer the record is about: it decides the record's partition.
-    pub fn customer(&self) -> CustomerId {
-        match self {
-            KeyRecord::DataKey { customer, .. }
-            | KeyRecord::Destroyed { customer, .. }
-            | KeyRecord::Erased { customer, .. } => *customer,
-        }
-    }
-
     /// The record's Kafka key.
     pub fn kafka_key(&self) -> String {
         match self {

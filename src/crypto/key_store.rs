@@ -3,7 +3,7 @@
 //! memory and are unwrapped on each use (one AES-GCM open of 32 bytes), so no data key outlives
 //! the call that needed it; an erased customer's keys are dropped the moment its marker is read.
 
-use super::data_key::{DataKey, Keyring, WrappedKey};
+use super::data_key::{CryptoError, DataKey, Keyring, WrappedKey};
 use super::key_record::{KeyId, KeyRecord};
 use crate::domain::{CustomerId, OpenError, Opener, SealedPersonal};
 use parking_lot::RwLock;
@@ -67,8 +67,8 @@ impl KeyStore {
     /// `customer`'s newest data key, `None` when it has none yet.
     ///
     /// # Errors
-    /// [`OpenError::Erased`] for an erased customer, [`OpenError::Unwrap`] when the key does not
-    /// unwrap with the KEK file.
+    /// [`OpenError::Erased`] for an erased customer, [`OpenError::UnknownKek`] or
+    /// [`OpenError::Unwrap`] when the key does not unwrap with the KEK file.
     pub fn newest(&self, customer: CustomerId) -> Result<Option<(KeyId, DataKey)>, OpenError> {
         let customers = self.customers.read();
         match customers.get(&customer) {
@@ -95,7 +95,7 @@ impl KeyStore {
     ///
     /// # Errors
     /// [`OpenError::KeyUnknown`] when the store holds no such key (yet), [`OpenError::Erased`],
-    /// [`OpenError::Unwrap`], [`OpenError::Inauthentic`].
+    /// [`OpenError::UnknownKek`], [`OpenError::Unwrap`], [`OpenError::Inauthentic`].
     pub fn open(
         &self,
         customer: CustomerId,
@@ -134,7 +134,10 @@ impl KeyStore {
     fn unwrap(&self, wrapped: &WrappedKey, customer: CustomerId) -> Result<DataKey, OpenError> {
         self.keyring
             .unwrap(wrapped, customer)
-            .map_err(|error| OpenError::Unwrap(error.to_string()))
+            .map_err(|error| match error {
+                CryptoError::UnknownKek(kek) => OpenError::UnknownKek(kek),
+                CryptoError::Random(_) | CryptoError::Inauthentic => OpenError::Unwrap,
+            })
     }
 }
 

@@ -20,8 +20,8 @@ use zeroize::Zeroizing;
 
 /// How long one catch-up with the keys topic may take.
 const CATCH_UP: Duration = Duration::from_secs(10);
-/// How long an open keeps trying while the keys topic cannot be read, before it gives up.
-const OPEN_PATIENCE: Duration = Duration::from_secs(300);
+/// How long start-up may take to read the keys topic to its end.
+const LOAD_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Why the keys could not be loaded, or a key made.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +29,9 @@ pub enum KeysError {
     /// The keys topic could not be read.
     #[error("reading the keys topic failed: {0}")]
     Read(#[from] KafkaError),
+    /// The keys topic was not read to its end in time.
+    #[error("the keys topic was not read to its end within {0:?}: its brokers did not deliver")]
+    Stalled(Duration),
     /// A key could not be written to the keys topic.
     #[error("the keys topic did not confirm a new data key: {0}")]
     Write(#[from] EventLogError),
@@ -44,8 +47,8 @@ pub enum KeysError {
 pub struct Keys {
     store: KeyStore,
     log: KeyLog,
-    /// How far the follower has read each partition of the keys topic (next offsets).
-    read: Mutex<BTreeMap<i32, i64>>,
+    /// How far the follower has read each partition of the keys topic.
+    next_offsets: Mutex<BTreeMap<i32, i64>>,
     advanced: Condvar,
     stopped: AtomicBool,
 }
@@ -55,7 +58,8 @@ impl Keys {
     /// own until [`Keys::stop`]. `partitioning` is the event topic's.
     ///
     /// # Errors
-    /// [`KeysError::Read`] when the topic cannot be read to its end.
+    /// [`KeysError::Read`] or [`KeysError::Stalled`] when the topic cannot be read to its end,
+    /// [`KeysError::Write`] when its producer cannot be set up.
     pub fn start(
         settings: &EventLogSettings,
         partitioning: Partitioning,
@@ -66,16 +70,20 @@ impl Keys {
         let keys = Arc::new(Self {
             store: KeyStore::new(keyring),
             log: KeyLog::connect(settings, partitioning)?,
-            read: Mutex::new(BTreeMap::new()),
+            next_offsets: Mutex::new(BTreeMap::new()),
             advanced: Condvar::new(),
             stopped: AtomicBool::new(false),
         });
         let started = Instant::now();
+        let mut outage = OutageLog::new("the keys topic");
         while !keys.has_read(&ends) {
             match tail.next(Duration::from_millis(500)) {
-                Some(Ok(record)) => keys.take(record),
+                Some(Ok(record)) => keys.apply_record(record),
+                // A leader moving, a topic just created: passing, within the bound.
+                Some(Err(error)) if started.elapsed() < LOAD_PATIENCE => outage.failed(&error),
                 Some(Err(error)) => return Err(error.into()),
-                None => {}
+                None if started.elapsed() < LOAD_PATIENCE => {}
+                None => return Err(KeysError::Stalled(LOAD_PATIENCE)),
             }
         }
         tracing::info!(
@@ -93,6 +101,8 @@ impl Keys {
 
     /// Stops following the keys topic; opens waiting on it give up.
     pub fn stop(&self) {
+        // Under the lock, so that a catch-up between its check and its wait cannot miss it.
+        let _read = self.next_offsets.lock();
         self.stopped.store(true, Ordering::Relaxed);
         self.advanced.notify_all();
     }
@@ -137,7 +147,7 @@ impl Keys {
             match tail.next(Duration::from_millis(200)) {
                 Some(Ok(record)) => {
                     outage.recovered();
-                    self.take(record);
+                    self.apply_record(record);
                 }
                 Some(Err(error)) => outage.failed(&error),
                 None => {}
@@ -146,7 +156,7 @@ impl Keys {
     }
 
     /// Applies one record of the keys topic and notes how far its partition is read.
-    fn take(&self, record: KeyTopicRecord) {
+    fn apply_record(&self, record: KeyTopicRecord) {
         match KeyRecord::decode(&record.key, record.value.as_deref()) {
             Ok(decoded) => self.store.apply(decoded),
             Err(error) => tracing::warn!(
@@ -156,13 +166,15 @@ impl Keys {
                 "a record of the keys topic is not one this build reads; skipped"
             ),
         }
-        self.read.lock().insert(record.partition, record.offset + 1);
+        self.next_offsets
+            .lock()
+            .insert(record.partition, record.offset + 1);
         self.advanced.notify_all();
     }
 
     /// Whether every partition has been read up to `ends`.
     fn has_read(&self, ends: &BTreeMap<i32, i64>) -> bool {
-        let read = self.read.lock();
+        let read = self.next_offsets.lock();
         ends.iter()
             .all(|(partition, end)| read.get(partition).copied().unwrap_or(0) >= *end)
     }
@@ -175,7 +187,7 @@ impl Keys {
             .end_for(customer)
             .map_err(|error| OpenError::KeysUnreachable(error.to_string()))?;
         let deadline = Instant::now() + CATCH_UP;
-        let mut read = self.read.lock();
+        let mut read = self.next_offsets.lock();
         while read.get(&partition).copied().unwrap_or(0) < end {
             if self.stopped.load(Ordering::Relaxed)
                 || self.advanced.wait_until(&mut read, deadline).timed_out()
@@ -191,8 +203,9 @@ impl Keys {
 
 impl Opener for Keys {
     /// Opens with the key the store holds; a key it does not hold yet is looked for by catching
-    /// up with the keys topic (the key was acknowledged before its event was appended, so it is
-    /// there), retried while the topic cannot be read, up to [`OPEN_PATIENCE`].
+    /// up with the keys topic once (the key was acknowledged before its event was appended, so
+    /// it is there). A topic that cannot be read now is [`OpenError::KeysUnreachable`], which
+    /// callers retry: nothing is decided about the event.
     fn open(
         &self,
         customer: CustomerId,
@@ -203,18 +216,7 @@ impl Opener for Keys {
             Err(OpenError::KeyUnknown(_)) => {}
             opened => return opened,
         }
-        let give_up = Instant::now() + OPEN_PATIENCE;
-        loop {
-            match self.catch_up(customer) {
-                Ok(()) => return self.store.open(customer, personal, context),
-                Err(error) if self.stopped.load(Ordering::Relaxed) || Instant::now() > give_up => {
-                    return Err(error)
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "waiting for the keys topic to open an event");
-                    std::thread::sleep(Duration::from_secs(1));
-                }
-            }
-        }
+        self.catch_up(customer)?;
+        self.store.open(customer, personal, context)
     }
 }

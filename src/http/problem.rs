@@ -205,11 +205,7 @@ impl ApiError {
     fn from_keys(error: KeysError) -> Self {
         match error {
             KeysError::Erased => ApiError::NotFound(error.to_string()),
-            KeysError::Write(error) => ApiError::EventLog {
-                outcome_unknown: error.outcome_unknown(),
-                error,
-                had_key: false,
-            },
+            // A key the log did not confirm arrives as the write's `EventLog` error.
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -18,7 +18,7 @@ mod replay;
 pub use progress::ProjectionProgress;
 pub use replay::BatchApplier;
 
-use crate::domain::{EventDecodeError, Opener, RegistryEvent};
+use crate::domain::{EventDecodeError, OpenError, Opener, RegistryEvent};
 use crate::log::{client_config, EventLogSettings, KafkaLogs, LogPosition, OutageLog};
 use crate::metrics::Metrics;
 use crate::read_model::{
@@ -164,9 +164,12 @@ pub struct Projector {
     origin_pending: bool,
     /// Opens sealed events.
     opener: Arc<dyn Opener + Send + Sync>,
+    /// Turns true when the projector is asked to stop (a wait for the keys then gives up).
+    stopping: watch::Receiver<bool>,
 }
 
 /// A record as read from the log, not yet decoded.
+#[derive(Clone)]
 pub(crate) struct RawRecord {
     partition: i32,
     offset: i64,
@@ -240,6 +243,7 @@ impl Projector {
                 metrics,
                 origin_pending,
                 opener,
+                stopping: watch::channel(false).1,
             },
             ProjectionProgress::new(
                 watcher,
@@ -257,6 +261,7 @@ impl Projector {
     /// [`ProjectionError::ReadModel`] when the read model fails: the projector stops rather than
     /// skip an event it could not record.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), ProjectionError> {
+        self.stopping = shutdown.clone();
         let mut partition_check = tokio::time::interval(self.partition_check);
         partition_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
         partition_check.tick().await;
@@ -281,7 +286,14 @@ impl Projector {
                         }
                         let first = RawRecord::of(&message);
                         drop(message);
-                        self.project_batch(first).await?;
+                        match self.project_batch(first).await {
+                            // Stopped while waiting for the keys: the batch was not applied,
+                            // and is read again at the next start.
+                            Err(ProjectionError::Stopped) if *shutdown.borrow() => {
+                                return self.with_writer(|writer| writer.flush_all()).await;
+                            }
+                            projected => projected?,
+                        }
                     }
                     // librdkafka reconnects by itself; a broker outage shows up here meanwhile.
                     Err(error) => self.outage.failed(&error),
@@ -337,6 +349,36 @@ impl Projector {
         Ok(())
     }
 
+    /// Decodes `batch` on the blocking pool (opening a sealed event may wait for the keys topic).
+    /// While the keys cannot be read, nothing is decided: the batch is decoded again a second
+    /// later, until it opens or the projector is stopped ([`ProjectionError::Stopped`]), so a
+    /// passing outage of the keys topic never turns an event into a rejection.
+    async fn decode_batch(
+        &mut self,
+        batch: Vec<RawRecord>,
+    ) -> Result<PreparedBatch, ProjectionError> {
+        let mut outage = OutageLog::new("the keys topic (projection waits)");
+        loop {
+            let opener = Arc::clone(&self.opener);
+            let raw = batch.clone();
+            let decoded =
+                tokio::task::spawn_blocking(move || replay::prepare(raw, opener.as_ref()))
+                    .await
+                    .map_err(|_| ProjectionError::Stopped)?;
+            match decoded {
+                Ok(prepared) => {
+                    outage.recovered();
+                    return Ok(prepared);
+                }
+                Err(error) => outage.failed(&error),
+            }
+            if *self.stopping.borrow() {
+                return Err(ProjectionError::Stopped);
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
     /// Runs `work` with the writer on the blocking pool.
     async fn with_writer<T: Send + 'static>(
         &mut self,
@@ -373,14 +415,12 @@ impl Projector {
                 None => break,
             }
         }
-        let opener = Arc::clone(&self.opener);
+        let mut prepared = self.decode_batch(batch).await?;
         let outcomes = self
             .with_writer(move |writer| {
                 // A test's stalled projector (`sleep(ms)`): the replica then trails the log.
                 fail::fail_point!("projection-apply");
-                // Decoded here, on the blocking pool: opening a sealed event may wait for the
-                // keys topic.
-                apply_records(writer, &mut replay::prepare(batch, opener.as_ref()))
+                apply_records(writer, &mut prepared)
             })
             .await?;
         self.metrics.count_records(&outcomes);
@@ -393,16 +433,25 @@ impl Projector {
 
 /// What the record at `partition`/`offset` asks of the read model: the event it holds (sealed
 /// personal fields opened by `opener`), or, when it holds none this build applies, its rejection.
+///
+/// # Errors
+/// An [`OpenError`] that [passes](OpenError::is_passing) (the keys cannot be read now, a KEK not
+/// held yet): nothing may be decided about the record; it must be read again later.
 pub fn decode_record(
     partition: i32,
     offset: i64,
     payload: Option<&[u8]>,
     opener: &dyn Opener,
-) -> LogRecord {
+) -> Result<LogRecord, OpenError> {
     let decoded = match payload {
         Some(bytes) => RegistryEvent::decode_with(bytes, opener),
         None => Err(EventDecodeError::Empty),
     };
+    if let Err(EventDecodeError::Sealed(error)) = &decoded {
+        if error.is_passing() {
+            return Err(error.clone());
+        }
+    }
     let change = match decoded {
         Ok(event) => RecordChange::Event(Box::new(event)),
         Err(error) => {
@@ -420,11 +469,11 @@ pub fn decode_record(
             }
         }
     };
-    LogRecord {
+    Ok(LogRecord {
         partition,
         offset,
         change,
-    }
+    })
 }
 
 /// Applies `batch` through `writer` and logs what deserves a look. The one rule of projection,
@@ -548,7 +597,7 @@ mod tests {
 
     /// The kind of rejection `payload` is recorded as, or `None` when it is an event to apply.
     fn rejected_as(payload: Option<&[u8]>) -> Option<RejectionKind> {
-        let record = decode_record(3, 70, payload, &crate::domain::NoKeys);
+        let record = decode_record(3, 70, payload, &crate::domain::NoKeys).unwrap();
         assert_eq!((record.partition, record.offset), (3, 70));
         match record.change {
             RecordChange::Event(_) => None,
@@ -562,7 +611,7 @@ mod tests {
     #[test]
     fn an_event_this_build_applies_is_decoded_for_the_writer() {
         let event = created();
-        let record = decode_record(3, 70, Some(&event.encode()), &crate::domain::NoKeys);
+        let record = decode_record(3, 70, Some(&event.encode()), &crate::domain::NoKeys).unwrap();
         assert!(matches!(record.change, RecordChange::Event(decoded) if *decoded == event));
     }
 

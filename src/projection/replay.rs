@@ -3,7 +3,8 @@
 //! applied.
 
 use super::{apply_records, decode_record, RawRecord};
-use crate::domain::Opener;
+use crate::domain::{OpenError, Opener};
+use crate::log::OutageLog;
 use crate::read_model::{PreparedBatch, ReadModelError, ReadModelWriter};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -13,12 +14,31 @@ use std::thread::JoinHandle;
 const REPLAY_BATCH: usize = 10_000;
 
 /// Decodes `batch` (`opener` opening sealed events) and prepares it for the writer.
-pub(super) fn prepare(batch: Vec<RawRecord>, opener: &dyn Opener) -> PreparedBatch {
+///
+/// # Errors
+/// A passing [`OpenError`] (see [`decode_record`]): the batch must be decoded again later.
+pub(super) fn prepare(
+    batch: Vec<RawRecord>,
+    opener: &dyn Opener,
+) -> Result<PreparedBatch, OpenError> {
     let records = batch
         .into_iter()
         .map(|raw| decode_record(raw.partition, raw.offset, raw.payload.as_deref(), opener))
-        .collect();
-    PreparedBatch::new(records)
+        .collect::<Result<_, _>>()?;
+    Ok(PreparedBatch::new(records))
+}
+
+/// [`prepare`], again each second while the keys cannot be read: a replay never turns an event
+/// it cannot open yet into a rejection.
+fn prepare_patiently(batch: Vec<RawRecord>, opener: &dyn Opener) -> PreparedBatch {
+    let mut outage = OutageLog::new("the keys topic (replay waits)");
+    loop {
+        match prepare(batch.clone(), opener) {
+            Ok(prepared) => return prepared,
+            Err(error) => outage.failed(&error),
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
 }
 
 /// Applies a replay's records in batches of [`REPLAY_BATCH`], decoding the next batch while it
@@ -42,7 +62,10 @@ impl<'a> BatchApplier<'a> {
             .name("replay-decoder".into())
             .spawn(move || {
                 for batch in raw {
-                    if to_apply.send(prepare(batch, opener.as_ref())).is_err() {
+                    if to_apply
+                        .send(prepare_patiently(batch, opener.as_ref()))
+                        .is_err()
+                    {
                         return;
                     }
                 }

@@ -140,7 +140,7 @@ async fn no_personal_value_reaches_either_topic_and_every_reader_with_the_kek_re
         expected_by_consumer(&customers)
     );
 
-    // Rebuild and audit with the KEK file agree; an audit without it cannot read a thing.
+    // Rebuild and audit with the KEK file agree; an audit without it is refused.
     assert!(registry.stop());
     let data_dir = dir.path().join("data");
     let rebuilt = tool(&["rebuild"], &bootstrap, &topic, &data_dir);
@@ -154,8 +154,9 @@ async fn no_personal_value_reaches_either_topic_and_every_reader_with_the_kek_re
         .env_remove("REGISTRY_KEK_FILE")
         .output()
         .unwrap();
-    assert_eq!(blind.status.code(), Some(1), "drift: {}", text(&blind));
+    assert_eq!(blind.status.code(), Some(2), "refused: {}", text(&blind));
     let said = text(&blind);
+    assert!(said.contains("--kek-file"), "{said}");
     for personal in PERSONAL {
         assert!(!said.contains(personal), "{personal} in the audit's output");
     }
@@ -248,4 +249,94 @@ async fn with_no_encryption_events_are_plain_version_1_and_no_keys_topic_is_made
         "no keys topic"
     );
     assert!(registry.stop());
+}
+
+/// Runs `customer-registry kek add --file FILE`.
+fn kek_add(file: &std::path::Path) {
+    let added = Command::new(env!("CARGO_BIN_EXE_customer-registry"))
+        .args(["kek", "add", "--file"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{}", text(&added));
+}
+
+#[tokio::test]
+async fn a_replica_without_the_newest_kek_waits_for_it_and_loses_nothing() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("rotation");
+    let dir = tempfile::tempdir().unwrap();
+    let (old_keks, new_keks) = (dir.path().join("old.jsonl"), dir.path().join("new.jsonl"));
+    kek_add(&old_keks);
+    std::fs::copy(&old_keks, &new_keks).unwrap();
+    kek_add(&new_keks);
+    let start = |name: &str, keks: &std::path::Path| {
+        Registry::start_with(
+            &bootstrap,
+            &topic,
+            &dir.path().join(name),
+            &["--kek-file", keks.to_str().unwrap()],
+        )
+    };
+    let lagging = start("lagging", &old_keks);
+    let before = create_all(&lagging, &[json!({"accountId": 63, "lastName": "Before"})]).await;
+
+    // Rotation half done: one replica already wraps with the new KEK, the other lacks it.
+    let rotated = start("rotated", &new_keks);
+    let after = create_all(&rotated, &[json!({"accountId": 63, "lastName": "After"})]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (status, rejected) = get(&lagging, "/api/v01/admin/rejected-events").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        rejected,
+        json!([]),
+        "nothing decided about what it cannot open yet"
+    );
+    assert!(lagging.stop(), "a replica waiting for a key stops cleanly");
+
+    // Given the new KEK, it reads what it waited for.
+    let caught_up = start("lagging", &new_keks);
+    for customer in before.iter().chain(&after) {
+        let path = format!("/api/v01/customers/{}", customer["id"].as_str().unwrap());
+        assert_eq!(get(&caught_up, &path).await, (200, customer.clone()));
+    }
+    assert!(caught_up.stop());
+    assert!(rotated.stop());
+}
+
+#[tokio::test]
+async fn a_sealed_log_is_refused_by_tools_without_the_kek_and_by_a_plain_serve() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("sealed-refusals");
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(&bootstrap, &topic, &dir.path().join("data"));
+    create_all(&registry, &[json!({"accountId": 64, "lastName": "Sealed"})]).await;
+    assert!(registry.stop());
+
+    let rebuild = Command::new(env!("CARGO_BIN_EXE_customer-registry"))
+        .args([
+            "rebuild",
+            "--kafka-bootstrap",
+            &bootstrap,
+            "--topic",
+            &topic,
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env_remove("REGISTRY_KEK_FILE")
+        .output()
+        .unwrap();
+    assert_eq!(rebuild.status.code(), Some(2), "{}", text(&rebuild));
+    assert!(text(&rebuild).contains("--kek-file"), "{}", text(&rebuild));
+
+    let (code, output) = run_to_exit_with(
+        &bootstrap,
+        &topic,
+        &dir.path().join("plain"),
+        Duration::from_secs(30),
+        &["--no-encryption"],
+        &[],
+    );
+    assert_ne!(code, Some(0), "{output}");
+    assert!(output.contains("--kek-file"), "{output}");
 }

@@ -181,8 +181,9 @@ impl<'de> Deserialize<'de> for Changes {
                 .map(|(name, value)| match value {
                     serde_json::Value::Null => Ok((name, None)),
                     serde_json::Value::String(text) => Ok((name, Some(text))),
-                    other => Err(D::Error::custom(format!(
-                        "changes.{name} must be a string or null, not {other}"
+                    // Never the value: it may be personal.
+                    _ => Err(D::Error::custom(format!(
+                        "changes.{name} must be a string or null"
                     ))),
                 })
                 .collect::<Result<_, _>>()?;

@@ -9,6 +9,7 @@ use super::RegistryEvent;
 use crate::domain::customer::{Customer, CustomerDetails};
 use crate::domain::customer_json::rfc3339_millis;
 use crate::domain::ids::{AccountId, CustomerId};
+use crate::domain::patch::FieldChange;
 use crate::domain::text_field::TextField;
 use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -64,33 +65,39 @@ impl Opener for NoKeys {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OpenError {
     /// The reader was given no keys.
-    #[error(
-        "the event's personal fields are sealed and this reader holds no keys (give it --kek-file)"
-    )]
+    #[error("the event's personal fields are sealed and this reader holds no keys")]
     NoKeys,
-    /// The keys topic holds no such key of the customer's.
-    #[error("data key {0} of the customer is not in the keys topic")]
+    /// The keys hold no such key of the customer's.
+    #[error("data key {0} of the customer is not among the keys")]
     KeyUnknown(String),
     /// The customer's keys were destroyed.
     #[error("the customer's data keys were erased")]
     Erased,
-    /// The key does not unwrap (its KEK is not in the KEK file, or the wrapped key was altered).
-    #[error("the customer's data key does not unwrap: {0}")]
-    Unwrap(String),
+    /// The key was wrapped by a key-encryption key this reader does not hold (yet: a KEK added
+    /// on another replica first).
+    #[error("the customer's data key was wrapped by {0}, which this reader does not hold")]
+    UnknownKek(String),
+    /// The key does not unwrap (altered, or wrapped for another customer).
+    #[error("the customer's data key does not unwrap")]
+    Unwrap,
     /// The bytes do not open with the key and the event's associated data.
     #[error(
         "the personal fields do not open with their key (altered, or sealed for another event)"
     )]
     Inauthentic,
-    /// The keys topic cannot be read now: a passing state, never a verdict on the event.
-    #[error("the keys topic cannot be read now: {0}")]
+    /// The keys cannot be read now.
+    #[error("the keys cannot be read now: {0}")]
     KeysUnreachable(String),
 }
 
 impl OpenError {
-    /// Whether reading again later may open the event (nothing is decided about it yet).
+    /// Whether reading again later may open the event: nothing may be decided about it yet
+    /// (the keys cannot be read, or a newer KEK is not held yet).
     pub fn is_passing(&self) -> bool {
-        matches!(self, OpenError::KeysUnreachable(_))
+        matches!(
+            self,
+            OpenError::KeysUnreachable(_) | OpenError::UnknownKek(_)
+        )
     }
 }
 
@@ -222,8 +229,7 @@ pub fn decode(
             let plaintext = opener
                 .open(change.id, personal, &context(change.id, event_id))
                 .map_err(SealedDecodeError::Shut)?;
-            let Changes(changes) = serde_json::from_slice(&plaintext)?;
-            Some(changes)
+            Some(known_changes(&plaintext)?)
         }
         // Only a delete's, which is refused as out of place.
         (false, Some(_)) => Some(Vec::new()),
@@ -237,19 +243,33 @@ pub fn decode(
     )?)
 }
 
-/// The customer a sealed create names: its readable members and the personal fields that
-/// opened (only personal fields: the sealed part cannot override an id or an account).
-fn customer_of(data: SealedCreate, plaintext: &[u8]) -> Result<Customer, serde_json::Error> {
+/// The personal members of `plaintext` this build knows, in their stored form; members added
+/// by a later minor version are ignored, as the contract asks of every reader.
+fn known_members(
+    plaintext: &[u8],
+) -> Result<serde_json::Map<String, serde_json::Value>, serde_json::Error> {
     let mut members: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(plaintext)?;
-    if let Some(name) = members
-        .keys()
-        .find(|name| TextField::from_name(name).is_none())
-    {
-        return Err(serde_json::Error::custom(format!(
-            "data.personal holds {name:?}, which is not a personal field"
-        )));
+    members.retain(|name, _| TextField::from_name(name).is_some());
+    Ok(members)
+}
+
+/// The changes an update's opened `plaintext` names (none known: the update still takes the
+/// customer to its version).
+fn known_changes(plaintext: &[u8]) -> Result<Vec<FieldChange>, serde_json::Error> {
+    let members = known_members(plaintext)?;
+    if members.is_empty() {
+        return Ok(Vec::new());
     }
+    let Changes(changes) = serde_json::from_value(serde_json::Value::Object(members))?;
+    Ok(changes)
+}
+
+/// The customer a sealed create names: its readable members and the personal fields that
+/// opened (the readable members are set last: the sealed part cannot override an id or an
+/// account).
+fn customer_of(data: SealedCreate, plaintext: &[u8]) -> Result<Customer, serde_json::Error> {
+    let mut members = known_members(plaintext)?;
     members.insert("id".into(), data.id.to_string().into());
     members.insert("code".into(), data.code.into());
     members.insert("accountId".into(), serde_json::to_value(data.account_id)?);

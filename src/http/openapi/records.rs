@@ -5,7 +5,7 @@ use super::schema;
 use super::schemas::customer_properties;
 use super::text::{MILLIS, UUID_LOWER};
 use super::MAX_REQUEST_ID;
-use crate::domain::SCHEMA_VERSION;
+use crate::domain::{PLAIN_SCHEMA_VERSION, SEALED_SCHEMA_VERSION};
 use crate::read_model::RejectionKind;
 use serde_json::{json, Map, Value};
 
@@ -86,12 +86,20 @@ pub fn components() -> Map<String, Value> {
 fn event(event_type: &str, published_as: &str, data: Value) -> Value {
     json!({
         "type": "object",
-        "description": format!("A `{event_type}` v{SCHEMA_VERSION} event as published ({published_as})."),
+        "description": format!(
+            "A `{event_type}` event as published ({published_as}; v2 in the -v2 schema beside \
+             it). A version 2 event's sealed personal fields are shown opened, back where \
+             version 1 carries them; when they do not open (an erased customer's), `data.personal` \
+             stays sealed and `data.personalUnreadable` says why."
+        ),
         "required": ["eventId", "eventType", "schemaVersion", "occurredAt", "data"],
         "properties": {
             "eventId": {"type": "string", "format": "uuid", "pattern": UUID_LOWER},
             "eventType": {"type": "string", "const": event_type},
-            "schemaVersion": {"type": "integer", "const": SCHEMA_VERSION},
+            "schemaVersion": {
+                "type": "integer",
+                "enum": [PLAIN_SCHEMA_VERSION, SEALED_SCHEMA_VERSION],
+            },
             "occurredAt": {"type": "string", "format": "date-time", "pattern": MILLIS},
             "requestId": {
                 "type": "string",
@@ -100,9 +108,27 @@ fn event(event_type: &str, published_as: &str, data: Value) -> Value {
                 "pattern": "^[!-~]+$",
             },
             "actor": {"type": "string", "minLength": 1},
-            "data": data,
+            "data": with_sealed_members(data),
         },
     })
+}
+
+/// `data`, with the members a version 2 event keeps when its personal fields do not open.
+fn with_sealed_members(mut data: Value) -> Value {
+    data["properties"]["personal"] = json!({
+        "type": "object",
+        "description": "The personal fields, sealed (only when they did not open).",
+        "required": ["keyId", "sealed"],
+        "properties": {
+            "keyId": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+            "sealed": {"type": "string", "format": "byte"},
+        },
+    });
+    data["properties"]["personalUnreadable"] = json!({
+        "type": "string",
+        "description": "Why the personal fields did not open.",
+    });
+    data
 }
 
 /// `data` of a `CustomerUpdated` (`with_changes`) or a `CustomerDeleted`.
@@ -123,7 +149,8 @@ fn change_data(with_changes: bool) -> Value {
             "description": "A JSON merge patch of the customer: each changed field's new value, \
                 or null when cleared.",
         });
-        data["required"] = json!(["id", "accountId", "version", "changes"]);
+        // Absent from an update whose sealed personal fields did not open.
+        data["required"] = json!(["id", "accountId", "version"]);
     }
     data
 }
@@ -131,8 +158,8 @@ fn change_data(with_changes: bool) -> Value {
 fn history_record() -> Value {
     json!({
         "type": "object",
-        "description": "One record of the log that built the customer, as it sits in Kafka \
-            (JSON form).",
+        "description": "One record of the log that built the customer, as it sits in Kafka, its \
+            sealed personal fields opened (JSON form).",
         "required": ["partition", "offset", "timestamp", "key", "headers", "event"],
         "additionalProperties": false,
         "properties": {

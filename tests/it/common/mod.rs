@@ -520,9 +520,13 @@ fn open_sealed(bootstrap: &str, topic: &str, records: &mut [Record]) {
         .expect("reading the keys topic");
     for record in records.iter_mut().filter(|record| sealed(record)) {
         let bytes = serde_json::to_vec(&record.published).expect("JSON serialises");
-        if let Ok(event) = RegistryEvent::decode_with(&bytes, keys.as_ref()) {
-            record.value = serde_json::from_slice(&event.encode()).expect("an event is JSON");
-        }
+        let event = RegistryEvent::decode_with(&bytes, keys.as_ref()).unwrap_or_else(|error| {
+            panic!(
+                "a sealed record at {}:{} does not open: {error}",
+                record.partition, record.offset
+            )
+        });
+        record.value = serde_json::from_slice(&event.encode()).expect("an event is JSON");
     }
     keys.stop();
 }
