@@ -91,7 +91,8 @@ impl KeyLog {
     }
 }
 
-/// Whether `error` says a partition's leadership is in flux, which passes by itself.
+/// Whether `error` says a partition's leadership is in flux, or that the client's metadata does
+/// not know a topic just created yet: both pass by themselves.
 fn leader_moving(error: &KafkaError) -> bool {
     matches!(
         error.rdkafka_error_code(),
@@ -99,6 +100,8 @@ fn leader_moving(error: &KafkaError) -> bool {
             RDKafkaErrorCode::NotLeaderForPartition
                 | RDKafkaErrorCode::LeaderNotAvailable
                 | RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::UnknownPartition
+                | RDKafkaErrorCode::UnknownTopic
         )
     )
 }
