@@ -1,7 +1,7 @@
 //! `customer-registry export`: the registry as it stood at a moment (or at a log position), from
 //! the log alone, as JSON Lines or CSV.
 
-use super::{keys_for, AuditError, ScratchReadModel};
+use super::{opener_for, AuditError, ScratchReadModel};
 use crate::config::{ExportFormat, ExportSettings};
 use crate::domain::{Customer, TextField};
 use crate::log::{existing_topic, reader, replay, replay_ends, LogPosition};
@@ -27,8 +27,7 @@ pub async fn export(settings: &ExportSettings) -> Result<ExitCode, AuditError> {
     let as_of = settings.as_of;
     let event_log = settings.tool.event_log.settings();
     let layout = existing_topic(&event_log).await?;
-    let keys = keys_for(settings.tool.kek_file.as_deref(), &event_log, &layout).await?;
-    let opener = keys.opener();
+    let opener = opener_for(&settings.tool, &layout).await?;
     let format = settings.format;
     let output = settings.output.clone();
     let scratch_dir = std::env::temp_dir().join(format!(

@@ -18,11 +18,14 @@ pub use snapshot::snapshot;
 pub use tail::tail;
 pub use verify::audit;
 
+use crate::config::ToolSettings;
 use crate::crypto::Encryption;
+use crate::domain::Opener;
 use crate::log::{EventLogSettings, LogReadError, TopicError, TopicLayout};
 use crate::read_model::{self, FlushPolicy, ReadModel, ReadModelError, ReadModelWriter};
 use rdkafka::error::KafkaError;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Why a tool could not do its work (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +86,15 @@ async fn keys_for(
             ))),
         },
     }
+}
+
+/// The opener of the replay tools (`rebuild`, `audit`, `export`): [`keys_for`] their settings.
+async fn opener_for(
+    tool: &ToolSettings,
+    layout: &TopicLayout,
+) -> Result<Arc<dyn Opener + Send + Sync>, AuditError> {
+    let keys = keys_for(tool.kek_file.as_deref(), &tool.event_log.settings(), layout).await?;
+    Ok(keys.opener())
 }
 
 impl AuditError {

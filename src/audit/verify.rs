@@ -4,7 +4,7 @@
 //! digested by why, and so differs).
 
 use super::rebuild::in_use;
-use super::{check_follows, keys_for, live_read_model_dir, AuditError, ScratchReadModel};
+use super::{check_follows, live_read_model_dir, opener_for, AuditError, ScratchReadModel};
 use crate::config::ToolSettings;
 use crate::domain::CustomerId;
 use crate::log::{existing_topic, reader, replay, replay_ends, LogPosition};
@@ -73,13 +73,7 @@ pub async fn audit(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
     let (live, _) = read_model::open(&live_dir).map_err(in_use(&settings.data_dir))?;
     let layout = existing_topic(&settings.event_log.settings()).await?;
     check_follows(&live, &settings.event_log.topic, &layout.cluster_id)?;
-    let keys = keys_for(
-        settings.kek_file.as_deref(),
-        &settings.event_log.settings(),
-        &layout,
-    )
-    .await?;
-    let opener = keys.opener();
+    let opener = opener_for(settings, &layout).await?;
     let scratch_dir = std::env::temp_dir().join(format!(
         "customer-registry-audit-{}",
         uuid::Uuid::now_v7().simple()

@@ -7,7 +7,7 @@
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::ConsumerContext;
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use std::time::{Duration, Instant};
 
 /// The settings every Kafka client of the service starts from: the brokers, and a reconnect
@@ -20,6 +20,22 @@ pub fn client_config(bootstrap: &str) -> ClientConfig {
         .set("reconnect.backoff.max.ms", "1000")
         .set("topic.metadata.refresh.fast.interval.ms", "100");
     config
+}
+
+/// Whether `error` says a partition's leadership is in flux, or that the client's metadata does
+/// not know a topic just created yet: both pass by themselves, so a caller asks again within its
+/// own bound.
+pub fn leader_moving(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::UnknownPartition
+                | RDKafkaErrorCode::UnknownTopic
+        )
+    )
 }
 
 /// The client context of every Kafka client the service runs: librdkafka's logs and errors at
@@ -129,5 +145,22 @@ mod tests {
         );
         log.recovered();
         assert!(log.down.is_none());
+    }
+
+    #[test]
+    fn a_partition_whose_leader_is_moving_is_asked_again_and_other_errors_are_not() {
+        for moving in [
+            RDKafkaErrorCode::NotLeaderForPartition,
+            RDKafkaErrorCode::LeaderNotAvailable,
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+            RDKafkaErrorCode::UnknownPartition,
+            RDKafkaErrorCode::UnknownTopic,
+        ] {
+            assert!(leader_moving(&KafkaError::MetadataFetch(moving)));
+        }
+        assert!(!leader_moving(&KafkaError::MetadataFetch(
+            RDKafkaErrorCode::BrokerTransportFailure
+        )));
+        assert!(!leader_moving(&KafkaError::Canceled));
     }
 }

@@ -3,7 +3,7 @@
 //! bytes; what they mean is `crypto`'s. Each customer's key records go to the partition its
 //! events go to, so that one customer's records are read in the order they were written.
 
-use super::client::{client_config, KafkaLogs};
+use super::client::{client_config, leader_moving, KafkaLogs};
 use super::partitioning::Partitioning;
 use super::producer::{new_producer, EventLogError, DELIVERY_TIMEOUT};
 use super::EventLogSettings;
@@ -89,21 +89,6 @@ impl KeyLog {
                 .fetch_watermarks(&self.topic, partition, END_TIMEOUT)?;
         Ok((partition, high))
     }
-}
-
-/// Whether `error` says a partition's leadership is in flux, or that the client's metadata does
-/// not know a topic just created yet: both pass by themselves.
-fn leader_moving(error: &KafkaError) -> bool {
-    matches!(
-        error.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::NotLeaderForPartition
-                | RDKafkaErrorCode::LeaderNotAvailable
-                | RDKafkaErrorCode::UnknownTopicOrPartition
-                | RDKafkaErrorCode::UnknownPartition
-                | RDKafkaErrorCode::UnknownTopic
-        )
-    )
 }
 
 /// One record of the keys topic, as read.

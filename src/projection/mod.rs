@@ -19,7 +19,9 @@ pub use progress::ProjectionProgress;
 pub use replay::BatchApplier;
 
 use crate::domain::{EventDecodeError, OpenError, Opener, RegistryEvent};
-use crate::log::{client_config, EventLogSettings, KafkaLogs, LogPosition, OutageLog};
+use crate::log::{
+    client_config, leader_moving, EventLogSettings, KafkaLogs, LogPosition, OutageLog,
+};
 use crate::metrics::Metrics;
 use crate::read_model::{
     ApplyOutcome, LogRecord, PreparedBatch, ReadModel, ReadModelError, ReadModelWriter,
@@ -27,7 +29,7 @@ use crate::read_model::{
 };
 use futures::FutureExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet};
@@ -54,18 +56,6 @@ fn log_end_of(
             Err(error) => return Err(error),
         }
     }
-}
-
-/// Whether a Kafka error says a partition's leadership is in flux, which passes by itself.
-fn leader_moving(error: &KafkaError) -> bool {
-    matches!(
-        error.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::NotLeaderForPartition
-                | RDKafkaErrorCode::LeaderNotAvailable
-                | RDKafkaErrorCode::UnknownTopicOrPartition
-        )
-    )
 }
 
 /// Why the projector stopped or could not start.
@@ -573,21 +563,6 @@ mod tests {
         assert_eq!(start(1), Some(Offset::Beginning));
         assert_eq!(start(2), Some(Offset::Offset(0)));
         assert_eq!(start(3), None, "only the partitions asked for");
-    }
-
-    #[test]
-    fn a_partition_whose_leader_is_moving_is_asked_again_and_other_errors_are_not() {
-        for moving in [
-            RDKafkaErrorCode::NotLeaderForPartition,
-            RDKafkaErrorCode::LeaderNotAvailable,
-            RDKafkaErrorCode::UnknownTopicOrPartition,
-        ] {
-            assert!(leader_moving(&KafkaError::MetadataFetch(moving)));
-        }
-        assert!(!leader_moving(&KafkaError::MetadataFetch(
-            RDKafkaErrorCode::BrokerTransportFailure
-        )));
-        assert!(!leader_moving(&KafkaError::Canceled));
     }
 
     fn created() -> RegistryEvent {
