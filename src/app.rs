@@ -29,6 +29,10 @@ const SERVER_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long shutdown waits for the producer to confirm records still in flight.
 const PRODUCER_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How often a replica looks for erasures cut short (a replica killed between an erasure's
+/// marker and its event) to finish them.
+const ERASURE_SWEEP: Duration = Duration::from_secs(30);
+
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -251,8 +255,10 @@ impl Application {
             encryption.clone(),
         );
         let first_ready = readiness.clone();
+        let registrar = Arc::new(registrar);
+        let finishing = Arc::clone(&registrar);
         let state = ApiState {
-            registrar: Arc::new(registrar),
+            registrar,
             event_log: Arc::clone(&event_log),
             read_model: read_model.clone(),
             progress: progress.clone(),
@@ -292,6 +298,7 @@ impl Application {
             "customer-registry listening on http://{address}"
         );
         let catching_up = progress.clone();
+        let mut stopping = stop_projector.subscribe();
         tokio::spawn(async move {
             // Said once /readyz says so too: a client that waits for this line (a test, an
             // operator) never meets a 503 "not checked yet" after it.
@@ -300,6 +307,20 @@ impl Application {
                 log_end = %catching_up.log_end_at_start(),
                 "ready: the projection has caught up with the log; serving reads"
             );
+            // Erasures a replica was killed in the middle of are finished by whichever replica
+            // comes next: once caught up (it then knows which ones stopped short), then now and
+            // then.
+            loop {
+                match finishing.complete_erasures().await {
+                    Ok(0) => {}
+                    Ok(completed) => tracing::info!(completed, "erasures cut short completed"),
+                    Err(error) => tracing::warn!(%error, "erasures cut short not completed yet"),
+                }
+                tokio::select! {
+                    _ = stopping.changed() => break,
+                    () = tokio::time::sleep(ERASURE_SWEEP) => {}
+                }
+            }
         });
         Ok(Self {
             address,

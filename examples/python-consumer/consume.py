@@ -4,10 +4,13 @@
 It reads the wrapped data keys from `<topic>.keys`, then the events of `<topic>` from the
 beginning of every partition, opens the sealed personal fields of contract v2 (and reads v1's
 plain ones), folds the events into each customer's current state by the contract's rules and
-prints one JSON object a line per live customer, sorted by id:
+prints one JSON object a line per live or erased customer, sorted by id:
 
     {"id": ..., "accountId": ..., "code": ..., "version": ..., "firstName": ..., ...}
-    {"id": ..., "unreadable": true}        (its events do not open: key erased or missing)
+    {"id": ..., "accountId": ..., "code": ..., "version": ..., "erased": true}
+                                           (its personal data erased: marker or CustomerErased)
+    {"id": ..., "unreadable": true}        (an event of it does not open: key missing, KEK
+                                            not in the file, or altered bytes)
 
 It is written from events/ alone, without the registry's code, to prove that the contract is
 enough. The functions above `main` need no broker: test_examples.py and make_examples.py import
@@ -44,9 +47,15 @@ PERSONAL_FIELDS = (
     "countryCode",
 )
 
-EVENT_TYPES = ("CustomerCreated", "CustomerUpdated", "CustomerDeleted")
+EVENT_TYPES = ("CustomerCreated", "CustomerUpdated", "CustomerDeleted", "CustomerErased")
 # The newest schema version this consumer reads; a newer one is parked (skipped and counted).
 NEWEST_SCHEMA_VERSION = 2
+# The first schema version of a type added after v1: below it, the type is not the contract's.
+FIRST_SCHEMA_VERSION = {"CustomerErased": 2}
+
+# An erasure's ids derive from the customer's (UUIDv5, RFC 9562): one customer, one erasure.
+ERASURE_NAMESPACE = uuid.UUID("6f1c2a9e-41d7-4b8a-a0e3-5d92c7b418f6")
+ERASED_EVENT_NAMESPACE = uuid.UUID("0d5e93b1-7c44-4f02-b6a8-e1f72c395a60")
 
 # A wrapped data key's associated data starts with this, then the customer id's 16 bytes.
 WRAP_CONTEXT = b"customer-registry data key v1\x00"
@@ -65,6 +74,11 @@ class ContractError(ValueError):
 
 class KeyUnavailable(Exception):
     """A customer's data key cannot be had: erased, never seen, or its KEK is not in the file."""
+
+
+class KeyErased(KeyUnavailable):
+    """The customer's keys were erased (its KeysErased marker, or its CustomerErased, was read):
+    its events never open again, which is how erasure works, not a fault."""
 
 
 class Inauthentic(Exception):
@@ -153,6 +167,18 @@ def event_context(customer_id, event_id, schema_version):
     return f"{customer_id}|{event_id}|{schema_version}".encode("ascii")
 
 
+def erasure_request_id(customer_id):
+    """The id of a customer's erasure request (its marker's `requestId`, its CustomerErased's
+    `data.erasureRequestId`): the UUIDv5 of the customer id's text."""
+    return str(uuid.uuid5(ERASURE_NAMESPACE, lower_case_uuid(customer_id, "the customer id")))
+
+
+def erased_event_id(customer_id):
+    """The `eventId` of a customer's CustomerErased: the UUIDv5 of its erasure request id's
+    text."""
+    return str(uuid.uuid5(ERASED_EVENT_NAMESPACE, erasure_request_id(customer_id)))
+
+
 @dataclass
 class WrappedKey:
     """A data key as the keys topic holds it: the KEK that wrapped it, and the wrapped bytes."""
@@ -227,11 +253,21 @@ class KeyStore:
         customer_id = lower_case_uuid(record.get("customerId"), "customerId")
         if key_text != customer_id:
             raise ContractError("the record key of a KeysErased is not the customer id")
-        self.erased.add(customer_id)
-        for held in [held for held in self.wrapped if held[0] == customer_id]:
-            self._forget(held)
+        self.erase(customer_id)
         self.counts["erased markers"] += 1
         return customer_id
+
+    def erase(self, customer_id):
+        """Forgets every key of `customer_id`, wrapped or not, and takes none of it again: on its
+        KeysErased marker, or on its CustomerErased when the event is read first."""
+        self.erased.add(customer_id)
+        for held in [held for held in set(self.wrapped) | set(self.unwrapped)
+                     if held[0] == customer_id]:
+            self._forget(held)
+
+    def is_erased(self, customer_id):
+        """Whether the customer's keys were erased (marker or event read)."""
+        return customer_id in self.erased
 
     def _forget(self, held):
         self.wrapped.pop(held, None)
@@ -239,17 +275,17 @@ class KeyStore:
 
     def data_key(self, customer_id, key_id):
         """The data key `key_id` of `customer_id`, unwrapped. Raises KeyUnavailable when the
-        customer was erased, the key is not (or no longer) in the topic, its KEK is not in the
-        KEK file, or the wrapped key does not open for this customer."""
+        customer was erased (KeyErased), the key is not (or no longer) in the topic, its KEK is
+        not in the KEK file, or the wrapped key does not open for this customer."""
         held = (customer_id, key_id)
+        if customer_id in self.erased:
+            raise KeyErased("erased")
         if held in self.unwrapped:
             return self.unwrapped[held]
-        if customer_id in self.erased:
-            raise KeyUnavailable("erased")
         if held not in self.wrapped and self.catch_up is not None:
             self.catch_up()
         if customer_id in self.erased:
-            raise KeyUnavailable("erased")
+            raise KeyErased("erased")
         wrapped = self.wrapped.get(held)
         if wrapped is None:
             raise KeyUnavailable("no such key in the keys topic")
@@ -279,10 +315,12 @@ class Event:
     schema_version: int
     customer_id: str
     account_id: int
-    version: int  # the version the customer has once it applies (1 for a create)
+    version: int  # the version the customer has once it applies (1 for a create, None for an
+    # erasure, which gives none)
     code: str = None
     personal: dict = None  # v2: {"keyId", "sealed"}
     plain: dict = None  # v1: a create's present personal fields, or an update's `changes`
+    erasure_request_id: str = None  # a CustomerErased's
 
 
 def decode_event(value):
@@ -301,9 +339,23 @@ def decode_event(value):
         return None
     if type(version) is not int or version < 1:
         raise ContractError("schemaVersion is not a positive integer")
-    if version > NEWEST_SCHEMA_VERSION:
+    if version > NEWEST_SCHEMA_VERSION or version < FIRST_SCHEMA_VERSION.get(event_type, 1):
         return None
     data = envelope["data"]
+    if event_type == "CustomerErased":
+        event = Event(
+            event_id=lower_case_uuid(envelope.get("eventId"), "eventId"),
+            event_type=event_type,
+            schema_version=version,
+            customer_id=lower_case_uuid(data.get("id"), "data.id"),
+            account_id=data.get("accountId"),
+            version=None,
+            erasure_request_id=lower_case_uuid(data.get("erasureRequestId"),
+                                               "data.erasureRequestId"),
+        )
+        if type(event.account_id) is not int:
+            raise ContractError("data.accountId is not an integer")
+        return event
     event = Event(
         event_id=lower_case_uuid(envelope.get("eventId"), "eventId"),
         event_type=event_type,
@@ -375,8 +427,12 @@ def open_personal(event, keys):
 @dataclass
 class Customer:
     """A customer as the fold holds it. `fields` is None once one of its applied events did not
-    open: its readable state (id, account, code, version) is still known, its personal fields
-    are not."""
+    open, or once its personal data was erased: its readable state (id, account, code, version)
+    is still known, its personal fields are not.
+
+    `erased` is the fold's state: a CustomerErased applied, and nothing changes the customer
+    again. `personal_erased` says its personal data is gone for good: its keys were erased (its
+    marker or its CustomerErased read, whichever came first); no personal value is held since."""
 
     id: str
     account_id: int
@@ -384,23 +440,47 @@ class Customer:
     version: int
     fields: dict
     deleted: bool = False
+    erased: bool = False
+    personal_erased: bool = False
     event_ids: set = field(default_factory=set)
 
     def line(self):
-        """The output object: readable fields then personal fields, or the unreadable form."""
-        if self.fields is None:
-            return {"id": self.id, "unreadable": True}
+        """The output object: readable fields then personal fields, the erased form (readable
+        fields and `"erased": true`), or the unreadable form."""
         shown = {"id": self.id, "accountId": self.account_id, "code": self.code,
                  "version": self.version}
+        if self.personal_erased:
+            shown["erased"] = True
+            return shown
+        if self.fields is None:
+            return {"id": self.id, "unreadable": True}
         shown.update((name, self.fields[name]) for name in PERSONAL_FIELDS if name in self.fields)
         return shown
+
+    def listed(self):
+        """Whether the customer is printed: live, or erased (an erasure is news for every copy
+        downstream, whatever the customer's state was)."""
+        return not self.deleted or self.personal_erased
+
+    def change_line(self):
+        """What following prints when the customer changed: its line, or `{"id", "deleted":
+        true}` for a delete of a customer not erased."""
+        if self.deleted and not self.personal_erased:
+            return {"id": self.id, "deleted": True}
+        return self.line()
+
+    def drop_personal(self):
+        """Its personal data erased: every personal value it held is dropped, for good."""
+        self.fields = None
+        self.personal_erased = True
 
 
 class Registry:
     """Current customer state, folded from events in log order by events/README.md's rules:
     a create applies when its customer is absent; an update or delete applies only to a live
-    customer of the same account at exactly its version - 1; anything else is skipped, and
-    counted under the name the registry's rejected-events listing gives it."""
+    customer of the same account at exactly its version - 1; an erasure applies once to a
+    customer of the same account in any state, and nothing applies to it after; anything else
+    is skipped, and counted under the name the registry's rejected-events listing gives it."""
 
     def __init__(self, keys):
         self.keys = keys
@@ -423,7 +503,9 @@ class Registry:
             self.customers[customer.id] = customer
             self.counts["applied"] += 1
             return customer
-        if current is None or current.deleted:
+        if event.event_type == "CustomerErased":
+            return self._erasure(event, current)
+        if current is None or current.deleted or current.erased:
             self.counts["customer_absent"] += 1
             return None
         if event.account_id != current.account_id:
@@ -436,6 +518,8 @@ class Registry:
         current.event_ids.add(event.event_id)
         if event.event_type == "CustomerDeleted":
             current.deleted = True
+        elif current.personal_erased:
+            self.counts["events of erased customers folded unopened"] += 1
         elif current.fields is not None:
             patch = self._open(event, current)
             if patch is None:
@@ -449,9 +533,38 @@ class Registry:
         self.counts["applied"] += 1
         return current
 
+    def _erasure(self, event, current):
+        """A CustomerErased: applies once, to a customer of its account whatever its state and
+        version, and gives it no new version."""
+        if current is None:
+            self.counts["customer_absent"] += 1
+            return None
+        if current.erased:
+            self.counts["duplicate"] += 1  # one erasure per customer: a second is the same one
+            return None
+        if event.account_id != current.account_id:
+            self.counts["conflict"] += 1
+            return None
+        current.erased = True
+        current.event_ids.add(event.event_id)
+        self.keys.erase(current.id)  # the marker may not have been read yet
+        current.drop_personal()
+        self.counts["applied"] += 1
+        return current
+
     def _open(self, event, customer):
+        """The personal content of an event that applies to `customer`, or None when it does
+        not open (the customer's personal data is then unknown, or erased)."""
+        if customer.personal_erased or self.keys.is_erased(customer.id):
+            # Never opened again, v1's plain fields included: fold by the readable fields.
+            customer.drop_personal()
+            self.counts["events of erased customers folded unopened"] += 1
+            return None
         try:
             return open_personal(event, self.keys)
+        except KeyErased:
+            customer.drop_personal()
+            self.counts["events of erased customers folded unopened"] += 1
         except KeyUnavailable:
             self.counts["events whose key is unavailable"] += 1
         except (Inauthentic, ContractError):
@@ -459,18 +572,19 @@ class Registry:
         return None
 
     def erase(self, customer_id):
-        """What a consumer does with its own copy when a customer's keys are erased: drop every
-        personal value it holds of it (the id, account and version stay, so that no late event
-        can bring the customer back)."""
+        """What a consumer does with its own copy when a customer's keys are erased (its
+        KeysErased marker): drop every personal value it holds of it. The id, account, code and
+        version stay, so that no late event can bring the customer back; the fold itself goes
+        on by the events (their CustomerErased ends the customer)."""
         customer = self.customers.get(customer_id)
         if customer is not None:
-            customer.fields = None
+            customer.drop_personal()
         return customer
 
     def live_lines(self):
-        """One output object per live customer, sorted by id."""
+        """One output object per live or erased customer, sorted by id."""
         return [self.customers[id].line() for id in sorted(self.customers)
-                if not self.customers[id].deleted]
+                if self.customers[id].listed()]
 
 
 # --- Kafka ------------------------------------------------------------------------------------
@@ -582,7 +696,7 @@ def run(args, keks):
               file=sys.stderr)
     summary = registry.counts + malformed + keys.counts
     print("consume.py: " + ", ".join(f"{name} {count}" for name, count in sorted(summary.items()))
-          + f"; {len(lines)} live customers", file=sys.stderr)
+          + f"; {len(lines)} customers listed", file=sys.stderr)
     if args.until_end:
         return 0
     # Following: a line per customer as it changes from here on. Keys are read first, and read
@@ -597,7 +711,7 @@ def run(args, keks):
         erasures.clear()
         for customer in changed:
             if customer is not None:
-                emit({"id": customer.id, "deleted": True} if customer.deleted else customer.line())
+                emit(customer.change_line())
 
 
 def main(argv=None):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the contract v2 examples of events/examples/: one customer's create, update and
 delete, sealed under its data key, the key's record wrapped under the published example KEK,
-and the customer's erased marker.
+the customer's erased marker and its CustomerErased event.
 
 Every key and nonce here is fixed and public, so a run writes the same bytes each time and the
 examples can be checked by anyone: they are examples, not secrets. The registry draws its keys
@@ -19,7 +19,14 @@ import os
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from consume import NONCE_BYTES, PERSONAL_FIELDS, event_context, wrap_context
+from consume import (
+    NONCE_BYTES,
+    PERSONAL_FIELDS,
+    erased_event_id,
+    erasure_request_id,
+    event_context,
+    wrap_context,
+)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLES = os.path.join(HERE, "..", "..", "events", "examples")
@@ -51,6 +58,8 @@ FIELDS = {
     "countryCode": "US",
 }
 CHANGES = {"email": "emile@hamilton-fils.example", "phone": None}
+# When the example customer was erased: its marker's erasedAt, and its CustomerErased's occurredAt.
+ERASED_AT = "2026-11-28T08:15:02.540Z"
 
 
 def fixed_nonce(label):
@@ -120,6 +129,20 @@ def examples():
             "actor": "billing-portal",
             "data": {"id": CUSTOMER_ID, "accountId": ACCOUNT_ID, "version": 3},
         },
+        # Nothing sealed: its ids derive from the customer's (events/README.md, CustomerErased v2).
+        "customer-erased.v2.json": {
+            "eventId": erased_event_id(CUSTOMER_ID),
+            "eventType": "CustomerErased",
+            "schemaVersion": 2,
+            "occurredAt": ERASED_AT,
+            "requestId": "019abbb2-3c41-7a9e-8d15-2e4f6a8b0c1d",
+            "actor": "privacy-desk",
+            "data": {
+                "id": CUSTOMER_ID,
+                "accountId": ACCOUNT_ID,
+                "erasureRequestId": erasure_request_id(CUSTOMER_ID),
+            },
+        },
         "data-key-record.v1.json": {
             "type": "DataKey",
             "customerId": CUSTOMER_ID,
@@ -131,8 +154,9 @@ def examples():
         "keys-erased-record.v1.json": {
             "type": "KeysErased",
             "customerId": CUSTOMER_ID,
-            "erasedAt": "2026-11-28T08:15:02.540Z",
-            "requestId": "6f1d2c3b-8a4e-5b71-9c02-d3e4f5a6b7c8",
+            "erasedAt": ERASED_AT,
+            # The erasure request's id, as the customer-erased example's erasureRequestId.
+            "requestId": erasure_request_id(CUSTOMER_ID),
         },
     }
 

@@ -10,6 +10,7 @@ import json
 import os
 import tempfile
 import unittest
+import uuid
 
 import jsonschema
 
@@ -17,11 +18,14 @@ import make_examples
 from consume import (
     ContractError,
     Inauthentic,
+    KeyErased,
     KeyStore,
     KeyUnavailable,
     PERSONAL_FIELDS,
     Registry,
     decode_event,
+    erased_event_id,
+    erasure_request_id,
     open_personal,
     parse_kek_file,
 )
@@ -29,6 +33,9 @@ from consume import (
 EVENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "events")
 EXAMPLES = os.path.join(EVENTS, "examples")
 CUSTOMER = "a7331464-4ce4-581b-9532-a3c975e359b3"
+# What the fold shows of the example customer once erased: its readable fields, nothing personal.
+ERASED_LINE = {"id": CUSTOMER, "accountId": 42, "code": "ERP-000742", "version": 2,
+               "erased": True}
 
 # Each example and the schema it is an instance of.
 SCHEMA_OF = {
@@ -38,6 +45,7 @@ SCHEMA_OF = {
     "customer-created.v2.json": "customer-created.v2.schema.json",
     "customer-updated.v2.json": "customer-updated.v2.schema.json",
     "customer-deleted.v2.json": "customer-deleted.v2.schema.json",
+    "customer-erased.v2.json": "customer-erased.v2.schema.json",
     "data-key-record.v1.json": "data-key-record.v1.schema.json",
     "keys-erased-record.v1.json": "keys-erased-record.v1.schema.json",
 }
@@ -90,7 +98,7 @@ class Schemas(unittest.TestCase):
 
     def test_v2_data_takes_unknown_members_but_no_plain_personal_field(self):
         for name in ("customer-created.v2.json", "customer-updated.v2.json",
-                     "customer-deleted.v2.json"):
+                     "customer-deleted.v2.json", "customer-erased.v2.json"):
             with self.subTest(name):
                 check = validator(SCHEMA_OF[name])
                 later = example(name)
@@ -103,6 +111,20 @@ class Schemas(unittest.TestCase):
         changes = example("customer-updated.v2.json")
         changes["data"]["changes"] = {"email": "x@example.com"}
         self.assertFalse(validator("customer-updated.v2.schema.json").is_valid(changes))
+
+    def test_the_erasure_schema_refuses_what_the_contract_forbids(self):
+        check = validator("customer-erased.v2.schema.json")
+        sealed = example("customer-erased.v2.json")
+        sealed["data"]["personal"] = example("customer-created.v2.json")["data"]["personal"]
+        version_1 = example("customer-erased.v2.json")
+        version_1["schemaVersion"] = 1
+        random_id = example("customer-erased.v2.json")
+        random_id["eventId"] = "019abbb2-3c41-7a9e-8d15-2e4f6a8b0c1e"
+        no_request = example("customer-erased.v2.json")
+        del no_request["data"]["erasureRequestId"]
+        deleted = example("customer-deleted.v2.json")
+        for broken in (sealed, version_1, random_id, no_request, deleted):
+            self.assertFalse(check.is_valid(broken), broken)
 
     def test_a_v2_event_without_personal_or_with_bad_base64_is_invalid(self):
         for name in ("customer-created.v2.json", "customer-updated.v2.json"):
@@ -160,6 +182,24 @@ class Decrypt(unittest.TestCase):
         keys.apply_record(f"{CUSTOMER}/{record['keyId']}".encode(), as_bytes(record))
         with self.assertRaises(KeyUnavailable):
             open_personal(event("customer-created.v2.json"), keys)
+
+    def test_the_erasure_example_decodes_with_ids_derived_from_its_customer(self):
+        erased = event("customer-erased.v2.json")
+        self.assertEqual((erased.event_type, erased.schema_version, erased.customer_id,
+                          erased.account_id, erased.version),
+                         ("CustomerErased", 2, CUSTOMER, 42, None))
+        # Derived here as events/README.md says, apart from consume.py's own functions.
+        request = uuid.uuid5(uuid.UUID("6f1c2a9e-41d7-4b8a-a0e3-5d92c7b418f6"), CUSTOMER)
+        event_id = uuid.uuid5(uuid.UUID("0d5e93b1-7c44-4f02-b6a8-e1f72c395a60"), str(request))
+        self.assertEqual(erased.erasure_request_id, str(request))
+        self.assertEqual(erased.event_id, str(event_id))
+        self.assertEqual((erasure_request_id(CUSTOMER), erased_event_id(CUSTOMER)),
+                         (str(request), str(event_id)))
+        # Requested when the marker was written: the event's time is the marker's.
+        self.assertEqual(example("customer-erased.v2.json")["occurredAt"],
+                         example("keys-erased-record.v1.json")["erasedAt"])
+        self.assertIsNone(erased.personal)
+        self.assertIsNone(erased.plain)
 
     def test_a_tombstone_destroys_the_key(self):
         keys = keystore()
@@ -222,17 +262,102 @@ class Fold(unittest.TestCase):
         self.assertIsNone(registry.apply(decode_event(as_bytes(other_account))))
         self.assertEqual(registry.counts["conflict"], 2)
 
-    def test_an_erased_customer_is_listed_as_unreadable(self):
+    def test_an_erased_customers_events_fold_by_their_readable_fields_without_error(self):
         keys = keystore()
         keys.apply_record(CUSTOMER.encode(), as_bytes(example("keys-erased-record.v1.json")))
         registry = self.fold(["customer-created.v2.json", "customer-updated.v2.json"], keys)
-        self.assertEqual(registry.live_lines(), [{"id": CUSTOMER, "unreadable": True}])
+        self.assertEqual(registry.live_lines(), [ERASED_LINE])
         self.assertEqual(registry.customers[CUSTOMER].version, 2, "versions stay readable")
+        self.assertEqual(registry.counts["applied"], 2)
+        self.assertEqual(registry.counts["events of erased customers folded unopened"], 2)
+        self.assertEqual(registry.counts["events whose key is unavailable"], 0)
+        self.assertEqual(registry.counts["events whose seal does not open"], 0)
 
     def test_erasing_a_held_customer_drops_its_personal_fields(self):
         registry = self.fold(["customer-created.v2.json"])
         registry.erase(CUSTOMER)
-        self.assertEqual(registry.live_lines(), [{"id": CUSTOMER, "unreadable": True}])
+        self.assertEqual(registry.live_lines(), [dict(ERASED_LINE, version=1)])
+
+    def test_create_update_and_erasure_fold_to_an_erased_customer_with_no_personal_field(self):
+        keys = keystore()
+        registry = self.fold(["customer-created.v2.json", "customer-updated.v2.json",
+                              "customer-erased.v2.json"], keys)
+        self.assertEqual(registry.live_lines(), [ERASED_LINE])
+        customer = registry.customers[CUSTOMER]
+        self.assertTrue(customer.erased)
+        self.assertIsNone(customer.fields)
+        self.assertEqual(registry.counts["applied"], 3)
+        # The event, read before the marker, already forgets the keys and takes none again.
+        with self.assertRaises(KeyErased):
+            keys.data_key(CUSTOMER, make_examples.KEY_ID)
+        record = example("data-key-record.v1.json")
+        keys.apply_record(f"{CUSTOMER}/{record['keyId']}".encode(), as_bytes(record))
+        with self.assertRaises(KeyErased):
+            keys.data_key(CUSTOMER, make_examples.KEY_ID)
+
+    def test_a_second_erasure_changes_nothing(self):
+        names = ["customer-created.v2.json", "customer-updated.v2.json",
+                 "customer-erased.v2.json"]
+        registry = self.fold(names)
+        self.assertIsNone(registry.apply(event("customer-erased.v2.json")))
+        other_id = example("customer-erased.v2.json")
+        other_id["eventId"] = "019abbb2-3c41-7a9e-8d15-2e4f6a8b0c1e"
+        self.assertIsNone(registry.apply(decode_event(as_bytes(other_id))))
+        self.assertEqual(registry.counts["duplicate"], 2)
+        self.assertEqual(registry.counts["applied"], 3)
+        self.assertEqual(registry.live_lines(), [ERASED_LINE])
+
+    def test_nothing_applies_to_an_erased_customer(self):
+        registry = self.fold(["customer-created.v2.json", "customer-erased.v2.json"])
+        self.assertIsNone(registry.apply(event("customer-updated.v2.json")))
+        late_delete = example("customer-deleted.v2.json")
+        late_delete["data"]["version"] = 2
+        self.assertIsNone(registry.apply(decode_event(as_bytes(late_delete))))
+        self.assertEqual(registry.counts["customer_absent"], 2)
+        recreate = example("customer-created.v2.json")
+        recreate["eventId"] = "019abb9c-4f2e-7c31-9d0a-5be1f3a47e21"
+        self.assertIsNone(registry.apply(decode_event(as_bytes(recreate))))
+        self.assertEqual(registry.counts["conflict"], 1)
+        self.assertEqual(registry.live_lines(), [dict(ERASED_LINE, version=1)])
+
+    def test_the_marker_read_before_the_event_already_hides_the_personal_fields(self):
+        keys = keystore()
+        registry = self.fold(["customer-created.v2.json", "customer-updated.v2.json"], keys)
+        self.assertIn("email", registry.live_lines()[0])
+        erased = keys.apply_record(CUSTOMER.encode(),
+                                   as_bytes(example("keys-erased-record.v1.json")))
+        registry.erase(erased)
+        self.assertEqual(registry.live_lines(), [ERASED_LINE])
+        self.assertFalse(registry.customers[CUSTOMER].erased, "the event has not applied yet")
+        registry.apply(event("customer-erased.v2.json"))
+        self.assertTrue(registry.customers[CUSTOMER].erased)
+        self.assertEqual(registry.live_lines(), [ERASED_LINE])
+        self.assertEqual(registry.counts["applied"], 3)
+
+    def test_a_deleted_customer_is_listed_again_once_erased(self):
+        names = ["customer-created.v2.json", "customer-updated.v2.json",
+                 "customer-deleted.v2.json", "customer-erased.v2.json"]
+        registry = self.fold(names)
+        self.assertEqual(registry.live_lines(), [dict(ERASED_LINE, version=3)])
+        self.assertEqual(registry.customers[CUSTOMER].change_line(),
+                         dict(ERASED_LINE, version=3))
+
+    def test_an_erasure_of_another_account_or_of_no_customer_is_skipped(self):
+        other_account = example("customer-erased.v2.json")
+        other_account["data"]["accountId"] = 43
+        registry = Registry(keystore())
+        self.assertIsNone(registry.apply(decode_event(as_bytes(other_account))))
+        self.assertEqual(registry.counts["customer_absent"], 1)
+        registry.apply(event("customer-created.v2.json"))
+        self.assertIsNone(registry.apply(decode_event(as_bytes(other_account))))
+        self.assertEqual(registry.counts["conflict"], 1)
+        self.assertNotIn("erased", registry.live_lines()[0])
+
+    def test_plain_v1_fields_of_an_erased_customer_are_not_taken_either(self):
+        keys = keystore()
+        keys.apply_record(CUSTOMER.encode(), as_bytes(example("keys-erased-record.v1.json")))
+        registry = self.fold(["customer-created.v1.json"], keys)
+        self.assertEqual(registry.live_lines(), [dict(ERASED_LINE, version=1)])
 
     def test_v1_events_fold_alike(self):
         registry = self.fold(["customer-created.v1.json", "customer-updated.v1.json"])
@@ -243,6 +368,7 @@ class Fold(unittest.TestCase):
         self.assertEqual(registry.counts["customer_absent"], 1)
 
     def test_unknown_types_and_newer_versions_are_skipped_and_unknown_members_ignored(self):
+        # CustomerErased is new in v2: at version 1 it is no type of the contract.
         erased = {"eventId": "019abbb0-0000-7000-8000-000000000000", "eventType": "CustomerErased",
                   "schemaVersion": 1, "occurredAt": "2026-11-28T08:15:02.541Z",
                   "data": {"id": CUSTOMER}}
@@ -253,6 +379,12 @@ class Fold(unittest.TestCase):
         later = example("customer-created.v2.json")
         later["data"]["addedInV2_1"] = {"anything": True}
         self.assertEqual(decode_event(as_bytes(later)), event("customer-created.v2.json"))
+        newer_erasure = example("customer-erased.v2.json")
+        newer_erasure["schemaVersion"] = 3
+        self.assertIsNone(decode_event(as_bytes(newer_erasure)))
+        later_erasure = example("customer-erased.v2.json")
+        later_erasure["data"]["addedInV2_1"] = 1
+        self.assertEqual(decode_event(as_bytes(later_erasure)), event("customer-erased.v2.json"))
 
 
 class Regenerate(unittest.TestCase):

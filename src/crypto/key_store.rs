@@ -6,23 +6,50 @@
 use super::data_key::{CryptoError, DataKey, Keyring, WrappedKey};
 use super::key_record::{KeyId, KeyRecord};
 use crate::domain::{CustomerId, OpenError, Opener, SealedPersonal};
+use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use zeroize::Zeroizing;
+
+/// Where a record of the keys topic was read: `(partition, offset)`.
+pub type KeyPlace = (i32, i64);
+
+/// One data key of a customer's, wrapped, and where its record was read (`None` until the
+/// follower reads back a key this process wrote).
+struct HeldKey {
+    id: KeyId,
+    wrapped: WrappedKey,
+    place: Option<KeyPlace>,
+}
 
 /// What the keys topic says of one customer so far.
 enum Held {
     /// Its keys, oldest first (more than one when replicas raced to create it, or a KEK
     /// rotation re-wrapped none: keys are never re-wrapped in place).
-    Keys(Vec<(KeyId, WrappedKey)>),
-    /// Its keys were destroyed, and none may be made again.
-    Erased,
+    Keys(Vec<HeldKey>),
+    /// Its keys were erased, and none may be made again.
+    Erased(ErasedKeys),
+}
+
+/// An erased customer's marker, and what is left of its keys on the topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasedKeys {
+    /// The erasure request the marker names.
+    pub request_id: String,
+    /// When the marker says the keys were erased.
+    pub erased_at: DateTime<Utc>,
+    /// Its key records not yet followed by a tombstone: none once its keys are destroyed.
+    pub undestroyed: Vec<KeyId>,
+    /// Where each of its key records was read: compaction removes them from the topic's storage.
+    pub places: Vec<KeyPlace>,
 }
 
 /// Every customer's wrapped data keys, as the keys topic holds them.
 pub struct KeyStore {
     keyring: Keyring,
     customers: RwLock<HashMap<CustomerId, Held>>,
+    /// The customer each erasure request (by its id) erased.
+    erasures: RwLock<HashMap<String, CustomerId>>,
 }
 
 impl KeyStore {
@@ -31,12 +58,15 @@ impl KeyStore {
         Self {
             keyring,
             customers: RwLock::new(HashMap::new()),
+            erasures: RwLock::new(HashMap::new()),
         }
     }
 
-    /// Takes in the next record of the keys topic. A key record for an erased customer changes
-    /// nothing: the marker is final.
-    pub fn apply(&self, record: KeyRecord) {
+    /// Takes in the next record of the keys topic, read at `place` (`None`: written by this
+    /// process, not read back yet). A key record for an erased customer is not held: the marker
+    /// is final, and the key it names (minted by a replica that had not read the marker yet) is
+    /// returned, for the caller to destroy.
+    pub fn apply(&self, record: KeyRecord, place: Option<KeyPlace>) -> Option<(CustomerId, KeyId)> {
         let mut customers = self.customers.write();
         match record {
             KeyRecord::DataKey {
@@ -48,20 +78,83 @@ impl KeyStore {
                 .entry(customer)
                 .or_insert_with(|| Held::Keys(Vec::with_capacity(1)))
             {
-                Held::Keys(keys) if !keys.iter().any(|(held, _)| *held == key_id) => {
-                    keys.push((key_id, wrapped));
+                Held::Keys(keys) => match keys.iter_mut().find(|held| held.id == key_id) {
+                    Some(held) => held.place = held.place.or(place),
+                    None => keys.push(HeldKey {
+                        id: key_id,
+                        wrapped,
+                        place,
+                    }),
+                },
+                Held::Erased(erased) => {
+                    erased.places.extend(place);
+                    if !erased.undestroyed.contains(&key_id) {
+                        erased.undestroyed.push(key_id);
+                    }
+                    return Some((customer, key_id));
                 }
-                Held::Keys(_) | Held::Erased => {}
             },
-            KeyRecord::Destroyed { customer, key_id } => {
-                if let Some(Held::Keys(keys)) = customers.get_mut(&customer) {
-                    keys.retain(|(held, _)| *held != key_id);
-                }
-            }
-            KeyRecord::Erased { customer, .. } => {
-                customers.insert(customer, Held::Erased);
+            KeyRecord::Destroyed { customer, key_id } => match customers.get_mut(&customer) {
+                Some(Held::Keys(keys)) => keys.retain(|held| held.id != key_id),
+                Some(Held::Erased(erased)) => erased.undestroyed.retain(|held| *held != key_id),
+                None => {}
+            },
+            KeyRecord::Erased {
+                customer,
+                erased_at,
+                request_id,
+            } => {
+                let erased = match customers.remove(&customer) {
+                    Some(Held::Erased(earlier)) => earlier,
+                    Some(Held::Keys(keys)) => ErasedKeys {
+                        request_id: request_id.clone(),
+                        erased_at,
+                        undestroyed: keys.iter().map(|held| held.id).collect(),
+                        places: keys.iter().filter_map(|held| held.place).collect(),
+                    },
+                    None => ErasedKeys {
+                        request_id: request_id.clone(),
+                        erased_at,
+                        undestroyed: Vec::new(),
+                        places: Vec::new(),
+                    },
+                };
+                self.erasures
+                    .write()
+                    .insert(erased.request_id.clone(), customer);
+                customers.insert(customer, Held::Erased(erased));
             }
         }
+        None
+    }
+
+    /// What is known of `customer`'s erasure, if its keys were erased.
+    pub fn erasure_of(&self, customer: CustomerId) -> Option<ErasedKeys> {
+        match self.customers.read().get(&customer) {
+            Some(Held::Erased(erased)) => Some(erased.clone()),
+            _ => None,
+        }
+    }
+
+    /// The customer the erasure request `request_id` erased, if its marker was read.
+    pub fn erased_by(&self, request_id: &str) -> Option<CustomerId> {
+        self.erasures.read().get(request_id).copied()
+    }
+
+    /// Every erased customer, and what is known of its erasure.
+    pub fn erasures(&self) -> Vec<(CustomerId, ErasedKeys)> {
+        let customers = self.customers.read();
+        let mut erased: Vec<(CustomerId, ErasedKeys)> = self
+            .erasures
+            .read()
+            .values()
+            .filter_map(|customer| match customers.get(customer) {
+                Some(Held::Erased(erased)) => Some((*customer, erased.clone())),
+                _ => None,
+            })
+            .collect();
+        erased.sort_by_key(|(customer, erasure)| (erasure.erased_at, *customer));
+        erased
     }
 
     /// `customer`'s newest data key, `None` when it has none yet.
@@ -73,10 +166,10 @@ impl KeyStore {
         let customers = self.customers.read();
         match customers.get(&customer) {
             None => Ok(None),
-            Some(Held::Erased) => Err(OpenError::Erased),
+            Some(Held::Erased(_)) => Err(OpenError::Erased),
             Some(Held::Keys(keys)) => match keys.last() {
                 None => Ok(None),
-                Some((key_id, wrapped)) => Ok(Some((*key_id, self.unwrap(wrapped, customer)?))),
+                Some(held) => Ok(Some((held.id, self.unwrap(&held.wrapped, customer)?))),
             },
         }
     }
@@ -107,11 +200,11 @@ impl KeyStore {
         let key = {
             let customers = self.customers.read();
             let wrapped = match customers.get(&customer) {
-                Some(Held::Erased) => return Err(OpenError::Erased),
+                Some(Held::Erased(_)) => return Err(OpenError::Erased),
                 Some(Held::Keys(keys)) => keys
                     .iter()
-                    .find(|(key_id, _)| *key_id == wanted)
-                    .map(|(_, wrapped)| wrapped),
+                    .find(|held| held.id == wanted)
+                    .map(|held| &held.wrapped),
                 None => None,
             };
             let wrapped = wrapped.ok_or_else(unknown)?;
@@ -123,7 +216,7 @@ impl KeyStore {
 
     /// Whether `customer`'s keys were erased.
     pub fn is_erased(&self, customer: CustomerId) -> bool {
-        matches!(self.customers.read().get(&customer), Some(Held::Erased))
+        matches!(self.customers.read().get(&customer), Some(Held::Erased(_)))
     }
 
     /// Customers the store knows of (with keys, or erased).
@@ -171,12 +264,15 @@ mod tests {
     fn minted(store: &KeyStore, customer: CustomerId) -> (KeyId, DataKey) {
         let key = DataKey::mint().unwrap();
         let key_id = KeyId::random().unwrap();
-        store.apply(KeyRecord::DataKey {
-            customer,
-            key_id,
-            wrapped: store.wrap(&key, customer).unwrap(),
-            minted_at: Utc::now(),
-        });
+        store.apply(
+            KeyRecord::DataKey {
+                customer,
+                key_id,
+                wrapped: store.wrap(&key, customer).unwrap(),
+                minted_at: Utc::now(),
+            },
+            None,
+        );
         (key_id, key)
     }
 
@@ -205,19 +301,41 @@ mod tests {
             store.open(customer, &personal, &elsewhere).unwrap_err(),
             OpenError::Inauthentic
         );
-        store.apply(KeyRecord::Erased {
-            customer,
-            erased_at: Utc::now(),
-            request_id: "r".into(),
-        });
+        store.apply(
+            KeyRecord::Erased {
+                customer,
+                erased_at: Utc::now(),
+                request_id: "r".into(),
+            },
+            Some((0, 9)),
+        );
+        assert_eq!(store.erased_by("r"), Some(customer));
+        let erased = store.erasure_of(customer).unwrap();
+        assert_eq!(erased.undestroyed, vec![first_id, second_id]);
         assert_eq!(
             store.open(customer, &personal, &context).unwrap_err(),
             OpenError::Erased
         );
-        // A key record read after the marker (a late create) changes nothing.
-        minted(&store, customer);
+        // A key record read after the marker (a late create) is not held, and is handed back
+        // to be destroyed.
+        let late = KeyId::random().unwrap();
+        let wrapped = store.wrap(&DataKey::mint().unwrap(), customer).unwrap();
+        let record = KeyRecord::DataKey {
+            customer,
+            key_id: late,
+            wrapped,
+            minted_at: Utc::now(),
+        };
+        assert_eq!(store.apply(record, Some((0, 12))), Some((customer, late)));
         assert!(store.is_erased(customer));
         assert!(matches!(store.newest(customer), Err(OpenError::Erased)));
+        for key_id in [first_id, second_id, late] {
+            store.apply(KeyRecord::Destroyed { customer, key_id }, Some((0, 13)));
+        }
+        let erased = store.erasure_of(customer).unwrap();
+        assert!(erased.undestroyed.is_empty());
+        assert_eq!(erased.places, vec![(0, 12)], "places of the keys read back");
+        assert_eq!(store.erasures().len(), 1);
     }
 
     #[test]
@@ -225,7 +343,7 @@ mod tests {
         let (_dir, store) = store();
         let customer = CustomerId::new_v7();
         let (key_id, key) = minted(&store, customer);
-        store.apply(KeyRecord::Destroyed { customer, key_id });
+        store.apply(KeyRecord::Destroyed { customer, key_id }, None);
         let context = sealing_context(customer, uuid::Uuid::now_v7());
         let personal = SealedPersonal {
             key_id: key_id.to_string(),

@@ -5,7 +5,7 @@
 
 use super::data_key::{DataKey, Keyring};
 use super::key_record::{KeyId, KeyRecord};
-use super::key_store::KeyStore;
+use super::key_store::{ErasedKeys, KeyPlace, KeyStore};
 use crate::domain::{CustomerId, OpenError, Opener, SealedPersonal};
 use crate::log::{
     EventLogError, EventLogSettings, KeyLog, KeyTail, KeyTopicRecord, OutageLog, Partitioning,
@@ -46,6 +46,8 @@ pub enum KeysError {
 /// The keys, as this process knows them.
 pub struct Keys {
     store: KeyStore,
+    /// Where the keys topic is, for probes of its storage.
+    settings: EventLogSettings,
     log: KeyLog,
     /// How far the follower has read each partition of the keys topic.
     next_offsets: Mutex<BTreeMap<i32, i64>>,
@@ -69,6 +71,7 @@ impl Keys {
         let ends = tail.ends()?;
         let keys = Arc::new(Self {
             store: KeyStore::new(keyring),
+            settings: settings.clone(),
             log: KeyLog::connect(settings, partitioning)?,
             next_offsets: Mutex::new(BTreeMap::new()),
             advanced: Condvar::new(),
@@ -132,8 +135,8 @@ impl Keys {
         self.log
             .append(customer, &record.kafka_key(), value.as_deref())
             .await?;
-        // Known here at once; the follower reads it again, which changes nothing.
-        self.store.apply(record);
+        // Known here at once; the follower reads it again, and notes where it is.
+        self.store.apply(record, None);
         if self.store.is_erased(customer) {
             return Err(KeysError::Erased);
         }
@@ -155,10 +158,21 @@ impl Keys {
         }
     }
 
-    /// Applies one record of the keys topic and notes how far its partition is read.
+    /// Applies one record of the keys topic and notes how far its partition is read. A key
+    /// record read after its customer's erased marker (minted by a replica that had not read the
+    /// marker yet) is destroyed at once: every replica that reads it does so, so it cannot
+    /// outlive the erasure however the erasing replica fares.
     fn apply_record(&self, record: KeyTopicRecord) {
+        let place = (record.partition, record.offset);
         match KeyRecord::decode(&record.key, record.value.as_deref()) {
-            Ok(decoded) => self.store.apply(decoded),
+            Ok(decoded) => {
+                if let Some((customer, key_id)) = self.store.apply(decoded, Some(place)) {
+                    if let Err(error) = futures::executor::block_on(self.destroy(customer, key_id))
+                    {
+                        tracing::warn!(%error, "a key minted after an erasure was not destroyed yet; it is at the next start");
+                    }
+                }
+            }
             Err(error) => tracing::warn!(
                 partition = record.partition,
                 offset = record.offset,
@@ -170,6 +184,102 @@ impl Keys {
             .lock()
             .insert(record.partition, record.offset + 1);
         self.advanced.notify_all();
+    }
+
+    /// Writes the tombstone of `customer`'s key `key_id` and takes it in.
+    async fn destroy(&self, customer: CustomerId, key_id: KeyId) -> Result<(), KeysError> {
+        let tombstone = KeyRecord::Destroyed { customer, key_id };
+        self.log
+            .append(customer, &tombstone.kafka_key(), None)
+            .await?;
+        self.store.apply(tombstone, None);
+        Ok(())
+    }
+
+    /// Erases `customer`'s keys for the erasure request `request_id`: its erased marker, written
+    /// and acknowledged (from then on no replica mints it a key, and its sealed events open
+    /// nowhere once each replica has read the marker), then a tombstone for each of its keys,
+    /// which compaction follows by removing the keys from the topic's storage. Repeating it
+    /// writes no second marker and destroys what is left.
+    ///
+    /// # Errors
+    /// [`KeysError::Stalled`] when the keys topic's follower does not reach the partition's end,
+    /// [`KeysError::Write`] when the keys topic does not confirm a record.
+    pub async fn erase(
+        self: &Arc<Self>,
+        customer: CustomerId,
+        request_id: &str,
+        erased_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), KeysError> {
+        // Every key acknowledged so far is in the store first, so the marker lists it.
+        self.caught_up(customer).await?;
+        if self.store.erasure_of(customer).is_none() {
+            let marker = KeyRecord::Erased {
+                customer,
+                erased_at,
+                request_id: request_id.to_owned(),
+            };
+            let value = marker.value();
+            self.log
+                .append(customer, &marker.kafka_key(), value.as_deref())
+                .await?;
+            self.store.apply(marker, None);
+        }
+        fail::fail_point!("erasure-after-marker", |_| Err(KeysError::Crypto(
+            "failpoint erasure-after-marker".into()
+        )));
+        // Keys minted until the marker was written are read now: listed, or destroyed by the
+        // follower as it reads them.
+        self.caught_up(customer).await?;
+        self.destroy_undestroyed(customer).await
+    }
+
+    /// Destroys every key of an erased customer's that has no tombstone yet (an erasure cut short).
+    ///
+    /// # Errors
+    /// [`KeysError::Write`] when the keys topic does not confirm a tombstone.
+    pub async fn destroy_undestroyed(&self, customer: CustomerId) -> Result<(), KeysError> {
+        let undestroyed = self
+            .store
+            .erasure_of(customer)
+            .map(|erased| erased.undestroyed)
+            .unwrap_or_default();
+        for key_id in undestroyed {
+            self.destroy(customer, key_id).await?;
+        }
+        Ok(())
+    }
+
+    /// [`Keys::catch_up`] off the runtime's workers.
+    async fn caught_up(self: &Arc<Self>, customer: CustomerId) -> Result<(), KeysError> {
+        let keys = Arc::clone(self);
+        tokio::task::spawn_blocking(move || keys.catch_up(customer))
+            .await
+            .map_err(|_| KeysError::Stalled(CATCH_UP))?
+            .map_err(|_| KeysError::Stalled(CATCH_UP))
+    }
+
+    /// What is known of `customer`'s erasure, if its keys were erased.
+    pub fn erasure_of(&self, customer: CustomerId) -> Option<ErasedKeys> {
+        self.store.erasure_of(customer)
+    }
+
+    /// The customer the erasure request `request_id` erased, once its marker is read here.
+    pub fn erased_by(&self, request_id: &str) -> Option<CustomerId> {
+        self.store.erased_by(request_id)
+    }
+
+    /// How many of the key records at `places` the keys topic's storage still holds (blocking).
+    ///
+    /// # Errors
+    /// [`KafkaError`] when the topic cannot be read in time.
+    pub fn records_still_held(&self, places: &[KeyPlace]) -> Result<usize, KafkaError> {
+        crate::log::records_still_held(&self.settings, places)
+    }
+
+    /// Every erased customer, and what is known of its erasure.
+    pub fn erasures(&self) -> Vec<(CustomerId, ErasedKeys)> {
+        self.store.erasures()
     }
 
     /// Whether every partition has been read up to `ends`.

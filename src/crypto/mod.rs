@@ -10,9 +10,7 @@ pub mod key_record;
 pub mod key_store;
 pub mod keys;
 
-use crate::domain::{
-    NoKeys, Opener, RegistryEvent, SealedPersonal, PLAIN_SCHEMA_VERSION, SEALED_SCHEMA_VERSION,
-};
+use crate::domain::{NoKeys, Opener, RegistryEvent, SealedPersonal, SEALED_SCHEMA_VERSION};
 use crate::log::{EventLogSettings, Payload, TopicLayout};
 use data_key::Keyring;
 pub use keys::{Keys, KeysError};
@@ -76,11 +74,11 @@ impl Encryption {
         let Encryption::On(keys) = self else {
             return Ok(Payload {
                 bytes: event.encode(),
-                schema_version: PLAIN_SCHEMA_VERSION,
+                schema_version: event.plain_schema_version(),
             });
         };
         let key = match event {
-            RegistryEvent::CustomerDeleted(_) => None,
+            RegistryEvent::CustomerDeleted(_) | RegistryEvent::CustomerErased(_) => None,
             _ => Some(keys.key_for(event.customer_id()).await?),
         };
         let bytes = event.encode_sealed(|plaintext, context| {

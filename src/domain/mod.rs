@@ -17,9 +17,11 @@ mod validation;
 pub use code::{CodeShown, CustomerCode, CODE_NAMESPACE};
 pub use country_codes::ASSIGNED_ALPHA_2;
 pub use customer::{now_millis, Customer, CustomerDetails};
+pub(crate) use customer_json::rfc3339_millis;
 pub use events::{
-    open_published, sealing_context, AuditTrail, CustomerCreated, CustomerDeleted, CustomerUpdated,
-    EventDecodeError, NoKeys, OpenError, Opener, RegistryEvent, SealedPersonal,
+    erased_event_id, erasure_id, open_published, sealing_context, AuditTrail, CustomerCreated,
+    CustomerDeleted, CustomerErased, CustomerUpdated, ErasedAsEmpty, EventDecodeError, NoKeys,
+    OpenError, Opener, RegistryEvent, SealedPersonal, ERASED_EVENT_NAMESPACE, ERASURE_NAMESPACE,
     PLAIN_SCHEMA_VERSION, SCHEMA_VERSION, SEALED_SCHEMA_VERSION,
 };
 pub use fields::{

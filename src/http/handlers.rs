@@ -14,14 +14,15 @@ use super::server::ClientAddress;
 use super::{query_string, xml, ApiError, ApiState};
 use crate::auth::{AuthError, Caller};
 use crate::domain::{
-    open_published, shown, AccountId, Customer, CustomerDetails, CustomerId, CustomerPatch,
+    erasure_id, open_published, shown, AccountId, Customer, CustomerDetails, CustomerId,
+    CustomerPatch,
 };
 use crate::log::LogPosition;
 use crate::metrics::Snapshot;
 use crate::read_model::{
     parse_page, CustomerQuery, CustomerRecord, ReadModelError, Work, INLINE_WORK, MAX_WORK,
 };
-use crate::write::{ChangeKind, Condition};
+use crate::write::{ChangeKind, Condition, Erasure};
 use std::sync::Arc;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
@@ -67,6 +68,19 @@ pub async fn get_customer(id: String, meta: RequestMeta, state: ApiState) -> Res
 /// `GET /api/v01/customers/{id}/events`: the records that built a customer, read back from Kafka.
 pub async fn customer_history(id: String, meta: RequestMeta, state: ApiState) -> Response {
     let result = history(&id, &meta, &state).await;
+    respond(&meta, result)
+}
+
+/// `POST /api/v01/customers/{id}/erasure`: erase the customer's personal data; 202 with the
+/// erasure's status and `Location`.
+pub async fn erase_customer(id: String, meta: RequestMeta, state: ApiState) -> Response {
+    let result = erase(&id, &meta, &state).await;
+    respond(&meta, result)
+}
+
+/// `GET /api/v01/erasures/{requestId}`: where an erasure is, place by place.
+pub async fn erasure_status(request_id: String, meta: RequestMeta, state: ApiState) -> Response {
+    let result = erasure(&request_id, &meta, &state).await;
     respond(&meta, result)
 }
 
@@ -245,7 +259,7 @@ async fn update(
     catch_up(meta, state).await?;
     // A deleted customer's id goes on to the registrar: a retried key may replay what its first
     // request answered before the delete; anything else is a 404 there.
-    let id = recorded_customer(id, &caller, state).await?;
+    let id = changeable_customer(id, &caller, state).await?;
     let if_match = condition(if_match, id, state, key.is_some()).await?;
     let changed = state
         .registrar
@@ -270,7 +284,7 @@ async fn delete(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Respon
     let if_match = if_match(meta)?;
     let key = idempotency_key(meta)?;
     catch_up(meta, state).await?;
-    let id = recorded_customer(id, &caller, state).await?;
+    let id = changeable_customer(id, &caller, state).await?;
     let if_match = condition(if_match, id, state, key.is_some()).await?;
     let changed = state
         .registrar
@@ -569,6 +583,80 @@ async fn get(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Response,
     Ok(response)
 }
 
+async fn erase(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> {
+    let caller = authenticate(meta, state)?;
+    no_parameters(meta, "an erasure")?;
+    let answer = answer_format(meta.accept.as_deref())?;
+    catch_up(meta, state).await?;
+    let id = recorded_customer(id, &caller, state).await?;
+    let erasure = state
+        .registrar
+        .erase(id, meta.audit_trail(&caller))
+        .await
+        .map_err(ApiError::from_erasure)?;
+    let erasure = probe_storage(state, erasure).await;
+    let mut response = erasure_response(answer, &erasure);
+    *response.status_mut() = StatusCode::ACCEPTED;
+    let location = format!("/api/v01/erasures/{}", erasure.request_id);
+    response.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location).expect("a path of a UUID is a header value"),
+    );
+    Ok(response)
+}
+
+async fn erasure(
+    request_id: &str,
+    meta: &RequestMeta,
+    state: &ApiState,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(meta, state)?;
+    no_parameters(meta, "an erasure's status")?;
+    let answer = answer_format(meta.accept.as_deref())?;
+    let no_erasure = || {
+        ApiError::NotFound(format!(
+            "no erasure request with id {} on this replica",
+            shown(request_id, 40)
+        ))
+    };
+    let wanted: uuid::Uuid = match request_id.len() {
+        36 => request_id.parse().map_err(|_| no_erasure())?,
+        _ => return Err(no_erasure()),
+    };
+    let erasure = state
+        .registrar
+        .erasure(wanted)
+        .map_err(ApiError::from_erasure)?
+        .filter(|erasure| match erasure.account_id {
+            Some(account) => caller.may_reach(account),
+            None => caller.is_admin(),
+        })
+        .ok_or_else(no_erasure)?;
+    let erasure = probe_storage(state, erasure).await;
+    Ok(erasure_response(answer, &erasure))
+}
+
+/// `erasure` with the keys topic's storage looked at (off the runtime's workers: a fetch per
+/// key record), when its keys are destroyed.
+async fn probe_storage(state: &ApiState, erasure: Erasure) -> Erasure {
+    if !erasure.places.key_destroyed {
+        return erasure;
+    }
+    let registrar = Arc::clone(&state.registrar);
+    let unprobed = erasure.clone();
+    tokio::task::spawn_blocking(move || registrar.probe_storage(erasure))
+        .await
+        .unwrap_or(unprobed)
+}
+
+fn erasure_response(format: Format, erasure: &Erasure) -> Response {
+    let body = match format {
+        Format::Json => serde_json::to_vec(erasure).expect("an erasure always serialises"),
+        Format::Xml => xml::document("erasure", erasure).into_bytes(),
+    };
+    response_with(format, body)
+}
+
 async fn history(id: &str, meta: &RequestMeta, state: &ApiState) -> Result<Response, ApiError> {
     let caller = authenticate(meta, state)?;
     no_parameters(meta, "reading a customer's history")?;
@@ -734,10 +822,13 @@ async fn rejected_events(meta: &RequestMeta, state: &ApiState) -> Result<Respons
 /// customer of an account the caller's key does not reach is a 404 too, worded the same, so
 /// that answers never tell whether another merchant's customer exists.
 fn known_customer(id: &str, caller: &Caller, state: &ApiState) -> Result<Customer, ApiError> {
-    state
-        .read_model
-        .get(customer_id(id)?)?
-        .filter(|customer| caller.may_reach(customer.details.account_id))
+    let record = reachable_record(id, caller, state)?;
+    if record.erased {
+        return Err(erased(&record));
+    }
+    record
+        .live_customer()
+        .cloned()
         .ok_or_else(|| no_customer(id))
 }
 
@@ -776,6 +867,29 @@ async fn recorded_customer(
         found => found,
     };
     found.map(|record| record.customer.id)
+}
+
+/// [`recorded_customer`], refused 410 when its personal data was erased: nothing may change it.
+async fn changeable_customer(
+    id: &str,
+    caller: &Caller,
+    state: &ApiState,
+) -> Result<CustomerId, ApiError> {
+    let found = recorded_customer(id, caller, state).await?;
+    match state.read_model.record(found)? {
+        Some(record) if record.erased => Err(erased(&record)),
+        _ => Ok(found),
+    }
+}
+
+/// The 410 answering a request about an erased customer.
+fn erased(record: &CustomerRecord) -> ApiError {
+    let id = record.customer.id;
+    ApiError::Erased(format!(
+        "customer {id}'s personal data was erased (erasure request {}): it answers nothing any \
+         more, and its code is not given to another customer",
+        erasure_id(id)
+    ))
 }
 
 /// The read model's record of the customer `id` names, deleted or not, when `caller` may reach

@@ -155,8 +155,8 @@ async fn dispatch(
     };
     let id = || {
         matched
-            .customer_id
-            .expect("the routes of customer operations have a {customerId} segment")
+            .parameter
+            .expect("the routes of these operations have a {customerId} or {requestId} segment")
             .to_owned()
     };
     match operation {
@@ -171,6 +171,8 @@ async fn dispatch(
         }
         Operation::DeleteCustomer => handlers::delete_customer(id(), meta, state).await,
         Operation::CustomerHistory => handlers::customer_history(id(), meta, state).await,
+        Operation::EraseCustomer => handlers::erase_customer(id(), meta, state).await,
+        Operation::ErasureStatus => handlers::erasure_status(id(), meta, state).await,
         Operation::ListRejectedEvents => handlers::list_rejected_events(meta, state).await,
         Operation::TakeSnapshot => handlers::read_model_snapshot(meta, state),
         Operation::OpenApiDocument => handlers::openapi_document(),

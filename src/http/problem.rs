@@ -8,7 +8,7 @@ use crate::crypto::KeysError;
 use crate::domain::{FieldError, ValidationErrors};
 use crate::log::{EventLogError, HISTORY_READERS, HISTORY_READERS_PER_ACCOUNT};
 use crate::read_model::ReadModelError;
-use crate::write::{ChangeError, CreateError};
+use crate::write::{ChangeError, CreateError, ErasureError};
 use serde::Serialize;
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
@@ -45,6 +45,12 @@ pub enum ApiError {
     /// No such resource.
     #[error("{0}")]
     NotFound(String),
+    /// The customer's personal data was erased: it answers nothing any more.
+    #[error("{0}")]
+    Erased(String),
+    /// An erasure asked of a registry that writes events in plain text.
+    #[error("{0}")]
+    ErasureUnavailable(String),
     /// The resource exists but not with this method.
     #[error("this resource allows {allow}")]
     MethodNotAllowed {
@@ -200,11 +206,31 @@ impl ApiError {
         }
     }
 
-    /// The answer to a write whose event could not be sealed: an erased customer is not found
-    /// (nothing may be written about it again); any other failure is the server's.
+    /// The answer to an erasure that did not go through.
+    pub fn from_erasure(error: ErasureError) -> Self {
+        match error {
+            unavailable @ (ErasureError::NotEncrypted | ErasureError::PlainText(_)) => {
+                ApiError::ErasureUnavailable(unavailable.to_string())
+            }
+            ErasureError::Unreadable(why) => ApiError::LogUnreadable(why),
+            gone @ ErasureError::NotFound(_) => ApiError::NotFound(gone.to_string()),
+            ErasureError::Keys(error) => ApiError::from_keys(error),
+            ErasureError::EventLog(error) => ApiError::EventLog {
+                outcome_unknown: error.outcome_unknown(),
+                error,
+                had_key: false,
+            },
+            ErasureError::ReadModel(error) => ApiError::ReadModel(error),
+        }
+    }
+
+    /// The answer to a write whose event could not be sealed: an erased customer is gone
+    /// (nothing may be written about it again); a keys topic not read in time is a passing
+    /// outage; any other failure is the server's.
     fn from_keys(error: KeysError) -> Self {
         match error {
-            KeysError::Erased => ApiError::NotFound(error.to_string()),
+            KeysError::Erased => ApiError::Erased(error.to_string()),
+            stalled @ KeysError::Stalled(_) => ApiError::LogUnreadable(stalled.to_string()),
             // A key the log did not confirm arrives as the write's `EventLog` error.
             other => ApiError::Internal(other.to_string()),
         }
@@ -292,6 +318,10 @@ pub enum ProblemType {
     NotFound,
     /// 405: a known path, another method.
     MethodNotAllowed,
+    /// 410: the customer's personal data was erased.
+    CustomerErased,
+    /// 409: an erasure asked of a registry without encryption.
+    ErasureUnavailable,
     /// 406: `Accept` allows no format the API produces.
     NotAcceptable,
     /// 414: the HTTP layer's answer to an over-long URI.
@@ -342,13 +372,15 @@ pub enum ProblemType {
 
 impl ProblemType {
     /// Every kind, in the order the OpenAPI document lists them.
-    pub const ALL: [ProblemType; 29] = [
+    pub const ALL: [ProblemType; 31] = [
         ProblemType::ValidationFailed,
         ProblemType::MalformedRequest,
         ProblemType::Unauthorized,
         ProblemType::Forbidden,
         ProblemType::NotFound,
         ProblemType::MethodNotAllowed,
+        ProblemType::CustomerErased,
+        ProblemType::ErasureUnavailable,
         ProblemType::NotAcceptable,
         ProblemType::UriTooLong,
         ProblemType::RequestHeadTooLarge,
@@ -416,6 +448,16 @@ impl ProblemType {
                 StatusCode::METHOD_NOT_ALLOWED,
                 "/problems/method-not-allowed",
                 "Method not allowed",
+            ),
+            ProblemType::CustomerErased => (
+                StatusCode::GONE,
+                "/problems/customer-erased",
+                "The customer's personal data was erased",
+            ),
+            ProblemType::ErasureUnavailable => (
+                StatusCode::CONFLICT,
+                "/problems/erasure-unavailable",
+                "This registry cannot erase: it writes personal data in plain text",
             ),
             ProblemType::NotAcceptable => (
                 StatusCode::NOT_ACCEPTABLE,
@@ -593,6 +635,8 @@ impl ApiError {
             ApiError::Forbidden(_) => ProblemType::Forbidden,
             ApiError::NotFound(_) => ProblemType::NotFound,
             ApiError::MethodNotAllowed { .. } => ProblemType::MethodNotAllowed,
+            ApiError::Erased(_) => ProblemType::CustomerErased,
+            ApiError::ErasureUnavailable(_) => ProblemType::ErasureUnavailable,
             ApiError::EventLog {
                 error: EventLogError::Unwritable { shortage, .. },
                 ..

@@ -21,6 +21,10 @@ pub enum Operation {
     DeleteCustomer,
     /// `GET /api/v01/customers/{customerId}/events`: the records that built a customer.
     CustomerHistory,
+    /// `POST /api/v01/customers/{customerId}/erasure`: erases a customer's personal data.
+    EraseCustomer,
+    /// `GET /api/v01/erasures/{requestId}`: where an erasure is.
+    ErasureStatus,
     /// `GET /api/v01/admin/rejected-events`: records kept out of the read model.
     ListRejectedEvents,
     /// `GET /api/v01/admin/snapshot`: the read model as a snapshot.
@@ -39,7 +43,8 @@ pub enum Operation {
 /// these methods in `Allow`. `HEAD` answers as `GET` without the body.
 #[derive(Debug)]
 pub struct Route {
-    /// The path as the OpenAPI document names it; `{customerId}` stands for one path segment.
+    /// The path as the OpenAPI document names it; `{customerId}` or `{requestId}` stands for one
+    /// path segment.
     pub path: &'static str,
     /// The methods this path answers, in the order `Allow` lists them, and their operations.
     pub methods: &'static [(Method, Operation)],
@@ -70,6 +75,17 @@ pub static ROUTES: &[Route] = &[
         methods: &[
             (Method::GET, Operation::CustomerHistory),
             (Method::HEAD, Operation::CustomerHistory),
+        ],
+    },
+    Route {
+        path: "/api/v01/customers/{customerId}/erasure",
+        methods: &[(Method::POST, Operation::EraseCustomer)],
+    },
+    Route {
+        path: "/api/v01/erasures/{requestId}",
+        methods: &[
+            (Method::GET, Operation::ErasureStatus),
+            (Method::HEAD, Operation::ErasureStatus),
         ],
     },
     Route {
@@ -118,8 +134,9 @@ pub static ROUTES: &[Route] = &[
 pub struct Matched<'a> {
     /// The route whose path template the request's path fits.
     pub route: &'static Route,
-    /// The `{customerId}` segment as sent (not percent-decoded), on the routes that have one.
-    pub customer_id: Option<&'a str>,
+    /// The `{customerId}` or `{requestId}` segment as sent (not percent-decoded), on the routes
+    /// that have one.
+    pub parameter: Option<&'a str>,
 }
 
 /// The route `path` fits, if any. One leading and one trailing slash are allowed
@@ -128,7 +145,7 @@ pub fn resolve(path: &str) -> Option<Matched<'_>> {
     let path = path.strip_prefix('/').unwrap_or(path);
     let path = path.strip_suffix('/').unwrap_or(path);
     ROUTES.iter().find_map(|route| {
-        let mut customer_id = None;
+        let mut parameter = None;
         let mut segments = path.split('/');
         for expected in route.path.trim_start_matches('/').split('/') {
             let segment = segments.next()?;
@@ -136,7 +153,7 @@ pub fn resolve(path: &str) -> Option<Matched<'_>> {
                 if segment.is_empty() {
                     return None;
                 }
-                customer_id = Some(segment);
+                parameter = Some(segment);
             } else if segment != expected {
                 return None;
             }
@@ -144,7 +161,7 @@ pub fn resolve(path: &str) -> Option<Matched<'_>> {
         segments
             .next()
             .is_none()
-            .then_some(Matched { route, customer_id })
+            .then_some(Matched { route, parameter })
     })
 }
 
@@ -222,7 +239,10 @@ mod tests {
     fn a_path_fits_its_route_with_or_without_one_trailing_slash() {
         let matched = resolve("/api/v01/customers/abc/events/").unwrap();
         assert_eq!(matched.route.path, "/api/v01/customers/{customerId}/events");
-        assert_eq!(matched.customer_id, Some("abc"));
+        assert_eq!(matched.parameter, Some("abc"));
+        let erasure = resolve("/api/v01/erasures/e-1").unwrap();
+        assert_eq!(erasure.route.path, "/api/v01/erasures/{requestId}");
+        assert_eq!(erasure.parameter, Some("e-1"));
         assert_eq!(resolve("/healthz").unwrap().route.path, "/healthz");
         assert_eq!(resolve("/healthz/").unwrap().route.path, "/healthz");
         for unrouted in [

@@ -177,3 +177,54 @@ impl KeyTail {
         })
     }
 }
+
+/// How long looking for one record of the keys topic may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many of the records at `places` (`(partition, offset)`) the keys topic of
+/// `settings.topic` still holds: a record compaction removed reads as the next one kept, or as
+/// the partition's end. What an erasure's status reports as the key gone from storage.
+///
+/// # Errors
+/// [`KafkaError`] when a partition cannot be read in time.
+pub fn records_still_held(
+    settings: &EventLogSettings,
+    places: &[(i32, i64)],
+) -> Result<usize, KafkaError> {
+    if places.is_empty() {
+        return Ok(0);
+    }
+    let consumer: BaseConsumer<KafkaLogs> = client_config(&settings.kafka_bootstrap)
+        .set("group.id", "customer-registry.keys-probe")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("allow.auto.create.topics", "false")
+        .create_with_context(KafkaLogs)?;
+    let topic = keys_topic(&settings.topic);
+    let mut held = 0;
+    for &(partition, offset) in places {
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(&topic, partition, Offset::Offset(offset))?;
+        consumer.assign(&assignment)?;
+        let deadline = Instant::now() + PROBE_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match consumer.poll(left) {
+                Some(Ok(message)) => {
+                    held += usize::from(message.offset() == offset);
+                    break;
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => break,
+                Some(Err(error)) if leader_moving(&error) && !left.is_zero() => {}
+                Some(Err(error)) => return Err(error),
+                None => {
+                    return Err(KafkaError::MessageConsumption(
+                        RDKafkaErrorCode::OperationTimedOut,
+                    ))
+                }
+            }
+        }
+    }
+    Ok(held)
+}

@@ -18,7 +18,7 @@ mod topic;
 
 pub use client::{client_config, leader_moving, KafkaLogs, OutageLog};
 pub use health::{ClusterHealth, ReplicaShortage};
-pub use keys::{keys_topic, KeyLog, KeyTail, KeyTopicRecord};
+pub use keys::{keys_topic, records_still_held, KeyLog, KeyTail, KeyTopicRecord};
 pub use keys_topic::{ensure_keys_topic, existing_keys_topic, KEYS_TOPIC_CONFIGS};
 pub use partitioning::{Partitioning, HEADER as PARTITIONING_HEADER};
 pub use position::{LogPosition, RecordPosition};

@@ -18,7 +18,7 @@ mod replay;
 pub use progress::ProjectionProgress;
 pub use replay::BatchApplier;
 
-use crate::domain::{EventDecodeError, OpenError, Opener, RegistryEvent};
+use crate::domain::{ErasedAsEmpty, EventDecodeError, OpenError, Opener, RegistryEvent};
 use crate::log::{
     client_config, leader_moving, EventLogSettings, KafkaLogs, LogPosition, OutageLog,
 };
@@ -410,7 +410,22 @@ impl Projector {
             .with_writer(move |writer| {
                 // A test's stalled projector (`sleep(ms)`): the replica then trails the log.
                 fail::fail_point!("projection-apply");
-                apply_records(writer, &mut prepared)
+                let outcomes = apply_records(writer, &mut prepared)?;
+                // An erasure is durable at once, not at the next flush: until the layer that
+                // purges the customer is written, the store still holds its personal fields.
+                let erased = prepared
+                    .records()
+                    .iter()
+                    .zip(&outcomes)
+                    .any(|(record, outcome)| {
+                        *outcome == ApplyOutcome::Applied
+                            && matches!(&record.change, RecordChange::Event(event)
+                            if matches!(**event, RegistryEvent::CustomerErased(_)))
+                    });
+                if erased {
+                    writer.flush_if_due(true)?;
+                }
+                Ok(outcomes)
             })
             .await?;
         self.metrics.count_records(&outcomes);
@@ -434,7 +449,9 @@ pub fn decode_record(
     opener: &dyn Opener,
 ) -> Result<LogRecord, OpenError> {
     let decoded = match payload {
-        Some(bytes) => RegistryEvent::decode_with(bytes, opener),
+        // An erased customer's events open to nothing: they still make and move the customer
+        // (so a replay ends where a live replica does), and its `CustomerErased` purges it.
+        Some(bytes) => RegistryEvent::decode_with(bytes, &ErasedAsEmpty(opener)),
         None => Err(EventDecodeError::Empty),
     };
     if let Err(EventDecodeError::Sealed(error)) = &decoded {

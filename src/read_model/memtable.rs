@@ -216,6 +216,7 @@ mod tests {
         let record = CustomerRecord {
             customer,
             deleted: false,
+            erased: false,
             history: History::from_iter([HistoryEntry {
                 place: LogPlace {
                     partition: 0,

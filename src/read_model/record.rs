@@ -92,8 +92,11 @@ impl FromIterator<HistoryEntry> for History {
 pub struct CustomerRecord {
     /// The customer as the API answers it (as it was when deleted, for a tombstone).
     pub customer: Customer,
-    /// Whether a `CustomerDeleted` applied.
+    /// Whether a `CustomerDeleted` or a `CustomerErased` applied.
     pub deleted: bool,
+    /// Whether a `CustomerErased` applied: the customer keeps its ids, account, code, versions,
+    /// times and history, and no personal field.
+    pub erased: bool,
     /// The records that built it (duplicates included), in the order applied.
     pub history: History,
 }
@@ -138,6 +141,18 @@ impl CustomerRecord {
     /// The event that created the customer: the first its history holds.
     pub fn created_by(&self) -> Option<Uuid> {
         self.history.first().map(|entry| entry.event_id)
+    }
+
+    /// This record with its personal fields purged, as a `CustomerErased` leaves it: out of
+    /// every answer, like a deleted one.
+    pub fn erased(mut self) -> Self {
+        let mut details =
+            crate::domain::CustomerDetails::for_account(self.customer.details.account_id);
+        details.code = self.customer.details.code.take();
+        self.customer.details = details;
+        self.deleted = true;
+        self.erased = true;
+        self
     }
 
     /// The customer, unless deleted.
@@ -195,6 +210,7 @@ mod tests {
                 ),
             ),
             deleted: false,
+            erased: false,
             history: (0..700).map(entry).collect(),
         };
         assert!(record.has_event(Uuid::from_u64_pair(0, 0)));

@@ -15,7 +15,7 @@ use super::rejected::{RejectedEvent, RejectionKind};
 use super::store::codec::CHUNK_ORDINALS;
 use super::terms::Terms;
 use super::{ReadModelError, Shared};
-use crate::domain::{AccountId, CustomerId, RegistryEvent};
+use crate::domain::{AccountId, CustomerErased, CustomerId, RegistryEvent};
 use chrono::Utc;
 use hashbrown::{HashMap, HashSet};
 use std::sync::Arc;
@@ -118,6 +118,7 @@ impl PreparedBatch {
                         let customer = CustomerRecord {
                             customer: created.customer.clone(),
                             deleted: false,
+                            erased: false,
                             history: History::from_iter([HistoryEntry {
                                 place: record.place(),
                                 event_id: created.event_id,
@@ -193,6 +194,9 @@ fn decide(
             ),
         };
     };
+    if let RegistryEvent::CustomerErased(erased) = event {
+        return erasure(erased, place, current);
+    }
     let version = event.version();
     let account_id = match event {
         RegistryEvent::CustomerCreated(_) if current.created_by() == Some(event_id) => {
@@ -207,6 +211,7 @@ fn decide(
         }
         RegistryEvent::CustomerUpdated(updated) => updated.account_id,
         RegistryEvent::CustomerDeleted(deleted) => deleted.account_id,
+        RegistryEvent::CustomerErased(_) => unreachable!("decided above"),
     };
     match refusal(event_id, id, version, account_id, current) {
         // An event that applied made a version the customer is at or past, so one that would
@@ -225,13 +230,36 @@ fn decide(
                     next.customer = deleted.applied_to(&current.customer);
                     next.deleted = true;
                 }
-                RegistryEvent::CustomerCreated(_) => {
-                    unreachable!("decided above: the customer exists")
+                RegistryEvent::CustomerCreated(_) | RegistryEvent::CustomerErased(_) => {
+                    unreachable!("decided above")
                 }
             }
             Decision::Apply(Arc::new(next))
         }
     }
+}
+
+/// What an erasure does to `current`: purges its personal fields (a live customer leaves every
+/// index, as a deleted one does), whatever its state or version; once.
+fn erasure(erased: &CustomerErased, place: LogPlace, current: &CustomerRecord) -> Decision {
+    if current.erased {
+        return Decision::Duplicate;
+    }
+    if erased.account_id != current.customer.details.account_id {
+        return Decision::Refuse(
+            ApplyOutcome::Conflict,
+            RejectionKind::Conflict,
+            format!(
+                "event {} erases customer {} of account {}, which belongs to account {}",
+                erased.event_id,
+                erased.customer_id,
+                erased.account_id,
+                current.customer.details.account_id
+            ),
+        );
+    }
+    let next = current.clone().with_entry(place, erased.event_id).erased();
+    Decision::Apply(Arc::new(next))
 }
 
 /// Why a change (update or delete) of `current` that makes `version` for `account_id` is kept
@@ -243,6 +271,13 @@ fn refusal(
     account_id: AccountId,
     current: &CustomerRecord,
 ) -> Option<Decision> {
+    if current.erased {
+        return Some(Decision::Refuse(
+            ApplyOutcome::Absent,
+            RejectionKind::CustomerAbsent,
+            format!("event {event_id} changes customer {id}, whose personal data was erased"),
+        ));
+    }
     if current.deleted {
         return Some(Decision::Refuse(
             ApplyOutcome::Absent,

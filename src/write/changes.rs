@@ -275,7 +275,7 @@ impl Registrar {
     }
 
     /// The first `at_most` records of customer `id`'s history, read back from the log.
-    async fn records_of(
+    pub(super) async fn records_of(
         &self,
         id: CustomerId,
         at_most: usize,

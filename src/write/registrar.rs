@@ -494,6 +494,7 @@ impl CreateRequest<'_> {
                 key: self.key.map_or("", IdempotencyKey::as_str).to_owned(),
                 customer_id: self.ids.customer_id.to_string(),
             },
+            Refusal::Erased(_) => CreateError::Keys(KeysError::Erased),
         }
     }
 }

@@ -52,6 +52,7 @@ fn the_sealed_examples_validate_and_open_with_the_example_kek_to_the_v1_examples
             Some(key_record.to_string().as_bytes()),
         )
         .unwrap(),
+        None,
     );
     assert_valid(
         &schema_file("keys-erased-record.v1"),
@@ -83,6 +84,25 @@ fn the_sealed_examples_validate_and_open_with_the_example_kek_to_the_v1_examples
     assert_eq!(sealed.changes, clear.changes);
     assert_eq!(sealed.event_id, clear.event_id);
     assert_eq!(open("deleted").event_id(), plain("deleted").event_id());
+
+    // The erasure: its ids are the ones the registry derives from the customer, in the event and
+    // in the marker.
+    let erased = open("erased");
+    let RegistryEvent::CustomerErased(erasure) = &erased else {
+        panic!("the erased example decodes as CustomerErased")
+    };
+    let customer = erasure.customer_id;
+    assert_eq!(
+        erasure.erasure_id,
+        customer_registry::domain::erasure_id(customer)
+    );
+    assert_eq!(
+        erasure.event_id,
+        customer_registry::domain::erased_event_id(customer)
+    );
+    let marker = load("events/examples/keys-erased-record.v1.json");
+    assert_eq!(marker["requestId"], erasure.erasure_id.to_string());
+    assert_eq!(marker["customerId"], customer.to_string());
 }
 
 #[test]

@@ -16,6 +16,7 @@ mod cluster_topic;
 mod crash_recovery;
 mod customer_code;
 mod encryption;
+mod erasure;
 mod event_contract;
 mod failpoints;
 mod fault_campaign;

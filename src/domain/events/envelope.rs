@@ -12,12 +12,18 @@ use serde::de::Error as _;
 use serde::{Deserialize, Serialize, Serializer};
 use uuid::Uuid;
 
+/// The schema version of events whose personal fields are sealed (and of `CustomerErased`,
+/// new in it).
+pub const SEALED_SCHEMA_VERSION: u32 = 2;
+
 /// `eventType` of [`CustomerCreated`].
 pub const CUSTOMER_CREATED: &str = "CustomerCreated";
 /// `eventType` of `CustomerUpdated`.
 pub const CUSTOMER_UPDATED: &str = "CustomerUpdated";
 /// `eventType` of `CustomerDeleted`.
 pub const CUSTOMER_DELETED: &str = "CustomerDeleted";
+/// `eventType` of `CustomerErased`.
+pub const CUSTOMER_ERASED: &str = "CustomerErased";
 
 /// The wire form of every event.
 #[derive(Serialize, Deserialize)]

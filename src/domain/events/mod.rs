@@ -4,20 +4,25 @@
 //! a data key of the customer's (`sealed`). Both are always read.
 
 mod envelope;
+mod erased;
 mod plain;
 mod sealed;
 
+pub use envelope::SEALED_SCHEMA_VERSION;
+pub use erased::{
+    erased_event_id, erasure_id, CustomerErased, ERASED_EVENT_NAMESPACE, ERASURE_NAMESPACE,
+};
 pub use plain::PLAIN_SCHEMA_VERSION;
 pub use sealed::{
-    context as sealing_context, open_published, NoKeys, OpenError, Opener, SealedPersonal,
-    SEALED_SCHEMA_VERSION,
+    context as sealing_context, open_published, ErasedAsEmpty, NoKeys, OpenError, Opener,
+    SealedPersonal,
 };
 
 use super::customer::Customer;
 use super::ids::{AccountId, CustomerId};
 use super::patch::FieldChange;
 use chrono::{DateTime, Utc};
-use envelope::{Envelope, CUSTOMER_CREATED, CUSTOMER_DELETED, CUSTOMER_UPDATED};
+use envelope::{Envelope, CUSTOMER_CREATED, CUSTOMER_DELETED, CUSTOMER_ERASED, CUSTOMER_UPDATED};
 use sealed::SealedDecodeError;
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -37,6 +42,8 @@ pub enum RegistryEvent {
     CustomerUpdated(CustomerUpdated),
     /// A customer was deleted.
     CustomerDeleted(CustomerDeleted),
+    /// A customer's personal data was erased.
+    CustomerErased(CustomerErased),
 }
 
 /// A customer was registered: the full customer as the API answered it.
@@ -177,6 +184,7 @@ impl RegistryEvent {
             RegistryEvent::CustomerCreated(_) => CUSTOMER_CREATED,
             RegistryEvent::CustomerUpdated(_) => CUSTOMER_UPDATED,
             RegistryEvent::CustomerDeleted(_) => CUSTOMER_DELETED,
+            RegistryEvent::CustomerErased(_) => CUSTOMER_ERASED,
         }
     }
 
@@ -186,6 +194,7 @@ impl RegistryEvent {
             RegistryEvent::CustomerCreated(created) => created.customer.id,
             RegistryEvent::CustomerUpdated(updated) => updated.customer_id,
             RegistryEvent::CustomerDeleted(deleted) => deleted.customer_id,
+            RegistryEvent::CustomerErased(erased) => erased.customer_id,
         }
     }
 
@@ -195,6 +204,7 @@ impl RegistryEvent {
             RegistryEvent::CustomerCreated(created) => created.event_id,
             RegistryEvent::CustomerUpdated(updated) => updated.event_id,
             RegistryEvent::CustomerDeleted(deleted) => deleted.event_id,
+            RegistryEvent::CustomerErased(erased) => erased.event_id,
         }
     }
 
@@ -204,15 +214,18 @@ impl RegistryEvent {
             RegistryEvent::CustomerCreated(created) => created.occurred_at,
             RegistryEvent::CustomerUpdated(updated) => updated.occurred_at,
             RegistryEvent::CustomerDeleted(deleted) => deleted.occurred_at,
+            RegistryEvent::CustomerErased(erased) => erased.occurred_at,
         }
     }
 
-    /// The version the customer has once this event applies.
+    /// The version the customer has once this event applies (0 for `CustomerErased`, which gives
+    /// none: it applies to the customer at whatever version it is).
     pub fn version(&self) -> u64 {
         match self {
             RegistryEvent::CustomerCreated(_) => 1,
             RegistryEvent::CustomerUpdated(updated) => updated.version,
             RegistryEvent::CustomerDeleted(deleted) => deleted.version,
+            RegistryEvent::CustomerErased(_) => 0,
         }
     }
 
@@ -222,11 +235,21 @@ impl RegistryEvent {
             RegistryEvent::CustomerCreated(created) => &created.audit,
             RegistryEvent::CustomerUpdated(updated) => &updated.audit,
             RegistryEvent::CustomerDeleted(deleted) => &deleted.audit,
+            RegistryEvent::CustomerErased(erased) => &erased.audit,
         }
     }
-    /// The event's JSON bytes in plain text (schema version 1).
+    /// The event's JSON bytes in plain text (schema version 1; `CustomerErased`, new in version
+    /// 2 and carrying nothing personal, in version 2's form).
     pub fn encode(&self) -> Vec<u8> {
         plain::encode(self)
+    }
+
+    /// The schema version [`RegistryEvent::encode`] writes the event in.
+    pub fn plain_schema_version(&self) -> u32 {
+        match self {
+            RegistryEvent::CustomerErased(_) => SEALED_SCHEMA_VERSION,
+            _ => PLAIN_SCHEMA_VERSION,
+        }
     }
 
     /// The event's JSON bytes with its personal fields sealed (schema version 2) by `seal`,
@@ -271,12 +294,19 @@ impl RegistryEvent {
         // Anything else is told apart by its type and version first, its payload read only
         // when they are ones this build reads (then to say what in it is malformed).
         let envelope: Envelope<Box<RawValue>> = serde_json::from_slice(bytes)?;
-        if ![CUSTOMER_CREATED, CUSTOMER_UPDATED, CUSTOMER_DELETED]
-            .contains(&envelope.event_type.as_str())
-        {
+        let erased = envelope.event_type == CUSTOMER_ERASED;
+        // CustomerErased is new in version 2: a version 1 reader never met one.
+        let known = if erased {
+            envelope.schema_version >= SEALED_SCHEMA_VERSION
+        } else {
+            [CUSTOMER_CREATED, CUSTOMER_UPDATED, CUSTOMER_DELETED]
+                .contains(&envelope.event_type.as_str())
+        };
+        if !known {
             return Err(EventDecodeError::UnknownType(envelope.event_type));
         }
         match envelope.schema_version {
+            SEALED_SCHEMA_VERSION if erased => Ok(erased::decode(envelope)?),
             SEALED_SCHEMA_VERSION => {
                 sealed::decode(envelope, opener).map_err(|error| match error {
                     SealedDecodeError::Malformed(error) => EventDecodeError::Malformed(error),
@@ -561,6 +591,82 @@ mod tests {
         assert!(matches!(
             RegistryEvent::decode_with(&bytes, &other),
             Err(EventDecodeError::Sealed(OpenError::Inauthentic))
+        ));
+    }
+
+    /// The opener of a reader that has read the customer's erased marker.
+    struct Erased;
+
+    impl Opener for Erased {
+        fn open(
+            &self,
+            _: CustomerId,
+            _: &SealedPersonal,
+            _: &[u8],
+        ) -> Result<zeroize::Zeroizing<Vec<u8>>, OpenError> {
+            Err(OpenError::Erased)
+        }
+    }
+
+    #[test]
+    fn an_erased_customers_events_open_to_nothing_personal_and_keep_their_versions() {
+        let key = OneKey::mint();
+        let first = created();
+        let (create, update) = (sealed(&first, &key), sealed(&updated(), &key));
+        assert!(matches!(
+            RegistryEvent::decode_with(&create, &Erased),
+            Err(EventDecodeError::Sealed(OpenError::Erased))
+        ));
+        let RegistryEvent::CustomerCreated(shredded) =
+            RegistryEvent::decode_with(&create, &ErasedAsEmpty(&Erased)).unwrap()
+        else {
+            panic!("a create stays a create")
+        };
+        let RegistryEvent::CustomerCreated(original) = first else {
+            unreachable!()
+        };
+        assert_eq!(shredded.customer.id, original.customer.id);
+        assert_eq!(
+            shredded.customer.details,
+            CustomerDetails::for_account(original.customer.details.account_id)
+        );
+        let RegistryEvent::CustomerUpdated(moved) =
+            RegistryEvent::decode_with(&update, &ErasedAsEmpty(&Erased)).unwrap()
+        else {
+            panic!("an update stays an update")
+        };
+        assert_eq!((moved.version, moved.changes.len()), (2, 0));
+        // Any other failure to open is still one.
+        assert!(RegistryEvent::decode_with(&create, &ErasedAsEmpty(&NoKeys)).is_err());
+    }
+
+    #[test]
+    fn an_erasure_is_a_version_2_event_with_ids_derived_from_the_customer() {
+        let customer = created().customer_id();
+        let account = AccountId::parse(9).unwrap();
+        let at = created().occurred_at();
+        let event = RegistryEvent::CustomerErased(CustomerErased::new(customer, account, at));
+        let bytes = event.encode();
+        assert_eq!(event.plain_schema_version(), 2);
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(json["schemaVersion"], 2);
+        assert_eq!(json["eventType"], "CustomerErased");
+        assert_eq!(
+            json["data"]["erasureRequestId"],
+            erasure_id(customer).to_string()
+        );
+        assert_eq!(RegistryEvent::decode(&bytes).unwrap(), event);
+        let again = CustomerErased::new(customer, account, at + chrono::Duration::seconds(1));
+        assert_eq!(
+            again.event_id,
+            event.event_id(),
+            "one erasure, one event id"
+        );
+        let mut v1 = json.clone();
+        v1["schemaVersion"] = 1.into();
+        assert!(matches!(
+            RegistryEvent::decode(v1.to_string().as_bytes()),
+            Err(EventDecodeError::UnknownType(_))
         ));
     }
 

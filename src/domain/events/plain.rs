@@ -10,7 +10,8 @@ use serde_json::value::RawValue;
 /// The schema version of events in plain text.
 pub const PLAIN_SCHEMA_VERSION: u32 = 1;
 
-/// `event` in version 1's form.
+/// `event` in version 1's form (`CustomerErased`, which version 1 does not have, in version 2's:
+/// it carries nothing personal).
 pub fn encode(event: &RegistryEvent) -> Vec<u8> {
     match event {
         RegistryEvent::CustomerCreated(created) => {
@@ -30,6 +31,7 @@ pub fn encode(event: &RegistryEvent) -> Vec<u8> {
         RegistryEvent::CustomerDeleted(deleted) => {
             Envelope::of(event, PLAIN_SCHEMA_VERSION, ChangeData::of_delete(deleted)).to_bytes()
         }
+        RegistryEvent::CustomerErased(erased) => super::erased::encode(event, erased),
     }
 }
 

@@ -4,7 +4,9 @@
 //! The domain seals and opens nothing itself: the holder of the keys does, through the closure
 //! [`encode`] takes and the [`Opener`] [`decode`] takes.
 
-use super::envelope::{change_event, created, Changes, Envelope, CUSTOMER_UPDATED};
+use super::envelope::{
+    change_event, created, Changes, Envelope, CUSTOMER_UPDATED, SEALED_SCHEMA_VERSION,
+};
 use super::RegistryEvent;
 use crate::domain::customer::{Customer, CustomerDetails};
 use crate::domain::customer_json::rfc3339_millis;
@@ -18,9 +20,6 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 use zeroize::Zeroizing;
-
-/// The schema version of events whose personal fields are sealed.
-pub const SEALED_SCHEMA_VERSION: u32 = 2;
 
 /// An event's personal fields as they travel: sealed under one of its customer's data keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +57,26 @@ impl Opener for NoKeys {
         _: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, OpenError> {
         Err(OpenError::NoKeys)
+    }
+}
+
+/// Opens as its inner opener does, except that an erased customer's events open to nothing:
+/// read so, each event still does what it did to the customer's versions (a create makes it, an
+/// update moves it on), without a personal field, so live replicas and replays that meet an
+/// erased customer's events end alike.
+pub struct ErasedAsEmpty<'a>(pub &'a dyn Opener);
+
+impl Opener for ErasedAsEmpty<'_> {
+    fn open(
+        &self,
+        customer: CustomerId,
+        personal: &SealedPersonal,
+        context: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+        match self.0.open(customer, personal, context) {
+            Err(OpenError::Erased) => Ok(Zeroizing::new(b"{}".to_vec())),
+            opened => opened,
+        }
     }
 }
 
@@ -191,6 +210,7 @@ pub fn encode<E>(
             };
             Envelope::of(event, SEALED_SCHEMA_VERSION, data).to_bytes()
         }
+        RegistryEvent::CustomerErased(erased) => super::erased::encode(event, erased),
     })
 }
 
@@ -301,8 +321,9 @@ fn json(value: &impl Serialize) -> Zeroizing<Vec<u8>> {
 /// Opens a published version 2 event's personal part in place, for readers who are shown events
 /// as published (a customer's history, `events tail`): the fields it sealed go back where version
 /// 1 carries them (a create's into `data`, an update's into `data.changes`) and `data.personal`
-/// goes. When it does not open, it stays sealed and `data.personalUnreadable` says why (an erased
-/// customer's events read so for ever). Other events are left as they are.
+/// goes. When it does not open, it stays sealed and `data.personalUnreadable` says why; an erased
+/// customer's events read so for ever, marked `data.personalErased: true`. Other events are
+/// left as they are.
 pub fn open_published(event: &mut serde_json::Value, opener: &dyn Opener) {
     if event["schemaVersion"] != SEALED_SCHEMA_VERSION {
         return;
@@ -340,6 +361,9 @@ pub fn open_published(event: &mut serde_json::Value, opener: &dyn Opener) {
             }
         }
         Err(error) => {
+            if error == OpenError::Erased {
+                data.insert("personalErased".into(), true.into());
+            }
             data.insert("personalUnreadable".into(), error.to_string().into());
         }
     }

@@ -8,6 +8,7 @@
 //! to [`document`].
 
 mod answers;
+mod erasures;
 mod fields;
 mod headers;
 mod parameters;
@@ -51,6 +52,12 @@ pub fn document() -> Value {
                     json!([reference("parameters", "CustomerId")]),
                 );
             }
+            if route.path.contains("{requestId}") {
+                item.insert(
+                    "parameters".into(),
+                    json!([erasures::request_id_parameter()]),
+                );
+            }
             for (method, operation) in route.methods {
                 let head = method == Method::HEAD;
                 let described = describe(*operation, head, &mut narrowed);
@@ -63,6 +70,7 @@ pub fn document() -> Value {
     schemas.extend(problems::components());
     schemas.extend(service::components());
     schemas.extend(records::components());
+    schemas.extend(erasures::components());
     schemas.extend(schemas::body_components());
     schemas.extend(narrowed.into_schemas());
     json!({
@@ -112,6 +120,8 @@ fn describe(operation: Operation, head: bool, problems: &mut ProblemSchemas) -> 
         Operation::PatchCustomer => writes::update(Consumes::MergePatch, problems),
         Operation::DeleteCustomer => writes::delete(problems),
         Operation::CustomerHistory => reads::history(head, problems),
+        Operation::EraseCustomer => erasures::erase(problems),
+        Operation::ErasureStatus => erasures::status(head, problems),
         Operation::ListRejectedEvents => service::rejected_events(head, problems),
         Operation::TakeSnapshot => service::snapshot(problems),
         Operation::OpenApiDocument => service::openapi(head, problems),

@@ -49,6 +49,22 @@ pub fn components() -> Map<String, Value> {
             change_data(false),
         ),
     );
+    schemas.insert(
+        "CustomerErasedEvent".into(),
+        event(
+            "CustomerErased",
+            "events/customer-erased.v2.schema.json",
+            json!({
+                "type": "object",
+                "required": ["id", "accountId", "erasureRequestId"],
+                "properties": {
+                    "id": {"type": "string", "format": "uuid", "pattern": UUID_LOWER},
+                    "accountId": {"type": "integer"},
+                    "erasureRequestId": {"type": "string", "format": "uuid", "pattern": UUID_LOWER},
+                },
+            }),
+        ),
+    );
     schemas.insert("HistoryRecord".into(), history_record());
     schemas.insert(
         "HistoryRecordList".into(),
@@ -128,6 +144,11 @@ fn with_sealed_members(mut data: Value) -> Value {
         "type": "string",
         "description": "Why the personal fields did not open.",
     });
+    data["properties"]["personalErased"] = json!({
+        "type": "boolean",
+        "const": true,
+        "description": "Present when they do not open because the customer was erased.",
+    });
     data
 }
 
@@ -192,6 +213,7 @@ fn history_record() -> Value {
                     schema("CustomerCreatedEvent"),
                     schema("CustomerUpdatedEvent"),
                     schema("CustomerDeletedEvent"),
+                    schema("CustomerErasedEvent"),
                     {"type": "string"},
                     {"type": "null"},
                 ],

@@ -499,6 +499,86 @@ fn a_deleted_customer_leaves_every_answer_but_keeps_its_history() {
     assert_eq!(model.len(), 1);
 }
 
+/// The erasure of `customer`.
+fn erase(customer: &Customer) -> RegistryEvent {
+    RegistryEvent::CustomerErased(crate::domain::CustomerErased::new(
+        customer.id,
+        customer.details.account_id,
+        customer.created_at,
+    ))
+}
+
+#[test]
+fn an_erased_customer_keeps_no_personal_field_or_term_and_takes_no_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, mut writer) = open(dir.path()).unwrap();
+    let kept = CustomerCreated::new(customer(5, "Stays"));
+    let live = CustomerCreated::new(customer(5, "Erasmus"));
+    let deleted = CustomerCreated::new(customer(5, "Erasable"));
+    writer
+        .apply_batch(&[
+            created(&kept, 0, 0),
+            created(&live, 0, 1),
+            created(&deleted, 0, 2),
+            record_of(delete(&deleted.customer, 2), 0, 3),
+        ])
+        .unwrap();
+    writer.flush_all().unwrap();
+    let outcomes = writer
+        .apply_batch(&[
+            record_of(erase(&live.customer), 0, 4),
+            record_of(erase(&deleted.customer), 0, 5),
+            record_of(erase(&live.customer), 0, 6),
+            record_of(
+                update(&live.customer, 2, &[(TextField::City, Some("X"))]),
+                0,
+                7,
+            ),
+            record_of(delete(&live.customer, 2), 0, 8),
+            created(&live, 1, 0),
+        ])
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            ApplyOutcome::Applied,
+            ApplyOutcome::Applied,
+            ApplyOutcome::Duplicate,
+            ApplyOutcome::Absent,
+            ApplyOutcome::Absent,
+            ApplyOutcome::Duplicate,
+        ],
+        "an erasure applies once, to live and deleted customers; nothing changes or revives \
+         an erased one"
+    );
+    for stage in ["in memory", "flushed"] {
+        assert_eq!(find(&model, &[("lastName", "eras")]).total, 0, "{stage}");
+        assert_eq!(
+            find(&model, &[("accountId", "5")]).customers,
+            vec![kept.customer.clone()],
+            "{stage}"
+        );
+        for erased in [&live, &deleted] {
+            let record = model.record(erased.customer.id).unwrap().unwrap();
+            assert!(record.erased && record.deleted, "{stage}");
+            let mut bare = CustomerDetails::for_account(AccountId::parse(5).unwrap());
+            bare.code = erased.customer.details.code.clone();
+            assert_eq!(record.customer.details, bare, "{stage}: no personal field");
+            assert_eq!(model.get(erased.customer.id).unwrap(), None, "{stage}");
+        }
+        assert_eq!(
+            model.history_of(live.customer.id).unwrap(),
+            vec![(0, 1), (0, 4), (0, 6), (1, 0)],
+            "{stage}"
+        );
+        writer.flush_all().unwrap();
+    }
+    drop((model, writer));
+    let model = reopen(dir.path()).0;
+    assert!(model.record(live.customer.id).unwrap().unwrap().erased);
+    assert_eq!(find(&model, &[]).customers, vec![kept.customer]);
+}
+
 #[test]
 fn a_read_model_follows_one_log_only() {
     let dir = tempfile::tempdir().unwrap();

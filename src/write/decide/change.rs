@@ -351,6 +351,7 @@ mod tests {
         CustomerRecord {
             customer,
             deleted,
+            erased: false,
             history,
         }
     }

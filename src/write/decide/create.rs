@@ -110,6 +110,9 @@ pub enum Refusal {
     },
     /// The key created the customer with other details (422).
     KeyReused,
+    /// The customer the key or code names was erased: nothing may be written about it again,
+    /// and its code is never given to another customer (410).
+    Erased(CustomerId),
 }
 
 /// What a create with a key or a code makes of a customer the log already holds under the id
@@ -146,6 +149,9 @@ pub fn verdict(
     details: &CustomerDetails,
     event_id: Uuid,
 ) -> Verdict {
+    if held.erased {
+        return Verdict::Refuse(Refusal::Erased(held.customer.id));
+    }
     if let Some(code) = &details.code {
         if held.created_by() != Some(event_id) {
             return Verdict::Refuse(Refusal::CodeTaken {
@@ -230,6 +236,7 @@ mod tests {
         CustomerRecord {
             customer,
             deleted: false,
+            erased: false,
             history,
         }
     }

@@ -415,9 +415,10 @@ pub struct Record {
     /// The record key, as text.
     pub key: String,
     /// The value as a version 1 reader would see it: a sealed (version 2) event opened with the
-    /// run's KEK file and written in version 1's form; anything else as published.
+    /// run's KEK file and written in version 1's form; anything else (an erased customer's
+    /// events included) as published.
     pub value: Value,
-    /// The value as published, parsed as JSON.
+    /// The value as published, parsed as JSON (null for a tombstone).
     pub published: Value,
     /// Header name → value, as text.
     pub headers: Vec<(String, String)>,
@@ -479,8 +480,11 @@ pub fn read_topic(bootstrap: &str, topic: &str) -> Vec<Record> {
                     .collect()
             })
             .unwrap_or_default();
-        let published: Value = serde_json::from_slice(message.payload().unwrap_or_default())
-            .expect("a record value that is JSON");
+        // A tombstone (the keys topic's destroyed keys) reads as null.
+        let published: Value = match message.payload() {
+            None => Value::Null,
+            Some(bytes) => serde_json::from_slice(bytes).expect("a record value that is JSON"),
+        };
         records.push(Record {
             partition: message.partition(),
             offset: message.offset(),
@@ -497,7 +501,9 @@ pub fn read_topic(bootstrap: &str, topic: &str) -> Vec<Record> {
 /// Gives each sealed record of `topic` its opened value (see [`Record::value`]), with the keys
 /// of the topic's keys topic and the run's KEK file.
 fn open_sealed(bootstrap: &str, topic: &str, records: &mut [Record]) {
-    use customer_registry::domain::{RegistryEvent, SEALED_SCHEMA_VERSION};
+    use customer_registry::domain::{
+        EventDecodeError, OpenError, RegistryEvent, SEALED_SCHEMA_VERSION,
+    };
     let sealed = |record: &Record| record.published["schemaVersion"] == SEALED_SCHEMA_VERSION;
     let Some(first) = records.iter().find(|record| sealed(record)) else {
         return;
@@ -520,12 +526,15 @@ fn open_sealed(bootstrap: &str, topic: &str, records: &mut [Record]) {
         .expect("reading the keys topic");
     for record in records.iter_mut().filter(|record| sealed(record)) {
         let bytes = serde_json::to_vec(&record.published).expect("JSON serialises");
-        let event = RegistryEvent::decode_with(&bytes, keys.as_ref()).unwrap_or_else(|error| {
-            panic!(
+        let event = match RegistryEvent::decode_with(&bytes, keys.as_ref()) {
+            Ok(event) => event,
+            // An erased customer's events stay shut: their value is as published.
+            Err(EventDecodeError::Sealed(OpenError::Erased)) => continue,
+            Err(error) => panic!(
                 "a sealed record at {}:{} does not open: {error}",
                 record.partition, record.offset
-            )
-        });
+            ),
+        };
         record.value = serde_json::from_slice(&event.encode()).expect("an event is JSON");
     }
     keys.stop();

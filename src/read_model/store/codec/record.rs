@@ -15,6 +15,8 @@ const RECORD_V2: u8 = 2;
 const DELETED: u64 = 1;
 /// Flag bit of a customer created with a code of its own (the code follows the text fields).
 const HAS_CODE: u64 = 2;
+/// Flag bit of an erased customer (a tombstone without personal fields).
+const ERASED: u64 = 4;
 
 /// A record: version byte, flags, the customer's version, history (partition, offset, event id
 /// per record), customer id, account, `createdAt` in milliseconds, `updatedAt` as milliseconds
@@ -29,6 +31,9 @@ pub fn encode_record(record: &CustomerRecord, out: &mut Vec<u8>) {
     }
     if customer.details.code.is_some() {
         flags |= HAS_CODE;
+    }
+    if record.erased {
+        flags |= ERASED;
     }
     put_varint(out, flags);
     put_varint(out, customer.version);
@@ -137,6 +142,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<CustomerRecord, Malformed> {
             version,
         },
         deleted: flags & DELETED != 0,
+        erased: flags & ERASED != 0,
         history,
     })
 }
@@ -231,6 +237,7 @@ mod tests {
                 version: 7,
             },
             deleted: true,
+            erased: false,
             // Past one sealed chunk of history, so that both parts round-trip.
             history: (0..300)
                 .map(|n| HistoryEntry {
