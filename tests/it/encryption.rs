@@ -180,7 +180,7 @@ fn expected_by_consumer(customers: &[Value]) -> BTreeMap<String, Value> {
 }
 
 /// The lines `examples/python-consumer/consume.py --until-end` prints for `topic`, by id.
-fn python_consumer(bootstrap: &str, topic: &str) -> BTreeMap<String, Value> {
+pub(crate) fn python_consumer(bootstrap: &str, topic: &str) -> BTreeMap<String, Value> {
     let output = Command::new("bash")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),

@@ -279,6 +279,23 @@ async fn an_erased_customer_is_forgotten_everywhere_while_its_events_stay() {
         );
     }
 
+    // A consumer written from events/ alone folds it to an erased customer, nothing personal.
+    let folded = crate::encryption::python_consumer(&bootstrap, &topic);
+    let line = &folded[erased["id"].as_str().unwrap()];
+    assert_eq!(
+        (line["erased"].clone(), line["version"].clone()),
+        (json!(true), json!(2)),
+        "{line}"
+    );
+    assert!(
+        personal_in(line.to_string().as_bytes()).is_empty(),
+        "{line}"
+    );
+    assert_eq!(
+        folded[kept["id"].as_str().unwrap()]["lastName"],
+        "Bleibtreu"
+    );
+
     // Tools: the export (now, and as of before the erasure) holds nothing of it, the audit
     // agrees, and a rebuild from offset 0 brings nothing back.
     assert!(registry.stop());
@@ -317,4 +334,411 @@ async fn an_erased_customer_is_forgotten_everywhere_while_its_events_stay() {
     assert_eq!(get(&restarted, &item(&erased)).await.0, 410);
     assert_eq!(get(&restarted, &item(&kept)).await, (200, kept));
     assert!(restarted.stop());
+}
+
+/// Adds an API key named `name` with `scope` (`--admin` or `--accounts=…`) to `file`; answers it.
+fn add_api_key(file: &Path, name: &str, scope: &str) -> String {
+    let added = std::process::Command::new(env!("CARGO_BIN_EXE_customer-registry"))
+        .args(["keys", "add", "--file"])
+        .arg(file)
+        .args(["--name", name, scope])
+        .env_remove("REGISTRY_API_KEYS")
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{}", text(&added));
+    let stdout = String::from_utf8(added.stdout).unwrap();
+    stdout.lines().last().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn erasures_of_what_a_key_cannot_reach_are_not_found_as_gets_are() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("erasure-scope");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("api-keys.jsonl");
+    let admin = add_api_key(&file, "ops", "--admin");
+    let own = add_api_key(&file, "billing-71", "--accounts=71");
+    let other = add_api_key(&file, "billing-72", "--accounts=72");
+    let registry = Registry::start_with(
+        &bootstrap,
+        &topic,
+        &dir.path().join("data"),
+        &["--api-keys", file.to_str().unwrap()],
+    );
+    let created = send(
+        http()
+            .put(registry.url("/api/v01/customers"))
+            .bearer_auth(&admin)
+            .json(&json!({"accountId": 71, "lastName": "Scoped"})),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let post = |path: String, key: &str| {
+        let request = http().post(registry.url(&path)).bearer_auth(key);
+        async move { send(request).await }
+    };
+    let erasure_of = |id: &str| format!("/api/v01/customers/{id}/erasure");
+    let id = created.body["id"].as_str().unwrap();
+    for (path, key, status) in [
+        (erasure_of(id), other.as_str(), 404),
+        (
+            erasure_of(&uuid::Uuid::now_v7().to_string()),
+            admin.as_str(),
+            404,
+        ),
+        (erasure_of("not-a-uuid"), admin.as_str(), 404),
+        (erasure_of(id), "not-a-key", 401),
+    ] {
+        let answer = post(path.clone(), key).await;
+        assert_eq!(answer.status, status, "{path}: {}", answer.body);
+        let got = send(
+            http()
+                .get(registry.url(path.trim_end_matches("/erasure")))
+                .bearer_auth(key),
+        )
+        .await;
+        assert_eq!(
+            got.status, status,
+            "get answers as the erasure does: {path}"
+        );
+    }
+    let erased = post(erasure_of(id), &own).await;
+    assert_eq!(erased.status, 202, "{}", erased.body);
+    let status_path = erased.header("location").to_owned();
+    for (key, status) in [(&own, 200), (&admin, 200), (&other, 404)] {
+        let answer = send(http().get(registry.url(&status_path)).bearer_auth(key)).await;
+        assert_eq!(answer.status, status, "{}", answer.body);
+    }
+    for unknown in [
+        "/api/v01/erasures/not-an-id".to_owned(),
+        format!("/api/v01/erasures/{}", uuid::Uuid::now_v7()),
+    ] {
+        let answer = send(http().get(registry.url(&unknown)).bearer_auth(&admin)).await;
+        assert_eq!(answer.status, 404, "{unknown}: {}", answer.body);
+    }
+    assert!(registry.stop());
+}
+
+#[tokio::test]
+async fn plain_text_personal_data_is_not_erased_by_destroying_a_key() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("erasure-plain");
+    let dir = tempfile::tempdir().unwrap();
+    let plain = Registry::start_with(
+        &bootstrap,
+        &topic,
+        &dir.path().join("plain"),
+        &["--no-encryption"],
+    );
+    let written = create_all(&plain, &[json!({"accountId": 73, "lastName": "Klartext"})]).await;
+    let refused = erase(&plain, &written[0]).await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert_eq!(refused.body["type"], "/problems/erasure-unavailable");
+    assert!(refused.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("--no-encryption"));
+    assert!(plain.stop());
+
+    // The same log served with a KEK file: the customer written in plain text still is.
+    let sealed = Registry::start(&bootstrap, &topic, &dir.path().join("sealed"));
+    let refused = erase(&sealed, &written[0]).await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("migrate --encrypt"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        get(&sealed, &item(&written[0])).await.0,
+        200,
+        "nothing erased"
+    );
+    let fresh = create_all(
+        &sealed,
+        &[json!({"accountId": 73, "lastName": "Versiegelt"})],
+    )
+    .await;
+    assert_eq!(erase(&sealed, &fresh[0]).await.status, 202);
+    assert!(sealed.stop());
+}
+
+/// The `CustomerErased` events of `customer` on `topic`.
+fn erasure_events(bootstrap: &str, topic: &str, customer: &Value) -> Vec<Value> {
+    read_topic(bootstrap, topic)
+        .into_iter()
+        .filter(|record| {
+            record.key == customer["id"].as_str().unwrap()
+                && record.published["eventType"] == "CustomerErased"
+        })
+        .map(|record| record.published)
+        .collect()
+}
+
+#[tokio::test]
+async fn an_erasure_cut_short_by_kill_9_completes_after_restart_exactly_once() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("erasure-kill");
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    // The erasure stalls between its marker and the rest.
+    let registry = Registry::start_with_env(
+        &bootstrap,
+        &topic,
+        &data_dir,
+        &[],
+        &[("FAILPOINTS", "erasure-after-marker=sleep(60000)")],
+    );
+    let (erased, kept) = erasable(&registry).await;
+    let request = http().post(registry.url(&format!("{}/erasure", item(&erased))));
+    let stalled = tokio::spawn(async move { request.send().await });
+    let keys_topic = format!("{topic}.keys");
+    let deadline = Instant::now() + PATIENCE;
+    while !read_topic(&bootstrap, &keys_topic)
+        .iter()
+        .any(|record| record.published["type"] == "KeysErased")
+    {
+        assert!(Instant::now() < deadline, "the marker was not written");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    registry.kill();
+    assert!(
+        stalled.await.unwrap().is_err(),
+        "the request died with the process"
+    );
+    assert!(erasure_events(&bootstrap, &topic, &erased).is_empty());
+
+    // Restarted (without the stall), the replica finishes the erasure by itself.
+    let restarted = Registry::start(&bootstrap, &topic, &data_dir);
+    until_status(&restarted, &item(&erased), 410).await;
+    let request_id =
+        customer_registry::domain::erasure_id(erased["id"].as_str().unwrap().parse().unwrap());
+    erasure_until(&restarted, &request_id.to_string(), |places| {
+        places["keyDestroyed"] == true && places["readModelPurged"] == true
+    })
+    .await;
+    // Asked again, it is the same erasure, and nothing is written twice.
+    assert_eq!(erase(&restarted, &erased).await.status, 202);
+    assert_eq!(get(&restarted, &item(&kept)).await, (200, kept));
+    assert!(restarted.stop());
+    let events = erasure_events(&bootstrap, &topic, &erased);
+    assert_eq!(events.len(), 1, "one CustomerErased: {events:?}");
+    let markers = read_topic(&bootstrap, &keys_topic)
+        .into_iter()
+        .filter(|record| record.published["type"] == "KeysErased")
+        .count();
+    assert_eq!(markers, 1);
+    let audited = tool(&["audit"], &bootstrap, &topic, &data_dir);
+    assert_eq!(audited.status.code(), Some(0), "{}", text(&audited));
+}
+
+#[tokio::test]
+async fn a_replica_down_during_an_erasure_purges_it_when_it_catches_up() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("erasure-down");
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(&bootstrap, &topic, &dir.path().join("data"));
+    let down_dir = dir.path().join("down");
+    let down = Registry::start(&bootstrap, &topic, &down_dir);
+    let (erased, _) = erasable(&registry).await;
+    until_status(&down, &item(&erased), 200).await;
+    assert!(down.stop());
+
+    let answer = erase(&registry, &erased).await;
+    assert_eq!(answer.status, 202, "{}", answer.body);
+    let request_id = answer.body["requestId"].as_str().unwrap().to_owned();
+
+    let back = Registry::start(&bootstrap, &topic, &down_dir);
+    assert_eq!(
+        get(&back, &item(&erased)).await.0,
+        410,
+        "purged before it serves"
+    );
+    erasure_until(&back, &request_id, |places| {
+        places["readModelPurged"] == true
+    })
+    .await;
+    assert!(back.stop());
+    let audited = tool(&["audit"], &bootstrap, &topic, &down_dir);
+    assert_eq!(audited.status.code(), Some(0), "{}", text(&audited));
+    assert!(registry.stop());
+}
+
+#[tokio::test]
+async fn updates_racing_an_erasure_land_before_it_or_not_at_all() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("erasure-race");
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(&bootstrap, &topic, &dir.path().join("data"));
+    let other = Registry::start(&bootstrap, &topic, &dir.path().join("other"));
+    let (erased, _) = erasable(&registry).await;
+    until_status(&other, &item(&erased), 200).await;
+
+    // Updates on both replicas, unconditional, while one of them erases.
+    let mut racers = Vec::new();
+    for n in 0..40 {
+        let url = if n % 2 == 0 {
+            registry.url(&item(&erased))
+        } else {
+            other.url(&item(&erased))
+        };
+        racers.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(5 * n)).await;
+            send(
+                http()
+                    .post(url)
+                    .json(&json!({"city": format!("Racetown {n}")})),
+            )
+            .await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let answer = erase(&registry, &erased).await;
+    assert_eq!(answer.status, 202, "{}", answer.body);
+    for racer in racers {
+        let update = racer.await.unwrap();
+        assert!(
+            [200, 404, 410, 503].contains(&update.status),
+            "an update racing the erasure applied before it or was refused: {} {}",
+            update.status,
+            update.body
+        );
+    }
+
+    for replica in [&registry, &other] {
+        until_status(replica, &item(&erased), 410).await;
+        let (status, history) = get(replica, &format!("{}/events", item(&erased))).await;
+        assert_eq!(status, 200);
+        let types: Vec<&str> = history
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|record| record["event"]["eventType"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            types.last(),
+            Some(&"CustomerErased"),
+            "nothing applied after it"
+        );
+        assert!(personal_in(history.to_string().as_bytes()).is_empty());
+        assert!(
+            !history.to_string().contains("Racetown"),
+            "no update's value shows"
+        );
+    }
+    // Whatever lies after the erasure in the log is refused, never applied (and updates that
+    // lost a race to another one are refused as ever).
+    let (status, rejected) = get(&registry, "/api/v01/admin/rejected-events").await;
+    assert_eq!(status, 200);
+    for refused in rejected.as_array().unwrap() {
+        let kind = refused["kind"].as_str().unwrap();
+        assert!(
+            ["customer_absent", "version_conflict"].contains(&kind),
+            "{refused}"
+        );
+    }
+    assert!(registry.stop());
+    assert!(other.stop());
+    for data in ["data", "other"] {
+        let audited = tool(&["audit"], &bootstrap, &topic, &dir.path().join(data));
+        assert_eq!(audited.status.code(), Some(0), "{}", text(&audited));
+    }
+}
+
+/// Sets `topic`'s configs to `configs` (a whole replacement of its dynamic configs).
+async fn set_topic_configs(bootstrap: &str, topic: &str, configs: &[(&str, &str)]) {
+    use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let mut alter = AlterConfig::new(ResourceSpecifier::Topic(topic));
+    for (name, value) in configs {
+        alter = alter.set(name, value);
+    }
+    let results = admin
+        .alter_configs(&[alter], &AdminOptions::new())
+        .await
+        .unwrap();
+    for result in results {
+        result.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn compaction_removes_an_erased_customers_keys_from_the_brokers_storage() {
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("erasure-compaction");
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(&bootstrap, &topic, &dir.path().join("data"));
+    let (erased, _) = erasable(&registry).await;
+    // The documented bound is segment.ms + max.compaction.lag.ms (1 h each): shortened here.
+    let keys_topic = format!("{topic}.keys");
+    set_topic_configs(
+        &bootstrap,
+        &keys_topic,
+        &[
+            ("cleanup.policy", "compact"),
+            ("segment.ms", "1000"),
+            ("max.compaction.lag.ms", "1000"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+        ],
+    )
+    .await;
+    let answer = erase(&registry, &erased).await;
+    assert_eq!(answer.status, 202, "{}", answer.body);
+    assert_eq!(answer.body["places"]["keyRemovedFromStorage"], false);
+    let request_id = answer.body["requestId"].as_str().unwrap().to_owned();
+
+    // Compaction never touches a partition's active segment: a later record on the erased
+    // customer's partition rolls it (a customer whose code lands there mints a key).
+    let partitioning = read_topic(&bootstrap, &topic)[0]
+        .headers
+        .iter()
+        .find(|(name, _)| name == "partitioning")
+        .and_then(|(_, value)| customer_registry::log::Partitioning::parse(value).ok())
+        .unwrap();
+    let erased_id = erased["id"].as_str().unwrap().parse().unwrap();
+    let partition = partitioning.partition_of(erased_id);
+    let account = customer_registry::domain::AccountId::parse(71).unwrap();
+    let code = (0..)
+        .map(|n| format!("ROLL-{n}"))
+        .find(|code| {
+            let code = customer_registry::domain::CustomerCode::parse(code).unwrap();
+            partitioning.partition_of(code.customer_id(account)) == partition
+        })
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    create_all(&registry, &[json!({"accountId": 71, "code": code})]).await;
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (status, erasure) = get(&registry, &format!("/api/v01/erasures/{request_id}")).await;
+        assert_eq!(status, 200, "{erasure}");
+        if erasure["done"] == true {
+            assert_eq!(erasure["places"]["keyRemovedFromStorage"], true);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the key records were not compacted away: {erasure}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // Read back from offset 0: the erased customer's key records are gone, its marker stays.
+    let of_erased: Vec<Value> = read_topic(&bootstrap, &keys_topic)
+        .into_iter()
+        .filter(|record| record.key.starts_with(erased["id"].as_str().unwrap()))
+        .map(|record| record.published)
+        .collect();
+    assert!(
+        of_erased.iter().all(|value| value["type"] != "DataKey"),
+        "{of_erased:?}"
+    );
+    assert!(of_erased.iter().any(|value| value["type"] == "KeysErased"));
+    assert!(registry.stop());
 }
