@@ -50,6 +50,10 @@ pub enum Command {
     /// Copy the log into a new topic with another partition count, each customer's events in
     /// order on the partition the new count gives it; resumable, and checked against the source.
     Repartition(RepartitionSettings),
+    /// List the erasures (a ledger without personal data), as the keys topic records them: each
+    /// request, its customer, when, and whether the customer's keys are destroyed and gone from
+    /// the brokers' storage.
+    Erasures(ErasuresSettings),
     /// Read the event log as downstream consumers receive it.
     Events {
         /// What to do with the log.
@@ -237,6 +241,18 @@ pub struct ExportSettings {
     /// Write here instead of stdout.
     #[arg(long)]
     pub output: Option<PathBuf>,
+}
+
+/// Settings of `customer-registry erasures`.
+#[derive(Debug, Clone, Args)]
+pub struct ErasuresSettings {
+    /// The event log (its keys topic is read).
+    #[command(flatten)]
+    pub event_log: EventLogArgs,
+
+    /// Print one JSON object per erasure, for machines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Settings of `customer-registry snapshot`.

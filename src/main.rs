@@ -48,6 +48,7 @@ async fn main() -> ExitCode {
         Command::Export(settings) => tool_exit(audit::export(&settings).await),
         Command::Repartition(settings) => tool_exit(audit::repartition(&settings).await),
         Command::Snapshot(settings) => tool_exit(audit::snapshot(&settings).await),
+        Command::Erasures(settings) => tool_exit(audit::erasures(&settings).await),
         Command::Events {
             command: EventsCommand::Tail(settings),
         } => tool_exit(audit::tail(&settings).await),

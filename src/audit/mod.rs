@@ -1,10 +1,13 @@
 //! Tools for auditors and operators, all built on replaying the event log: rebuild the read
-//! model, verify it, export the registry as it stood at a moment, follow the log as consumers see
-//! it, copy it into a topic with another partition count; and snapshot a read model. (Reading the log itself, for them and for a customer's history, is [`crate::log`]'s.)
+//! model, verify it (erasures included), export the registry as it stood at a moment, follow the
+//! log as consumers see it, copy it into a topic with another partition count, list the
+//! erasures the keys topic records; and snapshot a read model. (Reading the log itself, for them and for a customer's history, is [`crate::log`]'s.)
 //!
 //! Exit codes of the subcommands: 0 success, 1 drift found (`audit` only), 2 error.
 
+mod erasures;
 mod export;
+mod ledger;
 mod rebuild;
 mod repartition;
 mod snapshot;
@@ -12,6 +15,7 @@ mod tail;
 mod verify;
 
 pub use export::export;
+pub use ledger::erasures;
 pub use rebuild::rebuild;
 pub use repartition::repartition;
 pub use snapshot::snapshot;

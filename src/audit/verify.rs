@@ -3,8 +3,9 @@
 //! customer's JSON, fields in contract order; a stored customer that can no longer be read is
 //! digested by why, and so differs).
 
+use super::erasures::{self, CountingErased, ErasureProof};
 use super::rebuild::in_use;
-use super::{check_follows, live_read_model_dir, opener_for, AuditError, ScratchReadModel};
+use super::{check_follows, keys_for, live_read_model_dir, AuditError, ScratchReadModel};
 use crate::config::ToolSettings;
 use crate::domain::CustomerId;
 use crate::log::{existing_topic, reader, replay, replay_ends, LogPosition};
@@ -38,6 +39,8 @@ pub(super) struct AuditReport {
     /// What the read model says it has applied, where the replay stopped; behind `log_end`
     /// when the read model lags the log.
     read_model_position: String,
+    /// What is proven of each erasure.
+    erasures: Vec<ErasureProof>,
 }
 
 #[derive(Debug, Serialize)]
@@ -53,7 +56,8 @@ impl AuditReport {
         !(self.mismatched.is_empty()
             && self.missing.is_empty()
             && self.extra.is_empty()
-            && self.rejected_events_match)
+            && self.rejected_events_match
+            && self.erasures.iter().all(ErasureProof::proven))
     }
 }
 
@@ -73,12 +77,13 @@ pub async fn audit(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
     let (live, _) = read_model::open(&live_dir).map_err(in_use(&settings.data_dir))?;
     let layout = existing_topic(&settings.event_log.settings()).await?;
     check_follows(&live, &settings.event_log.topic, &layout.cluster_id)?;
-    let opener = opener_for(settings, &layout).await?;
+    let event_log = settings.event_log.settings();
+    let keys = keys_for(settings.kek_file.as_deref(), &event_log, &layout).await?;
+    let counted = CountingErased::around(keys.opener());
     let scratch_dir = std::env::temp_dir().join(format!(
         "customer-registry-audit-{}",
         uuid::Uuid::now_v7().simple()
     ));
-    let event_log = settings.event_log.settings();
     // The replay stops where the read model stopped: records past it are not drift, only lag
     // (a replica killed before its flush committed them replays them when it starts).
     let applied = LogPosition::from_next_offsets(live.next_offsets()?);
@@ -89,12 +94,13 @@ pub async fn audit(settings: &ToolSettings) -> Result<ExitCode, AuditError> {
             .iter()
             .map(|(&partition, &high)| (partition, applied.next_offset(partition).min(high)))
             .collect();
-        let mut applier = BatchApplier::new(&mut scratch.writer, opener);
+        let mut applier = BatchApplier::new(&mut scratch.writer, counted.clone());
         let events_read = replay::<AuditError>(&event_log, &ends, |message| {
             Ok(applier.push(message.partition(), message.offset(), message.payload())?)
         })?;
         applier.finish()?;
         let mut report = compare(&scratch.model, &live)?;
+        report.erasures = erasures::prove(&keys, &counted, &scratch.model, &live)?;
         report.events_read = events_read;
         report.log_end = LogPosition::from_next_offsets(log_end).to_string();
         report.read_model_position = applied.to_string();
@@ -200,6 +206,9 @@ fn print_report(report: &AuditReport) {
     }
     if !report.rejected_events_match {
         println!("drift: the read model lists other rejected events than the log replay");
+    }
+    for proof in &report.erasures {
+        println!("{}", proof.line());
     }
     println!(
         "{}",

@@ -279,6 +279,14 @@ async fn an_erased_customer_is_forgotten_everywhere_while_its_events_stay() {
         );
     }
 
+    // The ledger lists it, nothing personal in it.
+    let listed = ledger(&bootstrap, &topic);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["requestId"], request_id.as_str());
+    assert_eq!(listed[0]["customerId"], erased["id"]);
+    assert_eq!(listed[0]["keysDestroyed"], true);
+    assert!(personal_in(listed[0].to_string().as_bytes()).is_empty());
+
     // A consumer written from events/ alone folds it to an erased customer, nothing personal.
     let folded = crate::encryption::python_consumer(&bootstrap, &topic);
     let line = &folded[erased["id"].as_str().unwrap()];
@@ -315,8 +323,23 @@ async fn an_erased_customer_is_forgotten_everywhere_while_its_events_stay() {
         );
         assert!(lines.contains("Bleibtreu"), "the kept customer is exported");
     }
-    let audited = tool(&["audit"], &bootstrap, &topic, &data_dir);
+    let audited = tool(&["audit", "--json"], &bootstrap, &topic, &data_dir);
     assert_eq!(audited.status.code(), Some(0), "{}", text(&audited));
+    let report: Value = serde_json::from_slice(&audited.stdout).unwrap();
+    let proof = &report["erasures"][0];
+    assert_eq!(proof["requestId"], request_id.as_str(), "{report}");
+    assert_eq!(
+        [
+            &proof["keysDestroyed"],
+            &proof["replayPurged"],
+            &proof["livePurged"]
+        ],
+        [&json!(true), &json!(true), &json!(true)]
+    );
+    assert_eq!(
+        proof["eventsUnopened"], 2,
+        "its create and its update stay shut"
+    );
     let snapshot = dir.path().join("after.snapshot");
     let snapshotted = std::process::Command::new(env!("CARGO_BIN_EXE_customer-registry"))
         .args(["snapshot", "--out"])
@@ -334,6 +357,27 @@ async fn an_erased_customer_is_forgotten_everywhere_while_its_events_stay() {
     assert_eq!(get(&restarted, &item(&erased)).await.0, 410);
     assert_eq!(get(&restarted, &item(&kept)).await, (200, kept));
     assert!(restarted.stop());
+}
+
+/// The lines `customer-registry erasures --json` prints for `topic`.
+fn ledger(bootstrap: &str, topic: &str) -> Vec<Value> {
+    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_customer-registry"))
+        .args([
+            "erasures",
+            "--json",
+            "--kafka-bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+        ])
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{}", text(&listed));
+    String::from_utf8(listed.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
 }
 
 /// Adds an API key named `name` with `scope` (`--admin` or `--accounts=…`) to `file`; answers it.
@@ -740,5 +784,13 @@ async fn compaction_removes_an_erased_customers_keys_from_the_brokers_storage() 
         "{of_erased:?}"
     );
     assert!(of_erased.iter().any(|value| value["type"] == "KeysErased"));
+    let listed = ledger(&bootstrap, &topic);
+    assert_eq!(
+        (
+            listed[0]["keysDestroyed"].clone(),
+            listed[0]["keysRemovedFromStorage"].clone()
+        ),
+        (json!(true), json!(true))
+    );
     assert!(registry.stop());
 }
