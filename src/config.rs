@@ -54,6 +54,10 @@ pub enum Command {
     /// request, its customer, when, and whether the customer's keys are destroyed and gone from
     /// the brokers' storage.
     Erasures(ErasuresSettings),
+    /// Copy a log into a new topic with every personal field sealed (contract v2), so that
+    /// erasure covers the customers written before encryption; resumable, and checked against
+    /// the source.
+    Migrate(MigrateSettings),
     /// Read the event log as downstream consumers receive it.
     Events {
         /// What to do with the log.
@@ -274,6 +278,18 @@ pub struct SnapshotSettings {
 /// Settings of `customer-registry repartition`.
 #[derive(Debug, Clone, Args)]
 pub struct RepartitionSettings {
+    /// The cluster, the topics and the report.
+    #[command(flatten)]
+    pub copy: CopyArgs,
+
+    /// Partitions of the new topic; its customers are routed over all of them.
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    pub partitions: i32,
+}
+
+/// What `repartition` and `migrate` share: a copy of one topic into a new one.
+#[derive(Debug, Clone, Args)]
+pub struct CopyArgs {
     /// Kafka bootstrap servers, comma-separated host:port.
     #[arg(
         long,
@@ -289,10 +305,6 @@ pub struct RepartitionSettings {
     /// The topic to copy into: created when missing; a copy that stopped part-way resumes.
     #[arg(long)]
     pub to: String,
-
-    /// Partitions of the new topic; its customers are routed over all of them.
-    #[arg(long, value_parser = clap::value_parser!(i32).range(1..=10_000))]
-    pub partitions: i32,
 
     /// Replication factor of the new topic; by default as many replicas as the cluster has
     /// brokers, up to three.
@@ -310,16 +322,34 @@ pub struct RepartitionSettings {
     pub test_crash_after: Option<u64>,
 }
 
-impl RepartitionSettings {
-    /// The settings of `topic` on this cluster.
-    pub fn topic(&self, topic: &str) -> EventLogSettings {
+impl CopyArgs {
+    /// The settings of `topic` on this cluster, created with `partitions` partitions.
+    pub fn topic(&self, topic: &str, partitions: i32) -> EventLogSettings {
         EventLogSettings {
             kafka_bootstrap: self.kafka_bootstrap.clone(),
             topic: topic.to_owned(),
-            topic_partitions: self.partitions,
+            topic_partitions: partitions,
             topic_replication: self.topic_replication,
         }
     }
+}
+
+/// Settings of `customer-registry migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateSettings {
+    /// The cluster, the topics (the new one gets the source's partitioning, and a keys topic)
+    /// and the report.
+    #[command(flatten)]
+    pub copy: CopyArgs,
+
+    /// Seal every personal field on the way (the migration this command makes: required, so
+    /// that the command line says it).
+    #[arg(long, required = true)]
+    pub encrypt: bool,
+
+    /// The file of key-encryption keys: the newest wraps the data keys minted for the copy.
+    #[arg(long, env = "REGISTRY_KEK_FILE")]
+    pub kek_file: PathBuf,
 }
 
 /// Settings of `customer-registry events tail`.

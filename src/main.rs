@@ -49,6 +49,7 @@ async fn main() -> ExitCode {
         Command::Repartition(settings) => tool_exit(audit::repartition(&settings).await),
         Command::Snapshot(settings) => tool_exit(audit::snapshot(&settings).await),
         Command::Erasures(settings) => tool_exit(audit::erasures(&settings).await),
+        Command::Migrate(settings) => tool_exit(audit::migrate(&settings).await),
         Command::Events {
             command: EventsCommand::Tail(settings),
         } => tool_exit(audit::tail(&settings).await),

@@ -5,9 +5,11 @@
 //!
 //! Exit codes of the subcommands: 0 success, 1 drift found (`audit` only), 2 error.
 
+mod copy;
 mod erasures;
 mod export;
 mod ledger;
+mod migrate;
 mod rebuild;
 mod repartition;
 mod snapshot;
@@ -16,6 +18,7 @@ mod verify;
 
 pub use export::export;
 pub use ledger::erasures;
+pub use migrate::migrate;
 pub use rebuild::rebuild;
 pub use repartition::repartition;
 pub use snapshot::snapshot;

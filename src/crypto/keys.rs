@@ -12,7 +12,7 @@ use crate::log::{
 };
 use parking_lot::{Condvar, Mutex};
 use rdkafka::error::KafkaError;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +22,12 @@ use zeroize::Zeroizing;
 const CATCH_UP: Duration = Duration::from_secs(10);
 /// How long start-up may take to read the keys topic to its end.
 const LOAD_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Fresh customer ids a replica holds with their keys minted and acknowledged ahead, so that a
+/// create without a key or a code waits for one acknowledgement (its event's), not two. Minted
+/// in batches, which the producer sends together; a replica that stops leaves at most this many
+/// keys of customers never created on the keys topic (about 200 bytes each, harmless).
+const MINTED_AHEAD: usize = 256;
 
 /// Why the keys could not be loaded, or a key made.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +59,10 @@ pub struct Keys {
     next_offsets: Mutex<BTreeMap<i32, i64>>,
     advanced: Condvar,
     stopped: AtomicBool,
+    /// Fresh customer ids whose keys are minted, oldest first.
+    ahead: Mutex<VecDeque<CustomerId>>,
+    /// Whether a batch is being minted ahead.
+    minting: AtomicBool,
 }
 
 impl Keys {
@@ -76,6 +86,8 @@ impl Keys {
             next_offsets: Mutex::new(BTreeMap::new()),
             advanced: Condvar::new(),
             stopped: AtomicBool::new(false),
+            ahead: Mutex::new(VecDeque::with_capacity(MINTED_AHEAD)),
+            minting: AtomicBool::new(false),
         });
         let started = Instant::now();
         let mut outage = OutageLog::new("the keys topic");
@@ -141,6 +153,32 @@ impl Keys {
             return Err(KeysError::Erased);
         }
         Ok((key_id, key))
+    }
+
+    /// A fresh customer id whose key is minted and acknowledged already, when one is ready (a
+    /// batch is minted in the background whenever fewer than half remain); `None`: the create
+    /// mints its key itself.
+    pub fn fresh_customer(self: &Arc<Self>) -> Option<CustomerId> {
+        let (taken, left) = {
+            let mut ahead = self.ahead.lock();
+            (ahead.pop_front(), ahead.len())
+        };
+        if left < MINTED_AHEAD / 2 && !self.minting.swap(true, Ordering::AcqRel) {
+            let keys = Arc::clone(self);
+            tokio::spawn(async move {
+                let ids: Vec<CustomerId> =
+                    (0..MINTED_AHEAD).map(|_| CustomerId::new_v7()).collect();
+                let minted =
+                    futures::future::join_all(ids.iter().map(|id| keys.key_for(*id))).await;
+                let ready = ids
+                    .into_iter()
+                    .zip(minted)
+                    .filter_map(|(id, minted)| minted.is_ok().then_some(id));
+                keys.ahead.lock().extend(ready);
+                keys.minting.store(false, Ordering::Release);
+            });
+        }
+        taken
     }
 
     /// Follows the keys topic until stopped.

@@ -10,7 +10,9 @@ pub mod key_record;
 pub mod key_store;
 pub mod keys;
 
-use crate::domain::{NoKeys, Opener, RegistryEvent, SealedPersonal, SEALED_SCHEMA_VERSION};
+use crate::domain::{
+    CustomerId, NoKeys, Opener, RegistryEvent, SealedPersonal, SEALED_SCHEMA_VERSION,
+};
 use crate::log::{EventLogSettings, Payload, TopicLayout};
 use data_key::Keyring;
 pub use keys::{Keys, KeysError};
@@ -95,6 +97,15 @@ impl Encryption {
             bytes,
             schema_version: SEALED_SCHEMA_VERSION,
         })
+    }
+
+    /// The id of a customer created without a key or a code: one whose data key was minted
+    /// ahead when encryption is on and one is ready, else a new one.
+    pub fn fresh_customer_id(&self) -> CustomerId {
+        match self {
+            Encryption::On(keys) => keys.fresh_customer().unwrap_or_else(CustomerId::new_v7),
+            Encryption::Off => CustomerId::new_v7(),
+        }
     }
 
     /// What opens sealed events: the keys, or nothing when encryption is off.

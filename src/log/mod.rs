@@ -22,7 +22,7 @@ pub use keys::{keys_topic, records_still_held, KeyLog, KeyTail, KeyTopicRecord};
 pub use keys_topic::{ensure_keys_topic, existing_keys_topic, KEYS_TOPIC_CONFIGS};
 pub use partitioning::{Partitioning, HEADER as PARTITIONING_HEADER};
 pub use position::{LogPosition, RecordPosition};
-pub use producer::{EventLog, EventLogError, Payload, DELIVERY_TIMEOUT};
+pub use producer::{record_headers, EventLog, EventLogError, Payload, DELIVERY_TIMEOUT};
 pub use reader::{
     reader, replay, replay_ends, HistoryPermit, HistoryReader, LogReadError, PublishedRecord,
     HISTORY_READERS, HISTORY_READERS_PER_ACCOUNT,

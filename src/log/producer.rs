@@ -263,7 +263,7 @@ impl EventLog {
 /// `partitioning` it was routed by) and the CloudEvents Kafka protocol binding's, binary mode
 /// (`ce_*`, `content-type`), so generic tooling routes and dedupes records without reading their
 /// value.
-fn record_headers(
+pub fn record_headers(
     event: &RegistryEvent,
     schema_version: u32,
     topic: &str,

@@ -226,8 +226,14 @@ impl Registrar {
         key: Option<&IdempotencyKey>,
         audit: AuditTrail,
     ) -> Result<Registered, CreateError> {
+        // Only a create with neither a key nor a code takes a fresh id (`create_ids`): it takes
+        // one whose key is minted ahead, the others do not use one up.
+        let fresh_id = match (&details.code, key) {
+            (None, None) => self.encryption.fresh_customer_id(),
+            _ => CustomerId::new_v7(),
+        };
         let fresh = CreateIds {
-            customer_id: CustomerId::new_v7(),
+            customer_id: fresh_id,
             event_id: Uuid::now_v7(),
         };
         let ids = decide::create_ids(&details, key, fresh);

@@ -29,6 +29,7 @@ mod kek;
 mod lifecycle;
 mod limits;
 mod metrics;
+mod migrate;
 mod partitions;
 mod poison;
 mod recovery;

@@ -18,7 +18,12 @@ use std::time::Duration;
 /// Writes `events` events to `topic` as registry replicas would have: creates, updates and
 /// deletes of a few thousand customers, each at its next version, routed by `partitioning`.
 /// Answers how many customers are left undeleted.
-fn write_history(bootstrap: &str, topic: &str, partitioning: Partitioning, events: usize) -> usize {
+pub(crate) fn write_history(
+    bootstrap: &str,
+    topic: &str,
+    partitioning: Partitioning,
+    events: usize,
+) -> usize {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "20")
@@ -124,7 +129,7 @@ fn repartition(
 }
 
 /// The registry a topic holds, as `export` writes it from the log alone, one customer a line.
-fn export(bootstrap: &str, topic: &str, dir: &Path) -> Vec<Value> {
+pub(crate) fn export(bootstrap: &str, topic: &str, dir: &Path) -> Vec<Value> {
     let exported = tool(
         &["export"],
         bootstrap,
@@ -163,7 +168,12 @@ fn header<'a>(record: &'a Record, name: &str) -> Option<&'a str> {
 
 /// Every record of `copied` is one of `source`'s, once, on the partition the new partitioning
 /// gives its customer, in each customer's order.
-fn assert_faithful_copy(source: &[Record], copied: &[Record], partitions: i32, from: &str) {
+pub(crate) fn assert_faithful_copy(
+    source: &[Record],
+    copied: &[Record],
+    partitions: i32,
+    from: &str,
+) {
     assert_eq!(copied.len(), source.len(), "every record, once");
     let partitioning = Partitioning::over(partitions);
     let mut positions = BTreeSet::new();

@@ -123,6 +123,7 @@ pub fn get(head: bool, problems: &mut ProblemSchemas) -> Value {
                 head,
             ).build(),
             "406": answers::not_acceptable(head),
+            "410": erased(head, problems),
             "431": answers::head_too_large(head),
             "500": problems.reply(&[P::ReadModelFailure], "The read model failed.", head).build(),
             "503": unavailable(head, false, problems),
@@ -199,6 +200,18 @@ fn min_position_refused() -> String {
          topic does not have (unknown_partition), or an offset past its partition's end \
          (beyond_log_end)."
     )
+}
+
+/// The 410 of a request about an erased customer.
+pub fn erased(head: bool, problems: &mut ProblemSchemas) -> Value {
+    problems
+        .reply(
+            &[P::CustomerErased],
+            "The customer's personal data was erased (POST \
+             /api/v01/customers/{customerId}/erasure): it answers nothing any more.",
+            head,
+        )
+        .build()
 }
 
 fn position_refused(head: bool, problems: &mut ProblemSchemas) -> Value {

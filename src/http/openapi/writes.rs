@@ -3,6 +3,7 @@
 
 use super::answers::{self, ProblemSchemas, HTTP_400, SHED};
 use super::headers::{header, named, retry_after};
+use super::reads::erased;
 use super::{either_format, reference, schema, Consumes, ProblemType as P, MAX_BODY_BYTES};
 use crate::domain::IdempotencyKey;
 use crate::log::DELIVERY_TIMEOUT;
@@ -114,6 +115,12 @@ pub fn create(problems: &mut ProblemSchemas) -> Value {
                 false,
             ).build(),
             "406": answers::not_acceptable(false),
+            "410": problems.reply(
+                &[P::CustomerErased],
+                "The code (or the Idempotency-Key) names a customer whose personal data was \
+                 erased: codes are never given to another customer; choose another.",
+                false,
+            ).build(),
             "408": body_timeout(problems),
             "413": problems.reply(
                 &[P::PayloadTooLarge],
@@ -253,6 +260,7 @@ pub fn update(consumes: Consumes, problems: &mut ProblemSchemas) -> Value {
                 false,
             ).build(),
             "406": answers::not_acceptable(false),
+            "410": erased(false, problems),
             "412": version_mismatch(problems),
             "422": key_reused(problems),
             "408": body_timeout(problems),
@@ -309,6 +317,7 @@ pub fn delete(problems: &mut ProblemSchemas) -> Value {
                 false,
             ).build(),
             "406": answers::not_acceptable(false),
+            "410": erased(false, problems),
             "412": version_mismatch(problems),
             "422": key_reused(problems),
             "431": answers::head_too_large(false),

@@ -467,6 +467,20 @@ mod tests {
     }
 
     #[test]
+    fn given_an_erased_customer_when_its_code_or_key_creates_again_then_it_is_gone() {
+        let coded = details(Some("ABC-1"), "Ng");
+        let first = create(&coded, None);
+        let erased = held(&first, &[]).erased();
+        for event_id in [first.event_id, fresh().event_id] {
+            assert_eq!(
+                verdict(&erased, None, &coded, event_id),
+                Verdict::Refuse(Refusal::Erased(first.customer.id)),
+                "its own retry and another create alike"
+            );
+        }
+    }
+
+    #[test]
     fn a_retry_without_a_key_of_a_coded_create_that_went_through_is_a_duplicate() {
         let coded = details(Some("ABC-1"), "Ng");
         let first = create(&coded, None);
