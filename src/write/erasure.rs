@@ -248,11 +248,15 @@ impl Registrar {
         for (customer, erased) in keys.erasures() {
             if !erased.undestroyed.is_empty() {
                 keys.destroy_undestroyed(customer).await?;
+            } else if self.erasures_seen_done.lock().contains(&customer) {
+                continue;
             }
             let Some(record) = self.read_model.record(customer)? else {
                 continue;
             };
             if record.erased {
+                // Done here for good: not looked up again on the next sweep.
+                self.erasures_seen_done.lock().insert(customer);
                 continue;
             }
             let account = record.customer.details.account_id;

@@ -137,6 +137,9 @@ pub struct Registrar {
     pub(super) key_locks: Vec<Mutex<()>>,
     /// Seals events (or not) before they are appended.
     pub(super) encryption: Encryption,
+    /// Customers whose erasure this replica saw complete (its keys destroyed, its record
+    /// purged): the sweep for erasures cut short skips them.
+    pub(super) erasures_seen_done: parking_lot::Mutex<std::collections::HashSet<CustomerId>>,
 }
 
 impl From<KeysError> for CreateError {
@@ -168,6 +171,7 @@ impl Registrar {
             history,
             key_locks: (0..KEY_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             encryption,
+            erasures_seen_done: parking_lot::Mutex::default(),
         }
     }
 
