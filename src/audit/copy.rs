@@ -328,17 +328,12 @@ pub(super) struct Rewritten {
 
 /// How a copy changes records on their way into the target (a migration seals them).
 pub(super) trait Rewrite: Send + Sync {
-    /// Called with each chunk of records, in order, before any of them is rewritten.
+    /// Each record of `chunk` (the chunks come in order) as the target takes it, or `None` to
+    /// copy it as it is.
     ///
     /// # Errors
     /// What stops the copy.
-    fn prepare(&self, chunk: &[SourceRecord]) -> Result<(), AuditError>;
-
-    /// The record as the target takes it, or `None` to copy it as it is.
-    ///
-    /// # Errors
-    /// What stops the copy.
-    fn rewrite(&self, record: &SourceRecord) -> Result<Option<Rewritten>, AuditError>;
+    fn rewrite(&self, chunk: &[SourceRecord]) -> Result<Vec<Option<Rewritten>>, AuditError>;
 
     /// What opens the source's and the target's sealed events, for the check.
     fn openers(&self) -> (Arc<dyn Opener + Send + Sync>, Arc<dyn Opener + Send + Sync>);
@@ -448,16 +443,14 @@ impl Sender<'_> {
         chunk: &[SourceRecord],
         report: &mut CopyReport,
     ) -> Result<(), AuditError> {
-        if let Some(rewrite) = self.rewrite {
-            rewrite.prepare(chunk)?;
-        }
-        for record in chunk {
-            let rewritten = match self.rewrite {
-                Some(rewrite) => rewrite.rewrite(record)?,
-                None => None,
-            };
-            if rewritten.is_some() {
-                *report.rewritten.get_or_insert(0) += 1;
+        let mut rewrites = match self.rewrite {
+            Some(rewrite) => rewrite.rewrite(chunk)?,
+            None => Vec::new(),
+        };
+        rewrites.resize_with(chunk.len(), || None);
+        for (record, rewritten) in chunk.iter().zip(rewrites) {
+            if let (Some(_), Some(count)) = (&rewritten, &mut report.rewritten) {
+                *count += 1;
             }
             self.send(record, rewritten)?;
             report.copied += 1;
@@ -529,6 +522,9 @@ impl Sender<'_> {
     }
 }
 
+/// How long reading a keys topic may go without a record before the copy gives up.
+const KEYS_STALL: Duration = Duration::from_secs(30);
+
 /// Copies the source's keys topic, when it has one, into the target's (created as `serve`
 /// creates it), up to its end now: every key an event copied so far was sealed with was
 /// acknowledged before that event was appended, so it is below that end. Copying again (a resumed
@@ -548,20 +544,8 @@ async fn copy_keys(
     let from = source.clone();
     let count = source_layout.partitioning.count();
     let records = tokio::task::spawn_blocking(move || {
-        let tail = KeyTail::open(&from, count)?;
-        let ends = tail.ends()?;
-        let mut read: BTreeMap<i32, i64> = BTreeMap::new();
         let mut records = Vec::new();
-        while ends
-            .iter()
-            .any(|(partition, end)| read.get(partition).copied().unwrap_or(0) < *end)
-        {
-            if let Some(record) = tail.next(Duration::from_millis(500)) {
-                let record = record?;
-                read.insert(record.partition, record.offset + 1);
-                records.push(record);
-            }
-        }
+        KeyTail::open(&from, count)?.read_to_end(KEYS_STALL, |record| records.push(record))?;
         Ok::<_, AuditError>(records)
     })
     .await

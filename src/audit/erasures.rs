@@ -3,7 +3,7 @@
 //! (counted while the log is replayed), and neither the replayed read model nor the live one
 //! holds a personal field of it or lists it in an answer.
 
-use crate::crypto::{Encryption, Keys};
+use crate::crypto::Encryption;
 use crate::domain::{CustomerId, OpenError, Opener, SealedPersonal};
 use crate::read_model::ReadModel;
 use parking_lot::Mutex;
@@ -102,28 +102,17 @@ pub(super) fn prove(
     let Encryption::On(keys) = keys else {
         return Ok(Vec::new());
     };
-    erasures(keys)
+    keys.erasures()
         .into_iter()
-        .map(|(customer, request_id, keys_destroyed)| {
+        .map(|(customer, erased)| {
             Ok(ErasureProof {
                 customer_id: customer.to_string(),
-                request_id,
-                keys_destroyed,
+                keys_destroyed: erased.undestroyed.is_empty(),
+                request_id: erased.request_id,
                 events_unopened: counted.shut(customer),
                 replay_purged: purged(replayed, customer)?,
                 live_purged: purged(live, customer)?,
             })
-        })
-        .collect()
-}
-
-/// Every erasure `keys` holds: customer, request id, whether every key is tombstoned.
-fn erasures(keys: &Keys) -> Vec<(CustomerId, String, bool)> {
-    keys.erasures()
-        .into_iter()
-        .map(|(customer, erased)| {
-            let destroyed = erased.undestroyed.is_empty();
-            (customer, erased.request_id, destroyed)
         })
         .collect()
 }

@@ -11,9 +11,9 @@ use crate::domain::CustomerId;
 use crate::log::{existing_topic, KeyTail};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long reading the keys topic may stall before the tool gives up.
 const STALL: Duration = Duration::from_secs(30);
@@ -95,28 +95,10 @@ fn fold(
     event_log: &crate::log::EventLogSettings,
     partitions: i32,
 ) -> Result<HashMap<CustomerId, Folded>, AuditError> {
-    let tail = KeyTail::open(event_log, partitions)?;
-    let ends: BTreeMap<i32, i64> = tail.ends()?;
-    let mut read: BTreeMap<i32, i64> = BTreeMap::new();
     let mut customers: HashMap<CustomerId, Folded> = HashMap::new();
-    let mut last_progress = Instant::now();
-    while ends
-        .iter()
-        .any(|(partition, end)| read.get(partition).copied().unwrap_or(0) < *end)
-    {
-        let Some(record) = tail.next(Duration::from_millis(500)) else {
-            if last_progress.elapsed() > STALL {
-                return Err(AuditError::Usage(format!(
-                    "the keys topic was not read to its end within {STALL:?}"
-                )));
-            }
-            continue;
-        };
-        let record = record?;
-        last_progress = Instant::now();
-        read.insert(record.partition, record.offset + 1);
+    KeyTail::open(event_log, partitions)?.read_to_end(STALL, |record| {
         let Ok(decoded) = KeyRecord::decode(&record.key, record.value.as_deref()) else {
-            continue;
+            return;
         };
         match decoded {
             KeyRecord::DataKey {
@@ -138,6 +120,6 @@ fn fold(
                 folded.marker.get_or_insert((request_id, erased_at));
             }
         }
-    }
+    })?;
     Ok(customers)
 }

@@ -78,6 +78,22 @@ struct Version {
 }
 
 impl Sealer {
+    /// `event` sealed (its key minted already), with the headers of its sealed form.
+    fn seal(&self, event: &RegistryEvent) -> Result<Rewritten, AuditError> {
+        let payload = futures::executor::block_on(self.keys.encode(event))
+            .map_err(|error| AuditError::Keys(error.to_string()))?;
+        let headers = record_headers(
+            event,
+            payload.schema_version,
+            &self.topic,
+            self.partitioning,
+        );
+        Ok(Rewritten {
+            payload: payload.bytes,
+            headers,
+        })
+    }
+
     /// The plain event `record` holds, if it holds one.
     fn plain_event(record: &SourceRecord) -> Option<RegistryEvent> {
         let bytes = record.payload.as_deref()?;
@@ -90,13 +106,15 @@ impl Sealer {
 }
 
 impl Rewrite for Sealer {
-    /// Mints, all at once, the keys of the chunk's customers that have none in the target yet.
-    fn prepare(&self, chunk: &[SourceRecord]) -> Result<(), AuditError> {
-        let customers: HashSet<CustomerId> = chunk
+    /// Seals the chunk's plain events, minting first, all at once, the keys of its customers
+    /// that have none in the target yet.
+    fn rewrite(&self, chunk: &[SourceRecord]) -> Result<Vec<Option<Rewritten>>, AuditError> {
+        let events: Vec<Option<RegistryEvent>> = chunk.iter().map(Self::plain_event).collect();
+        let customers: HashSet<CustomerId> = events
             .iter()
-            .filter_map(Self::plain_event)
+            .flatten()
             .filter(|event| !matches!(event, RegistryEvent::CustomerDeleted(_)))
-            .map(|event| event.customer_id())
+            .map(RegistryEvent::customer_id)
             .collect();
         let minted = futures::executor::block_on(futures::future::join_all(
             customers
@@ -106,25 +124,10 @@ impl Rewrite for Sealer {
         for key in minted {
             key.map_err(|error| AuditError::Keys(error.to_string()))?;
         }
-        Ok(())
-    }
-
-    fn rewrite(&self, record: &SourceRecord) -> Result<Option<Rewritten>, AuditError> {
-        let Some(event) = Self::plain_event(record) else {
-            return Ok(None);
-        };
-        let payload = futures::executor::block_on(self.keys.encode(&event))
-            .map_err(|error| AuditError::Keys(error.to_string()))?;
-        let headers = record_headers(
-            &event,
-            payload.schema_version,
-            &self.topic,
-            self.partitioning,
-        );
-        Ok(Some(Rewritten {
-            payload: payload.bytes,
-            headers,
-        }))
+        events
+            .into_iter()
+            .map(|event| event.map(|event| self.seal(&event)).transpose())
+            .collect()
     }
 
     fn openers(&self) -> (Arc<dyn Opener + Send + Sync>, Arc<dyn Opener + Send + Sync>) {

@@ -106,18 +106,18 @@ impl KeyStore {
             } => {
                 let erased = match customers.remove(&customer) {
                     Some(Held::Erased(earlier)) => earlier,
-                    Some(Held::Keys(keys)) => ErasedKeys {
-                        request_id: request_id.clone(),
-                        erased_at,
-                        undestroyed: keys.iter().map(|held| held.id).collect(),
-                        places: keys.iter().filter_map(|held| held.place).collect(),
-                    },
-                    None => ErasedKeys {
-                        request_id: request_id.clone(),
-                        erased_at,
-                        undestroyed: Vec::new(),
-                        places: Vec::new(),
-                    },
+                    held => {
+                        let keys = match held {
+                            Some(Held::Keys(keys)) => keys,
+                            _ => Vec::new(),
+                        };
+                        ErasedKeys {
+                            request_id,
+                            erased_at,
+                            undestroyed: keys.iter().map(|held| held.id).collect(),
+                            places: keys.iter().filter_map(|held| held.place).collect(),
+                        }
+                    }
                 };
                 self.erasures
                     .write()

@@ -162,6 +162,42 @@ impl KeyTail {
             .collect()
     }
 
+    /// Hands `each` every record up to the end of each partition as it is now, in each
+    /// partition's order: what a tool that reads the whole keys topic once does.
+    ///
+    /// # Errors
+    /// [`KafkaError`] when consuming fails, or when no record came for `stall`
+    /// (`OperationTimedOut`).
+    pub fn read_to_end(
+        &self,
+        stall: Duration,
+        mut each: impl FnMut(KeyTopicRecord),
+    ) -> Result<(), KafkaError> {
+        let ends = self.ends()?;
+        let mut read: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut last_record = Instant::now();
+        while ends
+            .iter()
+            .any(|(partition, end)| read.get(partition).copied().unwrap_or(0) < *end)
+        {
+            match self.next(Duration::from_millis(500)) {
+                Some(record) => {
+                    let record = record?;
+                    last_record = Instant::now();
+                    read.insert(record.partition, record.offset + 1);
+                    each(record);
+                }
+                None if last_record.elapsed() > stall => {
+                    return Err(KafkaError::MessageConsumption(
+                        RDKafkaErrorCode::OperationTimedOut,
+                    ))
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
     /// The next record, waiting up to `timeout`; `None` when none came.
     ///
     /// # Errors

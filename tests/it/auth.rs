@@ -28,7 +28,7 @@ fn keys(args: &[&str], may_fail: bool) -> Output {
 
 /// Adds a key to `file` with `scope` (`--admin` or `--accounts=…`) and returns it: the last line
 /// of stdout.
-fn add_key(file: &Path, name: &str, scope: &str) -> String {
+pub(crate) fn add_key(file: &Path, name: &str, scope: &str) -> String {
     let output = keys(
         &[
             "add",

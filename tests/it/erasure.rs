@@ -2,6 +2,7 @@
 //! what every replica, tool and topic holds afterwards, erasures cut short by kill -9, a replica
 //! that was down, updates racing the erasure, and the keys' removal by compaction.
 
+use crate::auth::add_key;
 use crate::common::contract::{assert_valid, schema_file};
 use crate::common::{
     create_all, get, http, kafka_bootstrap, read_topic, send, text, tool, unique_topic, Answer,
@@ -380,29 +381,15 @@ fn ledger(bootstrap: &str, topic: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Adds an API key named `name` with `scope` (`--admin` or `--accounts=…`) to `file`; answers it.
-fn add_api_key(file: &Path, name: &str, scope: &str) -> String {
-    let added = std::process::Command::new(env!("CARGO_BIN_EXE_customer-registry"))
-        .args(["keys", "add", "--file"])
-        .arg(file)
-        .args(["--name", name, scope])
-        .env_remove("REGISTRY_API_KEYS")
-        .output()
-        .unwrap();
-    assert!(added.status.success(), "{}", text(&added));
-    let stdout = String::from_utf8(added.stdout).unwrap();
-    stdout.lines().last().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn erasures_of_what_a_key_cannot_reach_are_not_found_as_gets_are() {
     let bootstrap = kafka_bootstrap();
     let topic = unique_topic("erasure-scope");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("api-keys.jsonl");
-    let admin = add_api_key(&file, "ops", "--admin");
-    let own = add_api_key(&file, "billing-71", "--accounts=71");
-    let other = add_api_key(&file, "billing-72", "--accounts=72");
+    let admin = add_key(&file, "ops", "--admin");
+    let own = add_key(&file, "billing-71", "--accounts=71");
+    let other = add_key(&file, "billing-72", "--accounts=72");
     let registry = Registry::start_with(
         &bootstrap,
         &topic,
