@@ -8,6 +8,7 @@ use crate::domain::CustomerId;
 use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 
 /// Which of a customer's data keys: 64 random bits, 16 lower-case hex digits on the wire.
@@ -81,8 +82,8 @@ pub enum KeyRecord {
 #[error("keys topic record: {0}")]
 pub struct KeyRecordError(String);
 
-/// The JSON value of a data key record or an erased marker.
-#[derive(Serialize, Deserialize)]
+/// The JSON value of a data key record or an erased marker, as written.
+#[derive(Serialize)]
 #[serde(tag = "type", rename_all_fields = "camelCase")]
 enum Value {
     DataKey {
@@ -97,6 +98,28 @@ enum Value {
         erased_at: String,
         request_id: String,
     },
+}
+
+/// The JSON value of a record as read: the members of either kind in one flat struct, so that
+/// one pass reads it (an internally tagged enum buffers every member before it can choose its
+/// variant, which made reading the keys topic at start-up cost twice as much); members a later
+/// version adds are ignored.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadValue<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    customer_id: CustomerId,
+    #[serde(borrow)]
+    key_id: Option<Cow<'a, str>>,
+    kek_id: Option<String>,
+    #[serde(borrow)]
+    wrapped_key: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    minted_at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    erased_at: Option<Cow<'a, str>>,
+    request_id: Option<String>,
 }
 
 fn millis(time: DateTime<Utc>) -> String {
@@ -167,24 +190,23 @@ impl KeyRecord {
             let key_id = key_id.ok_or_else(|| fail("a tombstone must name a key"))?;
             return Ok(KeyRecord::Destroyed { customer, key_id });
         };
-        let value: Value = serde_json::from_slice(value)
+        let value: ReadValue = serde_json::from_slice(value)
             .map_err(|_| fail("the value is not a DataKey or KeysErased record"))?;
-        let time = |text: &str| {
-            DateTime::parse_from_rfc3339(text)
+        let time = |text: Option<Cow<'_, str>>| {
+            text.and_then(|text| DateTime::parse_from_rfc3339(&text).ok())
                 .map(|time| time.with_timezone(&Utc))
-                .map_err(|_| fail("a time is not RFC 3339"))
+                .ok_or_else(|| fail("a time is missing or not RFC 3339"))
         };
-        match (value, key_id) {
-            (
-                Value::DataKey {
-                    customer_id,
-                    key_id: named,
-                    kek_id,
-                    wrapped_key,
-                    minted_at,
-                },
-                Some(key_id),
-            ) if customer_id == customer && KeyId::parse(&named) == Some(key_id) => {
+        if value.customer_id != customer {
+            return Err(fail("the value does not match its key"));
+        }
+        match (value.kind.as_ref(), key_id) {
+            ("DataKey", Some(key_id))
+                if value.key_id.as_deref().and_then(KeyId::parse) == Some(key_id) =>
+            {
+                let (Some(kek_id), Some(wrapped_key)) = (value.kek_id, value.wrapped_key) else {
+                    return Err(fail("a DataKey record lacks kekId or wrappedKey"));
+                };
                 let sealed = base64::engine::general_purpose::STANDARD
                     .decode(wrapped_key.as_bytes())
                     .map_err(|_| fail("wrappedKey is not base64"))?;
@@ -192,20 +214,15 @@ impl KeyRecord {
                     customer,
                     key_id,
                     wrapped: WrappedKey { kek_id, sealed },
-                    minted_at: time(&minted_at)?,
+                    minted_at: time(value.minted_at)?,
                 })
             }
-            (
-                Value::KeysErased {
-                    customer_id,
-                    erased_at,
-                    request_id,
-                },
-                None,
-            ) if customer_id == customer => Ok(KeyRecord::Erased {
+            ("KeysErased", None) => Ok(KeyRecord::Erased {
                 customer,
-                erased_at: time(&erased_at)?,
-                request_id,
+                erased_at: time(value.erased_at)?,
+                request_id: value
+                    .request_id
+                    .ok_or_else(|| fail("a KeysErased record lacks requestId"))?,
             }),
             _ => Err(fail("the value does not match its key")),
         }
@@ -250,6 +267,39 @@ mod tests {
         assert!(KeyRecord::decode(other.as_bytes(), Some(&data_key)).is_err());
         assert!(KeyRecord::decode(customer.to_string().as_bytes(), None).is_err());
         assert!(KeyRecord::decode(b"garbage", Some(b"{}")).is_err());
+    }
+
+    #[test]
+    fn members_a_later_version_adds_are_ignored_and_missing_ones_refused() {
+        let customer = CustomerId::new_v7();
+        let key_id = KeyId::random().unwrap();
+        let key = format!("{customer}/{key_id}");
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&records_value(customer, key_id)).unwrap();
+        value["rotatedFrom"] = "kek-0".into();
+        let read = KeyRecord::decode(key.as_bytes(), Some(value.to_string().as_bytes()));
+        assert!(matches!(read, Ok(KeyRecord::DataKey { .. })));
+        for member in [
+            "kekId",
+            "wrappedKey",
+            "mintedAt",
+            "keyId",
+            "customerId",
+            "type",
+        ] {
+            let mut lacking = value.clone();
+            lacking.as_object_mut().unwrap().remove(member);
+            let read = KeyRecord::decode(key.as_bytes(), Some(lacking.to_string().as_bytes()));
+            assert!(read.is_err(), "a DataKey record without {member} was read");
+        }
+        let marker = serde_json::json!({
+            "type": "KeysErased", "customerId": customer, "erasedAt": "2026-12-06T20:00:00.000Z",
+        });
+        let read = KeyRecord::decode(
+            customer.to_string().as_bytes(),
+            Some(marker.to_string().as_bytes()),
+        );
+        assert!(read.is_err(), "a marker without its request id was read");
     }
 
     fn records_value(customer: CustomerId, key_id: KeyId) -> Vec<u8> {

@@ -125,17 +125,20 @@ impl KeyTail {
             .set("auto.offset.reset", "earliest")
             .set("allow.auto.create.topics", "false")
             .create_with_context(KafkaLogs)?;
-        let topic = keys_topic(&settings.topic);
-        let mut assignment = TopicPartitionList::new();
-        for partition in 0..partitions {
-            assignment.add_partition_offset(&topic, partition, Offset::Beginning)?;
-        }
-        consumer.assign(&assignment)?;
-        Ok(Self {
+        let tail = Self {
             consumer,
-            topic,
+            topic: keys_topic(&settings.topic),
             partitions,
-        })
+        };
+        // From each partition's first offset rather than `Offset::Beginning`: librdkafka's
+        // first fetch after resolving `Beginning` came back only after `fetch.wait.max.ms`
+        // (half a second on every start and every tool run).
+        let mut assignment = TopicPartitionList::new();
+        for (partition, (first, _)) in tail.watermarks()? {
+            assignment.add_partition_offset(&tail.topic, partition, Offset::Offset(first))?;
+        }
+        tail.consumer.assign(&assignment)?;
+        Ok(tail)
     }
 
     /// The end of every partition now: the offset its next record will get. A partition whose
@@ -145,6 +148,15 @@ impl KeyTail {
     /// # Errors
     /// [`KafkaError`] when a partition's leader does not answer in time.
     pub fn ends(&self) -> Result<BTreeMap<i32, i64>, KafkaError> {
+        Ok(self
+            .watermarks()?
+            .into_iter()
+            .map(|(partition, (_, end))| (partition, end))
+            .collect())
+    }
+
+    /// Every partition's first offset and end, asked as [`KeyTail::ends`] says.
+    fn watermarks(&self) -> Result<BTreeMap<i32, (i64, i64)>, KafkaError> {
         let deadline = Instant::now() + END_TIMEOUT;
         (0..self.partitions)
             .map(|partition| loop {
@@ -152,7 +164,7 @@ impl KeyTail {
                     .consumer
                     .fetch_watermarks(&self.topic, partition, END_TIMEOUT)
                 {
-                    Ok((_, high)) => return Ok((partition, high)),
+                    Ok(watermarks) => return Ok((partition, watermarks)),
                     Err(error) if leader_moving(&error) && Instant::now() < deadline => {
                         std::thread::sleep(Duration::from_millis(100));
                     }
