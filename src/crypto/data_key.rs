@@ -122,22 +122,23 @@ impl Keyring {
         })
     }
 
-    /// The data key `wrapped` holds for `customer`.
+    /// The data key that `sealed`, wrapped under the KEK `kek_id`, holds for `customer`.
     ///
     /// # Errors
     /// [`CryptoError::UnknownKek`] when its KEK is not in the file, [`CryptoError::Inauthentic`]
     /// when it was wrapped for another customer or altered.
     pub fn unwrap(
         &self,
-        wrapped: &WrappedKey,
+        kek_id: &str,
+        sealed: &[u8],
         customer: CustomerId,
     ) -> Result<DataKey, CryptoError> {
         let kek = self
             .keks
             .iter()
-            .find(|kek| kek.id == wrapped.kek_id)
-            .ok_or_else(|| CryptoError::UnknownKek(wrapped.kek_id.clone()))?;
-        let opened = open(&kek.key, &wrapped.sealed, &wrap_context(customer))?;
+            .find(|kek| kek.id == kek_id)
+            .ok_or_else(|| CryptoError::UnknownKek(kek_id.to_owned()))?;
+        let opened = open(&kek.key, sealed, &wrap_context(customer))?;
         let bytes: [u8; 32] = opened
             .as_slice()
             .try_into()
@@ -200,16 +201,18 @@ mod tests {
         let key = DataKey::mint().unwrap();
         let wrapped = keyring.wrap(&key, customer).unwrap();
         assert_eq!(wrapped.sealed.len(), 32 + SEAL_OVERHEAD);
-        let unwrapped = keyring.unwrap(&wrapped, customer).unwrap();
+        let unwrapped = keyring
+            .unwrap(&wrapped.kek_id, &wrapped.sealed, customer)
+            .unwrap();
         assert_eq!(unwrapped.0.as_ref(), key.0.as_ref());
         assert!(matches!(
-            keyring.unwrap(&wrapped, other),
+            keyring.unwrap(&wrapped.kek_id, &wrapped.sealed, other),
             Err(CryptoError::Inauthentic)
         ));
         let mut altered = wrapped.clone();
         altered.sealed[20] ^= 1;
         assert!(matches!(
-            keyring.unwrap(&altered, customer),
+            keyring.unwrap(&altered.kek_id, &altered.sealed, customer),
             Err(CryptoError::Inauthentic)
         ));
         let shown = format!("{key:?} {keyring:?} {unwrapped:?}");
@@ -231,12 +234,16 @@ mod tests {
         assert_ne!(old.kek_id, new.kek_id);
         for wrapped in [&old, &new] {
             assert_eq!(
-                after.unwrap(wrapped, customer).unwrap().0.as_ref(),
+                after
+                    .unwrap(&wrapped.kek_id, &wrapped.sealed, customer)
+                    .unwrap()
+                    .0
+                    .as_ref(),
                 key.0.as_ref()
             );
         }
         assert!(
-            matches!(before.unwrap(&new, customer), Err(CryptoError::UnknownKek(id)) if id == newest)
+            matches!(before.unwrap(&new.kek_id, &new.sealed, customer), Err(CryptoError::UnknownKek(id)) if id == newest)
         );
     }
 

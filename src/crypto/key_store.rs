@@ -3,7 +3,7 @@
 //! memory and are unwrapped on each use (one AES-GCM open of 32 bytes), so no data key outlives
 //! the call that needed it; an erased customer's keys are dropped the moment its marker is read.
 
-use super::data_key::{CryptoError, DataKey, Keyring, WrappedKey};
+use super::data_key::{CryptoError, DataKey, Keyring, WrappedKey, SEAL_OVERHEAD};
 use super::key_record::{KeyId, KeyRecord};
 use crate::domain::{CustomerId, OpenError, Opener, SealedPersonal};
 use chrono::{DateTime, Utc};
@@ -14,21 +14,55 @@ use zeroize::Zeroizing;
 /// Where a record of the keys topic was read: `(partition, offset)`.
 pub type KeyPlace = (i32, i64);
 
-/// One data key of a customer's, wrapped, and where its record was read (`None` until the
-/// follower reads back a key this process wrote).
+/// Bytes of a wrapped data key: nonce, the 32-byte key, tag.
+const WRAPPED_BYTES: usize = 32 + SEAL_OVERHEAD;
+
+/// One data key of a customer's, wrapped, as held: the KEK's id interned and the sealed key
+/// inline, so that holding it allocates nothing of its own (a replica holds a key for every
+/// customer; see docs/performance.md).
 struct HeldKey {
     id: KeyId,
-    wrapped: WrappedKey,
-    place: Option<KeyPlace>,
+    /// Offset of its record, read at partition `partition`; negative until the follower reads
+    /// back a key this process wrote.
+    offset: i64,
+    partition: i32,
+    /// Its KEK: an index into the store's interned KEK ids.
+    kek: u16,
+    sealed: [u8; WRAPPED_BYTES],
+}
+
+impl HeldKey {
+    fn place(&self) -> Option<KeyPlace> {
+        (self.offset >= 0).then_some((self.partition, self.offset))
+    }
+
+    fn set_place(&mut self, place: Option<KeyPlace>) {
+        if let Some((partition, offset)) = place {
+            (self.partition, self.offset) = (partition, offset);
+        }
+    }
 }
 
 /// What the keys topic says of one customer so far.
 enum Held {
-    /// Its keys, oldest first (more than one when replicas raced to create it, or a KEK
-    /// rotation re-wrapped none: keys are never re-wrapped in place).
+    /// Its one key (almost every customer's).
+    Key(HeldKey),
+    /// Its keys, oldest first, when it has more than one (replicas raced to create it, or a
+    /// KEK rotation re-wrapped none: keys are never re-wrapped in place).
     Keys(Vec<HeldKey>),
     /// Its keys were erased, and none may be made again.
-    Erased(ErasedKeys),
+    Erased(Box<ErasedKeys>),
+}
+
+impl Held {
+    /// Its keys, oldest first; none once erased.
+    fn keys(&self) -> &[HeldKey] {
+        match self {
+            Held::Key(key) => std::slice::from_ref(key),
+            Held::Keys(keys) => keys,
+            Held::Erased(_) => &[],
+        }
+    }
 }
 
 /// An erased customer's marker, and what is left of its keys on the topic.
@@ -47,9 +81,133 @@ pub struct ErasedKeys {
 /// Every customer's wrapped data keys, as the keys topic holds them.
 pub struct KeyStore {
     keyring: Keyring,
-    customers: RwLock<HashMap<CustomerId, Held>>,
+    held: RwLock<HeldKeys>,
+}
+
+/// What a [`KeyStore`] holds, under one lock.
+#[derive(Default)]
+struct HeldKeys {
+    customers: HashMap<CustomerId, Held>,
+    /// The ids of the KEKs its keys name, each once.
+    kek_ids: Vec<String>,
     /// The customer each erasure request (by its id) erased.
-    erasures: RwLock<HashMap<String, CustomerId>>,
+    erasures: HashMap<String, CustomerId>,
+}
+
+impl HeldKeys {
+    /// Takes in `customer`'s key `key_id`; see [`KeyStore::apply`].
+    fn add_key(
+        &mut self,
+        customer: CustomerId,
+        key_id: KeyId,
+        wrapped: &WrappedKey,
+        place: Option<KeyPlace>,
+    ) -> Option<(CustomerId, KeyId)> {
+        if let Some(Held::Erased(erased)) = self.customers.get_mut(&customer) {
+            erased.places.extend(place);
+            if !erased.undestroyed.contains(&key_id) {
+                erased.undestroyed.push(key_id);
+            }
+            return Some((customer, key_id));
+        }
+        let (Ok(sealed), Some(kek)) = (
+            <[u8; WRAPPED_BYTES]>::try_from(wrapped.sealed.as_slice()),
+            self.interned(&wrapped.kek_id),
+        ) else {
+            tracing::warn!(%key_id, "a data key record holds no wrapped key this build reads; skipped");
+            return None;
+        };
+        let mut key = HeldKey {
+            id: key_id,
+            offset: -1,
+            partition: 0,
+            kek,
+            sealed,
+        };
+        key.set_place(place);
+        let held = match self.customers.remove(&customer) {
+            None => Held::Key(key),
+            Some(Held::Key(first)) if first.id == key_id => Held::Key(held_at(first, place)),
+            Some(Held::Key(first)) => Held::Keys(vec![first, key]),
+            Some(Held::Keys(mut keys)) => {
+                match keys.iter_mut().find(|held| held.id == key_id) {
+                    Some(known) if known.place().is_none() => known.set_place(place),
+                    Some(_) => {}
+                    None => keys.push(key),
+                }
+                Held::Keys(keys)
+            }
+            Some(erased @ Held::Erased(_)) => erased,
+        };
+        self.customers.insert(customer, held);
+        None
+    }
+
+    /// Forgets `customer`'s key `key_id` (its tombstone was read).
+    fn destroy(&mut self, customer: CustomerId, key_id: KeyId) {
+        let Some(held) = self.customers.remove(&customer) else {
+            return;
+        };
+        let left = match held {
+            Held::Key(key) if key.id == key_id => None,
+            Held::Keys(mut keys) => {
+                keys.retain(|held| held.id != key_id);
+                match keys.len() {
+                    0 => None,
+                    1 => keys.pop().map(Held::Key),
+                    _ => Some(Held::Keys(keys)),
+                }
+            }
+            Held::Erased(mut erased) => {
+                erased.undestroyed.retain(|held| *held != key_id);
+                Some(Held::Erased(erased))
+            }
+            other => Some(other),
+        };
+        if let Some(left) = left {
+            self.customers.insert(customer, left);
+        }
+    }
+
+    /// Takes in `customer`'s erased marker: its keys go, what is left of them on the topic is
+    /// remembered.
+    fn erase(&mut self, customer: CustomerId, erased_at: DateTime<Utc>, request_id: String) {
+        let erased = match self.customers.remove(&customer) {
+            Some(Held::Erased(earlier)) => earlier,
+            held => {
+                let keys = held.as_ref().map_or(&[][..], Held::keys);
+                Box::new(ErasedKeys {
+                    request_id,
+                    erased_at,
+                    undestroyed: keys.iter().map(|held| held.id).collect(),
+                    places: keys.iter().filter_map(HeldKey::place).collect(),
+                })
+            }
+        };
+        self.erasures.insert(erased.request_id.clone(), customer);
+        self.customers.insert(customer, Held::Erased(erased));
+    }
+
+    /// The index of `kek_id` among the interned KEK ids, interned now if new (`None` past
+    /// 65,536 KEKs).
+    fn interned(&mut self, kek_id: &str) -> Option<u16> {
+        let index = match self.kek_ids.iter().position(|known| known == kek_id) {
+            Some(index) => index,
+            None => {
+                self.kek_ids.push(kek_id.to_owned());
+                self.kek_ids.len() - 1
+            }
+        };
+        u16::try_from(index).ok()
+    }
+}
+
+/// `key`, placed at `place` unless it was placed already.
+fn held_at(mut key: HeldKey, place: Option<KeyPlace>) -> HeldKey {
+    if key.place().is_none() {
+        key.set_place(place);
+    }
+    key
 }
 
 impl KeyStore {
@@ -57,8 +215,7 @@ impl KeyStore {
     pub fn new(keyring: Keyring) -> Self {
         Self {
             keyring,
-            customers: RwLock::new(HashMap::new()),
-            erasures: RwLock::new(HashMap::new()),
+            held: RwLock::new(HeldKeys::default()),
         }
     }
 
@@ -67,89 +224,50 @@ impl KeyStore {
     /// is final, and the key it names (minted by a replica that had not read the marker yet) is
     /// returned, for the caller to destroy.
     pub fn apply(&self, record: KeyRecord, place: Option<KeyPlace>) -> Option<(CustomerId, KeyId)> {
-        let mut customers = self.customers.write();
+        let mut held = self.held.write();
         match record {
             KeyRecord::DataKey {
                 customer,
                 key_id,
                 wrapped,
                 ..
-            } => match customers
-                .entry(customer)
-                .or_insert_with(|| Held::Keys(Vec::with_capacity(1)))
-            {
-                Held::Keys(keys) => match keys.iter_mut().find(|held| held.id == key_id) {
-                    Some(held) => held.place = held.place.or(place),
-                    None => keys.push(HeldKey {
-                        id: key_id,
-                        wrapped,
-                        place,
-                    }),
-                },
-                Held::Erased(erased) => {
-                    erased.places.extend(place);
-                    if !erased.undestroyed.contains(&key_id) {
-                        erased.undestroyed.push(key_id);
-                    }
-                    return Some((customer, key_id));
-                }
-            },
-            KeyRecord::Destroyed { customer, key_id } => match customers.get_mut(&customer) {
-                Some(Held::Keys(keys)) => keys.retain(|held| held.id != key_id),
-                Some(Held::Erased(erased)) => erased.undestroyed.retain(|held| *held != key_id),
-                None => {}
-            },
+            } => held.add_key(customer, key_id, &wrapped, place),
+            KeyRecord::Destroyed { customer, key_id } => {
+                held.destroy(customer, key_id);
+                None
+            }
             KeyRecord::Erased {
                 customer,
                 erased_at,
                 request_id,
             } => {
-                let erased = match customers.remove(&customer) {
-                    Some(Held::Erased(earlier)) => earlier,
-                    held => {
-                        let keys = match held {
-                            Some(Held::Keys(keys)) => keys,
-                            _ => Vec::new(),
-                        };
-                        ErasedKeys {
-                            request_id,
-                            erased_at,
-                            undestroyed: keys.iter().map(|held| held.id).collect(),
-                            places: keys.iter().filter_map(|held| held.place).collect(),
-                        }
-                    }
-                };
-                self.erasures
-                    .write()
-                    .insert(erased.request_id.clone(), customer);
-                customers.insert(customer, Held::Erased(erased));
+                held.erase(customer, erased_at, request_id);
+                None
             }
         }
-        None
     }
 
     /// What is known of `customer`'s erasure, if its keys were erased.
     pub fn erasure_of(&self, customer: CustomerId) -> Option<ErasedKeys> {
-        match self.customers.read().get(&customer) {
-            Some(Held::Erased(erased)) => Some(erased.clone()),
+        match self.held.read().customers.get(&customer) {
+            Some(Held::Erased(erased)) => Some(ErasedKeys::clone(erased)),
             _ => None,
         }
     }
 
     /// The customer the erasure request `request_id` erased, if its marker was read.
     pub fn erased_by(&self, request_id: &str) -> Option<CustomerId> {
-        self.erasures.read().get(request_id).copied()
+        self.held.read().erasures.get(request_id).copied()
     }
 
     /// Every erased customer, and what is known of its erasure.
     pub fn erasures(&self) -> Vec<(CustomerId, ErasedKeys)> {
-        let customers = self.customers.read();
-        let mut erased: Vec<(CustomerId, ErasedKeys)> = self
+        let held = self.held.read();
+        let mut erased: Vec<(CustomerId, ErasedKeys)> = held
             .erasures
-            .read()
             .values()
-            .filter_map(|customer| match customers.get(customer) {
-                Some(Held::Erased(erased)) => Some((*customer, erased.clone())),
+            .filter_map(|customer| match held.customers.get(customer) {
+                Some(Held::Erased(erased)) => Some((*customer, ErasedKeys::clone(erased))),
                 _ => None,
             })
             .collect();
@@ -163,13 +281,13 @@ impl KeyStore {
     /// [`OpenError::Erased`] for an erased customer, [`OpenError::UnknownKek`] or
     /// [`OpenError::Unwrap`] when the key does not unwrap with the KEK file.
     pub fn newest(&self, customer: CustomerId) -> Result<Option<(KeyId, DataKey)>, OpenError> {
-        let customers = self.customers.read();
-        match customers.get(&customer) {
+        let held = self.held.read();
+        match held.customers.get(&customer) {
             None => Ok(None),
             Some(Held::Erased(_)) => Err(OpenError::Erased),
-            Some(Held::Keys(keys)) => match keys.last() {
+            Some(keys) => match keys.keys().last() {
                 None => Ok(None),
-                Some(held) => Ok(Some((held.id, self.unwrap(&held.wrapped, customer)?))),
+                Some(key) => Ok(Some((key.id, self.unwrap(&held, key, customer)?))),
             },
         }
     }
@@ -198,17 +316,13 @@ impl KeyStore {
         let unknown = || OpenError::KeyUnknown(personal.key_id.clone());
         let wanted = KeyId::parse(&personal.key_id).ok_or_else(unknown)?;
         let key = {
-            let customers = self.customers.read();
-            let wrapped = match customers.get(&customer) {
+            let held = self.held.read();
+            let key = match held.customers.get(&customer) {
                 Some(Held::Erased(_)) => return Err(OpenError::Erased),
-                Some(Held::Keys(keys)) => keys
-                    .iter()
-                    .find(|held| held.id == wanted)
-                    .map(|held| &held.wrapped),
+                Some(keys) => keys.keys().iter().find(|key| key.id == wanted),
                 None => None,
             };
-            let wrapped = wrapped.ok_or_else(unknown)?;
-            self.unwrap(wrapped, customer)?
+            self.unwrap(&held, key.ok_or_else(unknown)?, customer)?
         };
         key.open(&personal.sealed, context)
             .map_err(|_| OpenError::Inauthentic)
@@ -216,17 +330,25 @@ impl KeyStore {
 
     /// Whether `customer`'s keys were erased.
     pub fn is_erased(&self, customer: CustomerId) -> bool {
-        matches!(self.customers.read().get(&customer), Some(Held::Erased(_)))
+        matches!(
+            self.held.read().customers.get(&customer),
+            Some(Held::Erased(_))
+        )
     }
 
     /// Customers the store knows of (with keys, or erased).
     pub fn customers(&self) -> usize {
-        self.customers.read().len()
+        self.held.read().customers.len()
     }
 
-    fn unwrap(&self, wrapped: &WrappedKey, customer: CustomerId) -> Result<DataKey, OpenError> {
+    fn unwrap(
+        &self,
+        held: &HeldKeys,
+        key: &HeldKey,
+        customer: CustomerId,
+    ) -> Result<DataKey, OpenError> {
         self.keyring
-            .unwrap(wrapped, customer)
+            .unwrap(&held.kek_ids[usize::from(key.kek)], &key.sealed, customer)
             .map_err(|error| match error {
                 CryptoError::UnknownKek(kek) => OpenError::UnknownKek(kek),
                 CryptoError::Random(_) | CryptoError::Inauthentic => OpenError::Unwrap,
@@ -353,5 +475,51 @@ mod tests {
             store.open(customer, &personal, &context),
             Err(OpenError::KeyUnknown(_))
         ));
+    }
+
+    #[test]
+    fn a_customer_with_two_keys_keeps_the_other_when_one_is_destroyed() {
+        let (_dir, store) = store();
+        let customer = CustomerId::new_v7();
+        let (first_id, _) = minted(&store, customer);
+        let (second_id, second) = minted(&store, customer);
+        store.apply(
+            KeyRecord::Destroyed {
+                customer,
+                key_id: first_id,
+            },
+            Some((3, 4)),
+        );
+        let (newest_id, newest) = store.newest(customer).unwrap().unwrap();
+        assert_eq!(newest_id, second_id);
+        let context = sealing_context(customer, uuid::Uuid::now_v7());
+        let sealed = second.seal(b"{}", &context).unwrap();
+        assert_eq!(newest.open(&sealed, &context).unwrap().as_slice(), b"{}");
+        store.apply(
+            KeyRecord::Destroyed {
+                customer,
+                key_id: second_id,
+            },
+            Some((3, 5)),
+        );
+        assert!(store.newest(customer).unwrap().is_none());
+        assert_eq!(store.customers(), 0);
+    }
+
+    #[test]
+    fn a_wrapped_key_of_another_size_is_not_held() {
+        let (_dir, store) = store();
+        let customer = CustomerId::new_v7();
+        let record = KeyRecord::DataKey {
+            customer,
+            key_id: KeyId::random().unwrap(),
+            wrapped: WrappedKey {
+                kek_id: "kek-1".into(),
+                sealed: vec![0; 61],
+            },
+            minted_at: Utc::now(),
+        };
+        assert_eq!(store.apply(record, Some((0, 1))), None);
+        assert!(store.newest(customer).unwrap().is_none());
     }
 }
