@@ -348,11 +348,12 @@ impl Projector {
         batch: Vec<RawRecord>,
     ) -> Result<PreparedBatch, ProjectionError> {
         let mut outage = OutageLog::new("the keys topic (projection waits)");
+        let batch = Arc::new(batch);
         loop {
             let opener = Arc::clone(&self.opener);
-            let raw = batch.clone();
+            let raw = Arc::clone(&batch);
             let decoded =
-                tokio::task::spawn_blocking(move || replay::prepare(raw, opener.as_ref()))
+                tokio::task::spawn_blocking(move || replay::prepare(&raw, opener.as_ref()))
                     .await
                     .map_err(|_| ProjectionError::Stopped)?;
             match decoded {

@@ -18,11 +18,11 @@ const REPLAY_BATCH: usize = 10_000;
 /// # Errors
 /// A passing [`OpenError`] (see [`decode_record`]): the batch must be decoded again later.
 pub(super) fn prepare(
-    batch: Vec<RawRecord>,
+    batch: &[RawRecord],
     opener: &dyn Opener,
 ) -> Result<PreparedBatch, OpenError> {
     let records = batch
-        .into_iter()
+        .iter()
         .map(|raw| decode_record(raw.partition, raw.offset, raw.payload.as_deref(), opener))
         .collect::<Result<_, _>>()?;
     Ok(PreparedBatch::new(records))
@@ -33,7 +33,7 @@ pub(super) fn prepare(
 fn prepare_patiently(batch: Vec<RawRecord>, opener: &dyn Opener) -> PreparedBatch {
     let mut outage = OutageLog::new("the keys topic (replay waits)");
     loop {
-        match prepare(batch.clone(), opener) {
+        match prepare(&batch, opener) {
             Ok(prepared) => return prepared,
             Err(error) => outage.failed(&error),
         }

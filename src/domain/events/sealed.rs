@@ -9,12 +9,12 @@ use super::envelope::{
 };
 use super::RegistryEvent;
 use crate::domain::customer::{Customer, CustomerDetails};
-use crate::domain::customer_json::rfc3339_millis;
+use crate::domain::customer_json::{rfc3339_millis, IdentityJson, PersonalJson};
 use crate::domain::ids::{AccountId, CustomerId};
 use crate::domain::patch::FieldChange;
 use crate::domain::text_field::TextField;
 use base64::Engine as _;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -286,20 +286,15 @@ fn known_changes(plaintext: &[u8]) -> Result<Vec<FieldChange>, serde_json::Error
 }
 
 /// The customer a sealed create names: its readable members and the personal fields that
-/// opened (the readable members are set last: the sealed part cannot override an id or an
-/// account).
+/// opened, read straight into their types (the plaintext cannot name an id or an account).
 fn customer_of(data: SealedCreate, plaintext: &[u8]) -> Result<Customer, serde_json::Error> {
-    let mut members = known_members(plaintext)?;
-    members.insert("id".into(), data.id.to_string().into());
-    members.insert("code".into(), data.code.into());
-    members.insert("accountId".into(), serde_json::to_value(data.account_id)?);
-    members.insert(
-        "createdAt".into(),
-        data.created_at
-            .to_rfc3339_opts(SecondsFormat::Millis, true)
-            .into(),
-    );
-    serde_json::from_value(serde_json::Value::Object(members))
+    let personal: PersonalJson = serde_json::from_slice(plaintext)?;
+    let identity = IdentityJson {
+        id: data.id,
+        code: Some(data.code),
+        account_id: data.account_id,
+    };
+    Customer::created_from(identity, personal, data.created_at).map_err(serde::de::Error::custom)
 }
 
 fn to_base64<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
