@@ -134,19 +134,24 @@ impl Application {
         };
         let event_log_settings = settings.event_log.settings();
         let read_model_dir = settings.data_dir.join("read-model");
-        let restored_layout = match &settings.restore_from {
+        let restored = match &settings.restore_from {
             // The topic must exist already: a snapshot is of a replica of it (and a mistyped
             // --topic must not create an empty one).
             Some(snapshot) if !read_model_dir.exists() => {
                 let layout = log::existing_topic(&event_log_settings).await?;
-                restore(
-                    snapshot,
-                    &read_model_dir,
-                    &event_log_settings.topic,
-                    &layout,
-                )
-                .await?;
-                Some(layout)
+                // The keys topic is read while the snapshot is restored: at a million
+                // customers each takes seconds, and they need neither each other nor one core.
+                let (restored, encryption) = tokio::join!(
+                    restore(
+                        snapshot,
+                        &read_model_dir,
+                        &event_log_settings.topic,
+                        &layout,
+                    ),
+                    encryption_of(&settings, &event_log_settings, &layout)
+                );
+                restored?;
+                Some((layout, encryption?))
             }
             Some(snapshot) => {
                 tracing::info!(
@@ -162,9 +167,9 @@ impl Application {
                 dir: read_model_dir.display().to_string(),
                 source,
             })?;
-        let layout = match restored_layout {
-            Some(layout) => layout,
-            None => log::ensure_topic(&event_log_settings).await?,
+        let (layout, restored_encryption) = match restored {
+            Some((layout, encryption)) => (layout, Some(encryption)),
+            None => (log::ensure_topic(&event_log_settings).await?, None),
         };
         read_model
             .bind_to_log(&event_log_settings.topic, &layout.cluster_id)
@@ -173,29 +178,9 @@ impl Application {
                 source,
             })?;
         follows_origin(&read_model, &event_log_settings, &layout, &read_model_dir)?;
-        let encryption = match (&settings.kek_file, settings.no_encryption) {
-            (Some(_), true) => return Err(StartupError::EncryptionConflict),
-            (Some(file), false) => Encryption::load(file, &event_log_settings, &layout, true)
-                .await
-                .map_err(StartupError::Keys)?,
-            (None, true) => {
-                if log::existing_keys_topic(&event_log_settings, &layout)
-                    .await
-                    .is_ok()
-                {
-                    return Err(StartupError::Keys(format!(
-                        "{} has a keys topic: its events are sealed, and a registry without \
-                         the KEK file could read none of them. Serve it with --kek-file",
-                        event_log_settings.topic
-                    )));
-                }
-                tracing::warn!(
-                    "writing events in plain text (--no-encryption): personal data in the log \
-                     cannot be erased"
-                );
-                Encryption::Off
-            }
-            (None, false) => return Err(StartupError::NoKekFile),
+        let encryption = match restored_encryption {
+            Some(encryption) => encryption,
+            None => encryption_of(&settings, &event_log_settings, &layout).await?,
         };
         let health = ClusterHealth::new(layout.durability.min_insync_replicas);
         let event_log = Arc::new(EventLog::connect(
@@ -423,6 +408,39 @@ fn follows_origin(
             None => Ok(()),
         },
     }
+}
+
+/// How events are written and read: sealed under the keys of `settings`' KEK file (the keys
+/// topic read to its end), or in plain text with `--no-encryption`.
+async fn encryption_of(
+    settings: &ServeSettings,
+    event_log_settings: &EventLogSettings,
+    layout: &TopicLayout,
+) -> Result<Encryption, StartupError> {
+    Ok(match (&settings.kek_file, settings.no_encryption) {
+        (Some(_), true) => return Err(StartupError::EncryptionConflict),
+        (Some(file), false) => Encryption::load(file, event_log_settings, layout, true)
+            .await
+            .map_err(StartupError::Keys)?,
+        (None, true) => {
+            if log::existing_keys_topic(event_log_settings, layout)
+                .await
+                .is_ok()
+            {
+                return Err(StartupError::Keys(format!(
+                    "{} has a keys topic: its events are sealed, and a registry without \
+                     the KEK file could read none of them. Serve it with --kek-file",
+                    event_log_settings.topic
+                )));
+            }
+            tracing::warn!(
+                "writing events in plain text (--no-encryption): personal data in the log \
+                 cannot be erased"
+            );
+            Encryption::Off
+        }
+        (None, false) => return Err(StartupError::NoKekFile),
+    })
 }
 
 /// Restores the snapshot `file` into `dir`, checked against `topic` on `layout`'s cluster.
