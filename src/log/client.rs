@@ -22,6 +22,16 @@ pub fn client_config(bootstrap: &str) -> ClientConfig {
     config
 }
 
+/// [`client_config`] for a consumer that reads logs through: one whose local queue is full
+/// fetches again after 10 ms rather than librdkafka's 1 s, which left such readers idle (one that
+/// drained its 64 MiB queue in a third of a second waited out the rest of the second: reading a
+/// keys topic of 300,000 records took 2.2 s).
+pub fn reader_config(bootstrap: &str) -> ClientConfig {
+    let mut config = client_config(bootstrap);
+    config.set("fetch.queue.backoff.ms", "10");
+    config
+}
+
 /// Whether `error` says a partition's leadership is in flux, or that the client's metadata does
 /// not know a topic just created yet: both pass by themselves, so a caller asks again within its
 /// own bound.

@@ -3,7 +3,7 @@
 //! bytes; what they mean is `crypto`'s. Each customer's key records go to the partition its
 //! events go to, so that one customer's records are read in the order they were written.
 
-use super::client::{client_config, leader_moving, KafkaLogs};
+use super::client::{client_config, leader_moving, reader_config, KafkaLogs};
 use super::partitioning::Partitioning;
 use super::producer::{new_producer, EventLogError, DELIVERY_TIMEOUT};
 use super::EventLogSettings;
@@ -117,7 +117,7 @@ impl KeyTail {
     /// # Errors
     /// [`KafkaError`] when the consumer cannot be set up or assigned.
     pub fn open(settings: &EventLogSettings, partitions: i32) -> Result<Self, KafkaError> {
-        let consumer: BaseConsumer<KafkaLogs> = client_config(&settings.kafka_bootstrap)
+        let consumer: BaseConsumer<KafkaLogs> = reader_config(&settings.kafka_bootstrap)
             .set("group.id", "customer-registry.keys")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")

@@ -16,7 +16,7 @@ mod producer;
 mod reader;
 mod topic;
 
-pub use client::{client_config, leader_moving, KafkaLogs, OutageLog};
+pub use client::{client_config, leader_moving, reader_config, KafkaLogs, OutageLog};
 pub use health::{ClusterHealth, ReplicaShortage};
 pub use keys::{keys_topic, records_still_held, KeyLog, KeyTail, KeyTopicRecord};
 pub use keys_topic::{ensure_keys_topic, existing_keys_topic, KEYS_TOPIC_CONFIGS};

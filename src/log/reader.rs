@@ -1,7 +1,7 @@
 //! Reading the event log as it was published: single records by position, and whole replays from
 //! offset 0 up to the end the log had when the replay began (or an earlier bound).
 
-use super::client::{client_config, KafkaLogs};
+use super::client::{reader_config, KafkaLogs};
 use super::position::LogPosition;
 use super::EventLogSettings;
 use crate::domain::AccountId;
@@ -117,7 +117,7 @@ impl PublishedRecord {
 /// # Errors
 /// [`LogReadError::Kafka`] when librdkafka refuses the configuration.
 pub fn reader(settings: &EventLogSettings) -> Result<BaseConsumer<KafkaLogs>, LogReadError> {
-    Ok(client_config(&settings.kafka_bootstrap)
+    Ok(reader_config(&settings.kafka_bootstrap)
         .set("group.id", "customer-registry.audit")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")

@@ -20,7 +20,7 @@ pub use replay::BatchApplier;
 
 use crate::domain::{ErasedAsEmpty, EventDecodeError, OpenError, Opener, RegistryEvent};
 use crate::log::{
-    client_config, leader_moving, EventLogSettings, KafkaLogs, LogPosition, OutageLog,
+    leader_moving, reader_config, EventLogSettings, KafkaLogs, LogPosition, OutageLog,
 };
 use crate::metrics::Metrics;
 use crate::read_model::{
@@ -193,7 +193,7 @@ impl Projector {
         opener: Arc<dyn Opener + Send + Sync>,
     ) -> Result<(Self, ProjectionProgress), ProjectionError> {
         let topic = log.topic.as_str();
-        let consumer: StreamConsumer<KafkaLogs> = client_config(&log.kafka_bootstrap)
+        let consumer: StreamConsumer<KafkaLogs> = reader_config(&log.kafka_bootstrap)
             // librdkafka wants a group id even for self-assigned partitions; nothing is ever
             // committed under it, and no group is joined.
             .set("group.id", "customer-registry.projector")
