@@ -13,27 +13,49 @@ use std::thread::JoinHandle;
 /// on each.
 const REPLAY_BATCH: usize = 10_000;
 
+/// Batches at least this long are decoded on two threads: decoding is most of a replay's work,
+/// and the thread that applies waits on it.
+const DECODED_IN_TWO_FROM: usize = 2_000;
+
 /// Decodes `batch` (`opener` opening sealed events) and prepares it for the writer.
 ///
 /// # Errors
 /// A passing [`OpenError`] (see [`decode_record`]): the batch must be decoded again later.
 pub(super) fn prepare(
     batch: &[RawRecord],
-    opener: &dyn Opener,
+    opener: &(dyn Opener + Sync),
 ) -> Result<PreparedBatch, OpenError> {
-    let records = batch
-        .iter()
-        .map(|raw| decode_record(raw.partition, raw.offset, raw.payload.as_deref(), opener))
-        .collect::<Result<_, _>>()?;
+    let decode = |records: &[RawRecord]| {
+        records
+            .iter()
+            .map(|raw| decode_record(raw.partition, raw.offset, raw.payload.as_deref(), opener))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let records = if batch.len() < DECODED_IN_TWO_FROM {
+        decode(batch)?
+    } else {
+        let (first, second) = batch.split_at(batch.len() / 2);
+        let (first, second) = std::thread::scope(|scope| {
+            let second = scope.spawn(|| decode(second));
+            let first = decode(first);
+            let second = second
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (first, second)
+        });
+        let mut records = first?;
+        records.extend(second?);
+        records
+    };
     Ok(PreparedBatch::new(records))
 }
 
 /// [`prepare`], again each second while the keys cannot be read: a replay never turns an event
 /// it cannot open yet into a rejection.
-fn prepare_patiently(batch: Vec<RawRecord>, opener: &dyn Opener) -> PreparedBatch {
+fn prepare_patiently(batch: &[RawRecord], opener: &(dyn Opener + Sync)) -> PreparedBatch {
     let mut outage = OutageLog::new("the keys topic (replay waits)");
     loop {
-        match prepare(&batch, opener) {
+        match prepare(batch, opener) {
             Ok(prepared) => return prepared,
             Err(error) => outage.failed(&error),
         }
@@ -63,7 +85,7 @@ impl<'a> BatchApplier<'a> {
             .spawn(move || {
                 for batch in raw {
                     if to_apply
-                        .send(prepare_patiently(batch, opener.as_ref()))
+                        .send(prepare_patiently(&batch, opener.as_ref()))
                         .is_err()
                     {
                         return;
