@@ -5,13 +5,13 @@
 
 use super::client::{client_config, leader_moving, reader_config, KafkaLogs};
 use super::partitioning::Partitioning;
-use super::producer::{new_producer, EventLogError, DELIVERY_TIMEOUT};
+use super::producer::{EventLogError, RenewedProducer, DELIVERY_TIMEOUT};
 use super::EventLogSettings;
 use crate::domain::CustomerId;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
@@ -28,7 +28,7 @@ const END_TIMEOUT: Duration = Duration::from_secs(5);
 /// Appends records to the keys topic: idempotent, `acks=all`, each confirmed before the call
 /// returns (a key is acknowledged before any event sealed with it is appended).
 pub struct KeyLog {
-    producer: FutureProducer<KafkaLogs>,
+    producer: RenewedProducer,
     topic: String,
     partitioning: Partitioning,
 }
@@ -43,7 +43,7 @@ impl KeyLog {
         partitioning: Partitioning,
     ) -> Result<Self, EventLogError> {
         Ok(Self {
-            producer: new_producer(settings)?,
+            producer: RenewedProducer::connect(settings)?,
             topic: keys_topic(&settings.topic),
             partitioning,
         })
@@ -69,10 +69,14 @@ impl KeyLog {
         fail::fail_point!("keys-produce", |_| Err(EventLogError::NotConfirmed(
             KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
         )));
-        self.producer
+        let producer = self.producer.current();
+        producer
             .send(record, Timeout::After(DELIVERY_TIMEOUT))
             .await
-            .map_err(|(error, _)| EventLogError::NotConfirmed(error))?;
+            .map_err(|(error, _)| {
+                self.producer.replace_if_fatal(&producer);
+                EventLogError::NotConfirmed(error)
+            })?;
         Ok(())
     }
 
@@ -83,10 +87,11 @@ impl KeyLog {
     /// [`KafkaError`] when the partition's leader does not answer in time.
     pub fn end_for(&self, customer: CustomerId) -> Result<(i32, i64), KafkaError> {
         let partition = self.partitioning.partition_of(customer);
-        let (_, high) =
-            self.producer
-                .client()
-                .fetch_watermarks(&self.topic, partition, END_TIMEOUT)?;
+        let (_, high) = self.producer.current().client().fetch_watermarks(
+            &self.topic,
+            partition,
+            END_TIMEOUT,
+        )?;
         Ok((partition, high))
     }
 }

@@ -81,9 +81,7 @@ pub struct Payload {
 
 /// The append-only event log on the registry's topic.
 pub struct EventLog {
-    /// Replaced when librdkafka declares the producer fatally broken (a fenced idempotent
-    /// producer cannot send again); a new one starts a fresh idempotent session.
-    producer: RwLock<FutureProducer<KafkaLogs>>,
+    producer: RenewedProducer,
     settings: EventLogSettings,
     partitioning: Partitioning,
     health: ClusterHealth,
@@ -101,7 +99,7 @@ impl EventLog {
         health: ClusterHealth,
     ) -> Result<Self, EventLogError> {
         Ok(Self {
-            producer: RwLock::new(new_producer(settings)?),
+            producer: RenewedProducer::connect(settings)?,
             settings: settings.clone(),
             partitioning,
             health,
@@ -146,12 +144,12 @@ impl EventLog {
         fail::fail_point!("log-produce", |_| Err(EventLogError::NotConfirmed(
             KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
         )));
-        let producer = self.current_producer();
+        let producer = self.producer.current();
         let delivery = producer
             .send(record, Timeout::After(DELIVERY_TIMEOUT))
             .await
             .map_err(|(error, _)| {
-                self.replace_if_fatal(&producer);
+                self.producer.replace_if_fatal(&producer);
                 let failed = EventLogError::NotConfirmed(error);
                 // The timeout hides why; the cluster's state tells it.
                 match self.health.shortage(partition) {
@@ -196,7 +194,7 @@ impl EventLog {
     /// every acknowledged record lies below it), or `None` when the leader cannot say now.
     /// Tells a wait that can succeed (a position below it) from one that never will.
     pub async fn end_of(&self, partition: i32) -> Option<i64> {
-        let producer = self.current_producer();
+        let producer = self.producer.current();
         let topic = self.settings.topic.clone();
         let read = tokio::task::spawn_blocking(move || {
             fail::fail_point!("log-offset-read", |_| Err(KafkaError::MetadataFetch(
@@ -219,7 +217,7 @@ impl EventLog {
 
     /// Records handed to the producer and not yet confirmed by Kafka.
     pub fn queued(&self) -> u64 {
-        u64::try_from(self.current_producer().in_flight_count()).unwrap_or(0)
+        u64::try_from(self.producer.current().in_flight_count()).unwrap_or(0)
     }
 
     /// Waits, up to `timeout`, for every record in flight to be confirmed.
@@ -227,29 +225,49 @@ impl EventLog {
     /// # Errors
     /// [`EventLogError::NotConfirmed`] when some were not confirmed in time.
     pub fn flush(&self, timeout: Duration) -> Result<(), EventLogError> {
-        self.current_producer()
+        self.producer
+            .current()
             .flush(Timeout::After(timeout))
             .map_err(EventLogError::NotConfirmed)
     }
+}
 
-    fn current_producer(&self) -> FutureProducer<KafkaLogs> {
-        self.producer
+/// An idempotent producer, replaced when librdkafka declares it fatally broken (a fenced
+/// idempotent producer cannot send again; a new one starts a fresh idempotent session), so that
+/// the next write can succeed without a restart: the event log's and the keys topic's.
+pub(super) struct RenewedProducer {
+    current: RwLock<FutureProducer<KafkaLogs>>,
+    settings: EventLogSettings,
+}
+
+impl RenewedProducer {
+    /// A producer for the brokers of `settings`.
+    ///
+    /// # Errors
+    /// [`EventLogError::Setup`] when librdkafka rejects the configuration.
+    pub(super) fn connect(settings: &EventLogSettings) -> Result<Self, EventLogError> {
+        Ok(Self {
+            current: RwLock::new(new_producer(settings)?),
+            settings: settings.clone(),
+        })
+    }
+
+    /// The producer to send with now.
+    pub(super) fn current(&self) -> FutureProducer<KafkaLogs> {
+        self.current
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
     /// After a failed send: if `failed` is fatally broken and still the current producer, put a
-    /// new one in its place, so the next create can succeed without a restart.
-    fn replace_if_fatal(&self, failed: &FutureProducer<KafkaLogs>) {
+    /// new one in its place.
+    pub(super) fn replace_if_fatal(&self, failed: &FutureProducer<KafkaLogs>) {
         let Some((code, reason)) = failed.client().fatal_error() else {
             return;
         };
         tracing::warn!(%code, %reason, "the producer failed fatally; starting a new one");
-        let mut current = self
-            .producer
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
         if current.client().fatal_error().is_some() {
             match new_producer(&self.settings) {
                 Ok(fresh) => *current = fresh,
@@ -304,9 +322,7 @@ pub fn record_headers(
 
 /// A producer whose every record is confirmed by the in-sync replicas (`acks=all`), idempotent,
 /// within [`DELIVERY_TIMEOUT`]: the event log's and the keys topic's.
-pub(super) fn new_producer(
-    settings: &EventLogSettings,
-) -> Result<FutureProducer<KafkaLogs>, EventLogError> {
+fn new_producer(settings: &EventLogSettings) -> Result<FutureProducer<KafkaLogs>, EventLogError> {
     client_config(&settings.kafka_bootstrap)
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -360,5 +376,37 @@ mod tests {
                 event.occurred_at()
             );
         }
+    }
+
+    #[test]
+    fn a_fatally_broken_producer_is_replaced_and_a_sound_one_kept() {
+        let settings = EventLogSettings {
+            // No broker is needed: librdkafka connects lazily.
+            kafka_bootstrap: "127.0.0.1:1".into(),
+            topic: "customers".into(),
+            topic_partitions: 1,
+            topic_replication: None,
+        };
+        let producer = RenewedProducer::connect(&settings).unwrap();
+        let sound = producer.current();
+        producer.replace_if_fatal(&sound);
+        assert!(producer.current().client().native_ptr() == sound.client().native_ptr());
+        // SAFETY: the pointer is the live client's, and the reason a NUL-terminated literal.
+        let raised = unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                sound.client().native_ptr(),
+                rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                c"fenced, as a test".as_ptr(),
+            )
+        };
+        assert_eq!(
+            raised,
+            rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        );
+        assert!(sound.client().fatal_error().is_some());
+        producer.replace_if_fatal(&sound);
+        let renewed = producer.current();
+        assert!(renewed.client().native_ptr() != sound.client().native_ptr());
+        assert!(renewed.client().fatal_error().is_none());
     }
 }
