@@ -542,10 +542,9 @@ async fn copy_keys(
     }
     ensure_keys_topic(target, target_layout).await?;
     let from = source.clone();
-    let count = source_layout.partitioning.count();
     let records = tokio::task::spawn_blocking(move || {
         let mut records = Vec::new();
-        KeyTail::open(&from, count)?.read_to_end(KEYS_STALL, |record| records.push(record))?;
+        KeyTail::open(&from)?.read_to_end(KEYS_STALL, |record| records.push(record))?;
         Ok::<_, AuditError>(records)
     })
     .await

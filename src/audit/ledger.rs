@@ -47,9 +47,8 @@ struct Folded {
 /// [`AuditError`] when the topics cannot be read.
 pub async fn erasures(settings: &ErasuresSettings) -> Result<ExitCode, AuditError> {
     let event_log = settings.event_log.settings();
-    let layout = existing_topic(&event_log).await?;
-    let partitions = layout.partitioning.count();
-    let customers = tokio::task::spawn_blocking(move || fold(&event_log, partitions))
+    existing_topic(&event_log).await?;
+    let customers = tokio::task::spawn_blocking(move || fold(&event_log))
         .await
         .map_err(|_| AuditError::Usage("the ledger task was cancelled".into()))??;
     let mut ledger: Vec<LedgerEntry> = customers
@@ -93,10 +92,9 @@ pub async fn erasures(settings: &ErasuresSettings) -> Result<ExitCode, AuditErro
 /// Reads the keys topic from its start to its end now, folding each customer's records.
 fn fold(
     event_log: &crate::log::EventLogSettings,
-    partitions: i32,
 ) -> Result<HashMap<CustomerId, Folded>, AuditError> {
     let mut customers: HashMap<CustomerId, Folded> = HashMap::new();
-    KeyTail::open(event_log, partitions)?.read_to_end(STALL, |record| {
+    KeyTail::open(event_log)?.read_to_end(STALL, |record| {
         let Ok(decoded) = KeyRecord::decode(&record.key, record.value.as_deref()) else {
             return;
         };

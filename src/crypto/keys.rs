@@ -77,7 +77,7 @@ impl Keys {
         partitioning: Partitioning,
         keyring: Keyring,
     ) -> Result<Arc<Self>, KeysError> {
-        let tail = KeyTail::open(settings, partitioning.count())?;
+        let tail = KeyTail::open(settings)?;
         let ends = tail.ends()?;
         let keys = Arc::new(Self {
             store: KeyStore::new(keyring),

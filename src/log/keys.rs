@@ -1,7 +1,7 @@
 //! The keys topic beside the event log (`<topic>.keys`, compacted): where the customers' wrapped
 //! data keys and erased markers live, shared by every replica. This module moves its records'
-//! bytes; what they mean is `crypto`'s. Each customer's key records go to the partition its
-//! events go to, so that one customer's records are read in the order they were written.
+//! bytes; what they mean is `crypto`'s. Every record of one customer goes to one partition, so
+//! that its records are read in the order they were written: see [`key_routing`].
 
 use super::client::{client_config, leader_moving, reader_config, KafkaLogs};
 use super::partitioning::Partitioning;
@@ -34,18 +34,24 @@ pub struct KeyLog {
 }
 
 impl KeyLog {
-    /// A producer for the keys topic of `settings.topic`, routing as `partitioning` does.
+    /// A producer for the keys topic of `settings.topic` (which must exist), routing as
+    /// [`key_routing`] says for its partitions and the event topic's `events` partitioning.
     ///
     /// # Errors
-    /// [`EventLogError::Setup`] when librdkafka rejects the configuration.
+    /// [`EventLogError::Setup`] when librdkafka rejects the configuration,
+    /// [`EventLogError::NotConfirmed`] when the topic's partitions cannot be learnt in time.
     pub fn connect(
         settings: &EventLogSettings,
-        partitioning: Partitioning,
+        events: Partitioning,
     ) -> Result<Self, EventLogError> {
+        let producer = RenewedProducer::connect(settings)?;
+        let topic = keys_topic(&settings.topic);
+        let partitions = partitions_of(producer.current().client(), &topic)
+            .map_err(EventLogError::NotConfirmed)?;
         Ok(Self {
-            producer: RenewedProducer::connect(settings)?,
-            topic: keys_topic(&settings.topic),
-            partitioning,
+            producer,
+            topic,
+            partitioning: key_routing(partitions, events),
         })
     }
 
@@ -96,6 +102,52 @@ impl KeyLog {
     }
 }
 
+/// How the records of a keys topic of `partitions` partitions are routed, all of one customer's
+/// to one partition for the life of the topic: to the one partition of a keys topic made with
+/// one (as the registry makes them: a batch of keys then needs one produce batch, not one per
+/// partition, which halved what the brokers did for the keys of creates), or, on a keys topic
+/// made before with the event topic's count, to the partition its customer's events are on.
+fn key_routing(partitions: i32, events: Partitioning) -> Partitioning {
+    if partitions == 1 {
+        Partitioning::over(1)
+    } else {
+        events
+    }
+}
+
+/// How many partitions `topic` has, asked again while it is just created or its leader moves,
+/// until [`END_TIMEOUT`] has passed.
+fn partitions_of<C: rdkafka::client::ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    topic: &str,
+) -> Result<i32, KafkaError> {
+    let deadline = Instant::now() + END_TIMEOUT;
+    loop {
+        let found = client
+            .fetch_metadata(Some(topic), END_TIMEOUT)
+            .map(|metadata| {
+                metadata
+                    .topics()
+                    .first()
+                    .filter(|found| found.error().is_none())
+                    .map_or(0, |found| found.partitions().len())
+            });
+        match found {
+            Ok(0) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Ok(0) => {
+                return Err(KafkaError::MetadataFetch(
+                    RDKafkaErrorCode::UnknownTopicOrPartition,
+                ))
+            }
+            Ok(partitions) => return Ok(i32::try_from(partitions).unwrap_or(i32::MAX)),
+            Err(error) if leader_moving(&error) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 /// One record of the keys topic, as read.
 pub struct KeyTopicRecord {
     /// Its partition.
@@ -116,12 +168,12 @@ pub struct KeyTail {
 }
 
 impl KeyTail {
-    /// A reader of the keys topic of `settings.topic`, over its `partitions` partitions, from
-    /// the beginning.
+    /// A reader of every partition of the keys topic of `settings.topic` (which must exist),
+    /// from the beginning.
     ///
     /// # Errors
     /// [`KafkaError`] when the consumer cannot be set up or assigned.
-    pub fn open(settings: &EventLogSettings, partitions: i32) -> Result<Self, KafkaError> {
+    pub fn open(settings: &EventLogSettings) -> Result<Self, KafkaError> {
         let consumer: BaseConsumer<KafkaLogs> = reader_config(&settings.kafka_bootstrap)
             .set("group.id", "customer-registry.keys")
             .set("enable.auto.commit", "false")
@@ -130,9 +182,11 @@ impl KeyTail {
             .set("auto.offset.reset", "earliest")
             .set("allow.auto.create.topics", "false")
             .create_with_context(KafkaLogs)?;
+        let topic = keys_topic(&settings.topic);
+        let partitions = partitions_of(consumer.client(), &topic)?;
         let tail = Self {
             consumer,
-            topic: keys_topic(&settings.topic),
+            topic,
             partitions,
         };
         // From each partition's first offset rather than `Offset::Beginning`: librdkafka's

@@ -1,7 +1,7 @@
 //! The keys topic's administration: created beside the event topic, compacted (a destroyed key
 //! must leave the brokers' disks within a bound, which deletion by retention would not give and
-//! which would also delete live keys), replicated as the event topic is, with as many partitions
-//! as its events are routed over.
+//! which would also delete live keys), replicated as the event topic is, with one partition
+//! (see `keys.rs`, which routes its records).
 
 use super::keys::keys_topic;
 use super::topic::{
@@ -21,7 +21,7 @@ pub const KEYS_TOPIC_CONFIGS: [(&str, &str); 3] = [
 ];
 
 /// Makes sure the keys topic of `settings.topic` exists and keeps keys as it must, creating it
-/// when missing, with the event topic's partitioning count (`layout`).
+/// when missing, with one partition.
 ///
 /// # Errors
 /// [`TopicError`] when the cluster cannot be reached, refuses, or the topic exists with settings
@@ -57,12 +57,11 @@ async fn keys_topic_checked(
         if !create_when_missing {
             return Err(TopicError::Missing(topic));
         }
-        let partitions = layout.partitioning.count();
         create_replicated(
             &admin,
             settings,
             &topic,
-            partitions,
+            1,
             found.brokers,
             &KEYS_TOPIC_CONFIGS,
         )
@@ -73,13 +72,16 @@ async fn keys_topic_checked(
     }
     let wanted = layout.partitioning.count();
     let partitions = i32::try_from(found.partitions.len()).unwrap_or(i32::MAX);
-    if partitions < wanted {
+    // One partition, or (made before keys topics had one) at least as many as its records are
+    // routed over, the event topic's count.
+    if partitions != 1 && partitions < wanted {
         return Err(TopicError::Refused {
             action: "use",
             topic,
             reason: format!(
-                "it has {partitions} partitions and the event topic's customers are routed over \
-                 {wanted}; delete it only if it holds no key, or give it {wanted} partitions"
+                "it has {partitions} partitions and its records are routed over one or over the \
+                 event topic's {wanted}; delete it only if it holds no key, or give it {wanted} \
+                 partitions"
             ),
         });
     }

@@ -4,8 +4,8 @@
 //! examples/) decrypts and folds the log to what the API answers.
 
 use crate::common::{
-    create_all, get, http, kafka_bootstrap, kek_file, read_topic, run_to_exit_with, send, text,
-    tool, unique_topic, Registry,
+    create_all, create_topic_kept_forever, get, http, kafka_bootstrap, kek_file, read_topic,
+    run_to_exit_with, send, text, tool, unique_topic, Registry,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -89,6 +89,11 @@ async fn no_personal_value_reaches_either_topic_and_every_reader_with_the_kek_re
     let events = read_topic(&bootstrap, &topic);
     let keys = read_topic(&bootstrap, &format!("{topic}.keys"));
     assert_eq!(events.len(), 5, "three creates, an update, a delete");
+    // The keys topic the registry made has one partition.
+    assert!(
+        keys.iter().all(|key| key.partition == 0),
+        "a key off partition 0"
+    );
     // One data key a customer (and keys minted ahead for customers not created yet).
     for customer in &customers {
         let id = customer["id"].as_str().unwrap();
@@ -169,6 +174,50 @@ async fn no_personal_value_reaches_either_topic_and_every_reader_with_the_kek_re
 
 /// What the Python consumer prints for `customers` (as the API answered them): id, account,
 /// code, version and the personal fields they have.
+/// A keys topic made by a registry of before keys topics had one partition: as many as the event
+/// topic's, each customer's key records on its events' partition. Its records are still routed so,
+/// so that a customer's tombstones and marker land beside its keys.
+#[tokio::test]
+async fn a_keys_topic_made_with_the_event_topics_count_keeps_routing_over_it() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+    let bootstrap = kafka_bootstrap();
+    let topic = unique_topic("legacy-keys");
+    create_topic_kept_forever(&bootstrap, &topic, 6).await;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .expect("an admin client");
+    let keys_topic = format!("{topic}.keys");
+    let legacy =
+        NewTopic::new(&keys_topic, 6, TopicReplication::Fixed(1)).set("cleanup.policy", "compact");
+    let made = admin
+        .create_topics([&legacy], &AdminOptions::new())
+        .await
+        .expect("creating the keys topic");
+    assert!(made.iter().all(Result::is_ok), "{made:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(&bootstrap, &topic, &dir.path().join("data"));
+    let customers = write_customers(&registry).await;
+    let events = read_topic(&bootstrap, &topic);
+    let keys = read_topic(&bootstrap, &keys_topic);
+    for customer in &customers {
+        let id = customer["id"].as_str().unwrap();
+        let partition_of_events = events
+            .iter()
+            .find(|event| event.key == id)
+            .unwrap()
+            .partition;
+        let key = keys.iter().find(|key| key.key.starts_with(id)).unwrap();
+        assert_eq!(key.partition, partition_of_events, "the key of {id}");
+    }
+    let used: std::collections::BTreeSet<i32> = keys.iter().map(|key| key.partition).collect();
+    assert!(used.len() > 1, "the keys minted ahead all on {used:?}");
+    assert!(registry.stop());
+}
+
 fn expected_by_consumer(customers: &[Value]) -> BTreeMap<String, Value> {
     customers
         .iter()
