@@ -237,15 +237,11 @@ async fn an_erased_customer_is_forgotten_everywhere_while_its_events_stay() {
         erasure_event.published["data"]["erasureRequestId"],
         request_id.as_str()
     );
-    let header = |name: &str| {
-        erasure_event
-            .headers
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    };
     assert_eq!(
-        (header("event-type"), header("schema-version")),
+        (
+            erasure_event.header("event-type"),
+            erasure_event.header("schema-version")
+        ),
         (Some("CustomerErased"), Some("2"))
     );
     let keys = read_topic(&bootstrap, &format!("{topic}.keys"));
@@ -728,10 +724,8 @@ async fn compaction_removes_an_erased_customers_keys_from_the_brokers_storage() 
     // Compaction never touches a partition's active segment: a later record on the erased
     // customer's partition rolls it (a customer whose code lands there mints a key).
     let partitioning = read_topic(&bootstrap, &topic)[0]
-        .headers
-        .iter()
-        .find(|(name, _)| name == "partitioning")
-        .and_then(|(_, value)| customer_registry::log::Partitioning::parse(value).ok())
+        .header("partitioning")
+        .and_then(|value| customer_registry::log::Partitioning::parse(value).ok())
         .unwrap();
     let erased_id = erased["id"].as_str().unwrap().parse().unwrap();
     let partition = partitioning.partition_of(erased_id);

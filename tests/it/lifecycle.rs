@@ -231,11 +231,9 @@ async fn an_update_changes_what_find_sees_and_a_delete_leaves_only_the_history()
         assert_valid(&validator, &record.value);
         let header = |name: &str| {
             record
-                .headers
-                .iter()
-                .find(|(key, _)| key == name)
-                .map(|(_, value)| value.clone())
+                .header(name)
                 .unwrap_or_else(|| panic!("no {name} on {:?}", record.headers))
+                .to_owned()
         };
         assert_eq!(header("ce_specversion"), "1.0");
         assert_eq!(header("ce_id"), record.value["eventId"]);
@@ -562,12 +560,9 @@ async fn a_retried_idempotency_key_replays_the_first_answer_and_another_request_
         .iter()
         .find(|record| record.value["eventId"].as_str() == keyed_ids.first().copied())
         .unwrap();
-    let digest = &keyed_record
-        .headers
-        .iter()
-        .find(|(name, _)| name == "request-digest")
-        .expect("a request-digest header")
-        .1;
+    let digest = keyed_record
+        .header("request-digest")
+        .expect("a request-digest header");
     let namespace = uuid::Uuid::parse_str("05bf6ed6-a70a-4417-9f91-f8841d6d20ec").unwrap();
     let scope = format!("75:move-1:{}", created["id"].as_str().unwrap());
     let key_half = uuid::Uuid::new_v5(&namespace, scope.as_bytes());

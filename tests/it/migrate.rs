@@ -88,14 +88,7 @@ async fn a_plain_log_migrated_with_encrypt_gives_the_same_registry_and_then_eras
             "{data:?}"
         );
         assert!(!record.published.to_string().contains(" Rue"));
-        let header = |name: &str| {
-            record
-                .headers
-                .iter()
-                .find(|(key, _)| key == name)
-                .map(|(_, value)| value.as_str())
-        };
-        assert_eq!(header("schema-version"), Some("2"));
+        assert_eq!(record.header("schema-version"), Some("2"));
     }
     let dir = tempfile::tempdir().unwrap();
     let exported = export(&bootstrap, &to, dir.path());

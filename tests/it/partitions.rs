@@ -145,12 +145,7 @@ async fn a_topic_that_gains_partitions_under_load_keeps_each_customer_on_one_par
             .entry(record.key.as_str())
             .or_default()
             .insert(record.partition);
-        let partitioning = record
-            .headers
-            .iter()
-            .find(|(name, _)| name == "partitioning")
-            .map(|(_, value)| value.as_str());
-        assert_eq!(partitioning, Some("crc32/3"), "{record:?}");
+        assert_eq!(record.header("partitioning"), Some("crc32/3"), "{record:?}");
     }
     assert_eq!(partitions_of.len(), customers.len());
     for (customer, partitions) in &partitions_of {

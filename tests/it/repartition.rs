@@ -158,14 +158,6 @@ fn events_by_customer(records: &[Record]) -> BTreeMap<String, Vec<String>> {
     by_customer
 }
 
-fn header<'a>(record: &'a Record, name: &str) -> Option<&'a str> {
-    record
-        .headers
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.as_str())
-}
-
 /// Every record of `copied` is one of `source`'s, once, on the partition the new partitioning
 /// gives its customer, in each customer's order.
 pub(crate) fn assert_faithful_copy(
@@ -184,10 +176,10 @@ pub(crate) fn assert_faithful_copy(
             "{record:?}"
         );
         assert_eq!(
-            header(record, "partitioning"),
+            record.header("partitioning"),
             Some(partitioning.to_string().as_str())
         );
-        let position = header(record, "source-position").unwrap();
+        let position = record.header("source-position").unwrap();
         assert!(position.starts_with(&format!("{from}/")), "{position}");
         assert!(
             positions.insert(position.to_owned()),

@@ -424,6 +424,16 @@ pub struct Record {
     pub headers: Vec<(String, String)>,
 }
 
+impl Record {
+    /// The value of its header `name`, if it has one.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
 /// Every record on `topic`, read from offset 0 up to the end of each partition as it is now.
 pub fn read_topic(bootstrap: &str, topic: &str) -> Vec<Record> {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -515,10 +525,8 @@ fn open_sealed(bootstrap: &str, topic: &str, records: &mut [Record]) {
         return;
     };
     let partitioning = first
-        .headers
-        .iter()
-        .find(|(name, _)| name == "partitioning")
-        .and_then(|(_, value)| customer_registry::log::Partitioning::parse(value).ok())
+        .header("partitioning")
+        .and_then(|value| customer_registry::log::Partitioning::parse(value).ok())
         .expect("a sealed record names its partitioning");
     let settings = customer_registry::log::EventLogSettings {
         kafka_bootstrap: bootstrap.to_owned(),
