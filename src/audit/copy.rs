@@ -541,16 +541,17 @@ async fn copy_keys(
         Err(error) => return Err(error.into()),
     }
     ensure_keys_topic(target, target_layout).await?;
-    let from = source.clone();
-    let records = tokio::task::spawn_blocking(move || {
+    let (from, to, events) = (source.clone(), target.clone(), target_layout.partitioning);
+    // Both ask the brokers and wait on them: off the runtime's threads.
+    let (records, log) = tokio::task::spawn_blocking(move || {
         let mut records = Vec::new();
         KeyTail::open(&from)?.read_to_end(KEYS_STALL, |record| records.push(record))?;
-        Ok::<_, AuditError>(records)
+        let log =
+            KeyLog::connect(&to, events).map_err(|error| AuditError::Keys(error.to_string()))?;
+        Ok::<_, AuditError>((records, log))
     })
     .await
     .map_err(|_| AuditError::Usage("the copy of the keys was cancelled".into()))??;
-    let log = KeyLog::connect(target, target_layout.partitioning)
-        .map_err(|error| AuditError::Keys(error.to_string()))?;
     let mut copied = 0;
     for chunk in records.chunks(1_000) {
         let sends = chunk.iter().filter_map(|record| {

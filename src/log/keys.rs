@@ -123,15 +123,15 @@ fn partitions_of<C: rdkafka::client::ClientContext>(
 ) -> Result<i32, KafkaError> {
     let deadline = Instant::now() + END_TIMEOUT;
     loop {
-        let found = client
-            .fetch_metadata(Some(topic), END_TIMEOUT)
-            .map(|metadata| {
-                metadata
-                    .topics()
-                    .first()
-                    .filter(|found| found.error().is_none())
-                    .map_or(0, |found| found.partitions().len())
-            });
+        // Asks for all topics: a producer's request for one could have the broker create it,
+        // uncompacted.
+        let found = client.fetch_metadata(None, END_TIMEOUT).map(|metadata| {
+            metadata
+                .topics()
+                .iter()
+                .find(|found| found.name() == topic && found.error().is_none())
+                .map_or(0, |found| found.partitions().len())
+        });
         match found {
             Ok(0) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
             Ok(0) => {
