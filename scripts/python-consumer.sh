@@ -13,14 +13,19 @@ consumer=examples/python-consumer
 requirements=$consumer/requirements-test.txt
 venv=${XDG_CACHE_HOME:-$HOME/.cache}/customer-registry/python-consumer/venv
 wanted=$(sha256sum "$requirements" | cut -d' ' -f1)
+mkdir -p "$(dirname "$venv")"
+# Tests run it in parallel: on a fresh machine the first uses would install into one directory at
+# once (one removing what another builds), so the check and the install take turns.
+exec 9>"$(dirname "$venv")/install.lock"
+flock 9
 if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$wanted" ]; then
   echo "python-consumer.sh: installing its packages into $venv" >&2
   rm -rf "$venv"
-  mkdir -p "$(dirname "$venv")"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
   echo "$wanted" >"$venv/.requirements.sha256"
 fi
+exec 9>&-
 
 case "${1:-}" in
   selftest) cd "$consumer" && exec "$venv/bin/python" -m unittest -q test_examples ;;
