@@ -339,27 +339,52 @@ impl Projector {
         Ok(())
     }
 
-    /// Decodes `batch` on the blocking pool (opening a sealed event may wait for the keys topic).
-    /// While the keys cannot be read, nothing is decided: the batch is decoded again a second
-    /// later, until it opens or the projector is stopped ([`ProjectionError::Stopped`]), so a
-    /// passing outage of the keys topic never turns an event into a rejection.
-    async fn decode_batch(
+    /// Decodes `batch` and applies it, in one task on the blocking pool (opening a sealed event
+    /// may wait for the keys topic; one hand-over a batch rather than two, which live batches of
+    /// a few records felt). While the keys cannot be read, nothing is decided: the batch is
+    /// decoded again a second later, until it opens or the projector is stopped
+    /// ([`ProjectionError::Stopped`]), so a passing outage of the keys topic never turns an event
+    /// into a rejection.
+    async fn decode_and_apply(
         &mut self,
         batch: Vec<RawRecord>,
-    ) -> Result<PreparedBatch, ProjectionError> {
+    ) -> Result<Vec<ApplyOutcome>, ProjectionError> {
         let mut outage = OutageLog::new("the keys topic (projection waits)");
         let batch = Arc::new(batch);
         loop {
             let opener = Arc::clone(&self.opener);
             let raw = Arc::clone(&batch);
-            let decoded =
-                tokio::task::spawn_blocking(move || replay::prepare(&raw, opener.as_ref()))
-                    .await
-                    .map_err(|_| ProjectionError::Stopped)?;
-            match decoded {
-                Ok(prepared) => {
+            let applied = self
+                .with_writer(move |writer| {
+                    let mut prepared = match replay::prepare(&raw, opener.as_ref()) {
+                        Ok(prepared) => prepared,
+                        Err(error) => return Ok(Err(error)),
+                    };
+                    // A test's stalled projector (`sleep(ms)`): the replica then trails the log.
+                    fail::fail_point!("projection-apply");
+                    let outcomes = apply_records(writer, &mut prepared)?;
+                    // An erasure is durable at once, not at the next flush: until the layer that
+                    // purges the customer is written, the store still holds its personal fields.
+                    let erased =
+                        prepared
+                            .records()
+                            .iter()
+                            .zip(&outcomes)
+                            .any(|(record, outcome)| {
+                                *outcome == ApplyOutcome::Applied
+                                    && matches!(&record.change, RecordChange::Event(event)
+                                if matches!(**event, RegistryEvent::CustomerErased(_)))
+                            });
+                    if erased {
+                        writer.flush_if_due(true)?;
+                    }
+                    Ok(Ok(outcomes))
+                })
+                .await?;
+            match applied {
+                Ok(outcomes) => {
                     outage.recovered();
-                    return Ok(prepared);
+                    return Ok(outcomes);
                 }
                 Err(error) => outage.failed(&error),
             }
@@ -406,29 +431,7 @@ impl Projector {
                 None => break,
             }
         }
-        let mut prepared = self.decode_batch(batch).await?;
-        let outcomes = self
-            .with_writer(move |writer| {
-                // A test's stalled projector (`sleep(ms)`): the replica then trails the log.
-                fail::fail_point!("projection-apply");
-                let outcomes = apply_records(writer, &mut prepared)?;
-                // An erasure is durable at once, not at the next flush: until the layer that
-                // purges the customer is written, the store still holds its personal fields.
-                let erased = prepared
-                    .records()
-                    .iter()
-                    .zip(&outcomes)
-                    .any(|(record, outcome)| {
-                        *outcome == ApplyOutcome::Applied
-                            && matches!(&record.change, RecordChange::Event(event)
-                            if matches!(**event, RegistryEvent::CustomerErased(_)))
-                    });
-                if erased {
-                    writer.flush_if_due(true)?;
-                }
-                Ok(outcomes)
-            })
-            .await?;
+        let outcomes = self.decode_and_apply(batch).await?;
         self.metrics.count_records(&outcomes);
         let applied = self.read_model.applied_offsets();
         self.progress
