@@ -103,11 +103,16 @@ impl Keys {
                 None if started.elapsed() < LOAD_PATIENCE => {}
                 None => return Err(KeysError::Stalled(LOAD_PATIENCE)),
             }
-            // What else is already fetched joins the batch; an error waits for the next round.
+            // What else is already fetched joins the batch; an error ends it, and counts
+            // against the bound as above when the next round meets no record either.
             while batch.len() < LOAD_BATCH {
                 match tail.next(Duration::ZERO) {
                     Some(Ok(record)) => batch.push(record),
-                    Some(Err(_)) | None => break,
+                    Some(Err(error)) => {
+                        outage.failed(&error);
+                        break;
+                    }
+                    None => break,
                 }
             }
             keys.apply_loaded(&mut batch);
