@@ -395,17 +395,9 @@ fn decode_loaded(batch: &[KeyTopicRecord]) -> Vec<Result<KeyRecord, KeyRecordErr
     if batch.len() < LOAD_BATCH / 2 {
         return decode(batch);
     }
-    let (first, second) = batch.split_at(batch.len() / 2);
-    std::thread::scope(|scope| {
-        let second = scope.spawn(|| decode(second));
-        let mut decoded = decode(first);
-        decoded.extend(
-            second
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-        );
-        decoded
-    })
+    let [mut first, second] = crate::halves::map_halves(batch, decode);
+    first.extend(second);
+    first
 }
 
 impl Opener for Keys {

@@ -34,15 +34,7 @@ pub(super) fn prepare(
     let records = if batch.len() < DECODED_IN_TWO_FROM {
         decode(batch)?
     } else {
-        let (first, second) = batch.split_at(batch.len() / 2);
-        let (first, second) = std::thread::scope(|scope| {
-            let second = scope.spawn(|| decode(second));
-            let first = decode(first);
-            let second = second
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (first, second)
-        });
+        let [first, second] = crate::halves::map_halves(batch, decode);
         let mut records = first?;
         records.extend(second?);
         records
