@@ -7,8 +7,9 @@ use super::data_key::{CryptoError, DataKey, Keyring, WrappedKey, SEAL_OVERHEAD};
 use super::key_record::{KeyId, KeyRecord};
 use crate::domain::{CustomerId, OpenError, Opener, SealedPersonal};
 use chrono::{DateTime, Utc};
+use hashbrown::hash_map::Entry;
+use hashbrown::HashMap;
 use parking_lot::RwLock;
-use std::collections::HashMap;
 use zeroize::Zeroizing;
 
 /// Where a record of the keys topic was read: `(partition, offset)`.
@@ -88,7 +89,9 @@ pub struct KeyStore {
 #[derive(Default)]
 struct HeldKeys {
     /// Boxed: a key takes about 90 bytes, and a map sized to the next power of two of its
-    /// entries would hold that much again in empty slots.
+    /// entries would hold that much again in empty slots. Hashed with hashbrown's default
+    /// (foldhash, seeded per process): SipHash was a third of taking in a key at start-up, and
+    /// a seeded hash still keeps ids chosen to collide (codes are the client's) from piling up.
     customers: HashMap<CustomerId, Box<Held>>,
     /// The ids of the KEKs its keys name, each once.
     kek_ids: Vec<String>,
@@ -97,7 +100,32 @@ struct HeldKeys {
 }
 
 impl HeldKeys {
-    /// Takes in `customer`'s key `key_id`; see [`KeyStore::apply`].
+    /// Takes in `record`, read at `place`; see [`KeyStore::apply`].
+    fn apply(&mut self, record: KeyRecord, place: Option<KeyPlace>) -> Option<(CustomerId, KeyId)> {
+        match record {
+            KeyRecord::DataKey {
+                customer,
+                key_id,
+                wrapped,
+                ..
+            } => self.add_key(customer, key_id, &wrapped, place),
+            KeyRecord::Destroyed { customer, key_id } => {
+                self.destroy(customer, key_id);
+                None
+            }
+            KeyRecord::Erased {
+                customer,
+                erased_at,
+                request_id,
+            } => {
+                self.erase(customer, erased_at, request_id);
+                None
+            }
+        }
+    }
+
+    /// Takes in `customer`'s key `key_id`; see [`KeyStore::apply`]. One look-up of the
+    /// customer: at start-up this runs once for every key on the topic.
     fn add_key(
         &mut self,
         customer: CustomerId,
@@ -105,33 +133,27 @@ impl HeldKeys {
         wrapped: &WrappedKey,
         place: Option<KeyPlace>,
     ) -> Option<(CustomerId, KeyId)> {
-        if let Some(Held::Erased(erased)) = self.customers.get_mut(&customer).map(Box::as_mut) {
+        let slot = match self.customers.entry(customer) {
+            Entry::Occupied(held) => held.into_mut(),
+            Entry::Vacant(vacant) => {
+                let key = held_key(&mut self.kek_ids, key_id, wrapped, place)?;
+                vacant.insert(Box::new(Held::Key(key)));
+                return None;
+            }
+        };
+        if let Held::Erased(erased) = slot.as_mut() {
             erased.places.extend(place);
             if !erased.undestroyed.contains(&key_id) {
                 erased.undestroyed.push(key_id);
             }
             return Some((customer, key_id));
         }
-        let (Ok(sealed), Some(kek)) = (
-            <[u8; WRAPPED_BYTES]>::try_from(wrapped.sealed.as_slice()),
-            self.interned(&wrapped.kek_id),
-        ) else {
-            tracing::warn!(%key_id, "a data key record holds no wrapped key this build reads; skipped");
-            return None;
-        };
-        let mut key = HeldKey {
-            id: key_id,
-            offset: -1,
-            partition: 0,
-            kek,
-            sealed,
-        };
-        key.set_place(place);
-        let held = match self.customers.remove(&customer).map(|held| *held) {
-            None => Held::Key(key),
-            Some(Held::Key(first)) if first.id == key_id => Held::Key(held_at(first, place)),
-            Some(Held::Key(first)) => Held::Keys(vec![first, key]),
-            Some(Held::Keys(mut keys)) => {
+        let key = held_key(&mut self.kek_ids, key_id, wrapped, place)?;
+        let held = std::mem::replace(slot.as_mut(), Held::Keys(Vec::new()));
+        **slot = match held {
+            Held::Key(first) if first.id == key_id => Held::Key(held_at(first, place)),
+            Held::Key(first) => Held::Keys(vec![first, key]),
+            Held::Keys(mut keys) => {
                 match keys.iter_mut().find(|held| held.id == key_id) {
                     Some(known) if known.place().is_none() => known.set_place(place),
                     Some(_) => {}
@@ -139,9 +161,8 @@ impl HeldKeys {
                 }
                 Held::Keys(keys)
             }
-            Some(erased @ Held::Erased(_)) => erased,
+            erased @ Held::Erased(_) => erased,
         };
-        self.customers.insert(customer, Box::new(held));
         None
     }
 
@@ -190,19 +211,44 @@ impl HeldKeys {
         self.customers
             .insert(customer, Box::new(Held::Erased(erased)));
     }
+}
 
-    /// The index of `kek_id` among the interned KEK ids, interned now if new (`None` past
-    /// 65,536 KEKs).
-    fn interned(&mut self, kek_id: &str) -> Option<u16> {
-        let index = match self.kek_ids.iter().position(|known| known == kek_id) {
-            Some(index) => index,
-            None => {
-                self.kek_ids.push(kek_id.to_owned());
-                self.kek_ids.len() - 1
-            }
-        };
-        u16::try_from(index).ok()
-    }
+/// `wrapped`, as held at `place`, its KEK interned in `kek_ids`; `None` (with a warning) when
+/// it is not a wrapped key this build reads.
+fn held_key(
+    kek_ids: &mut Vec<String>,
+    key_id: KeyId,
+    wrapped: &WrappedKey,
+    place: Option<KeyPlace>,
+) -> Option<HeldKey> {
+    let (Ok(sealed), Some(kek)) = (
+        <[u8; WRAPPED_BYTES]>::try_from(wrapped.sealed.as_slice()),
+        interned(kek_ids, &wrapped.kek_id),
+    ) else {
+        tracing::warn!(%key_id, "a data key record holds no wrapped key this build reads; skipped");
+        return None;
+    };
+    let mut key = HeldKey {
+        id: key_id,
+        offset: -1,
+        partition: 0,
+        kek,
+        sealed,
+    };
+    key.set_place(place);
+    Some(key)
+}
+
+/// The index of `kek_id` among `kek_ids`, interned now if new (`None` past 65,536 KEKs).
+fn interned(kek_ids: &mut Vec<String>, kek_id: &str) -> Option<u16> {
+    let index = match kek_ids.iter().position(|known| known == kek_id) {
+        Some(index) => index,
+        None => {
+            kek_ids.push(kek_id.to_owned());
+            kek_ids.len() - 1
+        }
+    };
+    u16::try_from(index).ok()
 }
 
 /// `key`, placed at `place` unless it was placed already.
@@ -227,27 +273,20 @@ impl KeyStore {
     /// is final, and the key it names (minted by a replica that had not read the marker yet) is
     /// returned, for the caller to destroy.
     pub fn apply(&self, record: KeyRecord, place: Option<KeyPlace>) -> Option<(CustomerId, KeyId)> {
+        self.held.write().apply(record, place)
+    }
+
+    /// [`KeyStore::apply`] for each of `records`, read at their places, in their order, under
+    /// one lock: the keys to destroy, in the order met.
+    pub fn apply_all(
+        &self,
+        records: impl IntoIterator<Item = (KeyRecord, KeyPlace)>,
+    ) -> Vec<(CustomerId, KeyId)> {
         let mut held = self.held.write();
-        match record {
-            KeyRecord::DataKey {
-                customer,
-                key_id,
-                wrapped,
-                ..
-            } => held.add_key(customer, key_id, &wrapped, place),
-            KeyRecord::Destroyed { customer, key_id } => {
-                held.destroy(customer, key_id);
-                None
-            }
-            KeyRecord::Erased {
-                customer,
-                erased_at,
-                request_id,
-            } => {
-                held.erase(customer, erased_at, request_id);
-                None
-            }
-        }
+        records
+            .into_iter()
+            .filter_map(|(record, place)| held.apply(record, Some(place)))
+            .collect()
     }
 
     /// What is known of `customer`'s erasure, if its keys were erased.
@@ -463,6 +502,42 @@ mod tests {
         assert!(erased.undestroyed.is_empty());
         assert_eq!(erased.places, vec![(0, 12)], "places of the keys read back");
         assert_eq!(store.erasures().len(), 1);
+    }
+
+    #[test]
+    fn records_applied_together_end_as_applied_one_by_one_and_hand_back_late_keys_in_order() {
+        let (_dir, store) = store();
+        let (kept, erased) = (CustomerId::new_v7(), CustomerId::new_v7());
+        let key_of = |customer| KeyRecord::DataKey {
+            customer,
+            key_id: KeyId::random().unwrap(),
+            wrapped: store.wrap(&DataKey::mint().unwrap(), customer).unwrap(),
+            minted_at: Utc::now(),
+        };
+        let (first, late, later) = (key_of(erased), key_of(erased), key_of(erased));
+        let key_id = |record: &KeyRecord| match record {
+            KeyRecord::DataKey { key_id, .. } => *key_id,
+            _ => unreachable!("data key records only"),
+        };
+        let (late_id, later_id) = (key_id(&late), key_id(&later));
+        let marker = KeyRecord::Erased {
+            customer: erased,
+            erased_at: Utc::now(),
+            request_id: "r".into(),
+        };
+        let records = [first, key_of(kept), marker, late, later];
+        let places = (0..).map(|offset| (0, offset));
+        let handed_back = store.apply_all(records.into_iter().zip(places));
+        assert_eq!(handed_back, vec![(erased, late_id), (erased, later_id)]);
+        assert!(store.is_erased(erased));
+        assert!(store.newest(kept).unwrap().is_some());
+        let erasure = store.erasure_of(erased).unwrap();
+        assert_eq!(
+            erasure.undestroyed.len(),
+            3,
+            "the first key and both late ones"
+        );
+        assert_eq!(erasure.places, vec![(0, 0), (0, 3), (0, 4)]);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use parking_lot::{Condvar, Mutex};
 use rdkafka::error::KafkaError;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
@@ -24,6 +24,8 @@ const CATCH_UP: Duration = Duration::from_secs(10);
 const LOAD_PATIENCE: Duration = Duration::from_secs(60);
 /// Records of the keys topic decoded together at start.
 const LOAD_BATCH: usize = 4_096;
+/// Batches read at start and waiting to be applied.
+const LOADED_AHEAD: usize = 2;
 
 /// Fresh customer ids a replica holds with their keys minted and acknowledged ahead, so that a
 /// create without a key or a code waits for one acknowledgement (its event's), not two. Minted
@@ -92,31 +94,22 @@ impl Keys {
             minting: AtomicBool::new(false),
         });
         let started = Instant::now();
-        let mut outage = OutageLog::new("the keys topic");
-        let mut batch = Vec::with_capacity(LOAD_BATCH);
-        while !keys.has_read(&ends) {
-            match tail.next(Duration::from_millis(500)) {
-                Some(Ok(record)) => batch.push(record),
-                // A leader moving, a topic just created: passing, within the bound.
-                Some(Err(error)) if started.elapsed() < LOAD_PATIENCE => outage.failed(&error),
-                Some(Err(error)) => return Err(error.into()),
-                None if started.elapsed() < LOAD_PATIENCE => {}
-                None => return Err(KeysError::Stalled(LOAD_PATIENCE)),
-            }
-            // What else is already fetched joins the batch; an error ends it, and counts
-            // against the bound as above when the next round meets no record either.
-            while batch.len() < LOAD_BATCH {
-                match tail.next(Duration::ZERO) {
-                    Some(Ok(record)) => batch.push(record),
-                    Some(Err(error)) => {
-                        outage.failed(&error);
-                        break;
-                    }
-                    None => break,
-                }
-            }
-            keys.apply_loaded(&mut batch);
-        }
+        // Reading and applying overlap: this thread polls the next batch while another decodes
+        // and applies the one before it (nothing else runs until the read ends).
+        std::thread::scope(|scope| {
+            let (to_apply, loaded) = std::sync::mpsc::sync_channel(LOADED_AHEAD);
+            let applier = scope.spawn(|| {
+                loaded
+                    .into_iter()
+                    .for_each(|batch| keys.apply_loaded(batch))
+            });
+            let read = read_to_end(&tail, &ends, started, &to_apply);
+            drop(to_apply);
+            applier
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            read
+        })?;
         tracing::info!(
             customers = keys.store.customers(),
             elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -212,12 +205,25 @@ impl Keys {
         }
     }
 
-    /// Applies `batch`, records of the keys topic read at start, in their order, and empties it.
-    fn apply_loaded(&self, batch: &mut Vec<KeyTopicRecord>) {
-        let decoded = decode_loaded(batch);
-        for (record, decoded) in batch.drain(..).zip(decoded) {
-            self.apply_decoded(record.partition, record.offset, decoded);
+    /// Applies `batch`, records of the keys topic read at start, in their order: the store takes
+    /// them under one lock, and how far each partition is read moves once.
+    fn apply_loaded(&self, batch: Vec<KeyTopicRecord>) {
+        let decoded = decode_loaded(&batch);
+        let places = batch.iter().map(|record| (record.partition, record.offset));
+        let records = places
+            .zip(decoded)
+            .filter_map(|(place, decoded)| match decoded {
+                Ok(decoded) => Some((decoded, place)),
+                Err(error) => {
+                    skipped(place, &error);
+                    None
+                }
+            });
+        for (customer, key_id) in self.store.apply_all(records) {
+            self.destroy_late_key(customer, key_id);
         }
+        advance(&mut self.next_offsets.lock(), &batch);
+        self.advanced.notify_all();
     }
 
     /// Applies one record of the keys topic as it is read.
@@ -240,21 +246,20 @@ impl Keys {
         match decoded {
             Ok(decoded) => {
                 if let Some((customer, key_id)) = self.store.apply(decoded, Some(place)) {
-                    if let Err(error) = futures::executor::block_on(self.destroy(customer, key_id))
-                    {
-                        tracing::warn!(%error, "a key minted after an erasure was not destroyed yet; it is at the next start");
-                    }
+                    self.destroy_late_key(customer, key_id);
                 }
             }
-            Err(error) => tracing::warn!(
-                partition,
-                offset,
-                %error,
-                "a record of the keys topic is not one this build reads; skipped"
-            ),
+            Err(error) => skipped(place, &error),
         }
         self.next_offsets.lock().insert(partition, offset + 1);
         self.advanced.notify_all();
+    }
+
+    /// Destroys `customer`'s key `key_id`, minted after its erased marker.
+    fn destroy_late_key(&self, customer: CustomerId, key_id: KeyId) {
+        if let Err(error) = futures::executor::block_on(self.destroy(customer, key_id)) {
+            tracing::warn!(%error, "a key minted after an erasure was not destroyed yet; it is at the next start");
+        }
     }
 
     /// Writes the tombstone of `customer`'s key `key_id` and takes it in.
@@ -353,13 +358,6 @@ impl Keys {
         self.store.erasures()
     }
 
-    /// Whether every partition has been read up to `ends`.
-    fn has_read(&self, ends: &BTreeMap<i32, i64>) -> bool {
-        let read = self.next_offsets.lock();
-        ends.iter()
-            .all(|(partition, end)| read.get(partition).copied().unwrap_or(0) >= *end)
-    }
-
     /// Waits until the follower has read `customer`'s partition of the keys topic up to its
     /// end now: every key acknowledged before this call is then in the store.
     fn catch_up(&self, customer: CustomerId) -> Result<(), OpenError> {
@@ -380,6 +378,72 @@ impl Keys {
         }
         Ok(())
     }
+}
+
+/// Polls the keys topic through `tail` until every partition is read up to `ends`, handing
+/// batches of up to [`LOAD_BATCH`] records to `to_apply` in their order.
+///
+/// # Errors
+/// [`KeysError::Read`] or [`KeysError::Stalled`] when the topic is not read to its end within
+/// [`LOAD_PATIENCE`] of `started`.
+fn read_to_end(
+    tail: &KeyTail,
+    ends: &BTreeMap<i32, i64>,
+    started: Instant,
+    to_apply: &mpsc::SyncSender<Vec<KeyTopicRecord>>,
+) -> Result<(), KeysError> {
+    let mut outage = OutageLog::new("the keys topic");
+    let mut read: BTreeMap<i32, i64> = BTreeMap::new();
+    let read_to_end = |read: &BTreeMap<i32, i64>| {
+        ends.iter()
+            .all(|(partition, end)| read.get(partition).copied().unwrap_or(0) >= *end)
+    };
+    while !read_to_end(&read) {
+        let mut batch = Vec::with_capacity(LOAD_BATCH);
+        match tail.next(Duration::from_millis(500)) {
+            Some(Ok(record)) => batch.push(record),
+            // A leader moving, a topic just created: passing, within the bound.
+            Some(Err(error)) if started.elapsed() < LOAD_PATIENCE => outage.failed(&error),
+            Some(Err(error)) => return Err(error.into()),
+            None if started.elapsed() < LOAD_PATIENCE => {}
+            None => return Err(KeysError::Stalled(LOAD_PATIENCE)),
+        }
+        // What else is already fetched joins the batch; an error ends it, and counts against
+        // the bound as above when the next round meets no record either.
+        while batch.len() < LOAD_BATCH {
+            match tail.next(Duration::ZERO) {
+                Some(Ok(record)) => batch.push(record),
+                Some(Err(error)) => {
+                    outage.failed(&error);
+                    break;
+                }
+                None => break,
+            }
+        }
+        advance(&mut read, &batch);
+        if !batch.is_empty() && to_apply.send(batch).is_err() {
+            // The applier is gone: it panicked, which the caller's join resumes.
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Moves `read` (each partition's next offset) past every record of `batch`.
+fn advance(read: &mut BTreeMap<i32, i64>, batch: &[KeyTopicRecord]) {
+    for record in batch {
+        read.insert(record.partition, record.offset + 1);
+    }
+}
+
+/// Warns of the record at `place` of the keys topic, which this build does not read.
+fn skipped((partition, offset): KeyPlace, error: &KeyRecordError) {
+    tracing::warn!(
+        partition,
+        offset,
+        %error,
+        "a record of the keys topic is not one this build reads; skipped"
+    );
 }
 
 /// Each record of `batch` decoded, in its order. A batch of [`LOAD_BATCH`] / 2 or more is
