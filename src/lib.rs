@@ -24,8 +24,6 @@
 //! - [`metrics`]: Prometheus series, counted where things happen and read at scrape time.
 //! - [`crypto`]: the key-encryption keys that wrap each customer's data key (issue 21, being built).
 //! - [`durable`]: renames followed by a sync of their directory, and files only their owner reads.
-//! - [`halves`]: a slice's two halves worked on two threads, in order (the replay and key
-//!   decoders).
 //! - [`hex`]: lower-case hex for digests and keys.
 //! - [`shares`]: how many places of a bounded resource each holder (key, account) has taken.
 
@@ -37,7 +35,6 @@ pub mod control;
 pub mod crypto;
 pub mod domain;
 pub mod durable;
-pub mod halves;
 pub mod hex;
 pub mod http;
 pub mod log;

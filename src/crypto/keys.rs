@@ -22,10 +22,13 @@ use zeroize::Zeroizing;
 const CATCH_UP: Duration = Duration::from_secs(10);
 /// How long start-up may take to read the keys topic to its end.
 const LOAD_PATIENCE: Duration = Duration::from_secs(60);
-/// Records of the keys topic decoded together at start.
+/// Records of the keys topic decoded and applied together at start.
 const LOAD_BATCH: usize = 4_096;
 /// Batches read at start and waiting to be applied.
 const LOADED_AHEAD: usize = 2;
+
+/// Records of the keys topic as read, and what each decoded to.
+type DecodedBatch = (Vec<KeyTopicRecord>, Vec<Result<KeyRecord, KeyRecordError>>);
 
 /// Fresh customer ids a replica holds with their keys minted and acknowledged ahead, so that a
 /// create without a key or a code waits for one acknowledgement (its event's), not two. Minted
@@ -94,8 +97,8 @@ impl Keys {
             minting: AtomicBool::new(false),
         });
         let started = Instant::now();
-        // Reading and applying overlap: this thread polls the next batch while another decodes
-        // and applies the one before it (nothing else runs until the read ends).
+        // Reading and applying overlap: this thread polls and decodes the next batch while
+        // another applies the one before it (nothing else runs until the read ends).
         std::thread::scope(|scope| {
             let (to_apply, loaded) = std::sync::mpsc::sync_channel(LOADED_AHEAD);
             let applier = scope.spawn(|| {
@@ -205,10 +208,10 @@ impl Keys {
         }
     }
 
-    /// Applies `batch`, records of the keys topic read at start, in their order: the store takes
-    /// them under one lock, and how far each partition is read moves once.
-    fn apply_loaded(&self, batch: Vec<KeyTopicRecord>) {
-        let decoded = decode_loaded(&batch);
+    /// Applies `batch`, records of the keys topic read at start, and what each `decoded` to, in
+    /// their order: the store takes them under one lock, and how far each partition is read
+    /// moves once.
+    fn apply_loaded(&self, (batch, decoded): DecodedBatch) {
         let places = batch.iter().map(|record| (record.partition, record.offset));
         let records = places
             .zip(decoded)
@@ -381,7 +384,7 @@ impl Keys {
 }
 
 /// Polls the keys topic through `tail` until every partition is read up to `ends`, handing
-/// batches of up to [`LOAD_BATCH`] records to `to_apply` in their order.
+/// batches of up to [`LOAD_BATCH`] records, decoded, to `to_apply` in their order.
 ///
 /// # Errors
 /// [`KeysError::Read`] or [`KeysError::Stalled`] when the topic is not read to its end within
@@ -390,7 +393,7 @@ fn read_to_end(
     tail: &KeyTail,
     ends: &BTreeMap<i32, i64>,
     started: Instant,
-    to_apply: &mpsc::SyncSender<Vec<KeyTopicRecord>>,
+    to_apply: &mpsc::SyncSender<DecodedBatch>,
 ) -> Result<(), KeysError> {
     let mut outage = OutageLog::new("the keys topic");
     let mut read: BTreeMap<i32, i64> = BTreeMap::new();
@@ -421,7 +424,11 @@ fn read_to_end(
             }
         }
         advance(&mut read, &batch);
-        if !batch.is_empty() && to_apply.send(batch).is_err() {
+        let decoded = batch
+            .iter()
+            .map(|record| KeyRecord::decode(&record.key, record.value.as_deref()))
+            .collect();
+        if !batch.is_empty() && to_apply.send((batch, decoded)).is_err() {
             // The applier is gone: it panicked, which the caller's join resumes.
             break;
         }
@@ -446,24 +453,6 @@ fn skipped((partition, offset): KeyPlace, error: &KeyRecordError) {
     );
 }
 
-/// Each record of `batch` decoded, in its order. A batch of [`LOAD_BATCH`] / 2 or more is
-/// decoded on two threads: decoding is most of the read at start, and nothing else runs before
-/// it ends (1,000,000 keys took two seconds on one thread).
-fn decode_loaded(batch: &[KeyTopicRecord]) -> Vec<Result<KeyRecord, KeyRecordError>> {
-    let decode = |records: &[KeyTopicRecord]| -> Vec<_> {
-        records
-            .iter()
-            .map(|record| KeyRecord::decode(&record.key, record.value.as_deref()))
-            .collect()
-    };
-    if batch.len() < LOAD_BATCH / 2 {
-        return decode(batch);
-    }
-    let [mut first, second] = crate::halves::map_halves(batch, decode);
-    first.extend(second);
-    first
-}
-
 impl Opener for Keys {
     /// Opens with the key the store holds; a key it does not hold yet is looked for by catching
     /// up with the keys topic once (the key was acknowledged before its event was appended, so
@@ -481,49 +470,5 @@ impl Opener for Keys {
         }
         self.catch_up(customer)?;
         self.store.open(customer, personal, context)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A record of the keys topic at `offset`: a tombstone of a key of a customer of its own.
-    fn tombstone_at(offset: i64) -> KeyTopicRecord {
-        let record = KeyRecord::Destroyed {
-            customer: CustomerId::new_v7(),
-            key_id: KeyId(u64::try_from(offset).expect("offsets here are positive")),
-        };
-        KeyTopicRecord {
-            partition: 0,
-            offset,
-            key: record.kafka_key().into_bytes(),
-            value: None,
-        }
-    }
-
-    #[test]
-    fn a_batch_decoded_on_two_threads_keeps_the_order_it_was_read_in() {
-        // Given a batch large enough to be split, with a record no build reads in its second half
-        let mut batch: Vec<KeyTopicRecord> = (0..5_000).map(tombstone_at).collect();
-        batch[4_000].key = b"not a customer id".to_vec();
-
-        // When it is decoded
-        let decoded = decode_loaded(&batch);
-
-        // Then each record's decoding stands at its place, as one thread would have decoded it
-        assert_eq!(decoded.len(), batch.len());
-        for (record, decoded) in batch.iter().zip(&decoded) {
-            let alone = KeyRecord::decode(&record.key, record.value.as_deref());
-            match (decoded, alone) {
-                (Ok(decoded), Ok(alone)) => assert_eq!(decoded, &alone),
-                (Err(_), Err(_)) => assert_eq!(record.offset, 4_000),
-                _ => panic!("offset {} decoded differently", record.offset),
-            }
-        }
-        assert!(matches!(
-            &decoded[1_234],
-            Ok(KeyRecord::Destroyed { key_id, .. }) if *key_id == KeyId(1_234)
-        ));
     }
 }
