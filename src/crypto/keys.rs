@@ -397,11 +397,11 @@ fn read_to_end(
 ) -> Result<(), KeysError> {
     let mut outage = OutageLog::new("the keys topic");
     let mut read: BTreeMap<i32, i64> = BTreeMap::new();
-    let read_to_end = |read: &BTreeMap<i32, i64>| {
+    let at_end = |read: &BTreeMap<i32, i64>| {
         ends.iter()
             .all(|(partition, end)| read.get(partition).copied().unwrap_or(0) >= *end)
     };
-    while !read_to_end(&read) {
+    while !at_end(&read) {
         let mut batch = Vec::with_capacity(LOAD_BATCH);
         match tail.next(Duration::from_millis(500)) {
             Some(Ok(record)) => batch.push(record),
