@@ -2,8 +2,9 @@
 # The benchmark of issue 6, in one run: builds in release mode, starts a Kafka broker of its own
 # (scripts/kafka.sh, separate ports and data dir), loads BENCH_CUSTOMERS generated customers over
 # HTTP, and measures every scenario (creates, finds, gets, updates, rebuild) side by side with its
-# ceiling and with PostgreSQL. Prints one Markdown table and writes the figures to
-# target/bench/results.json.
+# ceiling (Kafka's, and the HTTP stack's: GET /healthz) and with PostgreSQL, then the latency of
+# each in an open loop at 25, 50 and 80 % of its peak. Prints the Markdown tables and writes the
+# figures to target/bench/results.json.
 #
 #   BENCH_CUSTOMERS     customers to load               (default 1000000; CI-sized smoke: 10000)
 #   BENCH_SECONDS       duration of each query scenario (default 10)
@@ -178,10 +179,38 @@ for kind in lastname email citystate get code; do
   "$loadgen" query --url "$url" --export "$work/export.jsonl" --kind "$kind" --concurrency 32 \
     --seconds "$seconds" >"$results/query-$kind.json"
 done
+say "ceiling: GET /healthz (the HTTP stack's cheapest answer), 32 clients, ${seconds}s"
+"$loadgen" query --url "$url" --kind healthz --concurrency 32 --seconds "$seconds" \
+  >"$results/query-healthz.json"
+# Open loop: each at a constant arrival rate of 25, 50 and 80 % of the peak its closed-loop run
+# measured above, latency counted from each request's intended start (no coordinated omission).
+share_of() { python3 -c "import json; print(max(1.0, json.load(open('$1'))['perSecond'] * $2 / 100))"; }
+for kind in get email lastname citystate healthz; do
+  for share in 25 50 80; do
+    rate=$(share_of "$results/query-$kind.json" "$share")
+    say "open loop: $kind at $share % of its peak (${rate%.*}/s), ${seconds}s"
+    "$loadgen" open --url "$url" --export "$work/export.jsonl" --kind "$kind" --rate "$rate" \
+      --seconds "$seconds" >"$results/open-$kind-$share.json"
+  done
+done
 for mode in unconditional conditional keyed; do
   say "update: $mode, 64 clients, ${seconds}s, random customers"
   "$loadgen" update --url "$url" --export "$work/export.jsonl" --mode "$mode" --concurrency 64 \
     --seconds "$seconds" >"$results/update-$mode.json"
+done
+# Open loop for writes: creates (new customers, numbered on from the load's) at shares of the
+# create peak, unconditional updates at shares of theirs.
+first=$customers
+for share in 25 50 80; do
+  rate=$(share_of "$results/create.json" "$share")
+  say "open loop: create at $share % of its peak (${rate%.*}/s), ${seconds}s"
+  "$loadgen" open --url "$url" --kind create --first "$first" --rate "$rate" --seconds "$seconds" \
+    >"$results/open-create-$share.json"
+  first=$(python3 -c "import math; print($first + math.ceil($rate * ($seconds + 2)) + 1)")
+  rate=$(share_of "$results/update-unconditional.json" "$share")
+  say "open loop: update at $share % of its peak (${rate%.*}/s), ${seconds}s"
+  "$loadgen" open --url "$url" --export "$work/export.jsonl" --kind update --rate "$rate" \
+    --seconds "$seconds" >"$results/open-update-$share.json"
 done
 new_replicas "$work/data"
 stop_registry

@@ -1,8 +1,10 @@
 //! The benchmark's load generator (run by `scripts/bench.sh`): HTTP load against a running
-//! registry, the Kafka ceilings (straight produce, bare consume), and query parameters for the
-//! PostgreSQL comparison. Every scenario prints one JSON object on stdout.
+//! registry (closed-loop: so many clients that never pause; open-loop: a constant arrival rate),
+//! the Kafka ceilings (straight produce, bare consume), and query parameters for the PostgreSQL
+//! comparison. Every scenario prints one JSON object on stdout.
 
 mod data;
+mod open_loop;
 
 use clap::{Parser, Subcommand};
 use customer_registry::domain::{
@@ -64,14 +66,8 @@ enum Scenario {
     },
     /// GET finds (or gets) with parameters drawn from an export, for `duration` seconds.
     Query {
-        #[arg(long)]
-        url: String,
-        /// JSON Lines export of the registry (`customer-registry export`).
-        #[arg(long)]
-        export: String,
-        /// `lastname`, `email`, `citystate`, `get` or `code`.
-        #[arg(long)]
-        kind: String,
+        #[command(flatten)]
+        target: Target,
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
         #[arg(long, default_value_t = 10)]
@@ -80,6 +76,29 @@ enum Scenario {
         /// cache is warmed as PostgreSQL's is by its own warm-up.
         #[arg(long, default_value_t = 3)]
         warmup_seconds: u64,
+    },
+    /// Requests at a constant arrival rate (`--rate` a second), each request's latency counted
+    /// from the moment the schedule meant it to start (no coordinated omission): p50 / p99 /
+    /// p99.9 / max from an HDR histogram.
+    Open {
+        #[command(flatten)]
+        target: Target,
+        /// The first generated customer a `create` run sends (those before it were loaded).
+        #[arg(long, default_value_t = 0)]
+        first: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Requests a second.
+        #[arg(long)]
+        rate: f64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Requests sent, and not measured, before the measured seconds start.
+        #[arg(long, default_value_t = 2)]
+        warmup_seconds: u64,
+        /// Requests in flight at most; past it a request waits, its wait counted.
+        #[arg(long, default_value_t = 512)]
+        max_in_flight: usize,
     },
     /// Update random customers drawn from an export, for `duration` seconds: each update sets a
     /// new email and phone (the email index changes with it).
@@ -108,6 +127,22 @@ enum Scenario {
     },
 }
 
+/// Where a query or an open loop sends its requests, and what they ask.
+#[derive(clap::Args)]
+struct Target {
+    #[arg(long)]
+    url: String,
+    /// JSON Lines export of the registry (`customer-registry export`); not for `healthz` or
+    /// `create`.
+    #[arg(long)]
+    export: Option<String>,
+    /// `lastname`, `email`, `citystate`, `get`, `code`, or `healthz` (the cheapest answer the
+    /// HTTP stack gives: its ceiling); in an open loop also `create` (new customers, numbered
+    /// from `--first`) and `update` (unconditional, of random customers of the export).
+    #[arg(long)]
+    kind: String,
+}
+
 #[tokio::main]
 async fn main() {
     let report = match Cli::parse().scenario {
@@ -126,22 +161,36 @@ async fn main() {
         } => produce(&bootstrap, &topic, customers, concurrency, seed).await,
         Scenario::Consume { bootstrap, topic } => consume(&bootstrap, &topic),
         Scenario::Query {
-            url,
-            export,
-            kind,
+            target,
             concurrency,
             seconds,
             warmup_seconds,
         } => {
             query(
-                &url,
-                &export,
-                &kind,
+                &target,
                 concurrency,
                 Duration::from_secs(warmup_seconds),
                 Duration::from_secs(seconds),
             )
             .await
+        }
+        Scenario::Open {
+            target,
+            first,
+            seed,
+            rate,
+            seconds,
+            warmup_seconds,
+            max_in_flight,
+        } => {
+            let schedule = open_loop::Schedule {
+                rate,
+                warmup: Duration::from_secs(warmup_seconds),
+                duration: Duration::from_secs(seconds),
+                max_in_flight,
+            };
+            let requests = open_requests(&target, first, seed);
+            open_loop::run(requests, schedule).await
         }
         Scenario::Update {
             url,
@@ -376,6 +425,77 @@ fn read_export(path: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The requests of an open-loop run at `target` (see `Scenario::Open`).
+fn open_requests(target: &Target, first: u64, seed: u64) -> open_loop::Requests {
+    let (url, kind, export) = (&target.url, target.kind.as_str(), target.export.as_deref());
+    let client = http_client();
+    let customers = format!("{url}/api/v01/customers");
+    match kind {
+        "create" => open_loop::Requests {
+            build: Box::new(move |n| {
+                client
+                    .put(&customers)
+                    .json(&data::customer(seed, first + u64::from(n)))
+            }),
+            expected: |status| status == 201,
+        },
+        "update" => {
+            let ids: Vec<String> = read_export(export.expect("--export is needed for update"))
+                .iter()
+                .filter_map(|customer| customer["id"].as_str().map(str::to_owned))
+                .collect();
+            open_loop::Requests {
+                build: Box::new(move |n| {
+                    let mut rng = data::Rng::new(seed + u64::from(n));
+                    let id = &ids[(rng.next_u64() % ids.len() as u64) as usize];
+                    client
+                        .post(format!("{customers}/{id}"))
+                        .json(&new_contact(&mut rng))
+                }),
+                expected: |status| status == 200,
+            }
+        }
+        _ => {
+            let paths = paths_for(kind, export);
+            let url = url.to_owned();
+            open_loop::Requests {
+                build: Box::new(move |n| {
+                    client.get(format!("{url}{}", paths[n as usize % paths.len()]))
+                }),
+                expected: |status| (200..300).contains(&status),
+            }
+        }
+    }
+}
+
+/// The body of an update: a new email and phone drawn from `rng`.
+fn new_contact(rng: &mut data::Rng) -> Value {
+    let number = rng.next_u64() % 10_000_000;
+    json!({
+        "email": format!("updated{number}@example.com"),
+        "phone": format!("+1 (646) {:03}-{:04}", number / 10_000 % 1000, number % 10_000),
+    })
+}
+
+/// The paths of the requests of `kind`: `/healthz` (the HTTP stack's cheapest answer), or up to
+/// 10,000 drawn from the customers of `export` (seeded, so that every run and every opponent
+/// asks the same).
+fn paths_for(kind: &str, export: Option<&str>) -> Vec<String> {
+    if kind == "healthz" {
+        return vec!["/healthz".to_owned()];
+    }
+    let customers = read_export(export.unwrap_or_else(|| panic!("--export is needed for {kind}")));
+    let mut rng = data::Rng::new(7);
+    (0..10_000)
+        .filter_map(|_| {
+            request_path(
+                kind,
+                &customers[(rng.next_u64() % customers.len() as u64) as usize],
+            )
+        })
+        .collect()
+}
+
 /// The path of one request of `kind`, drawn from `customer`.
 fn request_path(kind: &str, customer: &Value) -> Option<String> {
     let text = |name: &str| customer[name].as_str().map(urlencoding);
@@ -418,26 +538,9 @@ fn urlencoding(value: &str) -> String {
         .collect()
 }
 
-async fn query(
-    url: &str,
-    export: &str,
-    kind: &str,
-    concurrency: usize,
-    warmup: Duration,
-    duration: Duration,
-) -> Value {
-    let customers = read_export(export);
-    let mut rng = data::Rng::new(7);
-    let paths: Arc<Vec<String>> = Arc::new(
-        (0..10_000)
-            .filter_map(|_| {
-                request_path(
-                    kind,
-                    &customers[(rng.next_u64() % customers.len() as u64) as usize],
-                )
-            })
-            .collect(),
-    );
+async fn query(target: &Target, concurrency: usize, warmup: Duration, duration: Duration) -> Value {
+    let paths = Arc::new(paths_for(&target.kind, target.export.as_deref()));
+    let url = target.url.as_str();
     let client = http_client();
     let measured_from = Instant::now() + warmup;
     let measured_until = measured_from + duration;
@@ -509,11 +612,7 @@ async fn update(
                 let (mut latencies, mut errors) = (Vec::new(), 0u64);
                 while Instant::now() < until {
                     let id = &ids[(rng.next_u64() % ids.len() as u64) as usize];
-                    let number = rng.next_u64() % 10_000_000;
-                    let body = json!({
-                        "email": format!("updated{number}@example.com"),
-                        "phone": format!("+1 (646) {:03}-{:04}", number / 10_000 % 1000, number % 10_000),
-                    });
+                    let body = new_contact(&mut rng);
                     let sent = Instant::now();
                     match update_once(&client, &format!("{url}/{id}"), mode, &body).await {
                         Some(200) => latencies.push(sent.elapsed().as_micros() as u32),
