@@ -198,20 +198,6 @@ for mode in unconditional conditional keyed; do
   "$loadgen" update --url "$url" --export "$work/export.jsonl" --mode "$mode" --concurrency 64 \
     --seconds "$seconds" >"$results/update-$mode.json"
 done
-# Open loop for writes: creates (new customers, numbered on from the load's) at shares of the
-# create peak, unconditional updates at shares of theirs.
-first=$customers
-for share in 25 50 80; do
-  rate=$(share_of "$results/create.json" "$share")
-  say "open loop: create at $share % of its peak (${rate%.*}/s), ${seconds}s"
-  "$loadgen" open --url "$url" --kind create --first "$first" --rate "$rate" --seconds "$seconds" \
-    >"$results/open-create-$share.json"
-  first=$(python3 -c "import math; print($first + math.ceil($rate * ($seconds + 2)) + 1)")
-  rate=$(share_of "$results/update-unconditional.json" "$share")
-  say "open loop: update at $share % of its peak (${rate%.*}/s), ${seconds}s"
-  "$loadgen" open --url "$url" --export "$work/export.jsonl" --kind update --rate "$rate" \
-    --seconds "$seconds" >"$results/open-update-$share.json"
-done
 new_replicas "$work/data"
 stop_registry
 data_bytes=$(du -sb "$work/data" | cut -f1)
@@ -226,6 +212,25 @@ printf '{"peakRssKib": %s, "dataBytes": %s}\n' "$(cat "$results/rebuild-rss-kib"
   "$(du -sb "$work/rebuilt" | cut -f1)" >"$results/rebuild-footprint.json"
 say "ceiling: a bare consumer reading the same topic"
 "$loadgen" consume --bootstrap "$bootstrap" --topic "$topic" >"$results/consume.json"
+
+start_registry "$work/data"
+for _ in $(seq 1 600); do curl -fsS "$url/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+# Open loop for writes, last, so that the customers they add change no figure above: creates (new
+# customers, numbered on from the load's) at shares of the create peak, unconditional updates at
+# shares of theirs.
+first=$customers
+for share in 25 50 80; do
+  rate=$(share_of "$results/create.json" "$share")
+  say "open loop: create at $share % of its peak (${rate%.*}/s), ${seconds}s"
+  "$loadgen" open --url "$url" --kind create --first "$first" --rate "$rate" --seconds "$seconds" \
+    >"$results/open-create-$share.json"
+  first=$(python3 -c "import json; print($first + json.load(open('$results/open-create-$share.json'))['sent'])")
+  rate=$(share_of "$results/update-unconditional.json" "$share")
+  say "open loop: update at $share % of its peak (${rate%.*}/s), ${seconds}s"
+  "$loadgen" open --url "$url" --export "$work/export.jsonl" --kind update --rate "$rate" \
+    --seconds "$seconds" >"$results/open-update-$share.json"
+done
+stop_registry
 
 fi
 

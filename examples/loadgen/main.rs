@@ -96,8 +96,10 @@ enum Scenario {
         /// Requests sent, and not measured, before the measured seconds start.
         #[arg(long, default_value_t = 2)]
         warmup_seconds: u64,
-        /// Requests in flight at most; past it a request waits, its wait counted.
-        #[arg(long, default_value_t = 512)]
+        /// Requests in flight at most; past it a request waits, its wait counted. 128: the
+        /// registry's bound per API key (`REGISTRY_MAX_IN_FLIGHT_PER_KEY`), past which it would
+        /// answer 429 at once.
+        #[arg(long, default_value_t = 128)]
         max_in_flight: usize,
     },
     /// Update random customers drawn from an export, for `duration` seconds: each update sets a

@@ -5,7 +5,6 @@
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -22,7 +21,8 @@ pub struct Schedule {
     /// Measured.
     pub duration: Duration,
     /// Requests in flight at most: past it a request waits for one to end, its wait counted
-    /// in its latency.
+    /// in its latency (at most the registry's bound per API key, or the excess would be
+    /// answered 429 at once and drop out of the percentiles).
     pub max_in_flight: usize,
 }
 
@@ -48,67 +48,72 @@ pub async fn run(requests: Requests, schedule: Schedule) -> Value {
     let measured_from = start + schedule.warmup;
     let until = measured_from + schedule.duration;
     let in_flight = Arc::new(Semaphore::new(schedule.max_in_flight));
-    let latencies = Arc::new(Mutex::new(
-        Histogram::<u64>::new_with_bounds(1, LONGEST_US, 3).expect("valid histogram bounds"),
-    ));
-    let errors = Arc::new(AtomicU64::new(0));
+    let measured = Arc::new(Mutex::new(Measured {
+        latencies: Histogram::<u64>::new_with_bounds(1, LONGEST_US, 3)
+            .expect("valid histogram bounds"),
+        errors: 0,
+        last_answer: measured_from,
+    }));
     let runtime = tokio::runtime::Handle::current();
     // The pacing runs on a thread of its own that sleeps with the kernel's timers (tens of
     // microseconds late): tokio's timer wheel fires at millisecond ticks, and the time a request
-    // waited for its tick would count as the service's.
-    let recorded = (Arc::clone(&latencies), Arc::clone(&errors));
+    // waited for its tick would count as the service's. Each request holds its permit until its
+    // latency is recorded, and no task is kept once done (a run sends hundreds of thousands).
+    let (pacer_in_flight, pacer_measured) = (Arc::clone(&in_flight), Arc::clone(&measured));
     let pacer = std::thread::spawn(move || {
-        let (latencies, errors) = recorded;
-        let mut sent = Vec::new();
-        for n in 0.. {
-            let meant = intended(start, interval, n);
+        let mut sent = 0u32;
+        loop {
+            let meant = intended(start, interval, sent);
             if meant >= until {
-                break;
+                return sent;
             }
             std::thread::sleep(meant.saturating_duration_since(Instant::now()));
             let permit = runtime
-                .block_on(Arc::clone(&in_flight).acquire_owned())
+                .block_on(Arc::clone(&pacer_in_flight).acquire_owned())
                 .expect("the semaphore is never closed");
-            let request = (requests.build)(n);
+            let request = (requests.build)(sent);
             let expected = requests.expected;
-            let (latencies, errors) = (Arc::clone(&latencies), Arc::clone(&errors));
-            sent.push(runtime.spawn(async move {
+            let measured = Arc::clone(&pacer_measured);
+            runtime.spawn(async move {
                 let answered = match request.send().await {
                     Ok(response) if expected(response.status().as_u16()) => {
                         response.bytes().await.is_ok()
                     }
                     _ => false,
                 };
+                if meant >= measured_from {
+                    measured.lock().record(meant, answered);
+                }
                 drop(permit);
-                if meant < measured_from {
-                    return;
-                }
-                if answered {
-                    let micros = u64::try_from(meant.elapsed().as_micros()).unwrap_or(LONGEST_US);
-                    latencies
-                        .lock()
-                        .saturating_record(micros.clamp(1, LONGEST_US));
-                } else {
-                    errors.fetch_add(1, Ordering::Relaxed);
-                }
-            }));
+            });
+            sent += 1;
         }
-        sent
     });
     let sent = tokio::task::spawn_blocking(move || pacer.join().expect("the pacer"))
         .await
         .expect("the pacer's join");
-    for request in sent {
-        request.await.expect("a request task");
-    }
-    let latencies = latencies.lock();
+    // Every permit back: every request answered (or failed) and recorded.
+    let permits = u32::try_from(schedule.max_in_flight).expect("a few thousand in flight at most");
+    let _all = in_flight
+        .acquire_many(permits)
+        .await
+        .expect("the semaphore is never closed");
+    let measured = measured.lock();
+    let latencies = &measured.latencies;
     let millis = |quantile: f64| latencies.value_at_quantile(quantile) as f64 / 1000.0;
+    // Answers over the time they took to come: below the rate asked when the service fell
+    // behind, since every request meant within the run is waited for.
+    let answering = measured
+        .last_answer
+        .duration_since(measured_from)
+        .max(schedule.duration);
     json!({
         "rate": schedule.rate,
+        "sent": sent,
         "count": latencies.len(),
-        "errors": errors.load(Ordering::Relaxed),
-        "seconds": schedule.duration.as_secs_f64(),
-        "perSecond": latencies.len() as f64 / schedule.duration.as_secs_f64(),
+        "errors": measured.errors,
+        "seconds": answering.as_secs_f64(),
+        "perSecond": latencies.len() as f64 / answering.as_secs_f64(),
         "p50Ms": millis(0.50),
         "p99Ms": millis(0.99),
         "p999Ms": millis(0.999),
@@ -116,10 +121,35 @@ pub async fn run(requests: Requests, schedule: Schedule) -> Value {
     })
 }
 
+/// What the measured requests of a run came to.
+struct Measured {
+    /// Microseconds from each answered request's intended start to its answer.
+    latencies: Histogram<u64>,
+    /// Requests answered with another status, or not at all.
+    errors: u64,
+    /// When the last measured request ended.
+    last_answer: Instant,
+}
+
+impl Measured {
+    /// Records the request meant to start at `meant`, ending now.
+    fn record(&mut self, meant: Instant, answered: bool) {
+        let now = Instant::now();
+        self.last_answer = self.last_answer.max(now);
+        if answered {
+            let micros = u64::try_from((now - meant).as_micros()).unwrap_or(LONGEST_US);
+            self.latencies
+                .saturating_record(micros.clamp(1, LONGEST_US));
+        } else {
+            self.errors += 1;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use warp::Filter;
 
     #[test]
