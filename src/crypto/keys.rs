@@ -104,7 +104,7 @@ impl Keys {
             let applier = scope.spawn(|| {
                 loaded
                     .into_iter()
-                    .for_each(|batch| keys.apply_loaded(batch))
+                    .for_each(|batch| keys.apply_batch(batch))
             });
             let read = read_to_end(&tail, &ends, started, &to_apply);
             drop(to_apply);
@@ -208,10 +208,13 @@ impl Keys {
         }
     }
 
-    /// Applies `batch`, records of the keys topic read at start, and what each `decoded` to, in
-    /// their order: the store takes them under one lock, and how far each partition is read
-    /// moves once.
-    fn apply_loaded(&self, (batch, decoded): DecodedBatch) {
+    /// Applies `batch`, records of the keys topic in their order (a batch read at start, or the
+    /// one record the follower read), and what each `decoded` to: the store takes them under one
+    /// lock, and how far each partition is read moves once. A key record read after its
+    /// customer's erased marker (minted by a replica that had not read the marker yet) is
+    /// destroyed at once: every replica that reads it does so, so it cannot outlive the erasure
+    /// however the erasing replica fares.
+    fn apply_batch(&self, (batch, decoded): DecodedBatch) {
         let places = batch.iter().map(|record| (record.partition, record.offset));
         let records = places
             .zip(decoded)
@@ -229,33 +232,10 @@ impl Keys {
         self.advanced.notify_all();
     }
 
-    /// Applies one record of the keys topic as it is read.
+    /// Applies one record of the keys topic as the follower reads it.
     fn apply_record(&self, record: KeyTopicRecord) {
-        let decoded = KeyRecord::decode(&record.key, record.value.as_deref());
-        self.apply_decoded(record.partition, record.offset, decoded);
-    }
-
-    /// Applies the record at `partition`/`offset` of the keys topic, `decoded`, and notes how far
-    /// its partition is read. A key record read after its customer's erased marker (minted by a
-    /// replica that had not read the marker yet) is destroyed at once: every replica that reads
-    /// it does so, so it cannot outlive the erasure however the erasing replica fares.
-    fn apply_decoded(
-        &self,
-        partition: i32,
-        offset: i64,
-        decoded: Result<KeyRecord, KeyRecordError>,
-    ) {
-        let place = (partition, offset);
-        match decoded {
-            Ok(decoded) => {
-                if let Some((customer, key_id)) = self.store.apply(decoded, Some(place)) {
-                    self.destroy_late_key(customer, key_id);
-                }
-            }
-            Err(error) => skipped(place, &error),
-        }
-        self.next_offsets.lock().insert(partition, offset + 1);
-        self.advanced.notify_all();
+        let decoded = vec![KeyRecord::decode(&record.key, record.value.as_deref())];
+        self.apply_batch((vec![record], decoded));
     }
 
     /// Destroys `customer`'s key `key_id`, minted after its erased marker.
