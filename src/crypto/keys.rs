@@ -101,11 +101,8 @@ impl Keys {
         // another applies the one before it (nothing else runs until the read ends).
         std::thread::scope(|scope| {
             let (to_apply, loaded) = std::sync::mpsc::sync_channel(LOADED_AHEAD);
-            let applier = scope.spawn(|| {
-                loaded
-                    .into_iter()
-                    .for_each(|batch| keys.apply_batch(batch))
-            });
+            let applier =
+                scope.spawn(|| loaded.into_iter().for_each(|batch| keys.apply_batch(batch)));
             let read = read_to_end(&tail, &ends, started, &to_apply);
             drop(to_apply);
             applier
