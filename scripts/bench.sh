@@ -3,8 +3,10 @@
 # (scripts/kafka.sh, separate ports and data dir), loads BENCH_CUSTOMERS generated customers over
 # HTTP, and measures every scenario (creates, finds, gets, updates, rebuild) side by side with its
 # ceiling (Kafka's, and the HTTP stack's: GET /healthz) and with PostgreSQL, then the latency of
-# each in an open loop at 25, 50 and 80 % of its peak. Prints the Markdown tables and writes the
-# figures to target/bench/results.json.
+# each in an open loop at 25, 50 and 80 % of its peak. PostgreSQL is measured twice: by pgbench
+# (its binary protocol, no HTTP) and through the HTTP opponent (examples/opponent: a plain axum
+# service on it, the same routes and JSON, driven by the same load generator, closed and open
+# loop). Prints the Markdown tables and writes the figures to target/bench/results.json.
 #
 #   BENCH_CUSTOMERS     customers to load               (default 1000000; CI-sized smoke: 10000)
 #   BENCH_SECONDS       duration of each query scenario (default 10)
@@ -34,6 +36,7 @@ http_port=${BENCH_HTTP_PORT:-28080}
 url=http://127.0.0.1:$http_port
 pg_port=${BENCH_PG_PORT:-25432}
 registry_pid=""
+opponent_pid=""
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 
@@ -43,6 +46,7 @@ run_pg() { if [ "$pg_user" = root ]; then runuser -u postgres -- "$@"; else "$@"
 
 cleanup() {
   [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null || true
+  [ -n "$opponent_pid" ] && kill "$opponent_pid" 2>/dev/null && wait "$opponent_pid" 2>/dev/null || true
   if [ -x "${pg_bin:-}/pg_ctl" ] && [ -d "$work/pg" ]; then
     run_pg "$pg_bin/pg_ctl" -D "$work/pg" -m fast stop >/dev/null 2>&1 || true
   fi
@@ -71,10 +75,11 @@ if [ "${BENCH_POSTGRES_ONLY:-0}" = 1 ]; then
 fi
 
 say "building (release)"
-cargo build --locked --release --bin customer-registry --example loadgen >&2
+cargo build --locked --release --bin customer-registry --example loadgen --example opponent >&2
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 registry=$target_dir/release/customer-registry
 loadgen=$target_dir/release/examples/loadgen
+opponent=$target_dir/release/examples/opponent
 
 # A new replica's time to ready (its /readyz 200): started on an empty data dir with the
 # arguments given (`--restore-from FILE`, or none to replay the log from offset 0), timed from its
@@ -129,6 +134,49 @@ if [ "${BENCH_REBUILD_ONLY:-0}" = 1 ]; then
   exit 0
 fi
 
+# Open loop: each read at a constant arrival rate of 25, 50 and 80 % of the peak its closed-loop
+# run measured (results/PREFIXquery-KIND.json), latency counted from each request's intended start
+# (no coordinated omission). $1: the service's URL; $2: the results' prefix ("" for the registry,
+# "opponent-" for the HTTP opponent).
+share_of() { python3 -c "import json; print(max(1.0, json.load(open('$1'))['perSecond'] * $2 / 100))"; }
+open_reads() {
+  local kinds="get email lastname citystate"
+  [ -z "$2" ] && kinds="$kinds healthz"
+  for kind in $kinds; do
+    for share in 25 50 80; do
+      rate=$(share_of "$results/$2query-$kind.json" "$share")
+      say "open loop: ${2}$kind at $share % of its peak (${rate%.*}/s), ${seconds}s"
+      "$loadgen" open --url "$1" --export "$work/export.jsonl" --kind "$kind" --rate "$rate" \
+        --seconds "$seconds" >"$results/${2}open-$kind-$share.json"
+    done
+  done
+}
+
+# Open loop for writes, run last, so that the customers they add change no figure before them:
+# creates (new customers, numbered on from $3) at shares of the create peak, unconditional
+# updates at shares of theirs. $1, $2: as open_reads'.
+open_writes() {
+  local first=$3
+  for share in 25 50 80; do
+    rate=$(share_of "$results/${2}create.json" "$share")
+    say "open loop: ${2}create at $share % of its peak (${rate%.*}/s), ${seconds}s"
+    "$loadgen" open --url "$1" --kind create --first "$first" --rate "$rate" --seconds "$seconds" \
+      >"$results/${2}open-create-$share.json"
+    first=$(python3 -c "import json; print($first + json.load(open('$results/${2}open-create-$share.json'))['sent'])")
+    rate=$(share_of "$results/${2}update-unconditional.json" "$share")
+    say "open loop: ${2}update at $share % of its peak (${rate%.*}/s), ${seconds}s"
+    "$loadgen" open --url "$1" --export "$work/export.jsonl" --kind update --rate "$rate" \
+      --seconds "$seconds" >"$results/${2}open-update-$share.json"
+  done
+}
+
+# The admin API key of the registry and of the HTTP opponent (which reads the same key file).
+api_keys=$work/api-keys.jsonl
+if [ "${BENCH_POSTGRES_ONLY:-0}" = 1 ]; then
+  export LOADGEN_API_KEY
+  LOADGEN_API_KEY=$(cat "$work/api-key")
+fi
+
 if [ "${BENCH_POSTGRES_ONLY:-0}" != 1 ]; then
 scripts/kafka.sh start >&2
 
@@ -137,10 +185,10 @@ scripts/kafka.sh start >&2
 export REGISTRY_KEK_FILE=$work/keks.jsonl
 rm -f "$REGISTRY_KEK_FILE"
 "$registry" kek add --file "$REGISTRY_KEK_FILE" >/dev/null
-api_keys=$work/api-keys.jsonl
 rm -f "$api_keys"
-LOADGEN_API_KEY=$("$registry" keys add --file "$api_keys" --name bench --admin | tail -n 1)
+"$registry" keys add --file "$api_keys" --name bench --admin | tail -n 1 >"$work/api-key"
 export LOADGEN_API_KEY
+LOADGEN_API_KEY=$(cat "$work/api-key")
 
 start_registry() {
   "$registry" serve --listen "127.0.0.1:$http_port" --kafka-bootstrap "$bootstrap" --topic "$topic" \
@@ -182,17 +230,7 @@ done
 say "ceiling: GET /healthz (the HTTP stack's cheapest answer), 32 clients, ${seconds}s"
 "$loadgen" query --url "$url" --kind healthz --concurrency 32 --seconds "$seconds" \
   >"$results/query-healthz.json"
-# Open loop: each at a constant arrival rate of 25, 50 and 80 % of the peak its closed-loop run
-# measured above, latency counted from each request's intended start (no coordinated omission).
-share_of() { python3 -c "import json; print(max(1.0, json.load(open('$1'))['perSecond'] * $2 / 100))"; }
-for kind in get email lastname citystate healthz; do
-  for share in 25 50 80; do
-    rate=$(share_of "$results/query-$kind.json" "$share")
-    say "open loop: $kind at $share % of its peak (${rate%.*}/s), ${seconds}s"
-    "$loadgen" open --url "$url" --export "$work/export.jsonl" --kind "$kind" --rate "$rate" \
-      --seconds "$seconds" >"$results/open-$kind-$share.json"
-  done
-done
+open_reads "$url" ""
 for mode in unconditional conditional keyed; do
   say "update: $mode, 64 clients, ${seconds}s, random customers"
   "$loadgen" update --url "$url" --export "$work/export.jsonl" --mode "$mode" --concurrency 64 \
@@ -215,21 +253,7 @@ say "ceiling: a bare consumer reading the same topic"
 
 start_registry "$work/data"
 for _ in $(seq 1 600); do curl -fsS "$url/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
-# Open loop for writes, last, so that the customers they add change no figure above: creates (new
-# customers, numbered on from the load's) at shares of the create peak, unconditional updates at
-# shares of theirs.
-first=$customers
-for share in 25 50 80; do
-  rate=$(share_of "$results/create.json" "$share")
-  say "open loop: create at $share % of its peak (${rate%.*}/s), ${seconds}s"
-  "$loadgen" open --url "$url" --kind create --first "$first" --rate "$rate" --seconds "$seconds" \
-    >"$results/open-create-$share.json"
-  first=$(python3 -c "import json; print($first + json.load(open('$results/open-create-$share.json'))['sent'])")
-  rate=$(share_of "$results/update-unconditional.json" "$share")
-  say "open loop: update at $share % of its peak (${rate%.*}/s), ${seconds}s"
-  "$loadgen" open --url "$url" --export "$work/export.jsonl" --kind update --rate "$rate" \
-    --seconds "$seconds" >"$results/open-update-$share.json"
-done
+open_writes "$url" "" "$customers"
 stop_registry
 
 fi
@@ -348,6 +372,34 @@ pgbench -h /tmp -p "$pg_port" -U bench -n -M prepared -c 64 -j 2 -T "$seconds" \
 tps=$(awk '/^tps = / {print $3; exit}' "$work/pgbench-update.txt")
 latency=$(awk '/^latency average = / {print $4; exit}' "$work/pgbench-update.txt")
 printf '{"perSecond": %s, "latencyAverageMs": %s}\n' "${tps:-0}" "${latency:-0}" >"$results/pg-update.json"
+
+say "HTTP opponent: a plain axum service on the same PostgreSQL (examples/opponent)"
+opponent_url=http://127.0.0.1:$((http_port + 2))
+"$opponent" --listen "127.0.0.1:$((http_port + 2))" --api-keys "$api_keys" \
+  --database "host=/tmp port=$pg_port user=bench dbname=postgres" >"$work/opponent.log" 2>&1 &
+opponent_pid=$!
+until curl -fsS "$opponent_url/healthz" >/dev/null 2>&1; do
+  kill -0 "$opponent_pid" 2>/dev/null || { tail -n 20 "$work/opponent.log" >&2; say "the opponent exited"; exit 1; }
+  sleep 0.1
+done
+for kind in lastname email citystate get code; do
+  say "opponent query: $kind, 32 clients, ${seconds}s (after 3 s of warm-up)"
+  "$loadgen" query --url "$opponent_url" --export "$work/export.jsonl" --kind "$kind" \
+    --concurrency 32 --seconds "$seconds" >"$results/opponent-query-$kind.json"
+done
+open_reads "$opponent_url" opponent-
+say "opponent update: unconditional, 64 clients, ${seconds}s, random customers"
+"$loadgen" update --url "$opponent_url" --export "$work/export.jsonl" --mode unconditional \
+  --concurrency 64 --seconds "$seconds" >"$results/opponent-update-unconditional.json"
+# Creates of customers the registry's open loop did not reach (numbered from twice the load), as
+# many as a tenth of the load: a table that already holds the load's customers and indexes.
+say "opponent create: $((customers / 10)) new customers, 64 clients"
+"$loadgen" create --url "$opponent_url" --first $((customers * 2)) --customers $((customers / 10)) \
+  --concurrency 64 >"$results/opponent-create.json"
+open_writes "$opponent_url" opponent- $((customers * 2 + customers / 10))
+kill "$opponent_pid"
+wait "$opponent_pid" || true
+opponent_pid=""
 
 python3 "$repo/scripts/bench_report.py" "$results" "$customers" "$seconds" >target/bench/results.md
 cat target/bench/results.md

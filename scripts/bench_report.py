@@ -171,6 +171,53 @@ for kind, label, p99_target in OPEN_KINDS:
     print(f"| {label} | {peak['perSecond']:,.0f}/s | {' | '.join(cells)} | {target} | {'yes' if met else 'no'} |")
     open_rows.append({"scenario": label, "runs": open_loop[kind], "target": target, "met": met})
 
+# The HTTP opponent (examples/opponent, a plain axum service on the same PostgreSQL): the same
+# load generator, closed and open loop; each ratio is registry / opponent for throughput, and
+# opponent / registry for p99 at 50 % (above 1: the registry answers sooner).
+OPPONENT_KINDS = (("create", "create", create, None), ("get", "get by id", get, 1.0),
+                  ("email", "find by email", queries["email"], 1.0),
+                  ("lastname", "find by lastName prefix", queries["lastname"], 1.0),
+                  ("citystate", "find by city + state", queries["citystate"], 1.0),
+                  ("code", "find by code", code, 1.0),
+                  ("update", "update (unconditional)", updates["unconditional"], None))
+OPPONENT_FILES = {"create": "opponent-create", "update": "opponent-update-unconditional"}
+opponent = {kind: load(OPPONENT_FILES.get(kind, "opponent-query-" + kind)) for kind, _, _, _ in OPPONENT_KINDS}
+print("\nAgainst the HTTP opponent (a plain axum + tokio-postgres service on the same PostgreSQL, "
+      "same routes, JSON and load generator): throughput in a closed loop, p99 at 50 % of each "
+      "one's own peak in an open loop.\n")
+print("| scenario | registry | opponent | registry / opponent | p99 at 50 %: registry; opponent | "
+      "opponent p99 / registry p99 | target | met |")
+print("|---|---|---|---|---|---|---|---|")
+opponent_rows = []
+for kind, label, ours, target in OPPONENT_KINDS:
+    theirs = opponent[kind]
+    throughput = ratio(ours["perSecond"], theirs["perSecond"])
+    latency_cells, latency_ratio = "", ""
+    if kind != "code":
+        ours_open, theirs_open = load(f"open-{kind}-50"), load(f"opponent-open-{kind}-50")
+        latency_cells = f"{ours_open['p99Ms']:.2f}; {theirs_open['p99Ms']:.2f} ms"
+        latency_ratio = f"{ratio(theirs_open['p99Ms'], ours_open['p99Ms']):.2f}"
+    errors = theirs["errors"]
+    # An opponent that failed requests voids the comparison.
+    met = errors == 0 and (target is None or throughput >= target)
+    print(f"| {label} | {ours['perSecond']:,.0f}/s | {theirs['perSecond']:,.0f}/s"
+          f"{f' ({errors} errors)' if errors else ''} | {throughput:.2f} | {latency_cells} | {latency_ratio} | "
+          f"{f'≥ {target:.1f}' if target else ''} | {'yes' if met else 'no'} |")
+    opponent_rows.append({"scenario": label, "opponent": theirs, "throughputRatio": throughput,
+                          "target": target, "met": met})
+print("\nThe opponent in the open loop, p50 / p99 / p99.9 at shares of its own peak:\n")
+print("| scenario | peak (closed loop) | at 25 % | at 50 % | at 80 % |")
+print("|---|---|---|---|---|")
+for kind, label, _, _ in OPPONENT_KINDS:
+    if kind == "code":
+        continue
+    cells = []
+    for share in OPEN_SHARES:
+        run = load(f"opponent-open-{kind}-{share}")
+        errors = f", {run['errors']} errors" if run["errors"] else ""
+        cells.append(f"{run['perSecond']:,.0f}/s: {run['p50Ms']:.2f} / {run['p99Ms']:.2f} / {run['p999Ms']:.2f} ms{errors}")
+    print(f"| {label} | {opponent[kind]['perSecond']:,.0f}/s | {' | '.join(cells)} |")
+
 os.makedirs("target/bench", exist_ok=True)
 with open("target/bench/results.json", "w") as handle:
     json.dump({"customers": customers, "seconds": seconds, "machine": machine, "create": create,
@@ -178,4 +225,9 @@ with open("target/bench/results.json", "w") as handle:
                "updates": updates, "postgres": postgres, "footprint": footprint,
                "snapshot": load("snapshot"), "replicaFromSnapshot": load("replica-from-snapshot"),
                "replicaFromZero": load("replica-from-zero"), "ceiling": ceiling, "openLoop": open_rows,
-               "table": rows}, handle, indent=2)
+               "opponent": opponent_rows, "table": rows}, handle, indent=2)
+
+# A broken opponent would make every ratio against it meaningless: the run fails instead.
+failed = [row["scenario"] for row in opponent_rows if row["opponent"]["errors"]]
+if failed:
+    sys.exit(f"bench: the HTTP opponent failed requests ({', '.join(failed)}): see opponent.log")

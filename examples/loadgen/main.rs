@@ -39,6 +39,9 @@ enum Scenario {
         url: String,
         #[arg(long)]
         customers: u64,
+        /// The first generated customer to send (those before it were loaded elsewhere).
+        #[arg(long, default_value_t = 0)]
+        first: u64,
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
         #[arg(long, default_value_t = 42)]
@@ -151,9 +154,10 @@ async fn main() {
         Scenario::Create {
             url,
             customers,
+            first,
             concurrency,
             seed,
-        } => create(&url, customers, concurrency, seed).await,
+        } => create(&url, first..first + customers, concurrency, seed).await,
         Scenario::Produce {
             bootstrap,
             topic,
@@ -258,11 +262,17 @@ fn http_client() -> reqwest::Client {
         .expect("an HTTP client")
 }
 
-async fn create(url: &str, customers: u64, concurrency: usize, seed: u64) -> Value {
-    let next = Arc::new(AtomicU64::new(0));
+/// PUTs the generated customers numbered `customers` with `concurrency` clients.
+async fn create(
+    url: &str,
+    customers: std::ops::Range<u64>,
+    concurrency: usize,
+    seed: u64,
+) -> Value {
+    let next = Arc::new(AtomicU64::new(customers.start));
     let client = http_client();
     let started = Instant::now();
-    let progress = indicatif::ProgressBar::new(customers);
+    let progress = indicatif::ProgressBar::new(customers.end - customers.start);
     progress.set_style(
         indicatif::ProgressStyle::with_template(
             "{pos}/{len} customers loaded  {per_sec}  ETA {eta}",
@@ -281,7 +291,7 @@ async fn create(url: &str, customers: u64, concurrency: usize, seed: u64) -> Val
                 let (mut latencies, mut errors) = (Vec::new(), 0u64);
                 loop {
                     let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= customers {
+                    if n >= customers.end {
                         return (latencies, errors);
                     }
                     let body = data::customer(seed, n);
