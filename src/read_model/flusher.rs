@@ -13,6 +13,12 @@
 //! read segments with the lock released). A crash before step 3 leaves the committed state as it
 //! was, plus orphan blocks nothing names; the projector reapplies F's records from the committed
 //! position; segments a crash left undeleted are deleted at the next open.
+//!
+//! A replay's flusher ([`super::FlushPolicy::replay`]) writes every block of step 1 at once: its
+//! read model is read by no one until the replay ends and is thrown away if it stops, so nothing
+//! needs the blocks that change committed customers to wait for the commit, and holding them
+//! there (with sled's copy of the commit) was most of a rebuild's memory once the log held
+//! updates.
 
 use super::directory::ColumnEntry;
 use super::memtable::Memtable;
@@ -42,6 +48,15 @@ const MERGE_BASE_BYTES: u64 = 256 * 1024;
 /// otherwise keep every posting of every customer changed since it was written, for good.
 const REWRITE_STALE_SHARE: (u64, u64) = (1, 4);
 
+/// How the flusher writes: the writer's [`super::FlushPolicy`], as far as it concerns flushes.
+#[derive(Debug, Clone, Copy)]
+pub struct FlushWay {
+    /// Every block at once, none held for the commit: a replay's (see the module doc).
+    pub blocks_at_once: bool,
+    /// A test hook: the pause after writing a flush's blocks and segments, before its commit.
+    pub pause_before_commit: Duration,
+}
+
 /// Whether a flush is under way, and how the last one ended.
 #[derive(Default)]
 struct FlushState {
@@ -57,9 +72,8 @@ pub struct Flusher {
 }
 
 impl Flusher {
-    /// Starts the thread; it waits `pause_before_commit` before each commit (a test hook, see
-    /// [`super::FlushPolicy`]).
-    pub fn start(shared: Arc<Shared>, pause_before_commit: Duration) -> Self {
+    /// Starts the thread, flushing `way`.
+    pub fn start(shared: Arc<Shared>, way: FlushWay) -> Self {
         let (jobs, receiver) = mpsc::channel::<Arc<Memtable>>();
         let state = Arc::new((Mutex::new(FlushState::default()), Condvar::new()));
         let thread_state = Arc::clone(&state);
@@ -68,11 +82,10 @@ impl Flusher {
             .spawn(move || {
                 let mut retired = Retired::default();
                 for frozen in receiver {
-                    let outcome =
-                        flush(&shared, &frozen, pause_before_commit).and_then(|replaced| {
-                            retired.add(replaced);
-                            retired.drop_unread(&shared.store)
-                        });
+                    let outcome = flush(&shared, &frozen, way).and_then(|replaced| {
+                        retired.add(replaced);
+                        retired.drop_unread(&shared.store)
+                    });
                     let (lock, done) = &*thread_state;
                     let mut state = lock.lock();
                     state.in_flight = false;
@@ -199,8 +212,9 @@ impl Retired {
 fn flush(
     shared: &Shared,
     frozen: &Memtable,
-    pause_before_commit: Duration,
+    way: FlushWay,
 ) -> Result<(Arc<Vec<Segment>>, Vec<u64>), ReadModelError> {
+    let pause_before_commit = way.pause_before_commit;
     let started = std::time::Instant::now();
     fail::fail_point!("read-model-flush", |_| Err(ReadModelError::Flush(
         "injected failure before the first block".into()
@@ -211,10 +225,12 @@ fn flush(
     // The blocks and the index are written side by side: neither reads what the other writes.
     let (blocks, index) = std::thread::scope(|scope| {
         let blocks = scope.spawn(|| {
-            let mut blocks = Vec::new();
-            write_records(store, frozen, &mut blocks)?;
-            write_column(store, frozen, &mut blocks)?;
-            Ok::<_, ReadModelError>(blocks)
+            // Blocks that change committed customers, written with the commit (a replay's: none,
+            // see the module doc).
+            let mut with_commit = (!way.blocks_at_once).then(Vec::new);
+            write_records(store, frozen, with_commit.as_mut())?;
+            write_column(store, frozen, with_commit.as_mut())?;
+            Ok::<_, ReadModelError>(with_commit.unwrap_or_default())
         });
         let index = write_index(shared, frozen);
         let blocks = blocks.join().expect("writing blocks does not panic");
@@ -332,7 +348,7 @@ fn chunks_of(stale: &RoaringBitmap, added: &RoaringBitmap) -> RoaringBitmap {
 fn write_records(
     store: &Store,
     frozen: &Memtable,
-    committed_blocks: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    committed_blocks: Option<&mut Vec<(Vec<u8>, Vec<u8>)>>,
 ) -> Result<(), ReadModelError> {
     let changes = frozen.records().iter().map(|(ordinal, record)| {
         let mut bytes = Vec::with_capacity(256);
@@ -367,7 +383,7 @@ fn write_records(
 fn write_column(
     store: &Store,
     frozen: &Memtable,
-    committed_blocks: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    committed_blocks: Option<&mut Vec<(Vec<u8>, Vec<u8>)>>,
 ) -> Result<(), ReadModelError> {
     let changes = frozen
         .column()
@@ -397,15 +413,15 @@ struct Blocks<K, E> {
 impl<K: Fn(u32) -> Vec<u8>, E> Blocks<K, E> {
     /// Rewrites each block `changes` (ordinal → new slot) touch: its stored slots below
     /// `committed` (past it, a crashed flush's orphans), then the changes. A block that changes a
-    /// committed ordinal goes into `committed_blocks` (written with the commit); one that only
-    /// adds goes to the store now.
+    /// committed ordinal goes into `committed_blocks` (written with the commit) when there is
+    /// one; every other block goes to the store now.
     fn rewrite<T: Clone>(
         &self,
         store: &Store,
         committed: u32,
         changes: impl Iterator<Item = (u32, Option<T>)>,
         stored: impl Fn(u32) -> Result<Vec<Option<T>>, ReadModelError>,
-        committed_blocks: &mut Vec<(Vec<u8>, Vec<u8>)>,
+        mut committed_blocks: Option<&mut Vec<(Vec<u8>, Vec<u8>)>>,
     ) -> Result<(), ReadModelError>
     where
         E: Fn(&[Option<T>]) -> Vec<u8>,
@@ -440,10 +456,9 @@ impl<K: Fn(u32) -> Vec<u8>, E> Blocks<K, E> {
                 slots.pop();
             }
             let (key, value) = ((self.key)(block), (self.encode)(&slots));
-            if changes_committed {
-                committed_blocks.push((key, value));
-            } else {
-                store.write_block(&key, value)?;
+            match committed_blocks.as_deref_mut() {
+                Some(with_commit) if changes_committed => with_commit.push((key, value)),
+                _ => store.write_block(&key, value)?,
             }
         }
         Ok(())

@@ -131,7 +131,11 @@ pub fn open_with(
     dir: &Path,
     policy: FlushPolicy,
 ) -> Result<(ReadModel, ReadModelWriter), ReadModelError> {
-    let store = Store::open(dir)?;
+    let store = if policy.replay {
+        Store::open_for_replay(dir)?
+    } else {
+        Store::open(dir)?
+    };
     let committed = store.committed()?;
     let mut column = Vec::with_capacity(committed.column.len());
     for (ordinal, entry) in committed.column.iter().enumerate() {

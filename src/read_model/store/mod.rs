@@ -54,6 +54,9 @@ pub const COLUMN_BLOCK: u32 = 128;
 /// sled's page cache. Its nodes are few and large in this layout; a smaller cache bounds the
 /// memory the service needs (docs/performance.md).
 const CACHE_BYTES: u64 = 256 * 1024 * 1024;
+/// sled's page cache for a replay, which writes far more than it reads back: at 1M customers,
+/// 32 MiB took ~150 MiB off a rebuild's peak RSS against 256 MiB (docs/performance.md, issue 22).
+const REPLAY_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 const RECORD_PREFIX: u8 = b'r';
 const COLUMN_PREFIX: u8 = b'c';
@@ -218,6 +221,18 @@ impl Store {
     /// [`ReadModelError::Locked`] when another process holds it, [`ReadModelError::Storage`]
     /// when sled fails.
     pub fn open(dir: &Path) -> Result<Self, ReadModelError> {
+        Self::open_with_cache(dir, CACHE_BYTES)
+    }
+
+    /// [`Store::open`] for a replay: a smaller cache.
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn open_for_replay(dir: &Path) -> Result<Self, ReadModelError> {
+        Self::open_with_cache(dir, REPLAY_CACHE_BYTES)
+    }
+
+    fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, ReadModelError> {
         // sled lets go of its lock from a thread of its own once the last handle is dropped: a
         // store this process closed a moment ago (a restore, just before the serve opens it)
         // can still be locked for a few milliseconds.
@@ -225,7 +240,7 @@ impl Store {
         let db = loop {
             let opened = sled::Config::new()
                 .path(dir)
-                .cache_capacity(CACHE_BYTES)
+                .cache_capacity(cache_bytes)
                 .open()
                 .map_err(|error| match error {
                     // sled reports a held lock only in its message ("could not acquire lock").

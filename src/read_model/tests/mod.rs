@@ -384,6 +384,54 @@ fn an_update_moves_a_customer_between_terms_in_every_layer() {
 }
 
 #[test]
+fn a_replay_writes_the_changes_of_customers_it_committed_with_no_commit_holding_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let customers: Vec<CustomerCreated> = (0..40)
+        .map(|_| CustomerCreated::new(customer(5, "Before")))
+        .collect();
+    {
+        let (model, mut writer) = open_with(dir.path(), FlushPolicy::replay()).unwrap();
+        let creates: Vec<LogRecord> = customers
+            .iter()
+            .zip(0..)
+            .map(|(event, offset)| created(event, 0, offset))
+            .collect();
+        writer.apply_batch(&creates).unwrap();
+        writer.flush_all().unwrap();
+        // Every other customer, across all three record blocks, changed after its commit.
+        let updates: Vec<LogRecord> = customers
+            .iter()
+            .step_by(2)
+            .zip(40..)
+            .map(|(event, offset)| {
+                let change = update(&event.customer, 2, &[(TextField::LastName, Some("After"))]);
+                record_of(change, 0, offset)
+            })
+            .collect();
+        writer.apply_batch(&updates).unwrap();
+        writer.flush_all().unwrap();
+        assert_eq!(model.applied_offsets(), BTreeMap::from([(0, 60)]));
+    }
+    let (model, _writer) = reopen(dir.path());
+    for (n, event) in customers.iter().enumerate() {
+        let stored = model.get(event.customer.id).unwrap().unwrap();
+        let (version, name) = if n % 2 == 0 {
+            (2, "After")
+        } else {
+            (1, "Before")
+        };
+        assert_eq!(stored.version, version, "customer {n}");
+        assert_eq!(
+            stored.details.text(TextField::LastName),
+            Some(name),
+            "customer {n}"
+        );
+    }
+    assert_eq!(find(&model, &[("lastName", "after")]).total, 20);
+    assert_eq!(find(&model, &[("lastName", "before")]).total, 20);
+}
+
+#[test]
 fn only_the_next_version_applies_and_the_loser_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let (model, mut writer) = open(dir.path()).unwrap();
