@@ -437,6 +437,14 @@ fn read_export(path: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The customer ids of an export, in its order.
+fn export_ids(path: &str) -> Vec<String> {
+    read_export(path)
+        .iter()
+        .filter_map(|customer| customer["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
 /// The requests of an open-loop run at `target` (see `Scenario::Open`).
 fn open_requests(target: &Target, first: u64, seed: u64) -> open_loop::Requests {
     let (url, kind, export) = (&target.url, target.kind.as_str(), target.export.as_deref());
@@ -452,10 +460,7 @@ fn open_requests(target: &Target, first: u64, seed: u64) -> open_loop::Requests 
             expected: |status| status == 201,
         },
         "update" => {
-            let ids: Vec<String> = read_export(export.expect("--export is needed for update"))
-                .iter()
-                .filter_map(|customer| customer["id"].as_str().map(str::to_owned))
-                .collect();
+            let ids = export_ids(export.expect("--export is needed for update"));
             open_loop::Requests {
                 build: Box::new(move |n| {
                     let mut rng = data::Rng::new(seed + u64::from(n));
@@ -604,12 +609,7 @@ async fn update(
     concurrency: usize,
     duration: Duration,
 ) -> Value {
-    let ids: Arc<Vec<String>> = Arc::new(
-        read_export(export)
-            .iter()
-            .filter_map(|customer| customer["id"].as_str().map(str::to_owned))
-            .collect(),
-    );
+    let ids = Arc::new(export_ids(export));
     let client = http_client();
     // Conditional updates another client's change overtook (412): part of the work, not errors.
     let overtaken = Arc::new(AtomicU64::new(0));
