@@ -165,8 +165,9 @@ open_writes() {
     first=$(python3 -c "import json; print($first + json.load(open('$results/${2}open-create-$share.json'))['sent'])")
     rate=$(share_of "$results/${2}update-unconditional.json" "$share")
     say "open loop: ${2}update at $share % of its peak (${rate%.*}/s), ${seconds}s"
+    # A seed per share: the same seed would send the same updates again, answered as no-ops.
     "$loadgen" open --url "$1" --export "$work/export.jsonl" --kind update --rate "$rate" \
-      --seconds "$seconds" >"$results/${2}open-update-$share.json"
+      --seed $((share * 100000000)) --seconds "$seconds" >"$results/${2}open-update-$share.json"
   done
 }
 

@@ -602,6 +602,19 @@ enum UpdateMode {
     Keyed,
 }
 
+impl UpdateMode {
+    /// The seed of worker `worker`'s updates: its own per mode, since a run of one mode after
+    /// another with the same seed would send the same updates again, which change nothing.
+    fn seed(self, worker: usize) -> u64 {
+        let mode = match self {
+            UpdateMode::Unconditional => 0,
+            UpdateMode::Conditional => 1,
+            UpdateMode::Keyed => 2,
+        };
+        1000 + worker as u64 + mode * 1_000_000
+    }
+}
+
 async fn update(
     url: &str,
     export: &str,
@@ -620,7 +633,7 @@ async fn update(
             let (ids, client, overtaken) = (ids.clone(), client.clone(), overtaken.clone());
             let url = format!("{url}/api/v01/customers");
             tokio::spawn(async move {
-                let mut rng = data::Rng::new(1000 + worker as u64);
+                let mut rng = data::Rng::new(mode.seed(worker));
                 let (mut latencies, mut errors) = (Vec::new(), 0u64);
                 while Instant::now() < until {
                     let id = &ids[(rng.next_u64() % ids.len() as u64) as usize];
