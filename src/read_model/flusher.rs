@@ -2,11 +2,12 @@
 //! and commits each flush, so the projector never waits on the disk.
 //!
 //! A flush of layer F writes, in this order:
-//! 1. record and column blocks: blocks that hold only ordinals F assigned (past the committed
-//!    ones) directly, blocks that change committed ordinals into the commit;
+//! 1. record and column blocks: blocks that leave committed ordinals as they are directly,
+//!    record blocks that change committed ordinals under their next generation (nothing reads it
+//!    before the commit), column blocks that do into the commit;
 //! 2. F's postings as a new segment, then whatever merges the policy asks for;
 //! 3. one atomic commit: F's log position, the next ordinal, the segments added and removed, the
-//!    stale sets F grew, and the blocks of step 1 that change committed ordinals.
+//!    stale sets F grew, the record blocks' new generations and the column blocks of step 1.
 //!
 //! Then it publishes (readers switch from F to the store in one step, under the index lock) and
 //! deletes merged-away segments once no reader holds a segment list that names them (readers
@@ -25,9 +26,7 @@ use super::memtable::Memtable;
 use super::store::codec::{
     encode_column_block, encode_record, encode_record_block, CHUNK_ORDINALS,
 };
-use super::store::{
-    column_block_key, record_block_key, Commit, Segment, Store, COLUMN_BLOCK, RECORD_BLOCK,
-};
+use super::store::{column_block_key, Commit, Segment, Store, COLUMN_BLOCK, RECORD_BLOCK};
 use super::{ReadModelError, Shared};
 use parking_lot::{Condvar, Mutex};
 use roaring::RoaringBitmap;
@@ -225,19 +224,19 @@ fn flush(
     // The blocks and the index are written side by side: neither reads what the other writes.
     let (blocks, index) = std::thread::scope(|scope| {
         let blocks = scope.spawn(|| {
-            // Blocks that change committed customers, written with the commit (a replay's: none,
-            // see the module doc).
+            // Blocks that change committed customers wait for the commit (a replay's do not,
+            // see the module doc): record blocks as new generations, column blocks in it.
+            let generations = write_records(store, frozen, !way.blocks_at_once)?;
             let mut with_commit = (!way.blocks_at_once).then(Vec::new);
-            write_records(store, frozen, with_commit.as_mut())?;
             write_column(store, frozen, with_commit.as_mut())?;
-            Ok::<_, ReadModelError>(with_commit.unwrap_or_default())
+            Ok::<_, ReadModelError>((generations, with_commit.unwrap_or_default()))
         });
         let index = write_index(shared, frozen);
         let blocks = blocks.join().expect("writing blocks does not panic");
         (blocks, index)
     });
     let (segments, mut commit) = index?;
-    commit.blocks = blocks?;
+    (commit.record_generations, commit.blocks) = blocks?;
     commit.next_offsets = frozen.next_offsets().clone();
     commit.next_ordinal = frozen.next_ordinal();
     if !pause_before_commit.is_zero() {
@@ -250,11 +249,15 @@ fn flush(
     fail::fail_point!("read-model-flush-commit", |_| Err(ReadModelError::Flush(
         "injected failure before the commit".into()
     )));
+    let committing = std::time::Instant::now();
     store.commit(&commit)?;
     tracing::debug!(
         changes = frozen.changes(),
         segments = segments.len(),
         merged = commit.removed.len(),
+        new_generations = commit.record_generations.len(),
+        commit_blocks = commit.blocks.len(),
+        commit_ms = committing.elapsed().as_millis() as u64,
         ms = started.elapsed().as_millis() as u64,
         "read model flushed"
     );
@@ -344,12 +347,13 @@ fn chunks_of(stale: &RoaringBitmap, added: &RoaringBitmap) -> RoaringBitmap {
     touched
 }
 
-/// Rewrites every record block `frozen` changes.
+/// Rewrites every record block `frozen` changes; one that changes committed ordinals under its
+/// next generation when `anew`. Returns the generations written (block → generation).
 fn write_records(
     store: &Store,
     frozen: &Memtable,
-    committed_blocks: Option<&mut Vec<(Vec<u8>, Vec<u8>)>>,
-) -> Result<(), ReadModelError> {
+    anew: bool,
+) -> Result<Vec<(u32, u32)>, ReadModelError> {
     let changes = frozen.records().iter().map(|(ordinal, record)| {
         let mut bytes = Vec::with_capacity(256);
         encode_record(record, &mut bytes);
@@ -367,23 +371,30 @@ fn write_records(
     };
     let blocks = Blocks {
         len: RECORD_BLOCK,
-        key: record_block_key,
         encode: |slots: &[Option<Vec<u8>>]| encode_record_block(slots),
     };
+    let mut generations = Vec::new();
     blocks.rewrite(
-        store,
         frozen.first_ordinal(),
         changes,
         stored,
-        committed_blocks,
-    )
+        |block, changes_committed, value| {
+            if anew && changes_committed {
+                generations.push((block, store.write_record_block_anew(block, value)?));
+                Ok(())
+            } else {
+                store.write_record_block(block, value)
+            }
+        },
+    )?;
+    Ok(generations)
 }
 
 /// Rewrites every column block `frozen` changes.
 fn write_column(
     store: &Store,
     frozen: &Memtable,
-    committed_blocks: Option<&mut Vec<(Vec<u8>, Vec<u8>)>>,
+    mut committed_blocks: Option<&mut Vec<(Vec<u8>, Vec<u8>)>>,
 ) -> Result<(), ReadModelError> {
     let changes = frozen
         .column()
@@ -391,37 +402,41 @@ fn write_column(
         .map(|(ordinal, entry)| (*ordinal, Some(*entry)));
     let blocks = Blocks {
         len: COLUMN_BLOCK,
-        key: column_block_key,
         encode: |slots: &[Option<ColumnEntry>]| encode_column_block(slots),
     };
     blocks.rewrite(
-        store,
         frozen.first_ordinal(),
         changes,
         |block| store.column_block(block),
-        committed_blocks,
+        |block, changes_committed, value| {
+            let key = column_block_key(block);
+            match committed_blocks.as_deref_mut() {
+                Some(with_commit) if changes_committed => {
+                    with_commit.push((key, value));
+                    Ok(())
+                }
+                _ => store.write_block(&key, value),
+            }
+        },
     )
 }
 
-/// Blocks of `len` slots, one per ordinal, stored under `key(block)` as `encode(slots)`.
-struct Blocks<K, E> {
+/// Blocks of `len` slots, one per ordinal, encoded by `encode(slots)`.
+struct Blocks<E> {
     len: u32,
-    key: K,
     encode: E,
 }
 
-impl<K: Fn(u32) -> Vec<u8>, E> Blocks<K, E> {
+impl<E> Blocks<E> {
     /// Rewrites each block `changes` (ordinal → new slot) touch: its stored slots below
-    /// `committed` (past it, a crashed flush's orphans), then the changes. A block that changes a
-    /// committed ordinal goes into `committed_blocks` (written with the commit) when there is
-    /// one; every other block goes to the store now.
+    /// `committed` (past it, a crashed flush's orphans), then the changes; hands each to
+    /// `place` with whether it changes a committed ordinal.
     fn rewrite<T: Clone>(
         &self,
-        store: &Store,
         committed: u32,
         changes: impl Iterator<Item = (u32, Option<T>)>,
         stored: impl Fn(u32) -> Result<Vec<Option<T>>, ReadModelError>,
-        mut committed_blocks: Option<&mut Vec<(Vec<u8>, Vec<u8>)>>,
+        mut place: impl FnMut(u32, bool, Vec<u8>) -> Result<(), ReadModelError>,
     ) -> Result<(), ReadModelError>
     where
         E: Fn(&[Option<T>]) -> Vec<u8>,
@@ -455,11 +470,7 @@ impl<K: Fn(u32) -> Vec<u8>, E> Blocks<K, E> {
             while slots.last().is_some_and(Option::is_none) {
                 slots.pop();
             }
-            let (key, value) = ((self.key)(block), (self.encode)(&slots));
-            match committed_blocks.as_deref_mut() {
-                Some(with_commit) if changes_committed => with_commit.push((key, value)),
-                _ => store.write_block(&key, value)?,
-            }
+            place(block, changes_committed, (self.encode)(&slots))?;
         }
         Ok(())
     }

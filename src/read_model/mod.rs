@@ -42,7 +42,7 @@ pub use snapshot::{
     restore_snapshot, verify_snapshot, SnapshotError, SnapshotHeader, SnapshotSummary,
     MAX_HOLD as SNAPSHOT_MAX_HOLD,
 };
-pub use store::{StorageError, FORMAT};
+pub use store::{StorageError, FORMAT, READABLE_FORMATS};
 pub use writer::{
     ApplyOutcome, FlushPolicy, LogRecord, PreparedBatch, ReadModelWriter, RecordChange,
     MAX_ORDINALS,
@@ -197,8 +197,12 @@ impl ReadModel {
     pub fn bind_to_log(&self, topic: &str, cluster: &str) -> Result<(), ReadModelError> {
         let store = &self.shared.store;
         let found = store.format()?;
-        if found != FORMAT {
+        if !READABLE_FORMATS.contains(&found.as_str()) {
             return Err(ReadModelError::OldFormat { found });
+        }
+        if found != FORMAT {
+            // From now on, builds that read only the older format must not open it.
+            store.record_setting("format", FORMAT)?;
         }
         for (setting, wanted) in [("topic", topic), ("cluster", cluster)] {
             match store.setting(setting)? {

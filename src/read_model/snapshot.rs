@@ -15,7 +15,7 @@
 //! damaged or foreign snapshot leaves nothing behind.
 
 use super::store::{Store, StoreImport, TREES};
-use super::{ReadModel, ReadModelError, FORMAT};
+use super::{ReadModel, ReadModelError, FORMAT, READABLE_FORMATS};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -283,8 +283,14 @@ fn import(
     cluster: &str,
 ) -> Result<SnapshotSummary, SnapshotError> {
     let check = |header: &SnapshotHeader| {
+        if !READABLE_FORMATS.contains(&header.format.as_str()) {
+            return Err(SnapshotError::Foreign {
+                setting: "format",
+                found: header.format.clone(),
+                wanted: FORMAT.to_owned(),
+            });
+        }
         for (setting, found, wanted) in [
-            ("format", &header.format, FORMAT),
             ("topic", &header.topic, topic),
             ("cluster", &header.cluster, cluster),
         ] {

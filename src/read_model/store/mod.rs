@@ -4,7 +4,10 @@
 //! Trees (layout drawn in docs/performance.md):
 //! - `state`: everything a flush commits, in one atomic `apply_batch` where it changes what is
 //!   already committed:
-//!   - `r` ++ block (u32) → a block of [`RECORD_BLOCK`] customer records, by ordinal;
+//!   - `r` ++ block (u32) [++ generation (u32)] → a block of [`RECORD_BLOCK`] customer records,
+//!     by ordinal; `g` ++ chunk (u32) → which generation of each block is current (see
+//!     `generations.rs`: a block that changes committed customers is written under its next
+//!     generation before the commit, not in it);
 //!   - `c` ++ block (u32) → a block of [`COLUMN_BLOCK`] column entries (each ordinal's order key,
 //!     or that its customer was removed);
 //!   - `o` ++ partition (i32) → the next offset to apply; `n` → the next ordinal; `i` → the next
@@ -24,10 +27,12 @@
 
 pub mod codec;
 mod entries;
+mod generations;
 mod segment;
 
 pub use entries::{StoreImport, TREES};
 
+use generations::{record_block_key_at, Generations};
 use segment::PostingCache;
 
 use super::directory::ColumnEntry;
@@ -43,9 +48,15 @@ use std::sync::Arc;
 /// The layout of the stored trees and values. Format 3: records, order keys and the index as
 /// blocks and posting lists. Format 4, the same layout, is projected by a build that reads
 /// `code` (contract v1.3): a format 3 read model may hold creates with a code projected by an
-/// older build that dropped it, so it is rebuilt rather than trusted. `serve` refuses a read
-/// model of another format; `rebuild` makes one.
-pub const FORMAT: &str = "4";
+/// older build that dropped it, so it is rebuilt rather than trusted. Format 5 adds generations
+/// of record blocks (`generations.rs`): a format 4 read model is one whose blocks are all at
+/// generation 0, and is taken as format 5 (see [`READABLE_FORMATS`]); a build of format 4 must
+/// not open a format 5 one (it would read superseded blocks). `serve` refuses a read model of
+/// any other format; `rebuild` makes one.
+pub const FORMAT: &str = "5";
+
+/// The formats this build reads: [`FORMAT`], and those it reads as [`FORMAT`] unchanged.
+pub const READABLE_FORMATS: [&str; 2] = [FORMAT, "4"];
 
 /// Customer records per record block.
 pub const RECORD_BLOCK: u32 = 16;
@@ -58,7 +69,7 @@ const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// 32 MiB took ~150 MiB off a rebuild's peak RSS against 256 MiB (docs/performance.md, issue 22).
 const REPLAY_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
-const RECORD_PREFIX: u8 = b'r';
+pub(super) const RECORD_PREFIX: u8 = b'r';
 const COLUMN_PREFIX: u8 = b'c';
 const OFFSET_PREFIX: u8 = b'o';
 const NEXT_ORDINAL_KEY: &[u8] = b"n";
@@ -152,8 +163,11 @@ pub struct Commit {
     pub removed: Vec<Segment>,
     /// Segments staying in the index whose stale sets grew: their new sets.
     pub stale: Vec<(u64, RoaringBitmap)>,
-    /// Record and column blocks that change committed ordinals: written with the commit.
+    /// Column blocks that change committed ordinals: written with the commit.
     pub blocks: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Record blocks written under a new generation ([`Store::write_record_block_anew`]):
+    /// block → that generation, made current by the commit.
+    pub record_generations: Vec<(u32, u32)>,
     /// The id after the last segment id handed out.
     pub next_segment: u64,
 }
@@ -165,6 +179,7 @@ pub struct Store {
     /// the store: a snapshot sees one commit's state, never half a flush.
     still: Arc<parking_lot::Mutex<()>>,
     postings_cache: Arc<PostingCache>,
+    generations: Arc<Generations>,
     db: sled::Db,
     /// The directory sled keeps its files in.
     dir: PathBuf,
@@ -174,16 +189,11 @@ pub struct Store {
     meta: sled::Tree,
 }
 
-fn be_key(prefix: u8, number: &[u8]) -> Vec<u8> {
+pub(super) fn be_key(prefix: u8, number: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + number.len());
     key.push(prefix);
     key.extend_from_slice(number);
     key
-}
-
-/// The key of record block `block`.
-pub fn record_block_key(block: u32) -> Vec<u8> {
-    be_key(RECORD_PREFIX, &block.to_be_bytes())
 }
 
 /// The key of column block `block`.
@@ -256,10 +266,12 @@ impl Store {
                 opened => break opened?,
             }
         };
+        let state = db.open_tree("state")?;
         let store = Self {
             still: Arc::default(),
             postings_cache: Arc::default(),
-            state: db.open_tree("state")?,
+            generations: Arc::new(Generations::load(&state)?),
+            state,
             segments: db.open_tree("segments")?,
             rejected: db.open_tree("rejected_events")?,
             meta: db.open_tree("meta")?,
@@ -446,7 +458,7 @@ impl Store {
             .collect()
     }
 
-    /// Record block `block` as stored.
+    /// Record block `block` as stored, at its current generation.
     ///
     /// # Errors
     /// [`ReadModelError::Storage`] when sled fails.
@@ -455,7 +467,44 @@ impl Store {
             std::io::Error::other("injected read failure")
         )
         .into()));
-        Ok(self.state.get(record_block_key(block))?.map(RecordBlock))
+        loop {
+            let generation = self.generations.of(block);
+            if let Some(bytes) = self.state.get(record_block_key_at(block, generation))? {
+                return Ok(Some(RecordBlock(bytes)));
+            }
+            // A commit made a newer generation current, and deleted this one, between the two
+            // reads: read the newer one.
+            if self.generations.of(block) == generation {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Writes record block `block` in place, at its current generation: for a block whose
+    /// committed records it leaves as they are (it adds ordinals not yet committed), or in a
+    /// replay (see [`Store::write_block`]).
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when sled fails.
+    pub fn write_record_block(&self, block: u32, value: Vec<u8>) -> Result<(), ReadModelError> {
+        let key = record_block_key_at(block, self.generations.of(block));
+        self.write_block(&key, value)
+    }
+
+    /// Writes record block `block` under its next generation, which nothing reads until a
+    /// commit names it in [`Commit::record_generations`]; returns that generation. A crash
+    /// before the commit leaves it an orphan, which the block's next rewrite overwrites.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when sled fails.
+    pub fn write_record_block_anew(
+        &self,
+        block: u32,
+        value: Vec<u8>,
+    ) -> Result<u32, ReadModelError> {
+        let generation = self.generations.of(block) + 1;
+        self.write_block(&record_block_key_at(block, generation), value)?;
+        Ok(generation)
     }
 
     /// Column block `block` as stored.
@@ -531,7 +580,19 @@ impl Store {
             })?;
             batch.insert(be_key(GARBAGE_PREFIX, &id.to_be_bytes()), &[]);
         }
+        for (key, value) in self.generations.chunks_with(&commit.record_generations) {
+            batch.insert(key, value);
+        }
         self.state.apply_batch(batch)?;
+        self.generations.advance(&commit.record_generations);
+        // The generations superseded, and one a crash between an earlier commit and these
+        // removals may have left. A reader still about to read one reads the current one
+        // instead (`record_block`).
+        for &(block, generation) in &commit.record_generations {
+            for old in generation.saturating_sub(2)..generation {
+                self.state.remove(record_block_key_at(block, old))?;
+            }
+        }
         Ok(())
     }
 
@@ -758,6 +819,65 @@ mod tests {
             Vec::<u32>::new(),
             "a term left with no ordinal is gone"
         );
+    }
+
+    /// The bytes of record block `block` as read, if any.
+    fn block_bytes(store: &Store, block: u32) -> Option<Vec<u8>> {
+        store
+            .record_block(block)
+            .unwrap()
+            .map(|read| read.0.to_vec())
+    }
+
+    #[test]
+    fn a_block_written_anew_is_read_only_once_committed_and_its_old_generation_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.write_record_block(3, b"first".to_vec()).unwrap();
+        let generation = store
+            .write_record_block_anew(3, b"second".to_vec())
+            .unwrap();
+        assert_eq!(generation, 1);
+        assert_eq!(
+            block_bytes(&store, 3).as_deref(),
+            Some(&b"first"[..]),
+            "nothing reads a generation before its commit"
+        );
+        store
+            .commit(&Commit {
+                record_generations: vec![(3, generation)],
+                ..Commit::default()
+            })
+            .unwrap();
+        assert_eq!(block_bytes(&store, 3).as_deref(), Some(&b"second"[..]));
+        assert!(
+            store
+                .state
+                .get(record_block_key_at(3, 0))
+                .unwrap()
+                .is_none(),
+            "the superseded generation is deleted"
+        );
+        // A block left as it is in place stays at its generation.
+        store.write_record_block(3, b"third".to_vec()).unwrap();
+        assert_eq!(block_bytes(&store, 3).as_deref(), Some(&b"third"[..]));
+        let keys: Vec<Vec<u8>> = store
+            .state
+            .scan_prefix([RECORD_PREFIX])
+            .keys()
+            .map(|key| key.unwrap().to_vec())
+            .collect();
+        assert_eq!(keys, vec![record_block_key_at(3, 1)]);
+        drop(store);
+        let reopened = loop {
+            match Store::open(dir.path()) {
+                Err(ReadModelError::Locked(_)) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                opened => break opened.unwrap(),
+            }
+        };
+        assert_eq!(block_bytes(&reopened, 3).as_deref(), Some(&b"third"[..]));
     }
 
     #[test]

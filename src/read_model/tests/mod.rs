@@ -432,6 +432,72 @@ fn a_replay_writes_the_changes_of_customers_it_committed_with_no_commit_holding_
 }
 
 #[test]
+fn a_serve_reads_customers_changed_over_several_flushes_before_and_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let customers: Vec<CustomerCreated> = (0..40)
+        .map(|_| CustomerCreated::new(customer(5, "Before")))
+        .collect();
+    let mut offset = 0;
+    let mut next = |event: RegistryEvent| {
+        offset += 1;
+        record_of(event, 0, offset - 1)
+    };
+    {
+        let (model, mut writer) = open(dir.path()).unwrap();
+        let creates: Vec<LogRecord> = customers
+            .iter()
+            .map(|event| next(RegistryEvent::CustomerCreated(event.clone())))
+            .collect();
+        writer.apply_batch(&creates).unwrap();
+        writer.flush_all().unwrap();
+        // Every other customer changed twice, a flush each time: its record block takes a new
+        // generation each time, the last block (a partial one) included.
+        for (version, name) in [(2, "Middle"), (3, "After")] {
+            let updates: Vec<LogRecord> = customers
+                .iter()
+                .step_by(2)
+                .map(|event| {
+                    next(update(
+                        &event.customer,
+                        version,
+                        &[(TextField::LastName, Some(name))],
+                    ))
+                })
+                .collect();
+            writer.apply_batch(&updates).unwrap();
+            writer.flush_all().unwrap();
+        }
+        // New customers fill the partial block, now at a later generation, in place.
+        let late = CustomerCreated::new(customer(5, "Late"));
+        writer
+            .apply_batch(&[next(RegistryEvent::CustomerCreated(late.clone()))])
+            .unwrap();
+        writer.flush_all().unwrap();
+        assert_eq!(model.get(late.customer.id).unwrap().unwrap().version, 1);
+        assert_eq!(find(&model, &[("lastName", "after")]).total, 20);
+    }
+    let (model, _writer) = reopen(dir.path());
+    for (n, event) in customers.iter().enumerate() {
+        let stored = model.get(event.customer.id).unwrap().unwrap();
+        let (version, name) = if n % 2 == 0 {
+            (3, "After")
+        } else {
+            (1, "Before")
+        };
+        assert_eq!(stored.version, version, "customer {n}");
+        assert_eq!(
+            stored.details.text(TextField::LastName),
+            Some(name),
+            "customer {n}"
+        );
+    }
+    assert_eq!(find(&model, &[("lastName", "after")]).total, 20);
+    assert_eq!(find(&model, &[("lastName", "middle")]).total, 0);
+    assert_eq!(find(&model, &[("lastName", "before")]).total, 20);
+    assert_eq!(find(&model, &[("lastName", "late")]).total, 1);
+}
+
+#[test]
 fn only_the_next_version_applies_and_the_loser_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let (model, mut writer) = open(dir.path()).unwrap();
@@ -672,6 +738,32 @@ fn a_read_model_of_an_older_format_is_refused_until_rebuilt() {
         .unwrap_err()
         .to_string()
         .contains("customer-registry rebuild"));
+}
+
+#[test]
+fn a_read_model_of_format_4_is_read_as_format_5_and_marked_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let event = CustomerCreated::new(customer(5, "Kept"));
+    {
+        let (model, mut writer) = open(dir.path()).unwrap();
+        model.bind_to_log("customers.events", "cluster-a").unwrap();
+        writer.apply_batch(&[created(&event, 0, 0)]).unwrap();
+        writer.flush_all().unwrap();
+    }
+    {
+        let db = loop {
+            match sled::open(dir.path()) {
+                Ok(db) => break db,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        };
+        db.open_tree("meta").unwrap().insert("format", "4").unwrap();
+        db.flush().unwrap();
+    }
+    let (model, _writer) = reopen(dir.path());
+    model.bind_to_log("customers.events", "cluster-a").unwrap();
+    assert_eq!(model.shared.store.format().unwrap(), FORMAT);
+    assert_eq!(model.get(event.customer.id).unwrap().unwrap().version, 1);
 }
 
 /// The oracle: random histories checked against a naive filter (`oracle.rs`).
