@@ -90,6 +90,25 @@ impl TermRange {
         Self { start: key, end }
     }
 
+    /// The longest prefix every key in the range starts with: the whole start for a range of
+    /// keys under a prefix or of one key, else what start and end share.
+    pub fn shared_prefix(&self) -> &[u8] {
+        let (start, end) = (self.start.as_slice(), self.end.as_slice());
+        let one_key =
+            end.len() == start.len() + 1 && end.starts_with(start) && end.last() == Some(&0);
+        let under_prefix = match (start.split_last(), end.split_last()) {
+            (Some((last, head)), Some((end_last, end_head))) => {
+                head == end_head && last.checked_add(1) == Some(*end_last)
+            }
+            _ => false,
+        };
+        if one_key || under_prefix {
+            return start;
+        }
+        let shared = start.iter().zip(end).take_while(|(a, b)| a == b).count();
+        &start[..shared]
+    }
+
     /// Whether `key` lies in the range.
     pub fn contains(&self, key: &[u8]) -> bool {
         self.start.as_slice() <= key && key < self.end.as_slice()
@@ -148,6 +167,22 @@ impl Terms {
 mod tests {
     use super::*;
     use crate::domain::CustomerDetails;
+
+    #[test]
+    fn every_key_of_a_range_starts_with_its_shared_prefix() {
+        let under = TermRange::of(TextField::Email, "ann@ex", false);
+        assert_eq!(under.shared_prefix(), b"\x04ann@ex");
+        let one = TermRange::exactly(term_key(IndexedField::Text(TextField::State), b"CA"));
+        assert_eq!(one.shared_prefix(), b"\x08CA\x00");
+        let wide = TermRange {
+            start: b"\x02ab".to_vec(),
+            end: b"\x02b".to_vec(),
+        };
+        assert_eq!(wide.shared_prefix(), b"\x02");
+        for key in [&b"\x02ab"[..], b"\x02az\x00", b"\x02a\xff"] {
+            assert!(wide.contains(key) && key.starts_with(wide.shared_prefix()));
+        }
+    }
 
     #[test]
     fn tags_on_disk_never_change() {

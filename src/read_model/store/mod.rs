@@ -15,7 +15,9 @@
 //!   - `m` ++ segment id (u64) → a segment of the index (its ordinal range and size);
 //!   - `x` ++ segment id ++ chunk (u32) → ordinals the segment still names but no longer holds
 //!     (their customers were replaced or removed after it was written);
-//!   - `z` ++ segment id → a segment merged away, whose blocks are still to be deleted.
+//!   - `z` ++ segment id → a segment merged away, whose blocks are still to be deleted;
+//!   - `f` ++ segment id → the segment's prefix filter (`filter.rs`), written and deleted with
+//!     its blocks.
 //! - `segments`: segment id (u64) ++ the last entry key of a block → a block of index entries:
 //!   term key ++ chunk (u32) → the ordinals of that chunk under that term.
 //! - `rejected_events`: partition (i32) ++ offset (i64) → a rejected record, as JSON.
@@ -27,11 +29,13 @@
 
 pub mod codec;
 mod entries;
+mod filter;
 mod generations;
 mod segment;
 
 pub use entries::{StoreImport, TREES};
 
+use filter::Filters;
 use generations::{record_block_key_at, Generations};
 use segment::PostingCache;
 
@@ -180,6 +184,7 @@ pub struct Store {
     still: Arc<parking_lot::Mutex<()>>,
     postings_cache: Arc<PostingCache>,
     generations: Arc<Generations>,
+    filters: Arc<Filters>,
     db: sled::Db,
     /// The directory sled keeps its files in.
     dir: PathBuf,
@@ -271,6 +276,7 @@ impl Store {
             still: Arc::default(),
             postings_cache: Arc::default(),
             generations: Arc::new(Generations::load(&state)?),
+            filters: Arc::default(),
             state,
             segments: db.open_tree("segments")?,
             rejected: db.open_tree("rejected_events")?,
@@ -340,6 +346,7 @@ impl Store {
         for key in orphans {
             self.segments.remove(key)?;
         }
+        self.delete_filters_from(next_segment)?;
         let garbage: Vec<(sled::IVec, u64)> = self
             .state
             .scan_prefix([GARBAGE_PREFIX])
@@ -618,7 +625,7 @@ impl Store {
         for key in keys {
             self.segments.remove(key)?;
         }
-        Ok(())
+        self.delete_filter(id)
     }
 
     /// Records that a record was rejected (again: the same record writes the same key).
@@ -881,6 +888,39 @@ mod tests {
     }
 
     #[test]
+    fn a_segment_without_a_terms_prefix_is_skipped_and_one_with_it_answers() {
+        use crate::domain::TextField;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let email = |n: u32| format!("\x04customer{n:07}@example.com\x00").into_bytes();
+        let terms: Vec<Vec<u8>> = (0..500).map(email).collect();
+        write_segment(
+            &store,
+            4,
+            terms
+                .iter()
+                .zip(0..)
+                .map(|(term, n)| (term.as_slice(), postings(&[n]))),
+        )
+        .unwrap();
+        let present = email(250);
+        assert_eq!(held(&store, 4, &present), vec![250]);
+        let absent = email(9_999);
+        assert!(!store
+            .segment_may_hold(4, &absent[..filter::PREFIX_BYTES])
+            .unwrap());
+        assert_eq!(held(&store, 4, &absent), Vec::<u32>::new());
+        // A prefix shorter than the filter's reads the segment.
+        let short = TermRange::of(TextField::Email, "customer000", false);
+        let (found, terms) = store.postings_in(4, &short, usize::MAX).unwrap().unwrap();
+        assert_eq!((found.len(), terms), (500, 500));
+        // As does a whole email's prefix, one key or under it.
+        let under = TermRange::of(TextField::Email, "customer0000250@example.c", false);
+        let (found, _) = store.postings_in(4, &under, usize::MAX).unwrap().unwrap();
+        assert_eq!(found.iter().collect::<Vec<_>>(), vec![250]);
+    }
+
+    #[test]
     fn what_a_crashed_flush_wrote_is_deleted_at_open() {
         let dir = tempfile::tempdir().unwrap();
         let term: &[u8] = b"\x02a\x00";
@@ -914,6 +954,11 @@ mod tests {
             held(&store, 1, term),
             Vec::<u32>::new(),
             "the orphan is gone"
+        );
+        assert!(store.state.get(filter::filter_key(0)).unwrap().is_some());
+        assert!(
+            store.state.get(filter::filter_key(1)).unwrap().is_none(),
+            "and its filter"
         );
         assert_eq!(
             store.segment_ids().unwrap().take(),

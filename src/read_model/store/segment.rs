@@ -5,6 +5,7 @@
 use super::codec::{
     self, for_each_chunk, IndexBlockEntries, IndexBlockWriter, Malformed, OrdinalSink,
 };
+use super::filter::{FilterBuilder, PREFIX_BYTES};
 use super::{read_u32, Segment, SegmentMeta, Store};
 use crate::read_model::terms::TermRange;
 use crate::read_model::ReadModelError;
@@ -47,6 +48,7 @@ impl Store {
             chunk: Vec::new(),
             ordinals: None,
             bytes: 0,
+            filter: FilterBuilder::default(),
         }
     }
 
@@ -70,6 +72,12 @@ impl Store {
             std::io::Error::other("injected read failure")
         )
         .into()));
+        // A segment whose filter lacks the prefix every key in the range starts with holds none.
+        if let Some(prefix) = range.shared_prefix().get(..PREFIX_BYTES) {
+            if !self.segment_may_hold(segment, prefix)? {
+                return Ok(Some((RoaringBitmap::new(), 0)));
+            }
+        }
         let mut terms = 0;
         // Sparse terms' ordinals, gathered and sorted once; dense terms' bitmaps, OR'ed.
         let mut sparse = OrdinalSink::default();
@@ -216,6 +224,7 @@ pub struct SegmentWriter<'s> {
     chunk: Vec<u32>,
     ordinals: Option<(u32, u32)>,
     bytes: u64,
+    filter: FilterBuilder,
 }
 
 impl SegmentWriter<'_> {
@@ -256,6 +265,7 @@ impl SegmentWriter<'_> {
         chunk: u32,
         value: &[u8],
     ) -> Result<(), ReadModelError> {
+        self.filter.add(term);
         self.key.clear();
         self.key.extend_from_slice(term);
         self.key.extend_from_slice(&chunk.to_be_bytes());
@@ -283,6 +293,10 @@ impl SegmentWriter<'_> {
     pub fn finish(mut self) -> Result<Option<SegmentMeta>, ReadModelError> {
         if self.block.entries() > 0 {
             self.write_block()?;
+        }
+        if self.bytes > 0 {
+            let filter = std::mem::take(&mut self.filter);
+            self.store.write_filter(self.id, filter)?;
         }
         Ok(self
             .ordinals
