@@ -16,6 +16,9 @@ use parking_lot::RwLock;
 use std::sync::Arc;
 
 const FILTER_PREFIX: u8 = b'f';
+/// The first byte of a stored filter: how its bits were set. A filter of another version (an
+/// earlier build's) is not used: its segment is read, as one without a filter.
+const FILTER_VERSION: u8 = 1;
 /// The bytes of a term key a filter keeps: the field's tag and the first 15 bytes of its value.
 pub const PREFIX_BYTES: usize = 16;
 /// Bits a filter spends on each prefix, and the hashes it sets: ~1 % false positives.
@@ -30,24 +33,21 @@ pub(super) fn filter_key(segment: u64) -> Vec<u8> {
     be_key(FILTER_PREFIX, &segment.to_be_bytes())
 }
 
-/// Two 64-bit hashes of `bytes` (fixed seeds: filters are stored).
-fn hashes(bytes: &[u8]) -> (u64, u64) {
+/// A 64-bit hash of `bytes` (fixed seeds: filters are stored); its halves are the two hashes
+/// the bit positions derive from (one word a prefix while a segment's filter is built).
+fn hash(bytes: &[u8]) -> u64 {
     let mix = |mut z: u64| {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     };
-    let mut first = 0x243F_6A88_85A3_08D3_u64 ^ bytes.len() as u64;
-    let mut second = 0x1319_8A2E_0370_7344_u64;
+    let mut state = 0x243F_6A88_85A3_08D3_u64 ^ bytes.len() as u64;
     for word in bytes.chunks(8) {
         let mut padded = [0u8; 8];
         padded[..word.len()].copy_from_slice(word);
-        let word = u64::from_le_bytes(padded);
-        first = mix(first ^ word);
-        second = mix(second.wrapping_add(word).rotate_left(23));
+        state = mix(state ^ u64::from_le_bytes(padded));
     }
-    // An odd step visits every bit position of a power-of-two table.
-    (first, second | 1)
+    state
 }
 
 /// A Bloom filter of term prefixes.
@@ -56,8 +56,9 @@ pub struct PrefixFilter {
 }
 
 impl PrefixFilter {
-    fn bit_positions(&self, (first, step): (u64, u64)) -> impl Iterator<Item = usize> + '_ {
+    fn bit_positions(&self, hash: u64) -> impl Iterator<Item = usize> + '_ {
         let bits = (self.words.len() * 64) as u64;
+        let (first, step) = (hash & 0xFFFF_FFFF, (hash >> 32) | 1);
         (0..u64::from(HASHES))
             .map(move |n| (first.wrapping_add(n.wrapping_mul(step)) % bits) as usize)
     }
@@ -65,35 +66,37 @@ impl PrefixFilter {
     /// Whether some key of the segment may start with `prefix` ([`PREFIX_BYTES`] long): `false`
     /// is certain, `true` is not.
     pub fn may_hold(&self, prefix: &[u8]) -> bool {
-        self.bit_positions(hashes(prefix))
+        self.bit_positions(hash(prefix))
             .all(|bit| self.words[bit / 64] & (1 << (bit % 64)) != 0)
     }
 
     fn encode(&self) -> Vec<u8> {
-        self.words
-            .iter()
-            .flat_map(|word| word.to_le_bytes())
+        std::iter::once(FILTER_VERSION)
+            .chain(self.words.iter().flat_map(|word| word.to_le_bytes()))
             .collect()
     }
 
-    fn decode(bytes: &[u8]) -> Result<Self, ReadModelError> {
-        if bytes.is_empty() || bytes.len() % 8 != 0 {
-            return Err(ReadModelError::Corrupt(
-                "a prefix filter is not a whole number of words".into(),
-            ));
+    /// The filter stored as `bytes`; `None` for one of another version or shape, which is not
+    /// used (a filter only ever saves reads: without one, the segment is read).
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let (&FILTER_VERSION, words) = bytes.split_first()? else {
+            return None;
+        };
+        if words.is_empty() || words.len() % 8 != 0 {
+            return None;
         }
-        let words = bytes
+        let words = words
             .chunks_exact(8)
             .map(|word| u64::from_le_bytes(word.try_into().expect("chunks_exact gives 8 bytes")))
             .collect();
-        Ok(Self { words })
+        Some(Self { words })
     }
 }
 
 /// Collects a segment's prefixes as its terms arrive in key order.
 pub struct FilterBuilder {
     /// Hashes of each distinct prefix; `None` once past [`MAX_PREFIXES`].
-    hashes: Option<Vec<(u64, u64)>>,
+    hashes: Option<Vec<u64>>,
     last: Vec<u8>,
 }
 
@@ -119,7 +122,7 @@ impl FilterBuilder {
             self.hashes = None;
             return;
         }
-        hashes.push(self::hashes(prefix));
+        hashes.push(hash(prefix));
         self.last.clear();
         self.last.extend_from_slice(prefix);
     }
@@ -131,8 +134,8 @@ impl FilterBuilder {
         let mut filter = PrefixFilter {
             words: vec![0; words],
         };
-        for pair in hashes {
-            let positions: Vec<usize> = filter.bit_positions(pair).collect();
+        for hash in hashes {
+            let positions: Vec<usize> = filter.bit_positions(hash).collect();
             for bit in positions {
                 filter.words[bit / 64] |= 1 << (bit % 64);
             }
@@ -181,7 +184,7 @@ impl Store {
             return Ok(known.as_ref().is_none_or(|filter| filter.may_hold(prefix)));
         }
         let filter = match self.state.get(filter_key(segment))? {
-            Some(bytes) => Some(Arc::new(PrefixFilter::decode(&bytes)?)),
+            Some(bytes) => PrefixFilter::decode(&bytes).map(Arc::new),
             None => None,
         };
         let may_hold = filter.as_ref().is_none_or(|filter| filter.may_hold(prefix));
@@ -242,6 +245,14 @@ mod tests {
             .filter(|&n| filter.may_hold(&prefix(n)))
             .count();
         assert!(false_positives < 300, "{false_positives} false positives");
+    }
+
+    #[test]
+    fn a_filter_of_another_version_is_not_used() {
+        assert!(PrefixFilter::decode(&[0xFF; 16]).is_none());
+        assert!(PrefixFilter::decode(&[]).is_none());
+        assert!(PrefixFilter::decode(&[FILTER_VERSION, 1, 2]).is_none());
+        assert!(PrefixFilter::decode(&[FILTER_VERSION; 9]).is_some());
     }
 
     #[test]
