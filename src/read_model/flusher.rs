@@ -19,7 +19,9 @@
 //! read model is read by no one until the replay ends and is thrown away if it stops, so nothing
 //! needs the blocks that change committed customers to wait for the commit, and holding them
 //! there (with sled's copy of the commit) was most of a rebuild's memory once the log held
-//! updates.
+//! updates. For the same reason its flushes merge nothing but the last ([`Flush::merge`]): tiers
+//! merged as a replay goes rewrite every posting several times (at 1.3M events with updates,
+//! more than half of the flusher's time), where one merge at the end rewrites each once.
 
 use super::directory::ColumnEntry;
 use super::memtable::Memtable;
@@ -63,9 +65,18 @@ struct FlushState {
     failure: Option<String>,
 }
 
+/// A frozen layer to flush, and whether its flush merges segments as the tiers ask.
+pub struct Flush {
+    /// The layer.
+    pub frozen: Arc<Memtable>,
+    /// Whether to merge after writing its segment: every flush of a serve's, and only the last
+    /// of a replay's (see the module doc).
+    pub merge: bool,
+}
+
 /// The writer's flusher thread and the channel that feeds it.
 pub struct Flusher {
-    jobs: Option<mpsc::Sender<Arc<Memtable>>>,
+    jobs: Option<mpsc::Sender<Flush>>,
     thread: Option<JoinHandle<()>>,
     state: Arc<(Mutex<FlushState>, Condvar)>,
 }
@@ -73,15 +84,15 @@ pub struct Flusher {
 impl Flusher {
     /// Starts the thread, flushing `way`.
     pub fn start(shared: Arc<Shared>, way: FlushWay) -> Self {
-        let (jobs, receiver) = mpsc::channel::<Arc<Memtable>>();
+        let (jobs, receiver) = mpsc::channel::<Flush>();
         let state = Arc::new((Mutex::new(FlushState::default()), Condvar::new()));
         let thread_state = Arc::clone(&state);
         let thread = std::thread::Builder::new()
             .name("read-model-flusher".into())
             .spawn(move || {
                 let mut retired = Retired::default();
-                for frozen in receiver {
-                    let outcome = flush(&shared, &frozen, way).and_then(|replaced| {
+                for job in receiver {
+                    let outcome = flush(&shared, &job, way).and_then(|replaced| {
                         retired.add(replaced);
                         retired.drop_unread(&shared.store)
                     });
@@ -112,12 +123,12 @@ impl Flusher {
         self.state.0.lock().in_flight
     }
 
-    /// Hands `frozen` to the thread. Call only when not [`Flusher::busy`].
-    pub fn submit(&self, frozen: Arc<Memtable>) {
+    /// Hands `job` to the thread. Call only when not [`Flusher::busy`].
+    pub fn submit(&self, job: Flush) {
         self.state.0.lock().in_flight = true;
         if let Some(jobs) = &self.jobs {
             // The thread only ends when this sender is dropped, in `stop`.
-            let _ = jobs.send(frozen);
+            let _ = jobs.send(job);
         }
     }
 
@@ -206,13 +217,15 @@ impl Retired {
     }
 }
 
-/// Writes `frozen` to the store and commits it; see the module doc. Returns the segment list it
-/// replaced, and the segments it merged away (to delete once no reader holds a list naming them).
+/// Writes `job`'s layer to the store and commits it; see the module doc. Returns the segment
+/// list it replaced, and the segments it merged away (to delete once no reader holds a list
+/// naming them).
 fn flush(
     shared: &Shared,
-    frozen: &Memtable,
+    job: &Flush,
     way: FlushWay,
 ) -> Result<(Arc<Vec<Segment>>, Vec<u64>), ReadModelError> {
+    let frozen = job.frozen.as_ref();
     let pause_before_commit = way.pause_before_commit;
     let started = std::time::Instant::now();
     fail::fail_point!("read-model-flush", |_| Err(ReadModelError::Flush(
@@ -231,7 +244,7 @@ fn flush(
             write_column(store, frozen, with_commit.as_mut())?;
             Ok::<_, ReadModelError>((generations, with_commit.unwrap_or_default()))
         });
-        let index = write_index(shared, frozen);
+        let index = write_index(shared, frozen, job.merge);
         let blocks = blocks.join().expect("writing blocks does not panic");
         (blocks, index)
     });
@@ -275,11 +288,13 @@ fn flush(
     Ok((replaced, removed))
 }
 
-/// Writes `frozen`'s postings as a segment and merges what the policy asks for; returns the
-/// index as it will be, and a commit of the segments added and removed and the stale sets grown.
+/// Writes `frozen`'s postings as a segment and, when `merge`, merges what the policy asks for;
+/// returns the index as it will be, and a commit of the segments added and removed and the stale
+/// sets grown.
 fn write_index(
     shared: &Shared,
     frozen: &Memtable,
+    merge: bool,
 ) -> Result<(Vec<Segment>, Commit), ReadModelError> {
     let store = &shared.store;
     let mut commit = Commit::default();
@@ -307,7 +322,7 @@ fn write_index(
             stale: Default::default(),
         });
     }
-    while let Some(group) = merge_group(&segments) {
+    while let Some(group) = merge.then(|| merge_group(&segments)).flatten() {
         let (inputs, kept): (Vec<Segment>, Vec<Segment>) = segments
             .into_iter()
             .partition(|segment| group.contains(&segment.meta.id));

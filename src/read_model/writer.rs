@@ -9,7 +9,7 @@
 //! position onto the committed state, so nothing is applied twice.
 
 use super::directory::{ColumnEntry, Listing};
-use super::flusher::{FlushWay, Flusher};
+use super::flusher::{Flush, FlushWay, Flusher};
 use super::record::{CustomerRecord, History, HistoryEntry, LogPlace};
 use super::rejected::{RejectedEvent, RejectionKind};
 use super::store::codec::CHUNK_ORDINALS;
@@ -594,6 +594,24 @@ impl ReadModelWriter {
     /// [`ReadModelError::Flush`] when a flush failed, this one or an earlier one: a failed
     /// layer stays uncommitted, and a later layer committed past it would skip its records.
     pub fn flush_if_due(&mut self, now: bool) -> Result<(), ReadModelError> {
+        self.flush_when(now, false)
+    }
+
+    /// Flushes everything applied, waits for it, and makes it durable: what a clean shutdown or
+    /// the end of a replay does. A replay's last flush runs even with nothing left to write: it
+    /// does the merging its earlier flushes left (see [`super::flusher`]).
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when a flush failed or the store cannot be synced.
+    pub fn flush_all(&mut self) -> Result<(), ReadModelError> {
+        self.flusher.wait()?;
+        self.flush_when(true, true)?;
+        self.flusher.wait()?;
+        self.shared.store.flush()
+    }
+
+    /// [`ReadModelWriter::flush_if_due`]; `last`: the flush that ends a replay or a serve.
+    fn flush_when(&mut self, now: bool, last: bool) -> Result<(), ReadModelError> {
         self.flusher.check()?;
         let (changes, since, moved) = {
             let index = self.shared.index.read();
@@ -603,7 +621,8 @@ impl ReadModelWriter {
         let due = now
             || changes >= self.policy.changes
             || since.is_some_and(|since| since.elapsed() >= self.policy.interval);
-        if !due || (changes == 0 && !moved) {
+        let merges_left = last && self.policy.replay;
+        if !due || (changes == 0 && !moved && !merges_left) {
             return Ok(());
         }
         if self.flusher.busy() {
@@ -617,20 +636,11 @@ impl ReadModelWriter {
         let frozen = Arc::new(std::mem::replace(&mut index.active, fresh));
         index.frozen = Some(Arc::clone(&frozen));
         drop(index);
-        self.flusher.submit(frozen);
+        self.flusher.submit(Flush {
+            frozen,
+            merge: !self.policy.replay || last,
+        });
         Ok(())
-    }
-
-    /// Flushes everything applied, waits for it, and makes it durable: what a clean shutdown or
-    /// the end of a replay does.
-    ///
-    /// # Errors
-    /// [`ReadModelError`] when a flush failed or the store cannot be synced.
-    pub fn flush_all(&mut self) -> Result<(), ReadModelError> {
-        self.flusher.wait()?;
-        self.flush_if_due(true)?;
-        self.flusher.wait()?;
-        self.shared.store.flush()
     }
 
     fn reject(
