@@ -110,6 +110,17 @@ impl Default for FilterBuilder {
 }
 
 impl FilterBuilder {
+    /// Takes in what `other` took in: the filter of a segment written in two key ranges.
+    pub fn absorb(&mut self, other: FilterBuilder) {
+        self.hashes = match (self.hashes.take(), other.hashes) {
+            (Some(mut hashes), Some(more)) if hashes.len() + more.len() <= MAX_PREFIXES => {
+                hashes.extend(more);
+                Some(hashes)
+            }
+            _ => None,
+        };
+    }
+
     /// Takes in `term` (keys come in order, so equal prefixes come together).
     pub fn add(&mut self, term: &[u8]) {
         let (Some(hashes), Some(prefix)) = (self.hashes.as_mut(), term.get(..PREFIX_BYTES)) else {

@@ -828,6 +828,47 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_merge_on_two_threads_writes_what_one_thread_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // Terms long enough for the prefix filter; some in every input, stale ordinals in two.
+        let term = |n: u32| format!("\x02customer-term-{n:05}\x00").into_bytes();
+        let inputs: Vec<Segment> = (0..3u32)
+            .map(|input| {
+                let postings = (0..3_000u32)
+                    .filter(|n| n % 3 == input || n % 7 == 0)
+                    .map(|n| (term(n), [n * 3 + input, 100_000 + n]));
+                Segment {
+                    meta: write_segment(&store, u64::from(input) + 1, postings).unwrap(),
+                    stale: if input == 2 {
+                        RoaringBitmap::new()
+                    } else {
+                        (0..110_000).filter(|ordinal| ordinal % 5 == 0).collect()
+                    },
+                }
+            })
+            .collect();
+        assert!(store.middle_term(&inputs).unwrap().is_some());
+        let one = store
+            .merge_split_from(10, &inputs, u64::MAX)
+            .unwrap()
+            .unwrap();
+        let two = store.merge_split_from(11, &inputs, 0).unwrap().unwrap();
+        assert_eq!(one.ordinals, two.ordinals);
+        for n in 0..3_000 {
+            assert_eq!(
+                held(&store, 11, &term(n)),
+                held(&store, 10, &term(n)),
+                "term {n}"
+            );
+        }
+        let every = TermRange::of(crate::domain::TextField::LastName, "customer-term", false);
+        let read = store.postings_in(10, &every, usize::MAX).unwrap();
+        assert!(read.as_ref().is_some_and(|(_, terms)| *terms > 2_000));
+        assert_eq!(store.postings_in(11, &every, usize::MAX).unwrap(), read);
+    }
+
     /// The bytes of record block `block` as read, if any.
     fn block_bytes(store: &Store, block: u32) -> Option<Vec<u8>> {
         store

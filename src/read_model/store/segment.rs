@@ -21,6 +21,10 @@ use std::sync::Arc;
 /// An index block is closed once it holds this many bytes.
 const INDEX_BLOCK_BYTES: usize = 4096;
 
+/// A merge of inputs this large runs on two threads, a half of the terms each: a replay's one
+/// merge at its end (~40 inputs, ~150 MB at 1M customers) took 2 s on one core, the other idle.
+const SPLIT_MERGE_BYTES: u64 = 16 << 20;
+
 /// The `segments` key of a block of segment `segment` whose last entry is `last_entry`.
 fn block_key(segment: u64, last_entry: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(8 + last_entry.len());
@@ -143,7 +147,8 @@ impl Store {
 
     /// Merges `inputs` into segment `id`, leaving out each input's stale ordinals. A term only one
     /// input holds, from an input with nothing stale, is copied as stored, undecoded: most terms
-    /// (an email, a phone) are such.
+    /// (an email, a phone) are such. Inputs of [`SPLIT_MERGE_BYTES`] or more are merged on two
+    /// threads, each a half of the terms, into the one segment (its blocks are keyed by term).
     ///
     /// # Errors
     /// [`ReadModelError`] when sled fails or a block is malformed.
@@ -152,9 +157,77 @@ impl Store {
         id: u64,
         inputs: &[Segment],
     ) -> Result<Option<SegmentMeta>, ReadModelError> {
+        self.merge_split_from(id, inputs, SPLIT_MERGE_BYTES)
+    }
+
+    /// [`Store::merge_segments`], on two threads from `split_from` bytes of inputs.
+    pub(super) fn merge_split_from(
+        &self,
+        id: u64,
+        inputs: &[Segment],
+        split_from: u64,
+    ) -> Result<Option<SegmentMeta>, ReadModelError> {
+        let bytes: u64 = inputs.iter().map(|segment| segment.meta.bytes).sum();
+        let split = if bytes >= split_from {
+            self.middle_term(inputs)?
+        } else {
+            None
+        };
+        let writer = match split {
+            None => self.merge_range(id, inputs, None, None)?,
+            Some(split) => std::thread::scope(|scope| {
+                let upper = scope.spawn(|| self.merge_range(id, inputs, Some(&split), None));
+                let mut lower = self.merge_range(id, inputs, None, Some(&split))?;
+                let upper = upper.join().expect("merging does not panic")?;
+                lower.absorb(upper)?;
+                Ok::<_, ReadModelError>(lower)
+            })?,
+        };
+        // Copied entries are not decoded: the inputs' ranges bound the ordinals.
+        let ordinals = inputs.iter().map(|segment| segment.meta.ordinals).reduce(
+            |(low, high), (other_low, other_high)| (low.min(other_low), high.max(other_high)),
+        );
+        Ok(writer.finish()?.map(|meta| SegmentMeta {
+            ordinals: ordinals.unwrap_or(meta.ordinals),
+            ..meta
+        }))
+    }
+
+    /// A term near the middle of `inputs`' terms: the middle block's last term of the input
+    /// with the fewest bytes (read whole, so the cheapest; a merge's inputs are of one size tier
+    /// and hold terms alike). `None` when it has too few blocks to tell.
+    pub(super) fn middle_term(
+        &self,
+        inputs: &[Segment],
+    ) -> Result<Option<Vec<u8>>, ReadModelError> {
+        let Some(smallest) = inputs.iter().min_by_key(|segment| segment.meta.bytes) else {
+            return Ok(None);
+        };
+        let id = smallest.meta.id;
+        let keys = self
+            .segments
+            .range(id.to_be_bytes()..(id + 1).to_be_bytes())
+            .keys()
+            .collect::<Result<Vec<_>, _>>()?;
+        if keys.len() < 2 {
+            return Ok(None);
+        }
+        let (term, _) = split_entry_key(&keys[keys.len() / 2][8..])?;
+        Ok(Some(term.to_vec()))
+    }
+
+    /// Merges the entries of `inputs` whose terms are at least `from` and below `until` into
+    /// segment `id`'s writer, left unfinished.
+    fn merge_range<'w>(
+        &'w self,
+        id: u64,
+        inputs: &[Segment],
+        from: Option<&[u8]>,
+        until: Option<&[u8]>,
+    ) -> Result<SegmentWriter<'w>, ReadModelError> {
         let mut cursors = inputs
             .iter()
-            .map(|segment| SegmentCursor::new(self, segment))
+            .map(|segment| SegmentCursor::new(self, segment, from, until))
             .collect::<Result<Vec<_>, _>>()?;
         let mut writer = self.segment_writer(id);
         // Each input's current term (a copy) and the input, smallest first: a replay merges
@@ -212,14 +285,7 @@ impl Store {
                 }
             }
         }
-        // Copied entries are not decoded: the inputs' ranges bound the ordinals.
-        let ordinals = inputs.iter().map(|segment| segment.meta.ordinals).reduce(
-            |(low, high), (other_low, other_high)| (low.min(other_low), high.max(other_high)),
-        );
-        Ok(writer.finish()?.map(|meta| SegmentMeta {
-            ordinals: ordinals.unwrap_or(meta.ordinals),
-            ..meta
-        }))
+        Ok(writer)
     }
 }
 
@@ -316,6 +382,26 @@ impl SegmentWriter<'_> {
         Ok(())
     }
 
+    /// Takes in what `upper` wrote: the same segment's entries past all of this writer's (a
+    /// merge on two threads), its last block written out.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Storage`] when sled fails.
+    fn absorb(&mut self, mut upper: SegmentWriter<'_>) -> Result<(), ReadModelError> {
+        if upper.block.entries() > 0 {
+            upper.write_block()?;
+        }
+        self.bytes += upper.bytes;
+        self.ordinals = match (self.ordinals, upper.ordinals) {
+            (Some((low, high)), Some((other_low, other_high))) => {
+                Some((low.min(other_low), high.max(other_high)))
+            }
+            (one, other) => one.or(other),
+        };
+        self.filter.absorb(std::mem::take(&mut upper.filter));
+        Ok(())
+    }
+
     /// Writes the last block; returns what the segment is, `None` when it holds nothing.
     ///
     /// # Errors
@@ -365,20 +451,33 @@ struct SegmentCursor<'s> {
     /// The next entry.
     at: usize,
     stale: &'s RoaringBitmap,
+    /// Entries of terms below this are skipped (until the first one past them).
+    from: Option<&'s [u8]>,
+    /// Entries of terms from this on are not read.
+    until: Option<&'s [u8]>,
 }
 
 impl<'s> SegmentCursor<'s> {
-    fn new(store: &Store, segment: &'s Segment) -> Result<Self, ReadModelError> {
+    /// A cursor over `segment`'s entries of terms at least `from` and below `until`.
+    fn new(
+        store: &Store,
+        segment: &'s Segment,
+        from: Option<&'s [u8]>,
+        until: Option<&'s [u8]>,
+    ) -> Result<Self, ReadModelError> {
         let id = segment.meta.id;
+        // A block is keyed by its last entry: the first that may hold `from` is the first
+        // keyed at or past it.
+        let first = block_key(id, from.unwrap_or_default());
         Ok(Self {
-            blocks: store
-                .segments
-                .range(id.to_be_bytes()..(id + 1).to_be_bytes()),
+            blocks: store.segments.range(first..(id + 1).to_be_bytes().to_vec()),
             block: sled::IVec::default(),
             keys: Vec::new(),
             entries: Vec::new(),
             at: 0,
             stale: &segment.stale,
+            from,
+            until,
         })
     }
 
@@ -404,8 +503,20 @@ impl<'s> SegmentCursor<'s> {
                 ));
             }
         }
+        if let Some(from) = self.from {
+            let (term, _) = split_entry_key(&self.keys[self.entries[self.at].0.clone()])?;
+            if term < from {
+                // Only in the first block (the one keyed at or past `from`): a few calls deep.
+                self.at += 1;
+                return self.peek();
+            }
+            self.from = None;
+        }
         let (key, value) = self.entries[self.at].clone();
         let (term, chunk) = split_entry_key(&self.keys[key])?;
+        if self.until.is_some_and(|until| term >= until) {
+            return Ok(None);
+        }
         Ok(Some(Entry {
             term,
             chunk,
