@@ -3,8 +3,10 @@
 //! path (applying in memory, flushing to sled). `cargo bench --bench read_model`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use customer_registry::crypto::data_key::DataKey;
 use customer_registry::domain::{
-    AccountId, Customer, CustomerCreated, CustomerDetails, RegistryEvent, TextField,
+    AccountId, Customer, CustomerCreated, CustomerDetails, CustomerId, OpenError, Opener,
+    RegistryEvent, SealedPersonal, TextField,
 };
 use customer_registry::read_model::fold::search_form;
 use customer_registry::read_model::{
@@ -86,6 +88,34 @@ fn fold(c: &mut Criterion) {
     c.bench_function("decode an event from the log", |b| {
         b.iter(|| RegistryEvent::decode(black_box(&event)).expect("an event"))
     });
+    let key = OneKey(DataKey::mint().expect("a key"));
+    let sealed = RegistryEvent::CustomerCreated(CustomerCreated::new(customer(7)))
+        .encode_sealed(|plaintext, context| {
+            key.0.seal(plaintext, context).map(|sealed| SealedPersonal {
+                key_id: "0123456789abcdef".into(),
+                sealed,
+            })
+        })
+        .expect("sealed");
+    c.bench_function("decode a sealed event from the log", |b| {
+        b.iter(|| RegistryEvent::decode_with(black_box(&sealed), &key).expect("an event"))
+    });
+}
+
+/// Opens every sealed event with one data key, as a key store would once it found the key.
+struct OneKey(DataKey);
+
+impl Opener for OneKey {
+    fn open(
+        &self,
+        _: CustomerId,
+        personal: &SealedPersonal,
+        context: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, OpenError> {
+        self.0
+            .open(&personal.sealed, context)
+            .map_err(|_| OpenError::Inauthentic)
+    }
 }
 
 /// What a find does with postings: a prefix is the union of its terms' sets, filters intersect.

@@ -122,23 +122,6 @@ struct CustomerJson {
     version: Option<u64>,
 }
 
-/// The text fields of a customer's JSON form alone, each checked by its type: what a version 2
-/// `CustomerCreated` seals. Members it does not name (a later minor version's) are ignored.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PersonalJson {
-    first_name: Option<PersonName>,
-    last_name: Option<PersonName>,
-    organization_name: Option<OrganizationName>,
-    email: Option<Email>,
-    phone: Option<Phone>,
-    street: Option<Street>,
-    city: Option<City>,
-    state: Option<State>,
-    zip_code: Option<ZipCode>,
-    country_code: Option<CountryCode>,
-}
-
 /// The members of a customer's JSON form that identify it.
 pub struct IdentityJson {
     /// Its id.
@@ -158,19 +141,18 @@ impl TryFrom<CustomerJson> for Customer {
             code: json.code,
             account_id: json.account_id,
         };
-        let personal = PersonalJson {
-            first_name: json.first_name,
-            last_name: json.last_name,
-            organization_name: json.organization_name,
-            email: json.email,
-            phone: json.phone,
-            street: json.street,
-            city: json.city,
-            state: json.state,
-            zip_code: json.zip_code,
-            country_code: json.country_code,
-        };
-        let mut customer = Customer::created_from(identity, personal, json.created_at)?;
+        let mut customer = Customer::created_from(identity, json.created_at)?;
+        let details = &mut customer.details;
+        details.first_name = json.first_name;
+        details.last_name = json.last_name;
+        details.organization_name = json.organization_name;
+        details.email = json.email;
+        details.phone = json.phone;
+        details.street = json.street;
+        details.city = json.city;
+        details.state = json.state;
+        details.zip_code = json.zip_code;
+        details.country_code = json.country_code;
         customer.updated_at = json.updated_at.unwrap_or(json.created_at);
         customer.version = json.version.unwrap_or(1);
         Ok(customer)
@@ -178,17 +160,13 @@ impl TryFrom<CustomerJson> for Customer {
 }
 
 impl Customer {
-    /// The customer a create names, at version 1. A `code` other than the id must be a valid
-    /// code in its stored form, and the id must be the one the code derives (so a code is unique
-    /// per account in every projection).
+    /// The customer a create names, at version 1, with no personal field yet (its caller sets
+    /// them). A `code` other than the id must be a valid code in its stored form, and the id must
+    /// be the one the code derives (so a code is unique per account in every projection).
     ///
     /// # Errors
     /// A sentence naming what the code breaks.
-    pub fn created_from(
-        identity: IdentityJson,
-        personal: PersonalJson,
-        created_at: DateTime<Utc>,
-    ) -> Result<Self, String> {
+    pub fn created_from(identity: IdentityJson, created_at: DateTime<Utc>) -> Result<Self, String> {
         let IdentityJson {
             id,
             code,
@@ -215,18 +193,8 @@ impl Customer {
         Ok(Customer {
             id,
             details: CustomerDetails {
-                account_id,
                 code,
-                first_name: personal.first_name,
-                last_name: personal.last_name,
-                organization_name: personal.organization_name,
-                email: personal.email,
-                phone: personal.phone,
-                street: personal.street,
-                city: personal.city,
-                state: personal.state,
-                zip_code: personal.zip_code,
-                country_code: personal.country_code,
+                ..CustomerDetails::for_account(account_id)
             },
             created_at,
             updated_at: created_at,

@@ -707,6 +707,49 @@ mod tests {
         assert_eq!(RegistryEvent::decode_with(&bytes, &key).unwrap(), event);
     }
 
+    /// A sealed create whose personal part is `plaintext`, sealed under `key` for its event.
+    fn sealed_with(plaintext: &[u8], key: &OneKey) -> Vec<u8> {
+        created()
+            .encode_sealed(|_, context| {
+                Ok::<_, ()>(SealedPersonal {
+                    key_id: "0123456789abcdef".into(),
+                    sealed: key.seal(plaintext, context),
+                })
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn an_authentic_sealed_part_is_read_as_sealed_and_a_value_of_another_type_is_not_echoed() {
+        let key = OneKey::mint();
+        // Nulls are absent fields, a member named twice counts with its last value, and values
+        // are taken as the registry sealed them (it checked them first).
+        let bytes = sealed_with(
+            br#"{"city":null,"lastName":"First","lastName":"Second","email":"a@b.dk"}"#,
+            &key,
+        );
+        let RegistryEvent::CustomerCreated(read) =
+            RegistryEvent::decode_with(&bytes, &key).unwrap()
+        else {
+            panic!("a create stays a create")
+        };
+        let details = &read.customer.details;
+        assert_eq!(details.text(TextField::LastName), Some("Second"));
+        assert_eq!(details.text(TextField::Email), Some("a@b.dk"));
+        assert_eq!(details.text(TextField::City), None);
+        let bytes = sealed_with(br#"{"phone":5551234}"#, &key);
+        let error = RegistryEvent::decode_with(&bytes, &key)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("personal.phone must be a string or null"),
+            "{error}"
+        );
+        assert!(!error.contains("5551234"), "{error}");
+        let bytes = sealed_with(br#"{"phone":"5"} trailing"#, &key);
+        assert!(RegistryEvent::decode_with(&bytes, &key).is_err());
+    }
+
     #[test]
     fn a_published_sealed_event_opens_in_place_or_says_why_not() {
         let key = OneKey::mint();

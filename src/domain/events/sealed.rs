@@ -9,7 +9,7 @@ use super::envelope::{
 };
 use super::RegistryEvent;
 use crate::domain::customer::{Customer, CustomerDetails};
-use crate::domain::customer_json::{rfc3339_millis, IdentityJson, PersonalJson};
+use crate::domain::customer_json::{rfc3339_millis, IdentityJson};
 use crate::domain::ids::{AccountId, CustomerId};
 use crate::domain::patch::FieldChange;
 use crate::domain::text_field::TextField;
@@ -263,38 +263,100 @@ pub fn decode(
     )?)
 }
 
-/// The personal members of `plaintext` this build knows, in their stored form; members added
-/// by a later minor version are ignored, as the contract asks of every reader.
-fn known_members(
-    plaintext: &[u8],
-) -> Result<serde_json::Map<String, serde_json::Value>, serde_json::Error> {
-    let mut members: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(plaintext)?;
-    members.retain(|name, _| TextField::from_name(name).is_some());
-    Ok(members)
+/// The personal members of an opened `plaintext` this build knows, in field order, each with its
+/// value (`None`: null). They are taken as they are, not checked against their fields' rules
+/// again: the registry sealed them after checking them, and they opened under the customer's key
+/// with this event's associated data, so nobody without that key wrote them (checking them again
+/// was ~5 % of a replay's CPU). Members added by a later minor version are skipped, as the
+/// contract asks of every reader; a member named twice counts once, with its last value.
+fn opened_members(plaintext: &[u8]) -> Result<Vec<(TextField, Option<String>)>, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(plaintext);
+    let members = deserializer.deserialize_map(OpenedMembers)?;
+    deserializer.end()?;
+    Ok(TextField::ALL
+        .into_iter()
+        .zip(members)
+        .filter_map(|(field, value)| Some((field, value?)))
+        .collect())
+}
+
+/// Reads an opened personal object into one slot per [`TextField`], in [`TextField::ALL`]'s order.
+struct OpenedMembers;
+
+impl<'de> serde::de::Visitor<'de> for OpenedMembers {
+    type Value = [Option<Option<String>>; TextField::ALL.len()];
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("an object of personal fields")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members: Self::Value = Default::default();
+        while let Some(MemberName(field)) = map.next_key()? {
+            let Some(field) = field else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                continue;
+            };
+            // The error never holds the value: it may be personal.
+            let value = map.next_value::<Option<String>>().map_err(|_| {
+                A::Error::custom(format!(
+                    "personal.{} must be a string or null",
+                    field.name()
+                ))
+            })?;
+            let slot = TextField::ALL.iter().position(|known| *known == field);
+            members[slot.expect("every field is in ALL")] = Some(value);
+        }
+        Ok(members)
+    }
+}
+
+/// A member's name in an opened personal object: the field it names, `None` for one this build
+/// does not know.
+struct MemberName(Option<TextField>);
+
+impl<'de> Deserialize<'de> for MemberName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl serde::de::Visitor<'_> for NameVisitor {
+            type Value = MemberName;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a member name")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<MemberName, E> {
+                Ok(MemberName(TextField::from_name(name)))
+            }
+        }
+        deserializer.deserialize_str(NameVisitor)
+    }
 }
 
 /// The changes an update's opened `plaintext` names (none known: the update still takes the
 /// customer to its version).
 fn known_changes(plaintext: &[u8]) -> Result<Vec<FieldChange>, serde_json::Error> {
-    let members = known_members(plaintext)?;
-    if members.is_empty() {
-        return Ok(Vec::new());
-    }
-    let Changes(changes) = serde_json::from_value(serde_json::Value::Object(members))?;
-    Ok(changes)
+    Ok(opened_members(plaintext)?
+        .into_iter()
+        .map(|(field, value)| FieldChange { field, value })
+        .collect())
 }
 
-/// The customer a sealed create names: its readable members and the personal fields that
-/// opened, read straight into their types (the plaintext cannot name an id or an account).
+/// The customer a sealed create names: its readable members (checked) and the personal fields
+/// that opened, taken as they are (see [`opened_members`]; the plaintext cannot name an id or an
+/// account).
 fn customer_of(data: SealedCreate, plaintext: &[u8]) -> Result<Customer, serde_json::Error> {
-    let personal: PersonalJson = serde_json::from_slice(plaintext)?;
     let identity = IdentityJson {
         id: data.id,
         code: Some(data.code),
         account_id: data.account_id,
     };
-    Customer::created_from(identity, personal, data.created_at).map_err(serde::de::Error::custom)
+    let mut customer =
+        Customer::created_from(identity, data.created_at).map_err(serde::de::Error::custom)?;
+    for (field, value) in opened_members(plaintext)? {
+        if let Some(value) = value {
+            customer.details.set_trusted_text(field, value);
+        }
+    }
+    Ok(customer)
 }
 
 fn to_base64<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
