@@ -417,7 +417,7 @@ fn write_column(
         .map(|(ordinal, entry)| (*ordinal, Some(*entry)));
     let blocks = Blocks {
         len: COLUMN_BLOCK,
-        encode: |slots: &[Option<ColumnEntry>]| encode_column_block(slots),
+        encode: |slots: &[Option<ColumnEntry>]| store.pack(encode_column_block(slots)),
     };
     blocks.rewrite(
         frozen.first_ordinal(),

@@ -42,7 +42,7 @@ pub use snapshot::{
     restore_snapshot, verify_snapshot, SnapshotError, SnapshotHeader, SnapshotSummary,
     MAX_HOLD as SNAPSHOT_MAX_HOLD,
 };
-pub use store::{StorageError, FORMAT, READABLE_FORMATS};
+pub use store::{StorageError, FORMAT, READABLE_FORMATS, UNPACKED_FORMAT};
 pub use writer::{
     ApplyOutcome, FlushPolicy, LogRecord, PreparedBatch, ReadModelWriter, RecordChange,
     MAX_ORDINALS,
@@ -200,9 +200,9 @@ impl ReadModel {
         if !READABLE_FORMATS.contains(&found.as_str()) {
             return Err(ReadModelError::OldFormat { found });
         }
-        if found != FORMAT {
-            // From now on, builds that read only the older format must not open it.
-            store.record_setting("format", FORMAT)?;
+        if found == "4" {
+            // From now on, builds that read only format 4 must not open it.
+            store.record_setting("format", UNPACKED_FORMAT)?;
         }
         for (setting, wanted) in [("topic", topic), ("cluster", cluster)] {
             match store.setting(setting)? {

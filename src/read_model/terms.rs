@@ -94,8 +94,7 @@ impl TermRange {
     /// keys under a prefix or of one key, else what start and end share.
     pub fn shared_prefix(&self) -> &[u8] {
         let (start, end) = (self.start.as_slice(), self.end.as_slice());
-        let one_key =
-            end.len() == start.len() + 1 && end.starts_with(start) && end.last() == Some(&0);
+        let one_key = self.single_key().is_some();
         let under_prefix = match (start.split_last(), end.split_last()) {
             (Some((last, head)), Some((end_last, end_head))) => {
                 head == end_head && last.checked_add(1) == Some(*end_last)
@@ -107,6 +106,16 @@ impl TermRange {
         }
         let shared = start.iter().zip(end).take_while(|(a, b)| a == b).count();
         &start[..shared]
+    }
+
+    /// The one key the range holds, when it holds one only (a range made by
+    /// [`TermRange::exactly`]).
+    pub fn single_key(&self) -> Option<&[u8]> {
+        let (start, end) = (self.start.as_slice(), self.end.as_slice());
+        let one_key = end.len() == start.len() + 1
+            && end.starts_with(start)
+            && end.last() == Some(&TERMINATOR);
+        one_key.then_some(start)
     }
 
     /// Whether `key` lies in the range.

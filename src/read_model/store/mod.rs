@@ -55,12 +55,18 @@ use std::sync::Arc;
 /// older build that dropped it, so it is rebuilt rather than trusted. Format 5 adds generations
 /// of record blocks (`generations.rs`): a format 4 read model is one whose blocks are all at
 /// generation 0, and is taken as format 5 (see [`READABLE_FORMATS`]); a build of format 4 must
-/// not open a format 5 one (it would read superseded blocks). `serve` refuses a read model of
-/// any other format; `rebuild` makes one.
-pub const FORMAT: &str = "5";
+/// not open a format 5 one (it would read superseded blocks). Format 6 packs index and column
+/// blocks (`codec/packing.rs`); a format 5 read model is read and written unpacked, and stays
+/// format 5, so that the build before can still open it. `serve` refuses a read model of any
+/// other format; `rebuild` makes one of format 6.
+pub const FORMAT: &str = "6";
 
-/// The formats this build reads: [`FORMAT`], and those it reads as [`FORMAT`] unchanged.
-pub const READABLE_FORMATS: [&str; 2] = [FORMAT, "4"];
+/// The format of read models whose blocks are not packed: read and written so.
+pub const UNPACKED_FORMAT: &str = "5";
+
+/// The formats this build reads: [`FORMAT`], [`UNPACKED_FORMAT`], and format 4, which it reads
+/// as [`UNPACKED_FORMAT`] and marks so.
+pub const READABLE_FORMATS: [&str; 3] = [FORMAT, UNPACKED_FORMAT, "4"];
 
 /// Customer records per record block.
 pub const RECORD_BLOCK: u32 = 16;
@@ -192,6 +198,8 @@ pub struct Store {
     segments: sled::Tree,
     rejected: sled::Tree,
     meta: sled::Tree,
+    /// Whether index and column blocks are packed (format 6 on).
+    packs_blocks: bool,
 }
 
 pub(super) fn be_key(prefix: u8, number: &[u8]) -> Vec<u8> {
@@ -272,7 +280,7 @@ impl Store {
             }
         };
         let state = db.open_tree("state")?;
-        let store = Self {
+        let mut store = Self {
             still: Arc::default(),
             postings_cache: Arc::default(),
             generations: Arc::new(Generations::load(&state)?),
@@ -283,10 +291,12 @@ impl Store {
             meta: db.open_tree("meta")?,
             db,
             dir: dir.to_path_buf(),
+            packs_blocks: false,
         };
         if store.meta.get("format")?.is_none() && store.is_fresh()? {
             store.meta.insert("format", FORMAT)?;
         }
+        store.packs_blocks = store.format()? == FORMAT;
         store.collect_garbage()?;
         Ok(store)
     }
@@ -431,6 +441,7 @@ impl Store {
             });
         }
         let mut column = Vec::with_capacity(next_ordinal as usize);
+        let mut unpacked = Vec::new();
         for entry in self.state.scan_prefix([COLUMN_PREFIX]) {
             let (key, value) = entry?;
             let block = read_u32(&key[1..])?;
@@ -438,7 +449,9 @@ impl Store {
                 break;
             }
             column.resize((block * COLUMN_BLOCK) as usize, None);
-            column.extend(codec::decode_column_block(&value)?);
+            column.extend(codec::decode_column_block(
+                self.unpack(&value, &mut unpacked)?,
+            )?);
         }
         column.resize(next_ordinal as usize, None);
         Ok(Committed {
@@ -520,9 +533,38 @@ impl Store {
     /// [`ReadModelError`] when sled fails or the block is malformed.
     pub fn column_block(&self, block: u32) -> Result<Vec<Option<ColumnEntry>>, ReadModelError> {
         match self.state.get(column_block_key(block))? {
-            Some(bytes) => Ok(codec::decode_column_block(&bytes)?),
+            Some(bytes) => Ok(codec::decode_column_block(
+                self.unpack(&bytes, &mut Vec::new())?,
+            )?),
             None => Ok(Vec::new()),
         }
+    }
+
+    /// `block` (an index or column block) as this store keeps it: packed from format 6 on.
+    pub fn pack(&self, block: Vec<u8>) -> Vec<u8> {
+        if self.packs_blocks {
+            codec::pack_block(&block)
+        } else {
+            block
+        }
+    }
+
+    /// The index or column block `stored` holds, unpacked into `buffer` when this store packs
+    /// blocks.
+    ///
+    /// # Errors
+    /// [`ReadModelError::Corrupt`] when a packed block does not unpack.
+    pub fn unpack<'a>(
+        &self,
+        stored: &'a [u8],
+        buffer: &'a mut Vec<u8>,
+    ) -> Result<&'a [u8], ReadModelError> {
+        if !self.packs_blocks {
+            return Ok(stored);
+        }
+        buffer.clear();
+        codec::unpack_block_into(stored, buffer)?;
+        Ok(buffer)
     }
 
     /// Writes a block of records or column entries for ordinals not yet committed (outside any
@@ -798,6 +840,11 @@ mod tests {
             Some(first)
         );
         assert!(store.postings_in(7, &wide, 1_999).unwrap().is_none());
+        // A dense term kept decoded is answered without reading its blocks: with every block
+        // gone, it still reads back, and a term not kept finds nothing.
+        store.segments.clear().unwrap();
+        assert_eq!(held(&store, 7, b"\x03dense\x00").len(), 100_000);
+        assert_eq!(held(&store, 7, b"\x02term01234\x00"), Vec::<u32>::new());
     }
 
     #[test]

@@ -772,30 +772,98 @@ fn a_read_model_of_an_older_format_is_refused_until_rebuilt() {
         .contains("customer-registry rebuild"));
 }
 
+/// A read model in `dir` whose meta says `format`, as an older build left it before writing.
+fn stored_as_format(dir: &std::path::Path, format: &str) {
+    let db = sled::open(dir).unwrap();
+    db.open_tree("meta")
+        .unwrap()
+        .insert("format", format)
+        .unwrap();
+    db.flush().unwrap();
+}
+
+/// Every value `dir`'s tree `tree` holds under keys starting with `prefix` (the read model
+/// closed).
+fn stored_values(dir: &std::path::Path, tree: &str, prefix: &[u8]) -> Vec<Vec<u8>> {
+    let db = loop {
+        match sled::open(dir) {
+            Ok(db) => break db,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    };
+    let tree = db.open_tree(tree).unwrap();
+    tree.scan_prefix(prefix)
+        .values()
+        .map(|value| value.unwrap().to_vec())
+        .collect()
+}
+
 #[test]
-fn a_read_model_of_format_4_is_read_as_format_5_and_marked_so() {
+fn read_models_of_formats_4_and_5_are_read_and_written_unpacked_and_stay_format_5() {
+    for format in ["4", UNPACKED_FORMAT] {
+        let dir = tempfile::tempdir().unwrap();
+        stored_as_format(dir.path(), format);
+        let events: Vec<_> = (0..300)
+            .map(|n| CustomerCreated::new(customer(5, &format!("Kept{n}"))))
+            .collect();
+        {
+            let (model, mut writer) = open(dir.path()).unwrap();
+            model.bind_to_log("customers.events", "cluster-a").unwrap();
+            let records: Vec<_> = (0..events.len())
+                .map(|n| created(&events[n], 0, n as i64))
+                .collect();
+            writer.apply_batch(&records).unwrap();
+            writer.flush_all().unwrap();
+        }
+        // Blocks as the build before reads them: a column block decodes as it is stored.
+        let columns = stored_values(dir.path(), "state", b"c");
+        let decoded = crate::read_model::store::codec::decode_column_block(&columns[0]).unwrap();
+        assert_eq!(decoded.iter().flatten().count(), 128);
+        let (model, _writer) = reopen(dir.path());
+        model.bind_to_log("customers.events", "cluster-a").unwrap();
+        assert_eq!(model.shared.store.format().unwrap(), UNPACKED_FORMAT);
+        assert_eq!(
+            model.get(events[7].customer.id).unwrap().unwrap().version,
+            1
+        );
+        let kept = find(&model, &[("accountId", "5"), ("lastName", "Kept299")]);
+        assert_eq!(kept.customers.len(), 1);
+    }
+}
+
+#[test]
+fn a_new_read_model_is_format_6_and_packs_its_index_and_column_blocks() {
     let dir = tempfile::tempdir().unwrap();
-    let event = CustomerCreated::new(customer(5, "Kept"));
+    let events: Vec<_> = (0..300)
+        .map(|n| CustomerCreated::new(customer(5, &format!("Packed{n}"))))
+        .collect();
     {
         let (model, mut writer) = open(dir.path()).unwrap();
         model.bind_to_log("customers.events", "cluster-a").unwrap();
-        writer.apply_batch(&[created(&event, 0, 0)]).unwrap();
+        assert_eq!(model.shared.store.format().unwrap(), FORMAT);
+        let records: Vec<_> = (0..events.len())
+            .map(|n| created(&events[n], 0, n as i64))
+            .collect();
+        writer.apply_batch(&records).unwrap();
         writer.flush_all().unwrap();
     }
-    {
-        let db = loop {
-            match sled::open(dir.path()) {
-                Ok(db) => break db,
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
-            }
-        };
-        db.open_tree("meta").unwrap().insert("format", "4").unwrap();
-        db.flush().unwrap();
+    let columns = stored_values(dir.path(), "state", b"c");
+    let index = stored_values(dir.path(), "segments", b"");
+    for block in columns.iter().chain(&index) {
+        let mut unpacked = Vec::new();
+        crate::read_model::store::codec::unpack_block_into(block, &mut unpacked).unwrap();
+        assert!(unpacked.len() >= block.len() - 1);
     }
+    let smaller = |blocks: &[Vec<u8>]| blocks.iter().any(|block| block[0] == 1);
+    assert!(smaller(&columns) && smaller(&index), "lz4 shrinks them");
     let (model, _writer) = reopen(dir.path());
     model.bind_to_log("customers.events", "cluster-a").unwrap();
-    assert_eq!(model.shared.store.format().unwrap(), FORMAT);
-    assert_eq!(model.get(event.customer.id).unwrap().unwrap().version, 1);
+    assert_eq!(
+        model.get(events[7].customer.id).unwrap().unwrap().version,
+        1
+    );
+    let packed = find(&model, &[("accountId", "5"), ("lastName", "Packed299")]);
+    assert_eq!(packed.customers.len(), 1);
 }
 
 /// The oracle: random histories checked against a naive filter (`oracle.rs`).

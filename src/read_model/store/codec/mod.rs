@@ -5,11 +5,13 @@
 
 mod column;
 mod index_block;
+mod packing;
 mod posting;
 mod record;
 
 pub use column::{decode_column_block, encode_column_block};
 pub use index_block::{IndexBlockEntries, IndexBlockWriter};
+pub use packing::{pack_block, unpack_block_into};
 pub use posting::{encode_posting, for_each_chunk, is_dense, OrdinalSink, CHUNK_ORDINALS};
 pub use record::{
     decode_record, decode_record_block, encode_record, encode_record_block, record_block_slot,
