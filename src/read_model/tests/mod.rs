@@ -798,23 +798,28 @@ fn stored_values(dir: &std::path::Path, tree: &str, prefix: &[u8]) -> Vec<Vec<u8
         .collect()
 }
 
+/// Writes 300 customers of account 5 named `name` and a number into the read model in `dir`,
+/// flushed, and closes it; returns their creates.
+fn write_named(dir: &std::path::Path, name: &str) -> Vec<CustomerCreated> {
+    let events: Vec<_> = (0..300)
+        .map(|n| CustomerCreated::new(customer(5, &format!("{name}{n}"))))
+        .collect();
+    let (model, mut writer) = open(dir).unwrap();
+    model.bind_to_log("customers.events", "cluster-a").unwrap();
+    let records: Vec<_> = (0..events.len())
+        .map(|n| created(&events[n], 0, n as i64))
+        .collect();
+    writer.apply_batch(&records).unwrap();
+    writer.flush_all().unwrap();
+    events
+}
+
 #[test]
 fn read_models_of_formats_4_and_5_are_read_and_written_unpacked_and_stay_format_5() {
     for format in ["4", UNPACKED_FORMAT] {
         let dir = tempfile::tempdir().unwrap();
         stored_as_format(dir.path(), format);
-        let events: Vec<_> = (0..300)
-            .map(|n| CustomerCreated::new(customer(5, &format!("Kept{n}"))))
-            .collect();
-        {
-            let (model, mut writer) = open(dir.path()).unwrap();
-            model.bind_to_log("customers.events", "cluster-a").unwrap();
-            let records: Vec<_> = (0..events.len())
-                .map(|n| created(&events[n], 0, n as i64))
-                .collect();
-            writer.apply_batch(&records).unwrap();
-            writer.flush_all().unwrap();
-        }
+        let events = write_named(dir.path(), "Kept");
         // Blocks as the build before reads them: a column block decodes as it is stored.
         let columns = stored_values(dir.path(), "state", b"c");
         let decoded = crate::read_model::store::codec::decode_column_block(&columns[0]).unwrap();
@@ -834,19 +839,8 @@ fn read_models_of_formats_4_and_5_are_read_and_written_unpacked_and_stay_format_
 #[test]
 fn a_new_read_model_is_format_6_and_packs_its_index_and_column_blocks() {
     let dir = tempfile::tempdir().unwrap();
-    let events: Vec<_> = (0..300)
-        .map(|n| CustomerCreated::new(customer(5, &format!("Packed{n}"))))
-        .collect();
-    {
-        let (model, mut writer) = open(dir.path()).unwrap();
-        model.bind_to_log("customers.events", "cluster-a").unwrap();
-        assert_eq!(model.shared.store.format().unwrap(), FORMAT);
-        let records: Vec<_> = (0..events.len())
-            .map(|n| created(&events[n], 0, n as i64))
-            .collect();
-        writer.apply_batch(&records).unwrap();
-        writer.flush_all().unwrap();
-    }
+    let events = write_named(dir.path(), "Packed");
+    assert_eq!(reopen(dir.path()).0.shared.store.format().unwrap(), FORMAT);
     let columns = stored_values(dir.path(), "state", b"c");
     let index = stored_values(dir.path(), "segments", b"");
     for block in columns.iter().chain(&index) {
