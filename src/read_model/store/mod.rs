@@ -848,6 +848,52 @@ mod tests {
     }
 
     #[test]
+    fn ranges_that_read_many_blocks_are_kept_decoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // A dense term, a block a chunk; and one whose first chunk is a list, the rest bitsets.
+        let chunk = super::codec::CHUNK_ORDINALS;
+        let dense: RoaringBitmap = (0..chunk * 4).collect();
+        let mixed: RoaringBitmap = [0, 1, 2].into_iter().chain(chunk..chunk * 5).collect();
+        write_segment(
+            &store,
+            8,
+            [
+                (&b"\x07dense\x00"[..], dense.iter()),
+                (&b"\x07mixed\x00"[..], mixed.iter()),
+            ],
+        )
+        .unwrap();
+        let city = |needle| TermRange::of(crate::domain::TextField::City, needle, false);
+        let read = |range: &TermRange| store.postings_in(8, range, usize::MAX).unwrap().unwrap();
+        // The dense term kept decoded by an exact read; a prefix over it still read its blocks.
+        assert_eq!(
+            held(&store, 8, b"\x07dense\x00").len(),
+            dense.len() as usize
+        );
+        let mixed_term = TermRange::exactly(b"\x07mixed\x00".to_vec());
+        assert_eq!(read(&city("den")), (dense.clone(), 1));
+        assert_eq!(read(&mixed_term), (mixed.clone(), 1));
+        assert_eq!(store.postings_cache.keeps_range(8, &city("den")), (2, true));
+        assert_eq!(store.postings_cache.keeps_range(8, &mixed_term), (2, true));
+        let exact_dense = TermRange::exactly(b"\x07dense\x00".to_vec());
+        assert_eq!(
+            store.postings_cache.keeps_range(8, &exact_dense),
+            (2, false)
+        );
+        // With every block gone, both still read back.
+        store.segments.clear().unwrap();
+        assert_eq!(read(&city("den")), (dense, 1));
+        assert_eq!(read(&mixed_term), (mixed, 1));
+        assert!(store
+            .postings_in(8, &city("mix"), usize::MAX)
+            .unwrap()
+            .unwrap()
+            .0
+            .is_empty());
+    }
+
+    #[test]
     fn merging_unions_terms_and_drops_stale_ordinals() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();

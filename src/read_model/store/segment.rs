@@ -61,7 +61,7 @@ impl Store {
     /// The ordinals segment `segment` holds under the terms in `range` (stale ones included:
     /// the caller removes them), and how many terms that was; `None` when the range holds more
     /// than `max_terms`. Terms stored as bitsets, and ranges that gathered many listed
-    /// ordinals, are kept decoded (see [`PostingCache`]).
+    /// ordinals or read many blocks, are kept decoded (see [`PostingCache`]).
     ///
     /// # Errors
     /// [`ReadModelError`] when sled fails or a block is malformed.
@@ -105,8 +105,10 @@ impl Store {
             .segments
             .range(block_key(segment, &range.start)..block_key(segment + 1, &[]));
         let mut unpacked = Vec::new();
+        let mut blocks_read = 0;
         'blocks: for block in blocks {
             let (_, stored) = block?;
+            blocks_read += 1;
             let mut entries = IndexBlockEntries::new(self.unpack(&stored, &mut unpacked)?);
             while let Some((key, value)) = entries.next_entry()? {
                 let (entry_term, chunk) = split_entry_key(key)?;
@@ -144,9 +146,12 @@ impl Store {
                 }
             }
         }
+        // A single term kept decoded now is answered from there next time (above).
+        let kept_as_term = matches!(taking, Taking::Dense(_)) && range.single_key().is_some();
         self.postings_cache
             .finish(segment, &term, taking, &mut dense);
-        let costly = sparse.listed() >= PostingCache::COSTLY_RANGE;
+        let costly = sparse.listed() >= PostingCache::COSTLY_RANGE
+            || (blocks_read >= PostingCache::COSTLY_BLOCKS && !kept_as_term);
         let postings = dense | sparse.into_bitmap();
         if costly {
             self.postings_cache
@@ -562,7 +567,8 @@ enum Taking {
 /// name), kept decoded: a find reads the same few of them again and again, and decoding their
 /// bitsets was a third of such a find. So are the ordinals of term ranges that gathered many
 /// listed ordinals (a short prefix such as `lastName=smi` spans thousands of names): sorting
-/// them into a bitmap was half of such a find at 1M customers. Segments never change, so an entry
+/// them into a bitmap was half of such a find at 1M customers; and ranges that read many
+/// blocks (a prefix over a dense term). Segments never change, so an entry
 /// never goes stale; those of a segment merged away are simply never asked for again.
 ///
 /// What is used stays: entries live in two generations, each up to half the budget. A hit in the
@@ -670,6 +676,11 @@ impl PostingCache {
 
     /// A range that gathered at least this many listed ordinals is kept decoded.
     const COSTLY_RANGE: usize = 2_048;
+
+    /// So is a range that read at least this many blocks: a prefix over a dense term (`city=New
+    /// York`) reads a block for each of its chunks on every find, even with the term kept
+    /// decoded, and a term whose first chunk is a list has its bitsets decoded each time.
+    const COSTLY_BLOCKS: usize = 4;
 
     /// How many ranges are kept, and whether `range` of `segment` is one of them.
     #[cfg(test)]
