@@ -42,14 +42,25 @@ impl Index {
 
     /// Adds to `ordinals` (read from [`Index::segments`]) what the layers in memory change: drops
     /// the ordinals they supersede, adds those they index under a term in `range`; returns the
-    /// terms read.
-    pub fn add_layer_postings(&self, range: &TermRange, ordinals: &mut RoaringBitmap) -> usize {
+    /// terms read. `ordinals` is copied only when a layer changes it (they may be kept shared).
+    pub fn add_layer_postings(
+        &self,
+        range: &TermRange,
+        ordinals: &mut Arc<RoaringBitmap>,
+    ) -> usize {
         let mut terms = 0;
+        let mut added = RoaringBitmap::new();
         // The frozen layer first, then the active one on top of it.
         let layers: Vec<&Memtable> = self.layers().collect();
         for layer in layers.into_iter().rev() {
-            *ordinals -= layer.superseded();
-            terms += layer.add_postings_in(range, ordinals);
+            if !layer.superseded().is_empty() {
+                *Arc::make_mut(ordinals) -= layer.superseded();
+            }
+            terms += layer.add_postings_in(range, &mut added);
+            if !added.is_empty() {
+                *Arc::make_mut(ordinals) |= &added;
+                added.clear();
+            }
         }
         terms
     }
@@ -68,31 +79,6 @@ impl Index {
             .collect();
         RecordsToLoad { slots }
     }
-}
-
-/// The ordinals `segments` index under a term in `range`, their stale ones left out, and how many
-/// terms that was; `None` past `max_terms` terms. Needs no lock (see [`Index::segments`]); add
-/// the layers' changes with [`Index::add_layer_postings`].
-///
-/// # Errors
-/// [`ReadModelError`] when the store fails.
-pub fn segment_postings(
-    store: &Store,
-    segments: &[Segment],
-    range: &TermRange,
-    max_terms: usize,
-) -> Result<Option<(RoaringBitmap, usize)>, ReadModelError> {
-    let mut terms = 0;
-    let mut ordinals = RoaringBitmap::new();
-    for segment in segments {
-        let Some((found, read)) = store.postings_in(segment.meta.id, range, max_terms - terms)?
-        else {
-            return Ok(None);
-        };
-        terms += read;
-        ordinals |= found - &segment.stale;
-    }
-    Ok(Some((ordinals, terms)))
 }
 
 /// Records of a page: those taken from the layers in memory, and the ordinals still to read from

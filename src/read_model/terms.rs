@@ -57,7 +57,7 @@ pub fn account_term(account_id: AccountId) -> Vec<u8> {
 
 /// The range of term keys a filter selects: `[start, end)`. A prefix filter's range holds every
 /// term whose value starts with `needle`; a whole-value filter's holds the one term `needle`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TermRange {
     /// The first key in the range.
     pub start: Vec<u8>,

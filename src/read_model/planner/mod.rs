@@ -112,7 +112,7 @@ pub fn find(
     let selection = select(index, store, query, work)?;
     let index = index.read();
     let total = selection
-        .as_ref()
+        .as_deref()
         .map_or(index.directory.live().len(), RoaringBitmap::len) as usize;
     if query.offset >= total {
         // Nothing to page to: answered without touching the order, however large `offset` is.
@@ -121,7 +121,7 @@ pub fn find(
             total,
         });
     }
-    let ordinals = page_in_order(&index, selection.as_ref(), query, total, work)?;
+    let ordinals = page_in_order(&index, selection.as_deref(), query, total, work)?;
     work.spend(ordinals.len() * LOAD_COST)?;
     Ok(Planned {
         to_load: index.records_to_load(&ordinals),

@@ -6,7 +6,7 @@ use super::{Work, LOAD_COST, ORDINAL_COST, TERM_COST};
 use crate::domain::{AccountId, TextField};
 use crate::read_model::directory::Directory;
 use crate::read_model::fold::matches_whole_value;
-use crate::read_model::index::{segment_postings, Index, RecordsToLoad};
+use crate::read_model::index::{Index, RecordsToLoad};
 use crate::read_model::query::CustomerQuery;
 use crate::read_model::store::{Segment, Store};
 use crate::read_model::terms::{account_term, TermRange};
@@ -23,13 +23,14 @@ const ACCOUNT_CHECK_LIMIT: u64 = if cfg!(test) { 3 } else { 8_192 };
 /// The ordinals `query` selects; `None` for every live customer. Segment postings are read
 /// first with the lock released ([`SegmentReads::read`]), then combined under it with the layers
 /// in memory; a flush that replaced the segments in between makes it read them again, once,
-/// and then under the lock (a flush takes about a second, a find milliseconds).
+/// and then under the lock (a flush takes about a second, a find milliseconds). Shared: a
+/// single range's ordinals may be the store's kept ones.
 pub(super) fn select(
     index: &RwLock<Index>,
     store: &Store,
     query: &CustomerQuery,
     work: &Work,
-) -> Result<Option<RoaringBitmap>, ReadModelError> {
+) -> Result<Option<Arc<RoaringBitmap>>, ReadModelError> {
     let accounts = query.accounts();
     let filters = filters_in_order(query);
     let mut attempts = 0;
@@ -41,7 +42,7 @@ pub(super) fn select(
             (Arc::clone(&index.segments), size)
         };
         if account_size == Some(0) {
-            return Ok(Some(RoaringBitmap::new()));
+            return Ok(Some(Arc::default()));
         }
         let estimate = Estimate {
             account_size,
@@ -66,7 +67,7 @@ pub(super) fn select(
         drop(index);
         return to_load
             .ordinals_where(store, |record| checked.matches(&record.customer))
-            .map(Some);
+            .map(|ordinals| Some(Arc::new(ordinals)));
     }
 }
 
@@ -118,7 +119,7 @@ struct SegmentReads {
 struct RangeRead {
     range: TermRange,
     /// The ordinals and the terms read; `None` past `bound` terms.
-    found: Option<(RoaringBitmap, usize)>,
+    found: Option<(Arc<RoaringBitmap>, usize)>,
     bound: usize,
 }
 
@@ -136,7 +137,7 @@ impl SegmentReads {
             let range = TermRange::of(*field, needle, matches_whole_value(*field));
             let candidates = so_far.map(|n| n as usize).or(estimate.account_size);
             let bound = max_terms(candidates.map(|n| n + n / 4 + 64)).min(estimate.affordable);
-            let found = segment_postings(store, &segments, &range, bound)?;
+            let found = store.live_postings(&segments, &range, bound)?;
             if let Some((ordinals, _)) = &found {
                 so_far = Some(so_far.map_or(ordinals.len(), |n| n.min(ordinals.len())));
             }
@@ -151,7 +152,7 @@ impl SegmentReads {
             if so_far.is_none_or(|n| n > ACCOUNT_CHECK_LIMIT / 2) {
                 for account in accounts {
                     let range = TermRange::exactly(account_term(*account));
-                    let found = segment_postings(store, &segments, &range, usize::MAX)?;
+                    let found = store.live_postings(&segments, &range, usize::MAX)?;
                     ranges.push(RangeRead {
                         range,
                         found,
@@ -170,7 +171,7 @@ impl SegmentReads {
         segments: &Arc<Vec<Segment>>,
         range: &TermRange,
         max_terms: usize,
-    ) -> Option<Option<(RoaringBitmap, usize)>> {
+    ) -> Option<Option<(Arc<RoaringBitmap>, usize)>> {
         if !Arc::ptr_eq(segments, &self.segments) {
             return None;
         }
@@ -204,11 +205,11 @@ impl Selecting<'_> {
         filters: &[(TextField, &str)],
         accounts: Option<&[AccountId]>,
         account_size: Option<usize>,
-    ) -> Result<(Option<RoaringBitmap>, Option<ToCheck>), ReadModelError> {
-        let mut selection: Option<RoaringBitmap> = None;
+    ) -> Result<(Option<Arc<RoaringBitmap>>, Option<ToCheck>), ReadModelError> {
+        let mut selection: Option<Arc<RoaringBitmap>> = None;
         let mut to_check = Vec::new();
         for &(field, needle) in filters {
-            if selection.as_ref().is_some_and(RoaringBitmap::is_empty) {
+            if selection.as_deref().is_some_and(RoaringBitmap::is_empty) {
                 return Ok((selection, None));
             }
             let range = TermRange::of(field, needle, matches_whole_value(field));
@@ -220,7 +221,7 @@ impl Selecting<'_> {
                 Some(found) => {
                     self.work.spend(found.len() as usize / 64 * ORDINAL_COST)?;
                     selection = Some(match selection.take() {
-                        Some(so_far) => so_far & found,
+                        Some(so_far) => Arc::new(so_far.as_ref() & found.as_ref()),
                         None => found,
                     });
                 }
@@ -228,7 +229,7 @@ impl Selecting<'_> {
             }
         }
         if let Some(accounts) = accounts {
-            selection = Some(self.confine(selection, accounts)?);
+            selection = Some(Arc::new(self.confine(selection, accounts)?));
         }
         match (to_check.is_empty(), selection) {
             (false, Some(candidates)) => {
@@ -249,14 +250,15 @@ impl Selecting<'_> {
     /// `selection` (every live customer when `None`) confined to `accounts`.
     fn confine(
         &mut self,
-        selection: Option<RoaringBitmap>,
+        selection: Option<Arc<RoaringBitmap>>,
         accounts: &[AccountId],
     ) -> Result<RoaringBitmap, ReadModelError> {
         let directory = &self.index.directory;
         Ok(match selection {
             // Few enough to look each up.
-            Some(mut so_far) if so_far.len() <= ACCOUNT_CHECK_LIMIT => {
+            Some(so_far) if so_far.len() <= ACCOUNT_CHECK_LIMIT => {
                 self.work.spend(so_far.len() as usize * ORDINAL_COST)?;
+                let mut so_far = Arc::unwrap_or_clone(so_far);
                 so_far.retain(|ordinal| directory.is_in(ordinal, accounts));
                 so_far
             }
@@ -264,12 +266,13 @@ impl Selecting<'_> {
                 let mut in_accounts = RoaringBitmap::new();
                 for account in accounts {
                     let range = TermRange::exactly(account_term(*account));
-                    in_accounts |= self
+                    let found = self
                         .read_range(&range, usize::MAX)?
                         .expect("an exact range holds one term");
+                    in_accounts |= found.as_ref();
                 }
                 match so_far {
-                    Some(so_far) => so_far & in_accounts,
+                    Some(so_far) => so_far.as_ref() & in_accounts,
                     None => in_accounts,
                 }
             }
@@ -282,13 +285,13 @@ impl Selecting<'_> {
         &mut self,
         range: &TermRange,
         max_terms: usize,
-    ) -> Result<Option<RoaringBitmap>, ReadModelError> {
+    ) -> Result<Option<Arc<RoaringBitmap>>, ReadModelError> {
         let affordable = self.work.left() / TERM_COST;
         let allowed = max_terms.min(affordable);
         let segments = &self.index.segments;
         let found = match self.reads.take(segments, range, allowed) {
             Some(found) => found,
-            None => segment_postings(self.store, segments, range, allowed)?,
+            None => self.store.live_postings(segments, range, allowed)?,
         };
         let found = found.and_then(|(mut ordinals, terms)| {
             let terms = terms + self.index.add_layer_postings(range, &mut ordinals);

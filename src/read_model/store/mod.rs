@@ -32,12 +32,14 @@ mod entries;
 mod filter;
 mod generations;
 mod segment;
+mod unions;
 
 pub use entries::{StoreImport, TREES};
 
 use filter::Filters;
 use generations::{record_block_key_at, Generations};
 use segment::PostingCache;
+use unions::RangeUnions;
 
 use super::directory::ColumnEntry;
 use super::record::CustomerRecord;
@@ -189,6 +191,7 @@ pub struct Store {
     /// the store: a snapshot sees one commit's state, never half a flush.
     still: Arc<parking_lot::Mutex<()>>,
     postings_cache: Arc<PostingCache>,
+    unions: Arc<RangeUnions>,
     generations: Arc<Generations>,
     filters: Arc<Filters>,
     db: sled::Db,
@@ -283,6 +286,7 @@ impl Store {
         let mut store = Self {
             still: Arc::default(),
             postings_cache: Arc::default(),
+            unions: Arc::default(),
             generations: Arc::new(Generations::load(&state)?),
             filters: Arc::default(),
             state,

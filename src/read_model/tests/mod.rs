@@ -968,7 +968,7 @@ fn merged_away_segments_stay_while_a_reader_holds_them() {
     let (field, needle) = query(&[("lastName", "Held")]).text_filters[0].clone();
     let range = terms::TermRange::of(field, &needle, true);
     let store = &model.shared.store;
-    let read = index::segment_postings(store, &held, &range, usize::MAX).unwrap();
+    let read = store.live_postings(&held, &range, usize::MAX).unwrap();
     assert_eq!(read.map(|(ordinals, _)| ordinals.len()), Some(1), "before");
     let mut offset = 1;
     while model
@@ -983,7 +983,7 @@ fn merged_away_segments_stay_while_a_reader_holds_them() {
         flush_one(offset);
         offset += 1;
     }
-    let read = index::segment_postings(store, &held, &range, usize::MAX).unwrap();
+    let read = store.live_postings(&held, &range, usize::MAX).unwrap();
     assert_eq!(read.map(|(ordinals, _)| ordinals.len()), Some(1));
     drop(held);
     flush_one(offset);
