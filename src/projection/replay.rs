@@ -157,29 +157,45 @@ impl<'a> BatchApplier<'a> {
         apply_records(self.writer, &mut batch).map(drop)
     }
 
+    /// Applies what is queued and stops the decoder, which lets go of the opener: a replay's
+    /// keys are no longer needed once every record is applied.
+    ///
+    /// # Errors
+    /// [`ReadModelError`] when the read model fails.
+    pub fn apply_queued(&mut self) -> Result<(), ReadModelError> {
+        self.hand_over();
+        while self.in_flight > 0 {
+            self.apply_next()?;
+        }
+        self.stop_decoder();
+        Ok(())
+    }
+
     /// Applies what is queued and commits everything to disk.
     ///
     /// # Errors
     /// [`ReadModelError`] when the read model fails.
     pub fn finish(mut self) -> Result<(), ReadModelError> {
-        self.hand_over();
-        while self.in_flight > 0 {
-            self.apply_next()?;
-        }
+        self.apply_queued()?;
         self.writer.flush_all()
     }
-}
 
-impl Drop for BatchApplier<'_> {
-    /// Stops the decoder when a replay ends early (an error): closing both channels ends its loop
-    /// whether it waits for a batch or to hand one over.
-    fn drop(&mut self) {
+    /// Closes both channels, which ends the decoder's loop whether it waits for a batch or to
+    /// hand one over, and waits for it to end.
+    fn stop_decoder(&mut self) {
         self.to_decode = None;
         let (_, closed) = mpsc::sync_channel(0);
         drop(std::mem::replace(&mut self.decoded, closed));
         if let Some(decoder) = self.decoder.take() {
             let _ = decoder.join();
         }
+    }
+}
+
+impl Drop for BatchApplier<'_> {
+    /// Stops the decoder when a replay ends early (an error).
+    fn drop(&mut self) {
+        self.stop_decoder();
     }
 }
 
@@ -193,6 +209,25 @@ mod tests {
         let [first, second] = map_halves(&items, <[u32]>::to_vec);
         assert_eq!(first, vec![0, 1, 2, 3]);
         assert_eq!(second, vec![4, 5, 6, 7, 8]);
+    }
+
+    #[test]
+    fn the_opener_is_let_go_once_every_record_is_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_model, mut writer) =
+            crate::read_model::open_with(dir.path(), crate::read_model::FlushPolicy::replay())
+                .unwrap();
+        let opener: Arc<dyn Opener + Send + Sync> = Arc::new(crate::domain::NoKeys);
+        let mut applier = BatchApplier::new(&mut writer, Arc::clone(&opener));
+        applier.push(0, 0, None).unwrap();
+        assert_eq!(
+            Arc::strong_count(&opener),
+            2,
+            "the decoder holds it while it runs"
+        );
+        applier.apply_queued().unwrap();
+        assert_eq!(Arc::strong_count(&opener), 1);
+        applier.finish().unwrap();
     }
 
     #[test]
