@@ -29,6 +29,14 @@ struct HeldUnions {
     bytes: usize,
 }
 
+impl HeldUnions {
+    /// Whether the entries are of `list`: compared by address, with no count taken on either
+    /// (the lookup is on every find's path).
+    fn is_of(&self, list: &Arc<Vec<Segment>>) -> bool {
+        std::ptr::eq(self.list.as_ptr(), Arc::as_ptr(list))
+    }
+}
+
 impl RangeUnions {
     /// Most bytes of ordinals kept (64 KiB in tests, so that they fill it); past it, the
     /// entries are dropped and made again by the finds that need them.
@@ -43,7 +51,7 @@ impl RangeUnions {
         range: &TermRange,
     ) -> Option<(Arc<RoaringBitmap>, usize)> {
         let held = self.held.lock();
-        if !Weak::ptr_eq(&held.list, &Arc::downgrade(list)) {
+        if !held.is_of(list) {
             return None;
         }
         held.by_range
@@ -64,7 +72,7 @@ impl RangeUnions {
             return;
         }
         let mut held = self.held.lock();
-        if !Weak::ptr_eq(&held.list, &Arc::downgrade(list)) {
+        if !held.is_of(list) {
             if held.list.strong_count() > 0 {
                 return;
             }
